@@ -1,0 +1,91 @@
+//! `krate`: Kubernetes in Rust, in one binary. This crate is only the CLI
+//! and the wiring; every component lives in its own crate.
+
+mod bench;
+mod server;
+
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "krate", version, about = "Kubernetes in Rust, in one binary")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run a krate server (control plane).
+    Server(server::ServerArgs),
+    /// Save or restore a snapshot of the datastore.
+    #[command(subcommand)]
+    Snapshot(SnapshotCommand),
+    /// Benchmarks that print figures measured on this machine.
+    #[command(subcommand)]
+    Bench(bench::BenchCommand),
+    /// Internal: the child process of `krate bench crash`.
+    #[command(name = "__crash-writer", hide = true)]
+    CrashWriter { dir: PathBuf, round: u32, writers: usize },
+}
+
+#[derive(Subcommand)]
+enum SnapshotCommand {
+    /// Write a consistent snapshot of a running or stopped server's
+    /// embedded datastore to FILE.
+    Save {
+        #[arg(long, default_value = server::DEFAULT_DATA_DIR)]
+        data_dir: PathBuf,
+        file: PathBuf,
+    },
+    /// Replace the embedded datastore of a stopped server with FILE.
+    Restore {
+        #[arg(long, default_value = server::DEFAULT_DATA_DIR)]
+        data_dir: PathBuf,
+        file: PathBuf,
+    },
+}
+
+fn main() -> Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    if let Command::CrashWriter { dir, round, writers } = &cli.command {
+        store::testing::crash::run_writer(dir, *round, *writers);
+    }
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    rt.block_on(async move {
+        match cli.command {
+            Command::Server(args) => server::run(args).await,
+            Command::Snapshot(SnapshotCommand::Save { data_dir, file }) => snapshot_save(&data_dir, &file).await,
+            Command::Snapshot(SnapshotCommand::Restore { data_dir, file }) => {
+                let dir = server::datastore_dir(&data_dir);
+                let rev = store::embedded::Embedded::restore(&file, &dir)
+                    .with_context(|| format!("restoring {} into {}", file.display(), dir.display()))?;
+                println!("restored {} into {} (revision {rev})", file.display(), dir.display());
+                Ok(())
+            }
+            Command::Bench(cmd) => bench::run(cmd).await,
+            Command::CrashWriter { .. } => unreachable!("handled before the runtime starts"),
+        }
+    })
+}
+
+async fn snapshot_save(data_dir: &std::path::Path, file: &std::path::Path) -> Result<()> {
+    let dir = server::datastore_dir(data_dir);
+    let (dir2, file2) = (dir.clone(), file.to_path_buf());
+    let info = tokio::task::spawn_blocking(move || store::embedded::Embedded::snapshot_dir(&dir2, &file2))
+        .await?
+        .with_context(|| format!("snapshotting the datastore in {} to {}", dir.display(), file.display()))?;
+    println!("saved {} ({} bytes, revision {})", file.display(), info.size_bytes, info.revision);
+    Ok(())
+}
