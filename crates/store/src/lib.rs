@@ -142,10 +142,11 @@ pub struct SnapshotInfo {
 ///
 /// # Invariants every backend keeps
 ///
-/// 1. **One global revision.** Every committed change (create, update,
-///    delete, including deletes caused by lease expiry) gets its own revision,
-///    one greater than the revision before it. Failed requests change nothing
-///    and consume no revision.
+/// 1. **One global revision.** Every committed create, update and delete
+///    gets its own revision, one greater than the revision before it.
+///    Failed requests change nothing and consume no revision. (The keys a
+///    lease expiry or revoke deletes get one revision each on the embedded
+///    store; etcd deletes them all at one revision.)
 /// 2. **Per-key metadata.** A key's `create_revision` is the revision that
 ///    created it, `mod_revision` the one that last wrote it, `version` counts
 ///    writes since creation (1 after create). Deleting a key and creating it
