@@ -1,10 +1,20 @@
-//! `krate bench ...`: benchmarks that print figures (placeholder; being written).
+//! `krate bench ...`: benchmarks that print figures measured on this
+//! machine, against a baseline measured in the same run where there is one.
+
+mod churn;
+mod store;
 
 use anyhow::Result;
 use clap::Subcommand;
 
 #[derive(Subcommand)]
 pub enum BenchCommand {
+    /// The embedded datastore against a real etcd on this machine, side by
+    /// side: writes, reads, ranges and watch fan-out.
+    Store(store::StoreArgs),
+    /// Disk growth under continuous updates of a fixed set of keys, with
+    /// automatic compaction on (the embedded datastore's defaults).
+    Churn(churn::ChurnArgs),
     /// Crash soak: SIGKILL a writer KILLS times and check every acknowledged write.
     Crash {
         #[arg(long, default_value_t = 100)]
@@ -16,6 +26,8 @@ pub enum BenchCommand {
 
 pub async fn run(cmd: BenchCommand) -> Result<()> {
     match cmd {
+        BenchCommand::Store(args) => store::run(args).await,
+        BenchCommand::Churn(args) => churn::run(args).await,
         BenchCommand::Crash { kills, writers } => crash(kills, writers).await,
     }
 }
@@ -25,7 +37,7 @@ async fn crash(kills: usize, writers: usize) -> Result<()> {
     let exe = std::env::current_exe()?;
     let path = dir.path().to_path_buf();
     let report = tokio::task::spawn_blocking(move || {
-        store::testing::crash::run(&path, kills, |round| {
+        ::store::testing::crash::run(&path, kills, |round| {
             let mut cmd = std::process::Command::new(&exe);
             cmd.arg("__crash-writer").arg(&path).arg(round.to_string()).arg(writers.to_string());
             cmd
@@ -38,4 +50,55 @@ async fn crash(kills: usize, writers: usize) -> Result<()> {
         report.kills, report.acknowledged, report.final_revision
     );
     Ok(())
+}
+
+/// `12345` as `12,345`.
+fn thousands(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// A size in MiB with one decimal.
+fn mib(bytes: u64) -> String {
+    format!("{:.1} MiB", bytes as f64 / (1024.0 * 1024.0))
+}
+
+/// The filesystem type `path` lives on, from the longest matching mount
+/// point in `/proc/self/mountinfo` ("?" when it cannot be told).
+fn filesystem_kind(path: &std::path::Path) -> String {
+    let path = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
+    let Ok(info) = std::fs::read_to_string("/proc/self/mountinfo") else {
+        return "?".into();
+    };
+    info.lines()
+        .filter_map(|line| {
+            let fields: Vec<&str> = line.split(' ').collect();
+            let mount_point = fields.get(4)?.replace("\\040", " ");
+            let after_dash = fields.iter().position(|f| *f == "-")?;
+            let kind = fields.get(after_dash + 1)?;
+            path.starts_with(&mount_point).then(|| (mount_point.len(), kind.to_string()))
+        })
+        .max_by_key(|(len, _)| *len)
+        .map(|(_, kind)| kind)
+        .unwrap_or_else(|| "?".into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn thousands_groups_digits_by_three() {
+        assert_eq!(thousands(0), "0");
+        assert_eq!(thousands(999), "999");
+        assert_eq!(thousands(1000), "1,000");
+        assert_eq!(thousands(1234567), "1,234,567");
+    }
 }

@@ -1,0 +1,19 @@
+//! krate's Kubernetes API server. Only this crate touches the [`store`];
+//! everything else is a client of the REST API it serves.
+//!
+//! A request goes: TLS → authentication → routing ([`request`]) →
+//! authorization → the generic registry ([`registry`]), which applies the
+//! kind's [`strategy`] (defaulting, validation, status handling) and writes
+//! JSON to the store. Errors are Kubernetes `Status` objects ([`status`]).
+
+pub mod discovery;
+pub mod filter;
+pub mod registry;
+pub mod request;
+pub mod resources;
+pub mod server;
+pub mod status;
+pub mod strategy;
+pub mod table;
+pub mod tls;
+pub mod watch;

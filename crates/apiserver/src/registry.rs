@@ -1,0 +1,832 @@
+//! The generic registry: create, get, list, update, delete and watch,
+//! written once over the [`Store`] for every resource, with per-kind
+//! behaviour from its [`Strategy`] (upstream's `genericregistry.Store`).
+//!
+//! Objects are stored as JSON without `metadata.resourceVersion`; the
+//! store's revision of the key is the resource version.
+
+use std::sync::Arc;
+
+use base64::Engine;
+use bytes::Bytes;
+use serde_json::{json, Map, Value};
+use store::{keys, RangeRequest, Revision, Store, StoreError};
+
+use crate::resources::ResourceInfo;
+use crate::status::{from_store, ApiError, ApiResult, Cause};
+use crate::strategy::{self, NameRule, Strategy};
+
+/// Largest request body accepted (upstream's 3 MiB).
+pub const MAX_REQUEST_BYTES: usize = 3 * 1024 * 1024;
+
+pub struct Registry {
+    store: Arc<dyn Store>,
+}
+
+/// Options shared by writes.
+#[derive(Clone, Debug, Default)]
+pub struct WriteOptions {
+    pub dry_run: bool,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct ListOptions {
+    pub label_selector: Option<String>,
+    pub field_selector: Option<String>,
+    pub limit: usize,
+    pub continue_token: Option<String>,
+    pub resource_version: Option<String>,
+    pub resource_version_match: Option<String>,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct DeleteOptions {
+    pub grace_period_seconds: Option<i64>,
+    pub propagation_policy: Option<String>,
+    pub precondition_uid: Option<String>,
+    pub precondition_resource_version: Option<String>,
+    pub dry_run: bool,
+}
+
+impl DeleteOptions {
+    /// Reads a `DeleteOptions` body (and the query parameters that may
+    /// stand in for it).
+    pub fn from_request(body: Option<&Value>, query: &crate::request::Query) -> ApiResult<DeleteOptions> {
+        let mut o = DeleteOptions::default();
+        if let Some(b) = body {
+            o.grace_period_seconds = b.get("gracePeriodSeconds").and_then(Value::as_i64);
+            o.propagation_policy = b.get("propagationPolicy").and_then(Value::as_str).map(str::to_string);
+            if b.get("orphanDependents").and_then(Value::as_bool) == Some(true) && o.propagation_policy.is_none() {
+                o.propagation_policy = Some("Orphan".into());
+            }
+            if let Some(p) = b.get("preconditions") {
+                o.precondition_uid = p.get("uid").and_then(Value::as_str).map(str::to_string);
+                o.precondition_resource_version = p.get("resourceVersion").and_then(Value::as_str).map(str::to_string);
+            }
+            o.dry_run = b.get("dryRun").and_then(Value::as_array).is_some_and(|a| a.iter().any(|v| v == "All"));
+        }
+        if let Some(g) = query.get("gracePeriodSeconds") {
+            o.grace_period_seconds = Some(g.parse().map_err(|_| {
+                ApiError::bad_request(format!("invalid value for gracePeriodSeconds: {g:?}"))
+            })?);
+        }
+        if let Some(p) = query.get("propagationPolicy") {
+            o.propagation_policy = Some(p.to_string());
+        }
+        if query.get("dryRun") == Some("All") {
+            o.dry_run = true;
+        }
+        if let Some(p) = &o.propagation_policy {
+            if !["Orphan", "Background", "Foreground"].contains(&p.as_str()) {
+                return Err(ApiError::bad_request(format!(
+                    "DeleteOptions.meta.k8s.io \"\" is invalid: propagationPolicy: Unsupported value: \"{p}\": supported values: \"Foreground\", \"Background\", \"Orphan\", \"nil\""
+                )));
+            }
+        }
+        Ok(o)
+    }
+}
+
+/// The continue token of a paged list, in upstream's shape.
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+struct ContinueToken {
+    v: String,
+    rv: Revision,
+    start: String,
+}
+
+fn encode_continue(rv: Revision, start: &str) -> String {
+    let t = ContinueToken { v: "meta.k8s.io/v1".into(), rv, start: start.to_string() };
+    base64::engine::general_purpose::URL_SAFE.encode(serde_json::to_vec(&t).unwrap_or_default())
+}
+
+fn decode_continue(token: &str) -> ApiResult<ContinueToken> {
+    let bad = || ApiError::bad_request(format!("continue key is not valid: {token:?}"));
+    let raw = base64::engine::general_purpose::URL_SAFE
+        .decode(token)
+        .or_else(|_| base64::engine::general_purpose::STANDARD.decode(token))
+        .map_err(|_| bad())?;
+    let t: ContinueToken = serde_json::from_slice(&raw).map_err(|_| bad())?;
+    if t.v != "meta.k8s.io/v1" {
+        return Err(bad());
+    }
+    Ok(t)
+}
+
+pub fn now_rfc3339() -> String {
+    chrono::Utc::now().format("%Y-%m-%dT%H:%M:%SZ").to_string()
+}
+
+pub fn meta(obj: &Value) -> Option<&Map<String, Value>> {
+    obj.get("metadata").and_then(Value::as_object)
+}
+
+pub fn meta_str<'a>(obj: &'a Value, field: &str) -> Option<&'a str> {
+    meta(obj).and_then(|m| m.get(field)).and_then(Value::as_str)
+}
+
+fn meta_mut(obj: &mut Value) -> &mut Map<String, Value> {
+    if !obj.get("metadata").is_some_and(Value::is_object) {
+        obj["metadata"] = json!({});
+    }
+    obj["metadata"].as_object_mut().expect("metadata is an object")
+}
+
+/// Sets the resource version a client sees.
+pub fn set_resource_version(obj: &mut Value, rev: Revision) {
+    meta_mut(obj).insert("resourceVersion".into(), json!(rev.to_string()));
+}
+
+fn decode(value: &[u8], rev: Revision) -> ApiResult<Value> {
+    let mut obj: Value = serde_json::from_slice(value).map_err(|e| ApiError::internal(format!("stored object is not JSON: {e}")))?;
+    set_resource_version(&mut obj, rev);
+    Ok(obj)
+}
+
+fn encode(obj: &Value) -> ApiResult<Bytes> {
+    let mut stored = obj.clone();
+    if let Some(m) = stored.get_mut("metadata").and_then(Value::as_object_mut) {
+        m.remove("resourceVersion");
+        m.remove("selfLink");
+    }
+    serde_json::to_vec(&stored).map(Bytes::from).map_err(ApiError::internal)
+}
+
+const GENERATE_ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
+
+fn generate_name(base: &str) -> String {
+    use rand::Rng;
+    let mut rng = rand::thread_rng();
+    let base = if base.len() > 58 { &base[..58] } else { base };
+    let suffix: String = (0..5).map(|_| GENERATE_ALPHABET[rng.gen_range(0..GENERATE_ALPHABET.len())] as char).collect();
+    format!("{base}{suffix}")
+}
+
+/// The rfc1123/1035 name checks with upstream's messages.
+pub fn name_errors(rule: NameRule, name: &str) -> Vec<String> {
+    fn label_ok(s: &str, first_alpha: bool) -> bool {
+        let b = s.as_bytes();
+        !b.is_empty()
+            && b.iter().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
+            && (if first_alpha { b[0].is_ascii_lowercase() } else { b[0].is_ascii_alphanumeric() })
+            && b[b.len() - 1].is_ascii_alphanumeric()
+    }
+    let mut errs = Vec::new();
+    match rule {
+        NameRule::Subdomain => {
+            if name.len() > 253 {
+                errs.push("must be no more than 253 characters".to_string());
+            }
+            if !name.split('.').all(|l| label_ok(l, false)) {
+                errs.push("a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character (e.g. 'example.com', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')".to_string());
+            }
+        }
+        NameRule::Dns1123Label => {
+            if name.len() > 63 {
+                errs.push("must be no more than 63 characters".to_string());
+            }
+            if !label_ok(name, false) {
+                errs.push("a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', and must start and end with an alphanumeric character (e.g. 'my-name',  or '123-abc', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?')".to_string());
+            }
+        }
+        NameRule::Dns1035Label => {
+            if name.len() > 63 {
+                errs.push("must be no more than 63 characters".to_string());
+            }
+            if !label_ok(name, true) {
+                errs.push("a DNS-1035 label must consist of lower case alphanumeric characters or '-', start with an alphabetic character, and end with an alphanumeric character (e.g. 'my-name',  or 'abc-123', regex used for validation is '[a-z]([-a-z0-9]*[a-z0-9])?')".to_string());
+            }
+        }
+        NameRule::PathSegment => {
+            if name == "." || name == ".." {
+                errs.push(format!("may not be '{name}'"));
+            }
+            for bad in ["/", "%"] {
+                if name.contains(bad) {
+                    errs.push(format!("may not contain '{bad}'"));
+                }
+            }
+        }
+    }
+    errs
+}
+
+fn invalid_value(field: &str, value: &Value, detail: &str) -> Cause {
+    Cause {
+        reason: "FieldValueInvalid".into(),
+        message: format!("Invalid value: {}: {detail}", go_value(value)),
+        field: field.into(),
+    }
+}
+
+fn required(field: &str, detail: &str) -> Cause {
+    let message = if detail.is_empty() { "Required value".to_string() } else { format!("Required value: {detail}") };
+    Cause { reason: "FieldValueRequired".into(), message, field: field.into() }
+}
+
+/// How upstream's field errors print a bad value: strings quoted, numbers
+/// bare.
+fn go_value(v: &Value) -> String {
+    match v {
+        Value::String(s) => format!("{s:?}"),
+        other => other.to_string(),
+    }
+}
+
+impl Registry {
+    pub fn new(store: Arc<dyn Store>) -> Registry {
+        Registry { store }
+    }
+
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+
+    /// The key of one object.
+    pub fn key(r: &ResourceInfo, namespace: Option<&str>, name: &str) -> String {
+        match (r.namespaced, namespace) {
+            (true, Some(ns)) => format!("{}{ns}/{name}", r.storage_prefix()),
+            _ => format!("{}{name}", r.storage_prefix()),
+        }
+    }
+
+    /// The prefix of a list or watch.
+    pub fn list_prefix(r: &ResourceInfo, namespace: Option<&str>) -> String {
+        match (r.namespaced, namespace) {
+            (true, Some(ns)) => format!("{}{ns}/", r.storage_prefix()),
+            _ => r.storage_prefix(),
+        }
+    }
+
+    pub async fn get(&self, r: &ResourceInfo, namespace: Option<&str>, name: &str) -> ApiResult<Value> {
+        let key = Self::key(r, namespace, name);
+        match self.store.get(key.as_bytes(), 0).await {
+            Ok((Some(kv), _)) => decode(&kv.value, kv.mod_revision),
+            Ok((None, _)) => Err(ApiError::not_found(r, name)),
+            Err(e) => Err(from_store(r, name, e)),
+        }
+    }
+
+    /// Checks type metadata and namespace of a body against the URL, filling
+    /// what the client left out (some clients send no apiVersion/kind).
+    fn check_body(r: &ResourceInfo, namespace: Option<&str>, obj: &mut Value) -> ApiResult<()> {
+        let Some(map) = obj.as_object_mut() else {
+            return Err(ApiError::bad_request(format!("the body of the request must be a {} object", r.kind)));
+        };
+        let want_api = r.api_version();
+        match map.get("apiVersion").and_then(Value::as_str) {
+            None | Some("") => {
+                map.insert("apiVersion".into(), json!(want_api));
+            }
+            Some(v) if v != want_api => {
+                return Err(ApiError::bad_request(format!(
+                    "the API version in the data ({v}) does not match the expected API version ({want_api})"
+                )))
+            }
+            _ => {}
+        }
+        match map.get("kind").and_then(Value::as_str) {
+            None | Some("") => {
+                map.insert("kind".into(), json!(r.kind));
+            }
+            Some(k) if k != r.kind => {
+                return Err(ApiError::bad_request(format!(
+                    "the kind in the data ({k}) does not match the expected kind ({})",
+                    r.kind
+                )))
+            }
+            _ => {}
+        }
+        if !map.get("metadata").is_none_or(Value::is_object) {
+            return Err(ApiError::bad_request("metadata must be an object"));
+        }
+        let m = meta_mut(obj);
+        if r.namespaced {
+            let url_ns = namespace.unwrap_or("");
+            match m.get("namespace").and_then(Value::as_str) {
+                None | Some("") => {
+                    m.insert("namespace".into(), json!(url_ns));
+                }
+                Some(ns) if ns != url_ns => {
+                    return Err(ApiError::bad_request(
+                        "the namespace of the provided object does not match the namespace sent on the request",
+                    ))
+                }
+                _ => {}
+            }
+        } else {
+            m.remove("namespace");
+        }
+        Ok(())
+    }
+
+    fn validate_meta(r: &ResourceInfo, s: &dyn Strategy, obj: &Value) -> Vec<Cause> {
+        let mut causes = Vec::new();
+        let m = meta(obj);
+        let name = m.and_then(|m| m.get("name")).and_then(Value::as_str).unwrap_or("");
+        if name.is_empty() {
+            causes.push(required("metadata.name", "name or generateName is required"));
+        } else {
+            for e in name_errors(s.name_rule(), name) {
+                causes.push(invalid_value("metadata.name", &json!(name), &e));
+            }
+        }
+        if let Some(m) = m {
+            for field in ["labels", "annotations"] {
+                if let Some(map) = m.get(field) {
+                    match map.as_object() {
+                        None if !map.is_null() => causes.push(invalid_value(&format!("metadata.{field}"), map, "must be a map of strings")),
+                        Some(entries) => {
+                            for (k, v) in entries {
+                                if !v.is_string() {
+                                    causes.push(invalid_value(
+                                        &format!("metadata.{field}.{k}"),
+                                        v,
+                                        "must be a string",
+                                    ));
+                                }
+                            }
+                        }
+                        None => {}
+                    }
+                }
+            }
+        }
+        let _ = r;
+        causes
+    }
+
+    /// Creates an object. Returns it as stored.
+    pub async fn create(&self, r: &ResourceInfo, namespace: Option<&str>, mut obj: Value, opts: &WriteOptions) -> ApiResult<Value> {
+        Self::check_body(r, namespace, &mut obj)?;
+        let s = strategy::for_resource(r);
+        {
+            let m = meta_mut(&mut obj);
+            let name = m.get("name").and_then(Value::as_str).unwrap_or("").to_string();
+            if name.is_empty() {
+                if let Some(base) = m.get("generateName").and_then(Value::as_str).filter(|b| !b.is_empty()) {
+                    let generated = generate_name(base);
+                    m.insert("name".into(), json!(generated));
+                }
+            }
+            m.insert("uid".into(), json!(uuid::Uuid::new_v4().to_string()));
+            m.insert("creationTimestamp".into(), json!(now_rfc3339()));
+            m.remove("resourceVersion");
+            m.remove("deletionTimestamp");
+            m.remove("deletionGracePeriodSeconds");
+            m.remove("selfLink");
+            if s.has_generation() {
+                m.insert("generation".into(), json!(1));
+            } else {
+                m.remove("generation");
+            }
+        }
+        s.prepare_for_create(&mut obj);
+        let name = meta_str(&obj, "name").unwrap_or("").to_string();
+        let mut causes = Self::validate_meta(r, s.as_ref(), &obj);
+        causes.extend(s.validate(&obj));
+        if !causes.is_empty() {
+            return Err(ApiError::invalid(r, &name, causes));
+        }
+        if r.namespaced {
+            self.admit_namespace(namespace.unwrap_or(""), r).await?;
+        }
+        if opts.dry_run {
+            return Ok(obj);
+        }
+        let key = Self::key(r, namespace, &name);
+        let value = encode(&obj)?;
+        if value.len() > store::MAX_VALUE_BYTES {
+            return Err(ApiError::too_large(store::MAX_VALUE_BYTES));
+        }
+        match self.store.create(key.as_bytes(), value, 0).await {
+            Ok(kv) => {
+                set_resource_version(&mut obj, kv.mod_revision);
+                Ok(obj)
+            }
+            Err(e) => Err(from_store(r, &name, e)),
+        }
+    }
+
+    /// Namespace lifecycle admission: no creates in a missing or
+    /// terminating namespace.
+    async fn admit_namespace(&self, namespace: &str, r: &ResourceInfo) -> ApiResult<()> {
+        let key = format!("/registry/core/namespaces/{namespace}");
+        let ns = match self.store.get(key.as_bytes(), 0).await {
+            Ok((kv, _)) => kv,
+            Err(e) => return Err(from_store(r, namespace, e)),
+        };
+        let Some(kv) = ns else {
+            return Err(ApiError {
+                code: 404,
+                reason: "NotFound",
+                message: format!("namespaces \"{namespace}\" not found"),
+                details: Some(json!({ "name": namespace, "kind": "namespaces" })),
+            });
+        };
+        let obj: Value = serde_json::from_slice(&kv.value).unwrap_or(Value::Null);
+        if obj.pointer("/status/phase").and_then(Value::as_str) == Some("Terminating") {
+            return Err(ApiError {
+                code: 403,
+                reason: "Forbidden",
+                message: format!(
+                    "{} \"{}\" is forbidden: unable to create new content in namespace {namespace} because it is being terminated",
+                    r.qualified_resource(),
+                    ""
+                ),
+                details: Some(json!({ "kind": r.resource, "causes": [{ "reason": "NamespaceTerminating", "message": format!("namespace {namespace} is being terminated"), "field": "metadata.namespace" }] })),
+            });
+        }
+        Ok(())
+    }
+
+    /// Replaces an object (PUT), on the main resource or its status
+    /// subresource. Returns the object and whether it was created.
+    pub async fn update(
+        &self,
+        r: &ResourceInfo,
+        namespace: Option<&str>,
+        name: &str,
+        subresource: Option<&str>,
+        mut obj: Value,
+        opts: &WriteOptions,
+    ) -> ApiResult<(Value, bool)> {
+        Self::check_body(r, namespace, &mut obj)?;
+        match meta_str(&obj, "name") {
+            None | Some("") => {
+                meta_mut(&mut obj).insert("name".into(), json!(name));
+            }
+            Some(n) if n != name => {
+                return Err(ApiError::bad_request(format!(
+                    "the name of the object ({n}) does not match the name on the URL ({name})"
+                )))
+            }
+            _ => {}
+        }
+        let s = strategy::for_resource(r);
+        let requested_rv = match meta_str(&obj, "resourceVersion") {
+            None | Some("") => None,
+            Some(rv) => Some(rv.parse::<Revision>().map_err(|_| {
+                ApiError::invalid(r, name, vec![invalid_value("metadata.resourceVersion", &json!(rv), "must be a valid resource version")])
+            })?),
+        };
+        let key = Self::key(r, namespace, name);
+        loop {
+            let current = self.store.get(key.as_bytes(), 0).await.map_err(|e| from_store(r, name, e))?.0;
+            let Some(current) = current else {
+                if s.allow_create_on_update() && subresource.is_none() {
+                    return self.create(r, namespace, obj, opts).await.map(|o| (o, true));
+                }
+                return Err(ApiError::not_found(r, name));
+            };
+            if let Some(rv) = requested_rv {
+                if rv != current.mod_revision {
+                    return Err(ApiError::conflict(r, name));
+                }
+            } else if !s.allow_unconditional_update() {
+                return Err(ApiError::invalid(
+                    r,
+                    name,
+                    vec![invalid_value("metadata.resourceVersion", &json!(0), "must be specified for an update")],
+                ));
+            }
+            let old = decode(&current.value, current.mod_revision)?;
+            let new = Self::merge_update(r, s.as_ref(), &old, obj.clone(), subresource)?;
+            let mut causes = Self::validate_meta(r, s.as_ref(), &new);
+            causes.extend(s.validate_update(&new, &old));
+            if !causes.is_empty() {
+                return Err(ApiError::invalid(r, name, causes));
+            }
+            if same_object(&new, &old) {
+                return Ok((old, false));
+            }
+            if opts.dry_run {
+                return Ok((new, false));
+            }
+            // Finalization done: an object being deleted whose last
+            // finalizer was removed goes away.
+            if meta(&new).is_some_and(|m| m.contains_key("deletionTimestamp")) && finalizers(&new).is_empty() {
+                return match self.store.delete(key.as_bytes(), Some(current.mod_revision)).await {
+                    Ok((rev, _)) => {
+                        let mut gone = new;
+                        set_resource_version(&mut gone, rev);
+                        Ok((gone, false))
+                    }
+                    Err(StoreError::Conflict { .. }) if requested_rv.is_none() => continue,
+                    Err(e) => Err(from_store(r, name, e)),
+                };
+            }
+            let value = encode(&new)?;
+            if value.len() > store::MAX_VALUE_BYTES {
+                return Err(ApiError::too_large(store::MAX_VALUE_BYTES));
+            }
+            match self.store.update(key.as_bytes(), value, current.mod_revision, 0).await {
+                Ok(kv) => {
+                    let mut out = new;
+                    set_resource_version(&mut out, kv.mod_revision);
+                    return Ok((out, false));
+                }
+                Err(StoreError::Conflict { .. }) if requested_rv.is_none() => continue,
+                Err(e) => return Err(from_store(r, name, e)),
+            }
+        }
+    }
+
+    /// The object an update writes: the client's object with what it may
+    /// not change carried over from the stored one.
+    fn merge_update(r: &ResourceInfo, s: &dyn Strategy, old: &Value, mut new: Value, subresource: Option<&str>) -> ApiResult<Value> {
+        if subresource == Some("status") {
+            // A status update changes only status (upstream resets the
+            // rest of the object to the stored one).
+            let mut out = old.clone();
+            out["status"] = new.get("status").cloned().unwrap_or(json!({}));
+            return Ok(out);
+        }
+        let old_meta = meta(old).cloned().unwrap_or_default();
+        {
+            let m = meta_mut(&mut new);
+            for field in ["uid", "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds", "generation"] {
+                match old_meta.get(field) {
+                    Some(v) => m.insert(field.into(), v.clone()),
+                    None => m.remove(field),
+                };
+            }
+            m.remove("selfLink");
+        }
+        if s.status_is_subresource() {
+            match old.get("status") {
+                Some(st) => new["status"] = st.clone(),
+                None => {
+                    if let Some(o) = new.as_object_mut() {
+                        o.remove("status");
+                    }
+                }
+            }
+        }
+        s.prepare_for_update(&mut new, old);
+        if s.has_generation() && spec_changed(&new, old) {
+            let g = old_meta.get("generation").and_then(Value::as_i64).unwrap_or(0);
+            meta_mut(&mut new).insert("generation".into(), json!(g + 1));
+        }
+        // Removing the last finalizer of an object not being deleted, or
+        // adding one, is an ordinary update; adding a finalizer to an
+        // object being deleted is refused upstream.
+        if old_meta.contains_key("deletionTimestamp") {
+            let old_f = finalizers(old);
+            let new_f = finalizers(&new);
+            if new_f.iter().any(|f| !old_f.contains(f)) {
+                return Err(ApiError::invalid(
+                    r,
+                    meta_str(old, "name").unwrap_or(""),
+                    vec![Cause {
+                        reason: "FieldValueForbidden".into(),
+                        message: "Forbidden: no new finalizers can be added if the object is being deleted".into(),
+                        field: "metadata.finalizers".into(),
+                    }],
+                ));
+            }
+        }
+        Ok(new)
+    }
+
+    /// Lists objects at the latest revision (or the one a continue token
+    /// names), filtered by `filter`, paged by `limit`.
+    pub async fn list(
+        &self,
+        r: &ResourceInfo,
+        namespace: Option<&str>,
+        opts: &ListOptions,
+        filter: &(dyn Fn(&Value) -> bool + Send + Sync),
+    ) -> ApiResult<Value> {
+        let prefix = Self::list_prefix(r, namespace);
+        let (mut revision, mut start) = match &opts.continue_token {
+            Some(t) if !t.is_empty() => {
+                let t = decode_continue(t)?;
+                (t.rv, Some(format!("{prefix}{}", t.start).into_bytes()))
+            }
+            _ => (0, None),
+        };
+        if start.is_none() && opts.resource_version_match.as_deref() == Some("Exact") {
+            if let Some(rv) = &opts.resource_version {
+                revision = rv.parse().map_err(|_| ApiError::bad_request(format!("invalid resource version: {rv:?}")))?;
+            }
+        }
+        let mut items = Vec::new();
+        let mut next: Option<String> = None;
+        let page = if opts.limit == 0 { 0 } else { opts.limit.max(16) };
+        loop {
+            let resp = self
+                .store
+                .range(RangeRequest { prefix: prefix.clone().into_bytes(), start: start.clone(), revision, limit: page })
+                .await
+                .map_err(|e| match e {
+                    StoreError::Compacted { .. } if opts.continue_token.is_some() => ApiError::gone(
+                        "The provided continue parameter is too old to display a consistent list result. You can start a new list without the continue parameter, or use the continue token in this response to retrieve the remainder of the results. Continuing with the provided token results in an inconsistent list - objects that were created, modified, or deleted between the time the first chunk was returned and now may show up in the list.",
+                    ),
+                    e => from_store(r, "", e),
+                })?;
+            revision = resp.revision;
+            let mut last_key: Option<Vec<u8>> = None;
+            for kv in &resp.kvs {
+                last_key = Some(kv.key.to_vec());
+                let obj = decode(&kv.value, kv.mod_revision)?;
+                if filter(&obj) {
+                    items.push(obj);
+                    if opts.limit > 0 && items.len() == opts.limit {
+                        break;
+                    }
+                }
+            }
+            let stopped_early = opts.limit > 0 && items.len() == opts.limit;
+            if stopped_early {
+                // More may follow if we stopped inside this page or the
+                // store has more.
+                let last = last_key.clone().unwrap_or_default();
+                let consumed_all = resp.kvs.last().map(|kv| kv.key.to_vec()) == Some(last.clone());
+                if !consumed_all || resp.more {
+                    let suffix = String::from_utf8_lossy(&keys::next_key(&last)[prefix.len()..]).into_owned();
+                    next = Some(encode_continue(revision, &suffix));
+                }
+                break;
+            }
+            if !resp.more {
+                break;
+            }
+            start = last_key.map(|k| keys::next_key(&k));
+        }
+        let mut list_meta = json!({ "resourceVersion": revision.to_string() });
+        if let Some(c) = next {
+            list_meta["continue"] = json!(c);
+        }
+        Ok(json!({
+            "kind": r.list_kind,
+            "apiVersion": r.api_version(),
+            "metadata": list_meta,
+            "items": items,
+        }))
+    }
+
+    /// Deletes an object, honouring preconditions, finalizers and the
+    /// propagation policy. Returns the object as last seen (with
+    /// `deletionTimestamp` when deletion waits on finalizers).
+    pub async fn delete(&self, r: &ResourceInfo, namespace: Option<&str>, name: &str, opts: &DeleteOptions) -> ApiResult<Value> {
+        let key = Self::key(r, namespace, name);
+        loop {
+            let Some(current) = self.store.get(key.as_bytes(), 0).await.map_err(|e| from_store(r, name, e))?.0 else {
+                return Err(ApiError::not_found(r, name));
+            };
+            let mut obj = decode(&current.value, current.mod_revision)?;
+            if let Some(uid) = &opts.precondition_uid {
+                let actual = meta_str(&obj, "uid").unwrap_or("");
+                if uid != actual {
+                    return Err(ApiError::conflict_because(
+                        r,
+                        name,
+                        &format!("Precondition failed: UID in precondition: {uid}, UID in object meta: {actual}"),
+                    ));
+                }
+            }
+            if let Some(rv) = &opts.precondition_resource_version {
+                let actual = current.mod_revision.to_string();
+                if *rv != actual {
+                    return Err(ApiError::conflict_because(
+                        r,
+                        name,
+                        &format!("Precondition failed: ResourceVersion in precondition: {rv}, ResourceVersion in object meta: {actual}"),
+                    ));
+                }
+            }
+            let mut fins = finalizers(&obj);
+            match opts.propagation_policy.as_deref() {
+                Some("Orphan") if !fins.iter().any(|f| f == "orphan") => fins.push("orphan".into()),
+                Some("Foreground") if !fins.iter().any(|f| f == "foregroundDeletion") => fins.push("foregroundDeletion".into()),
+                _ => {}
+            }
+            let graceful = self.grace_period(r, &obj, opts);
+            if !fins.is_empty() || graceful.is_some() {
+                let m = meta_mut(&mut obj);
+                if !m.contains_key("deletionTimestamp") {
+                    let grace = graceful.unwrap_or(0);
+                    let at = chrono::Utc::now() + chrono::Duration::seconds(grace);
+                    m.insert("deletionTimestamp".into(), json!(at.format("%Y-%m-%dT%H:%M:%SZ").to_string()));
+                    m.insert("deletionGracePeriodSeconds".into(), json!(grace));
+                } else if let Some(g) = graceful {
+                    // A shorter grace period may replace a longer one.
+                    let cur = m.get("deletionGracePeriodSeconds").and_then(Value::as_i64).unwrap_or(i64::MAX);
+                    if g < cur {
+                        m.insert("deletionGracePeriodSeconds".into(), json!(g));
+                    }
+                }
+                if !fins.is_empty() {
+                    m.insert("finalizers".into(), json!(fins));
+                }
+                if opts.dry_run {
+                    return Ok(obj);
+                }
+                let value = encode(&obj)?;
+                match self.store.update(key.as_bytes(), value, current.mod_revision, 0).await {
+                    Ok(kv) => {
+                        set_resource_version(&mut obj, kv.mod_revision);
+                        return Ok(obj);
+                    }
+                    Err(StoreError::Conflict { .. }) => continue,
+                    Err(e) => return Err(from_store(r, name, e)),
+                }
+            }
+            if opts.dry_run {
+                return Ok(obj);
+            }
+            match self.store.delete(key.as_bytes(), Some(current.mod_revision)).await {
+                Ok((rev, _)) => {
+                    set_resource_version(&mut obj, rev);
+                    return Ok(obj);
+                }
+                Err(StoreError::Conflict { .. }) => continue,
+                Err(StoreError::NotFound { .. }) => return Err(ApiError::not_found(r, name)),
+                Err(e) => return Err(from_store(r, name, e)),
+            }
+        }
+    }
+
+    /// Pods bound to a node are deleted gracefully: the node agent stops
+    /// the containers and then deletes the pod with grace 0.
+    fn grace_period(&self, r: &ResourceInfo, obj: &Value, opts: &DeleteOptions) -> Option<i64> {
+        if r.group != "" || r.resource != "pods" {
+            return None;
+        }
+        let bound = obj.pointer("/spec/nodeName").and_then(Value::as_str).is_some_and(|n| !n.is_empty());
+        let phase = obj.pointer("/status/phase").and_then(Value::as_str).unwrap_or("");
+        if !bound || phase == "Succeeded" || phase == "Failed" {
+            return None;
+        }
+        let grace = opts
+            .grace_period_seconds
+            .or_else(|| obj.pointer("/spec/terminationGracePeriodSeconds").and_then(Value::as_i64))
+            .unwrap_or(30);
+        (grace > 0).then_some(grace)
+    }
+}
+
+pub fn finalizers(obj: &Value) -> Vec<String> {
+    meta(obj)
+        .and_then(|m| m.get("finalizers"))
+        .and_then(Value::as_array)
+        .map(|a| a.iter().filter_map(Value::as_str).map(str::to_string).collect())
+        .unwrap_or_default()
+}
+
+/// Whether two objects differ in anything but metadata and status.
+fn spec_changed(new: &Value, old: &Value) -> bool {
+    let strip = |v: &Value| {
+        let mut v = v.clone();
+        if let Some(o) = v.as_object_mut() {
+            o.remove("metadata");
+            o.remove("status");
+        }
+        v
+    };
+    strip(new) != strip(old)
+}
+
+/// Equal apart from the resource version.
+fn same_object(a: &Value, b: &Value) -> bool {
+    let strip = |v: &Value| {
+        let mut v = v.clone();
+        if let Some(m) = v.get_mut("metadata").and_then(Value::as_object_mut) {
+            m.remove("resourceVersion");
+        }
+        v
+    };
+    strip(a) == strip(b)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn continue_tokens_round_trip_and_reject_garbage() {
+        let t = encode_continue(42, "ns/name\u{0}");
+        let d = decode_continue(&t).unwrap();
+        assert_eq!((d.rv, d.start.as_str()), (42, "ns/name\u{0}"));
+        assert_eq!(decode_continue("!!!").unwrap_err().code, 400);
+    }
+
+    #[test]
+    fn names_are_checked_with_upstream_messages() {
+        assert!(name_errors(NameRule::Subdomain, "web.example-1").is_empty());
+        let e = name_errors(NameRule::Subdomain, "Web");
+        assert!(e[0].starts_with("a lowercase RFC 1123 subdomain must consist of"), "{e:?}");
+        assert!(!name_errors(NameRule::Dns1035Label, "1abc").is_empty());
+        assert!(name_errors(NameRule::Dns1123Label, "1abc").is_empty());
+        assert!(!name_errors(NameRule::Dns1123Label, "a.b").is_empty());
+        assert!(name_errors(NameRule::PathSegment, "system:admin").is_empty());
+    }
+
+    #[test]
+    fn generated_names_keep_the_base_and_add_five_characters() {
+        let n = generate_name("web-");
+        assert!(n.starts_with("web-"));
+        assert_eq!(n.len(), 9);
+    }
+}

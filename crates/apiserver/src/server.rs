@@ -1,0 +1,479 @@
+//! The HTTP front of the API server: TLS, HTTP/1.1 and HTTP/2, the request
+//! chain (authentication → routing → authorization → handler) and the
+//! encoding of answers (JSON objects, Tables, watch streams, Status errors).
+
+use std::convert::Infallible;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures::StreamExt;
+use http::{header, HeaderValue, Method, Request, Response, StatusCode};
+use http_body_util::{combinators::UnsyncBoxBody, BodyExt, Full, Limited, StreamBody};
+use hyper::body::{Frame, Incoming};
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use serde_json::{json, Value};
+use tokio::net::TcpListener;
+
+use crate::discovery;
+use crate::registry::{DeleteOptions, ListOptions, Registry, WriteOptions, MAX_REQUEST_BYTES};
+use crate::request::{self, Query, ResourceRequest, Target, Verb};
+use crate::status::{ApiError, ApiResult};
+use crate::table;
+use crate::tls::CertIdentity;
+use crate::watch::{self, WatchOptions};
+
+pub type Body = UnsyncBoxBody<Bytes, Infallible>;
+
+/// The Kubernetes version krate serves.
+pub const KUBERNETES_VERSION: (&str, &str, &str) = ("1", "32", "v1.32.0");
+
+/// Who is asking.
+#[derive(Clone, Debug)]
+pub struct User {
+    pub name: String,
+    pub groups: Vec<String>,
+}
+
+impl User {
+    pub fn anonymous() -> User {
+        User { name: "system:anonymous".into(), groups: vec!["system:unauthenticated".into()] }
+    }
+
+    fn is_authenticated(&self) -> bool {
+        self.name != "system:anonymous"
+    }
+}
+
+impl From<CertIdentity> for User {
+    fn from(c: CertIdentity) -> User {
+        let mut groups = c.groups;
+        groups.push("system:authenticated".into());
+        User { name: c.user, groups }
+    }
+}
+
+pub struct ApiServer {
+    registry: Registry,
+    /// `host:port` clients reach this server at (for `/api`).
+    pub server_address: String,
+    ready: AtomicBool,
+}
+
+fn full(bytes: impl Into<Bytes>) -> Body {
+    Full::new(bytes.into()).boxed_unsync()
+}
+
+fn json_response(code: StatusCode, body: &Value) -> Response<Body> {
+    json_response_typed(code, body, "application/json")
+}
+
+fn json_response_typed(code: StatusCode, body: &Value, content_type: &str) -> Response<Body> {
+    let bytes = serde_json::to_vec(body).unwrap_or_default();
+    let mut resp = Response::new(full(bytes));
+    *resp.status_mut() = code;
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_str(content_type).unwrap_or(HeaderValue::from_static("application/json")),
+    );
+    resp
+}
+
+fn text_response(code: StatusCode, text: String) -> Response<Body> {
+    let mut resp = Response::new(full(text));
+    *resp.status_mut() = code;
+    resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
+    resp
+}
+
+pub fn error_response(e: &ApiError) -> Response<Body> {
+    json_response(StatusCode::from_u16(e.code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR), &e.to_status())
+}
+
+/// Everything the handlers need from the request besides the target.
+struct Ctx {
+    method: Method,
+    query: Query,
+    accept: String,
+    content_type: String,
+    body: Bytes,
+}
+
+impl ApiServer {
+    pub fn new(registry: Registry, server_address: String) -> Arc<ApiServer> {
+        Arc::new(ApiServer { registry, server_address, ready: AtomicBool::new(false) })
+    }
+
+    pub fn registry(&self) -> &Registry {
+        &self.registry
+    }
+
+    pub fn set_ready(&self) {
+        self.ready.store(true, Ordering::Release);
+    }
+
+    /// Serves connections from `listener` until the task is dropped. With
+    /// `tls`, every connection is TLS and client certificates (verified
+    /// against the cluster CA) authenticate the user.
+    pub async fn serve(self: Arc<Self>, listener: TcpListener, tls: Option<Arc<rustls::ServerConfig>>) {
+        let acceptor = tls.map(tokio_rustls::TlsAcceptor::from);
+        loop {
+            let (tcp, peer) = match listener.accept().await {
+                Ok(c) => c,
+                Err(e) => {
+                    tracing::warn!(error = %e, "accepting a connection failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            };
+            let _ = tcp.set_nodelay(true);
+            let me = self.clone();
+            let acceptor = acceptor.clone();
+            tokio::spawn(async move {
+                let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+                match acceptor {
+                    Some(acceptor) => {
+                        let stream = match acceptor.accept(tcp).await {
+                            Ok(s) => s,
+                            Err(e) => {
+                                tracing::debug!(%peer, error = %e, "TLS handshake failed");
+                                return;
+                            }
+                        };
+                        let user = crate::tls::peer_identity(stream.get_ref().1).map(User::from).unwrap_or_else(User::anonymous);
+                        let svc = hyper::service::service_fn(move |req| {
+                            let (me, user) = (me.clone(), user.clone());
+                            async move { Ok::<_, Infallible>(me.handle(req, user).await) }
+                        });
+                        let _ = builder.serve_connection_with_upgrades(TokioIo::new(stream), svc).await;
+                    }
+                    None => {
+                        let svc = hyper::service::service_fn(move |req| {
+                            let me = me.clone();
+                            async move { Ok::<_, Infallible>(me.handle(req, User::anonymous()).await) }
+                        });
+                        let _ = builder.serve_connection_with_upgrades(TokioIo::new(tcp), svc).await;
+                    }
+                }
+            });
+        }
+    }
+
+    pub async fn handle(self: Arc<Self>, req: Request<Incoming>, user: User) -> Response<Body> {
+        let (parts, body) = req.into_parts();
+        let header = |name: header::HeaderName| {
+            parts.headers.get(name).and_then(|v| v.to_str().ok()).unwrap_or("").to_string()
+        };
+        let body = match Limited::new(body, MAX_REQUEST_BYTES).collect().await {
+            Ok(b) => b.to_bytes(),
+            Err(_) => return error_response(&ApiError::too_large(MAX_REQUEST_BYTES)),
+        };
+        let ctx = Ctx {
+            method: parts.method.clone(),
+            query: Query::parse(parts.uri.query()),
+            accept: header(header::ACCEPT),
+            content_type: header(header::CONTENT_TYPE),
+            body,
+        };
+        let target = match request::route(&ctx.method, parts.uri.path(), &ctx.query) {
+            Ok(t) => t,
+            Err(e) => return error_response(&e),
+        };
+        let public = matches!(target, Target::Version | Target::Health { .. });
+        if !public && !user.is_authenticated() {
+            return error_response(&forbidden(&user, &target));
+        }
+        match self.dispatch(target, ctx).await {
+            Ok(resp) => resp,
+            Err(e) => error_response(&e),
+        }
+    }
+
+    async fn dispatch(&self, target: Target, ctx: Ctx) -> ApiResult<Response<Body>> {
+        let get_only = |ctx: &Ctx| {
+            if ctx.method == Method::GET || ctx.method == Method::HEAD {
+                Ok(())
+            } else {
+                Err(ApiError::method_not_allowed())
+            }
+        };
+        match target {
+            Target::Version => {
+                get_only(&ctx)?;
+                Ok(json_response(StatusCode::OK, &version_info()))
+            }
+            Target::Health { endpoint, check } => {
+                get_only(&ctx)?;
+                Ok(self.health(&endpoint, check.as_deref(), &ctx.query).await)
+            }
+            Target::LegacyVersions => {
+                get_only(&ctx)?;
+                match discovery::wants_aggregated(&ctx.accept) {
+                    Some(v) => Ok(aggregated_response(true, v)),
+                    None => Ok(json_response(StatusCode::OK, &discovery::legacy_versions(&self.server_address))),
+                }
+            }
+            Target::Groups => {
+                get_only(&ctx)?;
+                match discovery::wants_aggregated(&ctx.accept) {
+                    Some(v) => Ok(aggregated_response(false, v)),
+                    None => Ok(json_response(StatusCode::OK, &discovery::group_list())),
+                }
+            }
+            Target::Group(g) => {
+                get_only(&ctx)?;
+                discovery::group(&g).map(|d| json_response(StatusCode::OK, &d)).ok_or_else(ApiError::path_not_found)
+            }
+            Target::GroupVersion(g, v) => {
+                get_only(&ctx)?;
+                discovery::resource_list(&g, &v).map(|d| json_response(StatusCode::OK, &d)).ok_or_else(ApiError::path_not_found)
+            }
+            Target::OpenApiV2 | Target::OpenApiV3(_) => Err(ApiError::path_not_found()),
+            Target::Resource(rr) => self.resource(rr, ctx).await,
+        }
+    }
+
+    async fn health(&self, endpoint: &str, check: Option<&str>, query: &Query) -> Response<Body> {
+        let store_ok = self.registry.store().current_revision().await.is_ok();
+        let mut checks: Vec<(&str, bool)> = vec![("ping", true), ("log", true), ("etcd", store_ok)];
+        if endpoint == "readyz" {
+            checks.push(("informer-sync", self.ready.load(Ordering::Acquire)));
+        }
+        if let Some(c) = check {
+            return match checks.iter().find(|(n, _)| *n == c) {
+                Some((_, true)) => text_response(StatusCode::OK, "ok".into()),
+                Some((_, false)) => text_response(StatusCode::INTERNAL_SERVER_ERROR, format!("internal server error: {c} failed")),
+                None => text_response(StatusCode::NOT_FOUND, "404 page not found\n".into()),
+            };
+        }
+        let healthy = checks.iter().all(|(_, ok)| *ok);
+        let verbose = query.0.contains_key("verbose");
+        if verbose || !healthy {
+            let mut text = String::new();
+            for (name, ok) in &checks {
+                if *ok {
+                    text.push_str(&format!("[+]{name} ok\n"));
+                } else {
+                    text.push_str(&format!("[-]{name} failed: reason withheld\n"));
+                }
+            }
+            if healthy {
+                text.push_str(&format!("{endpoint} check passed\n"));
+                return text_response(StatusCode::OK, text);
+            }
+            text.push_str(&format!("{endpoint} check failed\n"));
+            return text_response(StatusCode::INTERNAL_SERVER_ERROR, text);
+        }
+        text_response(StatusCode::OK, "ok".into())
+    }
+
+    fn body_json(&self, ctx: &Ctx) -> ApiResult<Value> {
+        let ct = ctx.content_type.split(';').next().unwrap_or("").trim();
+        match ct {
+            "" | "application/json" | "*/*" => {}
+            "application/vnd.kubernetes.protobuf" => return Err(ApiError::unsupported_media_type(ct)),
+            other if other.ends_with("+json") || other == "application/yaml" => {}
+            other => return Err(ApiError::unsupported_media_type(other)),
+        }
+        if ctx.body.is_empty() {
+            return Err(ApiError::bad_request("the body of the request was empty"));
+        }
+        serde_json::from_slice(&ctx.body).map_err(|e| {
+            ApiError::bad_request(format!("the body of the request was in an unknown format - accepted media types include: application/json, application/yaml: {e}"))
+        })
+    }
+
+    async fn resource(&self, rr: ResourceRequest, ctx: Ctx) -> ApiResult<Response<Body>> {
+        let r = rr.info;
+        if !r.has_verb(rr.verb.as_str()) && rr.subresource.is_none() {
+            return Err(ApiError::method_not_allowed());
+        }
+        if let Some(sub) = &rr.subresource {
+            if sub != "status" {
+                return Err(ApiError::new(501, "NotImplemented", format!("the {sub} subresource of {} is not served yet", r.resource)));
+            }
+        }
+        let ns = rr.namespace.as_deref();
+        let dry_run = ctx.query.get("dryRun") == Some("All");
+        let wopts = WriteOptions { dry_run };
+        let filter = crate::filter::from_query(r, &ctx.query)?;
+        match rr.verb {
+            Verb::Get => {
+                let name = rr.name.as_deref().unwrap_or("");
+                let obj = self.registry.get(r, ns, name).await?;
+                Ok(self.object_response(StatusCode::OK, r, obj, &ctx))
+            }
+            Verb::List => {
+                let opts = ListOptions {
+                    label_selector: ctx.query.get("labelSelector").map(str::to_string),
+                    field_selector: ctx.query.get("fieldSelector").map(str::to_string),
+                    limit: match ctx.query.get("limit") {
+                        Some(l) => l.parse().map_err(|_| ApiError::bad_request(format!("invalid limit: {l:?}")))?,
+                        None => 0,
+                    },
+                    continue_token: ctx.query.get("continue").map(str::to_string),
+                    resource_version: ctx.query.get("resourceVersion").map(str::to_string),
+                    resource_version_match: ctx.query.get("resourceVersionMatch").map(str::to_string),
+                };
+                let f = filter.clone();
+                let list = self.registry.list(r, ns, &opts, &move |o| f(o)).await?;
+                if table::wants_table(&ctx.accept) {
+                    let items = list["items"].as_array().cloned().unwrap_or_default();
+                    let t = table::to_table(
+                        r,
+                        &items,
+                        list["metadata"]["resourceVersion"].as_str(),
+                        list["metadata"]["continue"].as_str(),
+                    );
+                    return Ok(json_response(StatusCode::OK, &t));
+                }
+                Ok(json_response(StatusCode::OK, &list))
+            }
+            Verb::Watch => {
+                let opts = WatchOptions {
+                    resource_version: ctx.query.get("resourceVersion").map(str::to_string),
+                    allow_bookmarks: ctx.query.flag("allowWatchBookmarks"),
+                    send_initial_events: ctx.query.flag("sendInitialEvents"),
+                    timeout: ctx.query.get("timeoutSeconds").and_then(|t| t.parse().ok()).map(Duration::from_secs),
+                };
+                let filter = match &rr.name {
+                    // A watch of one object (`fieldSelector=metadata.name=x`
+                    // or the name in the path).
+                    Some(name) => {
+                        let name = name.clone();
+                        let f = filter.clone();
+                        Arc::new(move |o: &Value| o.pointer("/metadata/name").and_then(Value::as_str) == Some(&name) && f(o))
+                            as watch::Filter
+                    }
+                    None => filter,
+                };
+                let events = watch::watch(&self.registry, r, ns, opts, filter).await?;
+                let as_table = table::wants_table(&ctx.accept);
+                let body = events.map(move |ev| {
+                    let mut ev = ev;
+                    if as_table && ev.kind != "ERROR" && ev.kind != "BOOKMARK" {
+                        ev.object = table::to_table(r, &[ev.object], None, None);
+                    }
+                    let mut line = serde_json::to_vec(&ev.to_json()).unwrap_or_default();
+                    line.push(b'\n');
+                    Ok::<_, Infallible>(Frame::data(Bytes::from(line)))
+                });
+                let mut resp = Response::new(BodyExt::boxed_unsync(StreamBody::new(body)));
+                resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+                resp.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache, private"));
+                Ok(resp)
+            }
+            Verb::Create => {
+                let body = self.body_json(&ctx)?;
+                if rr.name.is_some() {
+                    return Err(ApiError::method_not_allowed());
+                }
+                let obj = self.registry.create(r, ns, body, &wopts).await?;
+                Ok(self.object_response(StatusCode::CREATED, r, obj, &ctx))
+            }
+            Verb::Update => {
+                let body = self.body_json(&ctx)?;
+                let name = rr.name.as_deref().unwrap_or("");
+                let (obj, created) = self.registry.update(r, ns, name, rr.subresource.as_deref(), body, &wopts).await?;
+                let code = if created { StatusCode::CREATED } else { StatusCode::OK };
+                Ok(self.object_response(code, r, obj, &ctx))
+            }
+            Verb::Patch => Err(ApiError::unsupported_media_type(&ctx.content_type)),
+            Verb::Delete => {
+                let body = if ctx.body.is_empty() { None } else { Some(self.body_json(&ctx)?) };
+                let opts = DeleteOptions::from_request(body.as_ref(), &ctx.query)?;
+                let name = rr.name.as_deref().unwrap_or("");
+                let obj = self.registry.delete(r, ns, name, &opts).await?;
+                Ok(self.object_response(StatusCode::OK, r, obj, &ctx))
+            }
+            Verb::DeleteCollection => {
+                let body = if ctx.body.is_empty() { None } else { Some(self.body_json(&ctx)?) };
+                let opts = DeleteOptions::from_request(body.as_ref(), &ctx.query)?;
+                let f = filter.clone();
+                let list = self.registry.list(r, ns, &ListOptions::default(), &move |o| f(o)).await?;
+                let mut deleted = Vec::new();
+                for item in list["items"].as_array().cloned().unwrap_or_default() {
+                    let name = item.pointer("/metadata/name").and_then(Value::as_str).unwrap_or("").to_string();
+                    let item_ns = item.pointer("/metadata/namespace").and_then(Value::as_str).map(str::to_string);
+                    match self.registry.delete(r, item_ns.as_deref(), &name, &opts).await {
+                        Ok(o) => deleted.push(o),
+                        Err(e) if e.code == 404 => {}
+                        Err(e) => return Err(e),
+                    }
+                }
+                let out = json!({
+                    "kind": r.list_kind,
+                    "apiVersion": r.api_version(),
+                    "metadata": { "resourceVersion": list["metadata"]["resourceVersion"] },
+                    "items": deleted,
+                });
+                Ok(json_response(StatusCode::OK, &out))
+            }
+        }
+    }
+
+    fn object_response(&self, code: StatusCode, r: &crate::resources::ResourceInfo, obj: Value, ctx: &Ctx) -> Response<Body> {
+        if table::wants_table(&ctx.accept) {
+            let rv = obj.pointer("/metadata/resourceVersion").and_then(Value::as_str).map(str::to_string);
+            return json_response(code, &table::to_table(r, &[obj], rv.as_deref(), None));
+        }
+        json_response(code, &obj)
+    }
+}
+
+fn aggregated_response(legacy: bool, version: &str) -> Response<Body> {
+    let ct = if version == "v2" { discovery::AGGREGATED_V2 } else { discovery::AGGREGATED_V2BETA1 };
+    json_response_typed(StatusCode::OK, &discovery::aggregated(legacy, version), ct)
+}
+
+pub fn version_info() -> Value {
+    json!({
+        "major": KUBERNETES_VERSION.0,
+        "minor": KUBERNETES_VERSION.1,
+        "gitVersion": format!("{}+krate", KUBERNETES_VERSION.2),
+        "gitCommit": "",
+        "gitTreeState": "clean",
+        "buildDate": "",
+        "goVersion": "",
+        "compiler": "rustc",
+        "platform": format!("{}/{}", std::env::consts::OS, if std::env::consts::ARCH == "x86_64" { "amd64" } else { std::env::consts::ARCH }),
+    })
+}
+
+/// The 403 an unauthenticated request gets, worded as upstream's RBAC
+/// denial.
+fn forbidden(user: &User, target: &Target) -> ApiError {
+    match target {
+        Target::Resource(rr) => {
+            let scope = match &rr.namespace {
+                Some(ns) => format!("in the namespace \"{ns}\""),
+                None => "at the cluster scope".to_string(),
+            };
+            let resource = match &rr.subresource {
+                Some(s) => format!("{}/{s}", rr.info.resource),
+                None => rr.info.resource.to_string(),
+            };
+            let what = match &rr.name {
+                Some(n) => format!("{} \"{}\" is forbidden", rr.info.qualified_resource(), n),
+                None => format!("{} is forbidden", rr.info.qualified_resource()),
+            };
+            let mut e = ApiError::forbidden(format!(
+                "{what}: User \"{}\" cannot {} resource \"{resource}\" in API group \"{}\" {scope}",
+                user.name,
+                rr.verb.as_str(),
+                rr.info.group
+            ));
+            let mut details = json!({ "kind": rr.info.resource });
+            if let Some(n) = &rr.name {
+                details["name"] = json!(n);
+            }
+            if !rr.info.group.is_empty() {
+                details["group"] = json!(rr.info.group);
+            }
+            e.details = Some(details);
+            e
+        }
+        _ => ApiError::forbidden(format!("forbidden: User \"{}\" cannot get path \"/\"", user.name)),
+    }
+}

@@ -1,0 +1,161 @@
+//! Per-kind behaviour of the generic registry, as upstream's
+//! `rest.RESTCreateStrategy`/`RESTUpdateStrategy`: what a create resets,
+//! what an update keeps, how a kind is validated. The registry code is
+//! written once; a kind overrides only what differs.
+
+use serde_json::{json, Value};
+
+use crate::resources::ResourceInfo;
+use crate::status::Cause;
+
+pub trait Strategy: Send + Sync {
+    /// Whether `metadata.generation` is kept (1 on create, +1 on every spec
+    /// change).
+    fn has_generation(&self) -> bool {
+        false
+    }
+
+    /// Whether the main resource ignores `status` (it has a status
+    /// subresource that owns it).
+    fn status_is_subresource(&self) -> bool {
+        false
+    }
+
+    /// Resets what a client may not set on create (usually status).
+    fn prepare_for_create(&self, _obj: &mut Value) {}
+
+    /// Carries over what an update of the main resource may not change.
+    fn prepare_for_update(&self, _new: &mut Value, _old: &Value) {}
+
+    fn validate(&self, _obj: &Value) -> Vec<Cause> {
+        Vec::new()
+    }
+
+    fn validate_update(&self, new: &Value, _old: &Value) -> Vec<Cause> {
+        self.validate(new)
+    }
+
+    /// Whether a PUT of a missing object creates it.
+    fn allow_create_on_update(&self) -> bool {
+        false
+    }
+
+    /// Whether a PUT without `metadata.resourceVersion` is accepted.
+    fn allow_unconditional_update(&self) -> bool {
+        true
+    }
+
+    /// The name validation of this kind: upstream uses DNS-1123 subdomains
+    /// for most kinds, labels for a few.
+    fn name_rule(&self) -> NameRule {
+        NameRule::Subdomain
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NameRule {
+    Subdomain,
+    Dns1123Label,
+    Dns1035Label,
+    /// RBAC and a few others accept any path segment name.
+    PathSegment,
+}
+
+/// The behaviour of kinds without special needs: status (if any) is owned
+/// by the status subresource and reset on create; workloads keep a
+/// generation.
+pub struct Generic {
+    pub generation: bool,
+    pub status_subresource: bool,
+    pub name_rule: NameRule,
+}
+
+impl Strategy for Generic {
+    fn has_generation(&self) -> bool {
+        self.generation
+    }
+
+    fn status_is_subresource(&self) -> bool {
+        self.status_subresource
+    }
+
+    fn prepare_for_create(&self, obj: &mut Value) {
+        if self.status_subresource {
+            if let Some(map) = obj.as_object_mut() {
+                if map.contains_key("status") {
+                    map.insert("status".into(), json!({}));
+                }
+            }
+        }
+    }
+
+    fn name_rule(&self) -> NameRule {
+        self.name_rule
+    }
+}
+
+/// Namespaces: phase Active on create, the `kubernetes` finalizer.
+pub struct Namespaces;
+
+impl Strategy for Namespaces {
+    fn status_is_subresource(&self) -> bool {
+        true
+    }
+
+    fn prepare_for_create(&self, obj: &mut Value) {
+        obj["status"] = json!({ "phase": "Active" });
+        let spec = obj.as_object_mut().map(|o| o.entry("spec").or_insert_with(|| json!({})));
+        if let Some(spec) = spec {
+            let finalizers = spec.as_object_mut().map(|s| s.entry("finalizers").or_insert_with(|| json!([])));
+            if let Some(Value::Array(list)) = finalizers {
+                if !list.iter().any(|f| f == "kubernetes") {
+                    list.push(json!("kubernetes"));
+                }
+            }
+        }
+    }
+
+    fn prepare_for_update(&self, new: &mut Value, old: &Value) {
+        // spec.finalizers change only through the finalize subresource.
+        new["spec"] = old.get("spec").cloned().unwrap_or(json!({}));
+    }
+
+    fn name_rule(&self) -> NameRule {
+        NameRule::Dns1123Label
+    }
+}
+
+/// Nodes keep the status their agent reports at registration.
+pub struct Nodes;
+
+impl Strategy for Nodes {
+    fn status_is_subresource(&self) -> bool {
+        true
+    }
+}
+
+/// The strategy of a built-in resource.
+pub fn for_resource(r: &ResourceInfo) -> Box<dyn Strategy> {
+    let status_subresource = r.subresource("status").is_some();
+    let generation = matches!(
+        (r.group, r.resource),
+        ("apps", "deployments" | "replicasets" | "statefulsets" | "daemonsets")
+            | ("", "replicationcontrollers")
+            | ("batch", "jobs" | "cronjobs")
+            | ("autoscaling", "horizontalpodautoscalers")
+            | ("policy", "poddisruptionbudgets")
+            | ("networking.k8s.io", "ingresses" | "networkpolicies")
+            | ("apiextensions.k8s.io", "customresourcedefinitions")
+            | ("admissionregistration.k8s.io", _)
+    );
+    let name_rule = match (r.group, r.resource) {
+        ("", "services") => NameRule::Dns1035Label,
+        ("rbac.authorization.k8s.io", _) => NameRule::PathSegment,
+        _ => NameRule::Subdomain,
+    };
+    match (r.group, r.resource) {
+        ("", "namespaces") => Box::new(Namespaces),
+        ("", "nodes") => Box::new(Nodes),
+        _ => Box::new(Generic { generation, status_subresource, name_rule }),
+    }
+}

@@ -1,0 +1,184 @@
+//! Watch: store changes turned into Kubernetes watch events
+//! (`ADDED`/`MODIFIED`/`DELETED`/`BOOKMARK`/`ERROR`), filtered by namespace
+//! and selectors the way upstream filters them (an object that stops
+//! matching is reported `DELETED`, one that starts matching `ADDED`).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::stream::{BoxStream, StreamExt};
+use serde_json::{json, Value};
+use store::{EventKind, Revision, StoreError};
+
+use crate::registry::{set_resource_version, ListOptions, Registry};
+use crate::resources::ResourceInfo;
+use crate::status::{from_store, ApiError, ApiResult};
+
+pub type Filter = Arc<dyn Fn(&Value) -> bool + Send + Sync>;
+
+#[derive(Clone, Debug, Default)]
+pub struct WatchOptions {
+    pub resource_version: Option<String>,
+    pub allow_bookmarks: bool,
+    pub send_initial_events: bool,
+    pub timeout: Option<Duration>,
+}
+
+/// One event of a watch response.
+#[derive(Clone, Debug, PartialEq)]
+pub struct WatchEvent {
+    pub kind: &'static str,
+    pub object: Value,
+}
+
+impl WatchEvent {
+    pub fn to_json(&self) -> Value {
+        json!({ "type": self.kind, "object": self.object })
+    }
+}
+
+fn error_event(e: ApiError) -> WatchEvent {
+    WatchEvent { kind: "ERROR", object: e.to_status() }
+}
+
+fn bookmark(r: &ResourceInfo, rev: Revision, initial_end: bool) -> WatchEvent {
+    let mut meta = json!({ "resourceVersion": rev.to_string() });
+    if initial_end {
+        meta["annotations"] = json!({ "k8s.io/initial-events-end": "true" });
+    }
+    WatchEvent { kind: "BOOKMARK", object: json!({ "kind": r.kind, "apiVersion": r.api_version(), "metadata": meta }) }
+}
+
+/// How often a watch that allows bookmarks gets one.
+const BOOKMARK_EVERY: Duration = Duration::from_secs(30);
+
+/// Starts a watch. Initial state is sent as `ADDED` events when the
+/// resource version is unset or "0", or when `sendInitialEvents` asks.
+pub async fn watch(
+    registry: &Registry,
+    r: &'static ResourceInfo,
+    namespace: Option<&str>,
+    opts: WatchOptions,
+    filter: Filter,
+) -> ApiResult<BoxStream<'static, WatchEvent>> {
+    let rv = match opts.resource_version.as_deref() {
+        None | Some("") | Some("0") => None,
+        Some(s) => Some(s.parse::<Revision>().map_err(|_| ApiError::bad_request(format!("invalid resource version: {s:?}")))?),
+    };
+    let mut initial: Vec<WatchEvent> = Vec::new();
+    let from = match rv {
+        Some(from) if !opts.send_initial_events => from,
+        _ => {
+            let f = filter.clone();
+            let list = registry.list(r, namespace, &ListOptions::default(), &move |o| f(o)).await?;
+            let rev: Revision = list["metadata"]["resourceVersion"].as_str().and_then(|s| s.parse().ok()).unwrap_or(0);
+            if let Some(items) = list["items"].as_array() {
+                initial.extend(items.iter().map(|o| WatchEvent { kind: "ADDED", object: o.clone() }));
+            }
+            if opts.send_initial_events && opts.allow_bookmarks {
+                initial.push(bookmark(r, rev, true));
+            }
+            rev
+        }
+    };
+    let prefix = Registry::list_prefix(r, namespace);
+    let stream = match registry.store().watch(prefix.as_bytes(), from).await {
+        Ok(s) => s,
+        Err(StoreError::Compacted { compacted, .. }) => {
+            // Upstream answers an expired watch with a 200 stream holding
+            // one ERROR event.
+            let e = ApiError::gone(format!("too old resource version: {from} ({compacted})"));
+            return Ok(futures::stream::iter(vec![error_event(e)]).boxed());
+        }
+        Err(e) => return Err(from_store(r, "", e)),
+    };
+    let state = WatchState {
+        r,
+        store_events: stream,
+        filter,
+        last_rev: from,
+        bookmarks: opts.allow_bookmarks,
+        done: false,
+    };
+    let live = futures::stream::unfold(state, next_event).flat_map(futures::stream::iter);
+    let all = futures::stream::iter(initial).chain(live);
+    let timeout = opts.timeout.unwrap_or(Duration::from_secs(30 * 60));
+    Ok(take_for(all, timeout).boxed())
+}
+
+/// Ends a stream after `d`.
+fn take_for(s: impl futures::Stream<Item = WatchEvent> + Send + 'static, d: Duration) -> impl futures::Stream<Item = WatchEvent> + Send {
+    let deadline = tokio::time::sleep(d);
+    futures::stream::unfold((Box::pin(s), Box::pin(deadline)), |(mut s, mut deadline)| async move {
+        tokio::select! {
+            item = s.next() => item.map(|i| (i, (s, deadline))),
+            _ = &mut deadline => None,
+        }
+    })
+}
+
+struct WatchState {
+    r: &'static ResourceInfo,
+    store_events: store::WatchStream,
+    filter: Filter,
+    last_rev: Revision,
+    bookmarks: bool,
+    done: bool,
+}
+
+fn decode_object(value: &[u8], rev: Revision) -> Option<Value> {
+    let mut obj: Value = serde_json::from_slice(value).ok()?;
+    set_resource_version(&mut obj, rev);
+    Some(obj)
+}
+
+/// The watch events (zero or more) for the next store event.
+async fn next_event(mut st: WatchState) -> Option<(Vec<WatchEvent>, WatchState)> {
+    if st.done {
+        return None;
+    }
+    loop {
+        let next = if st.bookmarks {
+            match tokio::time::timeout(BOOKMARK_EVERY, st.store_events.next()).await {
+                Ok(n) => n,
+                Err(_) => return Some((vec![bookmark(st.r, st.last_rev, false)], st)),
+            }
+        } else {
+            st.store_events.next().await
+        };
+        let ev = match next {
+            None => return None,
+            Some(Err(e)) => {
+                st.done = true;
+                let api = match e {
+                    StoreError::Compacted { requested, compacted } => {
+                        ApiError::gone(format!("too old resource version: {requested} ({compacted})"))
+                    }
+                    StoreError::WatchTooSlow => ApiError::gone("the watch fell behind; re-list and watch again"),
+                    other => from_store(st.r, "", other),
+                };
+                return Some((vec![error_event(api)], st));
+            }
+            Some(Ok(ev)) => ev,
+        };
+        let rev = ev.revision();
+        st.last_rev = rev;
+        let new = match ev.kind {
+            EventKind::Put => decode_object(&ev.kv.value, rev),
+            EventKind::Delete => None,
+        };
+        let old = ev.prev.as_ref().and_then(|p| decode_object(&p.value, rev));
+        let new_matches = new.as_ref().is_some_and(|o| (st.filter)(o));
+        let old_matches = old.as_ref().is_some_and(|o| (st.filter)(o));
+        let out = match (ev.kind, old_matches, new_matches) {
+            (EventKind::Put, true, true) => Some(("MODIFIED", new)),
+            (EventKind::Put, false, true) => Some(("ADDED", new)),
+            (EventKind::Put, true, false) => Some(("DELETED", new)),
+            (EventKind::Delete, true, _) => Some(("DELETED", old)),
+            _ => None,
+        };
+        if let Some((kind, Some(object))) = out {
+            return Some((vec![WatchEvent { kind, object }], st));
+        }
+    }
+}
