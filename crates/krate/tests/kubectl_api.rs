@@ -1,0 +1,191 @@
+//! The real `krate server` driven by the real kubectl: what a user sees.
+
+mod support;
+
+use std::time::Duration;
+
+use support::Cluster;
+
+const CONFIGMAP: &str = r#"{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"app-config","labels":{"app":"web"}},"data":{"mode":"fast","level":"3"}}"#;
+
+#[test]
+fn a_new_server_has_the_system_namespaces_and_kubectl_lists_them() {
+    let c = Cluster::start();
+    let out = c.ok(&["get", "namespaces"]);
+    let lines: Vec<&str> = out.lines().collect();
+    let header: Vec<&str> = lines[0].split_whitespace().collect();
+    assert_eq!(header, ["NAME", "STATUS", "AGE"]);
+    for ns in ["default", "kube-node-lease", "kube-public", "kube-system"] {
+        let row = lines.iter().find(|l| l.starts_with(&format!("{ns} "))).unwrap_or_else(|| panic!("{ns} missing:\n{out}"));
+        assert!(row.contains("Active"), "{row}");
+    }
+}
+
+#[test]
+fn health_endpoints_answer_ok() {
+    let c = Cluster::start();
+    assert_eq!(c.ok(&["get", "--raw", "/healthz"]).trim(), "ok");
+    assert_eq!(c.ok(&["get", "--raw", "/livez"]).trim(), "ok");
+    let verbose = c.ok(&["get", "--raw", "/readyz?verbose"]);
+    assert!(verbose.contains("[+]etcd ok"), "{verbose}");
+    assert!(verbose.trim_end().ends_with("readyz check passed"), "{verbose}");
+    let version = c.ok(&["version", "-o", "json"]);
+    assert!(version.contains("\"gitVersion\": \"v1.32.0+krate\""), "{version}");
+}
+
+#[test]
+fn api_resources_show_upstream_names_short_names_and_scope() {
+    let c = Cluster::start();
+    let apps = c.ok(&["api-resources", "--api-group=apps", "--no-headers"]);
+    let rows: Vec<Vec<&str>> = apps.lines().map(|l| l.split_whitespace().collect()).collect();
+    assert_eq!(
+        rows,
+        vec![
+            vec!["controllerrevisions", "apps/v1", "true", "ControllerRevision"],
+            vec!["daemonsets", "ds", "apps/v1", "true", "DaemonSet"],
+            vec!["deployments", "deploy", "apps/v1", "true", "Deployment"],
+            vec!["replicasets", "rs", "apps/v1", "true", "ReplicaSet"],
+            vec!["statefulsets", "sts", "apps/v1", "true", "StatefulSet"],
+        ]
+    );
+    let core = c.ok(&["api-resources", "--api-group=", "-o", "name"]);
+    for r in ["pods", "services", "configmaps", "secrets", "namespaces", "nodes", "persistentvolumeclaims", "serviceaccounts", "events"] {
+        assert!(core.lines().any(|l| l == r), "{r} missing from core resources:\n{core}");
+    }
+    // kubectl resolves short names and categories from aggregated discovery.
+    let out = c.kubectl(&["get", "deploy", "-n", "default"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(String::from_utf8_lossy(&out.stderr).trim(), "No resources found in default namespace.");
+    let out = c.kubectl(&["get", "all"]);
+    assert!(out.status.success(), "kubectl get all: {}", String::from_utf8_lossy(&out.stderr));
+    let err = c.fails(&["get", "nosuchthing"]);
+    assert!(err.contains("the server doesn't have a resource type \"nosuchthing\""), "{err}");
+}
+
+#[test]
+fn configmap_lifecycle_with_every_output_format() {
+    let c = Cluster::start();
+    let created = c.ok_stdin(&["create", "-f", "-", "--validate=false"], CONFIGMAP);
+    assert_eq!(created.trim(), "configmap/app-config created");
+
+    let table = c.ok(&["get", "configmaps"]);
+    let header: Vec<&str> = table.lines().next().unwrap().split_whitespace().collect();
+    assert_eq!(header, ["NAME", "DATA", "AGE"]);
+    let row: Vec<&str> = table.lines().find(|l| l.starts_with("app-config")).unwrap().split_whitespace().collect();
+    assert_eq!(&row[..2], ["app-config", "2"]);
+
+    assert_eq!(c.ok(&["get", "cm", "app-config", "-o", "name"]).trim(), "configmap/app-config");
+    assert_eq!(c.ok(&["get", "cm", "app-config", "-o", "jsonpath={.data.mode}"]), "fast");
+    let json: serde_json::Value = serde_json::from_str(&c.ok(&["get", "cm", "app-config", "-o", "json"])).unwrap();
+    assert_eq!(json["metadata"]["namespace"], "default");
+    assert_eq!(json["metadata"]["labels"]["app"], "web");
+    assert!(json["metadata"]["uid"].as_str().is_some_and(|u| u.len() == 36));
+    assert!(json["metadata"]["resourceVersion"].as_str().is_some_and(|rv| rv.parse::<u64>().is_ok()));
+    assert!(json["metadata"]["creationTimestamp"].as_str().is_some_and(|t| t.ends_with('Z')));
+    let yaml = c.ok(&["get", "cm", "app-config", "-o", "yaml"]);
+    assert!(yaml.contains("kind: ConfigMap") && yaml.contains("mode: fast"), "{yaml}");
+    let cols = c.ok(&["get", "cm", "-o", "custom-columns=NAME:.metadata.name,MODE:.data.mode"]);
+    assert!(cols.lines().any(|l| l.split_whitespace().collect::<Vec<_>>() == ["app-config", "fast"]), "{cols}");
+    let wide = c.ok(&["get", "cm", "-o", "wide", "--show-labels"]);
+    assert!(wide.contains("app=web"), "{wide}");
+
+    let err = c.fails_stdin(&["create", "-f", "-", "--validate=false"], CONFIGMAP);
+    assert!(err.contains("Error from server (AlreadyExists): error when creating \"STDIN\": configmaps \"app-config\" already exists"), "{err}");
+
+    assert_eq!(c.ok(&["delete", "configmap", "app-config"]).trim(), "configmap \"app-config\" deleted");
+    let err = c.fails(&["get", "cm", "app-config"]);
+    assert_eq!(err.trim(), "Error from server (NotFound): configmaps \"app-config\" not found");
+}
+
+#[test]
+fn objects_survive_a_server_restart_with_the_same_credentials() {
+    let mut c = Cluster::start();
+    c.ok_stdin(&["create", "-f", "-", "--validate=false"], CONFIGMAP);
+    let ca_before = std::fs::read(c.data_dir().join("tls").join("ca.crt")).expect("the CA certificate is written");
+    let rv_before = c.ok(&["get", "cm", "app-config", "-o", "jsonpath={.metadata.resourceVersion}"]);
+    c.restart();
+    assert_eq!(c.ok(&["get", "cm", "app-config", "-o", "jsonpath={.metadata.resourceVersion}"]), rv_before);
+    assert_eq!(std::fs::read(c.data_dir().join("tls").join("ca.crt")).unwrap(), ca_before, "the CA was regenerated");
+}
+
+#[test]
+fn creating_in_a_missing_namespace_is_refused() {
+    let c = Cluster::start();
+    let err = c.fails_stdin(&["create", "-n", "nope", "-f", "-", "--validate=false"], CONFIGMAP);
+    assert!(err.contains("namespaces \"nope\" not found"), "{err}");
+    assert!(c.ok(&["get", "cm", "-A", "-o", "name"]).trim().is_empty());
+}
+
+#[test]
+fn an_invalid_name_is_rejected_with_the_upstream_message() {
+    let c = Cluster::start();
+    let bad = CONFIGMAP.replace("app-config", "Bad_Name");
+    let err = c.fails_stdin(&["create", "-f", "-", "--validate=false"], &bad);
+    assert!(
+        err.contains("The ConfigMap \"Bad_Name\" is invalid: metadata.name: Invalid value: \"Bad_Name\": a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters"),
+        "{err}"
+    );
+    let wrong_type = CONFIGMAP.replace(r#""app":"web""#, r#""app":5"#);
+    let err = c.fails_stdin(&["create", "-f", "-", "--validate=false"], &wrong_type);
+    assert!(err.contains("metadata.labels"), "{err}");
+    assert!(c.ok(&["get", "cm", "-o", "name"]).trim().is_empty(), "nothing may be stored");
+}
+
+#[test]
+fn a_watch_streams_changes_as_they_happen() {
+    let c = Cluster::start();
+    let path = "/api/v1/namespaces/default/configmaps?watch=1&timeoutSeconds=4";
+    let watcher = {
+        let kubeconfig = c.kubeconfig.clone();
+        let cache = c.dir.path().join("watch-cache");
+        std::thread::spawn(move || {
+            std::process::Command::new("kubectl")
+                .args(["get", "--raw", path])
+                .env("KUBECONFIG", kubeconfig)
+                .env("KUBECACHEDIR", cache)
+                .output()
+                .unwrap()
+        })
+    };
+    std::thread::sleep(Duration::from_millis(800));
+    c.ok_stdin(&["create", "-f", "-", "--validate=false"], CONFIGMAP);
+    c.ok(&["delete", "cm", "app-config"]);
+    let out = watcher.join().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    let types: Vec<String> = text
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .map(|e| e["type"].as_str().unwrap_or("").to_string())
+        .collect();
+    assert_eq!(types, ["ADDED", "DELETED"], "{text}");
+}
+
+#[test]
+fn anonymous_requests_are_forbidden_but_health_is_public() {
+    let c = Cluster::start();
+    let url = format!("{}/api/v1/namespaces", c.server_url());
+    let out = std::process::Command::new("curl").args(["-sk", &url]).output().expect("curl");
+    let body: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(body["code"], 403);
+    assert_eq!(
+        body["message"],
+        "namespaces is forbidden: User \"system:anonymous\" cannot list resource \"namespaces\" in API group \"\" at the cluster scope"
+    );
+    let health = std::process::Command::new("curl").args(["-sk", &format!("{}/healthz", c.server_url())]).output().unwrap();
+    assert_eq!(String::from_utf8_lossy(&health.stdout), "ok");
+}
+
+#[test]
+fn a_second_server_on_a_taken_port_fails_with_a_clear_error() {
+    let c = Cluster::start();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_krate"))
+        .arg("server")
+        .arg("--data-dir")
+        .arg(c.dir.path().join("other"))
+        .args(["--https-listen-port", &c.port.to_string(), "--bind-address", "127.0.0.1"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains(&format!("port {} is already in use", c.port)), "{err}");
+}
