@@ -6,6 +6,7 @@
 //! kind's [`strategy`] (defaulting, validation, status handling) and writes
 //! JSON to the store. Errors are Kubernetes `Status` objects ([`status`]).
 
+pub mod admission;
 pub mod discovery;
 pub mod filter;
 pub mod registry;

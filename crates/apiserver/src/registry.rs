@@ -21,6 +21,7 @@ pub const MAX_REQUEST_BYTES: usize = 3 * 1024 * 1024;
 
 pub struct Registry {
     store: Arc<dyn Store>,
+    admission: crate::admission::Chain,
 }
 
 /// Options shared by writes.
@@ -235,7 +236,13 @@ fn go_value(v: &Value) -> String {
 
 impl Registry {
     pub fn new(store: Arc<dyn Store>) -> Registry {
-        Registry { store }
+        Registry { store, admission: crate::admission::Chain::default() }
+    }
+
+    /// Adds an admission plugin after the ones already present.
+    pub fn with_admission(mut self, plugin: Arc<dyn crate::admission::Admission>) -> Registry {
+        self.admission.0.push(plugin);
+        self
     }
 
     pub fn store(&self) -> &Arc<dyn Store> {
@@ -391,20 +398,38 @@ impl Registry {
         if r.namespaced {
             self.admit_namespace(namespace.unwrap_or(""), r).await?;
         }
+        let key = Self::key(r, namespace, &name);
+        // A duplicate is AlreadyExists, not whatever admission would say
+        // about the resources it asks for (the store still decides races).
+        if self.store.get(key.as_bytes(), 0).await.map_err(|e| from_store(r, &name, e))?.0.is_some() {
+            return Err(ApiError::already_exists(r, &name));
+        }
+        self.admission.admit_create(r, &mut obj).await?;
         if opts.dry_run {
+            // A dry run shows what would be allocated but keeps nothing.
+            self.admission.create_failed(r, &obj).await;
             return Ok(obj);
         }
-        let key = Self::key(r, namespace, &name);
-        let value = encode(&obj)?;
-        if value.len() > store::MAX_VALUE_BYTES {
-            return Err(ApiError::too_large(store::MAX_VALUE_BYTES));
-        }
+        let value = match encode(&obj) {
+            Ok(v) if v.len() <= store::MAX_VALUE_BYTES => v,
+            Ok(_) => {
+                self.admission.create_failed(r, &obj).await;
+                return Err(ApiError::too_large(store::MAX_VALUE_BYTES));
+            }
+            Err(e) => {
+                self.admission.create_failed(r, &obj).await;
+                return Err(e);
+            }
+        };
         match self.store.create(key.as_bytes(), value, 0).await {
             Ok(kv) => {
                 set_resource_version(&mut obj, kv.mod_revision);
                 Ok(obj)
             }
-            Err(e) => Err(from_store(r, &name, e)),
+            Err(e) => {
+                self.admission.create_failed(r, &obj).await;
+                Err(from_store(r, &name, e))
+            }
         }
     }
 
@@ -497,17 +522,28 @@ impl Registry {
             if !causes.is_empty() {
                 return Err(ApiError::invalid(r, name, causes));
             }
+            let mut new = new;
+            if subresource.is_none() {
+                self.admission.admit_update(r, &mut new, &old).await?;
+            }
             if same_object(&new, &old) {
                 return Ok((old, false));
             }
             if opts.dry_run {
+                self.admission.update_failed(r, &new, &old).await;
                 return Ok((new, false));
             }
             // Finalization done: an object being deleted whose last
             // finalizer was removed goes away.
             if meta(&new).is_some_and(|m| m.contains_key("deletionTimestamp")) && finalizers(&new).is_empty() {
-                return match self.store.delete(key.as_bytes(), Some(current.mod_revision)).await {
+                let result = self.store.delete(key.as_bytes(), Some(current.mod_revision)).await;
+                if result.is_err() {
+                    self.admission.update_failed(r, &new, &old).await;
+                }
+                return match result {
                     Ok((rev, _)) => {
+                        self.admission.deleted(r, &old).await;
+                        self.admission.deleted(r, &new).await;
                         let mut gone = new;
                         set_resource_version(&mut gone, rev);
                         Ok((gone, false))
@@ -516,18 +552,31 @@ impl Registry {
                     Err(e) => Err(from_store(r, name, e)),
                 };
             }
-            let value = encode(&new)?;
-            if value.len() > store::MAX_VALUE_BYTES {
-                return Err(ApiError::too_large(store::MAX_VALUE_BYTES));
-            }
+            let value = match encode(&new) {
+                Ok(v) if v.len() <= store::MAX_VALUE_BYTES => v,
+                Ok(_) => {
+                    self.admission.update_failed(r, &new, &old).await;
+                    return Err(ApiError::too_large(store::MAX_VALUE_BYTES));
+                }
+                Err(e) => {
+                    self.admission.update_failed(r, &new, &old).await;
+                    return Err(e);
+                }
+            };
             match self.store.update(key.as_bytes(), value, current.mod_revision, 0).await {
                 Ok(kv) => {
+                    self.admission.updated(r, &new, &old).await;
                     let mut out = new;
                     set_resource_version(&mut out, kv.mod_revision);
                     return Ok((out, false));
                 }
-                Err(StoreError::Conflict { .. }) if requested_rv.is_none() => continue,
-                Err(e) => return Err(from_store(r, name, e)),
+                Err(e) => {
+                    self.admission.update_failed(r, &new, &old).await;
+                    match e {
+                        StoreError::Conflict { .. } if requested_rv.is_none() => continue,
+                        e => return Err(from_store(r, name, e)),
+                    }
+                }
             }
         }
     }
@@ -738,6 +787,7 @@ impl Registry {
             }
             match self.store.delete(key.as_bytes(), Some(current.mod_revision)).await {
                 Ok((rev, _)) => {
+                    self.admission.deleted(r, &obj).await;
                     set_resource_version(&mut obj, rev);
                     return Ok(obj);
                 }

@@ -76,21 +76,39 @@ pub enum TlsError {
          (every kubeconfig and node must then be issued again)",
         present.display(), missing.display(), dir.display()
     )]
-    IncompleteCa { present: PathBuf, missing: PathBuf, dir: PathBuf },
+    IncompleteCa {
+        present: PathBuf,
+        missing: PathBuf,
+        dir: PathBuf,
+    },
     #[error(
         "the CA certificate {} expired at {not_after}; remove {} to create a new CA \
          (every kubeconfig and node must then be issued again)",
         path.display(), dir.display()
     )]
-    CaExpired { path: PathBuf, dir: PathBuf, not_after: OffsetDateTime },
+    CaExpired {
+        path: PathBuf,
+        dir: PathBuf,
+        not_after: OffsetDateTime,
+    },
     #[error("issuing {what} with the CA in {}: {source}", path.display())]
-    Issue { what: String, path: PathBuf, source: rcgen::Error },
+    Issue {
+        what: String,
+        path: PathBuf,
+        source: rcgen::Error,
+    },
     #[error("invalid certificate subject for {what}: {reason}")]
     InvalidSubject { what: String, reason: String },
     #[error("TLS server configuration from {}: {source}", path.display())]
-    ServerConfig { path: PathBuf, source: rustls::Error },
+    ServerConfig {
+        path: PathBuf,
+        source: rustls::Error,
+    },
     #[error("client certificate verifier for the CA in {}: {source}", path.display())]
-    ClientVerifier { path: PathBuf, source: rustls::server::VerifierBuilderError },
+    ClientVerifier {
+        path: PathBuf,
+        source: rustls::server::VerifierBuilderError,
+    },
 }
 
 /// What [`Pki::ensure`] needs to know about this server.
@@ -119,7 +137,9 @@ pub struct Pki {
 impl std::fmt::Debug for Pki {
     /// Leaves the keys out.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Pki").field("dir", &self.dir).finish_non_exhaustive()
+        f.debug_struct("Pki")
+            .field("dir", &self.dir)
+            .finish_non_exhaustive()
     }
 }
 
@@ -155,9 +175,13 @@ impl Pki {
         create_private_dir(&dir)?;
         let ca = load_or_create_ca(&dir)?;
         let names = ServingNames::new(opts);
-        let serving = ensure_leaf(&dir, SERVING_FILE, &ca, &|cert| names.missing_from(cert), &|| {
-            issue_serving_cert(&ca, &names, LEAF_VALIDITY)
-        })?;
+        let serving = ensure_leaf(
+            &dir,
+            SERVING_FILE,
+            &ca,
+            &|cert| names.missing_from(cert),
+            &|| issue_serving_cert(&ca, &names, LEAF_VALIDITY),
+        )?;
         let admin_identity = CertIdentity {
             user: ADMIN_USER.to_string(),
             groups: vec![MASTERS_GROUP.to_string()],
@@ -189,20 +213,35 @@ impl Pki {
     pub fn server_config(&self) -> Result<Arc<ServerConfig>, TlsError> {
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let serving_path = self.dir.join(format!("{SERVING_FILE}.crt"));
-        let server_error = |source| TlsError::ServerConfig { path: serving_path.clone(), source };
+        let server_error = |source| TlsError::ServerConfig {
+            path: serving_path.clone(),
+            source,
+        };
 
         let mut roots = RootCertStore::empty();
-        roots.add(CertificateDer::from(self.ca.cert_der.clone())).map_err(server_error)?;
-        let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone())
-            .allow_unauthenticated()
-            .build()
-            .map_err(|source| TlsError::ClientVerifier { path: self.ca.cert_path.clone(), source })?;
+        roots
+            .add(CertificateDer::from(self.ca.cert_der.clone()))
+            .map_err(server_error)?;
+        let verifier =
+            WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone())
+                .allow_unauthenticated()
+                .build()
+                .map_err(|source| TlsError::ClientVerifier {
+                    path: self.ca.cert_path.clone(),
+                    source,
+                })?;
 
         let chain = CertificateDer::pem_slice_iter(self.serving.cert_pem.as_bytes())
             .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| TlsError::Corrupt { path: serving_path.clone(), reason: e.to_string() })?;
+            .map_err(|e| TlsError::Corrupt {
+                path: serving_path.clone(),
+                reason: e.to_string(),
+            })?;
         let key = PrivateKeyDer::from_pem_slice(self.serving.key_pem.as_bytes()).map_err(|e| {
-            TlsError::Corrupt { path: self.dir.join(format!("{SERVING_FILE}.key")), reason: e.to_string() }
+            TlsError::Corrupt {
+                path: self.dir.join(format!("{SERVING_FILE}.key")),
+                reason: e.to_string(),
+            }
         })?;
 
         let mut config = ServerConfig::builder_with_provider(provider)
@@ -220,7 +259,12 @@ impl Pki {
     /// everything embedded. Returns its path.
     pub fn write_admin_kubeconfig(&self, server_url: &str) -> Result<PathBuf, TlsError> {
         let path = self.data_dir.join(ADMIN_KUBECONFIG);
-        let kubeconfig = kubeconfig_yaml(server_url, &self.ca_cert_pem, &self.admin.cert_pem, &self.admin.key_pem);
+        let kubeconfig = kubeconfig_yaml(
+            server_url,
+            &self.ca_cert_pem,
+            &self.admin.cert_pem,
+            &self.admin.key_pem,
+        );
         write_atomic(&path, kubeconfig.as_bytes(), 0o600)?;
         Ok(path)
     }
@@ -246,7 +290,10 @@ pub fn identity_from_cert(der: &[u8]) -> Option<CertIdentity> {
     let (_, cert) = x509_parser::parse_x509_certificate(der).ok()?;
     let subject = cert.subject();
     // Go's pkix.Name keeps the last CommonName it meets.
-    let user = subject.iter_common_name().filter_map(|cn| cn.as_str().ok()).last()?;
+    let user = subject
+        .iter_common_name()
+        .filter_map(|cn| cn.as_str().ok())
+        .last()?;
     if user.is_empty() {
         return None;
     }
@@ -255,7 +302,10 @@ pub fn identity_from_cert(der: &[u8]) -> Option<CertIdentity> {
         .filter_map(|o| o.as_str().ok())
         .map(str::to_string)
         .collect();
-    Some(CertIdentity { user: user.to_string(), groups })
+    Some(CertIdentity {
+        user: user.to_string(),
+        groups,
+    })
 }
 
 /// The identity of the client at the other end of a handshake that
@@ -272,36 +322,74 @@ fn load_or_create_ca(dir: &Path) -> Result<Ca, TlsError> {
     match (read_optional(&cert_path)?, read_optional(&key_path)?) {
         (Some(cert_pem), Some(key_pem)) => load_ca(dir, cert_path, &cert_pem, &key_path, &key_pem),
         (None, None) => create_ca(cert_path, &key_path),
-        (Some(_), None) => Err(TlsError::IncompleteCa { present: cert_path, missing: key_path, dir: dir.into() }),
-        (None, Some(_)) => Err(TlsError::IncompleteCa { present: key_path, missing: cert_path, dir: dir.into() }),
+        (Some(_), None) => Err(TlsError::IncompleteCa {
+            present: cert_path,
+            missing: key_path,
+            dir: dir.into(),
+        }),
+        (None, Some(_)) => Err(TlsError::IncompleteCa {
+            present: key_path,
+            missing: cert_path,
+            dir: dir.into(),
+        }),
     }
 }
 
-fn load_ca(dir: &Path, cert_path: PathBuf, cert_pem: &str, key_path: &Path, key_pem: &str) -> Result<Ca, TlsError> {
-    let corrupt = |path: &Path, reason: String| TlsError::Corrupt { path: path.into(), reason };
+fn load_ca(
+    dir: &Path,
+    cert_path: PathBuf,
+    cert_pem: &str,
+    key_path: &Path,
+    key_pem: &str,
+) -> Result<Ca, TlsError> {
+    let corrupt = |path: &Path, reason: String| TlsError::Corrupt {
+        path: path.into(),
+        reason,
+    };
     let cert_der = first_cert_der(cert_pem).map_err(|reason| corrupt(&cert_path, reason))?;
-    let key = KeyPair::from_pem(key_pem).map_err(|e| corrupt(key_path, format!("not a private key: {e}")))?;
+    let key = KeyPair::from_pem(key_pem)
+        .map_err(|e| corrupt(key_path, format!("not a private key: {e}")))?;
     let (_, cert) = x509_parser::parse_x509_certificate(&cert_der)
         .map_err(|e| corrupt(&cert_path, format!("not an X.509 certificate: {e}")))?;
     if !cert.is_ca() {
-        return Err(corrupt(&cert_path, "not a CA certificate (basicConstraints cA is not set)".into()));
+        return Err(corrupt(
+            &cert_path,
+            "not a CA certificate (basicConstraints cA is not set)".into(),
+        ));
     }
     if cert.public_key().raw != key.subject_public_key_info().as_slice() {
-        return Err(TlsError::KeyMismatch { cert: cert_path, key: key_path.into() });
+        return Err(TlsError::KeyMismatch {
+            cert: cert_path,
+            key: key_path.into(),
+        });
     }
     let not_after = cert.validity().not_after.to_datetime();
     if not_after <= OffsetDateTime::now_utc() {
-        return Err(TlsError::CaExpired { path: cert_path, dir: dir.into(), not_after });
+        return Err(TlsError::CaExpired {
+            path: cert_path,
+            dir: dir.into(),
+            not_after,
+        });
     }
     let subject_der = cert.subject().as_raw().to_vec();
     let subject_key_id = subject_key_id(&cert);
     let issuer = Issuer::from_ca_cert_der(&CertificateDer::from(cert_der.as_slice()), key)
         .map_err(|e| corrupt(&cert_path, format!("cannot sign with this CA: {e}")))?;
-    Ok(Ca { cert_path, cert_der, subject_der, subject_key_id, issuer })
+    Ok(Ca {
+        cert_path,
+        cert_der,
+        subject_der,
+        subject_key_id,
+        issuer,
+    })
 }
 
 fn create_ca(cert_path: PathBuf, key_path: &Path) -> Result<Ca, TlsError> {
-    let issue_error = |source| TlsError::Issue { what: "the CA".into(), path: cert_path.clone(), source };
+    let issue_error = |source| TlsError::Issue {
+        what: "the CA".into(),
+        path: cert_path.clone(),
+        source,
+    };
     let key = KeyPair::generate().map_err(issue_error)?;
     let now = OffsetDateTime::now_utc();
     let mut params = CertificateParams::default();
@@ -309,8 +397,11 @@ fn create_ca(cert_path: PathBuf, key_path: &Path) -> Result<Ca, TlsError> {
     // a client never confuses a re-created CA with the one it trusted.
     params.distinguished_name = common_name_dn(&format!("krate-ca@{}", now.unix_timestamp()));
     params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    params.key_usages =
-        vec![KeyUsagePurpose::DigitalSignature, KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+    params.key_usages = vec![
+        KeyUsagePurpose::DigitalSignature,
+        KeyUsagePurpose::KeyCertSign,
+        KeyUsagePurpose::CrlSign,
+    ];
     params.serial_number = Some(random_serial());
     (params.not_before, params.not_after) = validity_from(now, CA_VALIDITY);
     let cert = params.self_signed(&key).map_err(issue_error)?;
@@ -322,14 +413,21 @@ fn create_ca(cert_path: PathBuf, key_path: &Path) -> Result<Ca, TlsError> {
     tracing::info!(cert = %cert_path.display(), "created the cluster CA");
 
     let cert_der = cert.der().to_vec();
-    let (_, parsed) = x509_parser::parse_x509_certificate(&cert_der).map_err(|e| TlsError::Corrupt {
-        path: cert_path.clone(),
-        reason: format!("the generated CA does not parse: {e}"),
-    })?;
+    let (_, parsed) =
+        x509_parser::parse_x509_certificate(&cert_der).map_err(|e| TlsError::Corrupt {
+            path: cert_path.clone(),
+            reason: format!("the generated CA does not parse: {e}"),
+        })?;
     let subject_der = parsed.subject().as_raw().to_vec();
     let subject_key_id = subject_key_id(&parsed);
     let issuer = Issuer::new(params, key);
-    Ok(Ca { cert_path, cert_der, subject_der, subject_key_id, issuer })
+    Ok(Ca {
+        cert_path,
+        cert_der,
+        subject_der,
+        subject_key_id,
+        issuer,
+    })
 }
 
 // --- leaves -----------------------------------------------------------------
@@ -353,7 +451,9 @@ fn ensure_leaf(
     if let Some(leaf) = existing {
         match leaf_problem(&leaf, ca, unfit) {
             None => return Ok(leaf),
-            Some(reason) => tracing::info!(cert = %cert_path.display(), %reason, "issuing a new certificate"),
+            Some(reason) => {
+                tracing::info!(cert = %cert_path.display(), %reason, "issuing a new certificate")
+            }
         }
     }
     let leaf = issue()?;
@@ -363,7 +463,11 @@ fn ensure_leaf(
 }
 
 /// Why `leaf` must be issued again, if it must.
-fn leaf_problem(leaf: &Leaf, ca: &Ca, unfit: &dyn Fn(&X509Certificate<'_>) -> Option<String>) -> Option<String> {
+fn leaf_problem(
+    leaf: &Leaf,
+    ca: &Ca,
+    unfit: &dyn Fn(&X509Certificate<'_>) -> Option<String>,
+) -> Option<String> {
     let der = match first_cert_der(&leaf.cert_pem) {
         Ok(der) => der,
         Err(reason) => return Some(reason),
@@ -407,10 +511,13 @@ impl ServingNames {
             .filter(|h| !h.is_empty())
             .chain(SERVICE_DNS_NAMES.iter().map(|n| n.to_string()))
             .collect();
-        let ips = [IpAddr::V4(Ipv4Addr::LOCALHOST), IpAddr::V6(Ipv6Addr::LOCALHOST)]
-            .into_iter()
-            .chain(opts.ips.iter().copied())
-            .collect();
+        let ips = [
+            IpAddr::V4(Ipv4Addr::LOCALHOST),
+            IpAddr::V6(Ipv6Addr::LOCALHOST),
+        ]
+        .into_iter()
+        .chain(opts.ips.iter().copied())
+        .collect();
         ServingNames { dns, ips }
     }
 
@@ -449,36 +556,62 @@ fn issue_serving_cert(ca: &Ca, names: &ServingNames, validity: Duration) -> Resu
     let mut params = CertificateParams::default();
     params.distinguished_name = common_name_dn("kube-apiserver");
     for name in &names.dns {
-        let name = name.clone().try_into().map_err(|e: rcgen::Error| TlsError::InvalidSubject {
-            what: "the serving certificate".into(),
-            reason: format!("host name {name:?}: {e}"),
-        })?;
+        let name = name
+            .clone()
+            .try_into()
+            .map_err(|e: rcgen::Error| TlsError::InvalidSubject {
+                what: "the serving certificate".into(),
+                reason: format!("host name {name:?}: {e}"),
+            })?;
         params.subject_alt_names.push(SanType::DnsName(name));
     }
-    params.subject_alt_names.extend(names.ips.iter().map(|ip| SanType::IpAddress(*ip)));
+    params
+        .subject_alt_names
+        .extend(names.ips.iter().map(|ip| SanType::IpAddress(*ip)));
     params.is_ca = IsCa::ExplicitNoCa;
-    params.key_usages = vec![KeyUsagePurpose::DigitalSignature, KeyUsagePurpose::KeyEncipherment];
+    params.key_usages = vec![
+        KeyUsagePurpose::DigitalSignature,
+        KeyUsagePurpose::KeyEncipherment,
+    ];
     params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
     params.use_authority_key_identifier_extension = true;
     params.serial_number = Some(random_serial());
     (params.not_before, params.not_after) = validity_from(OffsetDateTime::now_utc(), validity);
     let key = KeyPair::generate().map_err(issue_error)?;
     let cert = params.signed_by(&key, &ca.issuer).map_err(issue_error)?;
-    Ok(Leaf { cert_pem: cert.pem(), key_pem: key.serialize_pem() })
+    Ok(Leaf {
+        cert_pem: cert.pem(),
+        key_pem: key.serialize_pem(),
+    })
 }
 
 /// Issues a client certificate. Written out by hand rather than by rcgen,
 /// whose subject holds each attribute type once: Kubernetes reads one group
 /// per Organization, so a user in two groups needs two of them.
-fn issue_client(ca: &Ca, common_name: &str, organizations: &[&str], validity: Duration) -> Result<Leaf, TlsError> {
+fn issue_client(
+    ca: &Ca,
+    common_name: &str,
+    organizations: &[&str],
+    validity: Duration,
+) -> Result<Leaf, TlsError> {
     let what = || format!("a client certificate for {common_name:?}");
     if common_name.is_empty() {
-        return Err(TlsError::InvalidSubject { what: what(), reason: "the common name (user) is empty".into() });
+        return Err(TlsError::InvalidSubject {
+            what: what(),
+            reason: "the common name (user) is empty".into(),
+        });
     }
     if organizations.iter().any(|o| o.is_empty()) {
-        return Err(TlsError::InvalidSubject { what: what(), reason: "an organization (group) is empty".into() });
+        return Err(TlsError::InvalidSubject {
+            what: what(),
+            reason: "an organization (group) is empty".into(),
+        });
     }
-    let issue_error = |source| TlsError::Issue { what: what(), path: ca.cert_path.clone(), source };
+    let issue_error = |source| TlsError::Issue {
+        what: what(),
+        path: ca.cert_path.clone(),
+        source,
+    };
     let signature_algorithm = signature_algorithm(ca.issuer.key()).ok_or_else(|| TlsError::Corrupt {
         path: ca.cert_path.clone(),
         reason: "the CA key's algorithm cannot sign client certificates (want ECDSA, Ed25519 or RSA)".into(),
@@ -489,7 +622,8 @@ fn issue_client(ca: &Ca, common_name: &str, organizations: &[&str], validity: Du
 
     let tbs = yasna::construct_der(|w| {
         w.write_sequence(|w| {
-            w.next().write_tagged(yasna::Tag::context(0), |w| w.write_u8(2)); // v3
+            w.next()
+                .write_tagged(yasna::Tag::context(0), |w| w.write_u8(2)); // v3
             w.next().write_bigint_bytes(serial.as_ref(), true);
             signature_algorithm.write(w.next());
             w.next().write_der(&ca.subject_der);
@@ -507,16 +641,22 @@ fn issue_client(ca: &Ca, common_name: &str, organizations: &[&str], validity: Du
             w.next().write_tagged(yasna::Tag::context(3), |w| {
                 w.write_sequence(|w| {
                     // keyUsage: digitalSignature.
-                    write_extension(w.next(), OID_KEY_USAGE, true, |w| w.write_bitvec_bytes(&[0x80], 1));
+                    write_extension(w.next(), OID_KEY_USAGE, true, |w| {
+                        w.write_bitvec_bytes(&[0x80], 1)
+                    });
                     write_extension(w.next(), OID_EXT_KEY_USAGE, false, |w| {
                         w.write_sequence(|w| w.next().write_oid(&oid(OID_CLIENT_AUTH)))
                     });
                     // basicConstraints: not a CA.
-                    write_extension(w.next(), OID_BASIC_CONSTRAINTS, true, |w| w.write_sequence(|_| {}));
+                    write_extension(w.next(), OID_BASIC_CONSTRAINTS, true, |w| {
+                        w.write_sequence(|_| {})
+                    });
                     if let Some(key_id) = &ca.subject_key_id {
                         write_extension(w.next(), OID_AUTHORITY_KEY_ID, false, |w| {
                             w.write_sequence(|w| {
-                                w.next().write_tagged_implicit(yasna::Tag::context(0), |w| w.write_bytes(key_id))
+                                w.next().write_tagged_implicit(yasna::Tag::context(0), |w| {
+                                    w.write_bytes(key_id)
+                                })
                             })
                         });
                     }
@@ -532,7 +672,10 @@ fn issue_client(ca: &Ca, common_name: &str, organizations: &[&str], validity: Du
             w.next().write_bitvec_bytes(&signature, signature.len() * 8);
         })
     });
-    Ok(Leaf { cert_pem: pem_encode("CERTIFICATE", &cert), key_pem: key.serialize_pem() })
+    Ok(Leaf {
+        cert_pem: pem_encode("CERTIFICATE", &cert),
+        key_pem: key.serialize_pem(),
+    })
 }
 
 const OID_COMMON_NAME: &[u64] = &[2, 5, 4, 3];
@@ -574,7 +717,10 @@ fn signature_algorithm(key: &KeyPair) -> Option<SignatureAlgorithm> {
     } else {
         return None;
     };
-    Some(SignatureAlgorithm { oid, null_parameters })
+    Some(SignatureAlgorithm {
+        oid,
+        null_parameters,
+    })
 }
 
 fn oid(components: &[u64]) -> yasna::models::ObjectIdentifier {
@@ -590,7 +736,12 @@ fn write_name_attribute(w: yasna::DERWriter<'_>, attribute: &[u64], value: &str)
     })
 }
 
-fn write_extension(w: yasna::DERWriter<'_>, id: &[u64], critical: bool, value: impl FnOnce(yasna::DERWriter<'_>)) {
+fn write_extension(
+    w: yasna::DERWriter<'_>,
+    id: &[u64],
+    critical: bool,
+    value: impl FnOnce(yasna::DERWriter<'_>),
+) {
     w.write_sequence(|w| {
         w.next().write_oid(&oid(id));
         if critical {
@@ -632,10 +783,14 @@ fn validity_from(now: OffsetDateTime, validity: Duration) -> (OffsetDateTime, Of
 }
 
 fn subject_key_id(cert: &X509Certificate<'_>) -> Option<Vec<u8>> {
-    cert.extensions().iter().find_map(|ext| match ext.parsed_extension() {
-        x509_parser::extensions::ParsedExtension::SubjectKeyIdentifier(id) => Some(id.0.to_vec()),
-        _ => None,
-    })
+    cert.extensions()
+        .iter()
+        .find_map(|ext| match ext.parsed_extension() {
+            x509_parser::extensions::ParsedExtension::SubjectKeyIdentifier(id) => {
+                Some(id.0.to_vec())
+            }
+            _ => None,
+        })
 }
 
 fn ip_from_bytes(bytes: &[u8]) -> Option<IpAddr> {
@@ -703,14 +858,23 @@ fn read_optional(path: &Path) -> Result<Option<String>, TlsError> {
     match fs::read(path) {
         Ok(bytes) => String::from_utf8(bytes)
             .map(Some)
-            .map_err(|_| TlsError::Corrupt { path: path.into(), reason: "not a PEM text file".into() }),
+            .map_err(|_| TlsError::Corrupt {
+                path: path.into(),
+                reason: "not a PEM text file".into(),
+            }),
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
-        Err(source) => Err(TlsError::Io { path: path.into(), source }),
+        Err(source) => Err(TlsError::Io {
+            path: path.into(),
+            source,
+        }),
     }
 }
 
 fn create_private_dir(dir: &Path) -> Result<(), TlsError> {
-    let io_error = |source| TlsError::Io { path: dir.into(), source };
+    let io_error = |source| TlsError::Io {
+        path: dir.into(),
+        source,
+    };
     fs::create_dir_all(dir).map_err(io_error)?;
     fs::set_permissions(dir, fs::Permissions::from_mode(0o700)).map_err(io_error)
 }
@@ -722,11 +886,18 @@ fn write_atomic(path: &Path, contents: &[u8], mode: u32) -> Result<(), TlsError>
         let p = p.to_path_buf();
         move |source| TlsError::Io { path: p, source }
     };
-    let file_name = path.file_name().map(|n| n.to_string_lossy()).unwrap_or_default();
+    let file_name = path
+        .file_name()
+        .map(|n| n.to_string_lossy())
+        .unwrap_or_default();
     let tmp = path.with_file_name(format!(".{file_name}.tmp-{}", std::process::id()));
     let _ = fs::remove_file(&tmp);
     let written = (|| {
-        let mut file = OpenOptions::new().write(true).create_new(true).mode(mode).open(&tmp)?;
+        let mut file = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(mode)
+            .open(&tmp)?;
         // The umask may have narrowed `mode`; never widened it.
         file.set_permissions(fs::Permissions::from_mode(mode))?;
         file.write_all(contents)?;
@@ -741,7 +912,9 @@ fn write_atomic(path: &Path, contents: &[u8], mode: u32) -> Result<(), TlsError>
         io_error(path)(source)
     })?;
     let parent = path.parent().unwrap_or(Path::new("."));
-    File::open(parent).and_then(|d| d.sync_all()).map_err(io_error(parent))
+    File::open(parent)
+        .and_then(|d| d.sync_all())
+        .map_err(io_error(parent))
 }
 
 #[cfg(test)]

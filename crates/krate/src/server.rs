@@ -2,11 +2,12 @@
 //! `--datastore-endpoint`) and the API server over TLS. Controllers,
 //! scheduler and node agent are wired in here as they land.
 
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::{bail, Context, Result};
+use apiserver::admission::services::{Cidr, ServiceAllocator};
 use apiserver::registry::{Registry, WriteOptions};
 use apiserver::server::ApiServer;
 use apiserver::tls::{Pki, PkiOptions};
@@ -16,9 +17,6 @@ use store::Store;
 
 pub const DEFAULT_DATA_DIR: &str = "/var/lib/krate";
 
-/// The first address of the default service CIDR (10.43.0.0/16): the
-/// `kubernetes` service's ClusterIP, which the serving certificate names.
-const FIRST_SERVICE_IP: Ipv4Addr = Ipv4Addr::new(10, 43, 0, 1);
 
 /// Namespaces every cluster has from the start.
 const SYSTEM_NAMESPACES: &[&str] = &["default", "kube-system", "kube-public", "kube-node-lease"];
@@ -34,6 +32,12 @@ pub struct ServerArgs {
     /// Address the API server listens on.
     #[arg(long, default_value = "0.0.0.0")]
     pub bind_address: IpAddr,
+    /// The range Service ClusterIPs are allocated from.
+    #[arg(long, default_value = "10.43.0.0/16")]
+    pub service_cidr: String,
+    /// The range NodePorts are allocated from.
+    #[arg(long, default_value = "30000-32767")]
+    pub service_node_port_range: String,
     /// Use an etcd cluster instead of the embedded datastore, e.g.
     /// `http://127.0.0.1:2379` (comma-separated for several members).
     #[arg(long)]
@@ -53,12 +57,13 @@ fn check_data_dir(dir: &Path) -> Result<()> {
     Ok(())
 }
 
-/// Addresses of this machine for the serving certificate.
-fn node_ips() -> Vec<IpAddr> {
+/// Addresses of this machine for the serving certificate, and the
+/// `kubernetes` service's ClusterIP.
+fn node_ips(first_service_ip: IpAddr) -> Vec<IpAddr> {
     let mut ips: Vec<IpAddr> = if_addrs::get_if_addrs()
         .map(|list| list.into_iter().map(|i| i.ip()).filter(|ip| !ip.is_loopback()).collect())
         .unwrap_or_default();
-    ips.push(IpAddr::V4(FIRST_SERVICE_IP));
+    ips.push(first_service_ip);
     ips.sort();
     ips.dedup();
     ips
@@ -84,7 +89,19 @@ async fn open_store(args: &ServerArgs) -> Result<Arc<dyn Store>> {
     })
 }
 
-async fn bootstrap(registry: &Registry) -> Result<()> {
+fn parse_port_range(s: &str) -> Result<(u16, u16)> {
+    let (lo, hi) = s.split_once('-').with_context(|| format!("--service-node-port-range {s:?}: want LOW-HIGH"))?;
+    let (lo, hi): (u16, u16) = (
+        lo.trim().parse().with_context(|| format!("--service-node-port-range {s:?}"))?,
+        hi.trim().parse().with_context(|| format!("--service-node-port-range {s:?}"))?,
+    );
+    if lo == 0 || lo > hi {
+        bail!("--service-node-port-range {s:?}: the range is empty");
+    }
+    Ok((lo, hi))
+}
+
+async fn bootstrap(registry: &Registry, first_service_ip: IpAddr, https_port: u16) -> Result<()> {
     let namespaces = apiserver::resources::lookup("", "v1", "namespaces").context("namespaces resource")?;
     for ns in SYSTEM_NAMESPACES {
         let obj = json!({ "apiVersion": "v1", "kind": "Namespace", "metadata": { "name": ns } });
@@ -94,11 +111,31 @@ async fn bootstrap(registry: &Registry) -> Result<()> {
             Err(e) => bail!("creating namespace {ns}: {e}"),
         }
     }
+    // The API server's own service, at the first IP of the service range.
+    let services = apiserver::resources::lookup("", "v1", "services").context("services resource")?;
+    let svc = json!({
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": { "name": "kubernetes", "namespace": "default", "labels": { "component": "apiserver", "provider": "kubernetes" } },
+        "spec": {
+            "clusterIP": first_service_ip.to_string(),
+            "ports": [{ "name": "https", "port": 443, "protocol": "TCP", "targetPort": https_port }],
+            "type": "ClusterIP",
+        },
+    });
+    match registry.create(services, Some("default"), svc, &WriteOptions::default()).await {
+        Ok(_) => tracing::info!(ip = %first_service_ip, "created the kubernetes service"),
+        Err(e) if e.code == 409 => {}
+        Err(e) => bail!("creating the kubernetes service: {e}"),
+    }
     Ok(())
 }
 
 pub async fn run(args: ServerArgs) -> Result<()> {
     check_data_dir(&args.data_dir)?;
+    let service_cidr = Cidr::parse(&args.service_cidr).map_err(|e| anyhow::anyhow!("--service-cidr: {e}"))?;
+    let node_ports = parse_port_range(&args.service_node_port_range)?;
+    let first_service_ip = IpAddr::V4(service_cidr.nth(1));
     let addr = SocketAddr::new(args.bind_address, args.https_listen_port);
     let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| {
         if e.kind() == std::io::ErrorKind::AddrInUse {
@@ -111,7 +148,7 @@ pub async fn run(args: ServerArgs) -> Result<()> {
     let pki = Pki::ensure(&PkiOptions {
         data_dir: args.data_dir.clone(),
         hostnames: if hostname.is_empty() { vec![] } else { vec![hostname] },
-        ips: node_ips(),
+        ips: node_ips(first_service_ip),
     })
     .context("preparing TLS certificates")?;
     let tls = pki.server_config().context("configuring TLS")?;
@@ -120,9 +157,9 @@ pub async fn run(args: ServerArgs) -> Result<()> {
     let rev = store.current_revision().await.context("reading the datastore revision")?;
     tracing::info!(revision = rev, "datastore ready");
 
-    let registry = Registry::new(store);
+    let registry = Registry::new(store.clone()).with_admission(Arc::new(ServiceAllocator::new(store, service_cidr, node_ports)));
     let api = ApiServer::new(registry, format!("{}:{}", "127.0.0.1", args.https_listen_port));
-    bootstrap(api.registry()).await?;
+    bootstrap(api.registry(), first_service_ip, args.https_listen_port).await?;
     let url = format!("https://127.0.0.1:{}", args.https_listen_port);
     let kubeconfig = pki.write_admin_kubeconfig(&url).context("writing the admin kubeconfig")?;
     let serving = tokio::spawn(api.clone().serve(listener, Some(tls)));

@@ -189,3 +189,43 @@ fn a_second_server_on_a_taken_port_fails_with_a_clear_error() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains(&format!("port {} is already in use", c.port)), "{err}");
 }
+
+fn service(name: &str, spec: &str) -> String {
+    format!(r#"{{"apiVersion":"v1","kind":"Service","metadata":{{"name":"{name}"}},"spec":{spec}}}"#)
+}
+
+#[test]
+fn services_get_cluster_ips_and_node_ports_from_their_ranges() {
+    let c = Cluster::start();
+    let k8s = c.ok(&["get", "svc", "kubernetes", "-o", "jsonpath={.spec.clusterIP} {.spec.ports[0].port}"]);
+    assert_eq!(k8s, "10.43.0.1 443");
+
+    c.ok_stdin(&["create", "-f", "-", "--validate=false"], &service("web", r#"{"selector":{"app":"web"},"ports":[{"port":80}]}"#));
+    let ip = c.ok(&["get", "svc", "web", "-o", "jsonpath={.spec.clusterIP}"]);
+    assert!(ip.starts_with("10.43.") && ip != "10.43.0.1", "{ip}");
+    assert_eq!(c.ok(&["get", "svc", "web", "-o", "jsonpath={.spec.type} {.spec.ports[0].targetPort} {.spec.ports[0].protocol}"]), "ClusterIP 80 TCP");
+
+    c.ok_stdin(&["create", "-f", "-", "--validate=false"], &service("np", r#"{"type":"NodePort","ports":[{"port":80}]}"#));
+    let port: u16 = c.ok(&["get", "svc", "np", "-o", "jsonpath={.spec.ports[0].nodePort}"]).parse().unwrap();
+    assert!((30000..=32767).contains(&port), "{port}");
+
+    let taken = service("np2", &format!(r#"{{"type":"NodePort","ports":[{{"port":80,"nodePort":{port}}}]}}"#));
+    let err = c.fails_stdin(&["create", "-f", "-", "--validate=false"], &taken);
+    assert!(
+        err.contains(&format!("The Service \"np2\" is invalid: spec.ports[0].nodePort: Invalid value: {port}: provided port is already allocated")),
+        "{err}"
+    );
+    let err = c.fails_stdin(&["create", "-f", "-", "--validate=false"], &service("np3", r#"{"type":"NodePort","ports":[{"port":80,"nodePort":20000}]}"#));
+    assert!(err.contains("provided port is not in the valid range. The range of valid ports is 30000-32767"), "{err}");
+    let err = c.fails_stdin(&["create", "-f", "-", "--validate=false"], &service("dup-ip", r#"{"clusterIP":"10.43.0.1","ports":[{"port":80}]}"#));
+    assert!(err.contains("failed to allocate IP 10.43.0.1: provided IP is already allocated"), "{err}");
+    assert!(c.fails(&["get", "svc", "np2"]).contains("not found"), "a refused service must not be stored");
+
+    // Deleting a service frees its port for another.
+    c.ok(&["delete", "svc", "np"]);
+    c.ok_stdin(&["create", "-f", "-", "--validate=false"], &taken);
+    assert_eq!(c.ok(&["get", "svc", "np2", "-o", "jsonpath={.spec.ports[0].nodePort}"]), port.to_string());
+    // A headless service keeps None.
+    c.ok_stdin(&["create", "-f", "-", "--validate=false"], &service("headless", r#"{"clusterIP":"None","ports":[{"port":80}]}"#));
+    assert_eq!(c.ok(&["get", "svc", "headless", "-o", "jsonpath={.spec.clusterIP}"]), "None");
+}
