@@ -6,7 +6,7 @@
 
 use serde_json::{json, Value};
 
-use crate::resources::{self, ResourceInfo};
+use crate::resources::{Catalog, ResourceInfo};
 
 /// Media type of aggregated discovery, as clients put it in `Accept`.
 pub const AGGREGATED_V2: &str = "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList";
@@ -52,8 +52,8 @@ fn group_json(name: &str, versions: &[&str]) -> Value {
     })
 }
 
-pub fn group_list() -> Value {
-    let groups: Vec<Value> = resources::groups()
+pub fn group_list(catalog: &Catalog) -> Value {
+    let groups: Vec<Value> = catalog.groups()
         .into_iter()
         .filter(|(g, _)| !g.is_empty())
         .map(|(g, vs)| group_json(g, &vs))
@@ -61,8 +61,8 @@ pub fn group_list() -> Value {
     json!({ "kind": "APIGroupList", "apiVersion": "v1", "groups": groups })
 }
 
-pub fn group(name: &str) -> Option<Value> {
-    let (g, vs) = resources::groups().into_iter().find(|(g, _)| !g.is_empty() && *g == name)?;
+pub fn group(catalog: &Catalog, name: &str) -> Option<Value> {
+    let (g, vs) = catalog.groups().into_iter().find(|(g, _)| !g.is_empty() && *g == name)?;
     let mut doc = group_json(g, &vs);
     doc["kind"] = json!("APIGroup");
     doc["apiVersion"] = json!("v1");
@@ -86,9 +86,9 @@ fn resource_entry(r: &ResourceInfo) -> Value {
     e
 }
 
-pub fn resource_list(group: &str, version: &str) -> Option<Value> {
+pub fn resource_list(catalog: &Catalog, group: &str, version: &str) -> Option<Value> {
     let mut entries = Vec::new();
-    for r in resources::in_group_version(group, version) {
+    for r in catalog.in_group_version(group, version) {
         entries.push(resource_entry(r));
         for s in r.subresources {
             let mut e = json!({
@@ -147,15 +147,15 @@ fn aggregated_resource(r: &ResourceInfo) -> Value {
 }
 
 /// The aggregated document for `/api` (`legacy`) or `/apis`.
-pub fn aggregated(legacy: bool, version: &str) -> Value {
-    let items: Vec<Value> = resources::groups()
+pub fn aggregated(catalog: &Catalog, legacy: bool, version: &str) -> Value {
+    let items: Vec<Value> = catalog.groups()
         .into_iter()
         .filter(|(g, _)| g.is_empty() == legacy)
         .map(|(g, vs)| {
             let versions: Vec<Value> = vs
                 .iter()
                 .map(|v| {
-                    let res: Vec<Value> = resources::in_group_version(g, v).map(aggregated_resource).collect();
+                    let res: Vec<Value> = catalog.in_group_version(g, v).into_iter().map(aggregated_resource).collect();
                     json!({ "version": v, "resources": res, "freshness": "Current" })
                 })
                 .collect();
@@ -188,7 +188,7 @@ mod tests {
 
     #[test]
     fn aggregated_discovery_carries_short_names_categories_and_subresources() {
-        let doc = aggregated(false, "v2");
+        let doc = aggregated(&Catalog::default(), false, "v2");
         let apps = doc["items"].as_array().unwrap().iter().find(|i| i["metadata"]["name"] == "apps").unwrap();
         let deploy = apps["versions"][0]["resources"].as_array().unwrap().iter().find(|r| r["resource"] == "deployments").unwrap();
         assert_eq!(deploy["shortNames"], json!(["deploy"]));
@@ -196,7 +196,7 @@ mod tests {
         assert_eq!(deploy["scope"], "Namespaced");
         let scale = deploy["subresources"].as_array().unwrap().iter().find(|s| s["subresource"] == "scale").unwrap();
         assert_eq!(scale["responseKind"], json!({ "group": "autoscaling", "version": "v1", "kind": "Scale" }));
-        let core = aggregated(true, "v2");
+        let core = aggregated(&Catalog::default(), true, "v2");
         assert_eq!(core["items"].as_array().unwrap().len(), 1);
         let pods = core["items"][0]["versions"][0]["resources"].as_array().unwrap().iter().find(|r| r["resource"] == "pods").unwrap();
         assert_eq!(pods["shortNames"], json!(["po"]));
@@ -204,12 +204,12 @@ mod tests {
 
     #[test]
     fn legacy_resource_list_names_subresources_with_their_kinds() {
-        let list = resource_list("apps", "v1").unwrap();
+        let list = resource_list(&Catalog::default(), "apps", "v1").unwrap();
         let names: Vec<&str> = list["resources"].as_array().unwrap().iter().map(|r| r["name"].as_str().unwrap()).collect();
         assert!(names.contains(&"deployments/scale"));
         let scale = list["resources"].as_array().unwrap().iter().find(|r| r["name"] == "deployments/scale").unwrap();
         assert_eq!(scale["kind"], "Scale");
         assert_eq!(scale["group"], "autoscaling");
-        assert!(resource_list("apps", "v9").is_none());
+        assert!(resource_list(&Catalog::default(), "apps", "v9").is_none());
     }
 }

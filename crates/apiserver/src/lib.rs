@@ -7,6 +7,7 @@
 //! JSON to the store. Errors are Kubernetes `Status` objects ([`status`]).
 
 pub mod admission;
+pub mod crd;
 pub mod discovery;
 pub mod filter;
 pub mod registry;
@@ -15,6 +16,7 @@ pub mod resources;
 pub mod server;
 pub mod status;
 pub mod strategy;
+pub mod subresources;
 pub mod table;
 pub mod tls;
 pub mod watch;

@@ -16,12 +16,71 @@ use crate::resources::ResourceInfo;
 use crate::status::{from_store, ApiError, ApiResult, Cause};
 use crate::strategy::{self, NameRule, Strategy};
 
+/// The kinds of PATCH, by their content types.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PatchKind {
+    /// `application/json-patch+json` (RFC 6902)
+    Json,
+    /// `application/merge-patch+json` (RFC 7386)
+    Merge,
+    /// `application/strategic-merge-patch+json`
+    Strategic,
+    /// `application/apply-patch+yaml` (server-side apply)
+    Apply,
+}
+
+impl PatchKind {
+    pub fn from_content_type(ct: &str) -> Option<PatchKind> {
+        match ct.split(';').next().unwrap_or("").trim() {
+            "application/json-patch+json" => Some(PatchKind::Json),
+            "application/merge-patch+json" => Some(PatchKind::Merge),
+            "application/strategic-merge-patch+json" => Some(PatchKind::Strategic),
+            "application/apply-patch+yaml" | "application/apply-patch+json" => Some(PatchKind::Apply),
+            _ => None,
+        }
+    }
+}
+
+/// Applies one patch to an object's JSON.
+pub fn apply_patch(r: &ResourceInfo, kind: PatchKind, current: Value, patch: &Value) -> ApiResult<Value> {
+    let name = meta_str(&current, "name").unwrap_or("").to_string();
+    match kind {
+        PatchKind::Json => {
+            let p = api::patch::JsonPatch::from_value(patch).map_err(|e| json_patch_error(r, &name, e))?;
+            p.apply(current).map_err(|e| json_patch_error(r, &name, e))
+        }
+        PatchKind::Merge => api::patch::merge_patch(current, patch.clone()).map_err(|e| ApiError::bad_request(e.to_string())),
+        PatchKind::Strategic | PatchKind::Apply => {
+            api::patch::strategic::strategic_merge_patch_for_kind(current, patch.clone(), r.group, r.version, r.kind)
+                .map_err(|e| {
+                    let code = e.status_code();
+                    match code {
+                        415 => ApiError::new(415, "UnsupportedMediaType", format!("the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml")),
+                        422 => ApiError::invalid(r, &name, vec![Cause { reason: "FieldValueInvalid".into(), message: e.to_string(), field: String::new() }]),
+                        500 => ApiError::internal(e),
+                        _ => ApiError::bad_request(e.to_string()),
+                    }
+                })
+        }
+    }
+}
+
+fn json_patch_error(r: &ResourceInfo, name: &str, e: api::patch::JsonPatchError) -> ApiError {
+    use api::patch::JsonPatchError as E;
+    match e {
+        E::TooManyOperations { .. } => ApiError::new(413, "RequestEntityTooLarge", e.to_string()),
+        E::Apply(_) => ApiError::invalid(r, name, vec![Cause { reason: "FieldValueInvalid".into(), message: e.to_string(), field: String::new() }]),
+        _ => ApiError::bad_request(e.to_string()),
+    }
+}
+
 /// Largest request body accepted (upstream's 3 MiB).
 pub const MAX_REQUEST_BYTES: usize = 3 * 1024 * 1024;
 
 pub struct Registry {
     store: Arc<dyn Store>,
     admission: crate::admission::Chain,
+    customs: Arc<crate::crd::CustomResources>,
 }
 
 /// Options shared by writes.
@@ -236,7 +295,24 @@ fn go_value(v: &Value) -> String {
 
 impl Registry {
     pub fn new(store: Arc<dyn Store>) -> Registry {
-        Registry { store, admission: crate::admission::Chain::default() }
+        Registry { store, admission: crate::admission::Chain::default(), customs: Arc::default() }
+    }
+
+    /// The custom resources this registry stores (kept current by the
+    /// definition controller).
+    pub fn customs(&self) -> &Arc<crate::crd::CustomResources> {
+        &self.customs
+    }
+
+    /// The behaviour of a resource: custom, a definition, or built-in.
+    pub fn strategy(&self, r: &ResourceInfo) -> Box<dyn Strategy> {
+        if r.group == "apiextensions.k8s.io" && r.resource == "customresourcedefinitions" {
+            return Box::new(crate::crd::Definitions);
+        }
+        match self.customs.get(r) {
+            Some(v) => Box::new(crate::crd::CustomStrategy(v)),
+            None => strategy::for_resource(r),
+        }
     }
 
     /// Adds an admission plugin after the ones already present.
@@ -366,7 +442,7 @@ impl Registry {
     /// Creates an object. Returns it as stored.
     pub async fn create(&self, r: &ResourceInfo, namespace: Option<&str>, mut obj: Value, opts: &WriteOptions) -> ApiResult<Value> {
         Self::check_body(r, namespace, &mut obj)?;
-        let s = strategy::for_resource(r);
+        let s = self.strategy(r);
         {
             let m = meta_mut(&mut obj);
             let name = m.get("name").and_then(Value::as_str).unwrap_or("").to_string();
@@ -488,7 +564,7 @@ impl Registry {
             }
             _ => {}
         }
-        let s = strategy::for_resource(r);
+        let s = self.strategy(r);
         let requested_rv = match meta_str(&obj, "resourceVersion") {
             None | Some("") => None,
             Some(rv) => Some(rv.parse::<Revision>().map_err(|_| {
@@ -638,6 +714,78 @@ impl Registry {
         Ok(new)
     }
 
+    /// Applies a patch to an object (or to its status) and writes it, with
+    /// the same checks as an update. A race with another writer is retried
+    /// on fresh data unless the patch itself names a resourceVersion.
+    /// Server-side apply of a missing object creates it.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn patch(
+        &self,
+        r: &ResourceInfo,
+        namespace: Option<&str>,
+        name: &str,
+        subresource: Option<&str>,
+        kind: PatchKind,
+        patch: &Value,
+        opts: &WriteOptions,
+    ) -> ApiResult<Value> {
+        let pinned = patch.pointer("/metadata/resourceVersion").and_then(Value::as_str).is_some_and(|s| !s.is_empty());
+        for _attempt in 0..16 {
+            let current = match self.get(r, namespace, name).await {
+                Ok(c) => c,
+                Err(e) if e.code == 404 && kind == PatchKind::Apply && subresource.is_none() => {
+                    let mut obj = patch.clone();
+                    if obj.pointer("/metadata/name").is_none() {
+                        meta_mut(&mut obj).insert("name".into(), json!(name));
+                    }
+                    return self.create(r, namespace, obj, opts).await;
+                }
+                Err(e) => return Err(e),
+            };
+            let rv = current.pointer("/metadata/resourceVersion").cloned();
+            let mut patched = apply_patch(r, kind, current, patch)?;
+            if !pinned {
+                meta_mut(&mut patched).insert("resourceVersion".into(), rv.unwrap_or(Value::Null));
+            }
+            match self.update(r, namespace, name, subresource, patched, opts).await {
+                Ok((obj, _)) => return Ok(obj),
+                Err(e) if e.reason == "Conflict" && !pinned => continue,
+                Err(e) => return Err(e),
+            }
+        }
+        Err(ApiError::conflict(r, name))
+    }
+
+    /// Reads an object, lets `change` edit it, and writes it back if no one
+    /// wrote in between (retrying on a race), bypassing the kind's strategy:
+    /// for server-internal writes such as pod binding (upstream's
+    /// `GuaranteedUpdate`).
+    pub async fn guaranteed_update(
+        &self,
+        r: &ResourceInfo,
+        namespace: Option<&str>,
+        name: &str,
+        mut change: impl FnMut(&mut Value) -> ApiResult<()> + Send,
+    ) -> ApiResult<Value> {
+        let key = Self::key(r, namespace, name);
+        loop {
+            let Some(current) = self.store.get(key.as_bytes(), 0).await.map_err(|e| from_store(r, name, e))?.0 else {
+                return Err(ApiError::not_found(r, name));
+            };
+            let mut obj = decode(&current.value, current.mod_revision)?;
+            change(&mut obj)?;
+            let value = encode(&obj)?;
+            match self.store.update(key.as_bytes(), value, current.mod_revision, 0).await {
+                Ok(kv) => {
+                    set_resource_version(&mut obj, kv.mod_revision);
+                    return Ok(obj);
+                }
+                Err(StoreError::Conflict { .. }) => continue,
+                Err(e) => return Err(from_store(r, name, e)),
+            }
+        }
+    }
+
     /// Lists objects at the latest revision (or the one a continue token
     /// names), filtered by `filter`, paged by `limit`.
     pub async fn list(
@@ -746,6 +894,9 @@ impl Registry {
                 }
             }
             let mut fins = finalizers(&obj);
+            if r.group == "apiextensions.k8s.io" && r.resource == "customresourcedefinitions" && !fins.iter().any(|f| f == crate::crd::CLEANUP_FINALIZER) {
+                fins.push(crate::crd::CLEANUP_FINALIZER.into());
+            }
             match opts.propagation_policy.as_deref() {
                 Some("Orphan") if !fins.iter().any(|f| f == "orphan") => fins.push("orphan".into()),
                 Some("Foreground") if !fins.iter().any(|f| f == "foregroundDeletion") => fins.push("foregroundDeletion".into()),

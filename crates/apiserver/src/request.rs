@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 
-use crate::resources::{self, ResourceInfo};
+use crate::resources::{Catalog, ResourceInfo};
 use crate::status::{ApiError, ApiResult};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -90,7 +90,7 @@ impl Query {
 /// Subresources of a namespace reached at `/api/v1/namespaces/<name>/<sub>`.
 const NAMESPACE_SUBRESOURCES: &[&str] = &["status", "finalize"];
 
-pub fn route(method: &http::Method, path: &str, query: &Query) -> ApiResult<Target> {
+pub fn route(catalog: &Catalog, method: &http::Method, path: &str, query: &Query) -> ApiResult<Target> {
     let trimmed = path.trim_matches('/');
     let parts: Vec<&str> = if trimmed.is_empty() { Vec::new() } else { trimmed.split('/').collect() };
     match parts.as_slice() {
@@ -138,7 +138,7 @@ pub fn route(method: &http::Method, path: &str, query: &Query) -> ApiResult<Targ
         [r, n, s, ..] if *s == "proxy" => (*r, Some(n.to_string()), Some(s.to_string())),
         _ => return Err(ApiError::path_not_found()),
     };
-    let info = resources::lookup(group, version, resource).ok_or_else(ApiError::path_not_found)?;
+    let info = catalog.lookup(group, version, resource).ok_or_else(ApiError::path_not_found)?;
     // A namespaced resource listed across namespaces has no namespace; a
     // cluster-scoped one has none at all (`/api/v1/namespaces/x` is the
     // namespace object named x).
@@ -176,7 +176,7 @@ mod tests {
     use http::Method;
 
     fn res(method: Method, path: &str, query: &str) -> ResourceRequest {
-        match route(&method, path, &Query::parse(Some(query))).unwrap() {
+        match route(&Catalog::default(), &method, path, &Query::parse(Some(query))).unwrap() {
             Target::Resource(r) => r,
             other => panic!("{path}: {other:?}"),
         }
@@ -212,14 +212,14 @@ mod tests {
         assert_eq!((r.subresource.as_deref(), r.verb), (Some("scale"), Verb::Update));
         let r = res(Method::GET, "/api/v1/watch/namespaces/d/pods", "");
         assert_eq!(r.verb, Verb::Watch);
-        let err = route(&Method::GET, "/api/v1/namespaces/d/configmaps/x/scale", &Query::default()).unwrap_err();
+        let err = route(&Catalog::default(), &Method::GET, "/api/v1/namespaces/d/configmaps/x/scale", &Query::default()).unwrap_err();
         assert_eq!(err.code, 404);
     }
 
     #[test]
     fn unknown_paths_are_not_found() {
         for p in ["/api/v1/nothings", "/apis/nope/v1/things", "/foo", "/api/v1/namespaces/x/nodes"] {
-            let err = route(&Method::GET, p, &Query::default()).unwrap_err();
+            let err = route(&Catalog::default(), &Method::GET, p, &Query::default()).unwrap_err();
             assert_eq!(err.code, 404, "{p}");
         }
     }

@@ -286,3 +286,63 @@ mod tests {
         assert_eq!(d.storage_prefix(), "/registry/apps/deployments/");
     }
 }
+
+/// The resources one server serves: the built-in table plus the custom
+/// resources its CustomResourceDefinitions define, swapped as a whole when
+/// a definition changes.
+pub struct Catalog {
+    custom: std::sync::RwLock<Arc<Vec<&'static ResourceInfo>>>,
+}
+
+use std::sync::Arc;
+
+impl Default for Catalog {
+    fn default() -> Self {
+        Catalog { custom: std::sync::RwLock::new(Arc::new(Vec::new())) }
+    }
+}
+
+impl Catalog {
+    fn customs(&self) -> Arc<Vec<&'static ResourceInfo>> {
+        self.custom.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Replaces the custom resources.
+    pub fn set_custom(&self, list: Vec<&'static ResourceInfo>) {
+        *self.custom.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(list);
+    }
+
+    pub fn lookup(&self, group: &str, version: &str, resource: &str) -> Option<&'static ResourceInfo> {
+        lookup(group, version, resource).or_else(|| {
+            self.customs().iter().copied().find(|r| r.group == group && r.version == version && r.resource == resource)
+        })
+    }
+
+    /// Whether `r` is a custom resource of this catalog.
+    pub fn is_custom(&self, r: &ResourceInfo) -> bool {
+        lookup(r.group, r.version, r.resource).is_none()
+    }
+
+    /// Groups and versions (preferred first): built-in groups, then custom
+    /// groups in the order their definitions list them.
+    pub fn groups(&self) -> Vec<(&'static str, Vec<&'static str>)> {
+        let mut out = groups();
+        for r in self.customs().iter() {
+            match out.iter_mut().find(|(g, _)| *g == r.group) {
+                Some((_, versions)) => {
+                    if !versions.contains(&r.version) {
+                        versions.push(r.version);
+                    }
+                }
+                None => out.push((r.group, vec![r.version])),
+            }
+        }
+        out
+    }
+
+    pub fn in_group_version(&self, group: &str, version: &str) -> Vec<&'static ResourceInfo> {
+        let mut out: Vec<&'static ResourceInfo> = in_group_version(group, version).collect();
+        out.extend(self.customs().iter().copied().filter(|r| r.group == group && r.version == version));
+        out
+    }
+}

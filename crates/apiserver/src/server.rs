@@ -17,9 +17,10 @@ use serde_json::{json, Value};
 use tokio::net::TcpListener;
 
 use crate::discovery;
-use crate::registry::{DeleteOptions, ListOptions, Registry, WriteOptions, MAX_REQUEST_BYTES};
+use crate::registry::{DeleteOptions, ListOptions, PatchKind, Registry, WriteOptions, MAX_REQUEST_BYTES};
 use crate::request::{self, Query, ResourceRequest, Target, Verb};
 use crate::status::{ApiError, ApiResult};
+use crate::subresources;
 use crate::table;
 use crate::tls::CertIdentity;
 use crate::watch::{self, WatchOptions};
@@ -55,7 +56,8 @@ impl From<CertIdentity> for User {
 }
 
 pub struct ApiServer {
-    registry: Registry,
+    registry: Arc<Registry>,
+    catalog: Arc<crate::resources::Catalog>,
     /// `host:port` clients reach this server at (for `/api`).
     pub server_address: String,
     ready: AtomicBool,
@@ -102,11 +104,21 @@ struct Ctx {
 
 impl ApiServer {
     pub fn new(registry: Registry, server_address: String) -> Arc<ApiServer> {
-        Arc::new(ApiServer { registry, server_address, ready: AtomicBool::new(false) })
+        Arc::new(ApiServer { registry: Arc::new(registry), catalog: Arc::default(), server_address, ready: AtomicBool::new(false) })
     }
 
     pub fn registry(&self) -> &Registry {
         &self.registry
+    }
+
+    /// The resources this server serves (built-in and custom).
+    pub fn catalog(&self) -> &Arc<crate::resources::Catalog> {
+        &self.catalog
+    }
+
+    /// Starts the server's own controllers (custom resource definitions).
+    pub fn start_controllers(&self) {
+        tokio::spawn(crate::crd::run_controller(self.registry.clone(), self.catalog.clone(), self.registry.customs().clone()));
     }
 
     pub fn set_ready(&self) {
@@ -176,7 +188,7 @@ impl ApiServer {
             content_type: header(header::CONTENT_TYPE),
             body,
         };
-        let target = match request::route(&ctx.method, parts.uri.path(), &ctx.query) {
+        let target = match request::route(&self.catalog, &ctx.method, parts.uri.path(), &ctx.query) {
             Ok(t) => t,
             Err(e) => return error_response(&e),
         };
@@ -210,24 +222,24 @@ impl ApiServer {
             Target::LegacyVersions => {
                 get_only(&ctx)?;
                 match discovery::wants_aggregated(&ctx.accept) {
-                    Some(v) => Ok(aggregated_response(true, v)),
+                    Some(v) => Ok(aggregated_response(&self.catalog, true, v)),
                     None => Ok(json_response(StatusCode::OK, &discovery::legacy_versions(&self.server_address))),
                 }
             }
             Target::Groups => {
                 get_only(&ctx)?;
                 match discovery::wants_aggregated(&ctx.accept) {
-                    Some(v) => Ok(aggregated_response(false, v)),
-                    None => Ok(json_response(StatusCode::OK, &discovery::group_list())),
+                    Some(v) => Ok(aggregated_response(&self.catalog, false, v)),
+                    None => Ok(json_response(StatusCode::OK, &discovery::group_list(&self.catalog))),
                 }
             }
             Target::Group(g) => {
                 get_only(&ctx)?;
-                discovery::group(&g).map(|d| json_response(StatusCode::OK, &d)).ok_or_else(ApiError::path_not_found)
+                discovery::group(&self.catalog, &g).map(|d| json_response(StatusCode::OK, &d)).ok_or_else(ApiError::path_not_found)
             }
             Target::GroupVersion(g, v) => {
                 get_only(&ctx)?;
-                discovery::resource_list(&g, &v).map(|d| json_response(StatusCode::OK, &d)).ok_or_else(ApiError::path_not_found)
+                discovery::resource_list(&self.catalog, &g, &v).map(|d| json_response(StatusCode::OK, &d)).ok_or_else(ApiError::path_not_found)
             }
             Target::OpenApiV2 | Target::OpenApiV3(_) => Err(ApiError::path_not_found()),
             Target::Resource(rr) => self.resource(rr, ctx).await,
@@ -268,6 +280,19 @@ impl ApiServer {
         text_response(StatusCode::OK, "ok".into())
     }
 
+    /// The kind and decoded body of a PATCH.
+    fn patch_body(&self, ctx: &Ctx) -> ApiResult<(PatchKind, Value)> {
+        let kind = PatchKind::from_content_type(&ctx.content_type).ok_or_else(|| {
+            ApiError::new(
+                415,
+                "UnsupportedMediaType",
+                format!("the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml, application/strategic-merge-patch+json (got {:?})", ctx.content_type),
+            )
+        })?;
+        let patch: Value = serde_json::from_slice(&ctx.body).map_err(|e| ApiError::bad_request(format!("error decoding patch: {e}")))?;
+        Ok((kind, patch))
+    }
+
     fn body_json(&self, ctx: &Ctx) -> ApiResult<Value> {
         let ct = ctx.content_type.split(';').next().unwrap_or("").trim();
         match ct {
@@ -286,17 +311,66 @@ impl ApiServer {
 
     async fn resource(&self, rr: ResourceRequest, ctx: Ctx) -> ApiResult<Response<Body>> {
         let r = rr.info;
-        if !r.has_verb(rr.verb.as_str()) && rr.subresource.is_none() {
+        if rr.subresource.is_none() && !r.has_verb(rr.verb.as_str()) {
             return Err(ApiError::method_not_allowed());
-        }
-        if let Some(sub) = &rr.subresource {
-            if sub != "status" {
-                return Err(ApiError::new(501, "NotImplemented", format!("the {sub} subresource of {} is not served yet", r.resource)));
-            }
         }
         let ns = rr.namespace.as_deref();
         let dry_run = ctx.query.get("dryRun") == Some("All");
         let wopts = WriteOptions { dry_run };
+        if let Some(sub) = rr.subresource.as_deref() {
+            let sub_verbs = r.subresource(sub).map(|s| s.verbs).unwrap_or(&[]);
+            if !sub_verbs.contains(&rr.verb.as_str()) {
+                return Err(ApiError::method_not_allowed());
+            }
+            let name = rr.name.as_deref().unwrap_or("");
+            match (sub, rr.verb) {
+                ("status", Verb::Get) => {
+                    let obj = self.registry.get(r, ns, name).await?;
+                    return Ok(self.object_response(StatusCode::OK, r, obj, &ctx));
+                }
+                ("status", Verb::Update) => {}
+                ("status", Verb::Patch) => {
+                    let (kind, patch) = self.patch_body(&ctx)?;
+                    let obj = self.registry.patch(r, ns, name, Some("status"), kind, &patch, &wopts).await?;
+                    return Ok(self.object_response(StatusCode::OK, r, obj, &ctx));
+                }
+                ("scale", Verb::Patch) => {
+                    let (kind, patch) = self.patch_body(&ctx)?;
+                    let scale_info = crate::subresources::scale_info();
+                    let current = subresources::get_scale(&self.registry, r, ns, name).await?;
+                    let patched = crate::registry::apply_patch(scale_info, kind, current, &patch)?;
+                    let scale = subresources::update_scale(&self.registry, r, ns, name, &patched, &wopts).await?;
+                    return Ok(json_response(StatusCode::OK, &scale));
+                }
+                ("scale", Verb::Get) => {
+                    let scale = subresources::get_scale(&self.registry, r, ns, name).await?;
+                    return Ok(json_response(StatusCode::OK, &scale));
+                }
+                ("scale", Verb::Update) => {
+                    let body = self.body_json(&ctx)?;
+                    let scale = subresources::update_scale(&self.registry, r, ns, name, &body, &wopts).await?;
+                    return Ok(json_response(StatusCode::OK, &scale));
+                }
+                ("binding", Verb::Create) => {
+                    let body = self.body_json(&ctx)?;
+                    let status = subresources::bind(&self.registry, ns.unwrap_or(""), name, &body).await?;
+                    return Ok(json_response(StatusCode::CREATED, &status));
+                }
+                (sub, _) => {
+                    return Err(ApiError::new(
+                        501,
+                        "NotImplemented",
+                        format!("{} {}/{sub} is not served yet", rr.verb.as_str(), r.resource),
+                    ))
+                }
+            }
+        }
+        if r.group.is_empty() && r.resource == "bindings" && rr.verb == Verb::Create {
+            let body = self.body_json(&ctx)?;
+            let name = body.pointer("/metadata/name").and_then(Value::as_str).unwrap_or("").to_string();
+            let status = subresources::bind(&self.registry, ns.unwrap_or(""), &name, &body).await?;
+            return Ok(json_response(StatusCode::CREATED, &status));
+        }
         let filter = crate::filter::from_query(r, &ctx.query)?;
         match rr.verb {
             Verb::Get => {
@@ -320,12 +394,7 @@ impl ApiServer {
                 let list = self.registry.list(r, ns, &opts, &move |o| f(o)).await?;
                 if table::wants_table(&ctx.accept) {
                     let items = list["items"].as_array().cloned().unwrap_or_default();
-                    let t = table::to_table(
-                        r,
-                        &items,
-                        list["metadata"]["resourceVersion"].as_str(),
-                        list["metadata"]["continue"].as_str(),
-                    );
+                    let t = self.table(r, &items, list["metadata"]["resourceVersion"].as_str(), list["metadata"]["continue"].as_str());
                     return Ok(json_response(StatusCode::OK, &t));
                 }
                 Ok(json_response(StatusCode::OK, &list))
@@ -350,10 +419,14 @@ impl ApiServer {
                 };
                 let events = watch::watch(&self.registry, r, ns, opts, filter).await?;
                 let as_table = table::wants_table(&ctx.accept);
+                let custom = self.registry.customs().get(r);
                 let body = events.map(move |ev| {
                     let mut ev = ev;
                     if as_table && ev.kind != "ERROR" && ev.kind != "BOOKMARK" {
-                        ev.object = table::to_table(r, &[ev.object], None, None);
+                        ev.object = match &custom {
+                            Some(v) => crate::crd::table(v, &[ev.object], None, None),
+                            None => table::to_table(r, &[ev.object], None, None),
+                        };
                     }
                     let mut line = serde_json::to_vec(&ev.to_json()).unwrap_or_default();
                     line.push(b'\n');
@@ -379,7 +452,12 @@ impl ApiServer {
                 let code = if created { StatusCode::CREATED } else { StatusCode::OK };
                 Ok(self.object_response(code, r, obj, &ctx))
             }
-            Verb::Patch => Err(ApiError::unsupported_media_type(&ctx.content_type)),
+            Verb::Patch => {
+                let (kind, patch) = self.patch_body(&ctx)?;
+                let name = rr.name.as_deref().unwrap_or("");
+                let obj = self.registry.patch(r, ns, name, None, kind, &patch, &wopts).await?;
+                Ok(self.object_response(StatusCode::OK, r, obj, &ctx))
+            }
             Verb::Delete => {
                 let body = if ctx.body.is_empty() { None } else { Some(self.body_json(&ctx)?) };
                 let opts = DeleteOptions::from_request(body.as_ref(), &ctx.query)?;
@@ -413,18 +491,27 @@ impl ApiServer {
         }
     }
 
+    /// The Table of objects of `r`: custom resources print their
+    /// definition's columns.
+    fn table(&self, r: &crate::resources::ResourceInfo, objects: &[Value], rv: Option<&str>, continue_token: Option<&str>) -> Value {
+        match self.registry.customs().get(r) {
+            Some(v) => crate::crd::table(&v, objects, rv, continue_token),
+            None => table::to_table(r, objects, rv, continue_token),
+        }
+    }
+
     fn object_response(&self, code: StatusCode, r: &crate::resources::ResourceInfo, obj: Value, ctx: &Ctx) -> Response<Body> {
         if table::wants_table(&ctx.accept) {
             let rv = obj.pointer("/metadata/resourceVersion").and_then(Value::as_str).map(str::to_string);
-            return json_response(code, &table::to_table(r, &[obj], rv.as_deref(), None));
+            return json_response(code, &self.table(r, &[obj], rv.as_deref(), None));
         }
         json_response(code, &obj)
     }
 }
 
-fn aggregated_response(legacy: bool, version: &str) -> Response<Body> {
+fn aggregated_response(catalog: &crate::resources::Catalog, legacy: bool, version: &str) -> Response<Body> {
     let ct = if version == "v2" { discovery::AGGREGATED_V2 } else { discovery::AGGREGATED_V2BETA1 };
-    json_response_typed(StatusCode::OK, &discovery::aggregated(legacy, version), ct)
+    json_response_typed(StatusCode::OK, &discovery::aggregated(catalog, legacy, version), ct)
 }
 
 pub fn version_info() -> Value {

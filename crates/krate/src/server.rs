@@ -162,6 +162,7 @@ pub async fn run(args: ServerArgs) -> Result<()> {
     bootstrap(api.registry(), first_service_ip, args.https_listen_port).await?;
     let url = format!("https://127.0.0.1:{}", args.https_listen_port);
     let kubeconfig = pki.write_admin_kubeconfig(&url).context("writing the admin kubeconfig")?;
+    api.start_controllers();
     let serving = tokio::spawn(api.clone().serve(listener, Some(tls)));
     api.set_ready();
     tracing::info!(%addr, "API server listening");

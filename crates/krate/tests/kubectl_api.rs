@@ -229,3 +229,186 @@ fn services_get_cluster_ips_and_node_ports_from_their_ranges() {
     c.ok_stdin(&["create", "-f", "-", "--validate=false"], &service("headless", r#"{"clusterIP":"None","ports":[{"port":80}]}"#));
     assert_eq!(c.ok(&["get", "svc", "headless", "-o", "jsonpath={.spec.clusterIP}"]), "None");
 }
+
+const DEPLOYMENT: &str = r#"{"apiVersion":"apps/v1","kind":"Deployment","metadata":{"name":"web"},"spec":{"replicas":2,"selector":{"matchLabels":{"app":"web"}},"template":{"metadata":{"labels":{"app":"web"}},"spec":{"containers":[{"name":"web","image":"busybox"}]}}}}"#;
+
+#[test]
+fn the_scale_subresource_reads_and_sets_replicas() {
+    let c = Cluster::start();
+    c.ok_stdin(&["create", "-f", "-", "--validate=false"], DEPLOYMENT);
+    let path = "/apis/apps/v1/namespaces/default/deployments/web/scale";
+    let scale: serde_json::Value = serde_json::from_str(&c.ok(&["get", "--raw", path])).unwrap();
+    assert_eq!(scale["kind"], "Scale");
+    assert_eq!(scale["apiVersion"], "autoscaling/v1");
+    assert_eq!(scale["spec"]["replicas"], 2);
+    assert_eq!(scale["status"]["selector"], "app=web");
+    let generation = c.ok(&["get", "deploy", "web", "-o", "jsonpath={.metadata.generation}"]);
+    let body = r#"{"apiVersion":"autoscaling/v1","kind":"Scale","metadata":{"name":"web","namespace":"default"},"spec":{"replicas":5}}"#;
+    let file = support::write(c.dir.path(), "scale.json", body);
+    c.ok(&["replace", "--raw", path, "-f", file.to_str().unwrap()]);
+    assert_eq!(c.ok(&["get", "deploy", "web", "-o", "jsonpath={.spec.replicas}"]), "5");
+    let after: u64 = c.ok(&["get", "deploy", "web", "-o", "jsonpath={.metadata.generation}"]).parse().unwrap();
+    assert_eq!(after, generation.parse::<u64>().unwrap() + 1, "a spec change bumps the generation");
+}
+
+#[test]
+fn binding_assigns_a_pod_to_a_node_once() {
+    let c = Cluster::start();
+    let pod = r#"{"apiVersion":"v1","kind":"Pod","metadata":{"name":"p"},"spec":{"containers":[{"name":"c","image":"busybox"}]}}"#;
+    c.ok_stdin(&["create", "-f", "-", "--validate=false"], pod);
+    let binding = r#"{"apiVersion":"v1","kind":"Binding","metadata":{"name":"p"},"target":{"apiVersion":"v1","kind":"Node","name":"node-1"}}"#;
+    let file = support::write(c.dir.path(), "binding.json", binding);
+    c.ok(&["create", "--raw", "/api/v1/namespaces/default/pods/p/binding", "-f", file.to_str().unwrap()]);
+    assert_eq!(c.ok(&["get", "pod", "p", "-o", "jsonpath={.spec.nodeName}"]), "node-1");
+    assert_eq!(c.ok(&["get", "pod", "p", "-o", "jsonpath={.status.conditions[?(@.type==\"PodScheduled\")].status}"]), "True");
+    let again = support::write(c.dir.path(), "binding2.json", &binding.replace("node-1", "node-2"));
+    let err = c.fails(&["create", "--raw", "/api/v1/namespaces/default/pods/p/binding", "-f", again.to_str().unwrap()]);
+    assert!(err.contains("pod p is already assigned to node \"node-1\""), "{err}");
+    assert_eq!(c.ok(&["get", "pod", "p", "-o", "jsonpath={.spec.nodeName}"]), "node-1");
+}
+
+#[test]
+fn label_annotate_and_patch_change_only_what_they_name() {
+    let c = Cluster::start();
+    c.ok_stdin(&["create", "-f", "-", "--validate=false"], CONFIGMAP);
+    assert_eq!(c.ok(&["label", "cm", "app-config", "tier=backend"]).trim(), "configmap/app-config labeled");
+    let err = c.fails(&["label", "cm", "app-config", "app=api"]);
+    assert!(err.contains("'app' already has a value (web), and --overwrite is false"), "{err}");
+    c.ok(&["label", "cm", "app-config", "app=api", "--overwrite"]);
+    c.ok(&["label", "cm", "app-config", "tier-"]);
+    assert_eq!(c.ok(&["get", "cm", "app-config", "-o", "jsonpath={.metadata.labels}"]), r#"{"app":"api"}"#);
+    assert_eq!(c.ok(&["annotate", "cm", "app-config", "note=hello"]).trim(), "configmap/app-config annotated");
+    assert_eq!(c.ok(&["get", "cm", "app-config", "-o", "jsonpath={.metadata.annotations.note}"]), "hello");
+
+    c.ok(&["patch", "cm", "app-config", "--type=merge", "-p", r#"{"data":{"mode":"slow","level":null}}"#]);
+    assert_eq!(c.ok(&["get", "cm", "app-config", "-o", "jsonpath={.data}"]), r#"{"mode":"slow"}"#);
+    c.ok(&["patch", "cm", "app-config", "--type=json", "-p", r#"[{"op":"add","path":"/data/extra","value":"x"}]"#]);
+    assert_eq!(c.ok(&["get", "cm", "app-config", "-o", "jsonpath={.data.extra}"]), "x");
+    let err = c.fails(&["patch", "cm", "app-config", "--type=json", "-p", r#"[{"op":"test","path":"/data/extra","value":"y"}]"#]);
+    assert!(err.contains("testing value /data/extra failed"), "{err}");
+    c.ok(&["patch", "cm", "app-config", "-p", r#"{"data":{"strategic":"yes"}}"#]);
+    assert_eq!(c.ok(&["get", "cm", "app-config", "-o", "jsonpath={.data.strategic}"]), "yes");
+}
+
+#[test]
+fn strategic_merge_patch_merges_containers_by_name() {
+    let c = Cluster::start();
+    c.ok_stdin(&["create", "-f", "-", "--validate=false"], DEPLOYMENT);
+    c.ok(&["patch", "deploy", "web", "-p", r#"{"spec":{"template":{"spec":{"containers":[{"name":"sidecar","image":"nginx"}]}}}}"#]);
+    assert_eq!(c.ok(&["get", "deploy", "web", "-o", "jsonpath={.spec.template.spec.containers[*].name}"]), "sidecar web");
+    c.ok(&["patch", "deploy", "web", "-p", r#"{"spec":{"template":{"spec":{"containers":[{"name":"web","image":"busybox:2"}]}}}}"#]);
+    assert_eq!(c.ok(&["get", "deploy", "web", "-o", "jsonpath={.spec.template.spec.containers[?(@.name==\"web\")].image}"]), "busybox:2");
+    assert_eq!(c.ok(&["get", "deploy", "web", "-o", "jsonpath={.metadata.generation}"]), "3");
+}
+
+#[test]
+fn kubectl_scale_and_edit_go_through_the_api() {
+    let c = Cluster::start();
+    c.ok_stdin(&["create", "-f", "-", "--validate=false"], DEPLOYMENT);
+    assert_eq!(c.ok(&["scale", "deploy", "web", "--replicas=4"]).trim(), "deployment.apps/web scaled");
+    assert_eq!(c.ok(&["get", "deploy", "web", "-o", "jsonpath={.spec.replicas}"]), "4");
+    // An editor that changes the replica count in the file it is given.
+    let editor = support::write(c.dir.path(), "editor.sh", "#!/bin/sh\nsed -i 's/replicas: 4/replicas: 7/' \"$1\"\n");
+    std::fs::set_permissions(&editor, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let out = std::process::Command::new("kubectl")
+        .args(["edit", "deploy", "web", "--validate=false"])
+        .env("KUBECONFIG", &c.kubeconfig)
+        .env("KUBECACHEDIR", c.dir.path().join("kube-cache"))
+        .env("KUBE_EDITOR", &editor)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "deployment.apps/web edited");
+    assert_eq!(c.ok(&["get", "deploy", "web", "-o", "jsonpath={.spec.replicas}"]), "7");
+}
+
+#[test]
+fn label_and_field_selectors_filter_lists() {
+    let c = Cluster::start();
+    for (name, app) in [("a", "web"), ("b", "web"), ("c", "db")] {
+        c.ok_stdin(
+            &["create", "-f", "-", "--validate=false"],
+            &format!(r#"{{"apiVersion":"v1","kind":"ConfigMap","metadata":{{"name":"{name}","labels":{{"app":"{app}"}}}}}}"#),
+        );
+    }
+    let names = |args: &[&str]| -> Vec<String> {
+        let mut v: Vec<String> = c.ok(args).lines().map(str::to_string).collect();
+        v.sort();
+        v
+    };
+    assert_eq!(names(&["get", "cm", "-l", "app=web", "-o", "name"]), ["configmap/a", "configmap/b"]);
+    assert_eq!(names(&["get", "cm", "-l", "app in (db)", "-o", "name"]), ["configmap/c"]);
+    assert_eq!(names(&["get", "cm", "-l", "app!=web,app", "-o", "name"]), ["configmap/c"]);
+    assert_eq!(names(&["get", "cm", "--field-selector", "metadata.name=b", "-o", "name"]), ["configmap/b"]);
+    let err = c.fails(&["get", "cm", "--field-selector", "spec.foo=x"]);
+    assert!(err.contains("\"spec.foo\" is not a known field selector: only \"metadata.name\", \"metadata.namespace\""), "{err}");
+    let err = c.fails(&["get", "pods", "--field-selector", "spec.foo=x"]);
+    assert!(err.contains("field label not supported: spec.foo"), "{err}");
+    assert_eq!(c.ok(&["delete", "cm", "-l", "app=web"]).lines().count(), 2);
+    assert_eq!(names(&["get", "cm", "-o", "name"]), ["configmap/c"]);
+}
+
+#[test]
+fn list_pages_with_limit_and_continue() {
+    let c = Cluster::start();
+    for i in 0..7 {
+        c.ok_stdin(&["create", "-f", "-", "--validate=false"], &format!(r#"{{"apiVersion":"v1","kind":"ConfigMap","metadata":{{"name":"cm-{i}"}}}}"#));
+    }
+    let first: serde_json::Value = serde_json::from_str(&c.ok(&["get", "--raw", "/api/v1/namespaces/default/configmaps?limit=3"])).unwrap();
+    assert_eq!(first["items"].as_array().unwrap().len(), 3);
+    let token = first["metadata"]["continue"].as_str().expect("a continue token").to_string();
+    let second: serde_json::Value =
+        serde_json::from_str(&c.ok(&["get", "--raw", &format!("/api/v1/namespaces/default/configmaps?limit=3&continue={token}")])).unwrap();
+    assert_eq!(second["items"][0]["metadata"]["name"], "cm-3");
+    assert_eq!(second["metadata"]["resourceVersion"], first["metadata"]["resourceVersion"]);
+    // kubectl pages transparently.
+    assert_eq!(c.ok(&["get", "cm", "--chunk-size=2", "-o", "name"]).lines().count(), 7);
+}
+
+const CRD: &str = r#"{"apiVersion":"apiextensions.k8s.io/v1","kind":"CustomResourceDefinition","metadata":{"name":"widgets.example.com"},
+"spec":{"group":"example.com","scope":"Namespaced","names":{"plural":"widgets","singular":"widget","kind":"Widget","shortNames":["wd"]},
+"versions":[{"name":"v1","served":true,"storage":true,"subresources":{"status":{}},
+"additionalPrinterColumns":[{"name":"Size","type":"integer","jsonPath":".spec.size"},{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}],
+"schema":{"openAPIV3Schema":{"type":"object","properties":{"spec":{"type":"object","required":["size"],"properties":{"size":{"type":"integer","minimum":0},"color":{"type":"string","default":"red"}}},"status":{"type":"object","properties":{"ready":{"type":"boolean"}}}}}}}]}}"#;
+
+#[test]
+fn a_custom_resource_definition_serves_its_resource() {
+    let c = Cluster::start();
+    c.ok_stdin(&["create", "-f", "-", "--validate=false"], CRD);
+    c.ok(&["wait", "--for=condition=Established", "crd/widgets.example.com", "--timeout=20s"]);
+    let widget = r#"{"apiVersion":"example.com/v1","kind":"Widget","metadata":{"name":"w1"},"spec":{"size":3,"unknown":"dropped"}}"#;
+    // kubectl rediscovers after the new type appears.
+    let mut created = false;
+    for _ in 0..20 {
+        if c.kubectl_stdin(&["create", "-f", "-", "--validate=false"], Some(widget)).status.success() {
+            created = true;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    assert!(created, "could not create a Widget");
+    let table = c.ok(&["get", "wd"]);
+    let header: Vec<&str> = table.lines().next().unwrap().split_whitespace().collect();
+    assert_eq!(header, ["NAME", "SIZE", "AGE"]);
+    assert!(table.lines().nth(1).unwrap().starts_with("w1 "), "{table}");
+    let obj: serde_json::Value = serde_json::from_str(&c.ok(&["get", "widget", "w1", "-o", "json"])).unwrap();
+    assert_eq!(obj["spec"], serde_json::json!({ "size": 3, "color": "red" }), "unknown fields pruned, defaults filled");
+    assert_eq!(obj["metadata"]["generation"], 1);
+
+    let bad = r#"{"apiVersion":"example.com/v1","kind":"Widget","metadata":{"name":"w2"},"spec":{"size":"big"}}"#;
+    let err = c.fails_stdin(&["create", "-f", "-", "--validate=false"], bad);
+    assert!(err.contains("The Widget \"w2\" is invalid: spec.size: Invalid value: \"big\": spec.size in body must be of type integer: \"string\""), "{err}");
+
+    c.ok(&["delete", "crd", "widgets.example.com"]);
+    let mut gone = false;
+    for _ in 0..50 {
+        if !c.kubectl(&["get", "crd", "widgets.example.com"]).status.success() {
+            gone = true;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert!(gone, "the definition was not removed");
+    let raw = c.kubectl(&["get", "--raw", "/apis/example.com/v1/namespaces/default/widgets"]);
+    assert!(!raw.status.success(), "widgets are still served after their definition was deleted");
+}

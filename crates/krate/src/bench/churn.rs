@@ -5,7 +5,7 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
@@ -86,18 +86,25 @@ pub async fn run(args: ChurnArgs) -> Result<()> {
     let start = Instant::now();
     let deadline = start + Duration::from_secs(args.minutes * 60);
     let written = Arc::new(AtomicU64::new(0));
+    // Latencies of the updates since the last sample.
+    let latencies = Arc::new(Mutex::new(Vec::<Duration>::new()));
     let failed = Arc::new(AtomicBool::new(false));
     let mut tasks = JoinSet::new();
     for mut mine in revisions {
         let (store, value, written, failed) = (store.clone(), value.clone(), written.clone(), failed.clone());
+        let latencies = latencies.clone();
         tasks.spawn(async move {
             'outer: loop {
                 for (key, revision) in mine.iter_mut() {
                     if Instant::now() >= deadline || failed.load(Ordering::Relaxed) {
                         break 'outer;
                     }
+                    let t = Instant::now();
                     match store.update(key.as_bytes(), value.clone(), *revision, 0).await {
-                        Ok(kv) => *revision = kv.mod_revision,
+                        Ok(kv) => {
+                            *revision = kv.mod_revision;
+                            latencies.lock().unwrap_or_else(|p| p.into_inner()).push(t.elapsed());
+                        }
                         Err(e) => {
                             failed.store(true, Ordering::Relaxed);
                             return Err(anyhow::Error::new(e).context(format!("updating {key}")));
@@ -110,11 +117,15 @@ pub async fn run(args: ChurnArgs) -> Result<()> {
         });
     }
 
-    println!("{:>8} | {:>12} | {:>12} | {:>9} | {:>12} | {:>12}", "elapsed", "revision", "compacted", "writes/s", "wal", "total");
+    println!(
+        "{:>8} | {:>12} | {:>12} | {:>9} | {:>9} | {:>9} | {:>12} | {:>12}",
+        "elapsed", "revision", "compacted", "writes/s", "p99", "max", "wal", "total"
+    );
     let mut samples = Vec::new();
     let every = Duration::from_secs(args.every_secs.max(1));
     let mut next = start + every;
     let mut last_written = 0;
+    let mut slowest = Duration::ZERO;
     while !tasks.is_empty() {
         let now = Instant::now();
         if now >= next || now >= deadline {
@@ -127,12 +138,19 @@ pub async fn run(args: ChurnArgs) -> Result<()> {
                 bytes: total,
             };
             let interval = (now - (next - every)).as_secs_f64();
+            let mut lat = std::mem::take(&mut *latencies.lock().unwrap_or_else(|p| p.into_inner()));
+            lat.sort_unstable();
+            let p99 = lat.get((lat.len() * 99 / 100).min(lat.len().saturating_sub(1))).copied().unwrap_or_default();
+            let max = lat.last().copied().unwrap_or_default();
+            slowest = slowest.max(max);
             println!(
-                "{:>8} | {:>12} | {:>12} | {:>9} | {:>12} | {:>12}",
+                "{:>8} | {:>12} | {:>12} | {:>9} | {:>9} | {:>9} | {:>12} | {:>12}",
                 clock(sample.elapsed),
                 thousands(sample.revision as u64),
                 thousands(sample.compacted as u64),
                 thousands(((done - last_written) as f64 / interval) as u64),
+                ms(p99),
+                ms(max),
                 mib(wal),
                 mib(total)
             );
@@ -163,6 +181,7 @@ pub async fn run(args: ChurnArgs) -> Result<()> {
 
     println!();
     print_summary(&samples, total_writes, closed);
+    println!("slowest update: {}", ms(slowest));
     Ok(())
 }
 
@@ -201,6 +220,10 @@ fn datastore_bytes(dir: &Path) -> (u64, u64) {
     let size = |suffix: &str| std::fs::metadata(dir.join(format!("{DB_FILE}{suffix}"))).map(|m| m.len()).unwrap_or(0);
     let wal = size("-wal");
     (wal, size("") + wal + size("-shm"))
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:.1} ms", d.as_secs_f64() * 1000.0)
 }
 
 fn clock(d: Duration) -> String {

@@ -125,10 +125,6 @@ struct Rate {
 impl Rate {
     fn new(mut latencies: Vec<Duration>, elapsed: Duration) -> Rate {
         latencies.sort_unstable();
-        if std::env::var_os("KRATE_BENCH_DEBUG").is_some() {
-            let q: Vec<String> = [0.1, 0.25, 0.5, 0.75, 0.8, 0.85, 0.9, 0.95, 0.99, 1.0].iter().map(|q| format!("{q}:{:.2}", percentile(&latencies, *q).as_secs_f64() * 1e3)).collect();
-            eprintln!("DEBUG latencies n={} {}", latencies.len(), q.join(" "));
-        }
         Rate {
             per_sec: latencies.len() as f64 / elapsed.as_secs_f64(),
             p50: percentile(&latencies, 0.50),
@@ -160,6 +156,7 @@ struct Figures {
 
 pub async fn run(args: StoreArgs) -> Result<()> {
     let counts = Counts::from_args(&args);
+    let cpu_before = CpuTimes::now();
     std::fs::create_dir_all(&args.dir).with_context(|| format!("creating {}", args.dir.display()))?;
     let value = Bytes::from((0..counts.value_bytes).map(|i| b'a' + (i % 26) as u8).collect::<Vec<u8>>());
 
@@ -168,7 +165,8 @@ pub async fn run(args: StoreArgs) -> Result<()> {
     eprintln!("etcd: starting a fresh member with its data under {}", args.dir.display());
     let etcd = run_etcd(&args.dir, &counts, &value).await.context("benchmarking etcd")?;
 
-    print_report(&args.dir, &counts, &embedded, &etcd);
+    let others = cpu_before.and_then(|before| Some(CpuTimes::now()?.others_since(&before)));
+    print_report(&args.dir, &counts, &embedded, &etcd, others);
     for (name, f) in [("embedded", &embedded), ("etcd", &etcd)] {
         if f.watch.delivered != f.watch.expected {
             bail!(
@@ -546,11 +544,17 @@ fn rows(c: &Counts, e: &Figures, d: &Figures) -> Vec<(String, Figure, Figure)> {
     ]
 }
 
-fn print_report(dir: &Path, c: &Counts, e: &Figures, d: &Figures) {
+fn print_report(dir: &Path, c: &Counts, e: &Figures, d: &Figures, others: Option<f64>) {
     let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0);
     println!();
     println!("krate bench store: the embedded datastore vs a real etcd, same machine, same run");
     println!("  machine:  {cores} cores ({})", std::env::consts::ARCH);
+    if let Some(others) = others {
+        println!(
+            "  others:   other processes kept {others:.2} of {cores} cores busy on average during the run{}",
+            if others > 0.25 { " (figures are noisy: the embedded store's wake-ups wait behind them)" } else { "" }
+        );
+    }
     println!("  disk:     both data directories under {} ({})", dir.display(), filesystem_kind(dir));
     println!("  embedded: SQLite WAL, synchronous=FULL, group commit; auto-compaction off during the run");
     println!("  etcd:     {}, one member on 127.0.0.1, default flags", etcd_version());
@@ -590,6 +594,38 @@ fn print_report(dir: &Path, c: &Counts, e: &Figures, d: &Figures) {
         let r = emb / etcd;
         let verdict = if r >= TARGET_WRITE_RATIO { "met" } else { "NOT met" };
         println!("  {label:<12} {r:.2}x  {verdict}");
+    }
+}
+
+/// CPU time of the whole machine and of this process and its reaped
+/// children (etcd, once dropped), in clock ticks, to tell how busy the
+/// machine was with other work during the run.
+struct CpuTimes {
+    at: Instant,
+    busy: u64,
+    ours: u64,
+}
+
+impl CpuTimes {
+    fn now() -> Option<CpuTimes> {
+        let stat = std::fs::read_to_string("/proc/stat").ok()?;
+        let cpu: Vec<u64> = stat.lines().next()?.split_whitespace().skip(1).filter_map(|f| f.parse().ok()).collect();
+        // user nice system idle iowait irq softirq steal: all but idle and
+        // iowait were someone's work.
+        let busy = cpu.iter().take(8).enumerate().filter(|(i, _)| *i != 3 && *i != 4).map(|(_, v)| v).sum();
+        let own = std::fs::read_to_string("/proc/self/stat").ok()?;
+        // Fields after the command name (which may hold spaces): utime,
+        // stime, cutime, cstime are the 12th to 15th.
+        let after_name = &own[own.rfind(')')? + 2..];
+        let fields: Vec<u64> = after_name.split_whitespace().skip(11).take(4).filter_map(|f| f.parse().ok()).collect();
+        Some(CpuTimes { at: Instant::now(), busy, ours: fields.iter().sum() })
+    }
+
+    /// Cores' worth of CPU that other processes used since `before`.
+    fn others_since(&self, before: &CpuTimes) -> f64 {
+        let ticks_per_sec = 100.0; // USER_HZ on Linux
+        let others = self.busy.saturating_sub(before.busy).saturating_sub(self.ours.saturating_sub(before.ours));
+        others as f64 / ticks_per_sec / (self.at - before.at).as_secs_f64()
     }
 }
 

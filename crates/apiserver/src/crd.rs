@@ -1,0 +1,593 @@
+//! CustomResourceDefinitions: each served version of a definition becomes
+//! a resource of the server's [`Catalog`], with its OpenAPI v3 schema
+//! (validation, pruning of unknown fields, defaults), its status and scale
+//! subresources and its printer columns. A controller inside the server
+//! keeps the catalog in step with the stored definitions, marks them
+//! Established, and deletes a definition's objects when it is deleted.
+//!
+//! Resource descriptions are `&'static` like the built-in table; a
+//! definition's strings are interned once per distinct definition, so the
+//! memory kept is bounded by the definitions ever served, not by updates.
+
+pub mod schema;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+
+use futures::StreamExt;
+use serde_json::{json, Value};
+
+use crate::registry::{finalizers, ListOptions, Registry};
+use crate::resources::{Catalog, ResourceInfo, Subresource, ALL_VERBS, GET_PATCH_UPDATE};
+use crate::status::{ApiResult, Cause};
+use crate::strategy::{NameRule, Strategy};
+
+/// The finalizer that makes deleting a definition delete its objects first.
+pub const CLEANUP_FINALIZER: &str = "customresourcecleanup.apiextensions.k8s.io";
+
+/// One printer column of a version.
+#[derive(Clone, Debug)]
+pub struct PrinterColumn {
+    pub name: String,
+    pub kind: String,
+    pub format: String,
+    pub description: String,
+    pub priority: i64,
+    pub json_path: String,
+}
+
+/// The scale subresource's paths.
+#[derive(Clone, Debug)]
+pub struct ScalePaths {
+    pub spec_replicas: String,
+    pub status_replicas: String,
+    pub label_selector: Option<String>,
+}
+
+/// One served version of a definition.
+#[derive(Debug)]
+pub struct CustomVersion {
+    pub info: &'static ResourceInfo,
+    pub schema: Option<Value>,
+    pub status: bool,
+    pub scale: Option<ScalePaths>,
+    pub columns: Vec<PrinterColumn>,
+}
+
+/// The custom resources a server serves, by (group, version, plural).
+#[derive(Default)]
+pub struct CustomResources {
+    versions: RwLock<HashMap<(String, String, String), Arc<CustomVersion>>>,
+}
+
+impl CustomResources {
+    pub fn get(&self, r: &ResourceInfo) -> Option<Arc<CustomVersion>> {
+        self.versions
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&(r.group.to_string(), r.version.to_string(), r.resource.to_string()))
+            .cloned()
+    }
+
+    fn set(&self, all: Vec<Arc<CustomVersion>>) {
+        let map = all
+            .into_iter()
+            .map(|v| ((v.info.group.to_string(), v.info.version.to_string(), v.info.resource.to_string()), v))
+            .collect();
+        *self.versions.write().unwrap_or_else(|p| p.into_inner()) = map;
+    }
+}
+
+fn interned() -> &'static Mutex<HashMap<String, &'static ResourceInfo>> {
+    static CACHE: std::sync::OnceLock<Mutex<HashMap<String, &'static ResourceInfo>>> = std::sync::OnceLock::new();
+    CACHE.get_or_init(Default::default)
+}
+
+fn leak(s: &str) -> &'static str {
+    Box::leak(s.to_string().into_boxed_str())
+}
+
+fn leak_list(items: &[String]) -> &'static [&'static str] {
+    Box::leak(items.iter().map(|s| leak(s)).collect::<Vec<_>>().into_boxed_slice())
+}
+
+#[allow(clippy::too_many_arguments)]
+fn resource_info(
+    group: &str,
+    version: &str,
+    plural: &str,
+    singular: &str,
+    kind: &str,
+    list_kind: &str,
+    namespaced: bool,
+    short_names: &[String],
+    categories: &[String],
+    status: bool,
+    scale: bool,
+) -> &'static ResourceInfo {
+    let key = format!(
+        "{group}|{version}|{plural}|{singular}|{kind}|{list_kind}|{namespaced}|{}|{}|{status}|{scale}",
+        short_names.join(","),
+        categories.join(",")
+    );
+    let mut cache = interned().lock().unwrap_or_else(|p| p.into_inner());
+    if let Some(r) = cache.get(&key) {
+        return r;
+    }
+    let mut subs = Vec::new();
+    if scale {
+        subs.push(Subresource { name: "scale", kind: Some("Scale"), kind_group_version: Some(("autoscaling", "v1")), verbs: GET_PATCH_UPDATE });
+    }
+    if status {
+        subs.push(Subresource { name: "status", kind: None, kind_group_version: None, verbs: GET_PATCH_UPDATE });
+    }
+    let info: &'static ResourceInfo = Box::leak(Box::new(ResourceInfo {
+        group: leak(group),
+        version: leak(version),
+        resource: leak(plural),
+        singular: leak(singular),
+        kind: leak(kind),
+        list_kind: leak(list_kind),
+        namespaced,
+        verbs: ALL_VERBS,
+        short_names: leak_list(short_names),
+        categories: leak_list(categories),
+        subresources: Box::leak(subs.into_boxed_slice()),
+    }));
+    cache.insert(key, info);
+    info
+}
+
+fn strings(v: Option<&Value>) -> Vec<String> {
+    v.and_then(Value::as_array).map(|a| a.iter().filter_map(Value::as_str).map(str::to_string).collect()).unwrap_or_default()
+}
+
+/// The served versions of one definition.
+pub fn served_versions(crd: &Value) -> Vec<Arc<CustomVersion>> {
+    let spec = &crd["spec"];
+    let group = spec["group"].as_str().unwrap_or("");
+    let names = &spec["names"];
+    let plural = names["plural"].as_str().unwrap_or("");
+    let kind = names["kind"].as_str().unwrap_or("");
+    if group.is_empty() || plural.is_empty() || kind.is_empty() {
+        return Vec::new();
+    }
+    let singular = names["singular"].as_str().map(str::to_string).unwrap_or_else(|| kind.to_lowercase());
+    let list_kind = names["listKind"].as_str().map(str::to_string).unwrap_or_else(|| format!("{kind}List"));
+    let namespaced = spec["scope"].as_str() != Some("Cluster");
+    let short_names = strings(names.get("shortNames"));
+    let categories = strings(names.get("categories"));
+    let mut out = Vec::new();
+    for v in spec["versions"].as_array().cloned().unwrap_or_default() {
+        if v["served"].as_bool() == Some(false) {
+            continue;
+        }
+        let Some(version) = v["name"].as_str() else { continue };
+        let status = v.pointer("/subresources/status").is_some();
+        let scale = v.pointer("/subresources/scale").map(|s| ScalePaths {
+            spec_replicas: s["specReplicasPath"].as_str().unwrap_or(".spec.replicas").to_string(),
+            status_replicas: s["statusReplicasPath"].as_str().unwrap_or(".status.replicas").to_string(),
+            label_selector: s["labelSelectorPath"].as_str().map(str::to_string),
+        });
+        let columns = v["additionalPrinterColumns"]
+            .as_array()
+            .map(|cols| {
+                cols.iter()
+                    .map(|c| PrinterColumn {
+                        name: c["name"].as_str().unwrap_or("").to_string(),
+                        kind: c["type"].as_str().unwrap_or("string").to_string(),
+                        format: c["format"].as_str().unwrap_or("").to_string(),
+                        description: c["description"].as_str().unwrap_or("").to_string(),
+                        priority: c["priority"].as_i64().unwrap_or(0),
+                        json_path: c["jsonPath"].as_str().unwrap_or("").to_string(),
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        let info = resource_info(group, version, plural, &singular, kind, &list_kind, namespaced, &short_names, &categories, status, scale.is_some());
+        out.push(Arc::new(CustomVersion { info, schema: v.pointer("/schema/openAPIV3Schema").cloned(), status, scale, columns }));
+    }
+    out
+}
+
+/// Validation and defaults of the definitions themselves.
+pub struct Definitions;
+
+fn required(field: &str) -> Cause {
+    Cause { reason: "FieldValueRequired".into(), message: "Required value".into(), field: field.into() }
+}
+
+fn invalid(field: &str, value: &Value, detail: &str) -> Cause {
+    let shown = match value {
+        Value::String(s) => format!("{s:?}"),
+        v => v.to_string(),
+    };
+    Cause { reason: "FieldValueInvalid".into(), message: format!("Invalid value: {shown}: {detail}"), field: field.into() }
+}
+
+impl Strategy for Definitions {
+    fn has_generation(&self) -> bool {
+        true
+    }
+
+    fn status_is_subresource(&self) -> bool {
+        true
+    }
+
+    fn prepare_for_create(&self, obj: &mut Value) {
+        obj["status"] = json!({ "acceptedNames": { "kind": "", "plural": "" }, "conditions": [], "storedVersions": [] });
+        if let Some(names) = obj.pointer_mut("/spec/names").and_then(Value::as_object_mut) {
+            let kind = names.get("kind").and_then(Value::as_str).unwrap_or("").to_string();
+            if !kind.is_empty() {
+                names.entry("singular").or_insert_with(|| json!(kind.to_lowercase()));
+                names.entry("listKind").or_insert_with(|| json!(format!("{kind}List")));
+            }
+        }
+        if let Some(spec) = obj.get_mut("spec").and_then(Value::as_object_mut) {
+            spec.entry("conversion").or_insert_with(|| json!({ "strategy": "None" }));
+        }
+    }
+
+    fn validate(&self, obj: &Value) -> Vec<Cause> {
+        let mut c = Vec::new();
+        let spec = &obj["spec"];
+        let group = spec["group"].as_str().unwrap_or("");
+        let plural = spec.pointer("/names/plural").and_then(Value::as_str).unwrap_or("");
+        if group.is_empty() {
+            c.push(required("spec.group"));
+        } else if !group.contains('.') {
+            c.push(invalid("spec.group", &json!(group), "should be a domain with at least one dot"));
+        }
+        if plural.is_empty() {
+            c.push(required("spec.names.plural"));
+        }
+        if spec.pointer("/names/kind").and_then(Value::as_str).unwrap_or("").is_empty() {
+            c.push(required("spec.names.kind"));
+        }
+        let name = obj.pointer("/metadata/name").and_then(Value::as_str).unwrap_or("");
+        if !group.is_empty() && !plural.is_empty() && name != format!("{plural}.{group}") {
+            c.push(invalid("metadata.name", &json!(name), "must be spec.names.plural+\".\"+spec.group"));
+        }
+        match spec["scope"].as_str() {
+            Some("Namespaced") | Some("Cluster") => {}
+            None => c.push(required("spec.scope")),
+            Some(s) => c.push(Cause {
+                reason: "FieldValueNotSupported".into(),
+                message: format!("Unsupported value: {s:?}: supported values: \"Cluster\", \"Namespaced\""),
+                field: "spec.scope".into(),
+            }),
+        }
+        let versions = spec["versions"].as_array().cloned().unwrap_or_default();
+        if versions.is_empty() {
+            c.push(invalid("spec.versions", &json!(null), "must have exactly one version marked as storage version"));
+        } else {
+            let storage = versions.iter().filter(|v| v["storage"].as_bool() == Some(true)).count();
+            if storage != 1 {
+                c.push(invalid("spec.versions", &json!(versions.len()), "must have exactly one version marked as storage version"));
+            }
+            for (i, v) in versions.iter().enumerate() {
+                if v["name"].as_str().unwrap_or("").is_empty() {
+                    c.push(required(&format!("spec.versions[{i}].name")));
+                }
+                if v.pointer("/schema/openAPIV3Schema").is_none() {
+                    c.push(Cause {
+                        reason: "FieldValueRequired".into(),
+                        message: "Required value: schemas are required".into(),
+                        field: format!("spec.versions[{i}].schema.openAPIV3Schema"),
+                    });
+                }
+            }
+        }
+        c
+    }
+
+    fn prepare_for_update(&self, new: &mut Value, old: &Value) {
+        if let (Some(n), Some(o)) = (new.pointer_mut("/spec/names"), old.pointer("/spec/names")) {
+            if let (Some(n), Some(o)) = (n.as_object_mut(), o.as_object()) {
+                for f in ["singular", "listKind"] {
+                    if !n.contains_key(f) {
+                        if let Some(v) = o.get(f) {
+                            n.insert(f.into(), v.clone());
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    fn validate_update(&self, new: &Value, old: &Value) -> Vec<Cause> {
+        let mut c = self.validate(new);
+        if new["spec"]["group"] != old["spec"]["group"] {
+            c.push(invalid("spec.group", &new["spec"]["group"], "field is immutable"));
+        }
+        if new.pointer("/spec/names/plural") != old.pointer("/spec/names/plural") {
+            c.push(invalid("spec.names.plural", new.pointer("/spec/names/plural").unwrap_or(&Value::Null), "field is immutable"));
+        }
+        c
+    }
+}
+
+/// Behaviour of the objects of one custom resource version.
+pub struct CustomStrategy(pub Arc<CustomVersion>);
+
+impl Strategy for CustomStrategy {
+    fn has_generation(&self) -> bool {
+        true
+    }
+
+    fn status_is_subresource(&self) -> bool {
+        self.0.status
+    }
+
+    fn prepare_for_create(&self, obj: &mut Value) {
+        if self.0.status {
+            if let Some(o) = obj.as_object_mut() {
+                o.remove("status");
+            }
+        }
+        if let Some(s) = &self.0.schema {
+            schema::prune_and_default(s, obj);
+        }
+    }
+
+    fn prepare_for_update(&self, new: &mut Value, _old: &Value) {
+        if let Some(s) = &self.0.schema {
+            schema::prune_and_default(s, new);
+        }
+    }
+
+    fn validate(&self, obj: &Value) -> Vec<Cause> {
+        match &self.0.schema {
+            Some(s) => schema::validate(s, obj),
+            None => Vec::new(),
+        }
+    }
+
+    fn name_rule(&self) -> NameRule {
+        NameRule::Subdomain
+    }
+}
+
+/// Evaluates the simple JSONPath printer columns use (`.spec.x`,
+/// `.a[0].b`, `.status.conditions[?(@.type=="Ready")].status`).
+pub fn json_path<'a>(obj: &'a Value, path: &str) -> Option<&'a Value> {
+    let mut cur = obj;
+    let mut rest = path.trim().trim_start_matches('{').trim_end_matches('}').trim_start_matches('$');
+    while !rest.is_empty() {
+        if let Some(r) = rest.strip_prefix('.') {
+            let end = r.find(['.', '[']).unwrap_or(r.len());
+            let field = &r[..end];
+            cur = cur.get(field)?;
+            rest = &r[end..];
+        } else if let Some(r) = rest.strip_prefix('[') {
+            let end = r.find(']')?;
+            let inner = &r[..end];
+            rest = &r[end + 1..];
+            if let Ok(i) = inner.parse::<usize>() {
+                cur = cur.get(i)?;
+            } else if let Some(f) = inner.strip_prefix("?(@.").and_then(|f| f.strip_suffix(')')) {
+                let (key, want) = f.split_once("==")?;
+                let want = want.trim().trim_matches(|c| c == '"' || c == '\'');
+                cur = cur.as_array()?.iter().find(|e| e.get(key.trim()).and_then(Value::as_str) == Some(want))?;
+            } else {
+                return None;
+            }
+        } else {
+            return None;
+        }
+    }
+    Some(cur)
+}
+
+/// The Table of custom objects: Name, then the version's printer columns
+/// (Age when it has none), as upstream's CRD table convertor prints.
+pub fn table(v: &CustomVersion, objects: &[Value], resource_version: Option<&str>, continue_token: Option<&str>) -> Value {
+    let mut columns = v.columns.clone();
+    if columns.is_empty() {
+        columns.push(PrinterColumn {
+            name: "Age".into(),
+            kind: "date".into(),
+            format: String::new(),
+            description: String::new(),
+            priority: 0,
+            json_path: ".metadata.creationTimestamp".into(),
+        });
+    }
+    let mut defs = vec![json!({ "name": "Name", "type": "string", "format": "name", "description": "Name must be unique within a namespace. Is required when creating resources, although some resources may allow a client to request the generation of an appropriate name automatically. Name is primarily intended for creation idempotence and configuration definition. Cannot be updated. More info: https://kubernetes.io/docs/concepts/overview/working-with-objects/names#names", "priority": 0 })];
+    defs.extend(columns.iter().map(|c| json!({ "name": c.name, "type": c.kind, "format": c.format, "description": c.description, "priority": c.priority })));
+    let rows: Vec<Value> = objects
+        .iter()
+        .map(|o| {
+            let mut cells = vec![o.pointer("/metadata/name").cloned().unwrap_or(json!(""))];
+            for c in &columns {
+                let cell = match json_path(o, &c.json_path) {
+                    None => Value::Null,
+                    Some(Value::String(s)) if c.kind == "date" => json!(crate::table::age(s)),
+                    Some(v) => v.clone(),
+                };
+                cells.push(cell);
+            }
+            json!({ "cells": cells, "object": { "kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1", "metadata": o.get("metadata").cloned().unwrap_or(json!({})) } })
+        })
+        .collect();
+    let mut meta = json!({});
+    if let Some(rv) = resource_version {
+        meta["resourceVersion"] = json!(rv);
+    }
+    if let Some(c) = continue_token {
+        meta["continue"] = json!(c);
+    }
+    json!({ "kind": "Table", "apiVersion": "meta.k8s.io/v1", "metadata": meta, "columnDefinitions": defs, "rows": rows })
+}
+
+fn definitions() -> &'static ResourceInfo {
+    crate::resources::lookup("apiextensions.k8s.io", "v1", "customresourcedefinitions").expect("CRDs are served")
+}
+
+/// Marks a definition Established with its names accepted (once).
+fn established_status(crd: &mut Value) {
+    let now = crate::registry::now_rfc3339();
+    let names = crd.pointer("/spec/names").cloned().unwrap_or(json!({}));
+    let storage: Vec<Value> = crd["spec"]["versions"]
+        .as_array()
+        .map(|vs| vs.iter().filter(|v| v["storage"].as_bool() == Some(true)).map(|v| v["name"].clone()).collect())
+        .unwrap_or_default();
+    let mut stored: Vec<Value> = crd.pointer("/status/storedVersions").and_then(Value::as_array).cloned().unwrap_or_default();
+    for s in storage {
+        if !stored.contains(&s) {
+            stored.push(s);
+        }
+    }
+    crd["status"] = json!({
+        "acceptedNames": names,
+        "conditions": [
+            { "type": "NamesAccepted", "status": "True", "lastTransitionTime": now, "reason": "NoConflicts", "message": "no conflicts found" },
+            { "type": "Established", "status": "True", "lastTransitionTime": now, "reason": "InitialNamesAccepted", "message": "the initial names have been accepted" },
+        ],
+        "storedVersions": stored,
+    });
+}
+
+fn is_established(crd: &Value) -> bool {
+    crd.pointer("/status/conditions")
+        .and_then(Value::as_array)
+        .is_some_and(|cs| cs.iter().any(|c| c["type"] == "Established" && c["status"] == "True"))
+        && crd.pointer("/status/acceptedNames") == crd.pointer("/spec/names")
+}
+
+/// Brings the catalog and the definitions' status in line with what is
+/// stored, and finishes deletions.
+async fn reconcile(reg: &Registry, catalog: &Catalog, customs: &CustomResources) -> ApiResult<store::Revision> {
+    let list = reg.list(definitions(), None, &ListOptions::default(), &|_| true).await?;
+    let rv: i64 = list["metadata"]["resourceVersion"].as_str().and_then(|s| s.parse().ok()).unwrap_or(0);
+    let mut served = Vec::new();
+    for crd in list["items"].as_array().cloned().unwrap_or_default() {
+        let name = crd.pointer("/metadata/name").and_then(Value::as_str).unwrap_or("").to_string();
+        let versions = served_versions(&crd);
+        if crd.pointer("/metadata/deletionTimestamp").is_some() {
+            if finalizers(&crd).iter().any(|f| f == CLEANUP_FINALIZER) {
+                // Delete every object of the definition, then let it go.
+                if let Some(v) = versions.first() {
+                    let prefix = v.info.storage_prefix();
+                    let objs = reg
+                        .store()
+                        .range(store::RangeRequest { prefix: prefix.into_bytes(), ..Default::default() })
+                        .await
+                        .map_err(crate::status::ApiError::internal)?;
+                    for kv in objs.kvs {
+                        let _ = reg.store().delete(&kv.key, None).await;
+                    }
+                }
+                let updated = reg
+                    .guaranteed_update(definitions(), None, &name, |o| {
+                        let rest: Vec<String> = finalizers(o).into_iter().filter(|f| f != CLEANUP_FINALIZER).collect();
+                        o["metadata"]["finalizers"] = json!(rest);
+                        Ok(())
+                    })
+                    .await?;
+                if finalizers(&updated).is_empty() {
+                    let key = Registry::key(definitions(), None, &name);
+                    let _ = reg.store().delete(key.as_bytes(), None).await;
+                }
+            }
+            continue;
+        }
+        if !is_established(&crd) && !versions.is_empty() {
+            reg.guaranteed_update(definitions(), None, &name, |o| {
+                established_status(o);
+                Ok(())
+            })
+            .await?;
+        }
+        served.extend(versions);
+    }
+    catalog.set_custom(served.iter().map(|v| v.info).collect());
+    customs.set(served);
+    Ok(rv)
+}
+
+/// Runs until the server stops: lists definitions, watches for changes,
+/// reconciles after each.
+pub async fn run_controller(reg: Arc<Registry>, catalog: Arc<Catalog>, customs: Arc<CustomResources>) {
+    loop {
+        let rv = match reconcile(&reg, &catalog, &customs).await {
+            Ok(rv) => rv,
+            Err(e) => {
+                tracing::warn!(error = %e, "reconciling custom resource definitions failed; retrying");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                continue;
+            }
+        };
+        let prefix = definitions().storage_prefix();
+        let mut watch = match reg.store().watch(prefix.as_bytes(), rv).await {
+            Ok(w) => w,
+            Err(e) => {
+                tracing::warn!(error = %e, "watching custom resource definitions failed; retrying");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                continue;
+            }
+        };
+        // Any change (or the end of the watch) means: reconcile again.
+        match watch.next().await {
+            Some(Ok(_)) => {}
+            Some(Err(e)) => tracing::debug!(error = %e, "definition watch ended"),
+            None => tokio::time::sleep(Duration::from_millis(200)).await,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn crd() -> Value {
+        json!({
+            "metadata": { "name": "widgets.example.com" },
+            "spec": {
+                "group": "example.com",
+                "scope": "Namespaced",
+                "names": { "plural": "widgets", "kind": "Widget", "shortNames": ["wd"] },
+                "versions": [{
+                    "name": "v1", "served": true, "storage": true,
+                    "schema": { "openAPIV3Schema": { "type": "object" } },
+                    "subresources": { "status": {}, "scale": { "specReplicasPath": ".spec.replicas", "statusReplicasPath": ".status.replicas" } },
+                    "additionalPrinterColumns": [{ "name": "Size", "type": "integer", "jsonPath": ".spec.size" }],
+                }],
+            },
+        })
+    }
+
+    #[test]
+    fn a_definition_serves_its_versions_with_names_and_subresources() {
+        let vs = served_versions(&crd());
+        assert_eq!(vs.len(), 1);
+        let r = vs[0].info;
+        assert_eq!((r.group, r.version, r.resource, r.kind, r.singular, r.list_kind), ("example.com", "v1", "widgets", "Widget", "widget", "WidgetList"));
+        assert_eq!(r.short_names, ["wd"]);
+        assert!(r.subresource("status").is_some() && r.subresource("scale").is_some());
+        // The same definition twice reuses the interned description.
+        assert!(std::ptr::eq(served_versions(&crd())[0].info, r));
+    }
+
+    #[test]
+    fn definitions_are_validated_like_upstream() {
+        let mut bad = crd();
+        bad["metadata"]["name"] = json!("wrong");
+        bad["spec"]["versions"][0]["storage"] = json!(false);
+        let causes = Definitions.validate(&bad);
+        let fields: Vec<&str> = causes.iter().map(|c| c.field.as_str()).collect();
+        assert!(fields.contains(&"metadata.name"), "{causes:?}");
+        assert!(fields.contains(&"spec.versions"), "{causes:?}");
+        assert!(Definitions.validate(&crd()).is_empty());
+    }
+
+    #[test]
+    fn printer_column_paths_evaluate() {
+        let o = json!({ "spec": { "size": 3, "list": [{ "a": 1 }] }, "status": { "conditions": [{ "type": "Ready", "status": "True" }] } });
+        assert_eq!(json_path(&o, ".spec.size"), Some(&json!(3)));
+        assert_eq!(json_path(&o, ".spec.list[0].a"), Some(&json!(1)));
+        assert_eq!(json_path(&o, ".status.conditions[?(@.type==\"Ready\")].status"), Some(&json!("True")));
+        assert_eq!(json_path(&o, ".spec.missing"), None);
+    }
+}
