@@ -81,6 +81,17 @@ pub struct Registry {
     store: Arc<dyn Store>,
     admission: crate::admission::Chain,
     customs: Arc<crate::crd::CustomResources>,
+    event_lease: tokio::sync::Mutex<Option<(store::LeaseId, std::time::Instant)>>,
+}
+
+/// How long Events live (kube-apiserver's `--event-ttl` default).
+pub const EVENT_TTL: std::time::Duration = std::time::Duration::from_secs(3600);
+/// Events created within this window share one lease, as upstream's lease
+/// manager reuses leases, so a burst of events does not make a lease each.
+const EVENT_LEASE_REUSE: std::time::Duration = std::time::Duration::from_secs(60);
+
+fn is_event(r: &ResourceInfo) -> bool {
+    r.resource == "events" && (r.group.is_empty() || r.group == "events.k8s.io")
 }
 
 /// Options shared by writes.
@@ -295,7 +306,30 @@ fn go_value(v: &Value) -> String {
 
 impl Registry {
     pub fn new(store: Arc<dyn Store>) -> Registry {
-        Registry { store, admission: crate::admission::Chain::default(), customs: Arc::default() }
+        Registry { store, admission: crate::admission::Chain::default(), customs: Arc::default(), event_lease: Default::default() }
+    }
+
+    /// The lease new Events are attached to: they vanish after
+    /// [`EVENT_TTL`]. A failure to get one stores the event without a lease
+    /// rather than refusing it.
+    async fn event_lease(&self) -> store::LeaseId {
+        let mut cur = self.event_lease.lock().await;
+        if let Some((id, at)) = *cur {
+            if at.elapsed() < EVENT_LEASE_REUSE {
+                return id;
+            }
+        }
+        // The lease outlives its last event by the reuse window at most.
+        match self.store.lease_grant(EVENT_TTL + EVENT_LEASE_REUSE).await {
+            Ok(id) => {
+                *cur = Some((id, std::time::Instant::now()));
+                id
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "granting an event lease failed; storing the event without a TTL");
+                0
+            }
+        }
     }
 
     /// The custom resources this registry stores (kept current by the
@@ -497,7 +531,8 @@ impl Registry {
                 return Err(e);
             }
         };
-        match self.store.create(key.as_bytes(), value, 0).await {
+        let lease = if is_event(r) { self.event_lease().await } else { 0 };
+        match self.store.create(key.as_bytes(), value, lease).await {
             Ok(kv) => {
                 set_resource_version(&mut obj, kv.mod_revision);
                 Ok(obj)
@@ -639,7 +674,7 @@ impl Registry {
                     return Err(e);
                 }
             };
-            match self.store.update(key.as_bytes(), value, current.mod_revision, 0).await {
+            match self.store.update(key.as_bytes(), value, current.mod_revision, current.lease).await {
                 Ok(kv) => {
                     self.admission.updated(r, &new, &old).await;
                     let mut out = new;
@@ -775,7 +810,7 @@ impl Registry {
             let mut obj = decode(&current.value, current.mod_revision)?;
             change(&mut obj)?;
             let value = encode(&obj)?;
-            match self.store.update(key.as_bytes(), value, current.mod_revision, 0).await {
+            match self.store.update(key.as_bytes(), value, current.mod_revision, current.lease).await {
                 Ok(kv) => {
                     set_resource_version(&mut obj, kv.mod_revision);
                     return Ok(obj);
@@ -924,7 +959,7 @@ impl Registry {
                     return Ok(obj);
                 }
                 let value = encode(&obj)?;
-                match self.store.update(key.as_bytes(), value, current.mod_revision, 0).await {
+                match self.store.update(key.as_bytes(), value, current.mod_revision, current.lease).await {
                     Ok(kv) => {
                         set_resource_version(&mut obj, kv.mod_revision);
                         return Ok(obj);
