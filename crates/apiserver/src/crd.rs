@@ -26,17 +26,6 @@ use crate::strategy::{NameRule, Strategy};
 /// The finalizer that makes deleting a definition delete its objects first.
 pub const CLEANUP_FINALIZER: &str = "customresourcecleanup.apiextensions.k8s.io";
 
-/// One printer column of a version.
-#[derive(Clone, Debug)]
-pub struct PrinterColumn {
-    pub name: String,
-    pub kind: String,
-    pub format: String,
-    pub description: String,
-    pub priority: i64,
-    pub json_path: String,
-}
-
 /// The scale subresource's paths.
 #[derive(Clone, Debug)]
 pub struct ScalePaths {
@@ -52,7 +41,8 @@ pub struct CustomVersion {
     pub schema: Option<Value>,
     pub status: bool,
     pub scale: Option<ScalePaths>,
-    pub columns: Vec<PrinterColumn>,
+    /// `additionalPrinterColumns` as the definition gives them.
+    pub columns: Vec<Value>,
 }
 
 /// The custom resources a server serves, by (group, version, plural).
@@ -170,21 +160,7 @@ pub fn served_versions(crd: &Value) -> Vec<Arc<CustomVersion>> {
             status_replicas: s["statusReplicasPath"].as_str().unwrap_or(".status.replicas").to_string(),
             label_selector: s["labelSelectorPath"].as_str().map(str::to_string),
         });
-        let columns = v["additionalPrinterColumns"]
-            .as_array()
-            .map(|cols| {
-                cols.iter()
-                    .map(|c| PrinterColumn {
-                        name: c["name"].as_str().unwrap_or("").to_string(),
-                        kind: c["type"].as_str().unwrap_or("string").to_string(),
-                        format: c["format"].as_str().unwrap_or("").to_string(),
-                        description: c["description"].as_str().unwrap_or("").to_string(),
-                        priority: c["priority"].as_i64().unwrap_or(0),
-                        json_path: c["jsonPath"].as_str().unwrap_or("").to_string(),
-                    })
-                    .collect()
-            })
-            .unwrap_or_default();
+        let columns = v["additionalPrinterColumns"].as_array().cloned().unwrap_or_default();
         let info = resource_info(group, version, plural, &singular, kind, &list_kind, namespaced, &short_names, &categories, status, scale.is_some());
         out.push(Arc::new(CustomVersion { info, schema: v.pointer("/schema/openAPIV3Schema").cloned(), status, scale, columns }));
     }
@@ -349,78 +325,6 @@ impl Strategy for CustomStrategy {
     }
 }
 
-/// Evaluates the simple JSONPath printer columns use (`.spec.x`,
-/// `.a[0].b`, `.status.conditions[?(@.type=="Ready")].status`).
-pub fn json_path<'a>(obj: &'a Value, path: &str) -> Option<&'a Value> {
-    let mut cur = obj;
-    let mut rest = path.trim().trim_start_matches('{').trim_end_matches('}').trim_start_matches('$');
-    while !rest.is_empty() {
-        if let Some(r) = rest.strip_prefix('.') {
-            let end = r.find(['.', '[']).unwrap_or(r.len());
-            let field = &r[..end];
-            cur = cur.get(field)?;
-            rest = &r[end..];
-        } else if let Some(r) = rest.strip_prefix('[') {
-            let end = r.find(']')?;
-            let inner = &r[..end];
-            rest = &r[end + 1..];
-            if let Ok(i) = inner.parse::<usize>() {
-                cur = cur.get(i)?;
-            } else if let Some(f) = inner.strip_prefix("?(@.").and_then(|f| f.strip_suffix(')')) {
-                let (key, want) = f.split_once("==")?;
-                let want = want.trim().trim_matches(|c| c == '"' || c == '\'');
-                cur = cur.as_array()?.iter().find(|e| e.get(key.trim()).and_then(Value::as_str) == Some(want))?;
-            } else {
-                return None;
-            }
-        } else {
-            return None;
-        }
-    }
-    Some(cur)
-}
-
-/// The Table of custom objects: Name, then the version's printer columns
-/// (Age when it has none), as upstream's CRD table convertor prints.
-pub fn table(v: &CustomVersion, objects: &[Value], resource_version: Option<&str>, continue_token: Option<&str>) -> Value {
-    let mut columns = v.columns.clone();
-    if columns.is_empty() {
-        columns.push(PrinterColumn {
-            name: "Age".into(),
-            kind: "date".into(),
-            format: String::new(),
-            description: String::new(),
-            priority: 0,
-            json_path: ".metadata.creationTimestamp".into(),
-        });
-    }
-    let mut defs = vec![json!({ "name": "Name", "type": "string", "format": "name", "description": "Name must be unique within a namespace. Is required when creating resources, although some resources may allow a client to request the generation of an appropriate name automatically. Name is primarily intended for creation idempotence and configuration definition. Cannot be updated. More info: https://kubernetes.io/docs/concepts/overview/working-with-objects/names#names", "priority": 0 })];
-    defs.extend(columns.iter().map(|c| json!({ "name": c.name, "type": c.kind, "format": c.format, "description": c.description, "priority": c.priority })));
-    let rows: Vec<Value> = objects
-        .iter()
-        .map(|o| {
-            let mut cells = vec![o.pointer("/metadata/name").cloned().unwrap_or(json!(""))];
-            for c in &columns {
-                let cell = match json_path(o, &c.json_path) {
-                    None => Value::Null,
-                    Some(Value::String(s)) if c.kind == "date" => json!(crate::table::age(s)),
-                    Some(v) => v.clone(),
-                };
-                cells.push(cell);
-            }
-            json!({ "cells": cells, "object": { "kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1", "metadata": o.get("metadata").cloned().unwrap_or(json!({})) } })
-        })
-        .collect();
-    let mut meta = json!({});
-    if let Some(rv) = resource_version {
-        meta["resourceVersion"] = json!(rv);
-    }
-    if let Some(c) = continue_token {
-        meta["continue"] = json!(c);
-    }
-    json!({ "kind": "Table", "apiVersion": "meta.k8s.io/v1", "metadata": meta, "columnDefinitions": defs, "rows": rows })
-}
-
 fn definitions() -> &'static ResourceInfo {
     crate::resources::lookup("apiextensions.k8s.io", "v1", "customresourcedefinitions").expect("CRDs are served")
 }
@@ -582,12 +486,4 @@ mod tests {
         assert!(Definitions.validate(&crd()).is_empty());
     }
 
-    #[test]
-    fn printer_column_paths_evaluate() {
-        let o = json!({ "spec": { "size": 3, "list": [{ "a": 1 }] }, "status": { "conditions": [{ "type": "Ready", "status": "True" }] } });
-        assert_eq!(json_path(&o, ".spec.size"), Some(&json!(3)));
-        assert_eq!(json_path(&o, ".spec.list[0].a"), Some(&json!(1)));
-        assert_eq!(json_path(&o, ".status.conditions[?(@.type==\"Ready\")].status"), Some(&json!("True")));
-        assert_eq!(json_path(&o, ".spec.missing"), None);
-    }
 }

@@ -7,6 +7,7 @@
 //! JSON to the store. Errors are Kubernetes `Status` objects ([`status`]).
 
 pub mod admission;
+pub mod authz;
 pub mod crd;
 pub mod discovery;
 pub mod filter;

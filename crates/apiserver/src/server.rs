@@ -89,6 +89,29 @@ fn text_response(code: StatusCode, text: String) -> Response<Body> {
     resp
 }
 
+/// Whether the client lists protobuf before JSON in `Accept`.
+fn prefers_protobuf(accept: &str) -> bool {
+    accept.split(',').next().map(|m| m.split(';').next().unwrap_or("").trim()) == Some(wire::PROTOBUF)
+}
+
+/// An object in the encoding the client prefers: protobuf when it asks for
+/// it first and the kind has a protobuf schema, JSON otherwise.
+fn negotiated_response(code: StatusCode, body: &Value, accept: &str) -> Response<Body> {
+    if prefers_protobuf(accept) {
+        let api_version = body.get("apiVersion").and_then(Value::as_str).unwrap_or("");
+        let kind = body.get("kind").and_then(Value::as_str).unwrap_or("");
+        if wire::supports(api_version, kind) {
+            if let Ok(bytes) = wire::encode(body) {
+                let mut resp = Response::new(full(bytes));
+                *resp.status_mut() = code;
+                resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(wire::PROTOBUF));
+                return resp;
+            }
+        }
+    }
+    json_response(code, body)
+}
+
 pub fn error_response(e: &ApiError) -> Response<Body> {
     json_response(StatusCode::from_u16(e.code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR), &e.to_status())
 }
@@ -193,16 +216,24 @@ impl ApiServer {
             Err(e) => return error_response(&e),
         };
         let public = matches!(target, Target::Version | Target::Health { .. });
-        if !public && !user.is_authenticated() {
-            return error_response(&forbidden(&user, &target));
+        if !public {
+            let attrs = attributes(&target, &ctx.method, parts.uri.path());
+            let (allowed, _) = if user.is_authenticated() {
+                crate::authz::authorize(&self.registry, &user, &attrs).await
+            } else {
+                (false, String::new())
+            };
+            if !allowed {
+                return error_response(&forbidden(&user, &target, parts.uri.path()));
+            }
         }
-        match self.dispatch(target, ctx).await {
+        match self.dispatch(target, ctx, &user).await {
             Ok(resp) => resp,
             Err(e) => error_response(&e),
         }
     }
 
-    async fn dispatch(&self, target: Target, ctx: Ctx) -> ApiResult<Response<Body>> {
+    async fn dispatch(&self, target: Target, ctx: Ctx, user: &User) -> ApiResult<Response<Body>> {
         let get_only = |ctx: &Ctx| {
             if ctx.method == Method::GET || ctx.method == Method::HEAD {
                 Ok(())
@@ -242,7 +273,7 @@ impl ApiServer {
                 discovery::resource_list(&self.catalog, &g, &v).map(|d| json_response(StatusCode::OK, &d)).ok_or_else(ApiError::path_not_found)
             }
             Target::OpenApiV2 | Target::OpenApiV3(_) => Err(ApiError::path_not_found()),
-            Target::Resource(rr) => self.resource(rr, ctx).await,
+            Target::Resource(rr) => self.resource(rr, ctx, user).await,
         }
     }
 
@@ -297,7 +328,9 @@ impl ApiServer {
         let ct = ctx.content_type.split(';').next().unwrap_or("").trim();
         match ct {
             "" | "application/json" | "*/*" => {}
-            "application/vnd.kubernetes.protobuf" => return Err(ApiError::unsupported_media_type(ct)),
+            wire::PROTOBUF => {
+                return wire::decode(&ctx.body).map_err(|e| ApiError::bad_request(format!("the body of the request could not be decoded as protobuf: {e}")));
+            }
             other if other.ends_with("+json") || other == "application/yaml" => {}
             other => return Err(ApiError::unsupported_media_type(other)),
         }
@@ -309,7 +342,7 @@ impl ApiServer {
         })
     }
 
-    async fn resource(&self, rr: ResourceRequest, ctx: Ctx) -> ApiResult<Response<Body>> {
+    async fn resource(&self, rr: ResourceRequest, ctx: Ctx, user: &User) -> ApiResult<Response<Body>> {
         let r = rr.info;
         if rr.subresource.is_none() && !r.has_verb(rr.verb.as_str()) {
             return Err(ApiError::method_not_allowed());
@@ -365,6 +398,13 @@ impl ApiServer {
                 }
             }
         }
+        if matches!(r.group, "authorization.k8s.io" | "authentication.k8s.io") && rr.verb == Verb::Create && r.resource != "tokenreviews" {
+            let mut body = self.body_json(&ctx)?;
+            body["apiVersion"] = json!(r.api_version());
+            body["kind"] = json!(r.kind);
+            let answered = crate::authz::review(&self.registry, user, r.kind, ns, body).await;
+            return Ok(negotiated_response(StatusCode::CREATED, &answered, &ctx.accept));
+        }
         if r.group.is_empty() && r.resource == "bindings" && rr.verb == Verb::Create {
             let body = self.body_json(&ctx)?;
             let name = body.pointer("/metadata/name").and_then(Value::as_str).unwrap_or("").to_string();
@@ -394,10 +434,12 @@ impl ApiServer {
                 let list = self.registry.list(r, ns, &opts, &move |o| f(o)).await?;
                 if table::wants_table(&ctx.accept) {
                     let items = list["items"].as_array().cloned().unwrap_or_default();
-                    let t = self.table(r, &items, list["metadata"]["resourceVersion"].as_str(), list["metadata"]["continue"].as_str());
+                    let include = table::IncludeObject::from_param(ctx.query.get("includeObject"))
+                        .ok_or_else(|| ApiError::bad_request(format!("includeObject: unsupported value {:?}", ctx.query.get("includeObject").unwrap_or(""))))?;
+                    let t = self.table(r, &items, list["metadata"]["resourceVersion"].as_str(), list["metadata"]["continue"].as_str(), include);
                     return Ok(json_response(StatusCode::OK, &t));
                 }
-                Ok(json_response(StatusCode::OK, &list))
+                Ok(negotiated_response(StatusCode::OK, &list, &ctx.accept))
             }
             Verb::Watch => {
                 let opts = WatchOptions {
@@ -419,13 +461,14 @@ impl ApiServer {
                 };
                 let events = watch::watch(&self.registry, r, ns, opts, filter).await?;
                 let as_table = table::wants_table(&ctx.accept);
+                let include = table::IncludeObject::from_param(ctx.query.get("includeObject")).unwrap_or_default();
                 let custom = self.registry.customs().get(r);
                 let body = events.map(move |ev| {
                     let mut ev = ev;
                     if as_table && ev.kind != "ERROR" && ev.kind != "BOOKMARK" {
                         ev.object = match &custom {
-                            Some(v) => crate::crd::table(v, &[ev.object], None, None),
-                            None => table::to_table(r, &[ev.object], None, None),
+                            Some(v) => table::to_table_custom_with(&v.columns, &[ev.object], None, None, include),
+                            None => table::to_table_with(r, &[ev.object], None, None, include),
                         };
                     }
                     let mut line = serde_json::to_vec(&ev.to_json()).unwrap_or_default();
@@ -493,19 +536,20 @@ impl ApiServer {
 
     /// The Table of objects of `r`: custom resources print their
     /// definition's columns.
-    fn table(&self, r: &crate::resources::ResourceInfo, objects: &[Value], rv: Option<&str>, continue_token: Option<&str>) -> Value {
+    fn table(&self, r: &crate::resources::ResourceInfo, objects: &[Value], rv: Option<&str>, continue_token: Option<&str>, include: table::IncludeObject) -> Value {
         match self.registry.customs().get(r) {
-            Some(v) => crate::crd::table(&v, objects, rv, continue_token),
-            None => table::to_table(r, objects, rv, continue_token),
+            Some(v) => table::to_table_custom_with(&v.columns, objects, rv, continue_token, include),
+            None => table::to_table_with(r, objects, rv, continue_token, include),
         }
     }
 
     fn object_response(&self, code: StatusCode, r: &crate::resources::ResourceInfo, obj: Value, ctx: &Ctx) -> Response<Body> {
         if table::wants_table(&ctx.accept) {
             let rv = obj.pointer("/metadata/resourceVersion").and_then(Value::as_str).map(str::to_string);
-            return json_response(code, &self.table(r, &[obj], rv.as_deref(), None));
+            let include = table::IncludeObject::from_param(ctx.query.get("includeObject")).unwrap_or_default();
+            return json_response(code, &self.table(r, &[obj], rv.as_deref(), None, include));
         }
-        json_response(code, &obj)
+        negotiated_response(code, &obj, &ctx.accept)
     }
 }
 
@@ -528,9 +572,28 @@ pub fn version_info() -> Value {
     })
 }
 
-/// The 403 an unauthenticated request gets, worded as upstream's RBAC
-/// denial.
-fn forbidden(user: &User, target: &Target) -> ApiError {
+/// The authorization attributes of a request.
+fn attributes(target: &Target, method: &Method, path: &str) -> crate::authz::Attributes {
+    match target {
+        Target::Resource(rr) => crate::authz::Attributes {
+            verb: rr.verb.as_str().to_string(),
+            api_group: rr.info.group.to_string(),
+            resource: rr.info.resource.to_string(),
+            subresource: rr.subresource.clone().unwrap_or_default(),
+            namespace: rr.namespace.clone().unwrap_or_default(),
+            name: rr.name.clone().unwrap_or_default(),
+            path: None,
+        },
+        _ => crate::authz::Attributes {
+            verb: method.as_str().to_lowercase(),
+            path: Some(path.to_string()),
+            ..Default::default()
+        },
+    }
+}
+
+/// The 403 a denied request gets, worded as upstream's RBAC denial.
+fn forbidden(user: &User, target: &Target, path: &str) -> ApiError {
     match target {
         Target::Resource(rr) => {
             let scope = match &rr.namespace {
@@ -561,6 +624,6 @@ fn forbidden(user: &User, target: &Target) -> ApiError {
             e.details = Some(details);
             e
         }
-        _ => ApiError::forbidden(format!("forbidden: User \"{}\" cannot get path \"/\"", user.name)),
+        _ => ApiError::forbidden(format!("forbidden: User \"{}\" cannot get path \"{path}\"", user.name)),
     }
 }

@@ -1,117 +1,244 @@
 //! Server-side printing: the `meta.k8s.io/v1` `Table` that `kubectl get`
 //! asks for (`Accept: application/json;as=Table;v=v1;g=meta.k8s.io`), with
-//! the columns upstream's printers produce for each kind.
+//! the columns and cells upstream's printers produce for each kind
+//! (`pkg/printers/internalversion/printers.go`, Kubernetes v1.32).
+//!
+//! As upstream's `TableConvertor`, the server always prints the wide
+//! columns (priority 1); kubectl hides them unless `-o wide`. Kinds whose
+//! upstream storage has no printer get the default convertor's
+//! `Name`/`Created At` columns.
 
+mod admission;
+mod apps;
+mod batch;
+mod cluster;
+mod core;
+mod custom;
+mod docs;
+mod format;
+mod networking;
+mod rbac;
+mod storage;
+#[cfg(test)]
+mod tests;
+
+use chrono::{DateTime, Utc};
 use serde_json::{json, Value};
 
 use crate::resources::ResourceInfo;
 
-/// One column: its definition and how a cell is computed.
-struct Column {
-    name: &'static str,
-    kind: &'static str,
-    format: &'static str,
-    description: &'static str,
+pub use custom::{to_table_custom, to_table_custom_with};
+
+/// One column definition (`metav1.TableColumnDefinition`).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Column {
+    pub name: &'static str,
+    /// The OpenAPI type: `string`, `integer`, `number`, `boolean`, `date`.
+    pub kind: &'static str,
+    pub format: &'static str,
+    pub description: &'static str,
     /// 0: always shown; 1: only with `-o wide`.
-    priority: u8,
-    cell: fn(&Value) -> Value,
+    pub priority: u8,
 }
 
-fn name_cell(o: &Value) -> Value {
-    o.pointer("/metadata/name").cloned().unwrap_or(json!(""))
+impl Column {
+    pub const fn new(name: &'static str, kind: &'static str, description: &'static str) -> Column {
+        Column { name, kind, format: "", description, priority: 0 }
+    }
+
+    /// A column kubectl only shows with `-o wide`.
+    pub const fn wide(name: &'static str, kind: &'static str, description: &'static str) -> Column {
+        Column { name, kind, format: "", description, priority: 1 }
+    }
+
+    fn definition(&self) -> Value {
+        json!({
+            "name": self.name,
+            "type": self.kind,
+            "format": self.format,
+            "description": self.description,
+            "priority": self.priority,
+        })
+    }
 }
 
-fn age_cell(o: &Value) -> Value {
-    json!(o.pointer("/metadata/creationTimestamp").and_then(Value::as_str).map(age).unwrap_or_else(|| "<unknown>".into()))
+/// The `Name` column every printer starts with.
+pub(crate) const NAME: Column =
+    Column { name: "Name", kind: "string", format: "name", description: docs::OBJECT_META_NAME, priority: 0 };
+
+/// The `Age` column (`translateTimestampSince(creationTimestamp)`).
+pub(crate) const AGE: Column = Column::new("Age", "string", docs::OBJECT_META_CREATION_TIMESTAMP);
+
+/// Shared by the printers of kinds with a pod template.
+pub(crate) const CONTAINERS_DOC: &str = "Names of each container in the template.";
+pub(crate) const IMAGES_DOC: &str = "Images referenced by each container in the template.";
+
+/// The cells of one row, and the row's conditions (pods only).
+#[derive(Debug, Default)]
+pub(crate) struct Row {
+    pub cells: Vec<Value>,
+    pub conditions: Option<Value>,
 }
 
-const NAME: Column = Column {
-    name: "Name",
-    kind: "string",
-    format: "name",
-    description: "Name must be unique within a namespace. Is required when creating resources, although some resources may allow a client to request the generation of an appropriate name automatically. Name is primarily intended for creation idempotence and configuration definition. Cannot be updated. More info: https://kubernetes.io/docs/concepts/overview/working-with-objects/names#names",
-    priority: 0,
-    cell: name_cell,
-};
+impl From<Vec<Value>> for Row {
+    fn from(cells: Vec<Value>) -> Row {
+        Row { cells, conditions: None }
+    }
+}
 
-const AGE: Column = Column {
-    name: "Age",
-    kind: "string",
-    format: "",
-    description: "CreationTimestamp is a timestamp representing the server time when this object was created. It is not guaranteed to be set in happens-before order across separate operations. Clients may not set this value. It is represented in RFC3339 form and is in UTC.\n\nPopulated by the system. Read-only. Null for lists. More info: https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#metadata",
-    priority: 0,
-    cell: age_cell,
-};
+/// What a printer needs besides the object: the time ages are measured to.
+pub(crate) struct Ctx {
+    pub now: DateTime<Utc>,
+}
 
-fn count_of(o: &Value, pointer: &str) -> Value {
-    let n = match o.pointer(pointer) {
-        Some(Value::Object(m)) => m.len(),
-        Some(Value::Array(a)) => a.len(),
-        _ => 0,
+impl Ctx {
+    /// upstream's `translateTimestampSince`: the age of a timestamp, or
+    /// `<unknown>` when it is unset.
+    pub fn since(&self, timestamp: Option<&Value>) -> String {
+        match format::timestamp(timestamp) {
+            Some(t) => self.since_time(t),
+            None => "<unknown>".into(),
+        }
+    }
+
+    /// `translateTimestampSince` of a set timestamp.
+    pub fn since_time(&self, t: DateTime<Utc>) -> String {
+        human_duration(self.now.signed_duration_since(t).num_seconds())
+    }
+
+    /// The object's age, from `metadata.creationTimestamp`.
+    pub fn age(&self, o: &Value) -> Value {
+        json!(self.since(o.pointer("/metadata/creationTimestamp")))
+    }
+}
+
+/// A kind's printer: its column definitions and the function that prints
+/// one object into a row with one cell per column.
+pub(crate) struct Printer {
+    pub columns: &'static [Column],
+    pub row: fn(&Value, &Ctx) -> Row,
+}
+
+/// upstream's `rest.NewDefaultTableConvertor`, for kinds without a printer.
+const DEFAULT_COLUMNS: &[Column] = &[NAME, Column::new("Created At", "date", docs::OBJECT_META_CREATION_TIMESTAMP)];
+
+fn default_row(o: &Value, _: &Ctx) -> Row {
+    // `creationTimestamp.Time.UTC().Format(time.RFC3339)`; Go's zero time
+    // when unset.
+    let created = match format::timestamp(o.pointer("/metadata/creationTimestamp")) {
+        Some(t) => t.format("%Y-%m-%dT%H:%M:%SZ").to_string(),
+        None => "0001-01-01T00:00:00Z".to_string(),
     };
-    json!(n)
+    vec![format::name(o), json!(created)].into()
 }
 
-fn columns(r: &ResourceInfo) -> Vec<Column> {
-    match (r.group, r.resource) {
-        ("", "namespaces") => vec![
-            NAME,
-            Column { name: "Status", kind: "string", format: "", description: "The status of the namespace", priority: 0, cell: |o| o.pointer("/status/phase").cloned().unwrap_or(json!("")) },
-            AGE,
-        ],
-        ("", "configmaps") => vec![
-            NAME,
-            Column {
-                name: "Data",
-                kind: "string",
-                format: "",
-                description: "Data contains the configuration data. Each key must consist of alphanumeric characters, '-', '_' or '.'. Values with non-UTF-8 byte sequences must use the BinaryData field. The keys stored in Data must not overlap with the keys in the BinaryData field, this is enforced during validation process.",
-                priority: 0,
-                cell: |o| {
-                    let n = count_of(o, "/data").as_u64().unwrap_or(0) + count_of(o, "/binaryData").as_u64().unwrap_or(0);
-                    json!(n)
-                },
-            },
-            AGE,
-        ],
-        ("", "secrets") => vec![
-            NAME,
-            Column { name: "Type", kind: "string", format: "", description: "Used to facilitate programmatic handling of secret data. More info: https://kubernetes.io/docs/concepts/configuration/secret/#secret-types", priority: 0, cell: |o| o.get("type").cloned().unwrap_or(json!("")) },
-            Column { name: "Data", kind: "string", format: "", description: "Data contains the secret data. Each key must consist of alphanumeric characters, '-', '_' or '.'. The serialized form of the secret data is a base64 encoded string, representing the arbitrary (possibly non-string) data value here. Described in https://tools.ietf.org/html/rfc4648#section-4", priority: 0, cell: |o| count_of(o, "/data") },
-            AGE,
-        ],
-        ("", "serviceaccounts") => vec![
-            NAME,
-            Column { name: "Secrets", kind: "string", format: "", description: "Secrets is a list of the secrets in the same namespace that pods running using this ServiceAccount are allowed to use. Pods are only limited to this list if this service account has a \"kubernetes.io/enforce-mountable-secrets\" annotation set to \"true\". The \"kubernetes.io/enforce-mountable-secrets\" annotation is deprecated since v1.32. Prefer separate namespaces to isolate access to mounted secrets. This field should not be used to find auto-generated service account token secrets for use outside of pods. Instead, tokens can be requested directly using the TokenRequest API, or service account token secrets can be manually created. More info: https://kubernetes.io/docs/concepts/configuration/secret", priority: 0, cell: |o| count_of(o, "/secrets") },
-            AGE,
-        ],
-        _ => vec![NAME, AGE],
+const DEFAULT: Printer = Printer { columns: DEFAULT_COLUMNS, row: default_row };
+
+/// The printer of a built-in resource.
+pub(crate) fn printer(r: &ResourceInfo) -> Printer {
+    let found = match r.group {
+        "" => core::printer(r.resource),
+        "apps" => apps::printer(r.resource),
+        "batch" => batch::printer(r.resource),
+        "networking.k8s.io" | "discovery.k8s.io" => networking::printer(r.resource),
+        "storage.k8s.io" => storage::printer(r.resource),
+        "rbac.authorization.k8s.io" => rbac::printer(r.resource),
+        "admissionregistration.k8s.io" => admission::printer(r.resource),
+        "events.k8s.io" => core::events_k8s_io_printer(r.resource),
+        _ => cluster::printer(r.group, r.resource),
+    };
+    found.unwrap_or(DEFAULT)
+}
+
+/// What each row's `object` holds: the `includeObject` query parameter of
+/// a Table request (`TableOptions`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum IncludeObject {
+    /// No object.
+    None,
+    /// The object's metadata as `PartialObjectMetadata` (the default).
+    #[default]
+    Metadata,
+    /// The whole object (kubectl asks for it with `--sort-by`).
+    Object,
+}
+
+impl IncludeObject {
+    /// Reads the `includeObject` parameter; `None` for a value upstream
+    /// rejects.
+    pub fn from_param(value: Option<&str>) -> Option<IncludeObject> {
+        match value {
+            None | Some("") | Some("Metadata") => Some(IncludeObject::Metadata),
+            Some("None") => Some(IncludeObject::None),
+            Some("Object") => Some(IncludeObject::Object),
+            Some(_) => None,
+        }
     }
 }
 
 /// A `Table` of `objects` (the items of a list, or the one object of a get
 /// or watch event). Rows carry the object's metadata as
 /// `PartialObjectMetadata`, as kubectl expects by default.
-pub fn to_table(r: &ResourceInfo, objects: &[Value], resource_version: Option<&str>, continue_token: Option<&str>) -> Value {
-    let cols = columns(r);
-    let defs: Vec<Value> = cols
-        .iter()
-        .map(|c| json!({ "name": c.name, "type": c.kind, "format": c.format, "description": c.description, "priority": c.priority }))
-        .collect();
-    let rows: Vec<Value> = objects
-        .iter()
-        .map(|o| {
-            let cells: Vec<Value> = cols.iter().map(|c| (c.cell)(o)).collect();
-            json!({
-                "cells": cells,
-                "object": {
-                    "kind": "PartialObjectMetadata",
-                    "apiVersion": "meta.k8s.io/v1",
-                    "metadata": o.get("metadata").cloned().unwrap_or(json!({})),
-                },
+pub fn to_table(
+    r: &ResourceInfo,
+    objects: &[Value],
+    resource_version: Option<&str>,
+    continue_token: Option<&str>,
+) -> Value {
+    to_table_with(r, objects, resource_version, continue_token, IncludeObject::Metadata)
+}
+
+/// [`to_table`] with rows carrying `include` of each object.
+pub fn to_table_with(
+    r: &ResourceInfo,
+    objects: &[Value],
+    resource_version: Option<&str>,
+    continue_token: Option<&str>,
+    include: IncludeObject,
+) -> Value {
+    to_table_at(r, objects, resource_version, continue_token, include, Utc::now())
+}
+
+/// [`to_table_with`] with ages measured to `now`.
+pub(crate) fn to_table_at(
+    r: &ResourceInfo,
+    objects: &[Value],
+    resource_version: Option<&str>,
+    continue_token: Option<&str>,
+    include: IncludeObject,
+    now: DateTime<Utc>,
+) -> Value {
+    let p = printer(r);
+    let ctx = Ctx { now };
+    let rows = objects.iter().map(|o| row_json((p.row)(o, &ctx), o, include)).collect();
+    table_json(p.columns.iter().map(Column::definition).collect(), rows, resource_version, continue_token)
+}
+
+pub(crate) fn row_json(row: Row, o: &Value, include: IncludeObject) -> Value {
+    let mut out = json!({ "cells": row.cells });
+    match include {
+        IncludeObject::None => {}
+        IncludeObject::Metadata => {
+            out["object"] = json!({
+                "kind": "PartialObjectMetadata",
+                "apiVersion": "meta.k8s.io/v1",
+                "metadata": o.get("metadata").cloned().unwrap_or(json!({})),
             })
-        })
-        .collect();
+        }
+        IncludeObject::Object => out["object"] = o.clone(),
+    }
+    if let Some(c) = row.conditions {
+        out["conditions"] = c;
+    }
+    out
+}
+
+pub(crate) fn table_json(
+    columns: Vec<Value>,
+    rows: Vec<Value>,
+    resource_version: Option<&str>,
+    continue_token: Option<&str>,
+) -> Value {
     let mut meta = json!({});
     if let Some(rv) = resource_version {
         meta["resourceVersion"] = json!(rv);
@@ -119,15 +246,12 @@ pub fn to_table(r: &ResourceInfo, objects: &[Value], resource_version: Option<&s
     if let Some(c) = continue_token {
         meta["continue"] = json!(c);
     }
-    json!({ "kind": "Table", "apiVersion": "meta.k8s.io/v1", "metadata": meta, "columnDefinitions": defs, "rows": rows })
+    json!({ "kind": "Table", "apiVersion": "meta.k8s.io/v1", "metadata": meta, "columnDefinitions": columns, "rows": rows })
 }
 
 /// Whether `Accept` asks for a Table first.
 pub fn wants_table(accept: &str) -> bool {
-    accept
-        .split(',')
-        .next()
-        .is_some_and(|first| first.contains("as=Table") && first.contains("g=meta.k8s.io"))
+    accept.split(',').next().is_some_and(|first| first.contains("as=Table") && first.contains("g=meta.k8s.io"))
 }
 
 /// Time since an RFC 3339 timestamp, in upstream's `HumanDuration` form.
@@ -177,39 +301,4 @@ pub fn human_duration(seconds: i64) -> String {
         return if dy == 0 { format!("{}y", hours / 24 / 365) } else { format!("{}y{dy}d", hours / 24 / 365) };
     }
     format!("{}y", hours / 24 / 365)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn human_duration_matches_upstream() {
-        assert_eq!(human_duration(5), "5s");
-        assert_eq!(human_duration(119), "119s");
-        assert_eq!(human_duration(150), "2m30s");
-        assert_eq!(human_duration(600), "10m");
-        assert_eq!(human_duration(3 * 3600 + 120), "3h2m");
-        assert_eq!(human_duration(30 * 3600), "30h");
-        assert_eq!(human_duration(3 * 86400 + 3600), "3d1h");
-        assert_eq!(human_duration(100 * 86400), "100d");
-        assert_eq!(human_duration(3 * 365 * 86400 + 86400), "3y1d");
-    }
-
-    #[test]
-    fn kubectl_get_accept_header_wants_a_table() {
-        assert!(wants_table("application/json;as=Table;v=v1;g=meta.k8s.io,application/json;as=Table;v=v1beta1;g=meta.k8s.io,application/json"));
-        assert!(!wants_table("application/json"));
-    }
-
-    #[test]
-    fn configmap_rows_count_data_keys() {
-        let cm = crate::resources::lookup("", "v1", "configmaps").unwrap();
-        let obj = json!({ "metadata": { "name": "x", "creationTimestamp": "2020-01-01T00:00:00Z" }, "data": { "a": "1", "b": "2" } });
-        let t = to_table(cm, &[obj], Some("5"), None);
-        assert_eq!(t["columnDefinitions"][1]["name"], "Data");
-        assert_eq!(t["rows"][0]["cells"][0], "x");
-        assert_eq!(t["rows"][0]["cells"][1], 2);
-        assert_eq!(t["rows"][0]["object"]["kind"], "PartialObjectMetadata");
-    }
 }

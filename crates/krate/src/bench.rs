@@ -55,12 +55,16 @@ async fn crash(kills: usize, writers: usize) -> Result<()> {
 /// `12345` as `12,345`.
 fn thousands(n: u64) -> String {
     let digits = n.to_string();
-    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
-            out.push(',');
-        }
-        out.push(c);
+    // The first group holds 1 to 3 digits, every later one exactly 3.
+    let head = match digits.len() % 3 {
+        0 => 3.min(digits.len()),
+        h => h,
+    };
+    let (mut out, mut rest) = (digits[..head].to_string(), &digits[head..]);
+    while !rest.is_empty() {
+        out.push(',');
+        out.push_str(&rest[..3]);
+        rest = &rest[3..];
     }
     out
 }

@@ -412,3 +412,55 @@ fn a_custom_resource_definition_serves_its_resource() {
     let raw = c.kubectl(&["get", "--raw", "/apis/example.com/v1/namespaces/default/widgets"]);
     assert!(!raw.status.success(), "widgets are still served after their definition was deleted");
 }
+
+#[test]
+fn auth_can_i_and_whoami_answer_truthfully() {
+    let c = Cluster::start();
+    assert_eq!(c.ok(&["auth", "can-i", "create", "pods"]).trim(), "yes");
+    assert_eq!(c.ok(&["auth", "can-i", "delete", "nodes"]).trim(), "yes");
+    let who = c.ok(&["auth", "whoami"]);
+    assert!(who.contains("system:admin") && who.contains("system:masters"), "{who}");
+    // RBAC decides for other users: a Role granting get/list on pods in
+    // default, bound to jane.
+    let role = r#"{"apiVersion":"rbac.authorization.k8s.io/v1","kind":"Role","metadata":{"name":"pod-reader"},"rules":[{"apiGroups":[""],"resources":["pods"],"verbs":["get","list"]}]}"#;
+    let binding = r#"{"apiVersion":"rbac.authorization.k8s.io/v1","kind":"RoleBinding","metadata":{"name":"jane-reads"},"subjects":[{"kind":"User","name":"jane","apiGroup":"rbac.authorization.k8s.io"}],"roleRef":{"kind":"Role","name":"pod-reader","apiGroup":"rbac.authorization.k8s.io"}}"#;
+    c.ok_stdin(&["create", "-f", "-", "--validate=false"], role);
+    c.ok_stdin(&["create", "-f", "-", "--validate=false"], binding);
+    let sar = |verb: &str, ns: &str| -> bool {
+        let body = format!(
+            r#"{{"apiVersion":"authorization.k8s.io/v1","kind":"SubjectAccessReview","spec":{{"user":"jane","resourceAttributes":{{"verb":"{verb}","resource":"pods","namespace":"{ns}"}}}}}}"#
+        );
+        let file = support::write(c.dir.path(), "sar.json", &body);
+        let out = c.ok(&["create", "--raw", "/apis/authorization.k8s.io/v1/subjectaccessreviews", "-f", file.to_str().unwrap()]);
+        let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+        v["status"]["allowed"].as_bool().unwrap()
+    };
+    assert!(sar("list", "default"));
+    assert!(!sar("delete", "default"));
+    assert!(!sar("list", "kube-system"));
+}
+
+#[test]
+fn kubectl_typed_create_commands_work_over_protobuf() {
+    let c = Cluster::start();
+    assert_eq!(c.ok(&["create", "namespace", "team-a"]).trim(), "namespace/team-a created");
+    assert_eq!(c.ok(&["create", "configmap", "settings", "-n", "team-a", "--from-literal=a=b"]).trim(), "configmap/settings created");
+    assert_eq!(c.ok(&["create", "secret", "generic", "creds", "-n", "team-a", "--from-literal=pw=s3cret"]).trim(), "secret/creds created");
+    assert_eq!(c.ok(&["get", "secret", "creds", "-n", "team-a", "-o", "jsonpath={.data.pw}"]), "czNjcmV0");
+    assert_eq!(c.ok(&["create", "deployment", "web", "-n", "team-a", "--image=busybox", "--replicas=2"]).trim(), "deployment.apps/web created");
+    assert_eq!(c.ok(&["get", "deploy", "web", "-n", "team-a", "-o", "jsonpath={.spec.replicas} {.spec.template.spec.containers[0].image}"]), "2 busybox");
+    assert_eq!(c.ok(&["create", "service", "clusterip", "web", "-n", "team-a", "--tcp=80:8080"]).trim(), "service/web created");
+    assert_eq!(c.ok(&["get", "svc", "web", "-n", "team-a", "-o", "jsonpath={.spec.ports[0].targetPort}"]), "8080");
+    assert_eq!(c.ok(&["create", "job", "once", "-n", "team-a", "--image=busybox"]).trim(), "job.batch/once created");
+    assert_eq!(c.ok(&["create", "role", "reader", "-n", "team-a", "--verb=get", "--resource=pods"]).trim(), "role.rbac.authorization.k8s.io/reader created");
+    assert_eq!(
+        c.ok(&["create", "rolebinding", "reader", "-n", "team-a", "--role=reader", "--user=jane"]).trim(),
+        "rolebinding.rbac.authorization.k8s.io/reader created"
+    );
+    assert_eq!(c.ok(&["create", "quota", "q", "-n", "team-a", "--hard=pods=10"]).trim(), "resourcequota/q created");
+    assert_eq!(c.ok(&["create", "serviceaccount", "bot", "-n", "team-a"]).trim(), "serviceaccount/bot created");
+    let err = c.fails(&["create", "configmap", "settings", "-n", "team-a", "--from-literal=a=b"]);
+    assert!(err.contains("configmaps \"settings\" already exists"), "{err}");
+    // Typed gets and deletes use protobuf answers.
+    assert_eq!(c.ok(&["delete", "namespace", "team-a", "--wait=false"]).trim(), "namespace \"team-a\" deleted");
+}
