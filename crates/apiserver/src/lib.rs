@@ -8,6 +8,7 @@
 
 pub mod admission;
 pub mod authz;
+pub mod cache;
 pub mod crd;
 pub mod discovery;
 pub mod filter;

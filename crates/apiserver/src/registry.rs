@@ -82,6 +82,7 @@ pub struct Registry {
     admission: crate::admission::Chain,
     customs: Arc<crate::crd::CustomResources>,
     event_lease: tokio::sync::Mutex<Option<(store::LeaseId, std::time::Instant)>>,
+    cache: Option<Arc<crate::cache::WatchCache>>,
 }
 
 /// How long Events live (kube-apiserver's `--event-ttl` default).
@@ -306,7 +307,18 @@ fn go_value(v: &Value) -> String {
 
 impl Registry {
     pub fn new(store: Arc<dyn Store>) -> Registry {
-        Registry { store, admission: crate::admission::Chain::default(), customs: Arc::default(), event_lease: Default::default() }
+        Registry { store, admission: crate::admission::Chain::default(), customs: Arc::default(), event_lease: Default::default(), cache: None }
+    }
+
+    /// Serves lists and watches from a watch cache over this registry's
+    /// store.
+    pub fn with_cache(mut self) -> Registry {
+        self.cache = Some(crate::cache::WatchCache::start(self.store.clone()));
+        self
+    }
+
+    pub fn cache(&self) -> Option<&Arc<crate::cache::WatchCache>> {
+        self.cache.as_ref()
     }
 
     /// The lease new Events are attached to: they vanish after
@@ -831,6 +843,20 @@ impl Registry {
         filter: &(dyn Fn(&Value) -> bool + Send + Sync),
     ) -> ApiResult<Value> {
         let prefix = Self::list_prefix(r, namespace);
+        let plain = opts.continue_token.as_deref().unwrap_or("").is_empty()
+            && opts.limit == 0
+            && opts.resource_version_match.as_deref() != Some("Exact");
+        if let (true, Some(cache)) = (plain, &self.cache) {
+            if let Some((objects, revision)) = cache.list(&prefix).await {
+                let items: Vec<Value> = objects.iter().filter(|o| filter(o)).map(|o| (**o).clone()).collect();
+                return Ok(json!({
+                    "kind": r.list_kind,
+                    "apiVersion": r.api_version(),
+                    "metadata": { "resourceVersion": revision.to_string() },
+                    "items": items,
+                }));
+            }
+        }
         let (mut revision, mut start) = match &opts.continue_token {
             Some(t) if !t.is_empty() => {
                 let t = decode_continue(t)?;

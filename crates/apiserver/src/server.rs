@@ -57,6 +57,7 @@ impl From<CertIdentity> for User {
 
 pub struct ApiServer {
     registry: Arc<Registry>,
+    openapi: Arc<openapi::OpenApi>,
     catalog: Arc<crate::resources::Catalog>,
     /// `host:port` clients reach this server at (for `/api`).
     pub server_address: String,
@@ -119,6 +120,8 @@ pub fn error_response(e: &ApiError) -> Response<Body> {
 /// Everything the handlers need from the request besides the target.
 struct Ctx {
     method: Method,
+    uri: http::Uri,
+    headers: http::HeaderMap,
     query: Query,
     accept: String,
     content_type: String,
@@ -127,7 +130,12 @@ struct Ctx {
 
 impl ApiServer {
     pub fn new(registry: Registry, server_address: String) -> Arc<ApiServer> {
-        Arc::new(ApiServer { registry: Arc::new(registry), catalog: Arc::default(), server_address, ready: AtomicBool::new(false) })
+        let kinds = crate::resources::BUILTIN
+            .iter()
+            .map(|r| openapi::Kind { group: r.group, version: r.version, kind: r.kind, resource: r.resource, namespaced: r.namespaced, verbs: r.verbs })
+            .collect();
+        let openapi = Arc::new(openapi::OpenApi::new(kinds, openapi::Options::default()));
+        Arc::new(ApiServer { registry: Arc::new(registry), openapi, catalog: Arc::default(), server_address, ready: AtomicBool::new(false) })
     }
 
     pub fn registry(&self) -> &Registry {
@@ -206,6 +214,8 @@ impl ApiServer {
         };
         let ctx = Ctx {
             method: parts.method.clone(),
+            uri: parts.uri.clone(),
+            headers: parts.headers.clone(),
             query: Query::parse(parts.uri.query()),
             accept: header(header::ACCEPT),
             content_type: header(header::CONTENT_TYPE),
@@ -272,7 +282,22 @@ impl ApiServer {
                 get_only(&ctx)?;
                 discovery::resource_list(&self.catalog, &g, &v).map(|d| json_response(StatusCode::OK, &d)).ok_or_else(ApiError::path_not_found)
             }
-            Target::OpenApiV2 | Target::OpenApiV3(_) => Err(ApiError::path_not_found()),
+            Target::OpenApiV2 | Target::OpenApiV3(_) => {
+                let openapi = self.openapi.clone();
+                let (method, uri, headers) = (ctx.method.clone(), ctx.uri.clone(), ctx.headers.clone());
+                // The first request builds the documents: keep it off the
+                // async workers.
+                let resp = tokio::task::spawn_blocking(move || openapi.respond(&method, &uri, &headers))
+                    .await
+                    .map_err(ApiError::internal)?;
+                match resp {
+                    Some(r) => {
+                        let (parts, bytes) = r.into_parts();
+                        Ok(Response::from_parts(parts, full(bytes)))
+                    }
+                    None => Err(ApiError::path_not_found()),
+                }
+            }
             Target::Resource(rr) => self.resource(rr, ctx, user).await,
         }
     }
@@ -281,7 +306,8 @@ impl ApiServer {
         let store_ok = self.registry.store().current_revision().await.is_ok();
         let mut checks: Vec<(&str, bool)> = vec![("ping", true), ("log", true), ("etcd", store_ok)];
         if endpoint == "readyz" {
-            checks.push(("informer-sync", self.ready.load(Ordering::Acquire)));
+            let cache_ready = self.registry.cache().is_none_or(|c| c.is_ready());
+            checks.push(("informer-sync", self.ready.load(Ordering::Acquire) && cache_ready));
         }
         if let Some(c) = check {
             return match checks.iter().find(|(n, _)| *n == c) {

@@ -10,6 +10,7 @@ use futures::stream::{BoxStream, StreamExt};
 use serde_json::{json, Value};
 use store::{EventKind, Revision, StoreError};
 
+use crate::cache::{CacheEvent, CacheItem};
 use crate::registry::{set_resource_version, ListOptions, Registry};
 use crate::resources::ResourceInfo;
 use crate::status::{from_store, ApiError, ApiResult};
@@ -82,6 +83,13 @@ pub async fn watch(
         }
     };
     let prefix = Registry::list_prefix(r, namespace);
+    let timeout = opts.timeout.unwrap_or(Duration::from_secs(30 * 60));
+    if let Some((backlog, rx)) = registry.cache().and_then(|c| c.watch(&prefix, from)) {
+        let state = CacheWatchState { r, backlog: backlog.into(), rx, filter, last_rev: from, bookmarks: opts.allow_bookmarks, done: false };
+        let live = futures::stream::unfold(state, next_cached).flat_map(futures::stream::iter);
+        let all = futures::stream::iter(initial).chain(live);
+        return Ok(take_for(all, timeout).boxed());
+    }
     let stream = match registry.store().watch(prefix.as_bytes(), from).await {
         Ok(s) => s,
         Err(StoreError::Compacted { compacted, .. }) => {
@@ -102,7 +110,6 @@ pub async fn watch(
     };
     let live = futures::stream::unfold(state, next_event).flat_map(futures::stream::iter);
     let all = futures::stream::iter(initial).chain(live);
-    let timeout = opts.timeout.unwrap_or(Duration::from_secs(30 * 60));
     Ok(take_for(all, timeout).boxed())
 }
 
@@ -179,6 +186,68 @@ async fn next_event(mut st: WatchState) -> Option<(Vec<WatchEvent>, WatchState)>
         };
         if let Some((kind, Some(object))) = out {
             return Some((vec![WatchEvent { kind, object }], st));
+        }
+    }
+}
+
+struct CacheWatchState {
+    r: &'static ResourceInfo,
+    backlog: std::collections::VecDeque<Arc<CacheEvent>>,
+    rx: tokio::sync::mpsc::Receiver<CacheItem>,
+    filter: Filter,
+    last_rev: Revision,
+    bookmarks: bool,
+    done: bool,
+}
+
+/// The watch event a change makes for a filtered watcher, if any.
+fn filtered_event(ev: &CacheEvent, filter: &Filter) -> Option<WatchEvent> {
+    let new_matches = ev.object.as_ref().is_some_and(|o| filter(o));
+    let old_matches = ev.prev.as_ref().is_some_and(|o| filter(o));
+    let (kind, object) = match (ev.kind, old_matches, new_matches) {
+        (EventKind::Put, true, true) => ("MODIFIED", ev.object.as_ref()),
+        (EventKind::Put, false, true) => ("ADDED", ev.object.as_ref()),
+        (EventKind::Put, true, false) => ("DELETED", ev.object.as_ref()),
+        (EventKind::Delete, true, _) => ("DELETED", ev.prev.as_ref()),
+        _ => return None,
+    };
+    let mut object = (**object?).clone();
+    if kind == "DELETED" {
+        // A deleted object carries the revision of its deletion.
+        set_resource_version(&mut object, ev.revision);
+    }
+    Some(WatchEvent { kind, object })
+}
+
+async fn next_cached(mut st: CacheWatchState) -> Option<(Vec<WatchEvent>, CacheWatchState)> {
+    if st.done {
+        return None;
+    }
+    loop {
+        let ev = match st.backlog.pop_front() {
+            Some(ev) => ev,
+            None => {
+                let item = if st.bookmarks {
+                    match tokio::time::timeout(BOOKMARK_EVERY, st.rx.recv()).await {
+                        Ok(i) => i,
+                        Err(_) => return Some((vec![bookmark(st.r, st.last_rev, false)], st)),
+                    }
+                } else {
+                    st.rx.recv().await
+                };
+                match item {
+                    Some(CacheItem::Event(ev)) => ev,
+                    Some(CacheItem::Expired) | None => {
+                        st.done = true;
+                        let e = ApiError::gone(format!("too old resource version: {} (the watch fell behind; re-list and watch again)", st.last_rev));
+                        return Some((vec![error_event(e)], st));
+                    }
+                }
+            }
+        };
+        st.last_rev = ev.revision;
+        if let Some(out) = filtered_event(&ev, &st.filter) {
+            return Some((vec![out], st));
         }
     }
 }

@@ -157,7 +157,7 @@ pub async fn run(args: ServerArgs) -> Result<()> {
     let rev = store.current_revision().await.context("reading the datastore revision")?;
     tracing::info!(revision = rev, "datastore ready");
 
-    let registry = Registry::new(store.clone()).with_admission(Arc::new(ServiceAllocator::new(store, service_cidr, node_ports)));
+    let registry = Registry::new(store.clone()).with_admission(Arc::new(ServiceAllocator::new(store, service_cidr, node_ports))).with_cache();
     let api = ApiServer::new(registry, format!("{}:{}", "127.0.0.1", args.https_listen_port));
     bootstrap(api.registry(), first_service_ip, args.https_listen_port).await?;
     let url = format!("https://127.0.0.1:{}", args.https_listen_port);

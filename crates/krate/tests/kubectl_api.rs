@@ -464,3 +464,54 @@ fn kubectl_typed_create_commands_work_over_protobuf() {
     // Typed gets and deletes use protobuf answers.
     assert_eq!(c.ok(&["delete", "namespace", "team-a", "--wait=false"]).trim(), "namespace \"team-a\" deleted");
 }
+
+const DEPLOYMENT_YAML: &str = "apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: web
+  labels:
+    app: web
+spec:
+  replicas: 2
+  selector:
+    matchLabels:
+      app: web
+  template:
+    metadata:
+      labels:
+        app: web
+    spec:
+      containers:
+      - name: web
+        image: busybox:1.36
+        ports:
+        - containerPort: 8080
+";
+
+#[test]
+fn kubectl_apply_creates_then_reports_unchanged_then_configured() {
+    let c = Cluster::start();
+    let file = support::write(c.dir.path(), "web.yaml", DEPLOYMENT_YAML);
+    let f = file.to_str().unwrap();
+    assert_eq!(c.ok(&["apply", "-f", f]).trim(), "deployment.apps/web created");
+    assert_eq!(c.ok(&["apply", "-f", f]).trim(), "deployment.apps/web unchanged");
+    support::write(c.dir.path(), "web.yaml", &DEPLOYMENT_YAML.replace("replicas: 2", "replicas: 3"));
+    assert_eq!(c.ok(&["apply", "-f", f]).trim(), "deployment.apps/web configured");
+    assert_eq!(c.ok(&["get", "deploy", "web", "-o", "jsonpath={.spec.replicas}"]), "3");
+    let annotation = c.ok(&["get", "deploy", "web", "-o", "jsonpath={.metadata.annotations.kubectl\\.kubernetes\\.io/last-applied-configuration}"]);
+    assert!(annotation.contains("\"replicas\":3"), "{annotation}");
+    // A typo is caught by schema validation before anything is sent.
+    support::write(c.dir.path(), "bad.yaml", &DEPLOYMENT_YAML.replace("replicas: 2", "replicass: 2"));
+    let err = c.fails(&["apply", "-f", c.dir.path().join("bad.yaml").to_str().unwrap()]);
+    assert!(err.contains("unknown field \"replicass\""), "{err}");
+}
+
+#[test]
+fn kubectl_explain_reads_the_served_openapi() {
+    let c = Cluster::start();
+    let out = c.ok(&["explain", "pods.spec.containers.ports"]);
+    assert!(out.contains("FIELD: ports <[]ContainerPort>"), "{out}");
+    assert!(out.contains("containerPort\t<integer> -required-"), "{out}");
+    let out = c.ok(&["explain", "deployment.spec.strategy"]);
+    assert!(out.contains("rollingUpdate\t<RollingUpdateDeployment>"), "{out}");
+}

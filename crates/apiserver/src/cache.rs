@@ -1,0 +1,262 @@
+//! The watch cache: one watch on the whole registry, every object decoded
+//! once and shared, lists served from memory and watches fanned out from
+//! memory (upstream's cacher). A list is served only once the cache has
+//! caught up with the store's current revision, so reads stay consistent.
+//! Watches that start before the cache's window of recent events fall back
+//! to the store.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures::StreamExt;
+use serde_json::Value;
+use store::{EventKind, RangeRequest, Revision, Store, StoreError};
+use tokio::sync::{mpsc, Notify};
+
+use crate::registry::set_resource_version;
+
+/// Everything the API server stores lives under this prefix.
+pub const ROOT: &str = "/registry/";
+/// Recent events kept for watches that resume from a past revision.
+const WINDOW: usize = 10_000;
+/// Undelivered events a watcher may have before it is cut off.
+const WATCHER_BUFFER: usize = 10_000;
+/// How long a list waits for the cache to catch up before going to the store.
+const FRESHNESS_WAIT: Duration = Duration::from_secs(3);
+
+/// One change as every watcher sees it: objects decoded once, with their
+/// resource versions set.
+#[derive(Debug)]
+pub struct CacheEvent {
+    pub kind: EventKind,
+    pub key: Bytes,
+    pub revision: Revision,
+    /// The object after the change (puts).
+    pub object: Option<Arc<Value>>,
+    /// The object before the change (updates and deletes).
+    pub prev: Option<Arc<Value>>,
+}
+
+/// What a cache watcher receives.
+#[derive(Debug, Clone)]
+pub enum CacheItem {
+    Event(Arc<CacheEvent>),
+    /// The watch cannot go on (fell behind, or the cache restarted):
+    /// clients must re-list.
+    Expired,
+}
+
+struct Watcher {
+    prefix: Vec<u8>,
+    tx: mpsc::Sender<CacheItem>,
+}
+
+#[derive(Default)]
+struct State {
+    revision: Revision,
+    objects: BTreeMap<Bytes, Arc<Value>>,
+    events: VecDeque<Arc<CacheEvent>>,
+    watchers: Vec<Watcher>,
+}
+
+pub struct WatchCache {
+    store: Arc<dyn Store>,
+    state: RwLock<State>,
+    ready: AtomicBool,
+    progressed: Notify,
+}
+
+fn decode(value: &[u8], rev: Revision) -> Option<Arc<Value>> {
+    let mut obj: Value = serde_json::from_slice(value).ok()?;
+    set_resource_version(&mut obj, rev);
+    Some(Arc::new(obj))
+}
+
+impl WatchCache {
+    /// Starts filling the cache from `store` in the background.
+    pub fn start(store: Arc<dyn Store>) -> Arc<WatchCache> {
+        let cache = Arc::new(WatchCache { store, state: RwLock::new(State::default()), ready: AtomicBool::new(false), progressed: Notify::new() });
+        let me = cache.clone();
+        tokio::spawn(async move { me.run().await });
+        cache
+    }
+
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, State> {
+        self.state.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, State> {
+        self.state.write().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn is_ready(&self) -> bool {
+        self.ready.load(Ordering::Acquire)
+    }
+
+    async fn run(self: Arc<Self>) {
+        loop {
+            match self.load().await {
+                Ok(rev) => {
+                    if let Err(e) = self.follow(rev).await {
+                        tracing::warn!(error = %e, "watch cache lost its watch; reloading");
+                    }
+                }
+                Err(e) => tracing::warn!(error = %e, "loading the watch cache failed; retrying"),
+            }
+            self.ready.store(false, Ordering::Release);
+            // Every watcher may have missed events: they must re-list.
+            let watchers = std::mem::take(&mut self.write().watchers);
+            for w in watchers {
+                let _ = w.tx.try_send(CacheItem::Expired);
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    /// Reads every object at one revision, page by page.
+    async fn load(&self) -> Result<Revision, StoreError> {
+        let mut objects = BTreeMap::new();
+        let mut req = RangeRequest { prefix: ROOT.as_bytes().to_vec(), limit: 2000, ..Default::default() };
+        loop {
+            let resp = self.store.range(req.clone()).await?;
+            req.revision = resp.revision;
+            for kv in &resp.kvs {
+                if let Some(obj) = decode(&kv.value, kv.mod_revision) {
+                    objects.insert(kv.key.clone(), obj);
+                }
+            }
+            match (resp.more, resp.kvs.last()) {
+                (true, Some(last)) => req.start = Some(store::keys::next_key(&last.key)),
+                _ => break,
+            }
+        }
+        let rev = req.revision;
+        {
+            let mut st = self.write();
+            st.objects = objects;
+            st.revision = rev;
+            st.events.clear();
+        }
+        self.ready.store(true, Ordering::Release);
+        self.progressed.notify_waiters();
+        Ok(rev)
+    }
+
+    async fn follow(&self, from: Revision) -> Result<(), StoreError> {
+        let mut events = self.store.watch(ROOT.as_bytes(), from).await?;
+        while let Some(ev) = events.next().await {
+            let ev = ev?;
+            let rev = ev.revision();
+            let object = match ev.kind {
+                EventKind::Put => decode(&ev.kv.value, rev),
+                EventKind::Delete => None,
+            };
+            let prev = ev.prev.as_ref().and_then(|p| {
+                // The previous object as watchers saw it: at its own revision.
+                decode(&p.value, p.mod_revision)
+            });
+            let cached = Arc::new(CacheEvent { kind: ev.kind, key: ev.kv.key.clone(), revision: rev, object: object.clone(), prev });
+            let mut st = self.write();
+            let prev_cached = match &object {
+                Some(o) => st.objects.insert(ev.kv.key.clone(), o.clone()),
+                None => st.objects.remove(&ev.kv.key),
+            };
+            // The store may not carry a previous value (compacted); the
+            // cache knows it.
+            let cached = if cached.prev.is_none() && prev_cached.is_some() {
+                Arc::new(CacheEvent { kind: cached.kind, key: cached.key.clone(), revision: rev, object, prev: prev_cached })
+            } else {
+                cached
+            };
+            st.revision = rev;
+            st.events.push_back(cached.clone());
+            while st.events.len() > WINDOW {
+                st.events.pop_front();
+            }
+            st.watchers.retain(|w| {
+                if w.tx.is_closed() {
+                    return false;
+                }
+                if !cached.key.starts_with(&w.prefix) {
+                    return true;
+                }
+                match w.tx.try_send(CacheItem::Event(cached.clone())) {
+                    Ok(()) => true,
+                    Err(mpsc::error::TrySendError::Full(_)) => {
+                        // Cut off rather than block or drop silently; the
+                        // receiver learns it when its channel closes.
+                        false
+                    }
+                    Err(mpsc::error::TrySendError::Closed(_)) => false,
+                }
+            });
+            drop(st);
+            self.progressed.notify_waiters();
+        }
+        Err(StoreError::Closed)
+    }
+
+    /// Waits until the cache has seen the store's current revision.
+    async fn wait_fresh(&self) -> bool {
+        if !self.is_ready() {
+            return false;
+        }
+        let Ok(target) = self.store.current_revision().await else { return false };
+        let deadline = tokio::time::Instant::now() + FRESHNESS_WAIT;
+        loop {
+            let notified = self.progressed.notified();
+            if self.read().revision >= target && self.is_ready() {
+                return true;
+            }
+            if tokio::time::timeout_at(deadline, notified).await.is_err() {
+                return false;
+            }
+        }
+    }
+
+    /// The objects under `prefix` and the revision they are at, once the
+    /// cache is fresh; `None` to read from the store instead.
+    pub async fn list(&self, prefix: &str) -> Option<(Vec<Arc<Value>>, Revision)> {
+        if !self.wait_fresh().await {
+            return None;
+        }
+        let st = self.read();
+        let items = st
+            .objects
+            .range(Bytes::copy_from_slice(prefix.as_bytes())..)
+            .take_while(|(k, _)| k.starts_with(prefix.as_bytes()))
+            .map(|(_, v)| v.clone())
+            .collect();
+        Some((items, st.revision))
+    }
+
+    /// A watch of `prefix` from `from`: the buffered events after it, then
+    /// live ones. `None` when `from` is older than the cache's window (the
+    /// caller watches the store instead).
+    pub fn watch(&self, prefix: &str, from: Revision) -> Option<(Vec<Arc<CacheEvent>>, mpsc::Receiver<CacheItem>)> {
+        if !self.is_ready() {
+            return None;
+        }
+        let mut st = self.write();
+        if from > st.revision {
+            return None;
+        }
+        let oldest = st.events.front().map(|e| e.revision).unwrap_or(st.revision + 1);
+        // Events after `from` must all be in the window.
+        if from + 1 < oldest && from < st.revision {
+            return None;
+        }
+        let backlog: Vec<Arc<CacheEvent>> =
+            st.events.iter().filter(|e| e.revision > from && e.key.starts_with(prefix.as_bytes())).cloned().collect();
+        let (tx, rx) = mpsc::channel(WATCHER_BUFFER);
+        st.watchers.push(Watcher { prefix: prefix.as_bytes().to_vec(), tx });
+        Some((backlog, rx))
+    }
+
+    pub fn watcher_count(&self) -> usize {
+        self.read().watchers.len()
+    }
+}
