@@ -19,7 +19,9 @@ fn main() {
 
     let mut compiler = protox::Compiler::new([&proto]).expect("protox include path");
     compiler.include_imports(true).include_source_info(false);
-    compiler.open_files(&relative).unwrap_or_else(|e| panic!("compiling proto/: {e:?}"));
+    compiler
+        .open_files(&relative)
+        .unwrap_or_else(|e| panic!("compiling proto/: {e:?}"));
     let set = compiler.encode_file_descriptor_set();
 
     let out = PathBuf::from(std::env::var_os("OUT_DIR").expect("OUT_DIR")).join("kubernetes.binpb");

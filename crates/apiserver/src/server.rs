@@ -138,7 +138,7 @@ impl ApiServer {
         Arc::new(ApiServer { registry: Arc::new(registry), openapi, catalog: Arc::default(), server_address, ready: AtomicBool::new(false) })
     }
 
-    pub fn registry(&self) -> &Registry {
+    pub fn registry(&self) -> &Arc<Registry> {
         &self.registry
     }
 

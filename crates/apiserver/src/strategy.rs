@@ -134,6 +134,71 @@ impl Strategy for Nodes {
     }
 }
 
+/// Pods start Pending with their QoS class; their status belongs to the
+/// node agent.
+pub struct Pods;
+
+fn resource_map(c: &Value, which: &str) -> serde_json::Map<String, Value> {
+    c.pointer(&format!("/resources/{which}")).and_then(Value::as_object).cloned().unwrap_or_default()
+}
+
+fn same_quantity(a: &Value, b: &Value) -> bool {
+    match (a.as_str().and_then(|s| api::Quantity::parse(s).ok()), b.as_str().and_then(|s| api::Quantity::parse(s).ok())) {
+        (Some(x), Some(y)) => x == y,
+        _ => a == b,
+    }
+}
+
+/// upstream's `GetPodQOS`: Guaranteed when every container limits cpu and
+/// memory and requests equal limits; BestEffort when nothing is requested
+/// or limited; Burstable otherwise.
+pub fn pod_qos(pod: &Value) -> &'static str {
+    let mut containers: Vec<&Value> = Vec::new();
+    for list in ["containers", "initContainers"] {
+        if let Some(cs) = pod.pointer(&format!("/spec/{list}")).and_then(Value::as_array) {
+            containers.extend(cs.iter());
+        }
+    }
+    let mut any = false;
+    let mut guaranteed = true;
+    for c in containers {
+        let limits = resource_map(c, "limits");
+        let mut requests = resource_map(c, "requests");
+        // Requests default to limits.
+        for (k, v) in &limits {
+            requests.entry(k.clone()).or_insert_with(|| v.clone());
+        }
+        let relevant = |m: &serde_json::Map<String, Value>| m.keys().any(|k| k == "cpu" || k == "memory");
+        if relevant(&limits) || relevant(&requests) {
+            any = true;
+        }
+        for r in ["cpu", "memory"] {
+            match (limits.get(r), requests.get(r)) {
+                (Some(l), Some(q)) if same_quantity(l, q) => {}
+                _ => guaranteed = false,
+            }
+        }
+    }
+    if !any {
+        "BestEffort"
+    } else if guaranteed {
+        "Guaranteed"
+    } else {
+        "Burstable"
+    }
+}
+
+impl Strategy for Pods {
+    fn status_is_subresource(&self) -> bool {
+        true
+    }
+
+    fn prepare_for_create(&self, obj: &mut Value) {
+        let qos = pod_qos(obj);
+        obj["status"] = json!({ "phase": "Pending", "qosClass": qos });
+    }
+}
+
 /// The strategy of a built-in resource.
 pub fn for_resource(r: &ResourceInfo) -> Box<dyn Strategy> {
     let status_subresource = r.subresource("status").is_some();
@@ -156,6 +221,24 @@ pub fn for_resource(r: &ResourceInfo) -> Box<dyn Strategy> {
     match (r.group, r.resource) {
         ("", "namespaces") => Box::new(Namespaces),
         ("", "nodes") => Box::new(Nodes),
+        ("", "pods") => Box::new(Pods),
         _ => Box::new(Generic { generation, status_subresource, name_rule }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn qos_classes_follow_upstream() {
+        let best = json!({ "spec": { "containers": [{ "name": "a" }] } });
+        assert_eq!(pod_qos(&best), "BestEffort");
+        let guaranteed = json!({ "spec": { "containers": [{ "name": "a", "resources": { "limits": { "cpu": "1", "memory": "1Gi" } } }] } });
+        assert_eq!(pod_qos(&guaranteed), "Guaranteed");
+        let equal_forms = json!({ "spec": { "containers": [{ "name": "a", "resources": { "limits": { "cpu": "1", "memory": "1Gi" }, "requests": { "cpu": "1000m", "memory": "1024Mi" } } }] } });
+        assert_eq!(pod_qos(&equal_forms), "Guaranteed");
+        let burstable = json!({ "spec": { "containers": [{ "name": "a", "resources": { "requests": { "cpu": "100m" } } }] } });
+        assert_eq!(pod_qos(&burstable), "Burstable");
     }
 }

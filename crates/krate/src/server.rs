@@ -7,8 +7,10 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::{bail, Context, Result};
+use apiserver::admission::pods::{PodAdmission, SYSTEM_PRIORITY_CLASSES};
 use apiserver::admission::services::{Cidr, ServiceAllocator};
 use apiserver::registry::{Registry, WriteOptions};
+use apiserver::status::ApiError;
 use apiserver::server::ApiServer;
 use apiserver::tls::{Pki, PkiOptions};
 use clap::Args;
@@ -111,6 +113,21 @@ async fn bootstrap(registry: &Registry, first_service_ip: IpAddr, https_port: u1
             Err(e) => bail!("creating namespace {ns}: {e}"),
         }
     }
+    let classes = apiserver::resources::lookup("scheduling.k8s.io", "v1", "priorityclasses").context("priorityclasses resource")?;
+    for (name, value, description) in SYSTEM_PRIORITY_CLASSES {
+        let pc = json!({
+            "apiVersion": "scheduling.k8s.io/v1",
+            "kind": "PriorityClass",
+            "metadata": { "name": name },
+            "value": value,
+            "description": description,
+            "preemptionPolicy": "PreemptLowerPriority",
+        });
+        match registry.create(classes, None, pc, &WriteOptions::default()).await {
+            Ok(_) | Err(ApiError { code: 409, .. }) => {}
+            Err(e) => bail!("creating priority class {name}: {e}"),
+        }
+    }
     // The API server's own service, at the first IP of the service range.
     let services = apiserver::resources::lookup("", "v1", "services").context("services resource")?;
     let svc = json!({
@@ -157,8 +174,13 @@ pub async fn run(args: ServerArgs) -> Result<()> {
     let rev = store.current_revision().await.context("reading the datastore revision")?;
     tracing::info!(revision = rev, "datastore ready");
 
-    let registry = Registry::new(store.clone()).with_admission(Arc::new(ServiceAllocator::new(store, service_cidr, node_ports))).with_cache();
+    let pods = PodAdmission::new();
+    let registry = Registry::new(store.clone())
+        .with_admission(Arc::new(ServiceAllocator::new(store, service_cidr, node_ports)))
+        .with_admission(pods.clone())
+        .with_cache();
     let api = ApiServer::new(registry, format!("{}:{}", "127.0.0.1", args.https_listen_port));
+    pods.attach(api.registry());
     bootstrap(api.registry(), first_service_ip, args.https_listen_port).await?;
     let url = format!("https://127.0.0.1:{}", args.https_listen_port);
     let kubeconfig = pki.write_admin_kubeconfig(&url).context("writing the admin kubeconfig")?;

@@ -515,3 +515,37 @@ fn kubectl_explain_reads_the_served_openapi() {
     let out = c.ok(&["explain", "deployment.spec.strategy"]);
     assert!(out.contains("rollingUpdate\t<RollingUpdateDeployment>"), "{out}");
 }
+
+#[test]
+fn pods_are_admitted_with_service_account_priority_and_pending_status() {
+    let c = Cluster::start();
+    let pod = r#"{"apiVersion":"v1","kind":"Pod","metadata":{"name":"p"},"spec":{"containers":[{"name":"c","image":"busybox","resources":{"limits":{"cpu":"1","memory":"64Mi"}}}]}}"#;
+    c.ok_stdin(&["create", "-f", "-"], pod);
+    assert_eq!(
+        c.ok(&["get", "pod", "p", "-o", "jsonpath={.spec.serviceAccountName} {.status.phase} {.status.qosClass} {.spec.priority}"]),
+        "default Pending Guaranteed 0"
+    );
+    let volume = c.ok(&["get", "pod", "p", "-o", "jsonpath={.spec.volumes[0].name}"]);
+    assert!(volume.starts_with("kube-api-access-"), "{volume}");
+    assert_eq!(
+        c.ok(&["get", "pod", "p", "-o", "jsonpath={.spec.containers[0].volumeMounts[0].mountPath}"]),
+        "/var/run/secrets/kubernetes.io/serviceaccount"
+    );
+    assert_eq!(c.ok(&["get", "priorityclass", "-o", "name"]).lines().count(), 2);
+    let critical = pod.replace(r#""name":"p"}"#, r#""name":"crit"}"#).replace(r#""spec":{"#, r#""spec":{"priorityClassName":"system-node-critical","#);
+    c.ok_stdin(&["create", "-f", "-"], &critical);
+    assert_eq!(c.ok(&["get", "pod", "crit", "-o", "jsonpath={.spec.priority}"]), "2000001000");
+    let unknown = pod.replace(r#""name":"p"}"#, r#""name":"u"}"#).replace(r#""spec":{"#, r#""spec":{"priorityClassName":"gold","#);
+    let err = c.fails_stdin(&["create", "-f", "-"], &unknown);
+    assert!(err.contains("no PriorityClass with name gold was found"), "{err}");
+    // A claim without a class gets the default one.
+    c.ok_stdin(
+        &["create", "-f", "-"],
+        r#"{"apiVersion":"storage.k8s.io/v1","kind":"StorageClass","metadata":{"name":"local","annotations":{"storageclass.kubernetes.io/is-default-class":"true"}},"provisioner":"krate.io/local-path"}"#,
+    );
+    c.ok_stdin(
+        &["create", "-f", "-"],
+        r#"{"apiVersion":"v1","kind":"PersistentVolumeClaim","metadata":{"name":"data"},"spec":{"accessModes":["ReadWriteOnce"],"resources":{"requests":{"storage":"1Gi"}}}}"#,
+    );
+    assert_eq!(c.ok(&["get", "pvc", "data", "-o", "jsonpath={.spec.storageClassName}"]), "local");
+}

@@ -7,7 +7,10 @@ proto2 source equivalent to the descriptor (comments are not in descriptors),
 adding to each field the `json` struct tag of its Go field, read from the Go
 reflection data in the same binary, as the `(krate.json)` option.
 
-usage: extract.py KUBECTL OUTDIR   (needs the python `protobuf` package)
+usage: python3 extract.py /usr/bin/kubectl crates/wire/proto
+  (needs the python `protobuf` package: pip install protobuf). Rewrites
+  proto/k8s.io/api and proto/k8s.io/apimachinery; the struct-tag reader
+  expects a Go 1.20+ linux/amd64 ELF (kubectl v1.32 is built with Go 1.23).
 """
 import re, struct, sys, zlib, os, subprocess
 from google.protobuf import descriptor_pb2 as d

@@ -17,19 +17,22 @@
 //!
 //! # Schemas: where they come from
 //! The conversion is driven by descriptors, not per-type code: the vendored
-//! `proto/` tree is compiled by protox in `build.rs` into one
-//! FileDescriptorSet, which `prost-reflect` decodes once, lazily, on first use.
+//! `proto/` tree is compiled by protox (a Rust protobuf compiler: no protoc)
+//! in `build.rs` into one FileDescriptorSet (360 KB), which `prost-reflect`
+//! decodes once, lazily, on first use.
 //! - `proto/k8s.io/api/**` and `proto/k8s.io/apimachinery/**` are the schemas
 //!   embedded in the installed kubectl (v1.32.4, `gitCommit 4cb5f076`): Go's
 //!   generated code carries each `generated.proto` as a gzipped
 //!   FileDescriptorProto, and `proto/extract.py` prints them back as `.proto`
-//!   source. That is exactly what kubectl encodes with, for every group and
-//!   version it knows (GA, beta and alpha). Comments are not in descriptors; the
-//!   one gogo option kept is `nullable = false` (the Go field is a value, not a
-//!   pointer), declared by the minimal `proto/github.com/gogo/.../gogo.proto`.
+//!   source, for every group and version kubectl knows (GA, beta and alpha).
+//!   Comments are not in descriptors. Two field options are kept:
+//!   `(gogoproto.nullable) = false` (a Go value field, not a pointer; declared
+//!   by a minimal `proto/github.com/gogo/.../gogo.proto`) and `(krate.json)`,
+//!   the Go field's `json` struct tag, which extract.py reads from the Go
+//!   reflection data in the same binary (`proto/krate/options.proto`).
 //! - apiextensions.k8s.io/v1 and apiregistration.k8s.io/v1 are not in kubectl;
 //!   they are written from upstream's generated.proto and types.go (v1.32
-//!   field set: `selectableFields`, ValidationRule fields 1-6).
+//!   field set: `selectableFields`, ValidationRule fields 1-6), tags included.
 //!
 //! The `k8s-pb` crate (kube-rs) was considered and rejected: it ships
 //! prost-generated structs only (no `.proto` files or descriptor set), whose
@@ -37,30 +40,32 @@
 //! no JSON mapping.
 //!
 //! # JSON mapping
-//! Field names in the schemas are the JSON names, except a few mapped in
-//! [`schema`]: `aPIGroup`, `uID`, capitalised names (`Webhooks`), JSONSchemaProps'
-//! `$ref`/`$schema`/`x-kubernetes-*`, and the Go fields embedded with
-//! `json:",inline"` (Probe's handler, Volume's source, `localObjectReference`,
-//! IngressRule's value, admission rules, DRA device configuration) whose
-//! members sit in the parent JSON object. Custom JSON types: `metav1.Time`
-//! (RFC 3339, seconds) and `MicroTime` (6 fractional digits), `Duration` (Go
-//! duration string), `resource.Quantity` (string), `intstr.IntOrString`
-//! (number or string), `runtime.RawExtension` / `FieldsV1` / apiextensions
-//! `JSON` (embedded JSON), `Verbs` / `ExtraValue` (string arrays), the
-//! JSONSchemaPropsOr* unions, and `bytes` (base64).
+//! Decoding prints what Go's `encoding/json` prints for the decoded struct,
+//! driven by each field's Go json tag: its name (mostly the protobuf field
+//! name; not for `aPIGroup`, `uID`, `Webhooks`, JSONSchemaProps' `$ref` and
+//! `x-kubernetes-*`), `,inline` (Probe's handler, Volume's source,
+//! `localObjectReference`, IngressRule's value, ...: members of the parent
+//! object) and `omitempty`. Unset pointers and `omitempty` zeros are left
+//! out; pointers keep explicit zeros (`replicas: 0`, `runAsUser: 0`); value
+//! fields without `omitempty` print their zero (`"currentHealthy": 0`, nil
+//! lists as `null`); value structs always print (`"status": {}`, a zero
+//! `metav1.Time` as `null`). The real kubectl's protobuf bodies decode to
+//! exactly the JSON kubectl prints for the same object (tests/kubectl.rs).
 //!
-//! Decoding follows Go's `encoding/json` output for the decoded struct with one
-//! simplification: a Go value field (`nullable = false`) holding its zero value
-//! ("" / 0 / false) is left out, as `omitempty` would, and empty lists and maps
-//! are left out. Pointer fields keep explicit zeros (`replicas: 0`,
-//! `runAsUser: 0`, `gracePeriodSeconds: 0`). Upstream prints the zero of the
-//! few value fields without `omitempty` (`ReplicaSetStatus.replicas: 0`); here
-//! they are absent, which Go treats the same. An empty `metav1.Time` becomes
-//! `null`, like Go's `"creationTimestamp": null`.
+//! Custom JSON types: `metav1.Time` (RFC 3339, seconds) and `MicroTime` (6
+//! fractional digits), `Duration` (Go duration string), `resource.Quantity`
+//! (string), `intstr.IntOrString` (number or string), `runtime.RawExtension`
+//! (embedded JSON, or an enveloped protobuf object inside protobuf lists and
+//! watch events), `FieldsV1` / apiextensions `JSON` (embedded JSON), `Verbs` /
+//! `ExtraValue` (string arrays), the JSONSchemaPropsOr* unions, `bytes`
+//! (base64).
 //!
-//! Encoding writes every JSON member that has a schema field, drops members
-//! the schema does not know (as a Go decode into the typed struct would) and
-//! `null`s; `apiVersion`/`kind` go into the envelope.
+//! Encoding writes every JSON member that has a schema field and drops members
+//! the schema does not know, as a Go decode into the typed struct would;
+//! `null` is dropped except for a value `metav1.Time`, written as its empty
+//! message (which decodes back to `null`); `apiVersion`/`kind` go into the
+//! envelope. Kinds without a schema (custom resources) fail with
+//! [`WireError::UnsupportedKind`]: answer those in JSON.
 
 mod envelope;
 mod from_json;
@@ -104,7 +109,9 @@ pub fn decode_watch_event(frame: &[u8]) -> Result<(String, Value), WireError> {
 /// Whether `apiVersion`/`kind` has a protobuf schema (built-in kinds, their
 /// lists, and meta kinds such as `Status` or `DeleteOptions` in any version).
 pub fn supports(api_version: &str, kind: &str) -> bool {
-    schema::Schema::get().message_for(api_version, kind).is_some()
+    schema::Schema::get()
+        .message_for(api_version, kind)
+        .is_some()
 }
 
 /// Why a body could not be converted. Messages name the kind and the JSON
@@ -128,7 +135,11 @@ pub enum WireError {
     #[error("cannot encode to protobuf: the object has no string {0:?}")]
     MissingTypeMeta(&'static str),
     #[error("{kind} {path}: {reason}")]
-    Field { kind: String, path: String, reason: String },
+    Field {
+        kind: String,
+        path: String,
+        reason: String,
+    },
     #[error("objects nested in RawExtensions more than {0} deep")]
     TooDeep(usize),
     #[error("watch frame: {0}")]

@@ -5,9 +5,9 @@
 
 use std::borrow::Cow;
 use std::collections::HashMap;
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock, RwLock};
 
-use prost_reflect::{DescriptorPool, FieldDescriptor, MessageDescriptor, Value};
+use prost_reflect::{DescriptorPool, ExtensionDescriptor, MessageDescriptor, Value};
 
 static DESCRIPTORS: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/kubernetes.binpb"));
 
@@ -63,7 +63,7 @@ pub(crate) enum Special {
 
 /// What the JSON mapping needs to know about one field, from its Go struct
 /// tag (`(krate.json)`) and `(gogoproto.nullable)`.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub(crate) struct FieldInfo {
     /// The JSON member name (empty for inline fields).
     pub(crate) json: String,
@@ -81,11 +81,27 @@ pub(crate) struct FieldInfo {
     pub(crate) value: bool,
 }
 
+/// The JSON mapping of one message: its fields' infos, in descriptor order.
+pub(crate) struct MessageInfo {
+    pub(crate) fields: Vec<FieldInfo>,
+    /// JSON name -> position in `fields`, for the non-inline fields.
+    by_json: HashMap<String, usize>,
+}
+
+impl MessageInfo {
+    /// The position of the (non-inline) field with this JSON name.
+    pub(crate) fn position(&self, json: &str) -> Option<usize> {
+        self.by_json.get(json).copied()
+    }
+}
+
 /// The compiled schemas, decoded once per process.
 pub struct Schema {
     pool: DescriptorPool,
-    /// Per field (by full name): its JSON mapping.
-    fields: HashMap<String, FieldInfo>,
+    nullable: ExtensionDescriptor,
+    json: ExtensionDescriptor,
+    /// Per message (by full name), filled on first use of the message.
+    messages: RwLock<HashMap<String, Arc<MessageInfo>>>,
 }
 
 impl Schema {
@@ -100,39 +116,79 @@ impl Schema {
         // decode it is a build defect, not an input error.
         let pool = DescriptorPool::decode(DESCRIPTORS).expect("embedded descriptor set is valid");
         let extension = |name: &str| {
-            pool.get_extension_by_name(name).unwrap_or_else(|| panic!("{name} is declared in proto/"))
+            pool.get_extension_by_name(name)
+                .unwrap_or_else(|| panic!("{name} is declared in proto/"))
         };
         let (nullable, json) = (extension("gogoproto.nullable"), extension("krate.json"));
-        let mut fields = HashMap::new();
-        for message in pool.all_messages() {
-            for field in message.fields() {
-                let options = field.options();
-                let value =
-                    options.has_extension(&nullable) && options.get_extension(&nullable).as_bool() == Some(false);
-                let tag = options
-                    .has_extension(&json)
-                    .then(|| options.get_extension(&json).as_str().map(str::to_owned))
-                    .flatten();
-                let info = match tag {
-                    Some(tag) => {
-                        let mut parts = tag.split(',');
-                        let name = parts.next().unwrap_or_default();
-                        let flags: Vec<&str> = parts.collect();
-                        FieldInfo {
-                            json: name.to_owned(),
-                            inline: flags.contains(&"inline"),
-                            skip: name == "-" && flags.is_empty(),
-                            tagged: true,
-                            omitempty: flags.contains(&"omitempty"),
-                            value,
-                        }
-                    }
-                    None => FieldInfo { json: field.name().to_owned(), value, ..FieldInfo::default() },
-                };
-                fields.insert(field.full_name().to_owned(), info);
-            }
+        Schema {
+            pool,
+            nullable,
+            json,
+            messages: RwLock::default(),
         }
-        Schema { pool, fields }
+    }
+
+    /// The JSON mapping of a message's fields.
+    pub(crate) fn info(&self, message: &MessageDescriptor) -> Arc<MessageInfo> {
+        let name = message.full_name();
+        if let Some(info) = self
+            .messages
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(name)
+        {
+            return info.clone();
+        }
+        let info = Arc::new(self.index(message));
+        self.messages
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(name.to_owned(), info.clone());
+        info
+    }
+
+    fn index(&self, message: &MessageDescriptor) -> MessageInfo {
+        let mut fields = Vec::with_capacity(message.fields().len());
+        let mut by_json = HashMap::new();
+        for field in message.fields() {
+            let options = field.options();
+            let value = options.has_extension(&self.nullable)
+                && options.get_extension(&self.nullable).as_bool() == Some(false);
+            let tag = options
+                .has_extension(&self.json)
+                .then(|| {
+                    options
+                        .get_extension(&self.json)
+                        .as_str()
+                        .map(str::to_owned)
+                })
+                .flatten();
+            let info = match tag {
+                Some(tag) => {
+                    let mut parts = tag.split(',');
+                    let name = parts.next().unwrap_or_default();
+                    let flags: Vec<&str> = parts.collect();
+                    FieldInfo {
+                        json: name.to_owned(),
+                        inline: flags.contains(&"inline"),
+                        skip: name == "-" && flags.is_empty(),
+                        tagged: true,
+                        omitempty: flags.contains(&"omitempty"),
+                        value,
+                    }
+                }
+                None => FieldInfo {
+                    json: field.name().to_owned(),
+                    value,
+                    ..FieldInfo::default()
+                },
+            };
+            if !info.inline && !info.skip {
+                by_json.insert(info.json.clone(), fields.len());
+            }
+            fields.push(info);
+        }
+        MessageInfo { fields, by_json }
     }
 
     /// The message of `apiVersion`/`kind`, if it has a schema.
@@ -148,7 +204,10 @@ impl Schema {
             return None;
         }
         if let Some(package) = package_of(group) {
-            if let Some(m) = self.pool.get_message_by_name(&format!("{package}.{version}.{kind}")) {
+            if let Some(m) = self
+                .pool
+                .get_message_by_name(&format!("{package}.{version}.{kind}"))
+            {
                 return Some(m);
             }
         }
@@ -163,11 +222,6 @@ impl Schema {
         self.pool
             .get_message_by_name(full_name)
             .unwrap_or_else(|| panic!("{full_name} is in the embedded schemas"))
-    }
-
-    /// The JSON mapping of a field.
-    pub(crate) fn field(&self, field: &FieldDescriptor) -> &FieldInfo {
-        self.fields.get(field.full_name()).expect("every field of the pool is indexed")
     }
 
     /// How many messages the schemas define.
@@ -185,19 +239,28 @@ fn package_of(group: &str) -> Option<Cow<'static, str>> {
         "rbac.authorization.k8s.io" => api("rbac"),
         "flowcontrol.apiserver.k8s.io" => api("flowcontrol"),
         "internal.apiserver.k8s.io" => api("apiserverinternal"),
-        "admission.k8s.io" | "admissionregistration.k8s.io" | "apidiscovery.k8s.io"
-        | "authentication.k8s.io" | "authorization.k8s.io" | "certificates.k8s.io"
-        | "coordination.k8s.io" | "discovery.k8s.io" | "events.k8s.io" | "imagepolicy.k8s.io"
-        | "networking.k8s.io" | "node.k8s.io" | "resource.k8s.io" | "scheduling.k8s.io"
-        | "storage.k8s.io" | "storagemigration.k8s.io" => {
-            api(group.strip_suffix(".k8s.io").unwrap_or(group))
-        }
-        "apiextensions.k8s.io" => {
-            Some(Cow::Borrowed("k8s.io.apiextensions_apiserver.pkg.apis.apiextensions"))
-        }
-        "apiregistration.k8s.io" => {
-            Some(Cow::Borrowed("k8s.io.kube_aggregator.pkg.apis.apiregistration"))
-        }
+        "admission.k8s.io"
+        | "admissionregistration.k8s.io"
+        | "apidiscovery.k8s.io"
+        | "authentication.k8s.io"
+        | "authorization.k8s.io"
+        | "certificates.k8s.io"
+        | "coordination.k8s.io"
+        | "discovery.k8s.io"
+        | "events.k8s.io"
+        | "imagepolicy.k8s.io"
+        | "networking.k8s.io"
+        | "node.k8s.io"
+        | "resource.k8s.io"
+        | "scheduling.k8s.io"
+        | "storage.k8s.io"
+        | "storagemigration.k8s.io" => api(group.strip_suffix(".k8s.io").unwrap_or(group)),
+        "apiextensions.k8s.io" => Some(Cow::Borrowed(
+            "k8s.io.apiextensions_apiserver.pkg.apis.apiextensions",
+        )),
+        "apiregistration.k8s.io" => Some(Cow::Borrowed(
+            "k8s.io.kube_aggregator.pkg.apis.apiregistration",
+        )),
         "meta.k8s.io" => Some(Cow::Borrowed("k8s.io.apimachinery.pkg.apis.meta")),
         _ => None,
     }
@@ -254,20 +317,40 @@ mod tests {
     fn built_in_kinds_resolve_to_their_messages() {
         let s = Schema::get();
         let name = |v: &str, k: &str| s.message_for(v, k).map(|m| m.full_name().to_owned());
-        assert_eq!(name("v1", "ConfigMap").as_deref(), Some("k8s.io.api.core.v1.ConfigMap"));
-        assert_eq!(name("apps/v1", "DeploymentList").as_deref(), Some("k8s.io.api.apps.v1.DeploymentList"));
-        assert_eq!(name("rbac.authorization.k8s.io/v1", "Role").as_deref(), Some("k8s.io.api.rbac.v1.Role"));
-        assert_eq!(name("v1", "Status").as_deref(), Some("k8s.io.apimachinery.pkg.apis.meta.v1.Status"));
-        assert_eq!(name("apps/v1", "DeleteOptions").as_deref(), Some("k8s.io.apimachinery.pkg.apis.meta.v1.DeleteOptions"));
+        assert_eq!(
+            name("v1", "ConfigMap").as_deref(),
+            Some("k8s.io.api.core.v1.ConfigMap")
+        );
+        assert_eq!(
+            name("apps/v1", "DeploymentList").as_deref(),
+            Some("k8s.io.api.apps.v1.DeploymentList")
+        );
+        assert_eq!(
+            name("rbac.authorization.k8s.io/v1", "Role").as_deref(),
+            Some("k8s.io.api.rbac.v1.Role")
+        );
+        assert_eq!(
+            name("v1", "Status").as_deref(),
+            Some("k8s.io.apimachinery.pkg.apis.meta.v1.Status")
+        );
+        assert_eq!(
+            name("apps/v1", "DeleteOptions").as_deref(),
+            Some("k8s.io.apimachinery.pkg.apis.meta.v1.DeleteOptions")
+        );
         assert_eq!(
             name("apiextensions.k8s.io/v1", "CustomResourceDefinition").as_deref(),
-            Some("k8s.io.apiextensions_apiserver.pkg.apis.apiextensions.v1.CustomResourceDefinition")
+            Some(
+                "k8s.io.apiextensions_apiserver.pkg.apis.apiextensions.v1.CustomResourceDefinition"
+            )
         );
         assert_eq!(
             name("apiregistration.k8s.io/v1", "APIService").as_deref(),
             Some("k8s.io.kube_aggregator.pkg.apis.apiregistration.v1.APIService")
         );
-        assert_eq!(name("flowcontrol.apiserver.k8s.io/v1", "FlowSchema").as_deref(), Some("k8s.io.api.flowcontrol.v1.FlowSchema"));
+        assert_eq!(
+            name("flowcontrol.apiserver.k8s.io/v1", "FlowSchema").as_deref(),
+            Some("k8s.io.api.flowcontrol.v1.FlowSchema")
+        );
         assert_eq!(name("example.com/v1", "Widget"), None);
         assert_eq!(name("gateway.networking.k8s.io/v1", "Gateway"), None);
         assert_eq!(name("v1", "Pod.Spec"), None);
@@ -277,9 +360,19 @@ mod tests {
     #[test]
     fn value_fields_come_from_gogo_nullable() {
         let s = Schema::get();
-        let field = |m: &str, f: &str| s.field(&s.message(m).get_field_by_name(f).unwrap());
+        let field = |m: &str, f: &str| {
+            let desc = s.message(m);
+            let at = desc.fields().position(|x| x.name() == f).unwrap();
+            s.info(&desc).fields[at].clone()
+        };
         assert!(field("k8s.io.apimachinery.pkg.apis.meta.v1.ObjectMeta", "name").value);
-        assert!(!field("k8s.io.apimachinery.pkg.apis.meta.v1.ObjectMeta", "deletionGracePeriodSeconds").value);
+        assert!(
+            !field(
+                "k8s.io.apimachinery.pkg.apis.meta.v1.ObjectMeta",
+                "deletionGracePeriodSeconds"
+            )
+            .value
+        );
         assert!(!field("k8s.io.api.apps.v1.DeploymentSpec", "replicas").value);
         assert!(field("k8s.io.api.apps.v1.DeploymentSpec", "paused").value);
     }
@@ -287,21 +380,60 @@ mod tests {
     #[test]
     fn json_names_and_flags_follow_the_go_tags() {
         let s = Schema::get();
-        let field = |m: &str, f: &str| s.field(&s.message(m).get_field_by_name(f).unwrap());
-        assert_eq!(field("k8s.io.api.networking.v1.IngressClassParametersReference", "aPIGroup").json, "apiGroup");
-        assert_eq!(field("k8s.io.api.authentication.v1.BoundObjectReference", "uID").json, "uid");
-        assert_eq!(field("k8s.io.api.admissionregistration.v1.ValidatingWebhookConfiguration", "Webhooks").json, "webhooks");
+        let field = |m: &str, f: &str| {
+            let desc = s.message(m);
+            let at = desc.fields().position(|x| x.name() == f).unwrap();
+            s.info(&desc).fields[at].clone()
+        };
+        assert_eq!(
+            field(
+                "k8s.io.api.networking.v1.IngressClassParametersReference",
+                "aPIGroup"
+            )
+            .json,
+            "apiGroup"
+        );
+        assert_eq!(
+            field("k8s.io.api.authentication.v1.BoundObjectReference", "uID").json,
+            "uid"
+        );
+        assert_eq!(
+            field(
+                "k8s.io.api.admissionregistration.v1.ValidatingWebhookConfiguration",
+                "Webhooks"
+            )
+            .json,
+            "webhooks"
+        );
         let props = "k8s.io.apiextensions_apiserver.pkg.apis.apiextensions.v1.JSONSchemaProps";
-        assert_eq!(field(props, "xKubernetesPreserveUnknownFields").json, "x-kubernetes-preserve-unknown-fields");
+        assert_eq!(
+            field(props, "xKubernetesPreserveUnknownFields").json,
+            "x-kubernetes-preserve-unknown-fields"
+        );
         assert_eq!(field(props, "ref").json, "$ref");
         assert!(field("k8s.io.api.core.v1.Probe", "handler").inline);
-        assert!(field("k8s.io.api.core.v1.SecretKeySelector", "localObjectReference").inline);
+        assert!(
+            field(
+                "k8s.io.api.core.v1.SecretKeySelector",
+                "localObjectReference"
+            )
+            .inline
+        );
         assert!(field("k8s.io.api.networking.v1.IngressRule", "ingressRuleValue").inline);
         assert!(!field("k8s.io.api.node.v1.RuntimeClass", "handler").inline);
         assert!(!field("k8s.io.api.core.v1.Container", "securityContext").inline);
-        let current_healthy = field("k8s.io.api.policy.v1.PodDisruptionBudgetStatus", "currentHealthy");
+        let current_healthy = field(
+            "k8s.io.api.policy.v1.PodDisruptionBudgetStatus",
+            "currentHealthy",
+        );
         assert!(current_healthy.tagged && current_healthy.value && !current_healthy.omitempty);
-        assert!(field("k8s.io.api.policy.v1.PodDisruptionBudgetStatus", "observedGeneration").omitempty);
+        assert!(
+            field(
+                "k8s.io.api.policy.v1.PodDisruptionBudgetStatus",
+                "observedGeneration"
+            )
+            .omitempty
+        );
         assert!(field("k8s.io.apimachinery.pkg.runtime.RawExtension", "raw").skip);
     }
 }

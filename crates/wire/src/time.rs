@@ -90,9 +90,13 @@ pub(crate) fn parse_duration(s: &str) -> Result<i64, String> {
     }
     let mut total: u128 = 0;
     while !rest.is_empty() {
-        let number_end = rest.find(|c: char| !(c.is_ascii_digit() || c == '.')).ok_or_else(bad)?;
+        let number_end = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .ok_or_else(bad)?;
         let (number, tail) = rest.split_at(number_end);
-        let unit_end = tail.find(|c: char| c.is_ascii_digit() || c == '.').unwrap_or(tail.len());
+        let unit_end = tail
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(tail.len());
         let (unit, tail) = tail.split_at(unit_end);
         let scale: u128 = match unit {
             "ns" => 1,
@@ -107,8 +111,14 @@ pub(crate) fn parse_duration(s: &str) -> Result<i64, String> {
         if whole.is_empty() && frac.is_empty() {
             return Err(bad());
         }
-        let whole: u128 = if whole.is_empty() { 0 } else { whole.parse().map_err(|_| bad())? };
-        total = total.checked_add(whole.checked_mul(scale).ok_or_else(bad)?).ok_or_else(bad)?;
+        let whole: u128 = if whole.is_empty() {
+            0
+        } else {
+            whole.parse().map_err(|_| bad())?
+        };
+        total = total
+            .checked_add(whole.checked_mul(scale).ok_or_else(bad)?)
+            .ok_or_else(bad)?;
         let mut place = scale;
         for d in frac.chars() {
             let d = d.to_digit(10).ok_or_else(bad)? as u128;
@@ -128,10 +138,22 @@ mod tests {
     #[test]
     fn times_format_like_go() {
         assert_eq!(format_time(1_704_164_645).unwrap(), "2024-01-02T03:04:05Z");
-        assert_eq!(format_micro_time(1_704_164_645, 123_456_789).unwrap(), "2024-01-02T03:04:05.123456Z");
-        assert_eq!(format_micro_time(1_704_164_645, 0).unwrap(), "2024-01-02T03:04:05.000000Z");
-        assert_eq!(parse_time("2024-01-02T04:04:05+01:00").unwrap(), (1_704_164_645, 0));
-        assert_eq!(parse_time("2024-01-02T03:04:05.5Z").unwrap(), (1_704_164_645, 500_000_000));
+        assert_eq!(
+            format_micro_time(1_704_164_645, 123_456_789).unwrap(),
+            "2024-01-02T03:04:05.123456Z"
+        );
+        assert_eq!(
+            format_micro_time(1_704_164_645, 0).unwrap(),
+            "2024-01-02T03:04:05.000000Z"
+        );
+        assert_eq!(
+            parse_time("2024-01-02T04:04:05+01:00").unwrap(),
+            (1_704_164_645, 0)
+        );
+        assert_eq!(
+            parse_time("2024-01-02T03:04:05.5Z").unwrap(),
+            (1_704_164_645, 500_000_000)
+        );
         assert!(parse_time("yesterday").is_err());
         assert!(format_time(i64::MAX).is_err());
     }

@@ -39,7 +39,10 @@ pub(crate) struct FieldError {
 pub(crate) type Result<T> = std::result::Result<T, FieldError>;
 
 pub(crate) fn fail<T>(path: &Path<'_>, reason: impl Into<String>) -> Result<T> {
-    Err(FieldError { path: path.to_string(), reason: reason.into() })
+    Err(FieldError {
+        path: path.to_string(),
+        reason: reason.into(),
+    })
 }
 
 /// Converts a decoded message to its JSON form. `depth` counts enveloped
@@ -60,10 +63,15 @@ pub(crate) fn message(msg: &DynamicMessage, path: &Path<'_>, depth: usize) -> Re
 /// unset pointers and `omitempty` zeros are left out; value fields without
 /// `omitempty` print their zero; value structs always print (inline ones
 /// into the same object).
-fn object_into(msg: &DynamicMessage, out: &mut Map<String, Json>, path: &Path<'_>, depth: usize) -> Result<()> {
-    let schema = Schema::get();
-    for field in msg.descriptor().fields() {
-        let info = schema.field(&field);
+fn object_into(
+    msg: &DynamicMessage,
+    out: &mut Map<String, Json>,
+    path: &Path<'_>,
+    depth: usize,
+) -> Result<()> {
+    let desc = msg.descriptor();
+    let infos = Schema::get().info(&desc);
+    for (field, info) in desc.fields().zip(&infos.fields) {
         if info.skip {
             continue;
         }
@@ -87,8 +95,12 @@ fn object_into(msg: &DynamicMessage, out: &mut Map<String, Json>, path: &Path<'_
             }
             let value = msg.get_field(&field);
             if field.is_map() {
-                let Value::Map(entries) = value.as_ref() else { return fail(&here, "map field holds no map") };
-                let Kind::Message(entry) = field.kind() else { return fail(&here, "map without entry type") };
+                let Value::Map(entries) = value.as_ref() else {
+                    return fail(&here, "map field holds no map");
+                };
+                let Kind::Message(entry) = field.kind() else {
+                    return fail(&here, "map without entry type");
+                };
                 let value_kind = entry.map_entry_value_field().kind();
                 let mut map = Map::new();
                 let mut entries: Vec<_> = entries.iter().collect();
@@ -100,7 +112,9 @@ fn object_into(msg: &DynamicMessage, out: &mut Map<String, Json>, path: &Path<'_
                 }
                 Json::Object(map)
             } else {
-                let Value::List(items) = value.as_ref() else { return fail(&here, "repeated field holds no list") };
+                let Value::List(items) = value.as_ref() else {
+                    return fail(&here, "repeated field holds no list");
+                };
                 let kind = field.kind();
                 let mut list = Vec::with_capacity(items.len());
                 for (i, item) in items.iter().enumerate() {
@@ -136,7 +150,11 @@ fn object_into(msg: &DynamicMessage, out: &mut Map<String, Json>, path: &Path<'_
 }
 
 /// The JSON of an unset value struct: Go's zero value of the type.
-fn zero_message(desc: &prost_reflect::MessageDescriptor, path: &Path<'_>, depth: usize) -> Result<Json> {
+fn zero_message(
+    desc: &prost_reflect::MessageDescriptor,
+    path: &Path<'_>,
+    depth: usize,
+) -> Result<Json> {
     Ok(match schema::special(desc) {
         None => message(&DynamicMessage::new(desc.clone()), path, depth)?,
         Some(Special::Duration) => Json::String("0s".into()),
@@ -171,7 +189,9 @@ fn element(kind: &Kind, value: &Value, path: &Path<'_>, depth: usize) -> Result<
         Value::Bytes(b) => Json::String(base64::engine::general_purpose::STANDARD.encode(b)),
         Value::EnumNumber(n) => Json::from(*n),
         Value::Message(m) => message(m, path, depth)?,
-        Value::List(_) | Value::Map(_) => return fail(path, format!("unexpected nested collection for {kind:?}")),
+        Value::List(_) | Value::Map(_) => {
+            return fail(path, format!("unexpected nested collection for {kind:?}"))
+        }
     })
 }
 
@@ -186,16 +206,31 @@ fn float(n: f64, path: &Path<'_>) -> Result<Json> {
     }
 }
 
-fn special_message(special: Special, msg: &DynamicMessage, path: &Path<'_>, depth: usize) -> Result<Json> {
+fn special_message(
+    special: Special,
+    msg: &DynamicMessage,
+    path: &Path<'_>,
+    depth: usize,
+) -> Result<Json> {
     let get = |name: &str| msg.get_field_by_name(name);
     let has = |name: &str| msg.has_field_by_name(name);
     let i64_of = |name: &str| get(name).and_then(|v| v.as_i64()).unwrap_or(0);
     let i32_of = |name: &str| get(name).and_then(|v| v.as_i32()).unwrap_or(0);
-    let string_of = |name: &str| get(name).and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default();
-    let bytes_of = |name: &str| get(name).and_then(|v| v.as_bytes().cloned()).unwrap_or_default();
+    let string_of = |name: &str| {
+        get(name)
+            .and_then(|v| v.as_str().map(str::to_owned))
+            .unwrap_or_default()
+    };
+    let bytes_of = |name: &str| {
+        get(name)
+            .and_then(|v| v.as_bytes().cloned())
+            .unwrap_or_default()
+    };
     let schema_json = |name: &str| -> Result<Option<Json>> {
         match get(name).as_deref() {
-            Some(Value::Message(m)) if has(name) => Ok(Some(message(m, &Path::Field(path, name), depth)?)),
+            Some(Value::Message(m)) if has(name) => {
+                Ok(Some(message(m, &Path::Field(path, name), depth)?))
+            }
             _ => Ok(None),
         }
     };
@@ -220,11 +255,20 @@ fn special_message(special: Special, msg: &DynamicMessage, path: &Path<'_>, dept
         Special::IntOrString => match i64_of("type") {
             0 => Json::from(i32_of("intVal")),
             1 => Json::String(string_of("strVal")),
-            other => return fail(path, format!("IntOrString type {other} is neither 0 (int) nor 1 (string)")),
+            other => {
+                return fail(
+                    path,
+                    format!("IntOrString type {other} is neither 0 (int) nor 1 (string)"),
+                )
+            }
         },
         Special::RawExtension => raw_json(&bytes_of("raw"), path, depth)?,
         Special::RawJson => {
-            let field = if msg.descriptor().get_field_by_name("Raw").is_some() { "Raw" } else { "raw" };
+            let field = if msg.descriptor().get_field_by_name("Raw").is_some() {
+                "Raw"
+            } else {
+                "raw"
+            };
             raw_json(&bytes_of(field), path, depth)?
         }
         Special::StringList => strings(get("items").as_deref()),
@@ -238,7 +282,9 @@ fn special_message(special: Special, msg: &DynamicMessage, path: &Path<'_>, dept
                     let here = Path::Field(path, "items");
                     let mut out = Vec::with_capacity(items.len());
                     for (i, item) in items.iter().enumerate() {
-                        let Value::Message(m) = item else { return fail(path, "schema list item is not a message") };
+                        let Value::Message(m) = item else {
+                            return fail(path, "schema list item is not a message");
+                        };
                         out.push(message(m, &Path::Index(&here, i), depth)?);
                     }
                     Json::Array(out)
@@ -251,7 +297,9 @@ fn special_message(special: Special, msg: &DynamicMessage, path: &Path<'_>, dept
             None => Json::Bool(get("allows").and_then(|v| v.as_bool()).unwrap_or(false)),
         },
         Special::SchemaOrStringArray => match get("property").as_deref() {
-            Some(Value::List(items)) if !items.is_empty() => strings(Some(&Value::List(items.clone()))),
+            Some(Value::List(items)) if !items.is_empty() => {
+                strings(Some(&Value::List(items.clone())))
+            }
             _ => schema_json("schema")?.unwrap_or(Json::Null),
         },
     })
@@ -259,7 +307,11 @@ fn special_message(special: Special, msg: &DynamicMessage, path: &Path<'_>, dept
 
 fn strings(list: Option<&Value>) -> Json {
     let items = match list {
-        Some(Value::List(items)) => items.iter().filter_map(|v| v.as_str()).map(|s| Json::String(s.to_owned())).collect(),
+        Some(Value::List(items)) => items
+            .iter()
+            .filter_map(|v| v.as_str())
+            .map(|s| Json::String(s.to_owned()))
+            .collect(),
         _ => Vec::new(),
     };
     Json::Array(items)
@@ -272,7 +324,13 @@ fn raw_json(raw: &[u8], path: &Path<'_>, depth: usize) -> Result<Json> {
         return Ok(Json::Null);
     }
     if raw.starts_with(envelope::MAGIC) {
-        return envelope::decode(raw, depth + 1).or_else(|e| fail(path, format!("embedded object: {e}")));
+        return envelope::decode(raw, depth + 1)
+            .or_else(|e| fail(path, format!("embedded object: {e}")));
     }
-    serde_json::from_slice(raw).or_else(|e| fail(path, format!("embedded object is neither protobuf nor JSON: {e}")))
+    serde_json::from_slice(raw).or_else(|e| {
+        fail(
+            path,
+            format!("embedded object is neither protobuf nor JSON: {e}"),
+        )
+    })
 }

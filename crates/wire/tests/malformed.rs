@@ -37,7 +37,10 @@ fn envelope(api_version: &str, kind: &str, raw: &[u8]) -> Vec<u8> {
 #[test]
 fn bodies_without_the_magic_are_refused() {
     for body in [&b""[..], b"k8s", b"{\"kind\":\"Pod\"}", b"\x00k8s"] {
-        assert!(matches!(wire::decode(body), Err(WireError::MissingMagic)), "{body:?}");
+        assert!(
+            matches!(wire::decode(body), Err(WireError::MissingMagic)),
+            "{body:?}"
+        );
     }
     let message = wire::decode(b"{}").unwrap_err().to_string();
     assert!(message.contains("k8s\\0"), "{message}");
@@ -56,7 +59,11 @@ fn every_truncation_of_a_real_message_fails_cleanly_or_decodes() {
             }
         }
     }
-    assert!(errors > bytes.len() / 2, "most truncations are errors ({errors} of {})", bytes.len());
+    assert!(
+        errors > bytes.len() / 2,
+        "most truncations are errors ({errors} of {})",
+        bytes.len()
+    );
     assert_eq!(wire::decode(&bytes).unwrap()["metadata"]["name"], "web");
 }
 
@@ -98,21 +105,37 @@ fn malformed_messages_name_the_kind() {
 #[test]
 fn unknown_kinds_and_empty_type_meta_are_reported() {
     let err = wire::decode(&envelope("example.com/v1", "Widget", b"")).unwrap_err();
-    assert_eq!(err.to_string(), "no protobuf schema for apiVersion \"example.com/v1\" kind \"Widget\"");
-    assert!(matches!(wire::decode(&envelope("", "Pod", b"")), Err(WireError::EmptyTypeMeta("apiVersion"))));
-    assert!(matches!(wire::decode(&envelope("v1", "", b"")), Err(WireError::EmptyTypeMeta("kind"))));
+    assert_eq!(
+        err.to_string(),
+        "no protobuf schema for apiVersion \"example.com/v1\" kind \"Widget\""
+    );
+    assert!(matches!(
+        wire::decode(&envelope("", "Pod", b"")),
+        Err(WireError::EmptyTypeMeta("apiVersion"))
+    ));
+    assert!(matches!(
+        wire::decode(&envelope("v1", "", b"")),
+        Err(WireError::EmptyTypeMeta("kind"))
+    ));
 
     let mut gzipped = envelope("v1", "Pod", b"");
     field_bytes(&mut gzipped, 3, b"gzip");
     let err = wire::decode(&gzipped).unwrap_err();
-    assert!(err.to_string().contains("contentEncoding \"gzip\""), "{err}");
+    assert!(
+        err.to_string().contains("contentEncoding \"gzip\""),
+        "{err}"
+    );
 
-    let err = wire::encode(&json!({"apiVersion": "example.com/v1", "kind": "Widget", "spec": {}})).unwrap_err();
+    let err = wire::encode(&json!({"apiVersion": "example.com/v1", "kind": "Widget", "spec": {}}))
+        .unwrap_err();
     assert!(matches!(err, WireError::UnsupportedKind { .. }), "{err:?}");
     assert!(!wire::supports("example.com/v1", "Widget"));
     assert!(wire::supports("v1", "ConfigMap") && wire::supports("apps/v1", "DeploymentList"));
     let err = wire::encode(&json!({"kind": "ConfigMap"})).unwrap_err();
-    assert_eq!(err.to_string(), "cannot encode to protobuf: the object has no string \"apiVersion\"");
+    assert_eq!(
+        err.to_string(),
+        "cannot encode to protobuf: the object has no string \"apiVersion\""
+    );
 }
 
 #[test]
@@ -137,7 +160,10 @@ fn json_of_the_wrong_type_names_the_field() {
 
 #[test]
 fn envelopes_nested_without_end_are_cut_off() {
-    let mut body = wire::encode(&json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "leaf"}})).unwrap();
+    let mut body = wire::encode(
+        &json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "leaf"}}),
+    )
+    .unwrap();
     for _ in 0..2000 {
         // v1 List{items: [RawExtension{raw: body}]}
         let mut extension = Vec::new();
@@ -170,14 +196,18 @@ fn watch_events_are_length_prefixed_bare_watch_events() {
     assert_eq!(len, frame.len() - 4);
     // A bare metav1.WatchEvent: field 1 (type) first, no k8s\0 envelope.
     assert_eq!(&frame[4..7], b"\x0a\x05A");
-    let object_at = frame.windows(4).position(|w| w == b"k8s\0").expect("the object inside is enveloped");
+    let object_at = frame
+        .windows(4)
+        .position(|w| w == b"k8s\0")
+        .expect("the object inside is enveloped");
     assert!(object_at > 7);
     let (event_type, back) = wire::decode_watch_event(&frame).unwrap();
     assert_eq!(event_type, "ADDED");
     assert_eq!(back, obj);
 
     let status = json!({"apiVersion": "v1", "kind": "Status", "metadata": {}, "status": "Failure", "message": "too old resource version: 1 (9)", "reason": "Expired", "code": 410});
-    let (event_type, back) = wire::decode_watch_event(&wire::encode_watch_event("ERROR", &status).unwrap()).unwrap();
+    let (event_type, back) =
+        wire::decode_watch_event(&wire::encode_watch_event("ERROR", &status).unwrap()).unwrap();
     assert_eq!((event_type.as_str(), back), ("ERROR", status));
 
     for end in 0..frame.len() {
@@ -186,6 +216,13 @@ fn watch_events_are_length_prefixed_bare_watch_events() {
     }
     let mut huge = frame.clone();
     huge[..4].copy_from_slice(&u32::MAX.to_be_bytes());
-    assert!(wire::decode_watch_event(&huge).unwrap_err().to_string().contains("exceeds"));
-    assert!(wire::encode_watch_event("ADDED", &json!({"apiVersion": "example.com/v1", "kind": "Widget"})).is_err());
+    assert!(wire::decode_watch_event(&huge)
+        .unwrap_err()
+        .to_string()
+        .contains("exceeds"));
+    assert!(wire::encode_watch_event(
+        "ADDED",
+        &json!({"apiVersion": "example.com/v1", "kind": "Widget"})
+    )
+    .is_err());
 }

@@ -542,7 +542,9 @@ fn status_and_lists() {
         ]
     }));
     // An empty typed list: Go prints its nil items as null.
-    round_trip(json!({"apiVersion": "apps/v1", "kind": "DeploymentList", "metadata": {"resourceVersion": "5"}, "items": null}));
+    round_trip(
+        json!({"apiVersion": "apps/v1", "kind": "DeploymentList", "metadata": {"resourceVersion": "5"}, "items": null}),
+    );
     round_trip(json!({
         "apiVersion": "authorization.k8s.io/v1",
         "kind": "SubjectAccessReview",
