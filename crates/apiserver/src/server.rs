@@ -410,6 +410,11 @@ impl ApiServer {
                     let scale = subresources::update_scale(&self.registry, r, ns, name, &body, &wopts).await?;
                     return Ok(json_response(StatusCode::OK, &scale));
                 }
+                ("eviction", Verb::Create) => {
+                    let body = self.body_json(&ctx)?;
+                    let status = subresources::evict(&self.registry, ns.unwrap_or(""), name, &body).await?;
+                    return Ok(json_response(StatusCode::CREATED, &status));
+                }
                 ("binding", Verb::Create) => {
                     let body = self.body_json(&ctx)?;
                     let status = subresources::bind(&self.registry, ns.unwrap_or(""), name, &body).await?;

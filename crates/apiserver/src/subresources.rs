@@ -205,3 +205,106 @@ mod tests {
         assert_eq!(scale_of(&rc)["spec"]["replicas"], 1);
     }
 }
+
+fn pod_ready(pod: &Value) -> bool {
+    pod.pointer("/status/conditions")
+        .and_then(Value::as_array)
+        .is_some_and(|cs| cs.iter().any(|c| c["type"] == "Ready" && c["status"] == "True"))
+}
+
+fn too_many_requests(message: &str, cause: Option<String>) -> ApiError {
+    let mut details = json!({ "causes": [] });
+    if let Some(c) = cause {
+        details["causes"] = json!([{ "reason": "DisruptionBudget", "message": c }]);
+    }
+    ApiError { code: 429, reason: "TooManyRequests", message: message.to_string(), details: Some(details) }
+}
+
+/// Evicts a pod (`POST pods/<name>/eviction`), honouring the
+/// PodDisruptionBudget that covers it, as upstream's eviction REST does:
+/// terminal pods go at once; a budget with no disruptions allowed refuses
+/// with 429; otherwise the budget's allowance is taken (compare-and-swap on
+/// its status) and the pod is deleted with the eviction's delete options.
+pub async fn evict(reg: &Registry, ns: &str, name: &str, eviction: &Value) -> ApiResult<Value> {
+    let pods = resources::lookup("", "v1", "pods").expect("pods are served");
+    let pdbs = resources::lookup("policy", "v1", "poddisruptionbudgets").expect("PDBs are served");
+    let pod = reg.get(pods, Some(ns), name).await?;
+    let delete_opts = crate::registry::DeleteOptions::from_request(eviction.get("deleteOptions"), &crate::request::Query::default())?;
+    let phase = pod.pointer("/status/phase").and_then(Value::as_str).unwrap_or("");
+    let success = json!({ "kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201 });
+    if phase == "Succeeded" || phase == "Failed" || pod.pointer("/metadata/deletionTimestamp").is_some() {
+        reg.delete(pods, Some(ns), name, &delete_opts).await?;
+        return Ok(success);
+    }
+    let labels: std::collections::BTreeMap<String, String> = pod
+        .pointer("/metadata/labels")
+        .and_then(Value::as_object)
+        .map(|m| m.iter().filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string()))).collect())
+        .unwrap_or_default();
+    let list = reg.list(pdbs, Some(ns), &crate::registry::ListOptions::default(), &|_| true).await?;
+    let matching: Vec<Value> = list["items"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|pdb| {
+            let sel: Option<k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector> =
+                pdb.pointer("/spec/selector").and_then(|s| serde_json::from_value(s.clone()).ok());
+            match api::LabelSelector::from_metav1(sel.as_ref()) {
+                // An empty selector matches nothing for PDBs in policy/v1
+                // only when absent; a present empty one matches all.
+                Ok(s) => sel.is_some() && s.matches(&labels),
+                Err(_) => false,
+            }
+        })
+        .collect();
+    match matching.len() {
+        0 => {
+            reg.delete(pods, Some(ns), name, &delete_opts).await?;
+            return Ok(success);
+        }
+        1 => {}
+        _ => return Err(ApiError::internal("This pod has more than one PodDisruptionBudget, which the eviction subresource does not support.")),
+    }
+    let pdb_name = matching[0].pointer("/metadata/name").and_then(Value::as_str).unwrap_or("").to_string();
+    let always = matching[0].pointer("/spec/unhealthyPodEvictionPolicy").and_then(Value::as_str) == Some("AlwaysAllow");
+    let ready = pod_ready(&pod);
+    let pod_name = name.to_string();
+    reg.guaranteed_update(pdbs, Some(ns), &pdb_name, |pdb| {
+        let status = pdb.get("status").cloned().unwrap_or(json!({}));
+        let generation = pdb.pointer("/metadata/generation").and_then(Value::as_i64).unwrap_or(0);
+        let observed = status.get("observedGeneration").and_then(Value::as_i64).unwrap_or(0);
+        let healthy = status.get("currentHealthy").and_then(Value::as_i64).unwrap_or(0);
+        let desired = status.get("desiredHealthy").and_then(Value::as_i64).unwrap_or(0);
+        // An unready pod does not count against the budget when the
+        // budget is met (IfHealthyBudget) or by policy (AlwaysAllow).
+        if !ready && (always || healthy >= desired) {
+            return Ok(());
+        }
+        if observed < generation {
+            return Err(too_many_requests(
+                "Cannot evict pod as it would violate the pod's disruption budget.",
+                Some(format!("The disruption budget {pdb_name} is still being processed by the server.")),
+            ));
+        }
+        let allowed = status.get("disruptionsAllowed").and_then(Value::as_i64).unwrap_or(0);
+        if allowed <= 0 {
+            return Err(too_many_requests(
+                "Cannot evict pod as it would violate the pod's disruption budget.",
+                Some(format!("The disruption budget {pdb_name} needs {desired} healthy pods and has {healthy} currently")),
+            ));
+        }
+        if !pdb["status"].is_object() {
+            pdb["status"] = json!({});
+        }
+        pdb["status"]["disruptionsAllowed"] = json!(allowed - 1);
+        if !pdb["status"]["disruptedPods"].is_object() {
+            pdb["status"]["disruptedPods"] = json!({});
+        }
+        pdb["status"]["disruptedPods"][pod_name.as_str()] = json!(crate::registry::now_rfc3339());
+        Ok(())
+    })
+    .await?;
+    reg.delete(pods, Some(ns), name, &delete_opts).await?;
+    Ok(success)
+}

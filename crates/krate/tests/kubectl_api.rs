@@ -549,3 +549,34 @@ fn pods_are_admitted_with_service_account_priority_and_pending_status() {
     );
     assert_eq!(c.ok(&["get", "pvc", "data", "-o", "jsonpath={.spec.storageClassName}"]), "local");
 }
+
+#[test]
+fn eviction_respects_the_pod_disruption_budget() {
+    let c = Cluster::start();
+    for name in ["a", "b"] {
+        c.ok_stdin(
+            &["create", "-f", "-"],
+            &format!(r#"{{"apiVersion":"v1","kind":"Pod","metadata":{{"name":"{name}","labels":{{"app":"web"}}}},"spec":{{"containers":[{{"name":"c","image":"busybox"}}]}}}}"#),
+        );
+    }
+    c.ok_stdin(&["create", "-f", "-"], r#"{"apiVersion":"policy/v1","kind":"PodDisruptionBudget","metadata":{"name":"web-pdb"},"spec":{"minAvailable":2,"selector":{"matchLabels":{"app":"web"}}}}"#);
+    // The disruption controller's view, written as it would write it.
+    let status = |allowed: u32| {
+        format!(r#"{{"status":{{"observedGeneration":1,"disruptionsAllowed":{allowed},"currentHealthy":2,"desiredHealthy":2,"expectedPods":2}}}}"#)
+    };
+    c.ok(&["patch", "pdb", "web-pdb", "--subresource=status", "--type=merge", "-p", &status(0)]);
+    // Ready pods count against the budget.
+    for name in ["a", "b"] {
+        c.ok(&["patch", "pod", name, "--subresource=status", "--type=merge", "-p", r#"{"status":{"conditions":[{"type":"Ready","status":"True"}]}}"#]);
+    }
+    let eviction = support::write(c.dir.path(), "evict.json", r#"{"apiVersion":"policy/v1","kind":"Eviction","metadata":{"name":"a","namespace":"default"}}"#);
+    let path = "/api/v1/namespaces/default/pods/a/eviction";
+    let err = c.fails(&["create", "--raw", path, "-f", eviction.to_str().unwrap()]);
+    assert!(err.contains("Cannot evict pod as it would violate the pod's disruption budget."), "{err}");
+    assert!(c.kubectl(&["get", "pod", "a"]).status.success(), "a refused eviction must not delete the pod");
+    c.ok(&["patch", "pdb", "web-pdb", "--subresource=status", "--type=merge", "-p", &status(1)]);
+    c.ok(&["create", "--raw", path, "-f", eviction.to_str().unwrap()]);
+    let gone = c.kubectl(&["get", "pod", "a", "-o", "jsonpath={.metadata.deletionTimestamp}"]);
+    assert!(!gone.status.success() || !String::from_utf8_lossy(&gone.stdout).is_empty(), "the evicted pod is deleted or terminating");
+    assert_eq!(c.ok(&["get", "pdb", "web-pdb", "-o", "jsonpath={.status.disruptionsAllowed}"]), "0");
+}
