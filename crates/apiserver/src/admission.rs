@@ -3,6 +3,7 @@
 //! hooks that give reservations back when the write fails or the object
 //! goes away. Plugins run in order; each sees the previous one's changes.
 
+pub mod limits;
 pub mod pods;
 pub mod services;
 

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::{bail, Context, Result};
+use apiserver::admission::limits::LimitsAdmission;
 use apiserver::admission::pods::{PodAdmission, SYSTEM_PRIORITY_CLASSES};
 use apiserver::admission::services::{Cidr, ServiceAllocator};
 use apiserver::registry::{Registry, WriteOptions};
@@ -175,12 +176,15 @@ pub async fn run(args: ServerArgs) -> Result<()> {
     tracing::info!(revision = rev, "datastore ready");
 
     let pods = PodAdmission::new();
+    let limits = LimitsAdmission::new();
     let registry = Registry::new(store.clone())
         .with_admission(Arc::new(ServiceAllocator::new(store, service_cidr, node_ports)))
         .with_admission(pods.clone())
+        .with_admission(limits.clone())
         .with_cache();
     let api = ApiServer::new(registry, format!("{}:{}", "127.0.0.1", args.https_listen_port));
     pods.attach(api.registry());
+    limits.attach(api.registry());
     bootstrap(api.registry(), first_service_ip, args.https_listen_port).await?;
     let url = format!("https://127.0.0.1:{}", args.https_listen_port);
     let kubeconfig = pki.write_admin_kubeconfig(&url).context("writing the admin kubeconfig")?;

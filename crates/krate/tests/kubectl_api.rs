@@ -580,3 +580,23 @@ fn eviction_respects_the_pod_disruption_budget() {
     assert!(!gone.status.success() || !String::from_utf8_lossy(&gone.stdout).is_empty(), "the evicted pod is deleted or terminating");
     assert_eq!(c.ok(&["get", "pdb", "web-pdb", "-o", "jsonpath={.status.disruptionsAllowed}"]), "0");
 }
+
+#[test]
+fn limit_ranges_fill_defaults_and_quotas_refuse_what_exceeds_them() {
+    let c = Cluster::start();
+    c.ok_stdin(&["create", "-f", "-"], r#"{"apiVersion":"v1","kind":"LimitRange","metadata":{"name":"lr"},"spec":{"limits":[{"type":"Container","default":{"cpu":"500m","memory":"128Mi"},"defaultRequest":{"cpu":"100m","memory":"64Mi"},"max":{"cpu":"1"}}]}}"#);
+    let pod = |name: &str, extra: &str| format!(r#"{{"apiVersion":"v1","kind":"Pod","metadata":{{"name":"{name}"}},"spec":{{"containers":[{{"name":"c","image":"busybox"{extra}}}]}}}}"#);
+    c.ok_stdin(&["create", "-f", "-"], &pod("p1", ""));
+    assert_eq!(
+        c.ok(&["get", "pod", "p1", "-o", "jsonpath={.spec.containers[0].resources.requests.cpu} {.spec.containers[0].resources.limits.cpu} {.status.qosClass}"]),
+        "100m 500m Burstable"
+    );
+    let err = c.fails_stdin(&["create", "-f", "-"], &pod("p2", r#","resources":{"limits":{"cpu":"2"}}"#));
+    assert!(err.contains("pods \"p2\" is forbidden: maximum cpu usage per Container is 1, but limit is 2"), "{err}");
+
+    c.ok(&["create", "quota", "q", "--hard=pods=2,requests.cpu=250m"]);
+    c.ok_stdin(&["create", "-f", "-"], &pod("p3", r#","resources":{"requests":{"cpu":"100m"}}"#));
+    let err = c.fails_stdin(&["create", "-f", "-"], &pod("p4", r#","resources":{"requests":{"cpu":"100m"}}"#));
+    assert!(err.contains("pods \"p4\" is forbidden: exceeded quota: q, requested: pods=1,requests.cpu=100m, used: pods=2,requests.cpu=200m, limited: pods=2,requests.cpu=250m"), "{err}");
+    assert!(!c.kubectl(&["get", "pod", "p4"]).status.success(), "a refused pod must not be stored");
+}
