@@ -326,6 +326,25 @@ async fn automatic_compaction_keeps_disk_use_bounded_under_churn() {
     assert!(last <= sizes[0] * 2, "disk use keeps growing: {sizes:?}");
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn compaction_gives_freed_space_back_to_the_filesystem() {
+    let dir = tempfile::tempdir().unwrap();
+    let options = Options { auto_compaction: false, ..Options::default() };
+    let store = Embedded::open_with(dir.path(), options).unwrap();
+    let value = Bytes::from(vec![b'z'; 8192]);
+    // 20 MiB of history on one key.
+    let mut rev = store.create(b"/big", value.clone(), 0).await.unwrap().mod_revision;
+    for _ in 0..2500 {
+        rev = store.update(b"/big", value.clone(), rev, 0).await.unwrap().mod_revision;
+    }
+    let db = dir.path().join(DB_FILE);
+    store.compact(rev).await.unwrap();
+    let after = std::fs::metadata(&db).unwrap().len();
+    // One live 8 KiB value remains: the file must shrink far below the
+    // 20 MiB history, not stay at its high-water mark.
+    assert!(after < 6 * 1024 * 1024, "the datastore file kept {} KiB after compaction", after / 1024);
+}
+
 #[tokio::test]
 async fn a_snapshot_can_be_taken_from_outside_while_the_store_is_open() {
     let dir = tempfile::tempdir().unwrap();

@@ -59,7 +59,12 @@ pub async fn run(args: ChurnArgs) -> Result<()> {
     }
     let writers = args.writers.clamp(1, args.keys.max(1));
     let keys = args.keys.max(1);
-    println!("krate bench churn: {} keys x {} bytes rewritten by {writers} writers for {} min", thousands(keys as u64), args.value_bytes, args.minutes);
+    println!(
+        "krate bench churn: {} keys x {} bytes rewritten by {writers} writers for {} min",
+        thousands(keys as u64),
+        args.value_bytes,
+        args.minutes
+    );
     println!(
         "  datastore: {} ({}); auto-compaction window {:?}, at least {} revisions kept, checked every {:?}",
         dir.path().display(),

@@ -225,7 +225,12 @@ async fn workload(name: &str, store: Arc<dyn Store>, c: &Counts, value: &Bytes) 
     let concurrent = create_keys(&store, "/bench/concurrent/", c.concurrent_writes, c.writers, value).await?;
     eprintln!("{name}: {} reads by {} readers", thousands(c.reads as u64), c.readers);
     let read = read_keys(&store, "/bench/concurrent/", c.concurrent_writes, c.reads, c.readers).await?;
-    eprintln!("{name}: listing {} keys, {} times whole and paged by {}", thousands(c.range_keys as u64), c.range_runs, c.page);
+    eprintln!(
+        "{name}: listing {} keys, {} times whole and paged by {}",
+        thousands(c.range_keys as u64),
+        c.range_runs,
+        c.page
+    );
     create_keys(&store, "/bench/range/", c.range_keys, c.writers, value).await?;
     let (range_full, range_paged) = list_keys(&store, "/bench/range/", c.range_keys, c.page, c.range_runs).await?;
     eprintln!("{name}: {} watchers, {} writes", thousands(c.watchers as u64), c.watch_writes);
@@ -239,7 +244,13 @@ fn key(prefix: &str, i: usize) -> String {
 
 /// Creates `prefix00000000..count` with `writers` concurrent writers, each
 /// writing its share one request at a time.
-async fn create_keys(store: &Arc<dyn Store>, prefix: &str, count: usize, writers: usize, value: &Bytes) -> Result<Rate> {
+async fn create_keys(
+    store: &Arc<dyn Store>,
+    prefix: &str,
+    count: usize,
+    writers: usize,
+    value: &Bytes,
+) -> Result<Rate> {
     let start = Instant::now();
     let mut tasks = JoinSet::new();
     for w in 0..writers.min(count) {

@@ -299,7 +299,15 @@ impl Writer {
         let pages: i64 = self.conn.query_row("PRAGMA page_count", [], |r| r.get(0)).unwrap_or(0);
         let free: i64 = self.conn.query_row("PRAGMA freelist_count", [], |r| r.get(0)).unwrap_or(0);
         if pages > 0 && free * 4 > pages {
-            if let Err(e) = self.conn.execute_batch(&format!("PRAGMA incremental_vacuum({});", free - pages / 8)) {
+            // Each step of the pragma frees one page: step it to the end
+            // (a single `execute` would free just one).
+            let give_back = free - pages / 8;
+            let result = self.conn.prepare(&format!("PRAGMA incremental_vacuum({give_back})")).and_then(|mut stmt| {
+                let mut rows = stmt.query([])?;
+                while rows.next()?.is_some() {}
+                Ok(())
+            });
+            if let Err(e) = result {
                 tracing::warn!(error = %e, "incremental vacuum failed");
             }
         }
