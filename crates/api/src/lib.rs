@@ -5,8 +5,11 @@
 //! tests all share one implementation that behaves (and words its errors) the
 //! way upstream Kubernetes v1.32 does.
 
+pub mod apply;
+pub mod defaults;
 pub mod fields;
 mod gofmt;
+pub mod kinds;
 pub mod labels;
 pub mod patch;
 pub mod quantity;

@@ -99,6 +99,53 @@ fn is_event(r: &ResourceInfo) -> bool {
 #[derive(Clone, Debug, Default)]
 pub struct WriteOptions {
     pub dry_run: bool,
+    /// Who is writing, for `metadata.managedFields` (`fieldManager`, or the
+    /// client's program name); `None` leaves managed fields untouched.
+    pub field_manager: Option<String>,
+    /// Server-side apply takes over fields owned by others.
+    pub force: bool,
+    /// The object's managed fields were already computed (server-side
+    /// apply): write them as they are.
+    pub tracked: bool,
+}
+
+/// upstream's field errors as Status causes.
+fn causes_of(errors: &api::ErrorList) -> Vec<Cause> {
+    errors
+        .iter()
+        .map(|e| Cause { reason: e.error_type.reason().to_string(), message: e.error_body(), field: e.field.to_string() })
+        .collect()
+}
+
+/// Whether the per-kind defaults and validation of the `api` crate apply
+/// (built-in kinds; custom resources use their schemas).
+fn builtin(r: &ResourceInfo) -> bool {
+    crate::resources::lookup(r.group, r.version, r.resource).is_some()
+}
+
+fn apply_error(e: api::apply::ApplyError) -> ApiError {
+    let status = e.status();
+    ApiError {
+        code: e.code(),
+        reason: match e.code() {
+            409 => "Conflict",
+            400 => "BadRequest",
+            _ => "InternalError",
+        },
+        message: status["message"].as_str().unwrap_or("").to_string(),
+        details: status.get("details").cloned(),
+    }
+}
+
+/// Records in `new` which fields `manager` now owns (create, update,
+/// non-apply patch), as upstream's field manager does on every write.
+fn track(r: &ResourceInfo, old: Option<&Value>, new: &mut Value, opts: &WriteOptions, subresource: Option<&str>) {
+    let Some(manager) = opts.field_manager.as_deref() else { return };
+    let now = now_rfc3339();
+    let o = api::apply::ApplyOptions { manager, force: false, group: r.group, version: r.version, kind: r.kind, now: &now };
+    let status_reset: &[&[&str]] = &[&["status"]];
+    let scope = api::apply::Scope { subresource: subresource.unwrap_or(""), reset_fields: if subresource.is_none() { status_reset } else { &[] }, ..Default::default() };
+    api::apply::track_update_in(old, new, &o, scope);
 }
 
 #[derive(Clone, Debug, Default)]
@@ -510,6 +557,9 @@ impl Registry {
                 m.remove("generation");
             }
         }
+        if builtin(r) {
+            api::defaults::apply_defaults(r.group, r.version, r.kind, &mut obj);
+        }
         s.prepare_for_create(&mut obj);
         let name = meta_str(&obj, "name").unwrap_or("").to_string();
         let mut causes = Self::validate_meta(r, s.as_ref(), &obj);
@@ -520,6 +570,9 @@ impl Registry {
         if r.namespaced {
             self.admit_namespace(namespace.unwrap_or(""), r).await?;
         }
+        if !opts.tracked {
+            track(r, None, &mut obj, opts, None);
+        }
         let key = Self::key(r, namespace, &name);
         // A duplicate is AlreadyExists, not whatever admission would say
         // about the resources it asks for (the store still decides races).
@@ -527,6 +580,13 @@ impl Registry {
             return Err(ApiError::already_exists(r, &name));
         }
         self.admission.admit_create(r, &mut obj).await?;
+        if builtin(r) {
+            let errors = api::kinds::validate_create(r.group, r.version, r.kind, &obj);
+            if !errors.is_empty() {
+                self.admission.create_failed(r, &obj).await;
+                return Err(ApiError::invalid(r, &name, causes_of(&errors)));
+            }
+        }
         if opts.dry_run {
             // A dry run shows what would be allocated but keeps nothing.
             self.admission.create_failed(r, &obj).await;
@@ -639,15 +699,29 @@ impl Registry {
                 ));
             }
             let old = decode(&current.value, current.mod_revision)?;
-            let new = Self::merge_update(r, s.as_ref(), &old, obj.clone(), subresource)?;
+            let mut incoming = obj.clone();
+            if builtin(r) && subresource.is_none() {
+                api::defaults::apply_defaults(r.group, r.version, r.kind, &mut incoming);
+            }
+            let new = Self::merge_update(r, s.as_ref(), &old, incoming, subresource)?;
             let mut causes = Self::validate_meta(r, s.as_ref(), &new);
             causes.extend(s.validate_update(&new, &old));
             if !causes.is_empty() {
                 return Err(ApiError::invalid(r, name, causes));
             }
             let mut new = new;
+            if !opts.tracked {
+                track(r, Some(&old), &mut new, opts, subresource);
+            }
             if subresource.is_none() {
                 self.admission.admit_update(r, &mut new, &old).await?;
+                if builtin(r) {
+                    let errors = api::kinds::validate_update(r.group, r.version, r.kind, &new, &old);
+                    if !errors.is_empty() {
+                        self.admission.update_failed(r, &new, &old).await;
+                        return Err(ApiError::invalid(r, name, causes_of(&errors)));
+                    }
+                }
             }
             if same_object(&new, &old) {
                 return Ok((old, false));
@@ -777,6 +851,9 @@ impl Registry {
         opts: &WriteOptions,
     ) -> ApiResult<Value> {
         let pinned = patch.pointer("/metadata/resourceVersion").and_then(Value::as_str).is_some_and(|s| !s.is_empty());
+        if kind == PatchKind::Apply {
+            return self.server_side_apply(r, namespace, name, subresource, patch, opts).await;
+        }
         for _attempt in 0..16 {
             let current = match self.get(r, namespace, name).await {
                 Ok(c) => c,
@@ -798,6 +875,65 @@ impl Registry {
                 Ok((obj, _)) => return Ok(obj),
                 Err(e) if e.reason == "Conflict" && !pinned => continue,
                 Err(e) => return Err(e),
+            }
+        }
+        Err(ApiError::conflict(r, name))
+    }
+
+    /// Server-side apply: the applied configuration merged into the live
+    /// object by field ownership, conflicts refused unless forced.
+    async fn server_side_apply(
+        &self,
+        r: &ResourceInfo,
+        namespace: Option<&str>,
+        name: &str,
+        subresource: Option<&str>,
+        applied: &Value,
+        opts: &WriteOptions,
+    ) -> ApiResult<Value> {
+        let Some(manager) = opts.field_manager.clone().filter(|m| !m.is_empty()) else {
+            return Err(ApiError::invalid(
+                r,
+                name,
+                vec![Cause { reason: "FieldValueRequired".into(), message: "Required value: is required for apply patch".into(), field: "fieldManager".into() }],
+            ));
+        };
+        let schema = self.customs.get(r).and_then(|v| v.schema.clone());
+        for _attempt in 0..16 {
+            let live = match self.get(r, namespace, name).await {
+                Ok(o) => Some(o),
+                Err(e) if e.code == 404 && subresource.is_none() => None,
+                Err(e) => return Err(e),
+            };
+            let now = now_rfc3339();
+            let o = api::apply::ApplyOptions { manager: &manager, force: opts.force, group: r.group, version: r.version, kind: r.kind, now: &now };
+            let status_reset: &[&[&str]] = &[&["status"]];
+            let scope = api::apply::Scope {
+                subresource: subresource.unwrap_or(""),
+                reset_fields: if subresource.is_none() { status_reset } else { &[] },
+                schema: schema.as_ref(),
+            };
+            let mut merged = api::apply::apply_in(live.as_ref(), applied, &o, scope).map_err(apply_error)?;
+            let mut wopts = opts.clone();
+            wopts.tracked = true;
+            match live {
+                None => {
+                    if merged.pointer("/metadata/name").is_none() {
+                        meta_mut(&mut merged).insert("name".into(), json!(name));
+                    }
+                    match self.create(r, namespace, merged, &wopts).await {
+                        Err(e) if e.reason == "AlreadyExists" => continue,
+                        other => return other,
+                    }
+                }
+                Some(live) => {
+                    meta_mut(&mut merged).insert("resourceVersion".into(), live["metadata"]["resourceVersion"].clone());
+                    match self.update(r, namespace, name, subresource, merged, &wopts).await {
+                        Ok((obj, _)) => return Ok(obj),
+                        Err(e) if e.reason == "Conflict" && e.details.as_ref().is_none_or(|d| d.get("causes").is_none()) => continue,
+                        Err(e) => return Err(e),
+                    }
+                }
             }
         }
         Err(ApiError::conflict(r, name))

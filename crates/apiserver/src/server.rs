@@ -375,7 +375,13 @@ impl ApiServer {
         }
         let ns = rr.namespace.as_deref();
         let dry_run = ctx.query.get("dryRun") == Some("All");
-        let wopts = WriteOptions { dry_run };
+        let field_manager = ctx.query.get("fieldManager").filter(|m| !m.is_empty()).map(str::to_string).or_else(|| {
+            // upstream names an unnamed writer after its program.
+            let ua = ctx.headers.get(header::USER_AGENT).and_then(|v| v.to_str().ok()).unwrap_or("");
+            let program = ua.split('/').next().unwrap_or("").trim();
+            (!program.is_empty()).then(|| program.to_string())
+        });
+        let wopts = WriteOptions { dry_run, field_manager, force: ctx.query.flag("force"), tracked: false };
         if let Some(sub) = rr.subresource.as_deref() {
             let sub_verbs = r.subresource(sub).map(|s| s.verbs).unwrap_or(&[]);
             if !sub_verbs.contains(&rr.verb.as_str()) {

@@ -600,3 +600,26 @@ fn limit_ranges_fill_defaults_and_quotas_refuse_what_exceeds_them() {
     assert!(err.contains("pods \"p4\" is forbidden: exceeded quota: q, requested: pods=1,requests.cpu=100m, used: pods=2,requests.cpu=200m, limited: pods=2,requests.cpu=250m"), "{err}");
     assert!(!c.kubectl(&["get", "pod", "p4"]).status.success(), "a refused pod must not be stored");
 }
+
+#[test]
+fn server_side_apply_tracks_owners_and_reports_conflicts() {
+    let c = Cluster::start();
+    let file = support::write(c.dir.path(), "web.yaml", DEPLOYMENT_YAML);
+    let f = file.to_str().unwrap();
+    assert_eq!(c.ok(&["apply", "--server-side", "-f", f]).trim(), "deployment.apps/web serverside-applied");
+    let managers = c.ok(&["get", "deploy", "web", "--show-managed-fields", "-o", "jsonpath={.metadata.managedFields[*].manager}:{.metadata.managedFields[*].operation}"]);
+    assert_eq!(managers, "kubectl:Apply");
+    // Another writer takes spec.replicas...
+    c.ok(&["patch", "deploy", "web", "--type=merge", "-p", r#"{"spec":{"replicas":5}}"#]);
+    // ...so applying a different value conflicts.
+    support::write(c.dir.path(), "web.yaml", &DEPLOYMENT_YAML.replace("replicas: 2", "replicas: 3"));
+    let err = c.fails(&["apply", "--server-side", "-f", f]);
+    assert!(err.contains("Apply failed with 1 conflict: conflict with \"kubectl-patch\" using apps/v1: .spec.replicas"), "{err}");
+    assert_eq!(c.ok(&["get", "deploy", "web", "-o", "jsonpath={.spec.replicas}"]), "5");
+    c.ok(&["apply", "--server-side", "--force-conflicts", "-f", f]);
+    assert_eq!(c.ok(&["get", "deploy", "web", "-o", "jsonpath={.spec.replicas}"]), "3");
+    // Dropping a field from the applied config removes it.
+    support::write(c.dir.path(), "web.yaml", &DEPLOYMENT_YAML.replace("replicas: 2", "replicas: 3").replace("  labels:\n    app: web\nspec:", "spec:"));
+    c.ok(&["apply", "--server-side", "-f", f]);
+    assert_eq!(c.ok(&["get", "deploy", "web", "-o", "jsonpath={.metadata.labels}"]), "");
+}

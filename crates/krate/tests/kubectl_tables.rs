@@ -316,7 +316,7 @@ fn events_print_last_seen_object_and_wide_columns() {
            "source":{"component":"kubelet","host":"node-1"},"firstTimestamp":"2024-01-01T00:00:00Z","lastTimestamp":"2024-01-02T00:00:00Z","count":5},
           {"apiVersion":"v1","kind":"Event","metadata":{"name":"node-1.17c2"},
            "involvedObject":{"kind":"Node","name":"node-1"},"reason":"RegisteredNode","message":"Registered Node node-1 in Controller","type":"Normal",
-           "eventTime":"2024-01-03T00:00:00.000000Z","reportingComponent":"node-controller","reportingInstance":"","source":{}}
+           "eventTime":"2024-01-03T00:00:00.000000Z","reportingComponent":"node-controller","reportingInstance":"node-1","action":"RegisterNode","source":{}}
         ]}"#,
     );
     let (first, last, registered) =
@@ -339,7 +339,7 @@ fn events_print_last_seen_object_and_wide_columns() {
                 "RegisteredNode",
                 "node/node-1",
                 "",
-                "node-controller",
+                "node-controller, node-1",
                 "Registered Node node-1 in Controller",
                 &registered,
                 "1",
