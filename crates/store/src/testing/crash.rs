@@ -160,6 +160,15 @@ pub fn run(dir: &Path, kills: usize, child: impl Fn(u32) -> Command) -> Result<C
                 return Err(format!("round {round}: crash writer did not open the store"));
             }
         }
+        // Under load the first commit can take a while: wait for it, so
+        // every round kills a writer that is really writing.
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while acks.lock().unwrap_or_else(|p| p.into_inner()).is_empty() && Instant::now() < deadline {
+            if let Ok(Some(status)) = proc.try_wait() {
+                return Err(format!("round {round}: crash writer exited on its own ({status})"));
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
         std::thread::sleep(Duration::from_millis(rng.gen_range(30..400)));
         if let Ok(Some(status)) = proc.try_wait() {
             return Err(format!("round {round}: crash writer exited on its own ({status})"));
