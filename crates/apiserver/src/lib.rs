@@ -21,4 +21,5 @@ pub mod strategy;
 pub mod subresources;
 pub mod table;
 pub mod tls;
+pub mod tokens;
 pub mod watch;

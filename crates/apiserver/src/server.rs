@@ -57,6 +57,7 @@ impl From<CertIdentity> for User {
 
 pub struct ApiServer {
     registry: Arc<Registry>,
+    tokens: std::sync::OnceLock<Arc<crate::tokens::TokenIssuer>>,
     openapi: Arc<openapi::OpenApi>,
     catalog: Arc<crate::resources::Catalog>,
     /// `host:port` clients reach this server at (for `/api`).
@@ -135,7 +136,7 @@ impl ApiServer {
             .map(|r| openapi::Kind { group: r.group, version: r.version, kind: r.kind, resource: r.resource, namespaced: r.namespaced, verbs: r.verbs })
             .collect();
         let openapi = Arc::new(openapi::OpenApi::new(kinds, openapi::Options::default()));
-        Arc::new(ApiServer { registry: Arc::new(registry), openapi, catalog: Arc::default(), server_address, ready: AtomicBool::new(false) })
+        Arc::new(ApiServer { registry: Arc::new(registry), tokens: Default::default(), openapi, catalog: Arc::default(), server_address, ready: AtomicBool::new(false) })
     }
 
     pub fn registry(&self) -> &Arc<Registry> {
@@ -145,6 +146,12 @@ impl ApiServer {
     /// The resources this server serves (built-in and custom).
     pub fn catalog(&self) -> &Arc<crate::resources::Catalog> {
         &self.catalog
+    }
+
+    /// Enables service account tokens (TokenRequest, TokenReview, Bearer
+    /// authentication).
+    pub fn set_token_issuer(&self, issuer: Arc<crate::tokens::TokenIssuer>) {
+        let _ = self.tokens.set(issuer);
     }
 
     /// Starts the server's own controllers (custom resource definitions).
@@ -205,6 +212,17 @@ impl ApiServer {
 
     pub async fn handle(self: Arc<Self>, req: Request<Incoming>, user: User) -> Response<Body> {
         let (parts, body) = req.into_parts();
+        // A client certificate authenticates first; otherwise a bearer
+        // token may. An invalid token is refused, not treated as anonymous.
+        let mut user = user;
+        if !user.is_authenticated() {
+            if let Some(token) = parts.headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer ")) {
+                match self.tokens.get().and_then(|t| t.verify(token.trim(), &[])) {
+                    Some(claims) => user = claims.user(),
+                    None => return error_response(&ApiError::new(401, "Unauthorized", "Unauthorized")),
+                }
+            }
+        }
         let header = |name: header::HeaderName| {
             parts.headers.get(name).and_then(|v| v.to_str().ok()).unwrap_or("").to_string()
         };
@@ -337,6 +355,40 @@ impl ApiServer {
         text_response(StatusCode::OK, "ok".into())
     }
 
+    /// `POST serviceaccounts/<name>/token`: a bound token for an existing
+    /// service account.
+    async fn token_request(&self, ns: &str, name: &str, mut body: Value) -> ApiResult<Value> {
+        let issuer = self.tokens.get().ok_or_else(|| ApiError::unavailable("service account tokens are not enabled"))?;
+        let sas = crate::resources::lookup("", "v1", "serviceaccounts").expect("serviceaccounts are served");
+        let sa = self.registry.get(sas, Some(ns), name).await?;
+        let requests = crate::resources::lookup("authentication.k8s.io", "v1", "tokenreviews").expect("served");
+        let expiration = body.pointer("/spec/expirationSeconds").and_then(Value::as_i64).unwrap_or(crate::tokens::DEFAULT_EXPIRATION_SECONDS);
+        if expiration < crate::tokens::MIN_EXPIRATION_SECONDS {
+            let _ = requests;
+            return Err(ApiError {
+                code: 422,
+                reason: "Invalid",
+                message: format!("TokenRequest.authentication.k8s.io \"{name}\" is invalid: spec.expirationSeconds: Invalid value: {expiration}: may not specify a duration less than 10 minutes"),
+                details: Some(json!({ "name": name, "group": "authentication.k8s.io", "kind": "TokenRequest", "causes": [{ "reason": "FieldValueInvalid", "message": format!("Invalid value: {expiration}: may not specify a duration less than 10 minutes"), "field": "spec.expirationSeconds" }] })),
+            });
+        }
+        let audiences: Vec<String> = body
+            .pointer("/spec/audiences")
+            .and_then(Value::as_array)
+            .map(|a| a.iter().filter_map(Value::as_str).map(str::to_string).collect())
+            .unwrap_or_default();
+        let uid = sa.pointer("/metadata/uid").and_then(Value::as_str).unwrap_or("").to_string();
+        let (token, exp) = issuer.issue(ns, crate::tokens::ServiceAccountRef { name: name.to_string(), uid }, audiences.clone(), expiration, None);
+        let expires = chrono::DateTime::from_timestamp(exp, 0).map(|t| t.format("%Y-%m-%dT%H:%M:%SZ").to_string()).unwrap_or_default();
+        body["apiVersion"] = json!("authentication.k8s.io/v1");
+        body["kind"] = json!("TokenRequest");
+        body["metadata"] = json!({ "name": name, "namespace": ns, "creationTimestamp": null });
+        body["spec"]["audiences"] = json!(if audiences.is_empty() { vec![crate::tokens::ISSUER.to_string()] } else { audiences });
+        body["spec"]["expirationSeconds"] = json!(expiration);
+        body["status"] = json!({ "token": token, "expirationTimestamp": expires });
+        Ok(body)
+    }
+
     /// The kind and decoded body of a PATCH.
     fn patch_body(&self, ctx: &Ctx) -> ApiResult<(PatchKind, Value)> {
         let kind = PatchKind::from_content_type(&ctx.content_type).ok_or_else(|| {
@@ -421,6 +473,11 @@ impl ApiServer {
                     let status = subresources::evict(&self.registry, ns.unwrap_or(""), name, &body).await?;
                     return Ok(json_response(StatusCode::CREATED, &status));
                 }
+                ("token", Verb::Create) => {
+                    let body = self.body_json(&ctx)?;
+                    let answer = self.token_request(ns.unwrap_or(""), name, body).await?;
+                    return Ok(negotiated_response(StatusCode::CREATED, &answer, &ctx.accept));
+                }
                 ("binding", Verb::Create) => {
                     let body = self.body_json(&ctx)?;
                     let status = subresources::bind(&self.registry, ns.unwrap_or(""), name, &body).await?;
@@ -434,6 +491,13 @@ impl ApiServer {
                     ))
                 }
             }
+        }
+        if r.group == "authentication.k8s.io" && r.resource == "tokenreviews" && rr.verb == Verb::Create {
+            let issuer = self.tokens.get().ok_or_else(|| ApiError::unavailable("service account tokens are not enabled"))?;
+            let mut body = self.body_json(&ctx)?;
+            body["apiVersion"] = json!(r.api_version());
+            body["kind"] = json!(r.kind);
+            return Ok(negotiated_response(StatusCode::CREATED, &crate::tokens::review(issuer, body), &ctx.accept));
         }
         if matches!(r.group, "authorization.k8s.io" | "authentication.k8s.io") && rr.verb == Verb::Create && r.resource != "tokenreviews" {
             let mut body = self.body_json(&ctx)?;

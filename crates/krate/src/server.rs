@@ -12,6 +12,7 @@ use apiserver::admission::pods::{PodAdmission, SYSTEM_PRIORITY_CLASSES};
 use apiserver::admission::services::{Cidr, ServiceAllocator};
 use apiserver::registry::{Registry, WriteOptions};
 use apiserver::status::ApiError;
+use apiserver::tokens::TokenIssuer;
 use apiserver::server::ApiServer;
 use apiserver::tls::{Pki, PkiOptions};
 use clap::Args;
@@ -104,6 +105,65 @@ fn parse_port_range(s: &str) -> Result<(u16, u16)> {
     Ok((lo, hi))
 }
 
+/// Upstream's bootstrap RBAC policy that every cluster starts with: the
+/// super-user role for `system:masters`, and what every authenticated user
+/// may do (discovery, asking about themselves).
+async fn bootstrap_rbac(registry: &Registry) -> Result<()> {
+    let roles = apiserver::resources::lookup("rbac.authorization.k8s.io", "v1", "clusterroles").context("clusterroles")?;
+    let bindings = apiserver::resources::lookup("rbac.authorization.k8s.io", "v1", "clusterrolebindings").context("clusterrolebindings")?;
+    let meta = |name: &str| {
+        json!({
+            "name": name,
+            "labels": { "kubernetes.io/bootstrapping": "rbac-defaults" },
+            "annotations": { "rbac.authorization.kubernetes.io/autoupdate": "true" },
+        })
+    };
+    let cluster_roles = [
+        ("cluster-admin", json!([
+            { "apiGroups": ["*"], "resources": ["*"], "verbs": ["*"] },
+            { "nonResourceURLs": ["*"], "verbs": ["*"] },
+        ])),
+        ("system:basic-user", json!([
+            { "apiGroups": ["authorization.k8s.io"], "resources": ["selfsubjectaccessreviews", "selfsubjectrulesreviews"], "verbs": ["create"] },
+            { "apiGroups": ["authentication.k8s.io"], "resources": ["selfsubjectreviews"], "verbs": ["create"] },
+        ])),
+        ("system:discovery", json!([
+            { "nonResourceURLs": ["/api", "/api/*", "/apis", "/apis/*", "/healthz", "/livez", "/openapi", "/openapi/*", "/readyz", "/version", "/version/"], "verbs": ["get"] },
+        ])),
+        ("system:public-info-viewer", json!([
+            { "nonResourceURLs": ["/healthz", "/livez", "/readyz", "/version", "/version/"], "verbs": ["get"] },
+        ])),
+    ];
+    for (name, rules) in cluster_roles {
+        let role = json!({ "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole", "metadata": meta(name), "rules": rules });
+        match registry.create(roles, None, role, &WriteOptions::default()).await {
+            Ok(_) | Err(ApiError { code: 409, .. }) => {}
+            Err(e) => bail!("creating cluster role {name}: {e}"),
+        }
+    }
+    let group = |g: &str| json!({ "apiGroup": "rbac.authorization.k8s.io", "kind": "Group", "name": g });
+    let cluster_bindings = [
+        ("cluster-admin", json!([group("system:masters")])),
+        ("system:basic-user", json!([group("system:authenticated")])),
+        ("system:discovery", json!([group("system:authenticated")])),
+        ("system:public-info-viewer", json!([group("system:authenticated"), group("system:unauthenticated")])),
+    ];
+    for (name, subjects) in cluster_bindings {
+        let binding = json!({
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "ClusterRoleBinding",
+            "metadata": meta(name),
+            "roleRef": { "apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": name },
+            "subjects": subjects,
+        });
+        match registry.create(bindings, None, binding, &WriteOptions::default()).await {
+            Ok(_) | Err(ApiError { code: 409, .. }) => {}
+            Err(e) => bail!("creating cluster role binding {name}: {e}"),
+        }
+    }
+    Ok(())
+}
+
 async fn bootstrap(registry: &Registry, first_service_ip: IpAddr, https_port: u16) -> Result<()> {
     let namespaces = apiserver::resources::lookup("", "v1", "namespaces").context("namespaces resource")?;
     for ns in SYSTEM_NAMESPACES {
@@ -129,6 +189,7 @@ async fn bootstrap(registry: &Registry, first_service_ip: IpAddr, https_port: u1
             Err(e) => bail!("creating priority class {name}: {e}"),
         }
     }
+    bootstrap_rbac(registry).await?;
     // The API server's own service, at the first IP of the service range.
     let services = apiserver::resources::lookup("", "v1", "services").context("services resource")?;
     let svc = json!({
@@ -184,6 +245,8 @@ pub async fn run(args: ServerArgs) -> Result<()> {
         .with_cache();
     let api = ApiServer::new(registry, format!("{}:{}", "127.0.0.1", args.https_listen_port));
     pods.attach(api.registry());
+    let issuer = TokenIssuer::load_or_create(&args.data_dir.join("tls")).context("preparing the service account token key")?;
+    api.set_token_issuer(Arc::new(issuer));
     limits.attach(api.registry());
     bootstrap(api.registry(), first_service_ip, args.https_listen_port).await?;
     let url = format!("https://127.0.0.1:{}", args.https_listen_port);

@@ -623,3 +623,40 @@ fn server_side_apply_tracks_owners_and_reports_conflicts() {
     c.ok(&["apply", "--server-side", "-f", f]);
     assert_eq!(c.ok(&["get", "deploy", "web", "-o", "jsonpath={.metadata.labels}"]), "");
 }
+
+#[test]
+fn service_account_tokens_authenticate_and_rbac_limits_them() {
+    let c = Cluster::start();
+    c.ok(&["create", "serviceaccount", "bot"]);
+    let token = c.ok(&["create", "token", "bot"]).trim().to_string();
+    assert_eq!(token.split('.').count(), 3, "a JWT: {token}");
+    let curl = |path: &str, bearer: &str, body: Option<&str>| -> serde_json::Value {
+        let mut cmd = std::process::Command::new("curl");
+        cmd.args(["-sk", "-H", &format!("Authorization: Bearer {bearer}"), &format!("{}{path}", c.server_url())]);
+        if let Some(b) = body {
+            cmd.args(["-X", "POST", "-H", "Content-Type: application/json", "-d", b]);
+        }
+        serde_json::from_slice(&cmd.output().unwrap().stdout).unwrap()
+    };
+    let review = r#"{"apiVersion":"authentication.k8s.io/v1","kind":"SelfSubjectReview"}"#;
+    let me = curl("/apis/authentication.k8s.io/v1/selfsubjectreviews", &token, Some(review));
+    assert_eq!(me["status"]["userInfo"]["username"], "system:serviceaccount:default:bot");
+    // Without a binding the account may not list pods; with one it may.
+    let denied = curl("/api/v1/namespaces/default/pods", &token, None);
+    assert_eq!(denied["code"], 403, "{denied}");
+    c.ok(&["create", "rolebinding", "bot-view", "--clusterrole=pod-reader", "--serviceaccount=default:bot"]);
+    c.ok(&["create", "clusterrole", "pod-reader", "--verb=list", "--resource=pods"]);
+    let allowed = curl("/api/v1/namespaces/default/pods", &token, None);
+    assert_eq!(allowed["kind"], "PodList", "{allowed}");
+    // A forged token is refused outright.
+    let forged = curl("/api/v1/namespaces/default/pods", &format!("{token}x"), None);
+    assert_eq!(forged["code"], 401, "{forged}");
+    // TokenReview says who a token belongs to.
+    let body = format!(r#"{{"apiVersion":"authentication.k8s.io/v1","kind":"TokenReview","spec":{{"token":"{token}"}}}}"#);
+    let file = support::write(c.dir.path(), "review.json", &body);
+    let out: serde_json::Value = serde_json::from_str(&c.ok(&["create", "--raw", "/apis/authentication.k8s.io/v1/tokenreviews", "-f", file.to_str().unwrap()])).unwrap();
+    assert_eq!(out["status"]["authenticated"], true);
+    assert_eq!(out["status"]["user"]["username"], "system:serviceaccount:default:bot");
+    let err = c.fails(&["create", "token", "nobody"]);
+    assert!(err.contains("serviceaccounts \"nobody\" not found"), "{err}");
+}
