@@ -12,6 +12,7 @@ pub mod cache;
 pub mod crd;
 pub mod discovery;
 pub mod filter;
+pub mod namespaces;
 pub mod registry;
 pub mod request;
 pub mod resources;

@@ -1090,6 +1090,33 @@ impl Registry {
                     ));
                 }
             }
+            if r.group.is_empty() && r.resource == "namespaces" {
+                if crate::namespaces::UNDELETABLE.contains(&name) {
+                    return Err(ApiError::forbidden(format!("namespaces \"{name}\" is forbidden: this namespace may not be deleted")));
+                }
+                // A namespace goes Terminating; the namespace controller
+                // empties it and finalizes it.
+                let spec_fins = obj.pointer("/spec/finalizers").and_then(Value::as_array).is_some_and(|f| !f.is_empty());
+                if spec_fins {
+                    if opts.dry_run {
+                        return Ok(obj);
+                    }
+                    if !meta(&obj).is_some_and(|m| m.contains_key("deletionTimestamp")) {
+                        meta_mut(&mut obj).insert("deletionTimestamp".into(), json!(now_rfc3339()));
+                        meta_mut(&mut obj).insert("deletionGracePeriodSeconds".into(), json!(0));
+                    }
+                    obj["status"]["phase"] = json!("Terminating");
+                    let value = encode(&obj)?;
+                    match self.store.update(key.as_bytes(), value, current.mod_revision, current.lease).await {
+                        Ok(kv) => {
+                            set_resource_version(&mut obj, kv.mod_revision);
+                            return Ok(obj);
+                        }
+                        Err(StoreError::Conflict { .. }) => continue,
+                        Err(e) => return Err(from_store(r, name, e)),
+                    }
+                }
+            }
             let mut fins = finalizers(&obj);
             if r.group == "apiextensions.k8s.io" && r.resource == "customresourcedefinitions" && !fins.iter().any(|f| f == crate::crd::CLEANUP_FINALIZER) {
                 fins.push(crate::crd::CLEANUP_FINALIZER.into());

@@ -340,6 +340,17 @@ impl Catalog {
         out
     }
 
+    /// Every served resource once per storage (a resource served at
+    /// several versions appears once, at its preferred version).
+    pub fn all_stored(&self) -> Vec<&'static ResourceInfo> {
+        let mut seen = std::collections::HashSet::new();
+        BUILTIN
+            .iter()
+            .chain(self.customs().iter().copied())
+            .filter(|r| is_stored(r) && seen.insert(r.storage_prefix()))
+            .collect()
+    }
+
     pub fn in_group_version(&self, group: &str, version: &str) -> Vec<&'static ResourceInfo> {
         let mut out: Vec<&'static ResourceInfo> = in_group_version(group, version).collect();
         out.extend(self.customs().iter().copied().filter(|r| r.group == group && r.version == version));

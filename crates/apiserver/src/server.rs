@@ -157,6 +157,7 @@ impl ApiServer {
     /// Starts the server's own controllers (custom resource definitions).
     pub fn start_controllers(&self) {
         tokio::spawn(crate::crd::run_controller(self.registry.clone(), self.catalog.clone(), self.registry.customs().clone()));
+        tokio::spawn(crate::namespaces::run_controller(self.registry.clone(), self.catalog.clone()));
     }
 
     pub fn set_ready(&self) {
@@ -472,6 +473,11 @@ impl ApiServer {
                     let body = self.body_json(&ctx)?;
                     let status = subresources::evict(&self.registry, ns.unwrap_or(""), name, &body).await?;
                     return Ok(json_response(StatusCode::CREATED, &status));
+                }
+                ("finalize", Verb::Update) => {
+                    let body = self.body_json(&ctx)?;
+                    let ns = crate::namespaces::finalize(&self.registry, name, &body).await?;
+                    return Ok(negotiated_response(StatusCode::OK, &ns, &ctx.accept));
                 }
                 ("token", Verb::Create) => {
                     let body = self.body_json(&ctx)?;

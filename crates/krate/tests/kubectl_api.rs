@@ -660,3 +660,36 @@ fn service_account_tokens_authenticate_and_rbac_limits_them() {
     let err = c.fails(&["create", "token", "nobody"]);
     assert!(err.contains("serviceaccounts \"nobody\" not found"), "{err}");
 }
+
+#[test]
+fn deleting_a_namespace_deletes_its_content_then_the_namespace() {
+    let c = Cluster::start();
+    c.ok(&["create", "namespace", "team"]);
+    c.ok(&["create", "configmap", "plain", "-n", "team", "--from-literal=a=b"]);
+    c.ok(&["create", "deployment", "web", "-n", "team", "--image=busybox"]);
+    // An object with a finalizer holds the namespace in Terminating.
+    c.ok_stdin(&["create", "-n", "team", "-f", "-"], r#"{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"held","finalizers":["example.com/hold"]}}"#);
+    c.ok(&["delete", "namespace", "team", "--wait=false"]);
+    let mut phase = String::new();
+    let mut message = String::new();
+    for _ in 0..50 {
+        phase = c.ok(&["get", "ns", "team", "-o", "jsonpath={.status.phase}"]);
+        message = c.ok(&["get", "ns", "team", "-o", "jsonpath={.status.conditions[?(@.type==\"NamespaceContentRemaining\")].message}"]);
+        if !message.is_empty() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert_eq!(phase, "Terminating");
+    assert_eq!(message, "Some resources are remaining: configmaps has 1 resource instances");
+    assert_eq!(c.ok(&["get", "cm", "-n", "team", "-o", "name"]).trim(), "configmap/held");
+    assert!(c.ok(&["get", "deploy", "-n", "team", "-o", "name"]).trim().is_empty());
+    let err = c.fails(&["create", "configmap", "late", "-n", "team"]);
+    assert!(err.contains("because it is being terminated"), "{err}");
+    // Releasing the finalizer lets the namespace go.
+    c.ok(&["patch", "cm", "held", "-n", "team", "--type=json", "-p", r#"[{"op":"remove","path":"/metadata/finalizers"}]"#]);
+    c.ok(&["wait", "--for=delete", "namespace/team", "--timeout=20s"]);
+    assert!(c.ok(&["get", "cm", "-A", "-o", "name"]).trim().is_empty(), "nothing of the namespace may remain");
+    let err = c.fails(&["delete", "namespace", "default"]);
+    assert!(err.contains("namespaces \"default\" is forbidden: this namespace may not be deleted"), "{err}");
+}
