@@ -83,6 +83,7 @@ pub struct Registry {
     customs: Arc<crate::crd::CustomResources>,
     event_lease: tokio::sync::Mutex<Option<(store::LeaseId, std::time::Instant)>>,
     cache: Option<Arc<crate::cache::WatchCache>>,
+    schemas: Option<Arc<openapi::OpenApi>>,
 }
 
 /// How long Events live (kube-apiserver's `--event-ttl` default).
@@ -107,6 +108,35 @@ pub struct WriteOptions {
     /// The object's managed fields were already computed (server-side
     /// apply): write them as they are.
     pub tracked: bool,
+    /// What to do with fields a built-in kind does not declare.
+    pub field_validation: FieldValidation,
+    /// Warnings for the client (`Warning` headers), filled while writing.
+    pub warnings: Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+/// The `fieldValidation` parameter.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum FieldValidation {
+    /// Drop unknown fields silently.
+    Ignore,
+    /// Drop them and warn (upstream's default).
+    #[default]
+    Warn,
+    /// Refuse the request.
+    Strict,
+}
+
+impl FieldValidation {
+    pub fn parse(v: Option<&str>) -> ApiResult<FieldValidation> {
+        match v {
+            None | Some("") | Some("Warn") => Ok(FieldValidation::Warn),
+            Some("Ignore") => Ok(FieldValidation::Ignore),
+            Some("Strict") => Ok(FieldValidation::Strict),
+            Some(other) => Err(ApiError::bad_request(format!(
+                "fieldValidation: Invalid value: {other:?}: fieldValidation must be one of \"Ignore\", \"Warn\", or \"Strict\""
+            ))),
+        }
+    }
 }
 
 /// upstream's field errors as Status causes.
@@ -354,7 +384,7 @@ fn go_value(v: &Value) -> String {
 
 impl Registry {
     pub fn new(store: Arc<dyn Store>) -> Registry {
-        Registry { store, admission: crate::admission::Chain::default(), customs: Arc::default(), event_lease: Default::default(), cache: None }
+        Registry { store, admission: crate::admission::Chain::default(), customs: Arc::default(), event_lease: Default::default(), cache: None, schemas: None }
     }
 
     /// Serves lists and watches from a watch cache over this registry's
@@ -362,6 +392,45 @@ impl Registry {
     pub fn with_cache(mut self) -> Registry {
         self.cache = Some(crate::cache::WatchCache::start(self.store.clone()));
         self
+    }
+
+    /// Built-in kinds are decoded against these schemas: undeclared fields
+    /// are dropped, warned about or refused per `fieldValidation`.
+    pub fn with_schemas(mut self, schemas: Arc<openapi::OpenApi>) -> Registry {
+        self.schemas = Some(schemas);
+        self
+    }
+
+    /// Drops the fields of `obj` its kind does not declare, as decoding into
+    /// a typed object does, and applies `fieldValidation`.
+    fn decode_fields(&self, r: &ResourceInfo, obj: &mut Value, opts: &WriteOptions) -> ApiResult<()> {
+        let Some(schemas) = &self.schemas else { return Ok(()) };
+        if !builtin(r) {
+            return Ok(());
+        }
+        let unknown = if opts.field_validation == FieldValidation::Strict {
+            schemas.unknown_fields(r.group, r.version, r.kind, obj)
+        } else {
+            schemas.prune_unknown_fields(r.group, r.version, r.kind, obj)
+        };
+        if unknown.is_empty() {
+            return Ok(());
+        }
+        let listed: Vec<String> = unknown.iter().map(|f| format!("unknown field \"{f}\"")).collect();
+        match opts.field_validation {
+            FieldValidation::Strict => Err(ApiError::bad_request(format!(
+                "{} in version \"{}\" cannot be handled as a {}: strict decoding error: {}",
+                r.kind,
+                r.version,
+                r.kind,
+                listed.join(", ")
+            ))),
+            FieldValidation::Warn => {
+                opts.warnings.lock().unwrap_or_else(|p| p.into_inner()).extend(listed);
+                Ok(())
+            }
+            FieldValidation::Ignore => Ok(()),
+        }
     }
 
     pub fn cache(&self) -> Option<&Arc<crate::cache::WatchCache>> {
@@ -535,6 +604,7 @@ impl Registry {
     /// Creates an object. Returns it as stored.
     pub async fn create(&self, r: &ResourceInfo, namespace: Option<&str>, mut obj: Value, opts: &WriteOptions) -> ApiResult<Value> {
         Self::check_body(r, namespace, &mut obj)?;
+        self.decode_fields(r, &mut obj, opts)?;
         let s = self.strategy(r);
         {
             let m = meta_mut(&mut obj);
@@ -700,6 +770,7 @@ impl Registry {
             }
             let old = decode(&current.value, current.mod_revision)?;
             let mut incoming = obj.clone();
+            self.decode_fields(r, &mut incoming, opts)?;
             if builtin(r) && subresource.is_none() {
                 api::defaults::apply_defaults(r.group, r.version, r.kind, &mut incoming);
             }

@@ -135,7 +135,10 @@ impl ApiServer {
             .iter()
             .map(|r| openapi::Kind { group: r.group, version: r.version, kind: r.kind, resource: r.resource, namespaced: r.namespaced, verbs: r.verbs })
             .collect();
-        let openapi = Arc::new(openapi::OpenApi::new(kinds, openapi::Options::default()));
+        // The server validates fields itself, so it says so in its OpenAPI
+        // and kubectl leaves validation to it.
+        let openapi = Arc::new(openapi::OpenApi::new(kinds, openapi::Options { field_validation: true }));
+        let registry = registry.with_schemas(openapi.clone());
         Arc::new(ApiServer { registry: Arc::new(registry), tokens: Default::default(), openapi, catalog: Arc::default(), server_address, ready: AtomicBool::new(false) })
     }
 
@@ -426,7 +429,6 @@ impl ApiServer {
         if rr.subresource.is_none() && !r.has_verb(rr.verb.as_str()) {
             return Err(ApiError::method_not_allowed());
         }
-        let ns = rr.namespace.as_deref();
         let dry_run = ctx.query.get("dryRun") == Some("All");
         let field_manager = ctx.query.get("fieldManager").filter(|m| !m.is_empty()).map(str::to_string).or_else(|| {
             // upstream names an unnamed writer after its program.
@@ -434,7 +436,27 @@ impl ApiServer {
             let program = ua.split('/').next().unwrap_or("").trim();
             (!program.is_empty()).then(|| program.to_string())
         });
-        let wopts = WriteOptions { dry_run, field_manager, force: ctx.query.flag("force"), tracked: false };
+        let wopts = WriteOptions {
+            dry_run,
+            field_manager,
+            force: ctx.query.flag("force"),
+            tracked: false,
+            field_validation: crate::registry::FieldValidation::parse(ctx.query.get("fieldValidation"))?,
+            warnings: Default::default(),
+        };
+        let warnings = wopts.warnings.clone();
+        let mut resp = self.resource_inner(rr, ctx, user, wopts).await?;
+        for w in warnings.lock().unwrap_or_else(|p| p.into_inner()).iter() {
+            if let Ok(v) = HeaderValue::from_str(&format!("299 - {w:?}")) {
+                resp.headers_mut().append(header::WARNING, v);
+            }
+        }
+        Ok(resp)
+    }
+
+    async fn resource_inner(&self, rr: ResourceRequest, ctx: Ctx, user: &User, wopts: WriteOptions) -> ApiResult<Response<Body>> {
+        let r = rr.info;
+        let ns = rr.namespace.as_deref();
         if let Some(sub) = rr.subresource.as_deref() {
             let sub_verbs = r.subresource(sub).map(|s| s.verbs).unwrap_or(&[]);
             if !sub_verbs.contains(&rr.verb.as_str()) {

@@ -500,10 +500,27 @@ fn kubectl_apply_creates_then_reports_unchanged_then_configured() {
     assert_eq!(c.ok(&["get", "deploy", "web", "-o", "jsonpath={.spec.replicas}"]), "3");
     let annotation = c.ok(&["get", "deploy", "web", "-o", "jsonpath={.metadata.annotations.kubectl\\.kubernetes\\.io/last-applied-configuration}"]);
     assert!(annotation.contains("\"replicas\":3"), "{annotation}");
-    // A typo is caught by schema validation before anything is sent.
-    support::write(c.dir.path(), "bad.yaml", &DEPLOYMENT_YAML.replace("replicas: 2", "replicass: 2"));
+    // A typo is refused by the server's strict field validation.
+    support::write(c.dir.path(), "bad.yaml", &DEPLOYMENT_YAML.replace("replicas: 2", "replicass: 2").replace("name: web\n  labels", "name: web2\n  labels"));
     let err = c.fails(&["apply", "-f", c.dir.path().join("bad.yaml").to_str().unwrap()]);
-    assert!(err.contains("unknown field \"replicass\""), "{err}");
+    assert!(err.contains("Deployment in version \"v1\" cannot be handled as a Deployment: strict decoding error: unknown field \"spec.replicass\""), "{err}");
+    assert!(!c.kubectl(&["get", "deploy", "web2"]).status.success());
+}
+
+#[test]
+fn unknown_fields_are_dropped_with_a_warning_or_silently() {
+    let c = Cluster::start();
+    let bad = support::write(c.dir.path(), "bad.yaml", &DEPLOYMENT_YAML.replace("replicas: 2", "replicas: 2\n  replicass: 2"));
+    let out = c.kubectl(&["create", "-f", bad.to_str().unwrap(), "--validate=warn"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("Warning: unknown field \"spec.replicass\""), "{stderr}");
+    let spec = c.ok(&["get", "deploy", "web", "-o", "jsonpath={.spec}"]);
+    assert!(!spec.contains("replicass"), "unknown fields are not stored: {spec}");
+    c.ok(&["delete", "deploy", "web"]);
+    let out = c.kubectl(&["create", "-f", bad.to_str().unwrap(), "--validate=false"]);
+    assert!(out.status.success());
+    assert!(!String::from_utf8_lossy(&out.stderr).contains("Warning"), "Ignore is silent");
 }
 
 #[test]

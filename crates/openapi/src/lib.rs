@@ -54,6 +54,7 @@
 //! [`OpenApi::respond`] from a blocking-friendly context
 //! (`spawn_blocking`).
 
+mod fields;
 mod paths;
 mod proto;
 mod registry;
@@ -186,6 +187,7 @@ pub struct OpenApi {
     v2_json: OnceLock<Document>,
     v2_protobuf: OnceLock<Document>,
     v3_index: OnceLock<Document>,
+    fields: OnceLock<fields::FieldIndex>,
     /// Group/version path (`apis/apps/v1`) -> its document.
     v3: BTreeMap<String, (&'static str, &'static str, OnceLock<Document>)>,
 }
@@ -203,8 +205,29 @@ impl OpenApi {
             v2_json: OnceLock::new(),
             v2_protobuf: OnceLock::new(),
             v3_index: OnceLock::new(),
+            fields: OnceLock::new(),
             v3,
         }
+    }
+
+    fn field_index(&self) -> &fields::FieldIndex {
+        self.fields.get_or_init(|| {
+            let doc = v2::document(&self.kinds, &self.options);
+            doc.get("definitions").and_then(serde_json::Value::as_object).map(fields::FieldIndex::build).unwrap_or_default()
+        })
+    }
+
+    /// Paths of the fields of `obj` that its kind does not declare
+    /// (`spec.replicass`, `spec.template.spec.containers[0].imagee`), for
+    /// `fieldValidation`. Kinds without a schema have none.
+    pub fn unknown_fields(&self, group: &str, version: &str, kind: &str, obj: &serde_json::Value) -> Vec<String> {
+        self.field_index().unknown(group, version, kind, &mut obj.clone(), false)
+    }
+
+    /// Removes the fields of `obj` its kind does not declare, as decoding
+    /// into a typed object does; returns their paths.
+    pub fn prune_unknown_fields(&self, group: &str, version: &str, kind: &str, obj: &mut serde_json::Value) -> Vec<String> {
+        self.field_index().unknown(group, version, kind, obj, true)
     }
 
     /// The Swagger 2.0 document as JSON.
