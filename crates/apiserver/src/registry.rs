@@ -311,53 +311,14 @@ fn generate_name(base: &str) -> String {
     format!("{base}{suffix}")
 }
 
-/// The rfc1123/1035 name checks with upstream's messages.
+/// The name checks of each rule, with upstream's messages.
 pub fn name_errors(rule: NameRule, name: &str) -> Vec<String> {
-    fn label_ok(s: &str, first_alpha: bool) -> bool {
-        let b = s.as_bytes();
-        !b.is_empty()
-            && b.iter().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
-            && (if first_alpha { b[0].is_ascii_lowercase() } else { b[0].is_ascii_alphanumeric() })
-            && b[b.len() - 1].is_ascii_alphanumeric()
-    }
-    let mut errs = Vec::new();
     match rule {
-        NameRule::Subdomain => {
-            if name.len() > 253 {
-                errs.push("must be no more than 253 characters".to_string());
-            }
-            if !name.split('.').all(|l| label_ok(l, false)) {
-                errs.push("a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character (e.g. 'example.com', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')".to_string());
-            }
-        }
-        NameRule::Dns1123Label => {
-            if name.len() > 63 {
-                errs.push("must be no more than 63 characters".to_string());
-            }
-            if !label_ok(name, false) {
-                errs.push("a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', and must start and end with an alphanumeric character (e.g. 'my-name',  or '123-abc', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?')".to_string());
-            }
-        }
-        NameRule::Dns1035Label => {
-            if name.len() > 63 {
-                errs.push("must be no more than 63 characters".to_string());
-            }
-            if !label_ok(name, true) {
-                errs.push("a DNS-1035 label must consist of lower case alphanumeric characters or '-', start with an alphabetic character, and end with an alphanumeric character (e.g. 'my-name',  or 'abc-123', regex used for validation is '[a-z]([-a-z0-9]*[a-z0-9])?')".to_string());
-            }
-        }
-        NameRule::PathSegment => {
-            if name == "." || name == ".." {
-                errs.push(format!("may not be '{name}'"));
-            }
-            for bad in ["/", "%"] {
-                if name.contains(bad) {
-                    errs.push(format!("may not contain '{bad}'"));
-                }
-            }
-        }
+        NameRule::Subdomain => api::validation::name_is_dns_subdomain(name, false),
+        NameRule::Dns1123Label => api::validation::name_is_dns_label(name, false),
+        NameRule::Dns1035Label => api::validation::name_is_dns1035_label(name, false),
+        NameRule::PathSegment => api::validation::is_valid_path_segment_name(name),
     }
-    errs
 }
 
 fn invalid_value(field: &str, value: &Value, detail: &str) -> Cause {
@@ -1010,6 +971,20 @@ impl Registry {
         Err(ApiError::conflict(r, name))
     }
 
+    /// Writes `obj` over the stored `current` if no one wrote in between:
+    /// `Ok(None)` means someone did (read again and retry).
+    async fn write_back(&self, r: &ResourceInfo, name: &str, key: &str, mut obj: Value, current: &store::KeyValue) -> ApiResult<Option<Value>> {
+        let value = encode(&obj)?;
+        match self.store.update(key.as_bytes(), value, current.mod_revision, current.lease).await {
+            Ok(kv) => {
+                set_resource_version(&mut obj, kv.mod_revision);
+                Ok(Some(obj))
+            }
+            Err(StoreError::Conflict { .. }) => Ok(None),
+            Err(e) => Err(from_store(r, name, e)),
+        }
+    }
+
     /// Reads an object, lets `change` edit it, and writes it back if no one
     /// wrote in between (retrying on a race), bypassing the kind's strategy:
     /// for server-internal writes such as pod binding (upstream's
@@ -1028,14 +1003,8 @@ impl Registry {
             };
             let mut obj = decode(&current.value, current.mod_revision)?;
             change(&mut obj)?;
-            let value = encode(&obj)?;
-            match self.store.update(key.as_bytes(), value, current.mod_revision, current.lease).await {
-                Ok(kv) => {
-                    set_resource_version(&mut obj, kv.mod_revision);
-                    return Ok(obj);
-                }
-                Err(StoreError::Conflict { .. }) => continue,
-                Err(e) => return Err(from_store(r, name, e)),
+            if let Some(written) = self.write_back(r, name, &key, obj, &current).await? {
+                return Ok(written);
             }
         }
     }
@@ -1177,14 +1146,9 @@ impl Registry {
                         meta_mut(&mut obj).insert("deletionGracePeriodSeconds".into(), json!(0));
                     }
                     obj["status"]["phase"] = json!("Terminating");
-                    let value = encode(&obj)?;
-                    match self.store.update(key.as_bytes(), value, current.mod_revision, current.lease).await {
-                        Ok(kv) => {
-                            set_resource_version(&mut obj, kv.mod_revision);
-                            return Ok(obj);
-                        }
-                        Err(StoreError::Conflict { .. }) => continue,
-                        Err(e) => return Err(from_store(r, name, e)),
+                    match self.write_back(r, name, &key, obj, &current).await? {
+                        Some(written) => return Ok(written),
+                        None => continue,
                     }
                 }
             }

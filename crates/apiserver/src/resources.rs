@@ -224,18 +224,23 @@ pub static BUILTIN: &[ResourceInfo] = &[
 /// The API groups in discovery order, each with its versions (preferred
 /// first).
 pub fn groups() -> Vec<(&'static str, Vec<&'static str>)> {
-    let mut out: Vec<(&'static str, Vec<&'static str>)> = Vec::new();
+    let mut out = Vec::new();
     for r in BUILTIN {
-        match out.iter_mut().find(|(g, _)| *g == r.group) {
-            Some((_, versions)) => {
-                if !versions.contains(&r.version) {
-                    versions.push(r.version);
-                }
-            }
-            None => out.push((r.group, vec![r.version])),
-        }
+        add_group_version(&mut out, r);
     }
     out
+}
+
+/// Adds `r`'s group and version to a discovery-ordered list, once.
+fn add_group_version(out: &mut Vec<(&'static str, Vec<&'static str>)>, r: &'static ResourceInfo) {
+    match out.iter_mut().find(|(g, _)| *g == r.group) {
+        Some((_, versions)) => {
+            if !versions.contains(&r.version) {
+                versions.push(r.version);
+            }
+        }
+        None => out.push((r.group, vec![r.version])),
+    }
 }
 
 /// The resource served at `group/version/resource`.
@@ -328,14 +333,7 @@ impl Catalog {
     pub fn groups(&self) -> Vec<(&'static str, Vec<&'static str>)> {
         let mut out = groups();
         for r in self.customs().iter() {
-            match out.iter_mut().find(|(g, _)| *g == r.group) {
-                Some((_, versions)) => {
-                    if !versions.contains(&r.version) {
-                        versions.push(r.version);
-                    }
-                }
-                None => out.push((r.group, vec![r.version])),
-            }
+            add_group_version(&mut out, r);
         }
         out
     }
