@@ -635,7 +635,23 @@ impl ApiServer {
                 let opts = DeleteOptions::from_request(body.as_ref(), &ctx.query)?;
                 let name = rr.name.as_deref().unwrap_or("");
                 let obj = self.registry.delete(r, ns, name, &opts).await?;
-                Ok(self.object_response(StatusCode::OK, r, obj, &ctx))
+                // An object still being deleted (finalizers, grace) comes
+                // back as itself; one that is gone is answered with a
+                // Success Status, except for the kinds whose upstream store
+                // returns the deleted object.
+                let pending = obj.pointer("/metadata/deletionTimestamp").is_some();
+                let returns_object = matches!((r.group, r.resource), ("", "pods") | ("", "serviceaccounts") | ("storage.k8s.io", "storageclasses"));
+                if pending || returns_object {
+                    return Ok(self.object_response(StatusCode::OK, r, obj, &ctx));
+                }
+                let mut details = json!({ "name": name, "kind": r.resource });
+                if !r.group.is_empty() {
+                    details["group"] = json!(r.group);
+                }
+                if let Some(uid) = obj.pointer("/metadata/uid") {
+                    details["uid"] = uid.clone();
+                }
+                Ok(negotiated_response(StatusCode::OK, &crate::status::success_status(Some(details)), &ctx.accept))
             }
             Verb::DeleteCollection => {
                 let body = if ctx.body.is_empty() { None } else { Some(self.body_json(&ctx)?) };

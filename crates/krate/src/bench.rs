@@ -1,6 +1,7 @@
 //! `krate bench ...`: benchmarks that print figures measured on this
 //! machine, against a baseline measured in the same run where there is one.
 
+mod api;
 mod churn;
 mod store;
 
@@ -9,6 +10,9 @@ use clap::Subcommand;
 
 #[derive(Subcommand)]
 pub enum BenchCommand {
+    /// A real krate server driven by kube clients: create/get/list
+    /// latency, watch fan-out delay, server CPU per request and memory.
+    Api(api::ApiArgs),
     /// The embedded datastore against a real etcd on this machine, side by
     /// side: writes, reads, ranges and watch fan-out.
     Store(store::StoreArgs),
@@ -26,6 +30,7 @@ pub enum BenchCommand {
 
 pub async fn run(cmd: BenchCommand) -> Result<()> {
     match cmd {
+        BenchCommand::Api(args) => api::run(args).await,
         BenchCommand::Store(args) => store::run(args).await,
         BenchCommand::Churn(args) => churn::run(args).await,
         BenchCommand::Crash { kills, writers } => crash(kills, writers).await,
