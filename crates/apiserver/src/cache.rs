@@ -38,6 +38,34 @@ pub struct CacheEvent {
     pub object: Option<Arc<Value>>,
     /// The object before the change (updates and deletes).
     pub prev: Option<Arc<Value>>,
+    encoded: std::sync::OnceLock<Option<Bytes>>,
+    deleted: std::sync::OnceLock<Option<(Arc<Value>, Bytes)>>,
+}
+
+impl CacheEvent {
+    fn new(kind: EventKind, key: Bytes, revision: Revision, object: Option<Arc<Value>>, prev: Option<Arc<Value>>) -> CacheEvent {
+        CacheEvent { kind, key, revision, object, prev, encoded: Default::default(), deleted: Default::default() }
+    }
+
+    /// The object after the change as JSON, encoded once for every watcher.
+    pub fn object_bytes(&self) -> Option<Bytes> {
+        self.encoded
+            .get_or_init(|| self.object.as_ref().and_then(|o| serde_json::to_vec(&**o).ok()).map(Bytes::from))
+            .clone()
+    }
+
+    /// A deleted object as watchers see it: its last state, at the
+    /// revision of the deletion; encoded once.
+    pub fn deleted_object(&self) -> Option<(Arc<Value>, Bytes)> {
+        self.deleted
+            .get_or_init(|| {
+                let mut obj = (**self.prev.as_ref()?).clone();
+                set_resource_version(&mut obj, self.revision);
+                let bytes = serde_json::to_vec(&obj).ok()?;
+                Some((Arc::new(obj), Bytes::from(bytes)))
+            })
+            .clone()
+    }
 }
 
 /// What a cache watcher receives.
@@ -158,7 +186,7 @@ impl WatchCache {
                 // The previous object as watchers saw it: at its own revision.
                 decode(&p.value, p.mod_revision)
             });
-            let cached = Arc::new(CacheEvent { kind: ev.kind, key: ev.kv.key.clone(), revision: rev, object: object.clone(), prev });
+            let cached = Arc::new(CacheEvent::new(ev.kind, ev.kv.key.clone(), rev, object.clone(), prev));
             let mut st = self.write();
             let prev_cached = match &object {
                 Some(o) => st.objects.insert(ev.kv.key.clone(), o.clone()),
@@ -167,7 +195,7 @@ impl WatchCache {
             // The store may not carry a previous value (compacted); the
             // cache knows it.
             let cached = if cached.prev.is_none() && prev_cached.is_some() {
-                Arc::new(CacheEvent { kind: cached.kind, key: cached.key.clone(), revision: rev, object, prev: prev_cached })
+                Arc::new(CacheEvent::new(cached.kind, cached.key.clone(), rev, object, prev_cached))
             } else {
                 cached
             };

@@ -593,15 +593,16 @@ impl ApiServer {
                 let include = table::IncludeObject::from_param(ctx.query.get("includeObject")).unwrap_or_default();
                 let custom = self.registry.customs().get(r);
                 let body = events.map(move |ev| {
-                    let mut ev = ev;
-                    if as_table && ev.kind != "ERROR" && ev.kind != "BOOKMARK" {
-                        ev.object = match &custom {
-                            Some(v) => table::to_table_custom_with(&v.columns, &[ev.object], None, None, include),
-                            None => table::to_table_with(r, &[ev.object], None, None, include),
+                    let line = if as_table && ev.kind != "ERROR" && ev.kind != "BOOKMARK" {
+                        let objects = [(*ev.object).clone()];
+                        let t = match &custom {
+                            Some(v) => table::to_table_custom_with(&v.columns, &objects, None, None, include),
+                            None => table::to_table_with(r, &objects, None, None, include),
                         };
-                    }
-                    let mut line = serde_json::to_vec(&ev.to_json()).unwrap_or_default();
-                    line.push(b'\n');
+                        watch::WatchEvent::new(ev.kind, t).line()
+                    } else {
+                        ev.line()
+                    };
                     Ok::<_, Infallible>(Frame::data(Bytes::from(line)))
                 });
                 let mut resp = Response::new(BodyExt::boxed_unsync(StreamBody::new(body)));

@@ -4,6 +4,8 @@
 //! matching is reported `DELETED`, one that starts matching `ADDED`).
 
 use std::sync::Arc;
+
+use bytes::Bytes;
 use std::time::Duration;
 
 use futures::stream::{BoxStream, StreamExt};
@@ -25,21 +27,45 @@ pub struct WatchOptions {
     pub timeout: Option<Duration>,
 }
 
-/// One event of a watch response.
+/// One event of a watch response. Events from the watch cache carry their
+/// object already encoded, shared by every watcher that receives it.
 #[derive(Clone, Debug, PartialEq)]
 pub struct WatchEvent {
     pub kind: &'static str,
-    pub object: Value,
+    pub object: Arc<Value>,
+    encoded: Option<Bytes>,
 }
 
 impl WatchEvent {
+    pub fn new(kind: &'static str, object: Value) -> WatchEvent {
+        WatchEvent { kind, object: Arc::new(object), encoded: None }
+    }
+
     pub fn to_json(&self) -> Value {
-        json!({ "type": self.kind, "object": self.object })
+        json!({ "type": self.kind, "object": *self.object })
+    }
+
+    /// The event as one line of a JSON watch stream.
+    pub fn line(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(self.encoded.as_ref().map_or(256, |b| b.len() + 32));
+        out.extend_from_slice(b"{\"type\":\"");
+        out.extend_from_slice(self.kind.as_bytes());
+        out.extend_from_slice(b"\",\"object\":");
+        match &self.encoded {
+            Some(bytes) => out.extend_from_slice(bytes),
+            None => {
+                if serde_json::to_writer(&mut out, &*self.object).is_err() {
+                    out.extend_from_slice(b"null");
+                }
+            }
+        }
+        out.extend_from_slice(b"}\n");
+        out
     }
 }
 
 fn error_event(e: ApiError) -> WatchEvent {
-    WatchEvent { kind: "ERROR", object: e.to_status() }
+    WatchEvent::new("ERROR", e.to_status())
 }
 
 fn bookmark(r: &ResourceInfo, rev: Revision, initial_end: bool) -> WatchEvent {
@@ -47,7 +73,7 @@ fn bookmark(r: &ResourceInfo, rev: Revision, initial_end: bool) -> WatchEvent {
     if initial_end {
         meta["annotations"] = json!({ "k8s.io/initial-events-end": "true" });
     }
-    WatchEvent { kind: "BOOKMARK", object: json!({ "kind": r.kind, "apiVersion": r.api_version(), "metadata": meta }) }
+    WatchEvent::new("BOOKMARK", json!({ "kind": r.kind, "apiVersion": r.api_version(), "metadata": meta }))
 }
 
 /// How often a watch that allows bookmarks gets one.
@@ -74,7 +100,7 @@ pub async fn watch(
             let list = registry.list(r, namespace, &ListOptions::default(), &move |o| f(o)).await?;
             let rev: Revision = list["metadata"]["resourceVersion"].as_str().and_then(|s| s.parse().ok()).unwrap_or(0);
             if let Some(items) = list["items"].as_array() {
-                initial.extend(items.iter().map(|o| WatchEvent { kind: "ADDED", object: o.clone() }));
+                initial.extend(items.iter().map(|o| WatchEvent::new("ADDED", o.clone())));
             }
             if opts.send_initial_events && opts.allow_bookmarks {
                 initial.push(bookmark(r, rev, true));
@@ -185,7 +211,7 @@ async fn next_event(mut st: WatchState) -> Option<(Vec<WatchEvent>, WatchState)>
             _ => None,
         };
         if let Some((kind, Some(object))) = out {
-            return Some((vec![WatchEvent { kind, object }], st));
+            return Some((vec![WatchEvent::new(kind, object)], st));
         }
     }
 }
@@ -200,23 +226,25 @@ struct CacheWatchState {
     done: bool,
 }
 
-/// The watch event a change makes for a filtered watcher, if any.
+/// The watch event a change makes for a filtered watcher, if any. The
+/// object is shared, not copied, and encoded once for all watchers.
 fn filtered_event(ev: &CacheEvent, filter: &Filter) -> Option<WatchEvent> {
     let new_matches = ev.object.as_ref().is_some_and(|o| filter(o));
     let old_matches = ev.prev.as_ref().is_some_and(|o| filter(o));
-    let (kind, object) = match (ev.kind, old_matches, new_matches) {
-        (EventKind::Put, true, true) => ("MODIFIED", ev.object.as_ref()),
-        (EventKind::Put, false, true) => ("ADDED", ev.object.as_ref()),
-        (EventKind::Put, true, false) => ("DELETED", ev.object.as_ref()),
-        (EventKind::Delete, true, _) => ("DELETED", ev.prev.as_ref()),
-        _ => return None,
-    };
-    let mut object = (**object?).clone();
-    if kind == "DELETED" {
-        // A deleted object carries the revision of its deletion.
-        set_resource_version(&mut object, ev.revision);
+    match (ev.kind, old_matches, new_matches) {
+        (EventKind::Put, true, true) => Some(shared("MODIFIED", ev.object.as_ref()?, ev.object_bytes())),
+        (EventKind::Put, false, true) => Some(shared("ADDED", ev.object.as_ref()?, ev.object_bytes())),
+        (EventKind::Put, true, false) => Some(shared("DELETED", ev.object.as_ref()?, ev.object_bytes())),
+        (EventKind::Delete, true, _) => {
+            let (object, bytes) = ev.deleted_object()?;
+            Some(WatchEvent { kind: "DELETED", object, encoded: Some(bytes) })
+        }
+        _ => None,
     }
-    Some(WatchEvent { kind, object })
+}
+
+fn shared(kind: &'static str, object: &Arc<Value>, bytes: Option<Bytes>) -> WatchEvent {
+    WatchEvent { kind, object: object.clone(), encoded: bytes }
 }
 
 async fn next_cached(mut st: CacheWatchState) -> Option<(Vec<WatchEvent>, CacheWatchState)> {
