@@ -28,7 +28,7 @@ use crate::{Event, EventKind, KeyValue, LeaseId, Result, Revision, StoreError};
 /// Most requests applied in one transaction.
 const MAX_BATCH: usize = 1024;
 /// Revisions examined per compaction step; writes are served between steps.
-const COMPACTION_STEP: i64 = 20_000;
+const COMPACTION_STEP: i64 = 2_000;
 
 pub(super) enum WriteOp {
     Create { key: Bytes, value: Bytes, lease: LeaseId },
