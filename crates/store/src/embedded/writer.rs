@@ -29,6 +29,9 @@ use crate::{Event, EventKind, KeyValue, LeaseId, Result, Revision, StoreError};
 const MAX_BATCH: usize = 1024;
 /// Revisions examined per compaction step; writes are served between steps.
 const COMPACTION_STEP: i64 = 2_000;
+/// Pages (4 KiB) returned to the filesystem per vacuum step, between write
+/// batches: 8 MiB.
+const VACUUM_STEP_PAGES: i64 = 2_048;
 
 pub(super) enum WriteOp {
     Create { key: Bytes, value: Bytes, lease: LeaseId },
@@ -63,17 +66,20 @@ pub(super) struct Writer {
     shared: Arc<Shared>,
     current: Revision,
     compaction: Option<CompactionJob>,
+    /// Free pages still to give back to the filesystem.
+    vacuum_pending: i64,
 }
 
 impl Writer {
     pub fn new(conn: Connection, path: PathBuf, shared: Arc<Shared>, current: Revision) -> Writer {
-        Writer { conn, path, shared, current, compaction: None }
+        Writer { conn, path, shared, current, compaction: None, vacuum_pending: 0 }
     }
 
     /// Serves requests until every sender is gone.
     pub fn run(mut self, rx: Receiver<WriteRequest>) {
         loop {
-            let first = if self.compaction.is_some() {
+            let background_work = self.compaction.is_some() || self.vacuum_pending > 0;
+            let first = if background_work {
                 match rx.try_recv() {
                     Ok(r) => Some(r),
                     Err(TryRecvError::Empty) => None,
@@ -97,6 +103,8 @@ impl Writer {
             }
             if self.compaction.is_some() {
                 self.compaction_step();
+            } else if self.vacuum_pending > 0 {
+                self.vacuum_step();
             }
         }
         if let Some(job) = self.compaction.take() {
@@ -292,25 +300,44 @@ impl Writer {
         }
     }
 
-    /// Gives space back after a compaction: the WAL is checkpointed and
-    /// truncated, and free pages beyond a quarter of the file are returned
-    /// to the filesystem (the rest is reused by new writes).
+    /// Plans giving space back after a compaction: free pages beyond an
+    /// eighth of the file go back to the filesystem (the rest is reused by
+    /// new writes), a chunk at a time between write batches.
     fn after_compaction(&mut self) {
         let pages: i64 = self.conn.query_row("PRAGMA page_count", [], |r| r.get(0)).unwrap_or(0);
         let free: i64 = self.conn.query_row("PRAGMA freelist_count", [], |r| r.get(0)).unwrap_or(0);
         if pages > 0 && free * 4 > pages {
-            // Each step of the pragma frees one page: step it to the end
-            // (a single `execute` would free just one).
-            let give_back = free - pages / 8;
-            let result = self.conn.prepare(&format!("PRAGMA incremental_vacuum({give_back})")).and_then(|mut stmt| {
-                let mut rows = stmt.query([])?;
-                while rows.next()?.is_some() {}
-                Ok(())
-            });
-            if let Err(e) = result {
+            self.vacuum_pending = free - pages / 8;
+        } else {
+            self.checkpoint();
+        }
+    }
+
+    /// Returns one chunk of free pages to the filesystem.
+    fn vacuum_step(&mut self) {
+        let chunk = self.vacuum_pending.min(VACUUM_STEP_PAGES);
+        // Each step of the pragma frees one page: step it to the end (a
+        // single `execute` would free just one).
+        let result = self.conn.prepare(&format!("PRAGMA incremental_vacuum({chunk})")).and_then(|mut stmt| {
+            let mut rows = stmt.query([])?;
+            while rows.next()?.is_some() {}
+            Ok(())
+        });
+        match result {
+            Ok(()) => self.vacuum_pending -= chunk,
+            Err(e) => {
                 tracing::warn!(error = %e, "incremental vacuum failed");
+                self.vacuum_pending = 0;
             }
         }
+        if self.vacuum_pending <= 0 {
+            self.vacuum_pending = 0;
+            self.checkpoint();
+        }
+    }
+
+    /// Truncates the WAL so it does not keep its high-water mark.
+    fn checkpoint(&mut self) {
         if let Err(e) = self.conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE);") {
             tracing::warn!(error = %e, "WAL checkpoint failed");
         }
