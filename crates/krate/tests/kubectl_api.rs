@@ -710,3 +710,27 @@ fn deleting_a_namespace_deletes_its_content_then_the_namespace() {
     let err = c.fails(&["delete", "namespace", "default"]);
     assert!(err.contains("namespaces \"default\" is forbidden: this namespace may not be deleted"), "{err}");
 }
+
+#[test]
+fn kubectl_get_watch_prints_rows_as_changes_happen() {
+    let c = Cluster::start();
+    c.ok(&["create", "configmap", "first", "--from-literal=a=b"]);
+    let mut watcher = std::process::Command::new("kubectl")
+        .args(["get", "configmaps", "--watch"])
+        .env("KUBECONFIG", &c.kubeconfig)
+        .env("KUBECACHEDIR", c.dir.path().join("watch-cache"))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(1500));
+    c.ok(&["create", "configmap", "second", "--from-literal=a=b", "--from-literal=c=d"]);
+    std::thread::sleep(Duration::from_millis(1500));
+    let _ = watcher.kill();
+    let out = watcher.wait_with_output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    let rows: Vec<Vec<&str>> = text.lines().map(|l| l.split_whitespace().collect()).collect();
+    assert_eq!(rows[0], ["NAME", "DATA", "AGE"], "{text}");
+    assert!(rows.iter().any(|r| r.first() == Some(&"first") && r.get(1) == Some(&"1")), "{text}");
+    assert!(rows.iter().any(|r| r.first() == Some(&"second") && r.get(1) == Some(&"2")), "the new object appears as a row: {text}");
+}
