@@ -211,9 +211,17 @@ impl OpenApi {
     }
 
     fn field_index(&self) -> &fields::FieldIndex {
+        // Built on a short-lived thread, as the documents are, so that the
+        // large transient definitions go back to the system with it.
         self.fields.get_or_init(|| {
-            let doc = v2::document(&self.kinds, &self.options);
-            doc.get("definitions").and_then(serde_json::Value::as_object).map(fields::FieldIndex::build).unwrap_or_default()
+            std::thread::scope(|s| {
+                s.spawn(|| {
+                    let doc = v2::document(&self.kinds, &self.options);
+                    doc.get("definitions").and_then(serde_json::Value::as_object).map(fields::FieldIndex::build).unwrap_or_default()
+                })
+                .join()
+                .unwrap_or_default()
+            })
         })
     }
 
