@@ -108,8 +108,9 @@ pub struct WriteOptions {
     /// The object's managed fields were already computed (server-side
     /// apply): write them as they are.
     pub tracked: bool,
-    /// What to do with fields a built-in kind does not declare.
-    pub field_validation: FieldValidation,
+    /// What to do with fields a built-in kind does not declare; `None` for
+    /// the server's own writes, which are not decoded from a client.
+    pub field_validation: Option<FieldValidation>,
     /// Warnings for the client (`Warning` headers), filled while writing.
     pub warnings: Arc<std::sync::Mutex<Vec<String>>>,
 }
@@ -366,10 +367,11 @@ impl Registry {
     /// a typed object does, and applies `fieldValidation`.
     fn decode_fields(&self, r: &ResourceInfo, obj: &mut Value, opts: &WriteOptions) -> ApiResult<()> {
         let Some(schemas) = &self.schemas else { return Ok(()) };
+        let Some(validation) = opts.field_validation else { return Ok(()) };
         if !builtin(r) {
             return Ok(());
         }
-        let unknown = if opts.field_validation == FieldValidation::Strict {
+        let unknown = if validation == FieldValidation::Strict {
             schemas.unknown_fields(r.group, r.version, r.kind, obj)
         } else {
             schemas.prune_unknown_fields(r.group, r.version, r.kind, obj)
@@ -378,7 +380,7 @@ impl Registry {
             return Ok(());
         }
         let listed: Vec<String> = unknown.iter().map(|f| format!("unknown field \"{f}\"")).collect();
-        match opts.field_validation {
+        match validation {
             FieldValidation::Strict => Err(ApiError::bad_request(format!(
                 "{} in version \"{}\" cannot be handled as a {}: strict decoding error: {}",
                 r.kind,

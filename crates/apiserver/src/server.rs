@@ -441,7 +441,7 @@ impl ApiServer {
             field_manager,
             force: ctx.query.flag("force"),
             tracked: false,
-            field_validation: crate::registry::FieldValidation::parse(ctx.query.get("fieldValidation"))?,
+            field_validation: Some(crate::registry::FieldValidation::parse(ctx.query.get("fieldValidation"))?),
             warnings: Default::default(),
         };
         let warnings = wopts.warnings.clone();
