@@ -23,7 +23,12 @@ pub trait Admission: Send + Sync {
     }
 
     /// Before an update is written.
-    async fn admit_update(&self, _r: &ResourceInfo, _new: &mut Value, _old: &Value) -> ApiResult<()> {
+    async fn admit_update(
+        &self,
+        _r: &ResourceInfo,
+        _new: &mut Value,
+        _old: &Value,
+    ) -> ApiResult<()> {
         Ok(())
     }
 
@@ -60,7 +65,12 @@ impl Chain {
         Ok(())
     }
 
-    pub async fn admit_update(&self, r: &ResourceInfo, new: &mut Value, old: &Value) -> ApiResult<()> {
+    pub async fn admit_update(
+        &self,
+        r: &ResourceInfo,
+        new: &mut Value,
+        old: &Value,
+    ) -> ApiResult<()> {
         for (i, p) in self.0.iter().enumerate() {
             if let Err(e) = p.admit_update(r, new, old).await {
                 for done in self.0[..i].iter().rev() {

@@ -26,7 +26,9 @@ pub struct Attributes {
 pub const MASTERS: &str = "system:masters";
 
 fn strs(v: &Value) -> Vec<&str> {
-    v.as_array().map(|a| a.iter().filter_map(Value::as_str).collect()).unwrap_or_default()
+    v.as_array()
+        .map(|a| a.iter().filter_map(Value::as_str).collect())
+        .unwrap_or_default()
 }
 
 fn has(list: &[&str], want: &str) -> bool {
@@ -47,7 +49,11 @@ pub fn rule_allows(rule: &Value, a: &Attributes) -> bool {
     if !has(&strs(&rule["apiGroups"]), &a.api_group) {
         return false;
     }
-    let combined = if a.subresource.is_empty() { a.resource.clone() } else { format!("{}/{}", a.resource, a.subresource) };
+    let combined = if a.subresource.is_empty() {
+        a.resource.clone()
+    } else {
+        format!("{}/{}", a.resource, a.subresource)
+    };
     let resources = strs(&rule["resources"]);
     let resource_ok = resources.iter().any(|r| {
         *r == "*"
@@ -68,7 +74,10 @@ fn subject_matches(subject: &Value, user: &User, binding_ns: &str) -> bool {
         "User" => user.name == name,
         "Group" => user.groups.iter().any(|g| g == name),
         "ServiceAccount" => {
-            let ns = subject["namespace"].as_str().filter(|s| !s.is_empty()).unwrap_or(binding_ns);
+            let ns = subject["namespace"]
+                .as_str()
+                .filter(|s| !s.is_empty())
+                .unwrap_or(binding_ns);
             user.name == format!("system:serviceaccount:{ns}:{name}")
         }
         _ => false,
@@ -106,18 +115,32 @@ pub async fn rules_for(reg: &Registry, user: &User, namespace: &str) -> Vec<Valu
             .collect()
     };
     for b in list(crbs, None).await {
-        if b["subjects"].as_array().is_some_and(|s| s.iter().any(|s| subject_matches(s, user, ""))) {
-            let name = b.pointer("/roleRef/name").and_then(Value::as_str).unwrap_or("");
+        if b["subjects"]
+            .as_array()
+            .is_some_and(|s| s.iter().any(|s| subject_matches(s, user, "")))
+        {
+            let name = b
+                .pointer("/roleRef/name")
+                .and_then(Value::as_str)
+                .unwrap_or("");
             rules.extend(role_rules("ClusterRole", name, &cluster_roles));
         }
     }
     if !namespace.is_empty() {
         let ns_roles = list(roles, Some(namespace.to_string())).await;
         for b in list(rbs, Some(namespace.to_string())).await {
-            if b["subjects"].as_array().is_some_and(|s| s.iter().any(|s| subject_matches(s, user, namespace))) {
-                let name = b.pointer("/roleRef/name").and_then(Value::as_str).unwrap_or("");
+            if b["subjects"]
+                .as_array()
+                .is_some_and(|s| s.iter().any(|s| subject_matches(s, user, namespace)))
+            {
+                let name = b
+                    .pointer("/roleRef/name")
+                    .and_then(Value::as_str)
+                    .unwrap_or("");
                 match b.pointer("/roleRef/kind").and_then(Value::as_str) {
-                    Some("ClusterRole") => rules.extend(role_rules("ClusterRole", name, &cluster_roles)),
+                    Some("ClusterRole") => {
+                        rules.extend(role_rules("ClusterRole", name, &cluster_roles))
+                    }
                     _ => rules.extend(role_rules("Role", name, &ns_roles)),
                 }
             }
@@ -141,7 +164,10 @@ pub async fn authorize(reg: &Registry, user: &User, a: &Attributes) -> (bool, St
 fn user_of(spec: &Value) -> User {
     User {
         name: spec["user"].as_str().unwrap_or("").to_string(),
-        groups: strs(&spec["groups"]).into_iter().map(str::to_string).collect(),
+        groups: strs(&spec["groups"])
+            .into_iter()
+            .map(str::to_string)
+            .collect(),
     }
 }
 
@@ -159,7 +185,9 @@ fn attributes_of(spec: &Value, namespace_override: Option<&str>) -> Attributes {
         api_group: ra["group"].as_str().unwrap_or("").to_string(),
         resource: ra["resource"].as_str().unwrap_or("").to_string(),
         subresource: ra["subresource"].as_str().unwrap_or("").to_string(),
-        namespace: namespace_override.unwrap_or(ra["namespace"].as_str().unwrap_or("")).to_string(),
+        namespace: namespace_override
+            .unwrap_or(ra["namespace"].as_str().unwrap_or(""))
+            .to_string(),
         name: ra["name"].as_str().unwrap_or("").to_string(),
         path: None,
     }
@@ -168,11 +196,18 @@ fn attributes_of(spec: &Value, namespace_override: Option<&str>) -> Attributes {
 /// Answers a review (`SelfSubjectAccessReview`, `SubjectAccessReview`,
 /// `LocalSubjectAccessReview`, `SelfSubjectRulesReview`,
 /// `SelfSubjectReview`): the body comes back with its status filled.
-pub async fn review(reg: &Registry, caller: &User, kind: &str, namespace: Option<&str>, mut body: Value) -> Value {
+pub async fn review(
+    reg: &Registry,
+    caller: &User,
+    kind: &str,
+    namespace: Option<&str>,
+    mut body: Value,
+) -> Value {
     let spec = body.get("spec").cloned().unwrap_or(json!({}));
     match kind {
         "SelfSubjectReview" => {
-            body["status"] = json!({ "userInfo": { "username": caller.name, "groups": caller.groups } });
+            body["status"] =
+                json!({ "userInfo": { "username": caller.name, "groups": caller.groups } });
         }
         "SelfSubjectAccessReview" => {
             let (allowed, reason) = authorize(reg, caller, &attributes_of(&spec, None)).await;
@@ -193,7 +228,9 @@ pub async fn review(reg: &Registry, caller: &User, kind: &str, namespace: Option
                 });
             } else {
                 let rules = rules_for(reg, caller, ns).await;
-                let (resource, non_resource): (Vec<Value>, Vec<Value>) = rules.into_iter().partition(|r| r.get("nonResourceURLs").is_none());
+                let (resource, non_resource): (Vec<Value>, Vec<Value>) = rules
+                    .into_iter()
+                    .partition(|r| r.get("nonResourceURLs").is_none());
                 body["status"] = json!({ "resourceRules": resource, "nonResourceRules": non_resource, "incomplete": false });
             }
         }
@@ -207,7 +244,14 @@ mod tests {
     use super::*;
 
     fn attrs(verb: &str, group: &str, resource: &str, sub: &str, name: &str) -> Attributes {
-        Attributes { verb: verb.into(), api_group: group.into(), resource: resource.into(), subresource: sub.into(), name: name.into(), ..Default::default() }
+        Attributes {
+            verb: verb.into(),
+            api_group: group.into(),
+            resource: resource.into(),
+            subresource: sub.into(),
+            name: name.into(),
+            ..Default::default()
+        }
     }
 
     #[test]
@@ -219,8 +263,14 @@ mod tests {
         assert!(!rule_allows(&rule, &attrs("delete", "", "pods", "", "x")));
         assert!(!rule_allows(&rule, &attrs("get", "apps", "pods", "", "x")));
         let named = json!({ "apiGroups": ["*"], "resources": ["*"], "resourceNames": ["a"], "verbs": ["*"] });
-        assert!(rule_allows(&named, &attrs("update", "apps", "deployments", "", "a")));
-        assert!(!rule_allows(&named, &attrs("update", "apps", "deployments", "", "b")));
+        assert!(rule_allows(
+            &named,
+            &attrs("update", "apps", "deployments", "", "a")
+        ));
+        assert!(!rule_allows(
+            &named,
+            &attrs("update", "apps", "deployments", "", "b")
+        ));
         let nr = json!({ "nonResourceURLs": ["/healthz", "/api/*"], "verbs": ["get"] });
         let mut a = attrs("get", "", "", "", "");
         a.path = Some("/api/v1".into());
@@ -231,9 +281,24 @@ mod tests {
 
     #[test]
     fn service_account_subjects_use_the_binding_namespace() {
-        let user = User { name: "system:serviceaccount:ns1:builder".into(), groups: vec![] };
-        assert!(subject_matches(&json!({ "kind": "ServiceAccount", "name": "builder" }), &user, "ns1"));
-        assert!(!subject_matches(&json!({ "kind": "ServiceAccount", "name": "builder" }), &user, "ns2"));
-        assert!(subject_matches(&json!({ "kind": "ServiceAccount", "name": "builder", "namespace": "ns1" }), &user, "ns2"));
+        let user = User {
+            name: "system:serviceaccount:ns1:builder".into(),
+            groups: vec![],
+        };
+        assert!(subject_matches(
+            &json!({ "kind": "ServiceAccount", "name": "builder" }),
+            &user,
+            "ns1"
+        ));
+        assert!(!subject_matches(
+            &json!({ "kind": "ServiceAccount", "name": "builder" }),
+            &user,
+            "ns2"
+        ));
+        assert!(subject_matches(
+            &json!({ "kind": "ServiceAccount", "name": "builder", "namespace": "ns1" }),
+            &user,
+            "ns2"
+        ));
     }
 }

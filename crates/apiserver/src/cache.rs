@@ -43,14 +43,33 @@ pub struct CacheEvent {
 }
 
 impl CacheEvent {
-    fn new(kind: EventKind, key: Bytes, revision: Revision, object: Option<Arc<Value>>, prev: Option<Arc<Value>>) -> CacheEvent {
-        CacheEvent { kind, key, revision, object, prev, encoded: Default::default(), deleted: Default::default() }
+    fn new(
+        kind: EventKind,
+        key: Bytes,
+        revision: Revision,
+        object: Option<Arc<Value>>,
+        prev: Option<Arc<Value>>,
+    ) -> CacheEvent {
+        CacheEvent {
+            kind,
+            key,
+            revision,
+            object,
+            prev,
+            encoded: Default::default(),
+            deleted: Default::default(),
+        }
     }
 
     /// The object after the change as JSON, encoded once for every watcher.
     pub fn object_bytes(&self) -> Option<Bytes> {
         self.encoded
-            .get_or_init(|| self.object.as_ref().and_then(|o| serde_json::to_vec(&**o).ok()).map(Bytes::from))
+            .get_or_init(|| {
+                self.object
+                    .as_ref()
+                    .and_then(|o| serde_json::to_vec(&**o).ok())
+                    .map(Bytes::from)
+            })
             .clone()
     }
 
@@ -106,7 +125,12 @@ fn decode(value: &[u8], rev: Revision) -> Option<Arc<Value>> {
 impl WatchCache {
     /// Starts filling the cache from `store` in the background.
     pub fn start(store: Arc<dyn Store>) -> Arc<WatchCache> {
-        let cache = Arc::new(WatchCache { store, state: RwLock::new(State::default()), ready: AtomicBool::new(false), progressed: Notify::new() });
+        let cache = Arc::new(WatchCache {
+            store,
+            state: RwLock::new(State::default()),
+            ready: AtomicBool::new(false),
+            progressed: Notify::new(),
+        });
         let me = cache.clone();
         tokio::spawn(async move { me.run().await });
         cache
@@ -147,7 +171,11 @@ impl WatchCache {
     /// Reads every object at one revision, page by page.
     async fn load(&self) -> Result<Revision, StoreError> {
         let mut objects = BTreeMap::new();
-        let mut req = RangeRequest { prefix: ROOT.as_bytes().to_vec(), limit: 2000, ..Default::default() };
+        let mut req = RangeRequest {
+            prefix: ROOT.as_bytes().to_vec(),
+            limit: 2000,
+            ..Default::default()
+        };
         loop {
             let resp = self.store.range(req.clone()).await?;
             req.revision = resp.revision;
@@ -186,7 +214,13 @@ impl WatchCache {
                 // The previous object as watchers saw it: at its own revision.
                 decode(&p.value, p.mod_revision)
             });
-            let cached = Arc::new(CacheEvent::new(ev.kind, ev.kv.key.clone(), rev, object.clone(), prev));
+            let cached = Arc::new(CacheEvent::new(
+                ev.kind,
+                ev.kv.key.clone(),
+                rev,
+                object.clone(),
+                prev,
+            ));
             let mut st = self.write();
             let prev_cached = match &object {
                 Some(o) => st.objects.insert(ev.kv.key.clone(), o.clone()),
@@ -195,7 +229,13 @@ impl WatchCache {
             // The store may not carry a previous value (compacted); the
             // cache knows it.
             let cached = if cached.prev.is_none() && prev_cached.is_some() {
-                Arc::new(CacheEvent::new(cached.kind, cached.key.clone(), rev, object, prev_cached))
+                Arc::new(CacheEvent::new(
+                    cached.kind,
+                    cached.key.clone(),
+                    rev,
+                    object,
+                    prev_cached,
+                ))
             } else {
                 cached
             };
@@ -232,7 +272,9 @@ impl WatchCache {
         if !self.is_ready() {
             return false;
         }
-        let Ok(target) = self.store.current_revision().await else { return false };
+        let Ok(target) = self.store.current_revision().await else {
+            return false;
+        };
         let deadline = tokio::time::Instant::now() + FRESHNESS_WAIT;
         loop {
             let notified = self.progressed.notified();
@@ -264,7 +306,11 @@ impl WatchCache {
     /// A watch of `prefix` from `from`: the buffered events after it, then
     /// live ones. `None` when `from` is older than the cache's window (the
     /// caller watches the store instead).
-    pub fn watch(&self, prefix: &str, from: Revision) -> Option<(Vec<Arc<CacheEvent>>, mpsc::Receiver<CacheItem>)> {
+    pub fn watch(
+        &self,
+        prefix: &str,
+        from: Revision,
+    ) -> Option<(Vec<Arc<CacheEvent>>, mpsc::Receiver<CacheItem>)> {
         if !self.is_ready() {
             return None;
         }
@@ -272,15 +318,26 @@ impl WatchCache {
         if from > st.revision {
             return None;
         }
-        let oldest = st.events.front().map(|e| e.revision).unwrap_or(st.revision + 1);
+        let oldest = st
+            .events
+            .front()
+            .map(|e| e.revision)
+            .unwrap_or(st.revision + 1);
         // Events after `from` must all be in the window.
         if from + 1 < oldest && from < st.revision {
             return None;
         }
-        let backlog: Vec<Arc<CacheEvent>> =
-            st.events.iter().filter(|e| e.revision > from && e.key.starts_with(prefix.as_bytes())).cloned().collect();
+        let backlog: Vec<Arc<CacheEvent>> = st
+            .events
+            .iter()
+            .filter(|e| e.revision > from && e.key.starts_with(prefix.as_bytes()))
+            .cloned()
+            .collect();
         let (tx, rx) = mpsc::channel(WATCHER_BUFFER);
-        st.watchers.push(Watcher { prefix: prefix.as_bytes().to_vec(), tx });
+        st.watchers.push(Watcher {
+            prefix: prefix.as_bytes().to_vec(),
+            tx,
+        });
         Some((backlog, rx))
     }
 

@@ -56,21 +56,35 @@ impl CustomResources {
         self.versions
             .read()
             .unwrap_or_else(|p| p.into_inner())
-            .get(&(r.group.to_string(), r.version.to_string(), r.resource.to_string()))
+            .get(&(
+                r.group.to_string(),
+                r.version.to_string(),
+                r.resource.to_string(),
+            ))
             .cloned()
     }
 
     fn set(&self, all: Vec<Arc<CustomVersion>>) {
         let map = all
             .into_iter()
-            .map(|v| ((v.info.group.to_string(), v.info.version.to_string(), v.info.resource.to_string()), v))
+            .map(|v| {
+                (
+                    (
+                        v.info.group.to_string(),
+                        v.info.version.to_string(),
+                        v.info.resource.to_string(),
+                    ),
+                    v,
+                )
+            })
             .collect();
         *self.versions.write().unwrap_or_else(|p| p.into_inner()) = map;
     }
 }
 
 fn interned() -> &'static Mutex<HashMap<String, &'static ResourceInfo>> {
-    static CACHE: std::sync::OnceLock<Mutex<HashMap<String, &'static ResourceInfo>>> = std::sync::OnceLock::new();
+    static CACHE: std::sync::OnceLock<Mutex<HashMap<String, &'static ResourceInfo>>> =
+        std::sync::OnceLock::new();
     CACHE.get_or_init(Default::default)
 }
 
@@ -79,7 +93,13 @@ fn leak(s: &str) -> &'static str {
 }
 
 fn leak_list(items: &[String]) -> &'static [&'static str] {
-    Box::leak(items.iter().map(|s| leak(s)).collect::<Vec<_>>().into_boxed_slice())
+    Box::leak(
+        items
+            .iter()
+            .map(|s| leak(s))
+            .collect::<Vec<_>>()
+            .into_boxed_slice(),
+    )
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -107,10 +127,20 @@ fn resource_info(
     }
     let mut subs = Vec::new();
     if scale {
-        subs.push(Subresource { name: "scale", kind: Some("Scale"), kind_group_version: Some(("autoscaling", "v1")), verbs: GET_PATCH_UPDATE });
+        subs.push(Subresource {
+            name: "scale",
+            kind: Some("Scale"),
+            kind_group_version: Some(("autoscaling", "v1")),
+            verbs: GET_PATCH_UPDATE,
+        });
     }
     if status {
-        subs.push(Subresource { name: "status", kind: None, kind_group_version: None, verbs: GET_PATCH_UPDATE });
+        subs.push(Subresource {
+            name: "status",
+            kind: None,
+            kind_group_version: None,
+            verbs: GET_PATCH_UPDATE,
+        });
     }
     let info: &'static ResourceInfo = Box::leak(Box::new(ResourceInfo {
         group: leak(group),
@@ -130,7 +160,14 @@ fn resource_info(
 }
 
 fn strings(v: Option<&Value>) -> Vec<String> {
-    v.and_then(Value::as_array).map(|a| a.iter().filter_map(Value::as_str).map(str::to_string).collect()).unwrap_or_default()
+    v.and_then(Value::as_array)
+        .map(|a| {
+            a.iter()
+                .filter_map(Value::as_str)
+                .map(str::to_string)
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 /// The served versions of one definition.
@@ -143,8 +180,14 @@ pub fn served_versions(crd: &Value) -> Vec<Arc<CustomVersion>> {
     if group.is_empty() || plural.is_empty() || kind.is_empty() {
         return Vec::new();
     }
-    let singular = names["singular"].as_str().map(str::to_string).unwrap_or_else(|| kind.to_lowercase());
-    let list_kind = names["listKind"].as_str().map(str::to_string).unwrap_or_else(|| format!("{kind}List"));
+    let singular = names["singular"]
+        .as_str()
+        .map(str::to_string)
+        .unwrap_or_else(|| kind.to_lowercase());
+    let list_kind = names["listKind"]
+        .as_str()
+        .map(str::to_string)
+        .unwrap_or_else(|| format!("{kind}List"));
     let namespaced = spec["scope"].as_str() != Some("Cluster");
     let short_names = strings(names.get("shortNames"));
     let categories = strings(names.get("categories"));
@@ -153,16 +196,45 @@ pub fn served_versions(crd: &Value) -> Vec<Arc<CustomVersion>> {
         if v["served"].as_bool() == Some(false) {
             continue;
         }
-        let Some(version) = v["name"].as_str() else { continue };
+        let Some(version) = v["name"].as_str() else {
+            continue;
+        };
         let status = v.pointer("/subresources/status").is_some();
         let scale = v.pointer("/subresources/scale").map(|s| ScalePaths {
-            spec_replicas: s["specReplicasPath"].as_str().unwrap_or(".spec.replicas").to_string(),
-            status_replicas: s["statusReplicasPath"].as_str().unwrap_or(".status.replicas").to_string(),
+            spec_replicas: s["specReplicasPath"]
+                .as_str()
+                .unwrap_or(".spec.replicas")
+                .to_string(),
+            status_replicas: s["statusReplicasPath"]
+                .as_str()
+                .unwrap_or(".status.replicas")
+                .to_string(),
             label_selector: s["labelSelectorPath"].as_str().map(str::to_string),
         });
-        let columns = v["additionalPrinterColumns"].as_array().cloned().unwrap_or_default();
-        let info = resource_info(group, version, plural, &singular, kind, &list_kind, namespaced, &short_names, &categories, status, scale.is_some());
-        out.push(Arc::new(CustomVersion { info, schema: v.pointer("/schema/openAPIV3Schema").cloned(), status, scale, columns }));
+        let columns = v["additionalPrinterColumns"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        let info = resource_info(
+            group,
+            version,
+            plural,
+            &singular,
+            kind,
+            &list_kind,
+            namespaced,
+            &short_names,
+            &categories,
+            status,
+            scale.is_some(),
+        );
+        out.push(Arc::new(CustomVersion {
+            info,
+            schema: v.pointer("/schema/openAPIV3Schema").cloned(),
+            status,
+            scale,
+            columns,
+        }));
     }
     out
 }
@@ -171,7 +243,11 @@ pub fn served_versions(crd: &Value) -> Vec<Arc<CustomVersion>> {
 pub struct Definitions;
 
 fn required(field: &str) -> Cause {
-    Cause { reason: "FieldValueRequired".into(), message: "Required value".into(), field: field.into() }
+    Cause {
+        reason: "FieldValueRequired".into(),
+        message: "Required value".into(),
+        field: field.into(),
+    }
 }
 
 fn invalid(field: &str, value: &Value, detail: &str) -> Cause {
@@ -179,7 +255,11 @@ fn invalid(field: &str, value: &Value, detail: &str) -> Cause {
         Value::String(s) => format!("{s:?}"),
         v => v.to_string(),
     };
-    Cause { reason: "FieldValueInvalid".into(), message: format!("Invalid value: {shown}: {detail}"), field: field.into() }
+    Cause {
+        reason: "FieldValueInvalid".into(),
+        message: format!("Invalid value: {shown}: {detail}"),
+        field: field.into(),
+    }
 }
 
 impl Strategy for Definitions {
@@ -193,15 +273,27 @@ impl Strategy for Definitions {
 
     fn prepare_for_create(&self, obj: &mut Value) {
         obj["status"] = json!({ "acceptedNames": { "kind": "", "plural": "" }, "conditions": [], "storedVersions": [] });
-        if let Some(names) = obj.pointer_mut("/spec/names").and_then(Value::as_object_mut) {
-            let kind = names.get("kind").and_then(Value::as_str).unwrap_or("").to_string();
+        if let Some(names) = obj
+            .pointer_mut("/spec/names")
+            .and_then(Value::as_object_mut)
+        {
+            let kind = names
+                .get("kind")
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_string();
             if !kind.is_empty() {
-                names.entry("singular").or_insert_with(|| json!(kind.to_lowercase()));
-                names.entry("listKind").or_insert_with(|| json!(format!("{kind}List")));
+                names
+                    .entry("singular")
+                    .or_insert_with(|| json!(kind.to_lowercase()));
+                names
+                    .entry("listKind")
+                    .or_insert_with(|| json!(format!("{kind}List")));
             }
         }
         if let Some(spec) = obj.get_mut("spec").and_then(Value::as_object_mut) {
-            spec.entry("conversion").or_insert_with(|| json!({ "strategy": "None" }));
+            spec.entry("conversion")
+                .or_insert_with(|| json!({ "strategy": "None" }));
         }
     }
 
@@ -209,38 +301,70 @@ impl Strategy for Definitions {
         let mut c = Vec::new();
         let spec = &obj["spec"];
         let group = spec["group"].as_str().unwrap_or("");
-        let plural = spec.pointer("/names/plural").and_then(Value::as_str).unwrap_or("");
+        let plural = spec
+            .pointer("/names/plural")
+            .and_then(Value::as_str)
+            .unwrap_or("");
         if group.is_empty() {
             c.push(required("spec.group"));
         } else if !group.contains('.') {
-            c.push(invalid("spec.group", &json!(group), "should be a domain with at least one dot"));
+            c.push(invalid(
+                "spec.group",
+                &json!(group),
+                "should be a domain with at least one dot",
+            ));
         }
         if plural.is_empty() {
             c.push(required("spec.names.plural"));
         }
-        if spec.pointer("/names/kind").and_then(Value::as_str).unwrap_or("").is_empty() {
+        if spec
+            .pointer("/names/kind")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .is_empty()
+        {
             c.push(required("spec.names.kind"));
         }
-        let name = obj.pointer("/metadata/name").and_then(Value::as_str).unwrap_or("");
+        let name = obj
+            .pointer("/metadata/name")
+            .and_then(Value::as_str)
+            .unwrap_or("");
         if !group.is_empty() && !plural.is_empty() && name != format!("{plural}.{group}") {
-            c.push(invalid("metadata.name", &json!(name), "must be spec.names.plural+\".\"+spec.group"));
+            c.push(invalid(
+                "metadata.name",
+                &json!(name),
+                "must be spec.names.plural+\".\"+spec.group",
+            ));
         }
         match spec["scope"].as_str() {
             Some("Namespaced") | Some("Cluster") => {}
             None => c.push(required("spec.scope")),
             Some(s) => c.push(Cause {
                 reason: "FieldValueNotSupported".into(),
-                message: format!("Unsupported value: {s:?}: supported values: \"Cluster\", \"Namespaced\""),
+                message: format!(
+                    "Unsupported value: {s:?}: supported values: \"Cluster\", \"Namespaced\""
+                ),
                 field: "spec.scope".into(),
             }),
         }
         let versions = spec["versions"].as_array().cloned().unwrap_or_default();
         if versions.is_empty() {
-            c.push(invalid("spec.versions", &json!(null), "must have exactly one version marked as storage version"));
+            c.push(invalid(
+                "spec.versions",
+                &json!(null),
+                "must have exactly one version marked as storage version",
+            ));
         } else {
-            let storage = versions.iter().filter(|v| v["storage"].as_bool() == Some(true)).count();
+            let storage = versions
+                .iter()
+                .filter(|v| v["storage"].as_bool() == Some(true))
+                .count();
             if storage != 1 {
-                c.push(invalid("spec.versions", &json!(versions.len()), "must have exactly one version marked as storage version"));
+                c.push(invalid(
+                    "spec.versions",
+                    &json!(versions.len()),
+                    "must have exactly one version marked as storage version",
+                ));
             }
             for (i, v) in versions.iter().enumerate() {
                 if v["name"].as_str().unwrap_or("").is_empty() {
@@ -275,10 +399,18 @@ impl Strategy for Definitions {
     fn validate_update(&self, new: &Value, old: &Value) -> Vec<Cause> {
         let mut c = self.validate(new);
         if new["spec"]["group"] != old["spec"]["group"] {
-            c.push(invalid("spec.group", &new["spec"]["group"], "field is immutable"));
+            c.push(invalid(
+                "spec.group",
+                &new["spec"]["group"],
+                "field is immutable",
+            ));
         }
         if new.pointer("/spec/names/plural") != old.pointer("/spec/names/plural") {
-            c.push(invalid("spec.names.plural", new.pointer("/spec/names/plural").unwrap_or(&Value::Null), "field is immutable"));
+            c.push(invalid(
+                "spec.names.plural",
+                new.pointer("/spec/names/plural").unwrap_or(&Value::Null),
+                "field is immutable",
+            ));
         }
         c
     }
@@ -326,7 +458,8 @@ impl Strategy for CustomStrategy {
 }
 
 fn definitions() -> &'static ResourceInfo {
-    crate::resources::lookup("apiextensions.k8s.io", "v1", "customresourcedefinitions").expect("CRDs are served")
+    crate::resources::lookup("apiextensions.k8s.io", "v1", "customresourcedefinitions")
+        .expect("CRDs are served")
 }
 
 /// Marks a definition Established with its names accepted (once).
@@ -335,9 +468,18 @@ fn established_status(crd: &mut Value) {
     let names = crd.pointer("/spec/names").cloned().unwrap_or(json!({}));
     let storage: Vec<Value> = crd["spec"]["versions"]
         .as_array()
-        .map(|vs| vs.iter().filter(|v| v["storage"].as_bool() == Some(true)).map(|v| v["name"].clone()).collect())
+        .map(|vs| {
+            vs.iter()
+                .filter(|v| v["storage"].as_bool() == Some(true))
+                .map(|v| v["name"].clone())
+                .collect()
+        })
         .unwrap_or_default();
-    let mut stored: Vec<Value> = crd.pointer("/status/storedVersions").and_then(Value::as_array).cloned().unwrap_or_default();
+    let mut stored: Vec<Value> = crd
+        .pointer("/status/storedVersions")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
     for s in storage {
         if !stored.contains(&s) {
             stored.push(s);
@@ -356,18 +498,34 @@ fn established_status(crd: &mut Value) {
 fn is_established(crd: &Value) -> bool {
     crd.pointer("/status/conditions")
         .and_then(Value::as_array)
-        .is_some_and(|cs| cs.iter().any(|c| c["type"] == "Established" && c["status"] == "True"))
+        .is_some_and(|cs| {
+            cs.iter()
+                .any(|c| c["type"] == "Established" && c["status"] == "True")
+        })
         && crd.pointer("/status/acceptedNames") == crd.pointer("/spec/names")
 }
 
 /// Brings the catalog and the definitions' status in line with what is
 /// stored, and finishes deletions.
-async fn reconcile(reg: &Registry, catalog: &Catalog, customs: &CustomResources) -> ApiResult<store::Revision> {
-    let list = reg.list(definitions(), None, &ListOptions::default(), &|_| true).await?;
-    let rv: i64 = list["metadata"]["resourceVersion"].as_str().and_then(|s| s.parse().ok()).unwrap_or(0);
+async fn reconcile(
+    reg: &Registry,
+    catalog: &Catalog,
+    customs: &CustomResources,
+) -> ApiResult<store::Revision> {
+    let list = reg
+        .list(definitions(), None, &ListOptions::default(), &|_| true)
+        .await?;
+    let rv: i64 = list["metadata"]["resourceVersion"]
+        .as_str()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
     let mut served = Vec::new();
     for crd in list["items"].as_array().cloned().unwrap_or_default() {
-        let name = crd.pointer("/metadata/name").and_then(Value::as_str).unwrap_or("").to_string();
+        let name = crd
+            .pointer("/metadata/name")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string();
         let versions = served_versions(&crd);
         if crd.pointer("/metadata/deletionTimestamp").is_some() {
             if finalizers(&crd).iter().any(|f| f == CLEANUP_FINALIZER) {
@@ -376,7 +534,10 @@ async fn reconcile(reg: &Registry, catalog: &Catalog, customs: &CustomResources)
                     let prefix = v.info.storage_prefix();
                     let objs = reg
                         .store()
-                        .range(store::RangeRequest { prefix: prefix.into_bytes(), ..Default::default() })
+                        .range(store::RangeRequest {
+                            prefix: prefix.into_bytes(),
+                            ..Default::default()
+                        })
                         .await
                         .map_err(crate::status::ApiError::internal)?;
                     for kv in objs.kvs {
@@ -385,7 +546,10 @@ async fn reconcile(reg: &Registry, catalog: &Catalog, customs: &CustomResources)
                 }
                 let updated = reg
                     .guaranteed_update(definitions(), None, &name, |o| {
-                        let rest: Vec<String> = finalizers(o).into_iter().filter(|f| f != CLEANUP_FINALIZER).collect();
+                        let rest: Vec<String> = finalizers(o)
+                            .into_iter()
+                            .filter(|f| f != CLEANUP_FINALIZER)
+                            .collect();
                         o["metadata"]["finalizers"] = json!(rest);
                         Ok(())
                     })
@@ -413,7 +577,11 @@ async fn reconcile(reg: &Registry, catalog: &Catalog, customs: &CustomResources)
 
 /// Runs until the server stops: lists definitions, watches for changes,
 /// reconciles after each.
-pub async fn run_controller(reg: Arc<Registry>, catalog: Arc<Catalog>, customs: Arc<CustomResources>) {
+pub async fn run_controller(
+    reg: Arc<Registry>,
+    catalog: Arc<Catalog>,
+    customs: Arc<CustomResources>,
+) {
     loop {
         let rv = match reconcile(&reg, &catalog, &customs).await {
             Ok(rv) => rv,
@@ -467,7 +635,24 @@ mod tests {
         let vs = served_versions(&crd());
         assert_eq!(vs.len(), 1);
         let r = vs[0].info;
-        assert_eq!((r.group, r.version, r.resource, r.kind, r.singular, r.list_kind), ("example.com", "v1", "widgets", "Widget", "widget", "WidgetList"));
+        assert_eq!(
+            (
+                r.group,
+                r.version,
+                r.resource,
+                r.kind,
+                r.singular,
+                r.list_kind
+            ),
+            (
+                "example.com",
+                "v1",
+                "widgets",
+                "Widget",
+                "widget",
+                "WidgetList"
+            )
+        );
         assert_eq!(r.short_names, ["wd"]);
         assert!(r.subresource("status").is_some() && r.subresource("scale").is_some());
         // The same definition twice reuses the interned description.
@@ -485,5 +670,4 @@ mod tests {
         assert!(fields.contains(&"spec.versions"), "{causes:?}");
         assert!(Definitions.validate(&crd()).is_empty());
     }
-
 }

@@ -9,14 +9,21 @@ use serde_json::{json, Value};
 use crate::resources::{Catalog, ResourceInfo};
 
 /// Media type of aggregated discovery, as clients put it in `Accept`.
-pub const AGGREGATED_V2: &str = "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList";
-pub const AGGREGATED_V2BETA1: &str = "application/json;g=apidiscovery.k8s.io;v=v2beta1;as=APIGroupDiscoveryList";
+pub const AGGREGATED_V2: &str =
+    "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList";
+pub const AGGREGATED_V2BETA1: &str =
+    "application/json;g=apidiscovery.k8s.io;v=v2beta1;as=APIGroupDiscoveryList";
 
 /// Which aggregated discovery version (if any) the `Accept` header asks
 /// for, honouring the client's order of preference.
 pub fn wants_aggregated(accept: &str) -> Option<&'static str> {
     for part in accept.split(',') {
-        let p: String = part.split(';').map(str::trim).filter(|s| !s.starts_with("q=")).collect::<Vec<_>>().join(";");
+        let p: String = part
+            .split(';')
+            .map(str::trim)
+            .filter(|s| !s.starts_with("q="))
+            .collect::<Vec<_>>()
+            .join(";");
         if p.contains("as=APIGroupDiscoveryList") && p.contains("g=apidiscovery.k8s.io") {
             if p.contains("v=v2beta1") {
                 return Some("v2beta1");
@@ -53,7 +60,8 @@ fn group_json(name: &str, versions: &[&str]) -> Value {
 }
 
 pub fn group_list(catalog: &Catalog) -> Value {
-    let groups: Vec<Value> = catalog.groups()
+    let groups: Vec<Value> = catalog
+        .groups()
         .into_iter()
         .filter(|(g, _)| !g.is_empty())
         .map(|(g, vs)| group_json(g, &vs))
@@ -62,7 +70,10 @@ pub fn group_list(catalog: &Catalog) -> Value {
 }
 
 pub fn group(catalog: &Catalog, name: &str) -> Option<Value> {
-    let (g, vs) = catalog.groups().into_iter().find(|(g, _)| !g.is_empty() && *g == name)?;
+    let (g, vs) = catalog
+        .groups()
+        .into_iter()
+        .find(|(g, _)| !g.is_empty() && *g == name)?;
     let mut doc = group_json(g, &vs);
     doc["kind"] = json!("APIGroup");
     doc["apiVersion"] = json!("v1");
@@ -110,8 +121,14 @@ pub fn resource_list(catalog: &Catalog, group: &str, version: &str) -> Option<Va
     if entries.is_empty() {
         return None;
     }
-    let gv = if group.is_empty() { version.to_string() } else { format!("{group}/{version}") };
-    Some(json!({ "kind": "APIResourceList", "apiVersion": "v1", "groupVersion": gv, "resources": entries }))
+    let gv = if group.is_empty() {
+        version.to_string()
+    } else {
+        format!("{group}/{version}")
+    };
+    Some(
+        json!({ "kind": "APIResourceList", "apiVersion": "v1", "groupVersion": gv, "resources": entries }),
+    )
 }
 
 fn aggregated_resource(r: &ResourceInfo) -> Value {
@@ -148,14 +165,19 @@ fn aggregated_resource(r: &ResourceInfo) -> Value {
 
 /// The aggregated document for `/api` (`legacy`) or `/apis`.
 pub fn aggregated(catalog: &Catalog, legacy: bool, version: &str) -> Value {
-    let items: Vec<Value> = catalog.groups()
+    let items: Vec<Value> = catalog
+        .groups()
         .into_iter()
         .filter(|(g, _)| g.is_empty() == legacy)
         .map(|(g, vs)| {
             let versions: Vec<Value> = vs
                 .iter()
                 .map(|v| {
-                    let res: Vec<Value> = catalog.in_group_version(g, v).into_iter().map(aggregated_resource).collect();
+                    let res: Vec<Value> = catalog
+                        .in_group_version(g, v)
+                        .into_iter()
+                        .map(aggregated_resource)
+                        .collect();
                     json!({ "version": v, "resources": res, "freshness": "Current" })
                 })
                 .collect();
@@ -189,25 +211,58 @@ mod tests {
     #[test]
     fn aggregated_discovery_carries_short_names_categories_and_subresources() {
         let doc = aggregated(&Catalog::default(), false, "v2");
-        let apps = doc["items"].as_array().unwrap().iter().find(|i| i["metadata"]["name"] == "apps").unwrap();
-        let deploy = apps["versions"][0]["resources"].as_array().unwrap().iter().find(|r| r["resource"] == "deployments").unwrap();
+        let apps = doc["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|i| i["metadata"]["name"] == "apps")
+            .unwrap();
+        let deploy = apps["versions"][0]["resources"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["resource"] == "deployments")
+            .unwrap();
         assert_eq!(deploy["shortNames"], json!(["deploy"]));
         assert_eq!(deploy["categories"], json!(["all"]));
         assert_eq!(deploy["scope"], "Namespaced");
-        let scale = deploy["subresources"].as_array().unwrap().iter().find(|s| s["subresource"] == "scale").unwrap();
-        assert_eq!(scale["responseKind"], json!({ "group": "autoscaling", "version": "v1", "kind": "Scale" }));
+        let scale = deploy["subresources"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["subresource"] == "scale")
+            .unwrap();
+        assert_eq!(
+            scale["responseKind"],
+            json!({ "group": "autoscaling", "version": "v1", "kind": "Scale" })
+        );
         let core = aggregated(&Catalog::default(), true, "v2");
         assert_eq!(core["items"].as_array().unwrap().len(), 1);
-        let pods = core["items"][0]["versions"][0]["resources"].as_array().unwrap().iter().find(|r| r["resource"] == "pods").unwrap();
+        let pods = core["items"][0]["versions"][0]["resources"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["resource"] == "pods")
+            .unwrap();
         assert_eq!(pods["shortNames"], json!(["po"]));
     }
 
     #[test]
     fn legacy_resource_list_names_subresources_with_their_kinds() {
         let list = resource_list(&Catalog::default(), "apps", "v1").unwrap();
-        let names: Vec<&str> = list["resources"].as_array().unwrap().iter().map(|r| r["name"].as_str().unwrap()).collect();
+        let names: Vec<&str> = list["resources"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["name"].as_str().unwrap())
+            .collect();
         assert!(names.contains(&"deployments/scale"));
-        let scale = list["resources"].as_array().unwrap().iter().find(|r| r["name"] == "deployments/scale").unwrap();
+        let scale = list["resources"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["name"] == "deployments/scale")
+            .unwrap();
         assert_eq!(scale["kind"], "Scale");
         assert_eq!(scale["group"], "autoscaling");
         assert!(resource_list(&Catalog::default(), "apps", "v9").is_none());

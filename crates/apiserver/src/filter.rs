@@ -58,10 +58,16 @@ fn kind_fields(r: &ResourceInfo) -> &'static [&'static str] {
 /// conversion renders it.
 fn field_value(obj: &Value, field: &str) -> Option<String> {
     if field == "source" {
-        return obj.pointer("/source/component").and_then(Value::as_str).map(str::to_string);
+        return obj
+            .pointer("/source/component")
+            .and_then(Value::as_str)
+            .map(str::to_string);
     }
     if field == "status.podIPs" {
-        return obj.pointer("/status/podIP").and_then(Value::as_str).map(str::to_string);
+        return obj
+            .pointer("/status/podIP")
+            .and_then(Value::as_str)
+            .map(str::to_string);
     }
     let pointer = format!("/{}", field.replace('.', "/"));
     match obj.pointer(&pointer) {
@@ -78,7 +84,9 @@ fn field_value(obj: &Value, field: &str) -> Option<String> {
 }
 
 fn labels_of<'a>(obj: &'a Value, key: &str) -> Option<&'a str> {
-    obj.pointer("/metadata/labels").and_then(|l| l.get(key)).and_then(Value::as_str)
+    obj.pointer("/metadata/labels")
+        .and_then(|l| l.get(key))
+        .and_then(Value::as_str)
 }
 
 /// The filter a list or watch request asks for.
@@ -124,8 +132,16 @@ pub fn from_query(r: &'static ResourceInfo, query: &Query) -> ApiResult<Filter> 
                 .map(|req| req.field.as_str())
                 .map(|name| {
                     let v = match name {
-                        "metadata.name" => obj.pointer("/metadata/name").and_then(Value::as_str).unwrap_or("").to_string(),
-                        "metadata.namespace" => obj.pointer("/metadata/namespace").and_then(Value::as_str).unwrap_or("").to_string(),
+                        "metadata.name" => obj
+                            .pointer("/metadata/name")
+                            .and_then(Value::as_str)
+                            .unwrap_or("")
+                            .to_string(),
+                        "metadata.namespace" => obj
+                            .pointer("/metadata/namespace")
+                            .and_then(Value::as_str)
+                            .unwrap_or("")
+                            .to_string(),
                         other => field_value(obj, other).unwrap_or_default(),
                     };
                     (name.to_string(), v)

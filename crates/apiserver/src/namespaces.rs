@@ -26,7 +26,10 @@ fn namespaces() -> &'static ResourceInfo {
 /// `PUT namespaces/<name>/finalize`: replaces `spec.finalizers`; a
 /// terminating namespace with none left is removed.
 pub async fn finalize(reg: &Registry, name: &str, body: &Value) -> ApiResult<Value> {
-    let wanted = body.pointer("/spec/finalizers").cloned().unwrap_or(json!([]));
+    let wanted = body
+        .pointer("/spec/finalizers")
+        .cloned()
+        .unwrap_or(json!([]));
     let updated = reg
         .guaranteed_update(namespaces(), None, name, |ns| {
             if !ns["spec"].is_object() {
@@ -36,7 +39,10 @@ pub async fn finalize(reg: &Registry, name: &str, body: &Value) -> ApiResult<Val
             Ok(())
         })
         .await?;
-    let done = updated.pointer("/spec/finalizers").and_then(Value::as_array).is_none_or(|f| f.is_empty())
+    let done = updated
+        .pointer("/spec/finalizers")
+        .and_then(Value::as_array)
+        .is_none_or(|f| f.is_empty())
         && finalizers(&updated).is_empty()
         && updated.pointer("/metadata/deletionTimestamp").is_some();
     if done {
@@ -54,7 +60,9 @@ async fn empty(reg: &Registry, catalog: &Catalog, ns: &str) -> ApiResult<Vec<(St
         if !r.namespaced || !r.has_verb("list") || !r.has_verb("delete") {
             continue;
         }
-        let list = reg.list(r, Some(ns), &ListOptions::default(), &|_| true).await?;
+        let list = reg
+            .list(r, Some(ns), &ListOptions::default(), &|_| true)
+            .await?;
         let items = list["items"].as_array().cloned().unwrap_or_default();
         if items.is_empty() {
             continue;
@@ -63,14 +71,22 @@ async fn empty(reg: &Registry, catalog: &Catalog, ns: &str) -> ApiResult<Vec<(St
             if item.pointer("/metadata/deletionTimestamp").is_some() {
                 continue;
             }
-            let name = item.pointer("/metadata/name").and_then(Value::as_str).unwrap_or("");
-            match reg.delete(r, Some(ns), name, &DeleteOptions::default()).await {
+            let name = item
+                .pointer("/metadata/name")
+                .and_then(Value::as_str)
+                .unwrap_or("");
+            match reg
+                .delete(r, Some(ns), name, &DeleteOptions::default())
+                .await
+            {
                 Ok(_) => {}
                 Err(e) if e.code == 404 || e.code == 409 => {}
                 Err(e) => return Err(e),
             }
         }
-        let left = reg.list(r, Some(ns), &ListOptions::default(), &|_| true).await?;
+        let left = reg
+            .list(r, Some(ns), &ListOptions::default(), &|_| true)
+            .await?;
         let n = left["items"].as_array().map(Vec::len).unwrap_or(0);
         if n > 0 {
             remaining.push((r.qualified_resource(), n));
@@ -79,17 +95,31 @@ async fn empty(reg: &Registry, catalog: &Catalog, ns: &str) -> ApiResult<Vec<(St
     Ok(remaining)
 }
 
-async fn set_conditions(reg: &Registry, name: &str, remaining: &[(String, usize)]) -> ApiResult<()> {
+async fn set_conditions(
+    reg: &Registry,
+    name: &str,
+    remaining: &[(String, usize)],
+) -> ApiResult<()> {
     let now = crate::registry::now_rfc3339();
     let content = if remaining.is_empty() {
         json!({ "type": "NamespaceContentRemaining", "status": "False", "lastTransitionTime": now, "reason": "ContentRemoved", "message": "All content successfully removed" })
     } else {
-        let list: Vec<String> = remaining.iter().map(|(r, n)| format!("{r} has {n} resource instances")).collect();
+        let list: Vec<String> = remaining
+            .iter()
+            .map(|(r, n)| format!("{r} has {n} resource instances"))
+            .collect();
         json!({ "type": "NamespaceContentRemaining", "status": "True", "lastTransitionTime": now, "reason": "SomeResourcesRemain", "message": format!("Some resources are remaining: {}", list.join(", ")) })
     };
     reg.guaranteed_update(namespaces(), None, name, |ns| {
-        let mut conds: Vec<Value> = ns.pointer("/status/conditions").and_then(Value::as_array).cloned().unwrap_or_default();
-        if let Some(old) = conds.iter().find(|c| c["type"] == "NamespaceContentRemaining") {
+        let mut conds: Vec<Value> = ns
+            .pointer("/status/conditions")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default();
+        if let Some(old) = conds
+            .iter()
+            .find(|c| c["type"] == "NamespaceContentRemaining")
+        {
             if old["status"] == content["status"] && old["message"] == content["message"] {
                 return Err(ApiError::new(304, "Unchanged", ""));
             }
@@ -105,22 +135,40 @@ async fn set_conditions(reg: &Registry, name: &str, remaining: &[(String, usize)
 }
 
 async fn reconcile(reg: &Registry, catalog: &Catalog) -> ApiResult<(store::Revision, bool)> {
-    let list = reg.list(namespaces(), None, &ListOptions::default(), &|_| true).await?;
-    let rev = list["metadata"]["resourceVersion"].as_str().and_then(|s| s.parse().ok()).unwrap_or(0);
+    let list = reg
+        .list(namespaces(), None, &ListOptions::default(), &|_| true)
+        .await?;
+    let rev = list["metadata"]["resourceVersion"]
+        .as_str()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
     let mut pending = false;
     for ns in list["items"].as_array().cloned().unwrap_or_default() {
         if ns.pointer("/metadata/deletionTimestamp").is_none() {
             continue;
         }
-        let owned = ns.pointer("/spec/finalizers").and_then(Value::as_array).is_some_and(|f| f.iter().any(|x| x == FINALIZER));
+        let owned = ns
+            .pointer("/spec/finalizers")
+            .and_then(Value::as_array)
+            .is_some_and(|f| f.iter().any(|x| x == FINALIZER));
         if !owned {
             continue;
         }
-        let name = ns.pointer("/metadata/name").and_then(Value::as_str).unwrap_or("").to_string();
+        let name = ns
+            .pointer("/metadata/name")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string();
         let remaining = empty(reg, catalog, &name).await?;
         set_conditions(reg, &name, &remaining).await?;
         if remaining.is_empty() {
-            let rest: Vec<Value> = ns["spec"]["finalizers"].as_array().cloned().unwrap_or_default().into_iter().filter(|f| f != FINALIZER).collect();
+            let rest: Vec<Value> = ns["spec"]["finalizers"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default()
+                .into_iter()
+                .filter(|f| f != FINALIZER)
+                .collect();
             finalize(reg, &name, &json!({ "spec": { "finalizers": rest } })).await?;
         } else {
             pending = true;
@@ -147,7 +195,11 @@ pub async fn run_controller(reg: Arc<Registry>, catalog: Arc<Catalog>) {
         };
         // A namespace change wakes the controller; content still going
         // away (graceful pods, finalizers) is checked again shortly.
-        let wait = if pending { Duration::from_secs(2) } else { Duration::from_secs(3600) };
+        let wait = if pending {
+            Duration::from_secs(2)
+        } else {
+            Duration::from_secs(3600)
+        };
         let _ = tokio::time::timeout(wait, watch.next()).await;
     }
 }

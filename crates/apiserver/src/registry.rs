@@ -35,14 +35,21 @@ impl PatchKind {
             "application/json-patch+json" => Some(PatchKind::Json),
             "application/merge-patch+json" => Some(PatchKind::Merge),
             "application/strategic-merge-patch+json" => Some(PatchKind::Strategic),
-            "application/apply-patch+yaml" | "application/apply-patch+json" => Some(PatchKind::Apply),
+            "application/apply-patch+yaml" | "application/apply-patch+json" => {
+                Some(PatchKind::Apply)
+            }
             _ => None,
         }
     }
 }
 
 /// Applies one patch to an object's JSON.
-pub fn apply_patch(r: &ResourceInfo, kind: PatchKind, current: Value, patch: &Value) -> ApiResult<Value> {
+pub fn apply_patch(
+    r: &ResourceInfo,
+    kind: PatchKind,
+    current: Value,
+    patch: &Value,
+) -> ApiResult<Value> {
     let name = meta_str(&current, "name").unwrap_or("").to_string();
     match kind {
         PatchKind::Json => {
@@ -69,7 +76,15 @@ fn json_patch_error(r: &ResourceInfo, name: &str, e: api::patch::JsonPatchError)
     use api::patch::JsonPatchError as E;
     match e {
         E::TooManyOperations { .. } => ApiError::new(413, "RequestEntityTooLarge", e.to_string()),
-        E::Apply(_) => ApiError::invalid(r, name, vec![Cause { reason: "FieldValueInvalid".into(), message: e.to_string(), field: String::new() }]),
+        E::Apply(_) => ApiError::invalid(
+            r,
+            name,
+            vec![Cause {
+                reason: "FieldValueInvalid".into(),
+                message: e.to_string(),
+                field: String::new(),
+            }],
+        ),
         _ => ApiError::bad_request(e.to_string()),
     }
 }
@@ -144,7 +159,11 @@ impl FieldValidation {
 fn causes_of(errors: &api::ErrorList) -> Vec<Cause> {
     errors
         .iter()
-        .map(|e| Cause { reason: e.error_type.reason().to_string(), message: e.error_body(), field: e.field.to_string() })
+        .map(|e| Cause {
+            reason: e.error_type.reason().to_string(),
+            message: e.error_body(),
+            field: e.field.to_string(),
+        })
         .collect()
 }
 
@@ -170,12 +189,35 @@ fn apply_error(e: api::apply::ApplyError) -> ApiError {
 
 /// Records in `new` which fields `manager` now owns (create, update,
 /// non-apply patch), as upstream's field manager does on every write.
-fn track(r: &ResourceInfo, old: Option<&Value>, new: &mut Value, opts: &WriteOptions, subresource: Option<&str>) {
-    let Some(manager) = opts.field_manager.as_deref() else { return };
+fn track(
+    r: &ResourceInfo,
+    old: Option<&Value>,
+    new: &mut Value,
+    opts: &WriteOptions,
+    subresource: Option<&str>,
+) {
+    let Some(manager) = opts.field_manager.as_deref() else {
+        return;
+    };
     let now = now_rfc3339();
-    let o = api::apply::ApplyOptions { manager, force: false, group: r.group, version: r.version, kind: r.kind, now: &now };
+    let o = api::apply::ApplyOptions {
+        manager,
+        force: false,
+        group: r.group,
+        version: r.version,
+        kind: r.kind,
+        now: &now,
+    };
     let status_reset: &[&[&str]] = &[&["status"]];
-    let scope = api::apply::Scope { subresource: subresource.unwrap_or(""), reset_fields: if subresource.is_none() { status_reset } else { &[] }, ..Default::default() };
+    let scope = api::apply::Scope {
+        subresource: subresource.unwrap_or(""),
+        reset_fields: if subresource.is_none() {
+            status_reset
+        } else {
+            &[]
+        },
+        ..Default::default()
+    };
     api::apply::track_update_in(old, new, &o, scope);
 }
 
@@ -201,19 +243,33 @@ pub struct DeleteOptions {
 impl DeleteOptions {
     /// Reads a `DeleteOptions` body (and the query parameters that may
     /// stand in for it).
-    pub fn from_request(body: Option<&Value>, query: &crate::request::Query) -> ApiResult<DeleteOptions> {
+    pub fn from_request(
+        body: Option<&Value>,
+        query: &crate::request::Query,
+    ) -> ApiResult<DeleteOptions> {
         let mut o = DeleteOptions::default();
         if let Some(b) = body {
             o.grace_period_seconds = b.get("gracePeriodSeconds").and_then(Value::as_i64);
-            o.propagation_policy = b.get("propagationPolicy").and_then(Value::as_str).map(str::to_string);
-            if b.get("orphanDependents").and_then(Value::as_bool) == Some(true) && o.propagation_policy.is_none() {
+            o.propagation_policy = b
+                .get("propagationPolicy")
+                .and_then(Value::as_str)
+                .map(str::to_string);
+            if b.get("orphanDependents").and_then(Value::as_bool) == Some(true)
+                && o.propagation_policy.is_none()
+            {
                 o.propagation_policy = Some("Orphan".into());
             }
             if let Some(p) = b.get("preconditions") {
                 o.precondition_uid = p.get("uid").and_then(Value::as_str).map(str::to_string);
-                o.precondition_resource_version = p.get("resourceVersion").and_then(Value::as_str).map(str::to_string);
+                o.precondition_resource_version = p
+                    .get("resourceVersion")
+                    .and_then(Value::as_str)
+                    .map(str::to_string);
             }
-            o.dry_run = b.get("dryRun").and_then(Value::as_array).is_some_and(|a| a.iter().any(|v| v == "All"));
+            o.dry_run = b
+                .get("dryRun")
+                .and_then(Value::as_array)
+                .is_some_and(|a| a.iter().any(|v| v == "All"));
         }
         if let Some(g) = query.get("gracePeriodSeconds") {
             o.grace_period_seconds = Some(g.parse().map_err(|_| {
@@ -246,7 +302,11 @@ struct ContinueToken {
 }
 
 fn encode_continue(rv: Revision, start: &str) -> String {
-    let t = ContinueToken { v: "meta.k8s.io/v1".into(), rv, start: start.to_string() };
+    let t = ContinueToken {
+        v: "meta.k8s.io/v1".into(),
+        rv,
+        start: start.to_string(),
+    };
     base64::engine::general_purpose::URL_SAFE.encode(serde_json::to_vec(&t).unwrap_or_default())
 }
 
@@ -279,7 +339,9 @@ fn meta_mut(obj: &mut Value) -> &mut Map<String, Value> {
     if !obj.get("metadata").is_some_and(Value::is_object) {
         obj["metadata"] = json!({});
     }
-    obj["metadata"].as_object_mut().expect("metadata is an object")
+    obj["metadata"]
+        .as_object_mut()
+        .expect("metadata is an object")
 }
 
 /// Sets the resource version a client sees.
@@ -288,7 +350,8 @@ pub fn set_resource_version(obj: &mut Value, rev: Revision) {
 }
 
 fn decode(value: &[u8], rev: Revision) -> ApiResult<Value> {
-    let mut obj: Value = serde_json::from_slice(value).map_err(|e| ApiError::internal(format!("stored object is not JSON: {e}")))?;
+    let mut obj: Value = serde_json::from_slice(value)
+        .map_err(|e| ApiError::internal(format!("stored object is not JSON: {e}")))?;
     set_resource_version(&mut obj, rev);
     Ok(obj)
 }
@@ -299,7 +362,9 @@ fn encode(obj: &Value) -> ApiResult<Bytes> {
         m.remove("resourceVersion");
         m.remove("selfLink");
     }
-    serde_json::to_vec(&stored).map(Bytes::from).map_err(ApiError::internal)
+    serde_json::to_vec(&stored)
+        .map(Bytes::from)
+        .map_err(ApiError::internal)
 }
 
 const GENERATE_ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
@@ -308,7 +373,9 @@ fn generate_name(base: &str) -> String {
     use rand::Rng;
     let mut rng = rand::thread_rng();
     let base = if base.len() > 58 { &base[..58] } else { base };
-    let suffix: String = (0..5).map(|_| GENERATE_ALPHABET[rng.gen_range(0..GENERATE_ALPHABET.len())] as char).collect();
+    let suffix: String = (0..5)
+        .map(|_| GENERATE_ALPHABET[rng.gen_range(0..GENERATE_ALPHABET.len())] as char)
+        .collect();
     format!("{base}{suffix}")
 }
 
@@ -331,8 +398,16 @@ fn invalid_value(field: &str, value: &Value, detail: &str) -> Cause {
 }
 
 fn required(field: &str, detail: &str) -> Cause {
-    let message = if detail.is_empty() { "Required value".to_string() } else { format!("Required value: {detail}") };
-    Cause { reason: "FieldValueRequired".into(), message, field: field.into() }
+    let message = if detail.is_empty() {
+        "Required value".to_string()
+    } else {
+        format!("Required value: {detail}")
+    };
+    Cause {
+        reason: "FieldValueRequired".into(),
+        message,
+        field: field.into(),
+    }
 }
 
 /// How upstream's field errors print a bad value: strings quoted, numbers
@@ -346,7 +421,14 @@ fn go_value(v: &Value) -> String {
 
 impl Registry {
     pub fn new(store: Arc<dyn Store>) -> Registry {
-        Registry { store, admission: crate::admission::Chain::default(), customs: Arc::default(), event_lease: Default::default(), cache: None, schemas: None }
+        Registry {
+            store,
+            admission: crate::admission::Chain::default(),
+            customs: Arc::default(),
+            event_lease: Default::default(),
+            cache: None,
+            schemas: None,
+        }
     }
 
     /// Serves lists and watches from a watch cache over this registry's
@@ -365,9 +447,18 @@ impl Registry {
 
     /// Drops the fields of `obj` its kind does not declare, as decoding into
     /// a typed object does, and applies `fieldValidation`.
-    fn decode_fields(&self, r: &ResourceInfo, obj: &mut Value, opts: &WriteOptions) -> ApiResult<()> {
-        let Some(schemas) = &self.schemas else { return Ok(()) };
-        let Some(validation) = opts.field_validation else { return Ok(()) };
+    fn decode_fields(
+        &self,
+        r: &ResourceInfo,
+        obj: &mut Value,
+        opts: &WriteOptions,
+    ) -> ApiResult<()> {
+        let Some(schemas) = &self.schemas else {
+            return Ok(());
+        };
+        let Some(validation) = opts.field_validation else {
+            return Ok(());
+        };
         if !builtin(r) {
             return Ok(());
         }
@@ -379,7 +470,10 @@ impl Registry {
         if unknown.is_empty() {
             return Ok(());
         }
-        let listed: Vec<String> = unknown.iter().map(|f| format!("unknown field \"{f}\"")).collect();
+        let listed: Vec<String> = unknown
+            .iter()
+            .map(|f| format!("unknown field \"{f}\""))
+            .collect();
         match validation {
             FieldValidation::Strict => Err(ApiError::bad_request(format!(
                 "{} in version \"{}\" cannot be handled as a {}: strict decoding error: {}",
@@ -389,7 +483,10 @@ impl Registry {
                 listed.join(", ")
             ))),
             FieldValidation::Warn => {
-                opts.warnings.lock().unwrap_or_else(|p| p.into_inner()).extend(listed);
+                opts.warnings
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .extend(listed);
                 Ok(())
             }
             FieldValidation::Ignore => Ok(()),
@@ -466,7 +563,12 @@ impl Registry {
         }
     }
 
-    pub async fn get(&self, r: &ResourceInfo, namespace: Option<&str>, name: &str) -> ApiResult<Value> {
+    pub async fn get(
+        &self,
+        r: &ResourceInfo,
+        namespace: Option<&str>,
+        name: &str,
+    ) -> ApiResult<Value> {
         let key = Self::key(r, namespace, name);
         match self.store.get(key.as_bytes(), 0).await {
             Ok((Some(kv), _)) => decode(&kv.value, kv.mod_revision),
@@ -479,7 +581,10 @@ impl Registry {
     /// what the client left out (some clients send no apiVersion/kind).
     fn check_body(r: &ResourceInfo, namespace: Option<&str>, obj: &mut Value) -> ApiResult<()> {
         let Some(map) = obj.as_object_mut() else {
-            return Err(ApiError::bad_request(format!("the body of the request must be a {} object", r.kind)));
+            return Err(ApiError::bad_request(format!(
+                "the body of the request must be a {} object",
+                r.kind
+            )));
         };
         let want_api = r.api_version();
         match map.get("apiVersion").and_then(Value::as_str) {
@@ -531,9 +636,15 @@ impl Registry {
     fn validate_meta(r: &ResourceInfo, s: &dyn Strategy, obj: &Value) -> Vec<Cause> {
         let mut causes = Vec::new();
         let m = meta(obj);
-        let name = m.and_then(|m| m.get("name")).and_then(Value::as_str).unwrap_or("");
+        let name = m
+            .and_then(|m| m.get("name"))
+            .and_then(Value::as_str)
+            .unwrap_or("");
         if name.is_empty() {
-            causes.push(required("metadata.name", "name or generateName is required"));
+            causes.push(required(
+                "metadata.name",
+                "name or generateName is required",
+            ));
         } else {
             for e in name_errors(s.name_rule(), name) {
                 causes.push(invalid_value("metadata.name", &json!(name), &e));
@@ -543,7 +654,11 @@ impl Registry {
             for field in ["labels", "annotations"] {
                 if let Some(map) = m.get(field) {
                     match map.as_object() {
-                        None if !map.is_null() => causes.push(invalid_value(&format!("metadata.{field}"), map, "must be a map of strings")),
+                        None if !map.is_null() => causes.push(invalid_value(
+                            &format!("metadata.{field}"),
+                            map,
+                            "must be a map of strings",
+                        )),
                         Some(entries) => {
                             for (k, v) in entries {
                                 if !v.is_string() {
@@ -565,15 +680,29 @@ impl Registry {
     }
 
     /// Creates an object. Returns it as stored.
-    pub async fn create(&self, r: &ResourceInfo, namespace: Option<&str>, mut obj: Value, opts: &WriteOptions) -> ApiResult<Value> {
+    pub async fn create(
+        &self,
+        r: &ResourceInfo,
+        namespace: Option<&str>,
+        mut obj: Value,
+        opts: &WriteOptions,
+    ) -> ApiResult<Value> {
         Self::check_body(r, namespace, &mut obj)?;
         self.decode_fields(r, &mut obj, opts)?;
         let s = self.strategy(r);
         {
             let m = meta_mut(&mut obj);
-            let name = m.get("name").and_then(Value::as_str).unwrap_or("").to_string();
+            let name = m
+                .get("name")
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_string();
             if name.is_empty() {
-                if let Some(base) = m.get("generateName").and_then(Value::as_str).filter(|b| !b.is_empty()) {
+                if let Some(base) = m
+                    .get("generateName")
+                    .and_then(Value::as_str)
+                    .filter(|b| !b.is_empty())
+                {
                     let generated = generate_name(base);
                     m.insert("name".into(), json!(generated));
                 }
@@ -609,7 +738,14 @@ impl Registry {
         let key = Self::key(r, namespace, &name);
         // A duplicate is AlreadyExists, not whatever admission would say
         // about the resources it asks for (the store still decides races).
-        if self.store.get(key.as_bytes(), 0).await.map_err(|e| from_store(r, &name, e))?.0.is_some() {
+        if self
+            .store
+            .get(key.as_bytes(), 0)
+            .await
+            .map_err(|e| from_store(r, &name, e))?
+            .0
+            .is_some()
+        {
             return Err(ApiError::already_exists(r, &name));
         }
         self.admission.admit_create(r, &mut obj).await?;
@@ -636,7 +772,11 @@ impl Registry {
                 return Err(e);
             }
         };
-        let lease = if is_event(r) { self.event_lease().await } else { 0 };
+        let lease = if is_event(r) {
+            self.event_lease().await
+        } else {
+            0
+        };
         match self.store.create(key.as_bytes(), value, lease).await {
             Ok(kv) => {
                 set_resource_version(&mut obj, kv.mod_revision);
@@ -708,15 +848,31 @@ impl Registry {
         let requested_rv = match meta_str(&obj, "resourceVersion") {
             None | Some("") => None,
             Some(rv) => Some(rv.parse::<Revision>().map_err(|_| {
-                ApiError::invalid(r, name, vec![invalid_value("metadata.resourceVersion", &json!(rv), "must be a valid resource version")])
+                ApiError::invalid(
+                    r,
+                    name,
+                    vec![invalid_value(
+                        "metadata.resourceVersion",
+                        &json!(rv),
+                        "must be a valid resource version",
+                    )],
+                )
             })?),
         };
         let key = Self::key(r, namespace, name);
         loop {
-            let current = self.store.get(key.as_bytes(), 0).await.map_err(|e| from_store(r, name, e))?.0;
+            let current = self
+                .store
+                .get(key.as_bytes(), 0)
+                .await
+                .map_err(|e| from_store(r, name, e))?
+                .0;
             let Some(current) = current else {
                 if s.allow_create_on_update() && subresource.is_none() {
-                    return self.create(r, namespace, obj, opts).await.map(|o| (o, true));
+                    return self
+                        .create(r, namespace, obj, opts)
+                        .await
+                        .map(|o| (o, true));
                 }
                 return Err(ApiError::not_found(r, name));
             };
@@ -728,7 +884,11 @@ impl Registry {
                 return Err(ApiError::invalid(
                     r,
                     name,
-                    vec![invalid_value("metadata.resourceVersion", &json!(0), "must be specified for an update")],
+                    vec![invalid_value(
+                        "metadata.resourceVersion",
+                        &json!(0),
+                        "must be specified for an update",
+                    )],
                 ));
             }
             let old = decode(&current.value, current.mod_revision)?;
@@ -750,7 +910,8 @@ impl Registry {
             if subresource.is_none() {
                 self.admission.admit_update(r, &mut new, &old).await?;
                 if builtin(r) {
-                    let errors = api::kinds::validate_update(r.group, r.version, r.kind, &new, &old);
+                    let errors =
+                        api::kinds::validate_update(r.group, r.version, r.kind, &new, &old);
                     if !errors.is_empty() {
                         self.admission.update_failed(r, &new, &old).await;
                         return Err(ApiError::invalid(r, name, causes_of(&errors)));
@@ -766,8 +927,13 @@ impl Registry {
             }
             // Finalization done: an object being deleted whose last
             // finalizer was removed goes away.
-            if meta(&new).is_some_and(|m| m.contains_key("deletionTimestamp")) && finalizers(&new).is_empty() {
-                let result = self.store.delete(key.as_bytes(), Some(current.mod_revision)).await;
+            if meta(&new).is_some_and(|m| m.contains_key("deletionTimestamp"))
+                && finalizers(&new).is_empty()
+            {
+                let result = self
+                    .store
+                    .delete(key.as_bytes(), Some(current.mod_revision))
+                    .await;
                 if result.is_err() {
                     self.admission.update_failed(r, &new, &old).await;
                 }
@@ -794,7 +960,11 @@ impl Registry {
                     return Err(e);
                 }
             };
-            match self.store.update(key.as_bytes(), value, current.mod_revision, current.lease).await {
+            match self
+                .store
+                .update(key.as_bytes(), value, current.mod_revision, current.lease)
+                .await
+            {
                 Ok(kv) => {
                     self.admission.updated(r, &new, &old).await;
                     let mut out = new;
@@ -814,7 +984,13 @@ impl Registry {
 
     /// The object an update writes: the client's object with what it may
     /// not change carried over from the stored one.
-    fn merge_update(r: &ResourceInfo, s: &dyn Strategy, old: &Value, mut new: Value, subresource: Option<&str>) -> ApiResult<Value> {
+    fn merge_update(
+        r: &ResourceInfo,
+        s: &dyn Strategy,
+        old: &Value,
+        mut new: Value,
+        subresource: Option<&str>,
+    ) -> ApiResult<Value> {
         if subresource == Some("status") {
             // A status update changes only status (upstream resets the
             // rest of the object to the stored one).
@@ -825,7 +1001,13 @@ impl Registry {
         let old_meta = meta(old).cloned().unwrap_or_default();
         {
             let m = meta_mut(&mut new);
-            for field in ["uid", "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds", "generation"] {
+            for field in [
+                "uid",
+                "creationTimestamp",
+                "deletionTimestamp",
+                "deletionGracePeriodSeconds",
+                "generation",
+            ] {
                 match old_meta.get(field) {
                     Some(v) => m.insert(field.into(), v.clone()),
                     None => m.remove(field),
@@ -845,7 +1027,10 @@ impl Registry {
         }
         s.prepare_for_update(&mut new, old);
         if s.has_generation() && spec_changed(&new, old) {
-            let g = old_meta.get("generation").and_then(Value::as_i64).unwrap_or(0);
+            let g = old_meta
+                .get("generation")
+                .and_then(Value::as_i64)
+                .unwrap_or(0);
             meta_mut(&mut new).insert("generation".into(), json!(g + 1));
         }
         // Removing the last finalizer of an object not being deleted, or
@@ -884,9 +1069,14 @@ impl Registry {
         patch: &Value,
         opts: &WriteOptions,
     ) -> ApiResult<Value> {
-        let pinned = patch.pointer("/metadata/resourceVersion").and_then(Value::as_str).is_some_and(|s| !s.is_empty());
+        let pinned = patch
+            .pointer("/metadata/resourceVersion")
+            .and_then(Value::as_str)
+            .is_some_and(|s| !s.is_empty());
         if kind == PatchKind::Apply {
-            return self.server_side_apply(r, namespace, name, subresource, patch, opts).await;
+            return self
+                .server_side_apply(r, namespace, name, subresource, patch, opts)
+                .await;
         }
         for _attempt in 0..16 {
             let current = match self.get(r, namespace, name).await {
@@ -905,7 +1095,10 @@ impl Registry {
             if !pinned {
                 meta_mut(&mut patched).insert("resourceVersion".into(), rv.unwrap_or(Value::Null));
             }
-            match self.update(r, namespace, name, subresource, patched, opts).await {
+            match self
+                .update(r, namespace, name, subresource, patched, opts)
+                .await
+            {
                 Ok((obj, _)) => return Ok(obj),
                 Err(e) if e.reason == "Conflict" && !pinned => continue,
                 Err(e) => return Err(e),
@@ -929,7 +1122,11 @@ impl Registry {
             return Err(ApiError::invalid(
                 r,
                 name,
-                vec![Cause { reason: "FieldValueRequired".into(), message: "Required value: is required for apply patch".into(), field: "fieldManager".into() }],
+                vec![Cause {
+                    reason: "FieldValueRequired".into(),
+                    message: "Required value: is required for apply patch".into(),
+                    field: "fieldManager".into(),
+                }],
             ));
         };
         let schema = self.customs.get(r).and_then(|v| v.schema.clone());
@@ -940,14 +1137,26 @@ impl Registry {
                 Err(e) => return Err(e),
             };
             let now = now_rfc3339();
-            let o = api::apply::ApplyOptions { manager: &manager, force: opts.force, group: r.group, version: r.version, kind: r.kind, now: &now };
+            let o = api::apply::ApplyOptions {
+                manager: &manager,
+                force: opts.force,
+                group: r.group,
+                version: r.version,
+                kind: r.kind,
+                now: &now,
+            };
             let status_reset: &[&[&str]] = &[&["status"]];
             let scope = api::apply::Scope {
                 subresource: subresource.unwrap_or(""),
-                reset_fields: if subresource.is_none() { status_reset } else { &[] },
+                reset_fields: if subresource.is_none() {
+                    status_reset
+                } else {
+                    &[]
+                },
                 schema: schema.as_ref(),
             };
-            let mut merged = api::apply::apply_in(live.as_ref(), applied, &o, scope).map_err(apply_error)?;
+            let mut merged =
+                api::apply::apply_in(live.as_ref(), applied, &o, scope).map_err(apply_error)?;
             let mut wopts = opts.clone();
             wopts.tracked = true;
             match live {
@@ -961,10 +1170,21 @@ impl Registry {
                     }
                 }
                 Some(live) => {
-                    meta_mut(&mut merged).insert("resourceVersion".into(), live["metadata"]["resourceVersion"].clone());
-                    match self.update(r, namespace, name, subresource, merged, &wopts).await {
+                    meta_mut(&mut merged).insert(
+                        "resourceVersion".into(),
+                        live["metadata"]["resourceVersion"].clone(),
+                    );
+                    match self
+                        .update(r, namespace, name, subresource, merged, &wopts)
+                        .await
+                    {
                         Ok((obj, _)) => return Ok(obj),
-                        Err(e) if e.reason == "Conflict" && e.details.as_ref().is_none_or(|d| d.get("causes").is_none()) => continue,
+                        Err(e)
+                            if e.reason == "Conflict"
+                                && e.details.as_ref().is_none_or(|d| d.get("causes").is_none()) =>
+                        {
+                            continue
+                        }
                         Err(e) => return Err(e),
                     }
                 }
@@ -975,9 +1195,20 @@ impl Registry {
 
     /// Writes `obj` over the stored `current` if no one wrote in between:
     /// `Ok(None)` means someone did (read again and retry).
-    async fn write_back(&self, r: &ResourceInfo, name: &str, key: &str, mut obj: Value, current: &store::KeyValue) -> ApiResult<Option<Value>> {
+    async fn write_back(
+        &self,
+        r: &ResourceInfo,
+        name: &str,
+        key: &str,
+        mut obj: Value,
+        current: &store::KeyValue,
+    ) -> ApiResult<Option<Value>> {
         let value = encode(&obj)?;
-        match self.store.update(key.as_bytes(), value, current.mod_revision, current.lease).await {
+        match self
+            .store
+            .update(key.as_bytes(), value, current.mod_revision, current.lease)
+            .await
+        {
             Ok(kv) => {
                 set_resource_version(&mut obj, kv.mod_revision);
                 Ok(Some(obj))
@@ -1000,7 +1231,13 @@ impl Registry {
     ) -> ApiResult<Value> {
         let key = Self::key(r, namespace, name);
         loop {
-            let Some(current) = self.store.get(key.as_bytes(), 0).await.map_err(|e| from_store(r, name, e))?.0 else {
+            let Some(current) = self
+                .store
+                .get(key.as_bytes(), 0)
+                .await
+                .map_err(|e| from_store(r, name, e))?
+                .0
+            else {
                 return Err(ApiError::not_found(r, name));
             };
             let mut obj = decode(&current.value, current.mod_revision)?;
@@ -1026,7 +1263,11 @@ impl Registry {
             && opts.resource_version_match.as_deref() != Some("Exact");
         if let (true, Some(cache)) = (plain, &self.cache) {
             if let Some((objects, revision)) = cache.list(&prefix).await {
-                let items: Vec<Value> = objects.iter().filter(|o| filter(o)).map(|o| (**o).clone()).collect();
+                let items: Vec<Value> = objects
+                    .iter()
+                    .filter(|o| filter(o))
+                    .map(|o| (**o).clone())
+                    .collect();
                 return Ok(json!({
                     "kind": r.list_kind,
                     "apiVersion": r.api_version(),
@@ -1044,12 +1285,18 @@ impl Registry {
         };
         if start.is_none() && opts.resource_version_match.as_deref() == Some("Exact") {
             if let Some(rv) = &opts.resource_version {
-                revision = rv.parse().map_err(|_| ApiError::bad_request(format!("invalid resource version: {rv:?}")))?;
+                revision = rv.parse().map_err(|_| {
+                    ApiError::bad_request(format!("invalid resource version: {rv:?}"))
+                })?;
             }
         }
         let mut items = Vec::new();
         let mut next: Option<String> = None;
-        let page = if opts.limit == 0 { 0 } else { opts.limit.max(16) };
+        let page = if opts.limit == 0 {
+            0
+        } else {
+            opts.limit.max(16)
+        };
         loop {
             let resp = self
                 .store
@@ -1080,7 +1327,8 @@ impl Registry {
                 let last = last_key.clone().unwrap_or_default();
                 let consumed_all = resp.kvs.last().map(|kv| kv.key.to_vec()) == Some(last.clone());
                 if !consumed_all || resp.more {
-                    let suffix = String::from_utf8_lossy(&keys::next_key(&last)[prefix.len()..]).into_owned();
+                    let suffix = String::from_utf8_lossy(&keys::next_key(&last)[prefix.len()..])
+                        .into_owned();
                     next = Some(encode_continue(revision, &suffix));
                 }
                 break;
@@ -1105,10 +1353,22 @@ impl Registry {
     /// Deletes an object, honouring preconditions, finalizers and the
     /// propagation policy. Returns the object as last seen (with
     /// `deletionTimestamp` when deletion waits on finalizers).
-    pub async fn delete(&self, r: &ResourceInfo, namespace: Option<&str>, name: &str, opts: &DeleteOptions) -> ApiResult<Value> {
+    pub async fn delete(
+        &self,
+        r: &ResourceInfo,
+        namespace: Option<&str>,
+        name: &str,
+        opts: &DeleteOptions,
+    ) -> ApiResult<Value> {
         let key = Self::key(r, namespace, name);
         loop {
-            let Some(current) = self.store.get(key.as_bytes(), 0).await.map_err(|e| from_store(r, name, e))?.0 else {
+            let Some(current) = self
+                .store
+                .get(key.as_bytes(), 0)
+                .await
+                .map_err(|e| from_store(r, name, e))?
+                .0
+            else {
                 return Err(ApiError::not_found(r, name));
             };
             let mut obj = decode(&current.value, current.mod_revision)?;
@@ -1134,11 +1394,16 @@ impl Registry {
             }
             if r.group.is_empty() && r.resource == "namespaces" {
                 if crate::namespaces::UNDELETABLE.contains(&name) {
-                    return Err(ApiError::forbidden(format!("namespaces \"{name}\" is forbidden: this namespace may not be deleted")));
+                    return Err(ApiError::forbidden(format!(
+                        "namespaces \"{name}\" is forbidden: this namespace may not be deleted"
+                    )));
                 }
                 // A namespace goes Terminating; the namespace controller
                 // empties it and finalizes it.
-                let spec_fins = obj.pointer("/spec/finalizers").and_then(Value::as_array).is_some_and(|f| !f.is_empty());
+                let spec_fins = obj
+                    .pointer("/spec/finalizers")
+                    .and_then(Value::as_array)
+                    .is_some_and(|f| !f.is_empty());
                 if spec_fins {
                     if opts.dry_run {
                         return Ok(obj);
@@ -1155,12 +1420,17 @@ impl Registry {
                 }
             }
             let mut fins = finalizers(&obj);
-            if r.group == "apiextensions.k8s.io" && r.resource == "customresourcedefinitions" && !fins.iter().any(|f| f == crate::crd::CLEANUP_FINALIZER) {
+            if r.group == "apiextensions.k8s.io"
+                && r.resource == "customresourcedefinitions"
+                && !fins.iter().any(|f| f == crate::crd::CLEANUP_FINALIZER)
+            {
                 fins.push(crate::crd::CLEANUP_FINALIZER.into());
             }
             match opts.propagation_policy.as_deref() {
                 Some("Orphan") if !fins.iter().any(|f| f == "orphan") => fins.push("orphan".into()),
-                Some("Foreground") if !fins.iter().any(|f| f == "foregroundDeletion") => fins.push("foregroundDeletion".into()),
+                Some("Foreground") if !fins.iter().any(|f| f == "foregroundDeletion") => {
+                    fins.push("foregroundDeletion".into())
+                }
                 _ => {}
             }
             let graceful = self.grace_period(r, &obj, opts);
@@ -1169,11 +1439,17 @@ impl Registry {
                 if !m.contains_key("deletionTimestamp") {
                     let grace = graceful.unwrap_or(0);
                     let at = chrono::Utc::now() + chrono::Duration::seconds(grace);
-                    m.insert("deletionTimestamp".into(), json!(at.format("%Y-%m-%dT%H:%M:%SZ").to_string()));
+                    m.insert(
+                        "deletionTimestamp".into(),
+                        json!(at.format("%Y-%m-%dT%H:%M:%SZ").to_string()),
+                    );
                     m.insert("deletionGracePeriodSeconds".into(), json!(grace));
                 } else if let Some(g) = graceful {
                     // A shorter grace period may replace a longer one.
-                    let cur = m.get("deletionGracePeriodSeconds").and_then(Value::as_i64).unwrap_or(i64::MAX);
+                    let cur = m
+                        .get("deletionGracePeriodSeconds")
+                        .and_then(Value::as_i64)
+                        .unwrap_or(i64::MAX);
                     if g < cur {
                         m.insert("deletionGracePeriodSeconds".into(), json!(g));
                     }
@@ -1185,7 +1461,11 @@ impl Registry {
                     return Ok(obj);
                 }
                 let value = encode(&obj)?;
-                match self.store.update(key.as_bytes(), value, current.mod_revision, current.lease).await {
+                match self
+                    .store
+                    .update(key.as_bytes(), value, current.mod_revision, current.lease)
+                    .await
+                {
                     Ok(kv) => {
                         set_resource_version(&mut obj, kv.mod_revision);
                         return Ok(obj);
@@ -1197,7 +1477,11 @@ impl Registry {
             if opts.dry_run {
                 return Ok(obj);
             }
-            match self.store.delete(key.as_bytes(), Some(current.mod_revision)).await {
+            match self
+                .store
+                .delete(key.as_bytes(), Some(current.mod_revision))
+                .await
+            {
                 Ok((rev, _)) => {
                     self.admission.deleted(r, &obj).await;
                     set_resource_version(&mut obj, rev);
@@ -1216,14 +1500,23 @@ impl Registry {
         if r.group != "" || r.resource != "pods" {
             return None;
         }
-        let bound = obj.pointer("/spec/nodeName").and_then(Value::as_str).is_some_and(|n| !n.is_empty());
-        let phase = obj.pointer("/status/phase").and_then(Value::as_str).unwrap_or("");
+        let bound = obj
+            .pointer("/spec/nodeName")
+            .and_then(Value::as_str)
+            .is_some_and(|n| !n.is_empty());
+        let phase = obj
+            .pointer("/status/phase")
+            .and_then(Value::as_str)
+            .unwrap_or("");
         if !bound || phase == "Succeeded" || phase == "Failed" {
             return None;
         }
         let grace = opts
             .grace_period_seconds
-            .or_else(|| obj.pointer("/spec/terminationGracePeriodSeconds").and_then(Value::as_i64))
+            .or_else(|| {
+                obj.pointer("/spec/terminationGracePeriodSeconds")
+                    .and_then(Value::as_i64)
+            })
             .unwrap_or(30);
         (grace > 0).then_some(grace)
     }
@@ -1233,7 +1526,12 @@ pub fn finalizers(obj: &Value) -> Vec<String> {
     meta(obj)
         .and_then(|m| m.get("finalizers"))
         .and_then(Value::as_array)
-        .map(|a| a.iter().filter_map(Value::as_str).map(str::to_string).collect())
+        .map(|a| {
+            a.iter()
+                .filter_map(Value::as_str)
+                .map(str::to_string)
+                .collect()
+        })
         .unwrap_or_default()
 }
 
@@ -1278,7 +1576,10 @@ mod tests {
     fn names_are_checked_with_upstream_messages() {
         assert!(name_errors(NameRule::Subdomain, "web.example-1").is_empty());
         let e = name_errors(NameRule::Subdomain, "Web");
-        assert!(e[0].starts_with("a lowercase RFC 1123 subdomain must consist of"), "{e:?}");
+        assert!(
+            e[0].starts_with("a lowercase RFC 1123 subdomain must consist of"),
+            "{e:?}"
+        );
         assert!(!name_errors(NameRule::Dns1035Label, "1abc").is_empty());
         assert!(name_errors(NameRule::Dns1123Label, "1abc").is_empty());
         assert!(!name_errors(NameRule::Dns1123Label, "a.b").is_empty());

@@ -47,7 +47,10 @@ pub struct ResourceRequest {
 pub enum Target {
     Version,
     /// `/healthz`, `/livez`, `/readyz` and their per-check paths.
-    Health { endpoint: String, check: Option<String> },
+    Health {
+        endpoint: String,
+        check: Option<String>,
+    },
     /// `/api`
     LegacyVersions,
     /// `/apis`
@@ -90,16 +93,31 @@ impl Query {
 /// Subresources of a namespace reached at `/api/v1/namespaces/<name>/<sub>`.
 const NAMESPACE_SUBRESOURCES: &[&str] = &["status", "finalize"];
 
-pub fn route(catalog: &Catalog, method: &http::Method, path: &str, query: &Query) -> ApiResult<Target> {
+pub fn route(
+    catalog: &Catalog,
+    method: &http::Method,
+    path: &str,
+    query: &Query,
+) -> ApiResult<Target> {
     let trimmed = path.trim_matches('/');
-    let parts: Vec<&str> = if trimmed.is_empty() { Vec::new() } else { trimmed.split('/').collect() };
+    let parts: Vec<&str> = if trimmed.is_empty() {
+        Vec::new()
+    } else {
+        trimmed.split('/').collect()
+    };
     match parts.as_slice() {
         ["version"] => return Ok(Target::Version),
         [e @ ("healthz" | "livez" | "readyz")] => {
-            return Ok(Target::Health { endpoint: e.to_string(), check: None })
+            return Ok(Target::Health {
+                endpoint: e.to_string(),
+                check: None,
+            })
         }
         [e @ ("healthz" | "livez" | "readyz"), check] => {
-            return Ok(Target::Health { endpoint: e.to_string(), check: Some(check.to_string()) })
+            return Ok(Target::Health {
+                endpoint: e.to_string(),
+                check: Some(check.to_string()),
+            })
         }
         ["api"] => return Ok(Target::LegacyVersions),
         ["apis"] => return Ok(Target::Groups),
@@ -108,7 +126,9 @@ pub fn route(catalog: &Catalog, method: &http::Method, path: &str, query: &Query
         ["openapi", "v3", rest @ ..] => return Ok(Target::OpenApiV3(rest.join("/"))),
         ["apis", group] => return Ok(Target::Group(group.to_string())),
         ["api", version] => return Ok(Target::GroupVersion(String::new(), version.to_string())),
-        ["apis", group, version] => return Ok(Target::GroupVersion(group.to_string(), version.to_string())),
+        ["apis", group, version] => {
+            return Ok(Target::GroupVersion(group.to_string(), version.to_string()))
+        }
         _ => {}
     }
     let (group, version, rest): (&str, &str, &[&str]) = match parts.as_slice() {
@@ -138,7 +158,9 @@ pub fn route(catalog: &Catalog, method: &http::Method, path: &str, query: &Query
         [r, n, s, ..] if *s == "proxy" => (*r, Some(n.to_string()), Some(s.to_string())),
         _ => return Err(ApiError::path_not_found()),
     };
-    let info = catalog.lookup(group, version, resource).ok_or_else(ApiError::path_not_found)?;
+    let info = catalog
+        .lookup(group, version, resource)
+        .ok_or_else(ApiError::path_not_found)?;
     // A namespaced resource listed across namespaces has no namespace; a
     // cluster-scoped one has none at all (`/api/v1/namespaces/x` is the
     // namespace object named x).
@@ -167,7 +189,13 @@ pub fn route(catalog: &Catalog, method: &http::Method, path: &str, query: &Query
         ("DELETE", false) => Verb::DeleteCollection,
         _ => return Err(ApiError::method_not_allowed()),
     };
-    Ok(Target::Resource(ResourceRequest { info, namespace, name, subresource, verb }))
+    Ok(Target::Resource(ResourceRequest {
+        info,
+        namespace,
+        name,
+        subresource,
+        verb,
+    }))
 }
 
 #[cfg(test)]
@@ -176,7 +204,14 @@ mod tests {
     use http::Method;
 
     fn res(method: Method, path: &str, query: &str) -> ResourceRequest {
-        match route(&Catalog::default(), &method, path, &Query::parse(Some(query))).unwrap() {
+        match route(
+            &Catalog::default(),
+            &method,
+            path,
+            &Query::parse(Some(query)),
+        )
+        .unwrap()
+        {
             Target::Resource(r) => r,
             other => panic!("{path}: {other:?}"),
         }
@@ -185,7 +220,15 @@ mod tests {
     #[test]
     fn namespaced_get_list_watch_and_create() {
         let r = res(Method::GET, "/api/v1/namespaces/default/configmaps/x", "");
-        assert_eq!((r.info.resource, r.namespace.as_deref(), r.name.as_deref(), r.verb), ("configmaps", Some("default"), Some("x"), Verb::Get));
+        assert_eq!(
+            (
+                r.info.resource,
+                r.namespace.as_deref(),
+                r.name.as_deref(),
+                r.verb
+            ),
+            ("configmaps", Some("default"), Some("x"), Verb::Get)
+        );
         let r = res(Method::GET, "/api/v1/namespaces/default/configmaps", "");
         assert_eq!(r.verb, Verb::List);
         let r = res(Method::GET, "/api/v1/configmaps", "watch=true");
@@ -199,26 +242,50 @@ mod tests {
     #[test]
     fn namespace_objects_and_their_subresources() {
         let r = res(Method::GET, "/api/v1/namespaces/kube-system", "");
-        assert_eq!((r.info.resource, r.name.as_deref(), r.namespace), ("namespaces", Some("kube-system"), None));
+        assert_eq!(
+            (r.info.resource, r.name.as_deref(), r.namespace),
+            ("namespaces", Some("kube-system"), None)
+        );
         let r = res(Method::PUT, "/api/v1/namespaces/x/finalize", "");
-        assert_eq!((r.info.resource, r.name.as_deref(), r.subresource.as_deref()), ("namespaces", Some("x"), Some("finalize")));
+        assert_eq!(
+            (r.info.resource, r.name.as_deref(), r.subresource.as_deref()),
+            ("namespaces", Some("x"), Some("finalize"))
+        );
         let r = res(Method::GET, "/api/v1/namespaces", "");
         assert_eq!(r.verb, Verb::List);
     }
 
     #[test]
     fn subresources_and_the_watch_prefix() {
-        let r = res(Method::PUT, "/apis/apps/v1/namespaces/d/deployments/web/scale", "");
-        assert_eq!((r.subresource.as_deref(), r.verb), (Some("scale"), Verb::Update));
+        let r = res(
+            Method::PUT,
+            "/apis/apps/v1/namespaces/d/deployments/web/scale",
+            "",
+        );
+        assert_eq!(
+            (r.subresource.as_deref(), r.verb),
+            (Some("scale"), Verb::Update)
+        );
         let r = res(Method::GET, "/api/v1/watch/namespaces/d/pods", "");
         assert_eq!(r.verb, Verb::Watch);
-        let err = route(&Catalog::default(), &Method::GET, "/api/v1/namespaces/d/configmaps/x/scale", &Query::default()).unwrap_err();
+        let err = route(
+            &Catalog::default(),
+            &Method::GET,
+            "/api/v1/namespaces/d/configmaps/x/scale",
+            &Query::default(),
+        )
+        .unwrap_err();
         assert_eq!(err.code, 404);
     }
 
     #[test]
     fn unknown_paths_are_not_found() {
-        for p in ["/api/v1/nothings", "/apis/nope/v1/things", "/foo", "/api/v1/namespaces/x/nodes"] {
+        for p in [
+            "/api/v1/nothings",
+            "/apis/nope/v1/things",
+            "/foo",
+            "/api/v1/namespaces/x/nodes",
+        ] {
             let err = route(&Catalog::default(), &Method::GET, p, &Query::default()).unwrap_err();
             assert_eq!(err.code, 404, "{p}");
         }

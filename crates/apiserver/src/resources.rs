@@ -4,9 +4,20 @@
 //! routing and storage keys are all derived from this table.
 
 /// Verbs of a resource that supports the whole REST vocabulary.
-pub const ALL_VERBS: &[&str] = &["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"];
+pub const ALL_VERBS: &[&str] = &[
+    "create",
+    "delete",
+    "deletecollection",
+    "get",
+    "list",
+    "patch",
+    "update",
+    "watch",
+];
 /// Verbs of a resource without deletecollection (e.g. namespaces).
-pub const NO_COLLECTION_DELETE: &[&str] = &["create", "delete", "get", "list", "patch", "update", "watch"];
+pub const NO_COLLECTION_DELETE: &[&str] = &[
+    "create", "delete", "get", "list", "patch", "update", "watch",
+];
 /// Verbs of a create-only review resource.
 pub const CREATE_ONLY: &[&str] = &["create"];
 /// Verbs of a status or scale subresource.
@@ -81,13 +92,22 @@ impl ResourceInfo {
     /// The storage prefix of this resource: every object lives at
     /// `<prefix><namespace>/<name>` (namespaced) or `<prefix><name>`.
     pub fn storage_prefix(&self) -> String {
-        let group = if self.group.is_empty() { "core" } else { self.group };
+        let group = if self.group.is_empty() {
+            "core"
+        } else {
+            self.group
+        };
         format!("/registry/{group}/{}/", self.resource)
     }
 }
 
 const fn sub(name: &'static str, verbs: &'static [&'static str]) -> Subresource {
-    Subresource { name, kind: None, kind_group_version: None, verbs }
+    Subresource {
+        name,
+        kind: None,
+        kind_group_version: None,
+        verbs,
+    }
 }
 
 const fn sub_kind(
@@ -97,7 +117,12 @@ const fn sub_kind(
     version: &'static str,
     verbs: &'static [&'static str],
 ) -> Subresource {
-    Subresource { name, kind: Some(kind), kind_group_version: Some((group, version)), verbs }
+    Subresource {
+        name,
+        kind: Some(kind),
+        kind_group_version: Some((group, version)),
+        verbs,
+    }
 }
 
 const STATUS: Subresource = sub("status", GET_PATCH_UPDATE);
@@ -129,96 +154,754 @@ const CLUSTER: bool = false;
 /// order (preferred versions first within a group).
 pub static BUILTIN: &[ResourceInfo] = &[
     // core/v1
-    res!("", "v1", "bindings", "binding", "Binding", NS, CREATE_ONLY, [], [], []),
-    res!("", "v1", "componentstatuses", "componentstatus", "ComponentStatus", CLUSTER, &["get", "list"], ["cs"], [], []),
-    res!("", "v1", "configmaps", "configmap", "ConfigMap", NS, ALL_VERBS, ["cm"], [], []),
-    res!("", "v1", "endpoints", "endpoints", "Endpoints", NS, ALL_VERBS, ["ep"], [], []),
-    res!("", "v1", "events", "event", "Event", NS, ALL_VERBS, ["ev"], [], []),
-    res!("", "v1", "limitranges", "limitrange", "LimitRange", NS, ALL_VERBS, ["limits"], [], []),
-    res!("", "v1", "namespaces", "namespace", "Namespace", CLUSTER, NO_COLLECTION_DELETE, ["ns"], [],
-        [sub("finalize", &["update"]), STATUS]),
-    res!("", "v1", "nodes", "node", "Node", CLUSTER, ALL_VERBS, ["no"], [],
-        [sub_kind("proxy", "NodeProxyOptions", "", "v1", &["create", "delete", "get", "patch", "update"]), STATUS]),
-    res!("", "v1", "persistentvolumeclaims", "persistentvolumeclaim", "PersistentVolumeClaim", NS, ALL_VERBS, ["pvc"], [], [STATUS]),
-    res!("", "v1", "persistentvolumes", "persistentvolume", "PersistentVolume", CLUSTER, ALL_VERBS, ["pv"], [], [STATUS]),
-    res!("", "v1", "pods", "pod", "Pod", NS, ALL_VERBS, ["po"], ["all"], [
-        sub_kind("attach", "PodAttachOptions", "", "v1", &["create", "get"]),
-        sub_kind("binding", "Binding", "", "v1", CREATE_ONLY),
-        sub("ephemeralcontainers", GET_PATCH_UPDATE),
-        sub_kind("eviction", "Eviction", "policy", "v1", CREATE_ONLY),
-        sub_kind("exec", "PodExecOptions", "", "v1", &["create", "get"]),
-        sub_kind("log", "Pod", "", "v1", &["get"]),
-        sub_kind("portforward", "PodPortForwardOptions", "", "v1", &["create", "get"]),
-        sub_kind("proxy", "PodProxyOptions", "", "v1", &["create", "delete", "get", "patch", "update"]),
-        STATUS
-    ]),
-    res!("", "v1", "podtemplates", "podtemplate", "PodTemplate", NS, ALL_VERBS, [], [], []),
-    res!("", "v1", "replicationcontrollers", "replicationcontroller", "ReplicationController", NS, ALL_VERBS, ["rc"], ["all"], [SCALE, STATUS]),
-    res!("", "v1", "resourcequotas", "resourcequota", "ResourceQuota", NS, ALL_VERBS, ["quota"], [], [STATUS]),
-    res!("", "v1", "secrets", "secret", "Secret", NS, ALL_VERBS, [], [], []),
-    res!("", "v1", "serviceaccounts", "serviceaccount", "ServiceAccount", NS, ALL_VERBS, ["sa"], [],
-        [sub_kind("token", "TokenRequest", "authentication.k8s.io", "v1", CREATE_ONLY)]),
-    res!("", "v1", "services", "service", "Service", NS, ALL_VERBS, ["svc"], ["all"],
-        [sub_kind("proxy", "ServiceProxyOptions", "", "v1", &["create", "delete", "get", "patch", "update"]), STATUS]),
+    res!(
+        "",
+        "v1",
+        "bindings",
+        "binding",
+        "Binding",
+        NS,
+        CREATE_ONLY,
+        [],
+        [],
+        []
+    ),
+    res!(
+        "",
+        "v1",
+        "componentstatuses",
+        "componentstatus",
+        "ComponentStatus",
+        CLUSTER,
+        &["get", "list"],
+        ["cs"],
+        [],
+        []
+    ),
+    res!(
+        "",
+        "v1",
+        "configmaps",
+        "configmap",
+        "ConfigMap",
+        NS,
+        ALL_VERBS,
+        ["cm"],
+        [],
+        []
+    ),
+    res!(
+        "",
+        "v1",
+        "endpoints",
+        "endpoints",
+        "Endpoints",
+        NS,
+        ALL_VERBS,
+        ["ep"],
+        [],
+        []
+    ),
+    res!(
+        "",
+        "v1",
+        "events",
+        "event",
+        "Event",
+        NS,
+        ALL_VERBS,
+        ["ev"],
+        [],
+        []
+    ),
+    res!(
+        "",
+        "v1",
+        "limitranges",
+        "limitrange",
+        "LimitRange",
+        NS,
+        ALL_VERBS,
+        ["limits"],
+        [],
+        []
+    ),
+    res!(
+        "",
+        "v1",
+        "namespaces",
+        "namespace",
+        "Namespace",
+        CLUSTER,
+        NO_COLLECTION_DELETE,
+        ["ns"],
+        [],
+        [sub("finalize", &["update"]), STATUS]
+    ),
+    res!(
+        "",
+        "v1",
+        "nodes",
+        "node",
+        "Node",
+        CLUSTER,
+        ALL_VERBS,
+        ["no"],
+        [],
+        [
+            sub_kind(
+                "proxy",
+                "NodeProxyOptions",
+                "",
+                "v1",
+                &["create", "delete", "get", "patch", "update"]
+            ),
+            STATUS
+        ]
+    ),
+    res!(
+        "",
+        "v1",
+        "persistentvolumeclaims",
+        "persistentvolumeclaim",
+        "PersistentVolumeClaim",
+        NS,
+        ALL_VERBS,
+        ["pvc"],
+        [],
+        [STATUS]
+    ),
+    res!(
+        "",
+        "v1",
+        "persistentvolumes",
+        "persistentvolume",
+        "PersistentVolume",
+        CLUSTER,
+        ALL_VERBS,
+        ["pv"],
+        [],
+        [STATUS]
+    ),
+    res!(
+        "",
+        "v1",
+        "pods",
+        "pod",
+        "Pod",
+        NS,
+        ALL_VERBS,
+        ["po"],
+        ["all"],
+        [
+            sub_kind("attach", "PodAttachOptions", "", "v1", &["create", "get"]),
+            sub_kind("binding", "Binding", "", "v1", CREATE_ONLY),
+            sub("ephemeralcontainers", GET_PATCH_UPDATE),
+            sub_kind("eviction", "Eviction", "policy", "v1", CREATE_ONLY),
+            sub_kind("exec", "PodExecOptions", "", "v1", &["create", "get"]),
+            sub_kind("log", "Pod", "", "v1", &["get"]),
+            sub_kind(
+                "portforward",
+                "PodPortForwardOptions",
+                "",
+                "v1",
+                &["create", "get"]
+            ),
+            sub_kind(
+                "proxy",
+                "PodProxyOptions",
+                "",
+                "v1",
+                &["create", "delete", "get", "patch", "update"]
+            ),
+            STATUS
+        ]
+    ),
+    res!(
+        "",
+        "v1",
+        "podtemplates",
+        "podtemplate",
+        "PodTemplate",
+        NS,
+        ALL_VERBS,
+        [],
+        [],
+        []
+    ),
+    res!(
+        "",
+        "v1",
+        "replicationcontrollers",
+        "replicationcontroller",
+        "ReplicationController",
+        NS,
+        ALL_VERBS,
+        ["rc"],
+        ["all"],
+        [SCALE, STATUS]
+    ),
+    res!(
+        "",
+        "v1",
+        "resourcequotas",
+        "resourcequota",
+        "ResourceQuota",
+        NS,
+        ALL_VERBS,
+        ["quota"],
+        [],
+        [STATUS]
+    ),
+    res!(
+        "",
+        "v1",
+        "secrets",
+        "secret",
+        "Secret",
+        NS,
+        ALL_VERBS,
+        [],
+        [],
+        []
+    ),
+    res!(
+        "",
+        "v1",
+        "serviceaccounts",
+        "serviceaccount",
+        "ServiceAccount",
+        NS,
+        ALL_VERBS,
+        ["sa"],
+        [],
+        [sub_kind(
+            "token",
+            "TokenRequest",
+            "authentication.k8s.io",
+            "v1",
+            CREATE_ONLY
+        )]
+    ),
+    res!(
+        "",
+        "v1",
+        "services",
+        "service",
+        "Service",
+        NS,
+        ALL_VERBS,
+        ["svc"],
+        ["all"],
+        [
+            sub_kind(
+                "proxy",
+                "ServiceProxyOptions",
+                "",
+                "v1",
+                &["create", "delete", "get", "patch", "update"]
+            ),
+            STATUS
+        ]
+    ),
     // apiregistration.k8s.io/v1
-    res!("apiregistration.k8s.io", "v1", "apiservices", "apiservice", "APIService", CLUSTER, ALL_VERBS, [], ["api-extensions"], [STATUS]),
+    res!(
+        "apiregistration.k8s.io",
+        "v1",
+        "apiservices",
+        "apiservice",
+        "APIService",
+        CLUSTER,
+        ALL_VERBS,
+        [],
+        ["api-extensions"],
+        [STATUS]
+    ),
     // apps/v1
-    res!("apps", "v1", "controllerrevisions", "controllerrevision", "ControllerRevision", NS, ALL_VERBS, [], [], []),
-    res!("apps", "v1", "daemonsets", "daemonset", "DaemonSet", NS, ALL_VERBS, ["ds"], ["all"], [STATUS]),
-    res!("apps", "v1", "deployments", "deployment", "Deployment", NS, ALL_VERBS, ["deploy"], ["all"], [SCALE, STATUS]),
-    res!("apps", "v1", "replicasets", "replicaset", "ReplicaSet", NS, ALL_VERBS, ["rs"], ["all"], [SCALE, STATUS]),
-    res!("apps", "v1", "statefulsets", "statefulset", "StatefulSet", NS, ALL_VERBS, ["sts"], ["all"], [SCALE, STATUS]),
+    res!(
+        "apps",
+        "v1",
+        "controllerrevisions",
+        "controllerrevision",
+        "ControllerRevision",
+        NS,
+        ALL_VERBS,
+        [],
+        [],
+        []
+    ),
+    res!(
+        "apps",
+        "v1",
+        "daemonsets",
+        "daemonset",
+        "DaemonSet",
+        NS,
+        ALL_VERBS,
+        ["ds"],
+        ["all"],
+        [STATUS]
+    ),
+    res!(
+        "apps",
+        "v1",
+        "deployments",
+        "deployment",
+        "Deployment",
+        NS,
+        ALL_VERBS,
+        ["deploy"],
+        ["all"],
+        [SCALE, STATUS]
+    ),
+    res!(
+        "apps",
+        "v1",
+        "replicasets",
+        "replicaset",
+        "ReplicaSet",
+        NS,
+        ALL_VERBS,
+        ["rs"],
+        ["all"],
+        [SCALE, STATUS]
+    ),
+    res!(
+        "apps",
+        "v1",
+        "statefulsets",
+        "statefulset",
+        "StatefulSet",
+        NS,
+        ALL_VERBS,
+        ["sts"],
+        ["all"],
+        [SCALE, STATUS]
+    ),
     // events.k8s.io/v1
-    res!("events.k8s.io", "v1", "events", "event", "Event", NS, ALL_VERBS, ["ev"], [], []),
+    res!(
+        "events.k8s.io",
+        "v1",
+        "events",
+        "event",
+        "Event",
+        NS,
+        ALL_VERBS,
+        ["ev"],
+        [],
+        []
+    ),
     // authentication.k8s.io/v1
-    res!("authentication.k8s.io", "v1", "selfsubjectreviews", "selfsubjectreview", "SelfSubjectReview", CLUSTER, CREATE_ONLY, [], [], []),
-    res!("authentication.k8s.io", "v1", "tokenreviews", "tokenreview", "TokenReview", CLUSTER, CREATE_ONLY, [], [], []),
+    res!(
+        "authentication.k8s.io",
+        "v1",
+        "selfsubjectreviews",
+        "selfsubjectreview",
+        "SelfSubjectReview",
+        CLUSTER,
+        CREATE_ONLY,
+        [],
+        [],
+        []
+    ),
+    res!(
+        "authentication.k8s.io",
+        "v1",
+        "tokenreviews",
+        "tokenreview",
+        "TokenReview",
+        CLUSTER,
+        CREATE_ONLY,
+        [],
+        [],
+        []
+    ),
     // authorization.k8s.io/v1
-    res!("authorization.k8s.io", "v1", "localsubjectaccessreviews", "localsubjectaccessreview", "LocalSubjectAccessReview", NS, CREATE_ONLY, [], [], []),
-    res!("authorization.k8s.io", "v1", "selfsubjectaccessreviews", "selfsubjectaccessreview", "SelfSubjectAccessReview", CLUSTER, CREATE_ONLY, [], [], []),
-    res!("authorization.k8s.io", "v1", "selfsubjectrulesreviews", "selfsubjectrulesreview", "SelfSubjectRulesReview", CLUSTER, CREATE_ONLY, [], [], []),
-    res!("authorization.k8s.io", "v1", "subjectaccessreviews", "subjectaccessreview", "SubjectAccessReview", CLUSTER, CREATE_ONLY, [], [], []),
+    res!(
+        "authorization.k8s.io",
+        "v1",
+        "localsubjectaccessreviews",
+        "localsubjectaccessreview",
+        "LocalSubjectAccessReview",
+        NS,
+        CREATE_ONLY,
+        [],
+        [],
+        []
+    ),
+    res!(
+        "authorization.k8s.io",
+        "v1",
+        "selfsubjectaccessreviews",
+        "selfsubjectaccessreview",
+        "SelfSubjectAccessReview",
+        CLUSTER,
+        CREATE_ONLY,
+        [],
+        [],
+        []
+    ),
+    res!(
+        "authorization.k8s.io",
+        "v1",
+        "selfsubjectrulesreviews",
+        "selfsubjectrulesreview",
+        "SelfSubjectRulesReview",
+        CLUSTER,
+        CREATE_ONLY,
+        [],
+        [],
+        []
+    ),
+    res!(
+        "authorization.k8s.io",
+        "v1",
+        "subjectaccessreviews",
+        "subjectaccessreview",
+        "SubjectAccessReview",
+        CLUSTER,
+        CREATE_ONLY,
+        [],
+        [],
+        []
+    ),
     // autoscaling/v2 (preferred) and v1
-    res!("autoscaling", "v2", "horizontalpodautoscalers", "horizontalpodautoscaler", "HorizontalPodAutoscaler", NS, ALL_VERBS, ["hpa"], ["all"], [STATUS]),
-    res!("autoscaling", "v1", "horizontalpodautoscalers", "horizontalpodautoscaler", "HorizontalPodAutoscaler", NS, ALL_VERBS, ["hpa"], ["all"], [STATUS]),
+    res!(
+        "autoscaling",
+        "v2",
+        "horizontalpodautoscalers",
+        "horizontalpodautoscaler",
+        "HorizontalPodAutoscaler",
+        NS,
+        ALL_VERBS,
+        ["hpa"],
+        ["all"],
+        [STATUS]
+    ),
+    res!(
+        "autoscaling",
+        "v1",
+        "horizontalpodautoscalers",
+        "horizontalpodautoscaler",
+        "HorizontalPodAutoscaler",
+        NS,
+        ALL_VERBS,
+        ["hpa"],
+        ["all"],
+        [STATUS]
+    ),
     // batch/v1
-    res!("batch", "v1", "cronjobs", "cronjob", "CronJob", NS, ALL_VERBS, ["cj"], ["all"], [STATUS]),
-    res!("batch", "v1", "jobs", "job", "Job", NS, ALL_VERBS, [], ["all"], [STATUS]),
+    res!(
+        "batch",
+        "v1",
+        "cronjobs",
+        "cronjob",
+        "CronJob",
+        NS,
+        ALL_VERBS,
+        ["cj"],
+        ["all"],
+        [STATUS]
+    ),
+    res!(
+        "batch",
+        "v1",
+        "jobs",
+        "job",
+        "Job",
+        NS,
+        ALL_VERBS,
+        [],
+        ["all"],
+        [STATUS]
+    ),
     // certificates.k8s.io/v1
-    res!("certificates.k8s.io", "v1", "certificatesigningrequests", "certificatesigningrequest", "CertificateSigningRequest", CLUSTER, ALL_VERBS, ["csr"], [],
-        [sub("approval", GET_PATCH_UPDATE), STATUS]),
+    res!(
+        "certificates.k8s.io",
+        "v1",
+        "certificatesigningrequests",
+        "certificatesigningrequest",
+        "CertificateSigningRequest",
+        CLUSTER,
+        ALL_VERBS,
+        ["csr"],
+        [],
+        [sub("approval", GET_PATCH_UPDATE), STATUS]
+    ),
     // networking.k8s.io/v1
-    res!("networking.k8s.io", "v1", "ingressclasses", "ingressclass", "IngressClass", CLUSTER, ALL_VERBS, [], [], []),
-    res!("networking.k8s.io", "v1", "ingresses", "ingress", "Ingress", NS, ALL_VERBS, ["ing"], [], [STATUS]),
-    res!("networking.k8s.io", "v1", "networkpolicies", "networkpolicy", "NetworkPolicy", NS, ALL_VERBS, ["netpol"], [], []),
+    res!(
+        "networking.k8s.io",
+        "v1",
+        "ingressclasses",
+        "ingressclass",
+        "IngressClass",
+        CLUSTER,
+        ALL_VERBS,
+        [],
+        [],
+        []
+    ),
+    res!(
+        "networking.k8s.io",
+        "v1",
+        "ingresses",
+        "ingress",
+        "Ingress",
+        NS,
+        ALL_VERBS,
+        ["ing"],
+        [],
+        [STATUS]
+    ),
+    res!(
+        "networking.k8s.io",
+        "v1",
+        "networkpolicies",
+        "networkpolicy",
+        "NetworkPolicy",
+        NS,
+        ALL_VERBS,
+        ["netpol"],
+        [],
+        []
+    ),
     // policy/v1
-    res!("policy", "v1", "poddisruptionbudgets", "poddisruptionbudget", "PodDisruptionBudget", NS, ALL_VERBS, ["pdb"], [], [STATUS]),
+    res!(
+        "policy",
+        "v1",
+        "poddisruptionbudgets",
+        "poddisruptionbudget",
+        "PodDisruptionBudget",
+        NS,
+        ALL_VERBS,
+        ["pdb"],
+        [],
+        [STATUS]
+    ),
     // rbac.authorization.k8s.io/v1
-    res!("rbac.authorization.k8s.io", "v1", "clusterrolebindings", "clusterrolebinding", "ClusterRoleBinding", CLUSTER, ALL_VERBS, [], [], []),
-    res!("rbac.authorization.k8s.io", "v1", "clusterroles", "clusterrole", "ClusterRole", CLUSTER, ALL_VERBS, [], [], []),
-    res!("rbac.authorization.k8s.io", "v1", "rolebindings", "rolebinding", "RoleBinding", NS, ALL_VERBS, [], [], []),
-    res!("rbac.authorization.k8s.io", "v1", "roles", "role", "Role", NS, ALL_VERBS, [], [], []),
+    res!(
+        "rbac.authorization.k8s.io",
+        "v1",
+        "clusterrolebindings",
+        "clusterrolebinding",
+        "ClusterRoleBinding",
+        CLUSTER,
+        ALL_VERBS,
+        [],
+        [],
+        []
+    ),
+    res!(
+        "rbac.authorization.k8s.io",
+        "v1",
+        "clusterroles",
+        "clusterrole",
+        "ClusterRole",
+        CLUSTER,
+        ALL_VERBS,
+        [],
+        [],
+        []
+    ),
+    res!(
+        "rbac.authorization.k8s.io",
+        "v1",
+        "rolebindings",
+        "rolebinding",
+        "RoleBinding",
+        NS,
+        ALL_VERBS,
+        [],
+        [],
+        []
+    ),
+    res!(
+        "rbac.authorization.k8s.io",
+        "v1",
+        "roles",
+        "role",
+        "Role",
+        NS,
+        ALL_VERBS,
+        [],
+        [],
+        []
+    ),
     // storage.k8s.io/v1
-    res!("storage.k8s.io", "v1", "csidrivers", "csidriver", "CSIDriver", CLUSTER, ALL_VERBS, [], [], []),
-    res!("storage.k8s.io", "v1", "csinodes", "csinode", "CSINode", CLUSTER, ALL_VERBS, [], [], []),
-    res!("storage.k8s.io", "v1", "csistoragecapacities", "csistoragecapacity", "CSIStorageCapacity", NS, ALL_VERBS, [], [], []),
-    res!("storage.k8s.io", "v1", "storageclasses", "storageclass", "StorageClass", CLUSTER, ALL_VERBS, ["sc"], [], []),
-    res!("storage.k8s.io", "v1", "volumeattachments", "volumeattachment", "VolumeAttachment", CLUSTER, ALL_VERBS, [], [], [STATUS]),
+    res!(
+        "storage.k8s.io",
+        "v1",
+        "csidrivers",
+        "csidriver",
+        "CSIDriver",
+        CLUSTER,
+        ALL_VERBS,
+        [],
+        [],
+        []
+    ),
+    res!(
+        "storage.k8s.io",
+        "v1",
+        "csinodes",
+        "csinode",
+        "CSINode",
+        CLUSTER,
+        ALL_VERBS,
+        [],
+        [],
+        []
+    ),
+    res!(
+        "storage.k8s.io",
+        "v1",
+        "csistoragecapacities",
+        "csistoragecapacity",
+        "CSIStorageCapacity",
+        NS,
+        ALL_VERBS,
+        [],
+        [],
+        []
+    ),
+    res!(
+        "storage.k8s.io",
+        "v1",
+        "storageclasses",
+        "storageclass",
+        "StorageClass",
+        CLUSTER,
+        ALL_VERBS,
+        ["sc"],
+        [],
+        []
+    ),
+    res!(
+        "storage.k8s.io",
+        "v1",
+        "volumeattachments",
+        "volumeattachment",
+        "VolumeAttachment",
+        CLUSTER,
+        ALL_VERBS,
+        [],
+        [],
+        [STATUS]
+    ),
     // admissionregistration.k8s.io/v1
-    res!("admissionregistration.k8s.io", "v1", "mutatingwebhookconfigurations", "mutatingwebhookconfiguration", "MutatingWebhookConfiguration", CLUSTER, ALL_VERBS, [], ["api-extensions"], []),
-    res!("admissionregistration.k8s.io", "v1", "validatingadmissionpolicies", "validatingadmissionpolicy", "ValidatingAdmissionPolicy", CLUSTER, ALL_VERBS, [], ["api-extensions"], [STATUS]),
-    res!("admissionregistration.k8s.io", "v1", "validatingadmissionpolicybindings", "validatingadmissionpolicybinding", "ValidatingAdmissionPolicyBinding", CLUSTER, ALL_VERBS, [], ["api-extensions"], []),
-    res!("admissionregistration.k8s.io", "v1", "validatingwebhookconfigurations", "validatingwebhookconfiguration", "ValidatingWebhookConfiguration", CLUSTER, ALL_VERBS, [], ["api-extensions"], []),
+    res!(
+        "admissionregistration.k8s.io",
+        "v1",
+        "mutatingwebhookconfigurations",
+        "mutatingwebhookconfiguration",
+        "MutatingWebhookConfiguration",
+        CLUSTER,
+        ALL_VERBS,
+        [],
+        ["api-extensions"],
+        []
+    ),
+    res!(
+        "admissionregistration.k8s.io",
+        "v1",
+        "validatingadmissionpolicies",
+        "validatingadmissionpolicy",
+        "ValidatingAdmissionPolicy",
+        CLUSTER,
+        ALL_VERBS,
+        [],
+        ["api-extensions"],
+        [STATUS]
+    ),
+    res!(
+        "admissionregistration.k8s.io",
+        "v1",
+        "validatingadmissionpolicybindings",
+        "validatingadmissionpolicybinding",
+        "ValidatingAdmissionPolicyBinding",
+        CLUSTER,
+        ALL_VERBS,
+        [],
+        ["api-extensions"],
+        []
+    ),
+    res!(
+        "admissionregistration.k8s.io",
+        "v1",
+        "validatingwebhookconfigurations",
+        "validatingwebhookconfiguration",
+        "ValidatingWebhookConfiguration",
+        CLUSTER,
+        ALL_VERBS,
+        [],
+        ["api-extensions"],
+        []
+    ),
     // apiextensions.k8s.io/v1
-    res!("apiextensions.k8s.io", "v1", "customresourcedefinitions", "customresourcedefinition", "CustomResourceDefinition", CLUSTER, ALL_VERBS, ["crd", "crds"], ["api-extensions"], [STATUS]),
+    res!(
+        "apiextensions.k8s.io",
+        "v1",
+        "customresourcedefinitions",
+        "customresourcedefinition",
+        "CustomResourceDefinition",
+        CLUSTER,
+        ALL_VERBS,
+        ["crd", "crds"],
+        ["api-extensions"],
+        [STATUS]
+    ),
     // scheduling.k8s.io/v1
-    res!("scheduling.k8s.io", "v1", "priorityclasses", "priorityclass", "PriorityClass", CLUSTER, ALL_VERBS, ["pc"], [], []),
+    res!(
+        "scheduling.k8s.io",
+        "v1",
+        "priorityclasses",
+        "priorityclass",
+        "PriorityClass",
+        CLUSTER,
+        ALL_VERBS,
+        ["pc"],
+        [],
+        []
+    ),
     // coordination.k8s.io/v1
-    res!("coordination.k8s.io", "v1", "leases", "lease", "Lease", NS, ALL_VERBS, [], [], []),
+    res!(
+        "coordination.k8s.io",
+        "v1",
+        "leases",
+        "lease",
+        "Lease",
+        NS,
+        ALL_VERBS,
+        [],
+        [],
+        []
+    ),
     // node.k8s.io/v1
-    res!("node.k8s.io", "v1", "runtimeclasses", "runtimeclass", "RuntimeClass", CLUSTER, ALL_VERBS, [], [], []),
+    res!(
+        "node.k8s.io",
+        "v1",
+        "runtimeclasses",
+        "runtimeclass",
+        "RuntimeClass",
+        CLUSTER,
+        ALL_VERBS,
+        [],
+        [],
+        []
+    ),
     // discovery.k8s.io/v1
-    res!("discovery.k8s.io", "v1", "endpointslices", "endpointslice", "EndpointSlice", NS, ALL_VERBS, [], [], []),
+    res!(
+        "discovery.k8s.io",
+        "v1",
+        "endpointslices",
+        "endpointslice",
+        "EndpointSlice",
+        NS,
+        ALL_VERBS,
+        [],
+        [],
+        []
+    ),
 ];
 
 /// The API groups in discovery order, each with its versions (preferred
@@ -245,12 +928,19 @@ fn add_group_version(out: &mut Vec<(&'static str, Vec<&'static str>)>, r: &'stat
 
 /// The resource served at `group/version/resource`.
 pub fn lookup(group: &str, version: &str, resource: &str) -> Option<&'static ResourceInfo> {
-    BUILTIN.iter().find(|r| r.group == group && r.version == version && r.resource == resource)
+    BUILTIN
+        .iter()
+        .find(|r| r.group == group && r.version == version && r.resource == resource)
 }
 
 /// The resources of one group/version, in table order.
-pub fn in_group_version<'a>(group: &'a str, version: &'a str) -> impl Iterator<Item = &'static ResourceInfo> + 'a {
-    BUILTIN.iter().filter(move |r| r.group == group && r.version == version)
+pub fn in_group_version<'a>(
+    group: &'a str,
+    version: &'a str,
+) -> impl Iterator<Item = &'static ResourceInfo> + 'a {
+    BUILTIN
+        .iter()
+        .filter(move |r| r.group == group && r.version == version)
 }
 
 /// Resources that are stored (as opposed to virtual review/binding
@@ -267,7 +957,11 @@ mod tests {
     fn every_resource_is_unique_per_group_version() {
         let mut seen = std::collections::HashSet::new();
         for r in BUILTIN {
-            assert!(seen.insert((r.group, r.version, r.resource)), "duplicate {}", r.resource);
+            assert!(
+                seen.insert((r.group, r.version, r.resource)),
+                "duplicate {}",
+                r.resource
+            );
             assert_eq!(r.list_kind, format!("{}List", r.kind));
         }
     }
@@ -303,13 +997,18 @@ use std::sync::Arc;
 
 impl Default for Catalog {
     fn default() -> Self {
-        Catalog { custom: std::sync::RwLock::new(Arc::new(Vec::new())) }
+        Catalog {
+            custom: std::sync::RwLock::new(Arc::new(Vec::new())),
+        }
     }
 }
 
 impl Catalog {
     fn customs(&self) -> Arc<Vec<&'static ResourceInfo>> {
-        self.custom.read().unwrap_or_else(|p| p.into_inner()).clone()
+        self.custom
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     /// Replaces the custom resources.
@@ -317,9 +1016,17 @@ impl Catalog {
         *self.custom.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(list);
     }
 
-    pub fn lookup(&self, group: &str, version: &str, resource: &str) -> Option<&'static ResourceInfo> {
+    pub fn lookup(
+        &self,
+        group: &str,
+        version: &str,
+        resource: &str,
+    ) -> Option<&'static ResourceInfo> {
         lookup(group, version, resource).or_else(|| {
-            self.customs().iter().copied().find(|r| r.group == group && r.version == version && r.resource == resource)
+            self.customs()
+                .iter()
+                .copied()
+                .find(|r| r.group == group && r.version == version && r.resource == resource)
         })
     }
 
@@ -351,7 +1058,12 @@ impl Catalog {
 
     pub fn in_group_version(&self, group: &str, version: &str) -> Vec<&'static ResourceInfo> {
         let mut out: Vec<&'static ResourceInfo> = in_group_version(group, version).collect();
-        out.extend(self.customs().iter().copied().filter(|r| r.group == group && r.version == version));
+        out.extend(
+            self.customs()
+                .iter()
+                .copied()
+                .filter(|r| r.group == group && r.version == version),
+        );
         out
     }
 }

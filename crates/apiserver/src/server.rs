@@ -17,7 +17,9 @@ use serde_json::{json, Value};
 use tokio::net::TcpListener;
 
 use crate::discovery;
-use crate::registry::{DeleteOptions, ListOptions, PatchKind, Registry, WriteOptions, MAX_REQUEST_BYTES};
+use crate::registry::{
+    DeleteOptions, ListOptions, PatchKind, Registry, WriteOptions, MAX_REQUEST_BYTES,
+};
 use crate::request::{self, Query, ResourceRequest, Target, Verb};
 use crate::status::{ApiError, ApiResult};
 use crate::subresources;
@@ -39,7 +41,10 @@ pub struct User {
 
 impl User {
     pub fn anonymous() -> User {
-        User { name: "system:anonymous".into(), groups: vec!["system:unauthenticated".into()] }
+        User {
+            name: "system:anonymous".into(),
+            groups: vec!["system:unauthenticated".into()],
+        }
     }
 
     fn is_authenticated(&self) -> bool {
@@ -51,7 +56,10 @@ impl From<CertIdentity> for User {
     fn from(c: CertIdentity) -> User {
         let mut groups = c.groups;
         groups.push("system:authenticated".into());
-        User { name: c.user, groups }
+        User {
+            name: c.user,
+            groups,
+        }
     }
 }
 
@@ -87,13 +95,20 @@ fn json_response_typed(code: StatusCode, body: &Value, content_type: &str) -> Re
 fn text_response(code: StatusCode, text: String) -> Response<Body> {
     let mut resp = Response::new(full(text));
     *resp.status_mut() = code;
-    resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
     resp
 }
 
 /// Whether the client lists protobuf before JSON in `Accept`.
 fn prefers_protobuf(accept: &str) -> bool {
-    accept.split(',').next().map(|m| m.split(';').next().unwrap_or("").trim()) == Some(wire::PROTOBUF)
+    accept
+        .split(',')
+        .next()
+        .map(|m| m.split(';').next().unwrap_or("").trim())
+        == Some(wire::PROTOBUF)
 }
 
 /// An object in the encoding the client prefers: protobuf when it asks for
@@ -106,7 +121,10 @@ fn negotiated_response(code: StatusCode, body: &Value, accept: &str) -> Response
             if let Ok(bytes) = wire::encode(body) {
                 let mut resp = Response::new(full(bytes));
                 *resp.status_mut() = code;
-                resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(wire::PROTOBUF));
+                resp.headers_mut().insert(
+                    header::CONTENT_TYPE,
+                    HeaderValue::from_static(wire::PROTOBUF),
+                );
                 return resp;
             }
         }
@@ -115,7 +133,10 @@ fn negotiated_response(code: StatusCode, body: &Value, accept: &str) -> Response
 }
 
 pub fn error_response(e: &ApiError) -> Response<Body> {
-    json_response(StatusCode::from_u16(e.code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR), &e.to_status())
+    json_response(
+        StatusCode::from_u16(e.code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+        &e.to_status(),
+    )
 }
 
 /// Everything the handlers need from the request besides the target.
@@ -133,13 +154,32 @@ impl ApiServer {
     pub fn new(registry: Registry, server_address: String) -> Arc<ApiServer> {
         let kinds = crate::resources::BUILTIN
             .iter()
-            .map(|r| openapi::Kind { group: r.group, version: r.version, kind: r.kind, resource: r.resource, namespaced: r.namespaced, verbs: r.verbs })
+            .map(|r| openapi::Kind {
+                group: r.group,
+                version: r.version,
+                kind: r.kind,
+                resource: r.resource,
+                namespaced: r.namespaced,
+                verbs: r.verbs,
+            })
             .collect();
         // The server validates fields itself, so it says so in its OpenAPI
         // and kubectl leaves validation to it.
-        let openapi = Arc::new(openapi::OpenApi::new(kinds, openapi::Options { field_validation: true }));
+        let openapi = Arc::new(openapi::OpenApi::new(
+            kinds,
+            openapi::Options {
+                field_validation: true,
+            },
+        ));
         let registry = registry.with_schemas(openapi.clone());
-        Arc::new(ApiServer { registry: Arc::new(registry), tokens: Default::default(), openapi, catalog: Arc::default(), server_address, ready: AtomicBool::new(false) })
+        Arc::new(ApiServer {
+            registry: Arc::new(registry),
+            tokens: Default::default(),
+            openapi,
+            catalog: Arc::default(),
+            server_address,
+            ready: AtomicBool::new(false),
+        })
     }
 
     pub fn registry(&self) -> &Arc<Registry> {
@@ -159,8 +199,15 @@ impl ApiServer {
 
     /// Starts the server's own controllers (custom resource definitions).
     pub fn start_controllers(&self) {
-        tokio::spawn(crate::crd::run_controller(self.registry.clone(), self.catalog.clone(), self.registry.customs().clone()));
-        tokio::spawn(crate::namespaces::run_controller(self.registry.clone(), self.catalog.clone()));
+        tokio::spawn(crate::crd::run_controller(
+            self.registry.clone(),
+            self.catalog.clone(),
+            self.registry.customs().clone(),
+        ));
+        tokio::spawn(crate::namespaces::run_controller(
+            self.registry.clone(),
+            self.catalog.clone(),
+        ));
     }
 
     pub fn set_ready(&self) {
@@ -170,7 +217,11 @@ impl ApiServer {
     /// Serves connections from `listener` until the task is dropped. With
     /// `tls`, every connection is TLS and client certificates (verified
     /// against the cluster CA) authenticate the user.
-    pub async fn serve(self: Arc<Self>, listener: TcpListener, tls: Option<Arc<rustls::ServerConfig>>) {
+    pub async fn serve(
+        self: Arc<Self>,
+        listener: TcpListener,
+        tls: Option<Arc<rustls::ServerConfig>>,
+    ) {
         let acceptor = tls.map(tokio_rustls::TlsAcceptor::from);
         loop {
             let (tcp, peer) = match listener.accept().await {
@@ -195,19 +246,25 @@ impl ApiServer {
                                 return;
                             }
                         };
-                        let user = crate::tls::peer_identity(stream.get_ref().1).map(User::from).unwrap_or_else(User::anonymous);
+                        let user = crate::tls::peer_identity(stream.get_ref().1)
+                            .map(User::from)
+                            .unwrap_or_else(User::anonymous);
                         let svc = hyper::service::service_fn(move |req| {
                             let (me, user) = (me.clone(), user.clone());
                             async move { Ok::<_, Infallible>(me.handle(req, user).await) }
                         });
-                        let _ = builder.serve_connection_with_upgrades(TokioIo::new(stream), svc).await;
+                        let _ = builder
+                            .serve_connection_with_upgrades(TokioIo::new(stream), svc)
+                            .await;
                     }
                     None => {
                         let svc = hyper::service::service_fn(move |req| {
                             let me = me.clone();
                             async move { Ok::<_, Infallible>(me.handle(req, User::anonymous()).await) }
                         });
-                        let _ = builder.serve_connection_with_upgrades(TokioIo::new(tcp), svc).await;
+                        let _ = builder
+                            .serve_connection_with_upgrades(TokioIo::new(tcp), svc)
+                            .await;
                     }
                 }
             });
@@ -220,15 +277,27 @@ impl ApiServer {
         // token may. An invalid token is refused, not treated as anonymous.
         let mut user = user;
         if !user.is_authenticated() {
-            if let Some(token) = parts.headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer ")) {
+            if let Some(token) = parts
+                .headers
+                .get(header::AUTHORIZATION)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.strip_prefix("Bearer "))
+            {
                 match self.tokens.get().and_then(|t| t.verify(token.trim(), &[])) {
                     Some(claims) => user = claims.user(),
-                    None => return error_response(&ApiError::new(401, "Unauthorized", "Unauthorized")),
+                    None => {
+                        return error_response(&ApiError::new(401, "Unauthorized", "Unauthorized"))
+                    }
                 }
             }
         }
         let header = |name: header::HeaderName| {
-            parts.headers.get(name).and_then(|v| v.to_str().ok()).unwrap_or("").to_string()
+            parts
+                .headers
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("")
+                .to_string()
         };
         let body = match Limited::new(body, MAX_REQUEST_BYTES).collect().await {
             Ok(b) => b.to_bytes(),
@@ -243,7 +312,8 @@ impl ApiServer {
             content_type: header(header::CONTENT_TYPE),
             body,
         };
-        let target = match request::route(&self.catalog, &ctx.method, parts.uri.path(), &ctx.query) {
+        let target = match request::route(&self.catalog, &ctx.method, parts.uri.path(), &ctx.query)
+        {
             Ok(t) => t,
             Err(e) => return error_response(&e),
         };
@@ -286,32 +356,44 @@ impl ApiServer {
                 get_only(&ctx)?;
                 match discovery::wants_aggregated(&ctx.accept) {
                     Some(v) => Ok(aggregated_response(&self.catalog, true, v)),
-                    None => Ok(json_response(StatusCode::OK, &discovery::legacy_versions(&self.server_address))),
+                    None => Ok(json_response(
+                        StatusCode::OK,
+                        &discovery::legacy_versions(&self.server_address),
+                    )),
                 }
             }
             Target::Groups => {
                 get_only(&ctx)?;
                 match discovery::wants_aggregated(&ctx.accept) {
                     Some(v) => Ok(aggregated_response(&self.catalog, false, v)),
-                    None => Ok(json_response(StatusCode::OK, &discovery::group_list(&self.catalog))),
+                    None => Ok(json_response(
+                        StatusCode::OK,
+                        &discovery::group_list(&self.catalog),
+                    )),
                 }
             }
             Target::Group(g) => {
                 get_only(&ctx)?;
-                discovery::group(&self.catalog, &g).map(|d| json_response(StatusCode::OK, &d)).ok_or_else(ApiError::path_not_found)
+                discovery::group(&self.catalog, &g)
+                    .map(|d| json_response(StatusCode::OK, &d))
+                    .ok_or_else(ApiError::path_not_found)
             }
             Target::GroupVersion(g, v) => {
                 get_only(&ctx)?;
-                discovery::resource_list(&self.catalog, &g, &v).map(|d| json_response(StatusCode::OK, &d)).ok_or_else(ApiError::path_not_found)
+                discovery::resource_list(&self.catalog, &g, &v)
+                    .map(|d| json_response(StatusCode::OK, &d))
+                    .ok_or_else(ApiError::path_not_found)
             }
             Target::OpenApiV2 | Target::OpenApiV3(_) => {
                 let openapi = self.openapi.clone();
-                let (method, uri, headers) = (ctx.method.clone(), ctx.uri.clone(), ctx.headers.clone());
+                let (method, uri, headers) =
+                    (ctx.method.clone(), ctx.uri.clone(), ctx.headers.clone());
                 // The first request builds the documents: keep it off the
                 // async workers.
-                let resp = tokio::task::spawn_blocking(move || openapi.respond(&method, &uri, &headers))
-                    .await
-                    .map_err(ApiError::internal)?;
+                let resp =
+                    tokio::task::spawn_blocking(move || openapi.respond(&method, &uri, &headers))
+                        .await
+                        .map_err(ApiError::internal)?;
                 match resp {
                     Some(r) => {
                         let (parts, bytes) = r.into_parts();
@@ -329,12 +411,18 @@ impl ApiServer {
         let mut checks: Vec<(&str, bool)> = vec![("ping", true), ("log", true), ("etcd", store_ok)];
         if endpoint == "readyz" {
             let cache_ready = self.registry.cache().is_none_or(|c| c.is_ready());
-            checks.push(("informer-sync", self.ready.load(Ordering::Acquire) && cache_ready));
+            checks.push((
+                "informer-sync",
+                self.ready.load(Ordering::Acquire) && cache_ready,
+            ));
         }
         if let Some(c) = check {
             return match checks.iter().find(|(n, _)| *n == c) {
                 Some((_, true)) => text_response(StatusCode::OK, "ok".into()),
-                Some((_, false)) => text_response(StatusCode::INTERNAL_SERVER_ERROR, format!("internal server error: {c} failed")),
+                Some((_, false)) => text_response(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    format!("internal server error: {c} failed"),
+                ),
                 None => text_response(StatusCode::NOT_FOUND, "404 page not found\n".into()),
             };
         }
@@ -362,11 +450,19 @@ impl ApiServer {
     /// `POST serviceaccounts/<name>/token`: a bound token for an existing
     /// service account.
     async fn token_request(&self, ns: &str, name: &str, mut body: Value) -> ApiResult<Value> {
-        let issuer = self.tokens.get().ok_or_else(|| ApiError::unavailable("service account tokens are not enabled"))?;
-        let sas = crate::resources::lookup("", "v1", "serviceaccounts").expect("serviceaccounts are served");
+        let issuer = self
+            .tokens
+            .get()
+            .ok_or_else(|| ApiError::unavailable("service account tokens are not enabled"))?;
+        let sas = crate::resources::lookup("", "v1", "serviceaccounts")
+            .expect("serviceaccounts are served");
         let sa = self.registry.get(sas, Some(ns), name).await?;
-        let requests = crate::resources::lookup("authentication.k8s.io", "v1", "tokenreviews").expect("served");
-        let expiration = body.pointer("/spec/expirationSeconds").and_then(Value::as_i64).unwrap_or(crate::tokens::DEFAULT_EXPIRATION_SECONDS);
+        let requests = crate::resources::lookup("authentication.k8s.io", "v1", "tokenreviews")
+            .expect("served");
+        let expiration = body
+            .pointer("/spec/expirationSeconds")
+            .and_then(Value::as_i64)
+            .unwrap_or(crate::tokens::DEFAULT_EXPIRATION_SECONDS);
         if expiration < crate::tokens::MIN_EXPIRATION_SECONDS {
             let _ = requests;
             return Err(ApiError {
@@ -379,15 +475,39 @@ impl ApiServer {
         let audiences: Vec<String> = body
             .pointer("/spec/audiences")
             .and_then(Value::as_array)
-            .map(|a| a.iter().filter_map(Value::as_str).map(str::to_string).collect())
+            .map(|a| {
+                a.iter()
+                    .filter_map(Value::as_str)
+                    .map(str::to_string)
+                    .collect()
+            })
             .unwrap_or_default();
-        let uid = sa.pointer("/metadata/uid").and_then(Value::as_str).unwrap_or("").to_string();
-        let (token, exp) = issuer.issue(ns, crate::tokens::ServiceAccountRef { name: name.to_string(), uid }, audiences.clone(), expiration, None);
-        let expires = chrono::DateTime::from_timestamp(exp, 0).map(|t| t.format("%Y-%m-%dT%H:%M:%SZ").to_string()).unwrap_or_default();
+        let uid = sa
+            .pointer("/metadata/uid")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string();
+        let (token, exp) = issuer.issue(
+            ns,
+            crate::tokens::ServiceAccountRef {
+                name: name.to_string(),
+                uid,
+            },
+            audiences.clone(),
+            expiration,
+            None,
+        );
+        let expires = chrono::DateTime::from_timestamp(exp, 0)
+            .map(|t| t.format("%Y-%m-%dT%H:%M:%SZ").to_string())
+            .unwrap_or_default();
         body["apiVersion"] = json!("authentication.k8s.io/v1");
         body["kind"] = json!("TokenRequest");
         body["metadata"] = json!({ "name": name, "namespace": ns, "creationTimestamp": null });
-        body["spec"]["audiences"] = json!(if audiences.is_empty() { vec![crate::tokens::ISSUER.to_string()] } else { audiences });
+        body["spec"]["audiences"] = json!(if audiences.is_empty() {
+            vec![crate::tokens::ISSUER.to_string()]
+        } else {
+            audiences
+        });
         body["spec"]["expirationSeconds"] = json!(expiration);
         body["status"] = json!({ "token": token, "expirationTimestamp": expires });
         Ok(body)
@@ -402,7 +522,8 @@ impl ApiServer {
                 format!("the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml, application/strategic-merge-patch+json (got {:?})", ctx.content_type),
             )
         })?;
-        let patch: Value = serde_json::from_slice(&ctx.body).map_err(|e| ApiError::bad_request(format!("error decoding patch: {e}")))?;
+        let patch: Value = serde_json::from_slice(&ctx.body)
+            .map_err(|e| ApiError::bad_request(format!("error decoding patch: {e}")))?;
         Ok((kind, patch))
     }
 
@@ -411,7 +532,11 @@ impl ApiServer {
         match ct {
             "" | "application/json" | "*/*" => {}
             wire::PROTOBUF => {
-                return wire::decode(&ctx.body).map_err(|e| ApiError::bad_request(format!("the body of the request could not be decoded as protobuf: {e}")));
+                return wire::decode(&ctx.body).map_err(|e| {
+                    ApiError::bad_request(format!(
+                        "the body of the request could not be decoded as protobuf: {e}"
+                    ))
+                });
             }
             other if other.ends_with("+json") || other == "application/yaml" => {}
             other => return Err(ApiError::unsupported_media_type(other)),
@@ -424,24 +549,40 @@ impl ApiServer {
         })
     }
 
-    async fn resource(&self, rr: ResourceRequest, ctx: Ctx, user: &User) -> ApiResult<Response<Body>> {
+    async fn resource(
+        &self,
+        rr: ResourceRequest,
+        ctx: Ctx,
+        user: &User,
+    ) -> ApiResult<Response<Body>> {
         let r = rr.info;
         if rr.subresource.is_none() && !r.has_verb(rr.verb.as_str()) {
             return Err(ApiError::method_not_allowed());
         }
         let dry_run = ctx.query.get("dryRun") == Some("All");
-        let field_manager = ctx.query.get("fieldManager").filter(|m| !m.is_empty()).map(str::to_string).or_else(|| {
-            // upstream names an unnamed writer after its program.
-            let ua = ctx.headers.get(header::USER_AGENT).and_then(|v| v.to_str().ok()).unwrap_or("");
-            let program = ua.split('/').next().unwrap_or("").trim();
-            (!program.is_empty()).then(|| program.to_string())
-        });
+        let field_manager = ctx
+            .query
+            .get("fieldManager")
+            .filter(|m| !m.is_empty())
+            .map(str::to_string)
+            .or_else(|| {
+                // upstream names an unnamed writer after its program.
+                let ua = ctx
+                    .headers
+                    .get(header::USER_AGENT)
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or("");
+                let program = ua.split('/').next().unwrap_or("").trim();
+                (!program.is_empty()).then(|| program.to_string())
+            });
         let wopts = WriteOptions {
             dry_run,
             field_manager,
             force: ctx.query.flag("force"),
             tracked: false,
-            field_validation: Some(crate::registry::FieldValidation::parse(ctx.query.get("fieldValidation"))?),
+            field_validation: Some(crate::registry::FieldValidation::parse(
+                ctx.query.get("fieldValidation"),
+            )?),
             warnings: Default::default(),
         };
         let warnings = wopts.warnings.clone();
@@ -454,7 +595,13 @@ impl ApiServer {
         Ok(resp)
     }
 
-    async fn resource_inner(&self, rr: ResourceRequest, ctx: Ctx, user: &User, wopts: WriteOptions) -> ApiResult<Response<Body>> {
+    async fn resource_inner(
+        &self,
+        rr: ResourceRequest,
+        ctx: Ctx,
+        user: &User,
+        wopts: WriteOptions,
+    ) -> ApiResult<Response<Body>> {
         let r = rr.info;
         let ns = rr.namespace.as_deref();
         if let Some(sub) = rr.subresource.as_deref() {
@@ -471,7 +618,10 @@ impl ApiServer {
                 ("status", Verb::Update) => {}
                 ("status", Verb::Patch) => {
                     let (kind, patch) = self.patch_body(&ctx)?;
-                    let obj = self.registry.patch(r, ns, name, Some("status"), kind, &patch, &wopts).await?;
+                    let obj = self
+                        .registry
+                        .patch(r, ns, name, Some("status"), kind, &patch, &wopts)
+                        .await?;
                     return Ok(self.object_response(StatusCode::OK, r, obj, &ctx));
                 }
                 ("scale", Verb::Patch) => {
@@ -479,7 +629,9 @@ impl ApiServer {
                     let scale_info = crate::subresources::scale_info();
                     let current = subresources::get_scale(&self.registry, r, ns, name).await?;
                     let patched = crate::registry::apply_patch(scale_info, kind, current, &patch)?;
-                    let scale = subresources::update_scale(&self.registry, r, ns, name, &patched, &wopts).await?;
+                    let scale =
+                        subresources::update_scale(&self.registry, r, ns, name, &patched, &wopts)
+                            .await?;
                     return Ok(json_response(StatusCode::OK, &scale));
                 }
                 ("scale", Verb::Get) => {
@@ -488,12 +640,15 @@ impl ApiServer {
                 }
                 ("scale", Verb::Update) => {
                     let body = self.body_json(&ctx)?;
-                    let scale = subresources::update_scale(&self.registry, r, ns, name, &body, &wopts).await?;
+                    let scale =
+                        subresources::update_scale(&self.registry, r, ns, name, &body, &wopts)
+                            .await?;
                     return Ok(json_response(StatusCode::OK, &scale));
                 }
                 ("eviction", Verb::Create) => {
                     let body = self.body_json(&ctx)?;
-                    let status = subresources::evict(&self.registry, ns.unwrap_or(""), name, &body).await?;
+                    let status =
+                        subresources::evict(&self.registry, ns.unwrap_or(""), name, &body).await?;
                     return Ok(json_response(StatusCode::CREATED, &status));
                 }
                 ("finalize", Verb::Update) => {
@@ -504,39 +659,69 @@ impl ApiServer {
                 ("token", Verb::Create) => {
                     let body = self.body_json(&ctx)?;
                     let answer = self.token_request(ns.unwrap_or(""), name, body).await?;
-                    return Ok(negotiated_response(StatusCode::CREATED, &answer, &ctx.accept));
+                    return Ok(negotiated_response(
+                        StatusCode::CREATED,
+                        &answer,
+                        &ctx.accept,
+                    ));
                 }
                 ("binding", Verb::Create) => {
                     let body = self.body_json(&ctx)?;
-                    let status = subresources::bind(&self.registry, ns.unwrap_or(""), name, &body).await?;
+                    let status =
+                        subresources::bind(&self.registry, ns.unwrap_or(""), name, &body).await?;
                     return Ok(json_response(StatusCode::CREATED, &status));
                 }
                 (sub, _) => {
                     return Err(ApiError::new(
                         501,
                         "NotImplemented",
-                        format!("{} {}/{sub} is not served yet", rr.verb.as_str(), r.resource),
+                        format!(
+                            "{} {}/{sub} is not served yet",
+                            rr.verb.as_str(),
+                            r.resource
+                        ),
                     ))
                 }
             }
         }
-        if r.group == "authentication.k8s.io" && r.resource == "tokenreviews" && rr.verb == Verb::Create {
-            let issuer = self.tokens.get().ok_or_else(|| ApiError::unavailable("service account tokens are not enabled"))?;
+        if r.group == "authentication.k8s.io"
+            && r.resource == "tokenreviews"
+            && rr.verb == Verb::Create
+        {
+            let issuer = self
+                .tokens
+                .get()
+                .ok_or_else(|| ApiError::unavailable("service account tokens are not enabled"))?;
             let mut body = self.body_json(&ctx)?;
             body["apiVersion"] = json!(r.api_version());
             body["kind"] = json!(r.kind);
-            return Ok(negotiated_response(StatusCode::CREATED, &crate::tokens::review(issuer, body), &ctx.accept));
+            return Ok(negotiated_response(
+                StatusCode::CREATED,
+                &crate::tokens::review(issuer, body),
+                &ctx.accept,
+            ));
         }
-        if matches!(r.group, "authorization.k8s.io" | "authentication.k8s.io") && rr.verb == Verb::Create && r.resource != "tokenreviews" {
+        if matches!(r.group, "authorization.k8s.io" | "authentication.k8s.io")
+            && rr.verb == Verb::Create
+            && r.resource != "tokenreviews"
+        {
             let mut body = self.body_json(&ctx)?;
             body["apiVersion"] = json!(r.api_version());
             body["kind"] = json!(r.kind);
             let answered = crate::authz::review(&self.registry, user, r.kind, ns, body).await;
-            return Ok(negotiated_response(StatusCode::CREATED, &answered, &ctx.accept));
+            return Ok(negotiated_response(
+                StatusCode::CREATED,
+                &answered,
+                &ctx.accept,
+            ));
         }
         if r.group.is_empty() && r.resource == "bindings" && rr.verb == Verb::Create {
             let body = self.body_json(&ctx)?;
-            let name = body.pointer("/metadata/name").and_then(Value::as_str).unwrap_or("").to_string();
+            let name = body
+                .pointer("/metadata/name")
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_string();
             let status = subresources::bind(&self.registry, ns.unwrap_or(""), &name, &body).await?;
             return Ok(json_response(StatusCode::CREATED, &status));
         }
@@ -552,20 +737,36 @@ impl ApiServer {
                     label_selector: ctx.query.get("labelSelector").map(str::to_string),
                     field_selector: ctx.query.get("fieldSelector").map(str::to_string),
                     limit: match ctx.query.get("limit") {
-                        Some(l) => l.parse().map_err(|_| ApiError::bad_request(format!("invalid limit: {l:?}")))?,
+                        Some(l) => l
+                            .parse()
+                            .map_err(|_| ApiError::bad_request(format!("invalid limit: {l:?}")))?,
                         None => 0,
                     },
                     continue_token: ctx.query.get("continue").map(str::to_string),
                     resource_version: ctx.query.get("resourceVersion").map(str::to_string),
-                    resource_version_match: ctx.query.get("resourceVersionMatch").map(str::to_string),
+                    resource_version_match: ctx
+                        .query
+                        .get("resourceVersionMatch")
+                        .map(str::to_string),
                 };
                 let f = filter.clone();
                 let list = self.registry.list(r, ns, &opts, &move |o| f(o)).await?;
                 if table::wants_table(&ctx.accept) {
                     let items = list["items"].as_array().cloned().unwrap_or_default();
                     let include = table::IncludeObject::from_param(ctx.query.get("includeObject"))
-                        .ok_or_else(|| ApiError::bad_request(format!("includeObject: unsupported value {:?}", ctx.query.get("includeObject").unwrap_or(""))))?;
-                    let t = self.table(r, &items, list["metadata"]["resourceVersion"].as_str(), list["metadata"]["continue"].as_str(), include);
+                        .ok_or_else(|| {
+                            ApiError::bad_request(format!(
+                                "includeObject: unsupported value {:?}",
+                                ctx.query.get("includeObject").unwrap_or("")
+                            ))
+                        })?;
+                    let t = self.table(
+                        r,
+                        &items,
+                        list["metadata"]["resourceVersion"].as_str(),
+                        list["metadata"]["continue"].as_str(),
+                        include,
+                    );
                     return Ok(json_response(StatusCode::OK, &t));
                 }
                 Ok(negotiated_response(StatusCode::OK, &list, &ctx.accept))
@@ -575,7 +776,11 @@ impl ApiServer {
                     resource_version: ctx.query.get("resourceVersion").map(str::to_string),
                     allow_bookmarks: ctx.query.flag("allowWatchBookmarks"),
                     send_initial_events: ctx.query.flag("sendInitialEvents"),
-                    timeout: ctx.query.get("timeoutSeconds").and_then(|t| t.parse().ok()).map(Duration::from_secs),
+                    timeout: ctx
+                        .query
+                        .get("timeoutSeconds")
+                        .and_then(|t| t.parse().ok())
+                        .map(Duration::from_secs),
                 };
                 let filter = match &rr.name {
                     // A watch of one object (`fieldSelector=metadata.name=x`
@@ -583,20 +788,25 @@ impl ApiServer {
                     Some(name) => {
                         let name = name.clone();
                         let f = filter.clone();
-                        Arc::new(move |o: &Value| o.pointer("/metadata/name").and_then(Value::as_str) == Some(&name) && f(o))
-                            as watch::Filter
+                        Arc::new(move |o: &Value| {
+                            o.pointer("/metadata/name").and_then(Value::as_str) == Some(&name)
+                                && f(o)
+                        }) as watch::Filter
                     }
                     None => filter,
                 };
                 let events = watch::watch(&self.registry, r, ns, opts, filter).await?;
                 let as_table = table::wants_table(&ctx.accept);
-                let include = table::IncludeObject::from_param(ctx.query.get("includeObject")).unwrap_or_default();
+                let include = table::IncludeObject::from_param(ctx.query.get("includeObject"))
+                    .unwrap_or_default();
                 let custom = self.registry.customs().get(r);
                 let body = events.map(move |ev| {
                     let line = if as_table && ev.kind != "ERROR" && ev.kind != "BOOKMARK" {
                         let objects = [(*ev.object).clone()];
                         let t = match &custom {
-                            Some(v) => table::to_table_custom_with(&v.columns, &objects, None, None, include),
+                            Some(v) => table::to_table_custom_with(
+                                &v.columns, &objects, None, None, include,
+                            ),
                             None => table::to_table_with(r, &objects, None, None, include),
                         };
                         watch::WatchEvent::new(ev.kind, t).line()
@@ -606,8 +816,14 @@ impl ApiServer {
                     Ok::<_, Infallible>(Frame::data(Bytes::from(line)))
                 });
                 let mut resp = Response::new(BodyExt::boxed_unsync(StreamBody::new(body)));
-                resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
-                resp.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache, private"));
+                resp.headers_mut().insert(
+                    header::CONTENT_TYPE,
+                    HeaderValue::from_static("application/json"),
+                );
+                resp.headers_mut().insert(
+                    header::CACHE_CONTROL,
+                    HeaderValue::from_static("no-cache, private"),
+                );
                 Ok(resp)
             }
             Verb::Create => {
@@ -621,18 +837,32 @@ impl ApiServer {
             Verb::Update => {
                 let body = self.body_json(&ctx)?;
                 let name = rr.name.as_deref().unwrap_or("");
-                let (obj, created) = self.registry.update(r, ns, name, rr.subresource.as_deref(), body, &wopts).await?;
-                let code = if created { StatusCode::CREATED } else { StatusCode::OK };
+                let (obj, created) = self
+                    .registry
+                    .update(r, ns, name, rr.subresource.as_deref(), body, &wopts)
+                    .await?;
+                let code = if created {
+                    StatusCode::CREATED
+                } else {
+                    StatusCode::OK
+                };
                 Ok(self.object_response(code, r, obj, &ctx))
             }
             Verb::Patch => {
                 let (kind, patch) = self.patch_body(&ctx)?;
                 let name = rr.name.as_deref().unwrap_or("");
-                let obj = self.registry.patch(r, ns, name, None, kind, &patch, &wopts).await?;
+                let obj = self
+                    .registry
+                    .patch(r, ns, name, None, kind, &patch, &wopts)
+                    .await?;
                 Ok(self.object_response(StatusCode::OK, r, obj, &ctx))
             }
             Verb::Delete => {
-                let body = if ctx.body.is_empty() { None } else { Some(self.body_json(&ctx)?) };
+                let body = if ctx.body.is_empty() {
+                    None
+                } else {
+                    Some(self.body_json(&ctx)?)
+                };
                 let opts = DeleteOptions::from_request(body.as_ref(), &ctx.query)?;
                 let name = rr.name.as_deref().unwrap_or("");
                 let obj = self.registry.delete(r, ns, name, &opts).await?;
@@ -641,7 +871,10 @@ impl ApiServer {
                 // Success Status, except for the kinds whose upstream store
                 // returns the deleted object.
                 let pending = obj.pointer("/metadata/deletionTimestamp").is_some();
-                let returns_object = matches!((r.group, r.resource), ("", "pods") | ("", "serviceaccounts") | ("storage.k8s.io", "storageclasses"));
+                let returns_object = matches!(
+                    (r.group, r.resource),
+                    ("", "pods") | ("", "serviceaccounts") | ("storage.k8s.io", "storageclasses")
+                );
                 if pending || returns_object {
                     return Ok(self.object_response(StatusCode::OK, r, obj, &ctx));
                 }
@@ -652,18 +885,40 @@ impl ApiServer {
                 if let Some(uid) = obj.pointer("/metadata/uid") {
                     details["uid"] = uid.clone();
                 }
-                Ok(negotiated_response(StatusCode::OK, &crate::status::success_status(Some(details)), &ctx.accept))
+                Ok(negotiated_response(
+                    StatusCode::OK,
+                    &crate::status::success_status(Some(details)),
+                    &ctx.accept,
+                ))
             }
             Verb::DeleteCollection => {
-                let body = if ctx.body.is_empty() { None } else { Some(self.body_json(&ctx)?) };
+                let body = if ctx.body.is_empty() {
+                    None
+                } else {
+                    Some(self.body_json(&ctx)?)
+                };
                 let opts = DeleteOptions::from_request(body.as_ref(), &ctx.query)?;
                 let f = filter.clone();
-                let list = self.registry.list(r, ns, &ListOptions::default(), &move |o| f(o)).await?;
+                let list = self
+                    .registry
+                    .list(r, ns, &ListOptions::default(), &move |o| f(o))
+                    .await?;
                 let mut deleted = Vec::new();
                 for item in list["items"].as_array().cloned().unwrap_or_default() {
-                    let name = item.pointer("/metadata/name").and_then(Value::as_str).unwrap_or("").to_string();
-                    let item_ns = item.pointer("/metadata/namespace").and_then(Value::as_str).map(str::to_string);
-                    match self.registry.delete(r, item_ns.as_deref(), &name, &opts).await {
+                    let name = item
+                        .pointer("/metadata/name")
+                        .and_then(Value::as_str)
+                        .unwrap_or("")
+                        .to_string();
+                    let item_ns = item
+                        .pointer("/metadata/namespace")
+                        .and_then(Value::as_str)
+                        .map(str::to_string);
+                    match self
+                        .registry
+                        .delete(r, item_ns.as_deref(), &name, &opts)
+                        .await
+                    {
                         Ok(o) => deleted.push(o),
                         Err(e) if e.code == 404 => {}
                         Err(e) => return Err(e),
@@ -682,26 +937,57 @@ impl ApiServer {
 
     /// The Table of objects of `r`: custom resources print their
     /// definition's columns.
-    fn table(&self, r: &crate::resources::ResourceInfo, objects: &[Value], rv: Option<&str>, continue_token: Option<&str>, include: table::IncludeObject) -> Value {
+    fn table(
+        &self,
+        r: &crate::resources::ResourceInfo,
+        objects: &[Value],
+        rv: Option<&str>,
+        continue_token: Option<&str>,
+        include: table::IncludeObject,
+    ) -> Value {
         match self.registry.customs().get(r) {
-            Some(v) => table::to_table_custom_with(&v.columns, objects, rv, continue_token, include),
+            Some(v) => {
+                table::to_table_custom_with(&v.columns, objects, rv, continue_token, include)
+            }
             None => table::to_table_with(r, objects, rv, continue_token, include),
         }
     }
 
-    fn object_response(&self, code: StatusCode, r: &crate::resources::ResourceInfo, obj: Value, ctx: &Ctx) -> Response<Body> {
+    fn object_response(
+        &self,
+        code: StatusCode,
+        r: &crate::resources::ResourceInfo,
+        obj: Value,
+        ctx: &Ctx,
+    ) -> Response<Body> {
         if table::wants_table(&ctx.accept) {
-            let rv = obj.pointer("/metadata/resourceVersion").and_then(Value::as_str).map(str::to_string);
-            let include = table::IncludeObject::from_param(ctx.query.get("includeObject")).unwrap_or_default();
+            let rv = obj
+                .pointer("/metadata/resourceVersion")
+                .and_then(Value::as_str)
+                .map(str::to_string);
+            let include = table::IncludeObject::from_param(ctx.query.get("includeObject"))
+                .unwrap_or_default();
             return json_response(code, &self.table(r, &[obj], rv.as_deref(), None, include));
         }
         negotiated_response(code, &obj, &ctx.accept)
     }
 }
 
-fn aggregated_response(catalog: &crate::resources::Catalog, legacy: bool, version: &str) -> Response<Body> {
-    let ct = if version == "v2" { discovery::AGGREGATED_V2 } else { discovery::AGGREGATED_V2BETA1 };
-    json_response_typed(StatusCode::OK, &discovery::aggregated(catalog, legacy, version), ct)
+fn aggregated_response(
+    catalog: &crate::resources::Catalog,
+    legacy: bool,
+    version: &str,
+) -> Response<Body> {
+    let ct = if version == "v2" {
+        discovery::AGGREGATED_V2
+    } else {
+        discovery::AGGREGATED_V2BETA1
+    };
+    json_response_typed(
+        StatusCode::OK,
+        &discovery::aggregated(catalog, legacy, version),
+        ct,
+    )
 }
 
 pub fn version_info() -> Value {
@@ -770,6 +1056,9 @@ fn forbidden(user: &User, target: &Target, path: &str) -> ApiError {
             e.details = Some(details);
             e
         }
-        _ => ApiError::forbidden(format!("forbidden: User \"{}\" cannot get path \"{path}\"", user.name)),
+        _ => ApiError::forbidden(format!(
+            "forbidden: User \"{}\" cannot get path \"{path}\"",
+            user.name
+        )),
     }
 }

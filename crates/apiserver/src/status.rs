@@ -44,7 +44,12 @@ fn resource_details(r: &ResourceInfo, name: &str) -> Value {
 
 impl ApiError {
     pub fn new(code: u16, reason: &'static str, message: impl Into<String>) -> ApiError {
-        ApiError { code, reason, message: message.into(), details: None }
+        ApiError {
+            code,
+            reason,
+            message: message.into(),
+            details: None,
+        }
     }
 
     pub fn not_found(r: &ResourceInfo, name: &str) -> ApiError {
@@ -58,7 +63,11 @@ impl ApiError {
 
     /// A path the server does not serve at all.
     pub fn path_not_found() -> ApiError {
-        ApiError::new(404, "NotFound", "the server could not find the requested resource")
+        ApiError::new(
+            404,
+            "NotFound",
+            "the server could not find the requested resource",
+        )
     }
 
     pub fn already_exists(r: &ResourceInfo, name: &str) -> ApiError {
@@ -83,7 +92,12 @@ impl ApiError {
         ApiError {
             code: 409,
             reason: "Conflict",
-            message: format!("Operation cannot be fulfilled on {} \"{}\": {}", r.qualified_resource(), name, why),
+            message: format!(
+                "Operation cannot be fulfilled on {} \"{}\": {}",
+                r.qualified_resource(),
+                name,
+                why
+            ),
             details: Some(resource_details(r, name)),
         }
     }
@@ -93,9 +107,19 @@ impl ApiError {
     pub fn invalid(r: &ResourceInfo, name: &str, causes: Vec<Cause>) -> ApiError {
         let text: Vec<String> = causes
             .iter()
-            .map(|c| if c.field.is_empty() { c.message.clone() } else { format!("{}: {}", c.field, c.message) })
+            .map(|c| {
+                if c.field.is_empty() {
+                    c.message.clone()
+                } else {
+                    format!("{}: {}", c.field, c.message)
+                }
+            })
             .collect();
-        let joined = if text.len() == 1 { text[0].clone() } else { format!("[{}]", text.join(", ")) };
+        let joined = if text.len() == 1 {
+            text[0].clone()
+        } else {
+            format!("[{}]", text.join(", "))
+        };
         let mut details = json!({ "name": name, "kind": r.kind });
         if !r.group.is_empty() {
             details["group"] = json!(r.group);
@@ -119,7 +143,11 @@ impl ApiError {
     }
 
     pub fn method_not_allowed() -> ApiError {
-        ApiError::new(405, "MethodNotAllowed", "the server does not allow this method on the requested resource")
+        ApiError::new(
+            405,
+            "MethodNotAllowed",
+            "the server does not allow this method on the requested resource",
+        )
     }
 
     pub fn gone(message: impl Into<String>) -> ApiError {
@@ -127,7 +155,11 @@ impl ApiError {
     }
 
     pub fn too_large(limit: usize) -> ApiError {
-        ApiError::new(413, "RequestEntityTooLarge", format!("Request entity too large: limit is {limit}"))
+        ApiError::new(
+            413,
+            "RequestEntityTooLarge",
+            format!("Request entity too large: limit is {limit}"),
+        )
     }
 
     pub fn unsupported_media_type(content_type: &str) -> ApiError {
@@ -139,7 +171,11 @@ impl ApiError {
     }
 
     pub fn internal(message: impl std::fmt::Display) -> ApiError {
-        ApiError::new(500, "InternalError", format!("Internal error occurred: {message}"))
+        ApiError::new(
+            500,
+            "InternalError",
+            format!("Internal error occurred: {message}"),
+        )
     }
 
     pub fn unavailable(message: impl Into<String>) -> ApiError {
@@ -166,7 +202,8 @@ impl ApiError {
 
 /// A `Status` reporting success (e.g. the answer to some deletes).
 pub fn success_status(details: Option<Value>) -> Value {
-    let mut s = json!({ "kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success" });
+    let mut s =
+        json!({ "kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success" });
     if let Some(d) = details {
         s["details"] = d;
     }
@@ -181,15 +218,20 @@ pub fn from_store(r: &ResourceInfo, name: &str, e: store::StoreError) -> ApiErro
         E::AlreadyExists { .. } => ApiError::already_exists(r, name),
         E::NotFound { .. } => ApiError::not_found(r, name),
         E::Conflict { .. } => ApiError::conflict(r, name),
-        E::Compacted { requested, compacted } => {
-            ApiError::gone(format!("too old resource version: {requested} ({compacted})"))
-        }
+        E::Compacted {
+            requested,
+            compacted,
+        } => ApiError::gone(format!(
+            "too old resource version: {requested} ({compacted})"
+        )),
         E::ValueTooLarge { .. } => ApiError::too_large(store::MAX_VALUE_BYTES),
         E::FutureRevision { requested, current } => ApiError {
             code: 504,
             reason: "Timeout",
             message: format!("Too large resource version: {requested}, current: {current}"),
-            details: Some(json!({ "causes": [{ "reason": "ResourceVersionTooLarge", "message": "Too large resource version" }], "retryAfterSeconds": 1 })),
+            details: Some(
+                json!({ "causes": [{ "reason": "ResourceVersionTooLarge", "message": "Too large resource version" }], "retryAfterSeconds": 1 }),
+            ),
         },
         other => {
             tracing::error!(resource = r.resource, name, error = %other, "datastore error");
@@ -219,7 +261,10 @@ mod tests {
         let d = lookup("apps", "v1", "deployments").unwrap();
         let s = ApiError::not_found(d, "web").to_status();
         assert_eq!(s["message"], "deployments.apps \"web\" not found");
-        assert_eq!(s["details"], json!({ "name": "web", "group": "apps", "kind": "deployments" }));
+        assert_eq!(
+            s["details"],
+            json!({ "name": "web", "group": "apps", "kind": "deployments" })
+        );
     }
 
     #[test]
@@ -228,15 +273,30 @@ mod tests {
         let one = ApiError::invalid(
             d,
             "web",
-            vec![Cause { reason: "FieldValueRequired".into(), message: "Required value".into(), field: "spec.selector".into() }],
+            vec![Cause {
+                reason: "FieldValueRequired".into(),
+                message: "Required value".into(),
+                field: "spec.selector".into(),
+            }],
         );
-        assert_eq!(one.message, "Deployment.apps \"web\" is invalid: spec.selector: Required value");
+        assert_eq!(
+            one.message,
+            "Deployment.apps \"web\" is invalid: spec.selector: Required value"
+        );
         let two = ApiError::invalid(
             d,
             "web",
             vec![
-                Cause { reason: "FieldValueRequired".into(), message: "Required value".into(), field: "spec.selector".into() },
-                Cause { reason: "FieldValueRequired".into(), message: "Required value".into(), field: "spec.template".into() },
+                Cause {
+                    reason: "FieldValueRequired".into(),
+                    message: "Required value".into(),
+                    field: "spec.selector".into(),
+                },
+                Cause {
+                    reason: "FieldValueRequired".into(),
+                    message: "Required value".into(),
+                    field: "spec.template".into(),
+                },
             ],
         );
         assert_eq!(

@@ -104,9 +104,13 @@ impl Strategy for Namespaces {
 
     fn prepare_for_create(&self, obj: &mut Value) {
         obj["status"] = json!({ "phase": "Active" });
-        let spec = obj.as_object_mut().map(|o| o.entry("spec").or_insert_with(|| json!({})));
+        let spec = obj
+            .as_object_mut()
+            .map(|o| o.entry("spec").or_insert_with(|| json!({})));
         if let Some(spec) = spec {
-            let finalizers = spec.as_object_mut().map(|s| s.entry("finalizers").or_insert_with(|| json!([])));
+            let finalizers = spec
+                .as_object_mut()
+                .map(|s| s.entry("finalizers").or_insert_with(|| json!([])));
             if let Some(Value::Array(list)) = finalizers {
                 if !list.iter().any(|f| f == "kubernetes") {
                     list.push(json!("kubernetes"));
@@ -139,11 +143,17 @@ impl Strategy for Nodes {
 pub struct Pods;
 
 fn resource_map(c: &Value, which: &str) -> serde_json::Map<String, Value> {
-    c.pointer(&format!("/resources/{which}")).and_then(Value::as_object).cloned().unwrap_or_default()
+    c.pointer(&format!("/resources/{which}"))
+        .and_then(Value::as_object)
+        .cloned()
+        .unwrap_or_default()
 }
 
 fn same_quantity(a: &Value, b: &Value) -> bool {
-    match (a.as_str().and_then(|s| api::Quantity::parse(s).ok()), b.as_str().and_then(|s| api::Quantity::parse(s).ok())) {
+    match (
+        a.as_str().and_then(|s| api::Quantity::parse(s).ok()),
+        b.as_str().and_then(|s| api::Quantity::parse(s).ok()),
+    ) {
         (Some(x), Some(y)) => x == y,
         _ => a == b,
     }
@@ -155,7 +165,10 @@ fn same_quantity(a: &Value, b: &Value) -> bool {
 pub fn pod_qos(pod: &Value) -> &'static str {
     let mut containers: Vec<&Value> = Vec::new();
     for list in ["containers", "initContainers"] {
-        if let Some(cs) = pod.pointer(&format!("/spec/{list}")).and_then(Value::as_array) {
+        if let Some(cs) = pod
+            .pointer(&format!("/spec/{list}"))
+            .and_then(Value::as_array)
+        {
             containers.extend(cs.iter());
         }
     }
@@ -168,7 +181,8 @@ pub fn pod_qos(pod: &Value) -> &'static str {
         for (k, v) in &limits {
             requests.entry(k.clone()).or_insert_with(|| v.clone());
         }
-        let relevant = |m: &serde_json::Map<String, Value>| m.keys().any(|k| k == "cpu" || k == "memory");
+        let relevant =
+            |m: &serde_json::Map<String, Value>| m.keys().any(|k| k == "cpu" || k == "memory");
         if relevant(&limits) || relevant(&requests) {
             any = true;
         }
@@ -204,8 +218,10 @@ pub fn for_resource(r: &ResourceInfo) -> Box<dyn Strategy> {
     let status_subresource = r.subresource("status").is_some();
     let generation = matches!(
         (r.group, r.resource),
-        ("apps", "deployments" | "replicasets" | "statefulsets" | "daemonsets")
-            | ("", "replicationcontrollers")
+        (
+            "apps",
+            "deployments" | "replicasets" | "statefulsets" | "daemonsets"
+        ) | ("", "replicationcontrollers")
             | ("batch", "jobs" | "cronjobs")
             | ("autoscaling", "horizontalpodautoscalers")
             | ("policy", "poddisruptionbudgets")
@@ -222,7 +238,11 @@ pub fn for_resource(r: &ResourceInfo) -> Box<dyn Strategy> {
         ("", "namespaces") => Box::new(Namespaces),
         ("", "nodes") => Box::new(Nodes),
         ("", "pods") => Box::new(Pods),
-        _ => Box::new(Generic { generation, status_subresource, name_rule }),
+        _ => Box::new(Generic {
+            generation,
+            status_subresource,
+            name_rule,
+        }),
     }
 }
 

@@ -14,21 +14,29 @@ fn selector_string(obj: &Value) -> String {
     let sel = obj.pointer("/spec/selector");
     let Some(sel) = sel else { return String::new() };
     // ReplicationControllers have a plain map selector.
-    let (labels, exprs) = if sel.get("matchLabels").is_some() || sel.get("matchExpressions").is_some() {
-        (sel.get("matchLabels"), sel.get("matchExpressions"))
-    } else {
-        (Some(sel), None)
-    };
+    let (labels, exprs) =
+        if sel.get("matchLabels").is_some() || sel.get("matchExpressions").is_some() {
+            (sel.get("matchLabels"), sel.get("matchExpressions"))
+        } else {
+            (Some(sel), None)
+        };
     let mut parts: Vec<String> = Vec::new();
     if let Some(Value::Object(m)) = labels {
         let mut kv: Vec<(&String, &Value)> = m.iter().collect();
         kv.sort_by(|a, b| a.0.cmp(b.0));
-        parts.extend(kv.into_iter().map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or(""))));
+        parts.extend(
+            kv.into_iter()
+                .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or(""))),
+        );
     }
     if let Some(Value::Array(list)) = exprs {
         for e in list {
             let key = e.get("key").and_then(Value::as_str).unwrap_or("");
-            let values: Vec<&str> = e.get("values").and_then(Value::as_array).map(|v| v.iter().filter_map(Value::as_str).collect()).unwrap_or_default();
+            let values: Vec<&str> = e
+                .get("values")
+                .and_then(Value::as_array)
+                .map(|v| v.iter().filter_map(Value::as_str).collect())
+                .unwrap_or_default();
             match e.get("operator").and_then(Value::as_str).unwrap_or("") {
                 "In" => parts.push(format!("{key} in ({})", values.join(","))),
                 "NotIn" => parts.push(format!("{key} notin ({})", values.join(","))),
@@ -45,7 +53,13 @@ fn selector_string(obj: &Value) -> String {
 pub fn scale_of(obj: &Value) -> Value {
     let m = obj.get("metadata").cloned().unwrap_or(json!({}));
     let mut meta = json!({});
-    for f in ["name", "namespace", "uid", "resourceVersion", "creationTimestamp"] {
+    for f in [
+        "name",
+        "namespace",
+        "uid",
+        "resourceVersion",
+        "creationTimestamp",
+    ] {
         if let Some(v) = m.get(f) {
             meta[f] = v.clone();
         }
@@ -62,20 +76,36 @@ pub fn scale_of(obj: &Value) -> Value {
     })
 }
 
-pub async fn get_scale(reg: &Registry, r: &ResourceInfo, ns: Option<&str>, name: &str) -> ApiResult<Value> {
+pub async fn get_scale(
+    reg: &Registry,
+    r: &ResourceInfo,
+    ns: Option<&str>,
+    name: &str,
+) -> ApiResult<Value> {
     reg.get(r, ns, name).await.map(|o| scale_of(&o))
 }
 
 /// Applies a Scale to its workload: only `spec.replicas` changes. A
 /// resourceVersion in the Scale is a precondition on the workload.
-pub async fn update_scale(reg: &Registry, r: &ResourceInfo, ns: Option<&str>, name: &str, scale: &Value, opts: &WriteOptions) -> ApiResult<Value> {
+pub async fn update_scale(
+    reg: &Registry,
+    r: &ResourceInfo,
+    ns: Option<&str>,
+    name: &str,
+    scale: &Value,
+    opts: &WriteOptions,
+) -> ApiResult<Value> {
     let replicas = match scale.pointer("/spec/replicas") {
         Some(Value::Number(n)) if n.as_i64().is_some_and(|v| v >= 0) => n.as_i64().unwrap_or(0),
         Some(v) => {
             return Err(ApiError::invalid(
                 scale_resource(),
                 name,
-                vec![Cause { reason: "FieldValueInvalid".into(), message: format!("Invalid value: {v}: must be greater than or equal to 0"), field: "spec.replicas".into() }],
+                vec![Cause {
+                    reason: "FieldValueInvalid".into(),
+                    message: format!("Invalid value: {v}: must be greater than or equal to 0"),
+                    field: "spec.replicas".into(),
+                }],
             ))
         }
         None => 0,
@@ -116,13 +146,20 @@ fn scale_resource() -> &'static ResourceInfo {
 /// sets `spec.nodeName` and the PodScheduled condition, once.
 pub async fn bind(reg: &Registry, ns: &str, pod_name: &str, binding: &Value) -> ApiResult<Value> {
     let pods = resources::lookup("", "v1", "pods").expect("pods are served");
-    let target = binding.pointer("/target/name").and_then(Value::as_str).unwrap_or("");
+    let target = binding
+        .pointer("/target/name")
+        .and_then(Value::as_str)
+        .unwrap_or("");
     let bindings = resources::lookup("", "v1", "bindings").expect("bindings are served");
     if target.is_empty() {
         return Err(ApiError::invalid(
             bindings,
             pod_name,
-            vec![Cause { reason: "FieldValueRequired".into(), message: "Required value".into(), field: "target.name".into() }],
+            vec![Cause {
+                reason: "FieldValueRequired".into(),
+                message: "Required value".into(),
+                field: "target.name".into(),
+            }],
         ));
     }
     if let Some(kind) = binding.pointer("/target/kind").and_then(Value::as_str) {
@@ -138,8 +175,15 @@ pub async fn bind(reg: &Registry, ns: &str, pod_name: &str, binding: &Value) -> 
             ));
         }
     }
-    let uid = binding.pointer("/metadata/uid").and_then(Value::as_str).filter(|u| !u.is_empty()).map(str::to_string);
-    let annotations = binding.pointer("/metadata/annotations").and_then(Value::as_object).cloned();
+    let uid = binding
+        .pointer("/metadata/uid")
+        .and_then(Value::as_str)
+        .filter(|u| !u.is_empty())
+        .map(str::to_string);
+    let annotations = binding
+        .pointer("/metadata/annotations")
+        .and_then(Value::as_object)
+        .cloned();
     reg.guaranteed_update(pods, Some(ns), pod_name, |pod| {
         if meta_str(pod, "deletionTimestamp").is_some() {
             return Err(ApiError::conflict_because(pods, pod_name, &format!("pod {pod_name} is being deleted, cannot be assigned to a host")));
@@ -181,7 +225,9 @@ pub async fn bind(reg: &Registry, ns: &str, pod_name: &str, binding: &Value) -> 
         Ok(())
     })
     .await?;
-    Ok(json!({ "kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201 }))
+    Ok(
+        json!({ "kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201 }),
+    )
 }
 
 #[cfg(test)]
@@ -209,7 +255,10 @@ mod tests {
 fn pod_ready(pod: &Value) -> bool {
     pod.pointer("/status/conditions")
         .and_then(Value::as_array)
-        .is_some_and(|cs| cs.iter().any(|c| c["type"] == "Ready" && c["status"] == "True"))
+        .is_some_and(|cs| {
+            cs.iter()
+                .any(|c| c["type"] == "Ready" && c["status"] == "True")
+        })
 }
 
 fn too_many_requests(message: &str, cause: Option<String>) -> ApiError {
@@ -217,7 +266,12 @@ fn too_many_requests(message: &str, cause: Option<String>) -> ApiError {
     if let Some(c) = cause {
         details["causes"] = json!([{ "reason": "DisruptionBudget", "message": c }]);
     }
-    ApiError { code: 429, reason: "TooManyRequests", message: message.to_string(), details: Some(details) }
+    ApiError {
+        code: 429,
+        reason: "TooManyRequests",
+        message: message.to_string(),
+        details: Some(details),
+    }
 }
 
 /// Evicts a pod (`POST pods/<name>/eviction`), honouring the
@@ -229,27 +283,48 @@ pub async fn evict(reg: &Registry, ns: &str, name: &str, eviction: &Value) -> Ap
     let pods = resources::lookup("", "v1", "pods").expect("pods are served");
     let pdbs = resources::lookup("policy", "v1", "poddisruptionbudgets").expect("PDBs are served");
     let pod = reg.get(pods, Some(ns), name).await?;
-    let delete_opts = crate::registry::DeleteOptions::from_request(eviction.get("deleteOptions"), &crate::request::Query::default())?;
-    let phase = pod.pointer("/status/phase").and_then(Value::as_str).unwrap_or("");
+    let delete_opts = crate::registry::DeleteOptions::from_request(
+        eviction.get("deleteOptions"),
+        &crate::request::Query::default(),
+    )?;
+    let phase = pod
+        .pointer("/status/phase")
+        .and_then(Value::as_str)
+        .unwrap_or("");
     let success = json!({ "kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201 });
-    if phase == "Succeeded" || phase == "Failed" || pod.pointer("/metadata/deletionTimestamp").is_some() {
+    if phase == "Succeeded"
+        || phase == "Failed"
+        || pod.pointer("/metadata/deletionTimestamp").is_some()
+    {
         reg.delete(pods, Some(ns), name, &delete_opts).await?;
         return Ok(success);
     }
     let labels: std::collections::BTreeMap<String, String> = pod
         .pointer("/metadata/labels")
         .and_then(Value::as_object)
-        .map(|m| m.iter().filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string()))).collect())
+        .map(|m| {
+            m.iter()
+                .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string())))
+                .collect()
+        })
         .unwrap_or_default();
-    let list = reg.list(pdbs, Some(ns), &crate::registry::ListOptions::default(), &|_| true).await?;
+    let list = reg
+        .list(
+            pdbs,
+            Some(ns),
+            &crate::registry::ListOptions::default(),
+            &|_| true,
+        )
+        .await?;
     let matching: Vec<Value> = list["items"]
         .as_array()
         .cloned()
         .unwrap_or_default()
         .into_iter()
         .filter(|pdb| {
-            let sel: Option<k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector> =
-                pdb.pointer("/spec/selector").and_then(|s| serde_json::from_value(s.clone()).ok());
+            let sel: Option<k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector> = pdb
+                .pointer("/spec/selector")
+                .and_then(|s| serde_json::from_value(s.clone()).ok());
             match api::LabelSelector::from_metav1(sel.as_ref()) {
                 // An empty selector matches nothing for PDBs in policy/v1
                 // only when absent; a present empty one matches all.
@@ -266,8 +341,15 @@ pub async fn evict(reg: &Registry, ns: &str, name: &str, eviction: &Value) -> Ap
         1 => {}
         _ => return Err(ApiError::internal("This pod has more than one PodDisruptionBudget, which the eviction subresource does not support.")),
     }
-    let pdb_name = matching[0].pointer("/metadata/name").and_then(Value::as_str).unwrap_or("").to_string();
-    let always = matching[0].pointer("/spec/unhealthyPodEvictionPolicy").and_then(Value::as_str) == Some("AlwaysAllow");
+    let pdb_name = matching[0]
+        .pointer("/metadata/name")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_string();
+    let always = matching[0]
+        .pointer("/spec/unhealthyPodEvictionPolicy")
+        .and_then(Value::as_str)
+        == Some("AlwaysAllow");
     let ready = pod_ready(&pod);
     let pod_name = name.to_string();
     reg.guaranteed_update(pdbs, Some(ns), &pdb_name, |pdb| {

@@ -43,12 +43,24 @@ pub(crate) struct Column {
 
 impl Column {
     pub const fn new(name: &'static str, kind: &'static str, description: &'static str) -> Column {
-        Column { name, kind, format: "", description, priority: 0 }
+        Column {
+            name,
+            kind,
+            format: "",
+            description,
+            priority: 0,
+        }
     }
 
     /// A column kubectl only shows with `-o wide`.
     pub const fn wide(name: &'static str, kind: &'static str, description: &'static str) -> Column {
-        Column { name, kind, format: "", description, priority: 1 }
+        Column {
+            name,
+            kind,
+            format: "",
+            description,
+            priority: 1,
+        }
     }
 
     fn definition(&self) -> Value {
@@ -63,8 +75,13 @@ impl Column {
 }
 
 /// The `Name` column every printer starts with.
-pub(crate) const NAME: Column =
-    Column { name: "Name", kind: "string", format: "name", description: docs::OBJECT_META_NAME, priority: 0 };
+pub(crate) const NAME: Column = Column {
+    name: "Name",
+    kind: "string",
+    format: "name",
+    description: docs::OBJECT_META_NAME,
+    priority: 0,
+};
 
 /// The `Age` column (`translateTimestampSince(creationTimestamp)`).
 pub(crate) const AGE: Column = Column::new("Age", "string", docs::OBJECT_META_CREATION_TIMESTAMP);
@@ -82,7 +99,10 @@ pub(crate) struct Row {
 
 impl From<Vec<Value>> for Row {
     fn from(cells: Vec<Value>) -> Row {
-        Row { cells, conditions: None }
+        Row {
+            cells,
+            conditions: None,
+        }
     }
 }
 
@@ -120,7 +140,10 @@ pub(crate) struct Printer {
 }
 
 /// upstream's `rest.NewDefaultTableConvertor`, for kinds without a printer.
-const DEFAULT_COLUMNS: &[Column] = &[NAME, Column::new("Created At", "date", docs::OBJECT_META_CREATION_TIMESTAMP)];
+const DEFAULT_COLUMNS: &[Column] = &[
+    NAME,
+    Column::new("Created At", "date", docs::OBJECT_META_CREATION_TIMESTAMP),
+];
 
 fn default_row(o: &Value, _: &Ctx) -> Row {
     // `creationTimestamp.Time.UTC().Format(time.RFC3339)`; Go's zero time
@@ -132,7 +155,10 @@ fn default_row(o: &Value, _: &Ctx) -> Row {
     vec![format::name(o), json!(created)].into()
 }
 
-const DEFAULT: Printer = Printer { columns: DEFAULT_COLUMNS, row: default_row };
+const DEFAULT: Printer = Printer {
+    columns: DEFAULT_COLUMNS,
+    row: default_row,
+};
 
 /// The printer of a built-in resource.
 pub(crate) fn printer(r: &ResourceInfo) -> Printer {
@@ -185,7 +211,13 @@ pub fn to_table(
     resource_version: Option<&str>,
     continue_token: Option<&str>,
 ) -> Value {
-    to_table_with(r, objects, resource_version, continue_token, IncludeObject::Metadata)
+    to_table_with(
+        r,
+        objects,
+        resource_version,
+        continue_token,
+        IncludeObject::Metadata,
+    )
 }
 
 /// [`to_table`] with rows carrying `include` of each object.
@@ -196,7 +228,14 @@ pub fn to_table_with(
     continue_token: Option<&str>,
     include: IncludeObject,
 ) -> Value {
-    to_table_at(r, objects, resource_version, continue_token, include, Utc::now())
+    to_table_at(
+        r,
+        objects,
+        resource_version,
+        continue_token,
+        include,
+        Utc::now(),
+    )
 }
 
 /// [`to_table_with`] with ages measured to `now`.
@@ -210,8 +249,16 @@ pub(crate) fn to_table_at(
 ) -> Value {
     let p = printer(r);
     let ctx = Ctx { now };
-    let rows = objects.iter().map(|o| row_json((p.row)(o, &ctx), o, include)).collect();
-    table_json(p.columns.iter().map(Column::definition).collect(), rows, resource_version, continue_token)
+    let rows = objects
+        .iter()
+        .map(|o| row_json((p.row)(o, &ctx), o, include))
+        .collect();
+    table_json(
+        p.columns.iter().map(Column::definition).collect(),
+        rows,
+        resource_version,
+        continue_token,
+    )
 }
 
 pub(crate) fn row_json(row: Row, o: &Value, include: IncludeObject) -> Value {
@@ -251,7 +298,10 @@ pub(crate) fn table_json(
 
 /// Whether `Accept` asks for a Table first.
 pub fn wants_table(accept: &str) -> bool {
-    accept.split(',').next().is_some_and(|first| first.contains("as=Table") && first.contains("g=meta.k8s.io"))
+    accept
+        .split(',')
+        .next()
+        .is_some_and(|first| first.contains("as=Table") && first.contains("g=meta.k8s.io"))
 }
 
 /// Time since an RFC 3339 timestamp, in upstream's `HumanDuration` form.
@@ -276,7 +326,11 @@ pub fn human_duration(seconds: i64) -> String {
     let minutes = seconds / 60;
     if minutes < 10 {
         let s = seconds % 60;
-        return if s == 0 { format!("{minutes}m") } else { format!("{minutes}m{s}s") };
+        return if s == 0 {
+            format!("{minutes}m")
+        } else {
+            format!("{minutes}m{s}s")
+        };
     }
     if minutes < 60 * 3 {
         return format!("{minutes}m");
@@ -284,21 +338,33 @@ pub fn human_duration(seconds: i64) -> String {
     let hours = minutes / 60;
     if hours < 8 {
         let m = minutes % 60;
-        return if m == 0 { format!("{hours}h") } else { format!("{hours}h{m}m") };
+        return if m == 0 {
+            format!("{hours}h")
+        } else {
+            format!("{hours}h{m}m")
+        };
     }
     if hours < 48 {
         return format!("{hours}h");
     }
     if hours < 24 * 8 {
         let h = hours % 24;
-        return if h == 0 { format!("{}d", hours / 24) } else { format!("{}d{h}h", hours / 24) };
+        return if h == 0 {
+            format!("{}d", hours / 24)
+        } else {
+            format!("{}d{h}h", hours / 24)
+        };
     }
     if hours < 24 * 365 * 2 {
         return format!("{}d", hours / 24);
     }
     if hours < 24 * 365 * 8 {
         let dy = (hours / 24) % 365;
-        return if dy == 0 { format!("{}y", hours / 24 / 365) } else { format!("{}y{dy}d", hours / 24 / 365) };
+        return if dy == 0 {
+            format!("{}y", hours / 24 / 365)
+        } else {
+            format!("{}y{dy}d", hours / 24 / 365)
+        };
     }
     format!("{}y", hours / 24 / 365)
 }

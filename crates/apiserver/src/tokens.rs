@@ -19,7 +19,10 @@ pub const DEFAULT_EXPIRATION_SECONDS: i64 = 3600;
 #[derive(Debug, thiserror::Error)]
 pub enum TokenError {
     #[error("{path}: {source}")]
-    Io { path: PathBuf, source: std::io::Error },
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("{path}: not a usable signing key: {reason}")]
     Key { path: PathBuf, reason: String },
 }
@@ -74,7 +77,10 @@ pub struct TokenIssuer {
 }
 
 fn read(path: &Path) -> Result<Vec<u8>, TokenError> {
-    std::fs::read(path).map_err(|source| TokenError::Io { path: path.to_path_buf(), source })
+    std::fs::read(path).map_err(|source| TokenError::Io {
+        path: path.to_path_buf(),
+        source,
+    })
 }
 
 impl TokenIssuer {
@@ -84,8 +90,14 @@ impl TokenIssuer {
         let key_path = dir.join("sa.key");
         let pub_path = dir.join("sa.pub");
         if !key_path.exists() {
-            std::fs::create_dir_all(dir).map_err(|source| TokenError::Io { path: dir.to_path_buf(), source })?;
-            let pair = rcgen::KeyPair::generate().map_err(|e| TokenError::Key { path: key_path.clone(), reason: e.to_string() })?;
+            std::fs::create_dir_all(dir).map_err(|source| TokenError::Io {
+                path: dir.to_path_buf(),
+                source,
+            })?;
+            let pair = rcgen::KeyPair::generate().map_err(|e| TokenError::Key {
+                path: key_path.clone(),
+                reason: e.to_string(),
+            })?;
             let write = |path: &Path, data: String, mode: u32| -> Result<(), TokenError> {
                 use std::os::unix::fs::OpenOptionsExt;
                 let tmp = path.with_extension("tmp");
@@ -95,34 +107,70 @@ impl TokenIssuer {
                     .truncate(true)
                     .mode(mode)
                     .open(&tmp)
-                    .map_err(|source| TokenError::Io { path: tmp.clone(), source })?;
-                std::io::Write::write_all(&mut f, data.as_bytes()).map_err(|source| TokenError::Io { path: tmp.clone(), source })?;
-                f.sync_all().map_err(|source| TokenError::Io { path: tmp.clone(), source })?;
-                std::fs::rename(&tmp, path).map_err(|source| TokenError::Io { path: path.to_path_buf(), source })
+                    .map_err(|source| TokenError::Io {
+                        path: tmp.clone(),
+                        source,
+                    })?;
+                std::io::Write::write_all(&mut f, data.as_bytes()).map_err(|source| {
+                    TokenError::Io {
+                        path: tmp.clone(),
+                        source,
+                    }
+                })?;
+                f.sync_all().map_err(|source| TokenError::Io {
+                    path: tmp.clone(),
+                    source,
+                })?;
+                std::fs::rename(&tmp, path).map_err(|source| TokenError::Io {
+                    path: path.to_path_buf(),
+                    source,
+                })
             };
             write(&pub_path, pair.public_key_pem(), 0o644)?;
             write(&key_path, pair.serialize_pem(), 0o600)?;
         }
         let key = read(&key_path)?;
         let public = read(&pub_path)?;
-        let encoding = EncodingKey::from_ec_pem(&key).map_err(|e| TokenError::Key { path: key_path.clone(), reason: e.to_string() })?;
-        let decoding = DecodingKey::from_ec_pem(&public).map_err(|e| TokenError::Key { path: pub_path.clone(), reason: e.to_string() })?;
+        let encoding = EncodingKey::from_ec_pem(&key).map_err(|e| TokenError::Key {
+            path: key_path.clone(),
+            reason: e.to_string(),
+        })?;
+        let decoding = DecodingKey::from_ec_pem(&public).map_err(|e| TokenError::Key {
+            path: pub_path.clone(),
+            reason: e.to_string(),
+        })?;
         Ok(TokenIssuer { encoding, decoding })
     }
 
     /// Issues a token for a service account.
-    pub fn issue(&self, namespace: &str, sa: ServiceAccountRef, audiences: Vec<String>, expiration_seconds: i64, pod: Option<ServiceAccountRef>) -> (String, i64) {
+    pub fn issue(
+        &self,
+        namespace: &str,
+        sa: ServiceAccountRef,
+        audiences: Vec<String>,
+        expiration_seconds: i64,
+        pod: Option<ServiceAccountRef>,
+    ) -> (String, i64) {
         let now = chrono::Utc::now().timestamp();
         let exp = now + expiration_seconds;
         let claims = Claims {
-            aud: if audiences.is_empty() { vec![ISSUER.to_string()] } else { audiences },
+            aud: if audiences.is_empty() {
+                vec![ISSUER.to_string()]
+            } else {
+                audiences
+            },
             exp,
             iat: now,
             nbf: now,
             iss: ISSUER.to_string(),
             jti: uuid::Uuid::new_v4().to_string(),
             sub: format!("system:serviceaccount:{namespace}:{}", sa.name),
-            kubernetes: KubernetesClaims { namespace: namespace.to_string(), serviceaccount: sa, pod, secret: None },
+            kubernetes: KubernetesClaims {
+                namespace: namespace.to_string(),
+                serviceaccount: sa,
+                pod,
+                secret: None,
+            },
         };
         let mut header = Header::new(Algorithm::ES256);
         header.kid = None;
@@ -141,17 +189,28 @@ impl TokenIssuer {
         } else {
             v.set_audience(audiences);
         }
-        jsonwebtoken::decode::<Claims>(token, &self.decoding, &v).ok().map(|d| d.claims)
+        jsonwebtoken::decode::<Claims>(token, &self.decoding, &v)
+            .ok()
+            .map(|d| d.claims)
     }
 }
 
 /// The TokenReview answer for a token.
 pub fn review(issuer: &TokenIssuer, mut body: Value) -> Value {
-    let token = body.pointer("/spec/token").and_then(Value::as_str).unwrap_or("").to_string();
+    let token = body
+        .pointer("/spec/token")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_string();
     let audiences: Vec<String> = body
         .pointer("/spec/audiences")
         .and_then(Value::as_array)
-        .map(|a| a.iter().filter_map(Value::as_str).map(str::to_string).collect())
+        .map(|a| {
+            a.iter()
+                .filter_map(Value::as_str)
+                .map(str::to_string)
+                .collect()
+        })
         .unwrap_or_default();
     body["status"] = match issuer.verify(&token, &audiences) {
         Some(claims) => {
@@ -180,11 +239,27 @@ mod tests {
     fn issued_tokens_verify_and_name_the_service_account() {
         let dir = tempfile::tempdir().unwrap();
         let issuer = TokenIssuer::load_or_create(dir.path()).unwrap();
-        let (token, exp) = issuer.issue("team", ServiceAccountRef { name: "bot".into(), uid: "u1".into() }, vec![], 3600, None);
+        let (token, exp) = issuer.issue(
+            "team",
+            ServiceAccountRef {
+                name: "bot".into(),
+                uid: "u1".into(),
+            },
+            vec![],
+            3600,
+            None,
+        );
         assert!(exp > chrono::Utc::now().timestamp());
         let claims = issuer.verify(&token, &[]).unwrap();
         assert_eq!(claims.sub, "system:serviceaccount:team:bot");
-        assert_eq!(claims.user().groups, ["system:serviceaccounts", "system:serviceaccounts:team", "system:authenticated"]);
+        assert_eq!(
+            claims.user().groups,
+            [
+                "system:serviceaccounts",
+                "system:serviceaccounts:team",
+                "system:authenticated"
+            ]
+        );
         // Wrong audience, tampered token, another key: refused.
         assert!(issuer.verify(&token, &["vault".into()]).is_none());
         assert!(issuer.verify(&format!("{token}x"), &[]).is_none());

@@ -38,7 +38,11 @@ pub struct WatchEvent {
 
 impl WatchEvent {
     pub fn new(kind: &'static str, object: Value) -> WatchEvent {
-        WatchEvent { kind, object: Arc::new(object), encoded: None }
+        WatchEvent {
+            kind,
+            object: Arc::new(object),
+            encoded: None,
+        }
     }
 
     pub fn to_json(&self) -> Value {
@@ -73,7 +77,10 @@ fn bookmark(r: &ResourceInfo, rev: Revision, initial_end: bool) -> WatchEvent {
     if initial_end {
         meta["annotations"] = json!({ "k8s.io/initial-events-end": "true" });
     }
-    WatchEvent::new("BOOKMARK", json!({ "kind": r.kind, "apiVersion": r.api_version(), "metadata": meta }))
+    WatchEvent::new(
+        "BOOKMARK",
+        json!({ "kind": r.kind, "apiVersion": r.api_version(), "metadata": meta }),
+    )
 }
 
 /// How often a watch that allows bookmarks gets one.
@@ -90,15 +97,23 @@ pub async fn watch(
 ) -> ApiResult<BoxStream<'static, WatchEvent>> {
     let rv = match opts.resource_version.as_deref() {
         None | Some("") | Some("0") => None,
-        Some(s) => Some(s.parse::<Revision>().map_err(|_| ApiError::bad_request(format!("invalid resource version: {s:?}")))?),
+        Some(s) => Some(
+            s.parse::<Revision>()
+                .map_err(|_| ApiError::bad_request(format!("invalid resource version: {s:?}")))?,
+        ),
     };
     let mut initial: Vec<WatchEvent> = Vec::new();
     let from = match rv {
         Some(from) if !opts.send_initial_events => from,
         _ => {
             let f = filter.clone();
-            let list = registry.list(r, namespace, &ListOptions::default(), &move |o| f(o)).await?;
-            let rev: Revision = list["metadata"]["resourceVersion"].as_str().and_then(|s| s.parse().ok()).unwrap_or(0);
+            let list = registry
+                .list(r, namespace, &ListOptions::default(), &move |o| f(o))
+                .await?;
+            let rev: Revision = list["metadata"]["resourceVersion"]
+                .as_str()
+                .and_then(|s| s.parse().ok())
+                .unwrap_or(0);
             if let Some(items) = list["items"].as_array() {
                 initial.extend(items.iter().map(|o| WatchEvent::new("ADDED", o.clone())));
             }
@@ -111,7 +126,15 @@ pub async fn watch(
     let prefix = Registry::list_prefix(r, namespace);
     let timeout = opts.timeout.unwrap_or(Duration::from_secs(30 * 60));
     if let Some((backlog, rx)) = registry.cache().and_then(|c| c.watch(&prefix, from)) {
-        let state = CacheWatchState { r, backlog: backlog.into(), rx, filter, last_rev: from, bookmarks: opts.allow_bookmarks, done: false };
+        let state = CacheWatchState {
+            r,
+            backlog: backlog.into(),
+            rx,
+            filter,
+            last_rev: from,
+            bookmarks: opts.allow_bookmarks,
+            done: false,
+        };
         let live = futures::stream::unfold(state, next_cached).flat_map(futures::stream::iter);
         let all = futures::stream::iter(initial).chain(live);
         return Ok(take_for(all, timeout).boxed());
@@ -140,14 +163,20 @@ pub async fn watch(
 }
 
 /// Ends a stream after `d`.
-fn take_for(s: impl futures::Stream<Item = WatchEvent> + Send + 'static, d: Duration) -> impl futures::Stream<Item = WatchEvent> + Send {
+fn take_for(
+    s: impl futures::Stream<Item = WatchEvent> + Send + 'static,
+    d: Duration,
+) -> impl futures::Stream<Item = WatchEvent> + Send {
     let deadline = tokio::time::sleep(d);
-    futures::stream::unfold((Box::pin(s), Box::pin(deadline)), |(mut s, mut deadline)| async move {
-        tokio::select! {
-            item = s.next() => item.map(|i| (i, (s, deadline))),
-            _ = &mut deadline => None,
-        }
-    })
+    futures::stream::unfold(
+        (Box::pin(s), Box::pin(deadline)),
+        |(mut s, mut deadline)| async move {
+            tokio::select! {
+                item = s.next() => item.map(|i| (i, (s, deadline))),
+                _ = &mut deadline => None,
+            }
+        },
+    )
 }
 
 struct WatchState {
@@ -184,10 +213,15 @@ async fn next_event(mut st: WatchState) -> Option<(Vec<WatchEvent>, WatchState)>
             Some(Err(e)) => {
                 st.done = true;
                 let api = match e {
-                    StoreError::Compacted { requested, compacted } => {
-                        ApiError::gone(format!("too old resource version: {requested} ({compacted})"))
+                    StoreError::Compacted {
+                        requested,
+                        compacted,
+                    } => ApiError::gone(format!(
+                        "too old resource version: {requested} ({compacted})"
+                    )),
+                    StoreError::WatchTooSlow => {
+                        ApiError::gone("the watch fell behind; re-list and watch again")
                     }
-                    StoreError::WatchTooSlow => ApiError::gone("the watch fell behind; re-list and watch again"),
                     other => from_store(st.r, "", other),
                 };
                 return Some((vec![error_event(api)], st));
@@ -232,19 +266,33 @@ fn filtered_event(ev: &CacheEvent, filter: &Filter) -> Option<WatchEvent> {
     let new_matches = ev.object.as_ref().is_some_and(|o| filter(o));
     let old_matches = ev.prev.as_ref().is_some_and(|o| filter(o));
     match (ev.kind, old_matches, new_matches) {
-        (EventKind::Put, true, true) => Some(shared("MODIFIED", ev.object.as_ref()?, ev.object_bytes())),
-        (EventKind::Put, false, true) => Some(shared("ADDED", ev.object.as_ref()?, ev.object_bytes())),
-        (EventKind::Put, true, false) => Some(shared("DELETED", ev.object.as_ref()?, ev.object_bytes())),
+        (EventKind::Put, true, true) => {
+            Some(shared("MODIFIED", ev.object.as_ref()?, ev.object_bytes()))
+        }
+        (EventKind::Put, false, true) => {
+            Some(shared("ADDED", ev.object.as_ref()?, ev.object_bytes()))
+        }
+        (EventKind::Put, true, false) => {
+            Some(shared("DELETED", ev.object.as_ref()?, ev.object_bytes()))
+        }
         (EventKind::Delete, true, _) => {
             let (object, bytes) = ev.deleted_object()?;
-            Some(WatchEvent { kind: "DELETED", object, encoded: Some(bytes) })
+            Some(WatchEvent {
+                kind: "DELETED",
+                object,
+                encoded: Some(bytes),
+            })
         }
         _ => None,
     }
 }
 
 fn shared(kind: &'static str, object: &Arc<Value>, bytes: Option<Bytes>) -> WatchEvent {
-    WatchEvent { kind, object: object.clone(), encoded: bytes }
+    WatchEvent {
+        kind,
+        object: object.clone(),
+        encoded: bytes,
+    }
 }
 
 async fn next_cached(mut st: CacheWatchState) -> Option<(Vec<WatchEvent>, CacheWatchState)> {

@@ -44,7 +44,10 @@ async fn crash(kills: usize, writers: usize) -> Result<()> {
     let report = tokio::task::spawn_blocking(move || {
         ::store::testing::crash::run(&path, kills, |round| {
             let mut cmd = std::process::Command::new(&exe);
-            cmd.arg("__crash-writer").arg(&path).arg(round.to_string()).arg(writers.to_string());
+            cmd.arg("__crash-writer")
+                .arg(&path)
+                .arg(round.to_string())
+                .arg(writers.to_string());
             cmd
         })
     })
@@ -92,7 +95,8 @@ fn filesystem_kind(path: &std::path::Path) -> String {
             let mount_point = fields.get(4)?.replace("\\040", " ");
             let after_dash = fields.iter().position(|f| *f == "-")?;
             let kind = fields.get(after_dash + 1)?;
-            path.starts_with(&mount_point).then(|| (mount_point.len(), kind.to_string()))
+            path.starts_with(&mount_point)
+                .then(|| (mount_point.len(), kind.to_string()))
         })
         .max_by_key(|(len, _)| *len)
         .map(|(_, kind)| kind)

@@ -28,7 +28,11 @@ enum Command {
     Bench(bench::BenchCommand),
     /// Internal: the child process of `krate bench crash`.
     #[command(name = "__crash-writer", hide = true)]
-    CrashWriter { dir: PathBuf, round: u32, writers: usize },
+    CrashWriter {
+        dir: PathBuf,
+        round: u32,
+        writers: usize,
+    },
 }
 
 #[derive(Subcommand)]
@@ -56,7 +60,12 @@ fn main() -> Result<()> {
         .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();
-    if let Command::CrashWriter { dir, round, writers } = &cli.command {
+    if let Command::CrashWriter {
+        dir,
+        round,
+        writers,
+    } = &cli.command
+    {
         store::testing::crash::run_writer(dir, *round, *writers);
     }
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -66,12 +75,19 @@ fn main() -> Result<()> {
     rt.block_on(async move {
         match cli.command {
             Command::Server(args) => server::run(args).await,
-            Command::Snapshot(SnapshotCommand::Save { data_dir, file }) => snapshot_save(&data_dir, &file).await,
+            Command::Snapshot(SnapshotCommand::Save { data_dir, file }) => {
+                snapshot_save(&data_dir, &file).await
+            }
             Command::Snapshot(SnapshotCommand::Restore { data_dir, file }) => {
                 let dir = server::datastore_dir(&data_dir);
-                let rev = store::embedded::Embedded::restore(&file, &dir)
-                    .with_context(|| format!("restoring {} into {}", file.display(), dir.display()))?;
-                println!("restored {} into {} (revision {rev})", file.display(), dir.display());
+                let rev = store::embedded::Embedded::restore(&file, &dir).with_context(|| {
+                    format!("restoring {} into {}", file.display(), dir.display())
+                })?;
+                println!(
+                    "restored {} into {} (revision {rev})",
+                    file.display(),
+                    dir.display()
+                );
                 Ok(())
             }
             Command::Bench(cmd) => bench::run(cmd).await,
@@ -83,9 +99,21 @@ fn main() -> Result<()> {
 async fn snapshot_save(data_dir: &std::path::Path, file: &std::path::Path) -> Result<()> {
     let dir = server::datastore_dir(data_dir);
     let (dir2, file2) = (dir.clone(), file.to_path_buf());
-    let info = tokio::task::spawn_blocking(move || store::embedded::Embedded::snapshot_dir(&dir2, &file2))
-        .await?
-        .with_context(|| format!("snapshotting the datastore in {} to {}", dir.display(), file.display()))?;
-    println!("saved {} ({} bytes, revision {})", file.display(), info.size_bytes, info.revision);
+    let info =
+        tokio::task::spawn_blocking(move || store::embedded::Embedded::snapshot_dir(&dir2, &file2))
+            .await?
+            .with_context(|| {
+                format!(
+                    "snapshotting the datastore in {} to {}",
+                    dir.display(),
+                    file.display()
+                )
+            })?;
+    println!(
+        "saved {} ({} bytes, revision {})",
+        file.display(),
+        info.size_bytes,
+        info.revision
+    );
     Ok(())
 }

@@ -11,16 +11,15 @@ use apiserver::admission::limits::LimitsAdmission;
 use apiserver::admission::pods::{PodAdmission, SYSTEM_PRIORITY_CLASSES};
 use apiserver::admission::services::{Cidr, ServiceAllocator};
 use apiserver::registry::{Registry, WriteOptions};
-use apiserver::status::ApiError;
-use apiserver::tokens::TokenIssuer;
 use apiserver::server::ApiServer;
+use apiserver::status::ApiError;
 use apiserver::tls::{Pki, PkiOptions};
+use apiserver::tokens::TokenIssuer;
 use clap::Args;
 use serde_json::json;
 use store::Store;
 
 pub const DEFAULT_DATA_DIR: &str = "/var/lib/krate";
-
 
 /// Namespaces every cluster has from the start.
 const SYSTEM_NAMESPACES: &[&str] = &["default", "kube-system", "kube-public", "kube-node-lease"];
@@ -54,9 +53,11 @@ pub fn datastore_dir(data_dir: &Path) -> PathBuf {
 }
 
 fn check_data_dir(dir: &Path) -> Result<()> {
-    std::fs::create_dir_all(dir).with_context(|| format!("creating the data directory {}", dir.display()))?;
+    std::fs::create_dir_all(dir)
+        .with_context(|| format!("creating the data directory {}", dir.display()))?;
     let probe = dir.join(".write-test");
-    std::fs::write(&probe, b"ok").with_context(|| format!("the data directory {} is not writable", dir.display()))?;
+    std::fs::write(&probe, b"ok")
+        .with_context(|| format!("the data directory {} is not writable", dir.display()))?;
     let _ = std::fs::remove_file(probe);
     Ok(())
 }
@@ -65,7 +66,12 @@ fn check_data_dir(dir: &Path) -> Result<()> {
 /// `kubernetes` service's ClusterIP.
 fn node_ips(first_service_ip: IpAddr) -> Vec<IpAddr> {
     let mut ips: Vec<IpAddr> = if_addrs::get_if_addrs()
-        .map(|list| list.into_iter().map(|i| i.ip()).filter(|ip| !ip.is_loopback()).collect())
+        .map(|list| {
+            list.into_iter()
+                .map(|i| i.ip())
+                .filter(|ip| !ip.is_loopback())
+                .collect()
+        })
         .unwrap_or_default();
     ips.push(first_service_ip);
     ips.sort();
@@ -76,28 +82,38 @@ fn node_ips(first_service_ip: IpAddr) -> Vec<IpAddr> {
 async fn open_store(args: &ServerArgs) -> Result<Arc<dyn Store>> {
     Ok(match &args.datastore_endpoint {
         Some(endpoints) => {
-            let endpoints: Vec<String> = endpoints.split(',').map(|s| s.trim().to_string()).collect();
+            let endpoints: Vec<String> =
+                endpoints.split(',').map(|s| s.trim().to_string()).collect();
             Arc::new(
                 store::etcd::Etcd::connect(&endpoints)
                     .await
-                    .with_context(|| format!("the datastore at {} cannot be reached", endpoints.join(",")))?,
+                    .with_context(|| {
+                        format!("the datastore at {} cannot be reached", endpoints.join(","))
+                    })?,
             )
         }
         None => {
             let dir = datastore_dir(&args.data_dir);
             Arc::new(
-                store::embedded::Embedded::open(&dir)
-                    .with_context(|| format!("opening the embedded datastore in {}", dir.display()))?,
+                store::embedded::Embedded::open(&dir).with_context(|| {
+                    format!("opening the embedded datastore in {}", dir.display())
+                })?,
             )
         }
     })
 }
 
 fn parse_port_range(s: &str) -> Result<(u16, u16)> {
-    let (lo, hi) = s.split_once('-').with_context(|| format!("--service-node-port-range {s:?}: want LOW-HIGH"))?;
+    let (lo, hi) = s
+        .split_once('-')
+        .with_context(|| format!("--service-node-port-range {s:?}: want LOW-HIGH"))?;
     let (lo, hi): (u16, u16) = (
-        lo.trim().parse().with_context(|| format!("--service-node-port-range {s:?}"))?,
-        hi.trim().parse().with_context(|| format!("--service-node-port-range {s:?}"))?,
+        lo.trim()
+            .parse()
+            .with_context(|| format!("--service-node-port-range {s:?}"))?,
+        hi.trim()
+            .parse()
+            .with_context(|| format!("--service-node-port-range {s:?}"))?,
     );
     if lo == 0 || lo > hi {
         bail!("--service-node-port-range {s:?}: the range is empty");
@@ -109,8 +125,11 @@ fn parse_port_range(s: &str) -> Result<(u16, u16)> {
 /// super-user role for `system:masters`, and what every authenticated user
 /// may do (discovery, asking about themselves).
 async fn bootstrap_rbac(registry: &Registry) -> Result<()> {
-    let roles = apiserver::resources::lookup("rbac.authorization.k8s.io", "v1", "clusterroles").context("clusterroles")?;
-    let bindings = apiserver::resources::lookup("rbac.authorization.k8s.io", "v1", "clusterrolebindings").context("clusterrolebindings")?;
+    let roles = apiserver::resources::lookup("rbac.authorization.k8s.io", "v1", "clusterroles")
+        .context("clusterroles")?;
+    let bindings =
+        apiserver::resources::lookup("rbac.authorization.k8s.io", "v1", "clusterrolebindings")
+            .context("clusterrolebindings")?;
     let meta = |name: &str| {
         json!({
             "name": name,
@@ -119,34 +138,56 @@ async fn bootstrap_rbac(registry: &Registry) -> Result<()> {
         })
     };
     let cluster_roles = [
-        ("cluster-admin", json!([
-            { "apiGroups": ["*"], "resources": ["*"], "verbs": ["*"] },
-            { "nonResourceURLs": ["*"], "verbs": ["*"] },
-        ])),
-        ("system:basic-user", json!([
-            { "apiGroups": ["authorization.k8s.io"], "resources": ["selfsubjectaccessreviews", "selfsubjectrulesreviews"], "verbs": ["create"] },
-            { "apiGroups": ["authentication.k8s.io"], "resources": ["selfsubjectreviews"], "verbs": ["create"] },
-        ])),
-        ("system:discovery", json!([
-            { "nonResourceURLs": ["/api", "/api/*", "/apis", "/apis/*", "/healthz", "/livez", "/openapi", "/openapi/*", "/readyz", "/version", "/version/"], "verbs": ["get"] },
-        ])),
-        ("system:public-info-viewer", json!([
-            { "nonResourceURLs": ["/healthz", "/livez", "/readyz", "/version", "/version/"], "verbs": ["get"] },
-        ])),
+        (
+            "cluster-admin",
+            json!([
+                { "apiGroups": ["*"], "resources": ["*"], "verbs": ["*"] },
+                { "nonResourceURLs": ["*"], "verbs": ["*"] },
+            ]),
+        ),
+        (
+            "system:basic-user",
+            json!([
+                { "apiGroups": ["authorization.k8s.io"], "resources": ["selfsubjectaccessreviews", "selfsubjectrulesreviews"], "verbs": ["create"] },
+                { "apiGroups": ["authentication.k8s.io"], "resources": ["selfsubjectreviews"], "verbs": ["create"] },
+            ]),
+        ),
+        (
+            "system:discovery",
+            json!([
+                { "nonResourceURLs": ["/api", "/api/*", "/apis", "/apis/*", "/healthz", "/livez", "/openapi", "/openapi/*", "/readyz", "/version", "/version/"], "verbs": ["get"] },
+            ]),
+        ),
+        (
+            "system:public-info-viewer",
+            json!([
+                { "nonResourceURLs": ["/healthz", "/livez", "/readyz", "/version", "/version/"], "verbs": ["get"] },
+            ]),
+        ),
     ];
     for (name, rules) in cluster_roles {
         let role = json!({ "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole", "metadata": meta(name), "rules": rules });
-        match registry.create(roles, None, role, &WriteOptions::default()).await {
+        match registry
+            .create(roles, None, role, &WriteOptions::default())
+            .await
+        {
             Ok(_) | Err(ApiError { code: 409, .. }) => {}
             Err(e) => bail!("creating cluster role {name}: {e}"),
         }
     }
-    let group = |g: &str| json!({ "apiGroup": "rbac.authorization.k8s.io", "kind": "Group", "name": g });
+    let group =
+        |g: &str| json!({ "apiGroup": "rbac.authorization.k8s.io", "kind": "Group", "name": g });
     let cluster_bindings = [
         ("cluster-admin", json!([group("system:masters")])),
         ("system:basic-user", json!([group("system:authenticated")])),
         ("system:discovery", json!([group("system:authenticated")])),
-        ("system:public-info-viewer", json!([group("system:authenticated"), group("system:unauthenticated")])),
+        (
+            "system:public-info-viewer",
+            json!([
+                group("system:authenticated"),
+                group("system:unauthenticated")
+            ]),
+        ),
     ];
     for (name, subjects) in cluster_bindings {
         let binding = json!({
@@ -156,7 +197,10 @@ async fn bootstrap_rbac(registry: &Registry) -> Result<()> {
             "roleRef": { "apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": name },
             "subjects": subjects,
         });
-        match registry.create(bindings, None, binding, &WriteOptions::default()).await {
+        match registry
+            .create(bindings, None, binding, &WriteOptions::default())
+            .await
+        {
             Ok(_) | Err(ApiError { code: 409, .. }) => {}
             Err(e) => bail!("creating cluster role binding {name}: {e}"),
         }
@@ -165,16 +209,21 @@ async fn bootstrap_rbac(registry: &Registry) -> Result<()> {
 }
 
 async fn bootstrap(registry: &Registry, first_service_ip: IpAddr, https_port: u16) -> Result<()> {
-    let namespaces = apiserver::resources::lookup("", "v1", "namespaces").context("namespaces resource")?;
+    let namespaces =
+        apiserver::resources::lookup("", "v1", "namespaces").context("namespaces resource")?;
     for ns in SYSTEM_NAMESPACES {
         let obj = json!({ "apiVersion": "v1", "kind": "Namespace", "metadata": { "name": ns } });
-        match registry.create(namespaces, None, obj, &WriteOptions::default()).await {
+        match registry
+            .create(namespaces, None, obj, &WriteOptions::default())
+            .await
+        {
             Ok(_) => tracing::info!(namespace = ns, "created namespace"),
             Err(e) if e.code == 409 => {}
             Err(e) => bail!("creating namespace {ns}: {e}"),
         }
     }
-    let classes = apiserver::resources::lookup("scheduling.k8s.io", "v1", "priorityclasses").context("priorityclasses resource")?;
+    let classes = apiserver::resources::lookup("scheduling.k8s.io", "v1", "priorityclasses")
+        .context("priorityclasses resource")?;
     for (name, value, description) in SYSTEM_PRIORITY_CLASSES {
         let pc = json!({
             "apiVersion": "scheduling.k8s.io/v1",
@@ -184,14 +233,18 @@ async fn bootstrap(registry: &Registry, first_service_ip: IpAddr, https_port: u1
             "description": description,
             "preemptionPolicy": "PreemptLowerPriority",
         });
-        match registry.create(classes, None, pc, &WriteOptions::default()).await {
+        match registry
+            .create(classes, None, pc, &WriteOptions::default())
+            .await
+        {
             Ok(_) | Err(ApiError { code: 409, .. }) => {}
             Err(e) => bail!("creating priority class {name}: {e}"),
         }
     }
     bootstrap_rbac(registry).await?;
     // The API server's own service, at the first IP of the service range.
-    let services = apiserver::resources::lookup("", "v1", "services").context("services resource")?;
+    let services =
+        apiserver::resources::lookup("", "v1", "services").context("services resource")?;
     let svc = json!({
         "apiVersion": "v1",
         "kind": "Service",
@@ -202,7 +255,10 @@ async fn bootstrap(registry: &Registry, first_service_ip: IpAddr, https_port: u1
             "type": "ClusterIP",
         },
     });
-    match registry.create(services, Some("default"), svc, &WriteOptions::default()).await {
+    match registry
+        .create(services, Some("default"), svc, &WriteOptions::default())
+        .await
+    {
         Ok(_) => tracing::info!(ip = %first_service_ip, "created the kubernetes service"),
         Err(e) if e.code == 409 => {}
         Err(e) => bail!("creating the kubernetes service: {e}"),
@@ -212,45 +268,68 @@ async fn bootstrap(registry: &Registry, first_service_ip: IpAddr, https_port: u1
 
 pub async fn run(args: ServerArgs) -> Result<()> {
     check_data_dir(&args.data_dir)?;
-    let service_cidr = Cidr::parse(&args.service_cidr).map_err(|e| anyhow::anyhow!("--service-cidr: {e}"))?;
+    let service_cidr =
+        Cidr::parse(&args.service_cidr).map_err(|e| anyhow::anyhow!("--service-cidr: {e}"))?;
     let node_ports = parse_port_range(&args.service_node_port_range)?;
     let first_service_ip = IpAddr::V4(service_cidr.nth(1));
     let addr = SocketAddr::new(args.bind_address, args.https_listen_port);
     let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| {
         if e.kind() == std::io::ErrorKind::AddrInUse {
-            anyhow::anyhow!("port {} is already in use (is another krate server or kube-apiserver running?)", args.https_listen_port)
+            anyhow::anyhow!(
+                "port {} is already in use (is another krate server or kube-apiserver running?)",
+                args.https_listen_port
+            )
         } else {
             anyhow::Error::new(e).context(format!("listening on {addr}"))
         }
     })?;
-    let hostname = std::fs::read_to_string("/proc/sys/kernel/hostname").map(|h| h.trim().to_string()).unwrap_or_default();
+    let hostname = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .unwrap_or_default();
     let pki = Pki::ensure(&PkiOptions {
         data_dir: args.data_dir.clone(),
-        hostnames: if hostname.is_empty() { vec![] } else { vec![hostname] },
+        hostnames: if hostname.is_empty() {
+            vec![]
+        } else {
+            vec![hostname]
+        },
         ips: node_ips(first_service_ip),
     })
     .context("preparing TLS certificates")?;
     let tls = pki.server_config().context("configuring TLS")?;
 
     let store = open_store(&args).await?;
-    let rev = store.current_revision().await.context("reading the datastore revision")?;
+    let rev = store
+        .current_revision()
+        .await
+        .context("reading the datastore revision")?;
     tracing::info!(revision = rev, "datastore ready");
 
     let pods = PodAdmission::new();
     let limits = LimitsAdmission::new();
     let registry = Registry::new(store.clone())
-        .with_admission(Arc::new(ServiceAllocator::new(store, service_cidr, node_ports)))
+        .with_admission(Arc::new(ServiceAllocator::new(
+            store,
+            service_cidr,
+            node_ports,
+        )))
         .with_admission(pods.clone())
         .with_admission(limits.clone())
         .with_cache();
-    let api = ApiServer::new(registry, format!("{}:{}", "127.0.0.1", args.https_listen_port));
+    let api = ApiServer::new(
+        registry,
+        format!("{}:{}", "127.0.0.1", args.https_listen_port),
+    );
     pods.attach(api.registry());
-    let issuer = TokenIssuer::load_or_create(&args.data_dir.join("tls")).context("preparing the service account token key")?;
+    let issuer = TokenIssuer::load_or_create(&args.data_dir.join("tls"))
+        .context("preparing the service account token key")?;
     api.set_token_issuer(Arc::new(issuer));
     limits.attach(api.registry());
     bootstrap(api.registry(), first_service_ip, args.https_listen_port).await?;
     let url = format!("https://127.0.0.1:{}", args.https_listen_port);
-    let kubeconfig = pki.write_admin_kubeconfig(&url).context("writing the admin kubeconfig")?;
+    let kubeconfig = pki
+        .write_admin_kubeconfig(&url)
+        .context("writing the admin kubeconfig")?;
     api.start_controllers();
     let serving = tokio::spawn(api.clone().serve(listener, Some(tls)));
     api.set_ready();
@@ -269,7 +348,8 @@ pub async fn run(args: ServerArgs) -> Result<()> {
 }
 
 async fn wait_sigterm() -> Result<()> {
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).context("installing SIGTERM handler")?;
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .context("installing SIGTERM handler")?;
     term.recv().await;
     Ok(())
 }

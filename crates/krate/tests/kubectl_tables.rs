@@ -15,7 +15,11 @@ const FRESH: &str = "<fresh age>";
 fn parse(out: &str, headers: &[&str]) -> Vec<Vec<String>> {
     let mut lines = out.lines();
     let header = lines.next().unwrap_or_default();
-    let names: Vec<&str> = header.split("  ").map(str::trim).filter(|s| !s.is_empty()).collect();
+    let names: Vec<&str> = header
+        .split("  ")
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .collect();
     assert_eq!(names, headers, "header of:\n{out}");
     let mut starts = Vec::new();
     let mut from = 0;
@@ -28,8 +32,15 @@ fn parse(out: &str, headers: &[&str]) -> Vec<Vec<String>> {
         .map(|line| {
             (0..starts.len())
                 .map(|i| {
-                    let end = starts.get(i + 1).copied().unwrap_or(line.len()).min(line.len());
-                    line.get(starts[i].min(end)..end).unwrap_or("").trim().to_string()
+                    let end = starts
+                        .get(i + 1)
+                        .copied()
+                        .unwrap_or(line.len())
+                        .min(line.len());
+                    line.get(starts[i].min(end)..end)
+                        .unwrap_or("")
+                        .trim()
+                        .to_string()
                 })
                 .collect()
         })
@@ -45,7 +56,11 @@ fn assert_rows(out: &str, headers: &[&str], expected: &[Vec<String>]) {
         for (i, (cell, want)) in row.iter().zip(want).enumerate() {
             if want == FRESH {
                 let secs = cell.strip_suffix('s').and_then(|n| n.parse::<u32>().ok());
-                assert!(secs.is_some_and(|s| s < 60), "{} is not a fresh age in:\n{out}", headers[i]);
+                assert!(
+                    secs.is_some_and(|s| s < 60),
+                    "{} is not a fresh age in:\n{out}",
+                    headers[i]
+                );
             } else {
                 assert_eq!(cell, want, "column {} of:\n{out}", headers[i]);
             }
@@ -62,7 +77,15 @@ fn create(c: &Cluster, json: &str) {
 }
 
 fn patch_status(c: &Cluster, kind: &str, name: &str, status: &str) {
-    c.ok(&["patch", kind, name, "--subresource=status", "--type=merge", "-p", &format!(r#"{{"status":{status}}}"#)]);
+    c.ok(&[
+        "patch",
+        kind,
+        name,
+        "--subresource=status",
+        "--type=merge",
+        "-p",
+        &format!(r#"{{"status":{status}}}"#),
+    ]);
 }
 
 const LONG_AGO: &str = "2024-01-01T00:00:00Z";
@@ -129,19 +152,67 @@ fn pods_print_ready_status_restarts_and_wide_columns() {
     );
     assert_rows(
         &c.ok(&["get", "pods", "-o", "wide"]),
-        &["NAME", "READY", "STATUS", "RESTARTS", "AGE", "IP", "NODE", "NOMINATED NODE", "READINESS GATES"],
         &[
-            cells(&["done", "0/1", "Completed", "0", FRESH, "10.42.1.7", "node-2", "<none>", "1/1"]),
-            cells(&["gated", "0/1", "SchedulingGated", "0", FRESH, "<none>", "<none>", "<none>", "<none>"]),
-            cells(&["init-1", "0/1", "Init:1/2", "0", FRESH, "<none>", "<none>", "<none>", "<none>"]),
-            cells(&["web-0", "1/2", "CrashLoopBackOff", &restarts, FRESH, "10.42.0.5", "node-1", "<none>", "<none>"]),
+            "NAME",
+            "READY",
+            "STATUS",
+            "RESTARTS",
+            "AGE",
+            "IP",
+            "NODE",
+            "NOMINATED NODE",
+            "READINESS GATES",
+        ],
+        &[
+            cells(&[
+                "done",
+                "0/1",
+                "Completed",
+                "0",
+                FRESH,
+                "10.42.1.7",
+                "node-2",
+                "<none>",
+                "1/1",
+            ]),
+            cells(&[
+                "gated",
+                "0/1",
+                "SchedulingGated",
+                "0",
+                FRESH,
+                "<none>",
+                "<none>",
+                "<none>",
+                "<none>",
+            ]),
+            cells(&[
+                "init-1", "0/1", "Init:1/2", "0", FRESH, "<none>", "<none>", "<none>", "<none>",
+            ]),
+            cells(&[
+                "web-0",
+                "1/2",
+                "CrashLoopBackOff",
+                &restarts,
+                FRESH,
+                "10.42.0.5",
+                "node-1",
+                "<none>",
+                "<none>",
+            ]),
         ],
     );
     // One object, by name, prints the same row.
     assert_rows(
         &c.ok(&["get", "pod", "web-0"]),
         &["NAME", "READY", "STATUS", "RESTARTS", "AGE"],
-        &[cells(&["web-0", "1/2", "CrashLoopBackOff", &restarts, FRESH])],
+        &[cells(&[
+            "web-0",
+            "1/2",
+            "CrashLoopBackOff",
+            &restarts,
+            FRESH,
+        ])],
     );
 }
 
@@ -166,21 +237,71 @@ fn services_print_type_cluster_ip_external_ip_and_ports() {
         r#"{"loadBalancer":{"ingress":[{"ip":"203.0.113.9"},{"hostname":"lb.example.com"}]}}"#,
     );
     let ip = |name: &str| c.ok(&["get", "service", name, "-o", "jsonpath={.spec.clusterIP}"]);
-    let (web, np, lb, lb_ready, kubernetes) = (ip("web"), ip("np"), ip("lb"), ip("lb-ready"), ip("kubernetes"));
+    let (web, np, lb, lb_ready, kubernetes) = (
+        ip("web"),
+        ip("np"),
+        ip("lb"),
+        ip("lb-ready"),
+        ip("kubernetes"),
+    );
     assert!(web.starts_with("10.43."), "{web}");
 
-    let headers = ["NAME", "TYPE", "CLUSTER-IP", "EXTERNAL-IP", "PORT(S)", "AGE", "SELECTOR"];
+    let headers = [
+        "NAME",
+        "TYPE",
+        "CLUSTER-IP",
+        "EXTERNAL-IP",
+        "PORT(S)",
+        "AGE",
+        "SELECTOR",
+    ];
     let out = c.ok(&["get", "services", "-o", "wide"]);
     let rows = parse(&out, &headers);
-    let kubernetes_age = rows.iter().find(|r| r[0] == "kubernetes").map(|r| r[5].clone()).unwrap();
+    let kubernetes_age = rows
+        .iter()
+        .find(|r| r[0] == "kubernetes")
+        .map(|r| r[5].clone())
+        .unwrap();
     assert_rows(
         &out,
         &headers,
         &[
-            cells(&["db", "ClusterIP", "None", "<none>", "<none>", FRESH, "app=db"]),
-            cells(&["ext", "ExternalName", "<none>", "db.example.com", "<none>", FRESH, "<none>"]),
-            cells(&["kubernetes", "ClusterIP", &kubernetes, "<none>", "443/TCP", &kubernetes_age, "<none>"]),
-            cells(&["lb", "LoadBalancer", &lb, "<pending>", "443:31443/TCP", FRESH, "<none>"]),
+            cells(&[
+                "db",
+                "ClusterIP",
+                "None",
+                "<none>",
+                "<none>",
+                FRESH,
+                "app=db",
+            ]),
+            cells(&[
+                "ext",
+                "ExternalName",
+                "<none>",
+                "db.example.com",
+                "<none>",
+                FRESH,
+                "<none>",
+            ]),
+            cells(&[
+                "kubernetes",
+                "ClusterIP",
+                &kubernetes,
+                "<none>",
+                "443/TCP",
+                &kubernetes_age,
+                "<none>",
+            ]),
+            cells(&[
+                "lb",
+                "LoadBalancer",
+                &lb,
+                "<pending>",
+                "443:31443/TCP",
+                FRESH,
+                "<none>",
+            ]),
             cells(&[
                 "lb-ready",
                 "LoadBalancer",
@@ -190,14 +311,37 @@ fn services_print_type_cluster_ip_external_ip_and_ports() {
                 FRESH,
                 "<none>",
             ]),
-            cells(&["np", "NodePort", &np, "192.0.2.10", "80:30080/TCP", FRESH, "app=web"]),
-            cells(&["web", "ClusterIP", &web, "<none>", "80/TCP,53/UDP", FRESH, "app=web,tier=fe"]),
+            cells(&[
+                "np",
+                "NodePort",
+                &np,
+                "192.0.2.10",
+                "80:30080/TCP",
+                FRESH,
+                "app=web",
+            ]),
+            cells(&[
+                "web",
+                "ClusterIP",
+                &web,
+                "<none>",
+                "80/TCP,53/UDP",
+                FRESH,
+                "app=web,tier=fe",
+            ]),
         ],
     );
     assert_rows(
         &c.ok(&["get", "service", "web"]),
         &headers[..6],
-        &[cells(&["web", "ClusterIP", &web, "<none>", "80/TCP,53/UDP", FRESH])],
+        &[cells(&[
+            "web",
+            "ClusterIP",
+            &web,
+            "<none>",
+            "80/TCP,53/UDP",
+            FRESH,
+        ])],
     );
 }
 
@@ -223,8 +367,26 @@ fn deployments_print_ready_up_to_date_available_and_wide_columns() {
     );
     assert_rows(
         &c.ok(&["get", "deploy", "-o", "wide"]),
-        &["NAME", "READY", "UP-TO-DATE", "AVAILABLE", "AGE", "CONTAINERS", "IMAGES", "SELECTOR"],
-        &[cells(&["web", "2/3", "3", "2", FRESH, "nginx,log", "nginx:1.27,busybox:1.36", "app=web,tier in (be,fe)"])],
+        &[
+            "NAME",
+            "READY",
+            "UP-TO-DATE",
+            "AVAILABLE",
+            "AGE",
+            "CONTAINERS",
+            "IMAGES",
+            "SELECTOR",
+        ],
+        &[cells(&[
+            "web",
+            "2/3",
+            "3",
+            "2",
+            FRESH,
+            "nginx,log",
+            "nginx:1.27,busybox:1.36",
+            "app=web,tier in (be,fe)",
+        ])],
     );
 }
 
@@ -319,19 +481,45 @@ fn events_print_last_seen_object_and_wide_columns() {
            "eventTime":"2024-01-03T00:00:00.000000Z","reportingComponent":"node-controller","reportingInstance":"node-1","action":"RegisterNode","source":{}}
         ]}"#,
     );
-    let (first, last, registered) =
-        (age("2024-01-01T00:00:00Z"), age("2024-01-02T00:00:00Z"), age("2024-01-03T00:00:00Z"));
+    let (first, last, registered) = (
+        age("2024-01-01T00:00:00Z"),
+        age("2024-01-02T00:00:00Z"),
+        age("2024-01-03T00:00:00Z"),
+    );
     assert_rows(
         &c.ok(&["get", "events"]),
         &["LAST SEEN", "TYPE", "REASON", "OBJECT", "MESSAGE"],
         &[
-            cells(&[&registered, "Normal", "RegisteredNode", "node/node-1", "Registered Node node-1 in Controller"]),
-            cells(&[&last, "Warning", "BackOff", "pod/web-0", "Back-off restarting failed container"]),
+            cells(&[
+                &registered,
+                "Normal",
+                "RegisteredNode",
+                "node/node-1",
+                "Registered Node node-1 in Controller",
+            ]),
+            cells(&[
+                &last,
+                "Warning",
+                "BackOff",
+                "pod/web-0",
+                "Back-off restarting failed container",
+            ]),
         ],
     );
     assert_rows(
         &c.ok(&["get", "events", "-o", "wide"]),
-        &["LAST SEEN", "TYPE", "REASON", "OBJECT", "SUBOBJECT", "SOURCE", "MESSAGE", "FIRST SEEN", "COUNT", "NAME"],
+        &[
+            "LAST SEEN",
+            "TYPE",
+            "REASON",
+            "OBJECT",
+            "SUBOBJECT",
+            "SOURCE",
+            "MESSAGE",
+            "FIRST SEEN",
+            "COUNT",
+            "NAME",
+        ],
         &[
             cells(&[
                 &registered,
@@ -381,22 +569,74 @@ fn jobs_and_cron_jobs_print_status_completions_and_schedule() {
         r#"{"succeeded":2,"startTime":"2024-01-01T00:00:00Z","completionTime":"2024-01-01T00:01:15Z",
            "conditions":[{"type":"SuccessCriteriaMet","status":"True"},{"type":"Complete","status":"True"}]}"#,
     );
-    patch_status(&c, "cronjob", "hello", r#"{"lastScheduleTime":"2024-01-01T00:00:00Z"}"#);
+    patch_status(
+        &c,
+        "cronjob",
+        "hello",
+        r#"{"lastScheduleTime":"2024-01-01T00:00:00Z"}"#,
+    );
     let out = c.ok(&["get", "jobs", "-o", "wide"]);
-    let headers = ["NAME", "STATUS", "COMPLETIONS", "DURATION", "AGE", "CONTAINERS", "IMAGES", "SELECTOR"];
-    let selector_of_wide = parse(&out, &headers).iter().find(|r| r[0] == "wide").map(|r| r[7].clone()).unwrap();
+    let headers = [
+        "NAME",
+        "STATUS",
+        "COMPLETIONS",
+        "DURATION",
+        "AGE",
+        "CONTAINERS",
+        "IMAGES",
+        "SELECTOR",
+    ];
+    let selector_of_wide = parse(&out, &headers)
+        .iter()
+        .find(|r| r[0] == "wide")
+        .map(|r| r[7].clone())
+        .unwrap();
     assert_rows(
         &out,
         &headers,
         &[
-            cells(&["pi", "Complete", "2/2", "75s", FRESH, "pi", "perl:5.34", "job=pi"]),
-            cells(&["wide", "Running", "0/1 of 3", "", FRESH, "w", "w", &selector_of_wide]),
+            cells(&[
+                "pi",
+                "Complete",
+                "2/2",
+                "75s",
+                FRESH,
+                "pi",
+                "perl:5.34",
+                "job=pi",
+            ]),
+            cells(&[
+                "wide",
+                "Running",
+                "0/1 of 3",
+                "",
+                FRESH,
+                "w",
+                "w",
+                &selector_of_wide,
+            ]),
         ],
     );
     assert_rows(
         &c.ok(&["get", "cronjobs"]),
-        &["NAME", "SCHEDULE", "TIMEZONE", "SUSPEND", "ACTIVE", "LAST SCHEDULE", "AGE"],
-        &[cells(&["hello", "*/5 * * * *", "Etc/UTC", "False", "0", &age("2024-01-01T00:00:00Z"), FRESH])],
+        &[
+            "NAME",
+            "SCHEDULE",
+            "TIMEZONE",
+            "SUSPEND",
+            "ACTIVE",
+            "LAST SCHEDULE",
+            "AGE",
+        ],
+        &[cells(&[
+            "hello",
+            "*/5 * * * *",
+            "Etc/UTC",
+            "False",
+            "0",
+            &age("2024-01-01T00:00:00Z"),
+            FRESH,
+        ])],
     );
 }
 
@@ -408,7 +648,13 @@ fn kinds_without_printers_show_name_and_created_at() {
         r#"{"apiVersion":"rbac.authorization.k8s.io/v1","kind":"ClusterRole","metadata":{"name":"pod-reader"},
             "rules":[{"apiGroups":[""],"resources":["pods"],"verbs":["get","list"]}]}"#,
     );
-    let created = c.ok(&["get", "clusterrole", "pod-reader", "-o", "jsonpath={.metadata.creationTimestamp}"]);
+    let created = c.ok(&[
+        "get",
+        "clusterrole",
+        "pod-reader",
+        "-o",
+        "jsonpath={.metadata.creationTimestamp}",
+    ]);
     assert_rows(
         &c.ok(&["get", "clusterrole", "pod-reader"]),
         &["NAME", "CREATED AT"],

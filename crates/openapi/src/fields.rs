@@ -34,7 +34,11 @@ fn ty_of(schema: &Value) -> Ty {
     if let Some(r) = schema.get("$ref").and_then(Value::as_str) {
         return Ty::Def(r.trim_start_matches("#/definitions/").to_string());
     }
-    if schema.get("x-kubernetes-preserve-unknown-fields").and_then(Value::as_bool) == Some(true) {
+    if schema
+        .get("x-kubernetes-preserve-unknown-fields")
+        .and_then(Value::as_bool)
+        == Some(true)
+    {
         return Ty::Any;
     }
     match schema.get("type").and_then(Value::as_str) {
@@ -51,13 +55,24 @@ impl FieldIndex {
     pub(crate) fn build(definitions: &Map<String, Value>) -> FieldIndex {
         let mut index = FieldIndex::default();
         for (name, schema) in definitions {
-            let Some(props) = schema.get("properties").and_then(Value::as_object) else { continue };
-            if schema.get("x-kubernetes-preserve-unknown-fields").and_then(Value::as_bool) == Some(true) {
+            let Some(props) = schema.get("properties").and_then(Value::as_object) else {
+                continue;
+            };
+            if schema
+                .get("x-kubernetes-preserve-unknown-fields")
+                .and_then(Value::as_bool)
+                == Some(true)
+            {
                 continue;
             }
-            let def = Def { props: props.iter().map(|(k, v)| (k.clone(), ty_of(v))).collect() };
+            let def = Def {
+                props: props.iter().map(|(k, v)| (k.clone(), ty_of(v))).collect(),
+            };
             index.defs.insert(name.clone(), def);
-            if let Some(gvks) = schema.get("x-kubernetes-group-version-kind").and_then(Value::as_array) {
+            if let Some(gvks) = schema
+                .get("x-kubernetes-group-version-kind")
+                .and_then(Value::as_array)
+            {
                 for g in gvks {
                     let key = (
                         g["group"].as_str().unwrap_or("").to_string(),
@@ -74,10 +89,16 @@ impl FieldIndex {
     fn walk(&self, ty: &Ty, v: &mut Value, path: &str, prune: bool, out: &mut Vec<String>) {
         match (ty, v) {
             (Ty::Def(name), Value::Object(map)) => {
-                let Some(def) = self.defs.get(name) else { return };
+                let Some(def) = self.defs.get(name) else {
+                    return;
+                };
                 let keys: Vec<String> = map.keys().cloned().collect();
                 for k in keys {
-                    let child = if path.is_empty() { k.clone() } else { format!("{path}.{k}") };
+                    let child = if path.is_empty() {
+                        k.clone()
+                    } else {
+                        format!("{path}.{k}")
+                    };
                     match def.props.get(&k) {
                         Some(t) => {
                             if let Some(c) = map.get_mut(&k) {
@@ -109,9 +130,19 @@ impl FieldIndex {
 
     /// Undeclared field paths of `obj` (and removes them when `prune`).
     /// Kinds without a schema have none.
-    pub(crate) fn unknown(&self, group: &str, version: &str, kind: &str, obj: &mut Value, prune: bool) -> Vec<String> {
+    pub(crate) fn unknown(
+        &self,
+        group: &str,
+        version: &str,
+        kind: &str,
+        obj: &mut Value,
+        prune: bool,
+    ) -> Vec<String> {
         let mut out = Vec::new();
-        if let Some(root) = self.roots.get(&(group.to_string(), version.to_string(), kind.to_string())) {
+        if let Some(root) =
+            self.roots
+                .get(&(group.to_string(), version.to_string(), kind.to_string()))
+        {
             self.walk(&Ty::Def(root.clone()), obj, "", prune, &mut out);
         }
         out
@@ -141,7 +172,12 @@ mod tests {
         let found = idx.unknown("apps", "v1", "Deployment", &mut obj.clone(), false);
         assert_eq!(found, ["spec.containers[0].imagee", "spec.replicass"]);
         idx.unknown("apps", "v1", "Deployment", &mut obj, true);
-        assert_eq!(obj, json!({ "spec": { "labels": { "any": "x" }, "containers": [{ "name": "a" }] }, "metadata": { "free": 1 } }));
-        assert!(idx.unknown("x", "v1", "Other", &mut json!({ "a": 1 }), false).is_empty());
+        assert_eq!(
+            obj,
+            json!({ "spec": { "labels": { "any": "x" }, "containers": [{ "name": "a" }] }, "metadata": { "free": 1 } })
+        );
+        assert!(idx
+            .unknown("x", "v1", "Other", &mut json!({ "a": 1 }), false)
+            .is_empty());
     }
 }

@@ -217,7 +217,10 @@ impl OpenApi {
             std::thread::scope(|s| {
                 s.spawn(|| {
                     let doc = v2::document(&self.kinds, &self.options);
-                    doc.get("definitions").and_then(serde_json::Value::as_object).map(fields::FieldIndex::build).unwrap_or_default()
+                    doc.get("definitions")
+                        .and_then(serde_json::Value::as_object)
+                        .map(fields::FieldIndex::build)
+                        .unwrap_or_default()
                 })
                 .join()
                 .unwrap_or_default()
@@ -228,13 +231,26 @@ impl OpenApi {
     /// Paths of the fields of `obj` that its kind does not declare
     /// (`spec.replicass`, `spec.template.spec.containers[0].imagee`), for
     /// `fieldValidation`. Kinds without a schema have none.
-    pub fn unknown_fields(&self, group: &str, version: &str, kind: &str, obj: &serde_json::Value) -> Vec<String> {
-        self.field_index().unknown(group, version, kind, &mut obj.clone(), false)
+    pub fn unknown_fields(
+        &self,
+        group: &str,
+        version: &str,
+        kind: &str,
+        obj: &serde_json::Value,
+    ) -> Vec<String> {
+        self.field_index()
+            .unknown(group, version, kind, &mut obj.clone(), false)
     }
 
     /// Removes the fields of `obj` its kind does not declare, as decoding
     /// into a typed object does; returns their paths.
-    pub fn prune_unknown_fields(&self, group: &str, version: &str, kind: &str, obj: &mut serde_json::Value) -> Vec<String> {
+    pub fn prune_unknown_fields(
+        &self,
+        group: &str,
+        version: &str,
+        kind: &str,
+        obj: &mut serde_json::Value,
+    ) -> Vec<String> {
         self.field_index().unknown(group, version, kind, obj, true)
     }
 

@@ -48,8 +48,8 @@ use self::schema::sql_error;
 use self::watch::Hub;
 use self::writer::{WriteOp, WriteOutcome, WriteRequest, Writer};
 use crate::{
-    check_key, check_write, Event, KeyValue, LeaseId, RangeRequest, RangeResponse, Result, Revision, SnapshotInfo,
-    Store, StoreError, WatchStream,
+    check_key, check_write, Event, KeyValue, LeaseId, RangeRequest, RangeResponse, Result,
+    Revision, SnapshotInfo, Store, StoreError, WatchStream,
 };
 
 /// File name of the datastore inside its directory.
@@ -160,12 +160,17 @@ impl Embedded {
     }
 
     pub fn open_with(dir: &Path, options: Options) -> Result<Embedded> {
-        std::fs::create_dir_all(dir).map_err(|e| StoreError::io(format!("creating {}", dir.display()), e))?;
+        std::fs::create_dir_all(dir)
+            .map_err(|e| StoreError::io(format!("creating {}", dir.display()), e))?;
         let lock = lock_dir(dir)?;
         let path = dir.join(DB_FILE);
         let conn = schema::open_writer(&path)?;
         let (current, compacted) = conn
-            .query_row("SELECT current_rev, compact_rev FROM meta WHERE id = 1", [], |r| Ok((r.get(0)?, r.get(1)?)))
+            .query_row(
+                "SELECT current_rev, compact_rev FROM meta WHERE id = 1",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
             .map_err(|e| sql_error(&path, "reading revisions", e))?;
         let leases = writer::load_leases(&conn, &path)?;
         let shared = Arc::new(Shared {
@@ -205,7 +210,10 @@ impl Embedded {
             );
         }
         Ok(Embedded {
-            readers: Arc::new(Readers { path, idle: Mutex::new(Vec::new()) }),
+            readers: Arc::new(Readers {
+                path,
+                idle: Mutex::new(Vec::new()),
+            }),
             shared,
             sender: Mutex::new(Some(tx)),
             threads: Mutex::new(threads),
@@ -229,12 +237,17 @@ impl Embedded {
     /// store must not be open. Returns the revision the snapshot holds.
     pub fn restore(snapshot: &Path, dir: &Path) -> Result<Revision> {
         schema::verify_file(snapshot)?;
-        std::fs::create_dir_all(dir).map_err(|e| StoreError::io(format!("creating {}", dir.display()), e))?;
+        std::fs::create_dir_all(dir)
+            .map_err(|e| StoreError::io(format!("creating {}", dir.display()), e))?;
         let _lock = lock_dir(dir)?;
         let target = dir.join(DB_FILE);
         let staging = dir.join(format!("{DB_FILE}.restoring"));
-        std::fs::copy(snapshot, &staging)
-            .map_err(|e| StoreError::io(format!("copying {} to {}", snapshot.display(), staging.display()), e))?;
+        std::fs::copy(snapshot, &staging).map_err(|e| {
+            StoreError::io(
+                format!("copying {} to {}", snapshot.display(), staging.display()),
+                e,
+            )
+        })?;
         sync_file(&staging)?;
         for suffix in ["-wal", "-shm"] {
             let side = dir.join(format!("{DB_FILE}{suffix}"));
@@ -264,14 +277,23 @@ impl Embedded {
             return;
         }
         {
-            let _g = self.shared.stop_lock.lock().unwrap_or_else(|p| p.into_inner());
+            let _g = self
+                .shared
+                .stop_lock
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
             self.shared.stop.notify_all();
         }
         {
             let _g = self.shared.lock_leases();
             self.shared.lease_changed.notify_all();
         }
-        for t in self.threads.lock().unwrap_or_else(|p| p.into_inner()).drain(..) {
+        for t in self
+            .threads
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .drain(..)
+        {
             let _ = t.join();
         }
         self.sender.lock().unwrap_or_else(|p| p.into_inner()).take();
@@ -286,7 +308,9 @@ impl Embedded {
         {
             let sender = self.sender.lock().unwrap_or_else(|p| p.into_inner());
             let sender = sender.as_ref().ok_or(StoreError::Closed)?;
-            sender.send(WriteRequest { op, reply }).map_err(|_| StoreError::Closed)?;
+            sender
+                .send(WriteRequest { op, reply })
+                .map_err(|_| StoreError::Closed)?;
         }
         rx.await.map_err(|_| StoreError::Closed)?
     }
@@ -315,7 +339,10 @@ fn lock_dir(dir: &Path) -> Result<File> {
                 "the datastore is in use by another krate process",
             ),
         )),
-        Err(std::fs::TryLockError::Error(e)) => Err(StoreError::io(format!("locking {}", lock_path.display()), e)),
+        Err(std::fs::TryLockError::Error(e)) => Err(StoreError::io(
+            format!("locking {}", lock_path.display()),
+            e,
+        )),
     }
 }
 
@@ -328,7 +355,8 @@ fn sync_file(path: &Path) -> Result<()> {
 /// Sends a request from a background thread and waits for its answer.
 fn send_blocking(tx: &mpsc::Sender<WriteRequest>, op: WriteOp) -> Result<WriteOutcome> {
     let (reply, rx) = oneshot::channel();
-    tx.send(WriteRequest { op, reply }).map_err(|_| StoreError::Closed)?;
+    tx.send(WriteRequest { op, reply })
+        .map_err(|_| StoreError::Closed)?;
     rx.blocking_recv().map_err(|_| StoreError::Closed)?
 }
 
@@ -420,7 +448,9 @@ fn auto_compact(shared: Arc<Shared>, tx: mpsc::Sender<WriteRequest>, options: Op
             match send_blocking(&tx, WriteOp::Compact { revision: target }) {
                 Ok(_) => tracing::debug!(revision = target, "compacted datastore history"),
                 Err(StoreError::Compacted { .. }) => {}
-                Err(e) => tracing::warn!(revision = target, error = %e, "automatic compaction failed"),
+                Err(e) => {
+                    tracing::warn!(revision = target, error = %e, "automatic compaction failed")
+                }
             }
             guard = shared.stop_lock.lock().unwrap_or_else(|p| p.into_inner());
         }
@@ -474,7 +504,11 @@ async fn next_event(mut st: WatchState) -> Option<(Result<Event>, WatchState)> {
                         let full = events.len() == HISTORY_PAGE;
                         let last = events.last().map(|e| e.revision()).unwrap_or(upto);
                         st.buffered.extend(events);
-                        st.phase = if full { WatchPhase::History { after: last, upto } } else { WatchPhase::Live };
+                        st.phase = if full {
+                            WatchPhase::History { after: last, upto }
+                        } else {
+                            WatchPhase::Live
+                        };
                     }
                 }
             }
@@ -510,33 +544,64 @@ impl Store for Embedded {
     async fn get(&self, key: &[u8], revision: Revision) -> Result<(Option<KeyValue>, Revision)> {
         check_key(key)?;
         let key = key.to_vec();
-        self.readers.run(move |c, p| read::get(c, p, &key, revision)).await
+        self.readers
+            .run(move |c, p| read::get(c, p, &key, revision))
+            .await
     }
 
     async fn range(&self, request: RangeRequest) -> Result<RangeResponse> {
-        self.readers.run(move |c, p| read::range(c, p, &request)).await
+        self.readers
+            .run(move |c, p| read::range(c, p, &request))
+            .await
     }
 
     async fn count(&self, prefix: &[u8]) -> Result<i64> {
         let prefix = prefix.to_vec();
-        self.readers.run(move |c, p| read::count(c, p, &prefix)).await
+        self.readers
+            .run(move |c, p| read::count(c, p, &prefix))
+            .await
     }
 
     async fn create(&self, key: &[u8], value: Bytes, lease: LeaseId) -> Result<KeyValue> {
         check_write(key, &value)?;
-        let op = WriteOp::Create { key: Bytes::copy_from_slice(key), value, lease };
+        let op = WriteOp::Create {
+            key: Bytes::copy_from_slice(key),
+            value,
+            lease,
+        };
         self.write(op).await.map(kv_outcome)
     }
 
-    async fn update(&self, key: &[u8], value: Bytes, expected_revision: Revision, lease: LeaseId) -> Result<KeyValue> {
+    async fn update(
+        &self,
+        key: &[u8],
+        value: Bytes,
+        expected_revision: Revision,
+        lease: LeaseId,
+    ) -> Result<KeyValue> {
         check_write(key, &value)?;
-        let op = WriteOp::Update { key: Bytes::copy_from_slice(key), value, expected: expected_revision, lease };
+        let op = WriteOp::Update {
+            key: Bytes::copy_from_slice(key),
+            value,
+            expected: expected_revision,
+            lease,
+        };
         self.write(op).await.map(kv_outcome)
     }
 
-    async fn delete(&self, key: &[u8], expected_revision: Option<Revision>) -> Result<(Revision, KeyValue)> {
+    async fn delete(
+        &self,
+        key: &[u8],
+        expected_revision: Option<Revision>,
+    ) -> Result<(Revision, KeyValue)> {
         check_key(key)?;
-        match self.write(WriteOp::Delete { key: Bytes::copy_from_slice(key), expected: expected_revision }).await? {
+        match self
+            .write(WriteOp::Delete {
+                key: Bytes::copy_from_slice(key),
+                expected: expected_revision,
+            })
+            .await?
+        {
             WriteOutcome::Deleted(rev, kv) => Ok((rev, kv)),
             _ => unreachable!("delete answers with the deleted key"),
         }
@@ -544,13 +609,23 @@ impl Store for Embedded {
 
     async fn watch(&self, prefix: &[u8], from_revision: Revision) -> Result<WatchStream> {
         let compacted = self.shared.compact_rev.load(Ordering::Acquire);
-        let from = if from_revision <= 0 { (compacted - 1).max(0) } else { from_revision };
+        let from = if from_revision <= 0 {
+            (compacted - 1).max(0)
+        } else {
+            from_revision
+        };
         if from + 1 < compacted {
-            return Err(StoreError::Compacted { requested: from_revision, compacted });
+            return Err(StoreError::Compacted {
+                requested: from_revision,
+                compacted,
+            });
         }
         let current = self.shared.current_rev.load(Ordering::Acquire);
         if from > current {
-            return Err(StoreError::FutureRevision { requested: from, current });
+            return Err(StoreError::FutureRevision {
+                requested: from,
+                current,
+            });
         }
         let sub = self.shared.hub.subscribe(prefix);
         let upto = sub.from;
@@ -574,7 +649,9 @@ impl Store for Embedded {
 
     async fn lease_grant(&self, ttl: Duration) -> Result<LeaseId> {
         if ttl.is_zero() {
-            return Err(StoreError::InvalidTtl { reason: "TTL must be positive".into() });
+            return Err(StoreError::InvalidTtl {
+                reason: "TTL must be positive".into(),
+            });
         }
         match self.write(WriteOp::LeaseGrant { ttl }).await? {
             WriteOutcome::Lease(id) => Ok(id),
@@ -600,7 +677,9 @@ impl Store for Embedded {
 
     async fn snapshot(&self, path: &Path) -> Result<SnapshotInfo> {
         let target = path.to_path_buf();
-        self.readers.run(move |c, p| write_snapshot(c, p, &target)).await
+        self.readers
+            .run(move |c, p| write_snapshot(c, p, &target))
+            .await
     }
 }
 
@@ -617,14 +696,18 @@ fn write_snapshot(conn: &mut Connection, db: &Path, target: &Path) -> Result<Sna
         let snap = schema::open_reader(&staging)?;
         read::meta(&snap, &staging)?.0
     };
-    std::fs::rename(&staging, target).map_err(|e| StoreError::io(format!("moving snapshot to {}", target.display()), e))?;
+    std::fs::rename(&staging, target)
+        .map_err(|e| StoreError::io(format!("moving snapshot to {}", target.display()), e))?;
     if let Some(parent) = target.parent().filter(|p| !p.as_os_str().is_empty()) {
         sync_file(parent)?;
     }
     let size_bytes = std::fs::metadata(target)
         .map_err(|e| StoreError::io(format!("reading {}", target.display()), e))?
         .len();
-    Ok(SnapshotInfo { revision, size_bytes })
+    Ok(SnapshotInfo {
+        revision,
+        size_bytes,
+    })
 }
 
 impl Embedded {
@@ -646,7 +729,10 @@ impl Embedded {
 }
 
 fn staging_path(path: &Path) -> PathBuf {
-    let mut name = path.file_name().map(|n| n.to_os_string()).unwrap_or_default();
+    let mut name = path
+        .file_name()
+        .map(|n| n.to_os_string())
+        .unwrap_or_default();
     name.push(".partial");
     path.with_file_name(name)
 }
@@ -666,19 +752,37 @@ mod tests {
     #[test]
     fn compaction_waits_until_history_is_older_than_the_window() {
         let now = Instant::now();
-        let samples: VecDeque<_> = [(now - Duration::from_secs(10), 5000)].into_iter().collect();
-        assert_eq!(compaction_target(&samples, now, 9000, 0, &opts(300, 1000)), None);
+        let samples: VecDeque<_> = [(now - Duration::from_secs(10), 5000)]
+            .into_iter()
+            .collect();
+        assert_eq!(
+            compaction_target(&samples, now, 9000, 0, &opts(300, 1000)),
+            None
+        );
     }
 
     #[test]
     fn compaction_keeps_the_window_and_the_minimum_revisions() {
         let now = Instant::now();
-        let samples: VecDeque<_> =
-            [(now - Duration::from_secs(400), 5000), (now - Duration::from_secs(10), 8000)].into_iter().collect();
-        assert_eq!(compaction_target(&samples, now, 9000, 0, &opts(300, 1000)), Some(5000));
+        let samples: VecDeque<_> = [
+            (now - Duration::from_secs(400), 5000),
+            (now - Duration::from_secs(10), 8000),
+        ]
+        .into_iter()
+        .collect();
+        assert_eq!(
+            compaction_target(&samples, now, 9000, 0, &opts(300, 1000)),
+            Some(5000)
+        );
         // Few revisions in the window: the minimum count wins.
-        assert_eq!(compaction_target(&samples, now, 5500, 0, &opts(300, 1000)), Some(4500));
+        assert_eq!(
+            compaction_target(&samples, now, 5500, 0, &opts(300, 1000)),
+            Some(4500)
+        );
         // Already compacted that far: nothing to do.
-        assert_eq!(compaction_target(&samples, now, 9000, 5000, &opts(300, 1000)), None);
+        assert_eq!(
+            compaction_target(&samples, now, 9000, 5000, &opts(300, 1000)),
+            None
+        );
     }
 }

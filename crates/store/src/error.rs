@@ -16,22 +16,40 @@ pub enum StoreError {
     /// A compare-and-swap found another revision; `current` is the key's
     /// value now (`None` if it no longer exists).
     #[error("key {key:?} has been modified: expected revision {expected}, found {}", current.as_ref().map(|kv| kv.mod_revision).unwrap_or(0))]
-    Conflict { key: String, expected: Revision, current: Option<Box<KeyValue>> },
+    Conflict {
+        key: String,
+        expected: Revision,
+        current: Option<Box<KeyValue>>,
+    },
 
     #[error("revision {requested} has been compacted (compacted revision is {compacted})")]
-    Compacted { requested: Revision, compacted: Revision },
+    Compacted {
+        requested: Revision,
+        compacted: Revision,
+    },
 
     #[error("revision {requested} is in the future (current revision is {current})")]
-    FutureRevision { requested: Revision, current: Revision },
+    FutureRevision {
+        requested: Revision,
+        current: Revision,
+    },
 
     #[error("key must not be empty")]
     EmptyKey,
 
     #[error("key {key:?} is {size} bytes, over the limit of {limit} bytes")]
-    KeyTooLarge { key: String, size: usize, limit: usize },
+    KeyTooLarge {
+        key: String,
+        size: usize,
+        limit: usize,
+    },
 
     #[error("value for key {key:?} is {size} bytes, over the limit of {limit} bytes")]
-    ValueTooLarge { key: String, size: usize, limit: usize },
+    ValueTooLarge {
+        key: String,
+        size: usize,
+        limit: usize,
+    },
 
     #[error("lease {lease} not found")]
     LeaseNotFound { lease: LeaseId },
@@ -52,13 +70,25 @@ pub enum StoreError {
     Corrupt { path: PathBuf, reason: String },
 
     #[error("{context}: {source}")]
-    Io { context: String, #[source] source: std::io::Error },
+    Io {
+        context: String,
+        #[source]
+        source: std::io::Error,
+    },
 
     #[error("datastore error: {context}: {source}")]
-    Sqlite { context: String, #[source] source: rusqlite::Error },
+    Sqlite {
+        context: String,
+        #[source]
+        source: rusqlite::Error,
+    },
 
     #[error("etcd: {context}: {source}")]
-    Etcd { context: String, #[source] source: etcd_client::Error },
+    Etcd {
+        context: String,
+        #[source]
+        source: etcd_client::Error,
+    },
 
     #[error("datastore is closed")]
     Closed,
@@ -66,7 +96,10 @@ pub enum StoreError {
 
 impl StoreError {
     pub(crate) fn io(context: impl Into<String>, source: std::io::Error) -> Self {
-        StoreError::Io { context: context.into(), source }
+        StoreError::Io {
+            context: context.into(),
+            source,
+        }
     }
 
     /// Whether this error means the request lost a race and may be retried on

@@ -24,16 +24,16 @@ use std::time::Duration;
 use async_trait::async_trait;
 use bytes::Bytes;
 use etcd_client::{
-    Client, CompactionOptions, Compare, CompareOp, ConnectOptions, DeleteOptions, Error as EtcdError, EventType,
-    GetOptions, PutOptions, Txn, TxnOp, TxnOpResponse, WatchOptions,
+    Client, CompactionOptions, Compare, CompareOp, ConnectOptions, DeleteOptions,
+    Error as EtcdError, EventType, GetOptions, PutOptions, Txn, TxnOp, TxnOpResponse, WatchOptions,
 };
 use futures::StreamExt;
 use tokio::io::AsyncWriteExt;
 
 use crate::error::key_string;
 use crate::{
-    check_key, check_write, keys, Event, EventKind, KeyValue, LeaseId, RangeRequest, RangeResponse, Revision,
-    SnapshotInfo, Store, StoreError, WatchStream,
+    check_key, check_write, keys, Event, EventKind, KeyValue, LeaseId, RangeRequest, RangeResponse,
+    Revision, SnapshotInfo, Store, StoreError, WatchStream,
 };
 
 type Result<T, E = StoreError> = std::result::Result<T, E>;
@@ -76,7 +76,9 @@ pub struct Etcd {
 
 impl std::fmt::Debug for Etcd {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Etcd").field("endpoints", &self.endpoints).finish()
+        f.debug_struct("Etcd")
+            .field("endpoints", &self.endpoints)
+            .finish()
     }
 }
 
@@ -103,8 +105,14 @@ impl Etcd {
             .with_require_leader(true);
         let client = Client::connect(endpoints, Some(options))
             .await
-            .map_err(|source| StoreError::Etcd { context: format!("connecting to etcd at {shown}"), source })?;
-        let etcd = Etcd { client, endpoints: endpoints.to_vec() };
+            .map_err(|source| StoreError::Etcd {
+                context: format!("connecting to etcd at {shown}"),
+                source,
+            })?;
+        let etcd = Etcd {
+            client,
+            endpoints: endpoints.to_vec(),
+        };
 
         // The client connects lazily: a request is what proves the cluster
         // is there (and has a leader).
@@ -112,7 +120,10 @@ impl Etcd {
         let probe = kv.get(FIRST_KEY, Some(GetOptions::new().with_count_only()));
         match tokio::time::timeout(CONNECT_TIMEOUT, probe).await {
             Ok(Ok(_)) => Ok(etcd),
-            Ok(Err(source)) => Err(StoreError::Etcd { context: format!("etcd at {shown} did not answer"), source }),
+            Ok(Err(source)) => Err(StoreError::Etcd {
+                context: format!("etcd at {shown} did not answer"),
+                source,
+            }),
             Err(_) => Err(StoreError::Etcd {
                 context: format!("etcd at {shown} did not answer"),
                 source: timed_out(CONNECT_TIMEOUT),
@@ -126,23 +137,36 @@ impl Etcd {
     }
 
     fn kv(&self) -> etcd_client::KvClient {
-        self.client.kv_client().max_decoding_message_size(MAX_MESSAGE_BYTES)
+        self.client
+            .kv_client()
+            .max_decoding_message_size(MAX_MESSAGE_BYTES)
     }
 
     /// Turns an etcd failure of a read or a compaction at `requested` into
     /// the store's error, looking up the numbers etcd leaves out of its
     /// messages.
-    async fn revision_error(&self, context: impl Into<String>, source: EtcdError, requested: Revision) -> StoreError {
+    async fn revision_error(
+        &self,
+        context: impl Into<String>,
+        source: EtcdError,
+        requested: Revision,
+    ) -> StoreError {
         match status_message(&source) {
             Some(msg) if msg.contains(ERR_COMPACTED) => {
                 let compacted = self.compacted_revision().await.unwrap_or(0);
-                StoreError::Compacted { requested, compacted }
+                StoreError::Compacted {
+                    requested,
+                    compacted,
+                }
             }
             Some(msg) if msg.contains(ERR_FUTURE_REV) => {
                 let current = self.current_revision().await.unwrap_or(0);
                 StoreError::FutureRevision { requested, current }
             }
-            _ => StoreError::Etcd { context: context.into(), source },
+            _ => StoreError::Etcd {
+                context: context.into(),
+                source,
+            },
         }
     }
 
@@ -162,9 +186,12 @@ impl Etcd {
 #[async_trait]
 impl Store for Etcd {
     async fn current_revision(&self) -> Result<Revision> {
-        let resp = timed(self.kv().get(FIRST_KEY, Some(GetOptions::new().with_count_only())))
-            .await
-            .map_err(|e| etcd_err("reading the current revision", e))?;
+        let resp = timed(
+            self.kv()
+                .get(FIRST_KEY, Some(GetOptions::new().with_count_only())),
+        )
+        .await
+        .map_err(|e| etcd_err("reading the current revision", e))?;
         Ok(header_revision(resp.header()))
     }
 
@@ -173,16 +200,27 @@ impl Store for Etcd {
         let options = GetOptions::new().with_revision(revision);
         let mut resp = match timed(self.kv().get(key, Some(options))).await {
             Ok(resp) => resp,
-            Err(e) => return Err(self.revision_error(format!("getting {}", key_string(key)), e, revision).await),
+            Err(e) => {
+                return Err(self
+                    .revision_error(format!("getting {}", key_string(key)), e, revision)
+                    .await)
+            }
         };
-        let served_at = if revision > 0 { revision } else { header_revision(resp.header()) };
+        let served_at = if revision > 0 {
+            revision
+        } else {
+            header_revision(resp.header())
+        };
         Ok((resp.take_kvs().into_iter().next().map(from_etcd), served_at))
     }
 
     async fn range(&self, request: RangeRequest) -> Result<RangeResponse> {
         let (start, end) = range_bounds(&request.prefix, request.start.as_deref());
         let limit = i64::try_from(request.limit).unwrap_or(i64::MAX);
-        let options = GetOptions::new().with_range(end).with_revision(request.revision).with_limit(limit);
+        let options = GetOptions::new()
+            .with_range(end)
+            .with_revision(request.revision)
+            .with_limit(limit);
         let mut resp = match timed(self.kv().get(start, Some(options))).await {
             Ok(resp) => resp,
             Err(e) => {
@@ -190,9 +228,17 @@ impl Store for Etcd {
                 return Err(self.revision_error(context, e, request.revision).await);
             }
         };
-        let revision = if request.revision > 0 { request.revision } else { header_revision(resp.header()) };
+        let revision = if request.revision > 0 {
+            request.revision
+        } else {
+            header_revision(resp.header())
+        };
         let more = resp.more();
-        Ok(RangeResponse { kvs: resp.take_kvs().into_iter().map(from_etcd).collect(), revision, more })
+        Ok(RangeResponse {
+            kvs: resp.take_kvs().into_iter().map(from_etcd).collect(),
+            revision,
+            more,
+        })
     }
 
     async fn count(&self, prefix: &[u8]) -> Result<i64> {
@@ -208,11 +254,19 @@ impl Store for Etcd {
         check_write(key, &value)?;
         let txn = Txn::new()
             .when([Compare::create_revision(key, CompareOp::Equal, 0)])
-            .and_then([TxnOp::put(key, value.to_vec(), Some(PutOptions::new().with_lease(lease)))])
+            .and_then([TxnOp::put(
+                key,
+                value.to_vec(),
+                Some(PutOptions::new().with_lease(lease)),
+            )])
             .or_else([TxnOp::get(key, Some(GetOptions::new().with_count_only()))]);
-        let resp = timed(self.kv().txn(txn)).await.map_err(|e| write_error("creating", key, &value, lease, e))?;
+        let resp = timed(self.kv().txn(txn))
+            .await
+            .map_err(|e| write_error("creating", key, &value, lease, e))?;
         if !resp.succeeded() {
-            return Err(StoreError::AlreadyExists { key: key_string(key) });
+            return Err(StoreError::AlreadyExists {
+                key: key_string(key),
+            });
         }
         let revision = header_revision(resp.header());
         Ok(KeyValue {
@@ -225,7 +279,13 @@ impl Store for Etcd {
         })
     }
 
-    async fn update(&self, key: &[u8], value: Bytes, expected_revision: Revision, lease: LeaseId) -> Result<KeyValue> {
+    async fn update(
+        &self,
+        key: &[u8],
+        value: Bytes,
+        expected_revision: Revision,
+        lease: LeaseId,
+    ) -> Result<KeyValue> {
         check_write(key, &value)?;
         // The version compare keeps an `expected_revision` of 0 from
         // matching a missing key (whose mod_revision etcd compares as 0)
@@ -235,16 +295,25 @@ impl Store for Etcd {
                 Compare::mod_revision(key, CompareOp::Equal, expected_revision),
                 Compare::version(key, CompareOp::Greater, 0),
             ])
-            .and_then([TxnOp::put(key, value.to_vec(), Some(PutOptions::new().with_lease(lease).with_prev_key()))])
+            .and_then([TxnOp::put(
+                key,
+                value.to_vec(),
+                Some(PutOptions::new().with_lease(lease).with_prev_key()),
+            )])
             .or_else([TxnOp::get(key, None)]);
-        let resp = timed(self.kv().txn(txn)).await.map_err(|e| write_error("updating", key, &value, lease, e))?;
+        let resp = timed(self.kv().txn(txn))
+            .await
+            .map_err(|e| write_error("updating", key, &value, lease, e))?;
         let revision = header_revision(resp.header());
         let succeeded = resp.succeeded();
         match resp.op_responses().into_iter().next() {
             Some(TxnOpResponse::Put(mut put)) if succeeded => {
-                let prev = put
-                    .take_prev_key()
-                    .ok_or_else(|| unexpected(format!("updating {}", key_string(key)), "put without prev_kv"))?;
+                let prev = put.take_prev_key().ok_or_else(|| {
+                    unexpected(
+                        format!("updating {}", key_string(key)),
+                        "put without prev_kv",
+                    )
+                })?;
                 Ok(KeyValue {
                     key: Bytes::copy_from_slice(key),
                     value,
@@ -254,19 +323,30 @@ impl Store for Etcd {
                     lease,
                 })
             }
-            Some(TxnOpResponse::Get(mut get)) if !succeeded => match get.take_kvs().into_iter().next() {
-                None => Err(StoreError::NotFound { key: key_string(key) }),
-                Some(kv) => Err(StoreError::Conflict {
-                    key: key_string(key),
-                    expected: expected_revision,
-                    current: Some(Box::new(from_etcd(kv))),
-                }),
-            },
-            _ => Err(unexpected(format!("updating {}", key_string(key)), "txn answered with the wrong operation")),
+            Some(TxnOpResponse::Get(mut get)) if !succeeded => {
+                match get.take_kvs().into_iter().next() {
+                    None => Err(StoreError::NotFound {
+                        key: key_string(key),
+                    }),
+                    Some(kv) => Err(StoreError::Conflict {
+                        key: key_string(key),
+                        expected: expected_revision,
+                        current: Some(Box::new(from_etcd(kv))),
+                    }),
+                }
+            }
+            _ => Err(unexpected(
+                format!("updating {}", key_string(key)),
+                "txn answered with the wrong operation",
+            )),
         }
     }
 
-    async fn delete(&self, key: &[u8], expected_revision: Option<Revision>) -> Result<(Revision, KeyValue)> {
+    async fn delete(
+        &self,
+        key: &[u8],
+        expected_revision: Option<Revision>,
+    ) -> Result<(Revision, KeyValue)> {
         check_key(key)?;
         let context = || format!("deleting {}", key_string(key));
         let mut compares = vec![Compare::version(key, CompareOp::Greater, 0)];
@@ -275,25 +355,41 @@ impl Store for Etcd {
         }
         let txn = Txn::new()
             .when(compares)
-            .and_then([TxnOp::delete(key, Some(DeleteOptions::new().with_prev_key()))])
+            .and_then([TxnOp::delete(
+                key,
+                Some(DeleteOptions::new().with_prev_key()),
+            )])
             .or_else([TxnOp::get(key, None)]);
-        let resp = timed(self.kv().txn(txn)).await.map_err(|e| etcd_err(context(), e))?;
+        let resp = timed(self.kv().txn(txn))
+            .await
+            .map_err(|e| etcd_err(context(), e))?;
         let revision = header_revision(resp.header());
         let succeeded = resp.succeeded();
         match resp.op_responses().into_iter().next() {
-            Some(TxnOpResponse::Delete(mut deleted)) if succeeded => match deleted.take_prev_kvs().into_iter().next() {
-                Some(kv) => Ok((revision, from_etcd(kv))),
-                None => Err(StoreError::NotFound { key: key_string(key) }),
-            },
-            Some(TxnOpResponse::Get(mut get)) if !succeeded => match get.take_kvs().into_iter().next() {
-                None => Err(StoreError::NotFound { key: key_string(key) }),
-                Some(kv) => Err(StoreError::Conflict {
-                    key: key_string(key),
-                    expected: expected_revision.unwrap_or(0),
-                    current: Some(Box::new(from_etcd(kv))),
-                }),
-            },
-            _ => Err(unexpected(context(), "txn answered with the wrong operation")),
+            Some(TxnOpResponse::Delete(mut deleted)) if succeeded => {
+                match deleted.take_prev_kvs().into_iter().next() {
+                    Some(kv) => Ok((revision, from_etcd(kv))),
+                    None => Err(StoreError::NotFound {
+                        key: key_string(key),
+                    }),
+                }
+            }
+            Some(TxnOpResponse::Get(mut get)) if !succeeded => {
+                match get.take_kvs().into_iter().next() {
+                    None => Err(StoreError::NotFound {
+                        key: key_string(key),
+                    }),
+                    Some(kv) => Err(StoreError::Conflict {
+                        key: key_string(key),
+                        expected: expected_revision.unwrap_or(0),
+                        current: Some(Box::new(from_etcd(kv))),
+                    }),
+                }
+            }
+            _ => Err(unexpected(
+                context(),
+                "txn answered with the wrong operation",
+            )),
         }
     }
 
@@ -303,14 +399,21 @@ impl Store for Etcd {
         // change still held", which is the compaction revision (etcd's own
         // docs: history "can be watched starting from the last compaction
         // revision").
-        let context = || format!("watching {} from revision {from_revision}", key_string(prefix));
+        let context = || {
+            format!(
+                "watching {} from revision {from_revision}",
+                key_string(prefix)
+            )
+        };
         let start_revision = if from_revision > 0 {
             // etcd would accept a compacted or future start and report the
             // first asynchronously (or wait for the second); one count-only
             // read answers both now, as the embedded backend does. A
             // compaction racing past this still ends the stream with
             // `Compacted`.
-            let options = GetOptions::new().with_revision(from_revision).with_count_only();
+            let options = GetOptions::new()
+                .with_revision(from_revision)
+                .with_count_only();
             if let Err(e) = timed(self.kv().get(FIRST_KEY, Some(options))).await {
                 match self.revision_error(context(), e, from_revision).await {
                     // Reading at the revision just below the compaction is
@@ -324,9 +427,17 @@ impl Store for Etcd {
             self.compacted_revision().await?.max(1)
         };
         let (key, end) = range_bounds(prefix, None);
-        let options = WatchOptions::new().with_range(end).with_start_revision(start_revision).with_prev_key();
-        let mut client = self.client.watch_client().max_decoding_message_size(MAX_MESSAGE_BYTES);
-        let (watcher, responses) = timed(client.watch(key, Some(options))).await.map_err(|e| etcd_err(context(), e))?;
+        let options = WatchOptions::new()
+            .with_range(end)
+            .with_start_revision(start_revision)
+            .with_prev_key();
+        let mut client = self
+            .client
+            .watch_client()
+            .max_decoding_message_size(MAX_MESSAGE_BYTES);
+        let (watcher, responses) = timed(client.watch(key, Some(options)))
+            .await
+            .map_err(|e| etcd_err(context(), e))?;
         // etcd refuses a watch by answering "created" with id -1; the client
         // swallows that answer, so the id is all that tells.
         if watcher.watch_id() < 0 {
@@ -347,8 +458,13 @@ impl Store for Etcd {
         let compaction = kv.compact(revision, Some(CompactionOptions::new().with_physical()));
         match tokio::time::timeout(COMPACT_TIMEOUT, compaction).await {
             Ok(Ok(_)) => Ok(()),
-            Ok(Err(e)) => Err(self.revision_error(format!("compacting at revision {revision}"), e, revision).await),
-            Err(_) => Err(etcd_err(format!("compacting at revision {revision}"), timed_out(COMPACT_TIMEOUT))),
+            Ok(Err(e)) => Err(self
+                .revision_error(format!("compacting at revision {revision}"), e, revision)
+                .await),
+            Err(_) => Err(etcd_err(
+                format!("compacting at revision {revision}"),
+                timed_out(COMPACT_TIMEOUT),
+            )),
         }
     }
 
@@ -385,7 +501,9 @@ impl Store for Etcd {
         // etcd counts whole seconds; rounding up never expires a lease early.
         let secs = ttl.as_secs() + u64::from(ttl.subsec_nanos() > 0);
         if secs == 0 {
-            return Err(StoreError::InvalidTtl { reason: "TTL must be positive".into() });
+            return Err(StoreError::InvalidTtl {
+                reason: "TTL must be positive".into(),
+            });
         }
         if secs > MAX_LEASE_TTL_SECS {
             return Err(StoreError::InvalidTtl {
@@ -409,13 +527,19 @@ impl Store for Etcd {
             Ok(stream) => stream,
             // How the client reports an answer with TTL <= 0, etcd's "no
             // such lease".
-            Err(EtcdError::LeaseKeepAliveError(_)) => return Err(StoreError::LeaseNotFound { lease }),
+            Err(EtcdError::LeaseKeepAliveError(_)) => {
+                return Err(StoreError::LeaseNotFound { lease })
+            }
             Err(e) if is_lease_not_found(&e) => return Err(StoreError::LeaseNotFound { lease }),
             Err(e) => return Err(etcd_err(context(), e)),
         };
-        timed(keeper.keep_alive()).await.map_err(|e| etcd_err(context(), e))?;
+        timed(keeper.keep_alive())
+            .await
+            .map_err(|e| etcd_err(context(), e))?;
         match timed(answers.message()).await {
-            Ok(Some(answer)) if answer.ttl() > 0 => Ok(Duration::from_secs(answer.ttl().unsigned_abs())),
+            Ok(Some(answer)) if answer.ttl() > 0 => {
+                Ok(Duration::from_secs(answer.ttl().unsigned_abs()))
+            }
             Ok(_) => Err(StoreError::LeaseNotFound { lease }),
             Err(e) => Err(etcd_err(context(), e)),
         }
@@ -446,11 +570,17 @@ impl Store for Etcd {
                 return Err(e);
             }
         };
-        tokio::fs::rename(&partial, path)
-            .await
-            .map_err(|e| StoreError::io(format!("renaming {} to {}", partial.display(), path.display()), e))?;
+        tokio::fs::rename(&partial, path).await.map_err(|e| {
+            StoreError::io(
+                format!("renaming {} to {}", partial.display(), path.display()),
+                e,
+            )
+        })?;
         sync_parent(path).await?;
-        Ok(SnapshotInfo { revision, size_bytes })
+        Ok(SnapshotInfo {
+            revision,
+            size_bytes,
+        })
     }
 }
 
@@ -458,23 +588,35 @@ impl Store for Etcd {
 /// size.
 async fn write_snapshot(etcd: &Etcd, partial: &Path) -> Result<u64> {
     let context = || format!("streaming a snapshot to {}", partial.display());
-    let mut stream = timed(etcd.client.maintenance_client().snapshot()).await.map_err(|e| etcd_err(context(), e))?;
+    let mut stream = timed(etcd.client.maintenance_client().snapshot())
+        .await
+        .map_err(|e| etcd_err(context(), e))?;
     let mut file = tokio::fs::File::create(partial)
         .await
         .map_err(|e| StoreError::io(format!("creating {}", partial.display()), e))?;
     let mut size = 0u64;
     // Each chunk gets the request timeout: a stalled stream fails, a long
     // one does not.
-    while let Some(chunk) = timed(stream.message()).await.map_err(|e| etcd_err(context(), e))? {
-        file.write_all(chunk.blob()).await.map_err(|e| StoreError::io(context(), e))?;
+    while let Some(chunk) = timed(stream.message())
+        .await
+        .map_err(|e| etcd_err(context(), e))?
+    {
+        file.write_all(chunk.blob())
+            .await
+            .map_err(|e| StoreError::io(context(), e))?;
         size += chunk.blob().len() as u64;
     }
-    file.sync_all().await.map_err(|e| StoreError::io(format!("syncing {}", partial.display()), e))?;
+    file.sync_all()
+        .await
+        .map_err(|e| StoreError::io(format!("syncing {}", partial.display()), e))?;
     Ok(size)
 }
 
 fn partial_path(path: &Path) -> PathBuf {
-    let mut name = path.file_name().map(|n| n.to_os_string()).unwrap_or_default();
+    let mut name = path
+        .file_name()
+        .map(|n| n.to_os_string())
+        .unwrap_or_default();
     name.push(".part");
     path.with_file_name(name)
 }
@@ -485,9 +627,12 @@ async fn sync_parent(path: &Path) -> Result<()> {
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
         _ => PathBuf::from("."),
     };
-    let dir =
-        tokio::fs::File::open(&parent).await.map_err(|e| StoreError::io(format!("opening {}", parent.display()), e))?;
-    dir.sync_all().await.map_err(|e| StoreError::io(format!("syncing {}", parent.display()), e))
+    let dir = tokio::fs::File::open(&parent)
+        .await
+        .map_err(|e| StoreError::io(format!("opening {}", parent.display()), e))?;
+    dir.sync_all()
+        .await
+        .map_err(|e| StoreError::io(format!("syncing {}", parent.display()), e))
 }
 
 /// What a watch stream carries between polls. Dropping it drops the
@@ -511,19 +656,25 @@ async fn next_event(mut state: WatchState) -> Option<(Result<Event>, WatchState)
         }
         let message = state.responses.message().await;
         let error = match message {
-            Ok(Some(resp)) if resp.compact_revision() != 0 => {
-                StoreError::Compacted { requested: state.from_revision, compacted: resp.compact_revision() }
-            }
+            Ok(Some(resp)) if resp.compact_revision() != 0 => StoreError::Compacted {
+                requested: state.from_revision,
+                compacted: resp.compact_revision(),
+            },
             Ok(Some(resp)) if resp.canceled() => {
                 let reason = resp.cancel_reason().to_string();
                 etcd_err("watch canceled by etcd", EtcdError::WatchError(reason))
             }
             Ok(Some(resp)) => {
                 // Progress notifications carry no events and are skipped.
-                state.pending.extend(resp.events().iter().map(from_etcd_event));
+                state
+                    .pending
+                    .extend(resp.events().iter().map(from_etcd_event));
                 continue;
             }
-            Ok(None) => etcd_err("watch", EtcdError::WatchError("etcd closed the watch stream".into())),
+            Ok(None) => etcd_err(
+                "watch",
+                EtcdError::WatchError("etcd closed the watch stream".into()),
+            ),
             Err(e) => etcd_err("watch", e),
         };
         // A watch never skips silently: it ends with the reason.
@@ -547,14 +698,29 @@ fn from_etcd_event(event: &etcd_client::Event) -> Event {
         version: 0,
         lease: 0,
     });
-    Event { kind, kv, prev: event.prev_kv().map(copy_from_etcd) }
+    Event {
+        kind,
+        kv,
+        prev: event.prev_kv().map(copy_from_etcd),
+    }
 }
 
 fn from_etcd(kv: etcd_client::KeyValue) -> KeyValue {
-    let (create_revision, mod_revision, version, lease) =
-        (kv.create_revision(), kv.mod_revision(), kv.version(), kv.lease());
+    let (create_revision, mod_revision, version, lease) = (
+        kv.create_revision(),
+        kv.mod_revision(),
+        kv.version(),
+        kv.lease(),
+    );
     let (key, value) = kv.into_key_value();
-    KeyValue { key: Bytes::from(key), value: Bytes::from(value), create_revision, mod_revision, version, lease }
+    KeyValue {
+        key: Bytes::from(key),
+        value: Bytes::from(value),
+        create_revision,
+        mod_revision,
+        version,
+        lease,
+    }
 }
 
 fn copy_from_etcd(kv: &etcd_client::KeyValue) -> KeyValue {
@@ -598,24 +764,41 @@ fn is_lease_not_found(e: &EtcdError) -> bool {
 }
 
 fn etcd_err(context: impl Into<String>, source: EtcdError) -> StoreError {
-    StoreError::Etcd { context: context.into(), source }
+    StoreError::Etcd {
+        context: context.into(),
+        source,
+    }
 }
 
 /// An answer from etcd that its protocol does not allow.
 fn unexpected(context: String, what: &str) -> StoreError {
-    etcd_err(context, EtcdError::IoError(io::Error::new(io::ErrorKind::InvalidData, what.to_string())))
+    etcd_err(
+        context,
+        EtcdError::IoError(io::Error::new(io::ErrorKind::InvalidData, what.to_string())),
+    )
 }
 
 fn timed_out(after: Duration) -> EtcdError {
-    EtcdError::IoError(io::Error::new(io::ErrorKind::TimedOut, format!("no answer from etcd within {after:?}")))
+    EtcdError::IoError(io::Error::new(
+        io::ErrorKind::TimedOut,
+        format!("no answer from etcd within {after:?}"),
+    ))
 }
 
 /// Bounds a request by [`REQUEST_TIMEOUT`].
 async fn timed<T>(request: impl Future<Output = Result<T, EtcdError>>) -> Result<T, EtcdError> {
-    tokio::time::timeout(REQUEST_TIMEOUT, request).await.unwrap_or_else(|_| Err(timed_out(REQUEST_TIMEOUT)))
+    tokio::time::timeout(REQUEST_TIMEOUT, request)
+        .await
+        .unwrap_or_else(|_| Err(timed_out(REQUEST_TIMEOUT)))
 }
 
-fn write_error(verb: &str, key: &[u8], value: &[u8], lease: LeaseId, source: EtcdError) -> StoreError {
+fn write_error(
+    verb: &str,
+    key: &[u8],
+    value: &[u8],
+    lease: LeaseId,
+    source: EtcdError,
+) -> StoreError {
     if is_lease_not_found(&source) {
         return StoreError::LeaseNotFound { lease };
     }
@@ -641,8 +824,14 @@ mod tests {
 
     #[test]
     fn prefix_read_stops_at_prefix_end_and_continues_from_start() {
-        assert_eq!(range_bounds(b"/a/", None), (b"/a/".to_vec(), b"/a0".to_vec()));
-        assert_eq!(range_bounds(b"/a/", Some(b"/a/x\0")), (b"/a/x\0".to_vec(), b"/a0".to_vec()));
+        assert_eq!(
+            range_bounds(b"/a/", None),
+            (b"/a/".to_vec(), b"/a0".to_vec())
+        );
+        assert_eq!(
+            range_bounds(b"/a/", Some(b"/a/x\0")),
+            (b"/a/x\0".to_vec(), b"/a0".to_vec())
+        );
     }
 
     #[test]
@@ -652,6 +841,9 @@ mod tests {
 
     #[test]
     fn snapshot_is_written_beside_its_final_path() {
-        assert_eq!(partial_path(Path::new("/x/snap.db")), PathBuf::from("/x/snap.db.part"));
+        assert_eq!(
+            partial_path(Path::new("/x/snap.db")),
+            PathBuf::from("/x/snap.db.part")
+        );
     }
 }

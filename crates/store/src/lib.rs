@@ -204,7 +204,11 @@ pub trait Store: Send + Sync + 'static {
     /// Deletes `key`, only if its `mod_revision` is `expected_revision` when
     /// that is given. Returns the revision of the deletion and the value
     /// that was deleted.
-    async fn delete(&self, key: &[u8], expected_revision: Option<Revision>) -> Result<(Revision, KeyValue)>;
+    async fn delete(
+        &self,
+        key: &[u8],
+        expected_revision: Option<Revision>,
+    ) -> Result<(Revision, KeyValue)>;
 
     /// Every change to keys under `prefix` with revision `> from_revision`.
     /// `from_revision = 0` starts with the first change still held (use a
@@ -252,7 +256,11 @@ pub(crate) fn check_key(key: &[u8]) -> Result<()> {
     }
     if key.len() > MAX_KEY_BYTES {
         let shown = String::from_utf8_lossy(&key[..64]).into_owned() + "...";
-        return Err(StoreError::KeyTooLarge { key: shown, size: key.len(), limit: MAX_KEY_BYTES });
+        return Err(StoreError::KeyTooLarge {
+            key: shown,
+            size: key.len(),
+            limit: MAX_KEY_BYTES,
+        });
     }
     Ok(())
 }

@@ -16,7 +16,10 @@ use store::{RangeRequest, Store, StoreError};
 async fn embedded_fixture() -> Fixture {
     let dir = tempfile::tempdir().unwrap();
     let store = Embedded::open(dir.path()).unwrap();
-    Fixture { store: Arc::new(store), guards: vec![Box::new(dir)] }
+    Fixture {
+        store: Arc::new(store),
+        guards: vec![Box::new(dir)],
+    }
 }
 
 store::conformance_tests!(embedded_fixture);
@@ -33,7 +36,10 @@ async fn reopen_keeps_every_acknowledged_write_and_the_revision() {
     let (rev, a) = {
         let store = Embedded::open(dir.path()).unwrap();
         let a = store.create(b"/x/a", v("1"), 0).await.unwrap();
-        let a = store.update(b"/x/a", v("2"), a.mod_revision, 0).await.unwrap();
+        let a = store
+            .update(b"/x/a", v("2"), a.mod_revision, 0)
+            .await
+            .unwrap();
         store.create(b"/x/b", v("1"), 0).await.unwrap();
         store.delete(b"/x/b", None).await.unwrap();
         (store.current_revision().await.unwrap(), a)
@@ -50,8 +56,13 @@ async fn reopen_keeps_every_acknowledged_write_and_the_revision() {
 async fn second_open_of_the_same_directory_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let _first = Embedded::open(dir.path()).unwrap();
-    let err = Embedded::open(dir.path()).err().expect("second open must fail");
-    assert!(err.to_string().contains("in use by another krate process"), "{err}");
+    let err = Embedded::open(dir.path())
+        .err()
+        .expect("second open must fail");
+    assert!(
+        err.to_string().contains("in use by another krate process"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -59,7 +70,10 @@ fn acknowledged_writes_survive_sigkill_at_random_moments() {
     let dir = tempfile::tempdir().unwrap();
     let report = store::testing::crash::run(dir.path(), 20, |round| {
         let mut cmd = Command::new(CHILD);
-        cmd.arg("crash").arg(dir.path()).arg(round.to_string()).arg("8");
+        cmd.arg("crash")
+            .arg(dir.path())
+            .arg(round.to_string())
+            .arg("8");
         cmd
     })
     .unwrap_or_else(|e| panic!("crash test failed: {e}"));
@@ -75,7 +89,10 @@ fn acknowledged_writes_survive_sigkill_at_random_moments() {
 fn a_full_disk_fails_writes_cleanly_and_loses_nothing() {
     // A 6 MiB tmpfs in a private mount namespace of the child: it vanishes
     // with the child whatever happens.
-    assert!(nix_is_root(), "the full-disk test needs root (CI runs as root)");
+    assert!(
+        nix_is_root(),
+        "the full-disk test needs root (CI runs as root)"
+    );
     let dir = tempfile::tempdir().unwrap();
     let out = Command::new("unshare")
         .args(["--mount", "--propagation", "private", "sh", "-c"])
@@ -87,12 +104,19 @@ fn a_full_disk_fails_writes_cleanly_and_loses_nothing() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "child failed: {stdout}{stderr}");
     assert!(stdout.starts_with("ok:"), "{stdout}");
-    assert!(stdout.contains("no space left"), "error names the cause: {stdout}");
+    assert!(
+        stdout.contains("no space left"),
+        "error names the cause: {stdout}"
+    );
     println!("{stdout}");
 }
 
 fn nix_is_root() -> bool {
-    Command::new("id").arg("-u").output().map(|o| o.stdout.starts_with(b"0")).unwrap_or(false)
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|o| o.stdout.starts_with(b"0"))
+        .unwrap_or(false)
 }
 
 fn file_digest(path: &Path) -> Vec<u8> {
@@ -105,7 +129,8 @@ async fn a_foreign_sqlite_database_is_refused_and_left_untouched() {
     let path = dir.path().join(DB_FILE);
     {
         let conn = rusqlite::Connection::open(&path).unwrap();
-        conn.execute_batch("CREATE TABLE users (name TEXT); INSERT INTO users VALUES ('alice');").unwrap();
+        conn.execute_batch("CREATE TABLE users (name TEXT); INSERT INTO users VALUES ('alice');")
+            .unwrap();
     }
     let before = file_digest(&path);
     let err = Embedded::open(dir.path()).err().expect("must refuse");
@@ -118,7 +143,11 @@ async fn a_foreign_sqlite_database_is_refused_and_left_untouched() {
 async fn a_file_that_is_not_a_database_is_refused_and_left_untouched() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join(DB_FILE);
-    std::fs::write(&path, b"this is not a database, it is a text file\n".repeat(200)).unwrap();
+    std::fs::write(
+        &path,
+        b"this is not a database, it is a text file\n".repeat(200),
+    )
+    .unwrap();
     let before = file_digest(&path);
     let err = Embedded::open(dir.path()).err().expect("must refuse");
     assert!(matches!(err, StoreError::NotADatastore { .. }), "{err}");
@@ -132,7 +161,14 @@ async fn a_corrupt_datastore_gives_a_clear_error_not_a_panic() {
     {
         let store = Embedded::open(dir.path()).unwrap();
         for i in 0..300 {
-            store.create(format!("/c/{i:04}").as_bytes(), Bytes::from(vec![b'v'; 2000]), 0).await.unwrap();
+            store
+                .create(
+                    format!("/c/{i:04}").as_bytes(),
+                    Bytes::from(vec![b'v'; 2000]),
+                    0,
+                )
+                .await
+                .unwrap();
         }
     }
     let path = dir.path().join(DB_FILE);
@@ -153,7 +189,10 @@ async fn a_corrupt_datastore_gives_a_clear_error_not_a_panic() {
         Err(e) => assert!(matches!(e, StoreError::Corrupt { .. }), "{e}"),
         Ok(store) => {
             let err = store
-                .range(RangeRequest { prefix: b"/c/".to_vec(), ..Default::default() })
+                .range(RangeRequest {
+                    prefix: b"/c/".to_vec(),
+                    ..Default::default()
+                })
                 .await
                 .unwrap_err();
             assert!(matches!(err, StoreError::Corrupt { .. }), "{err}");
@@ -164,14 +203,24 @@ async fn a_corrupt_datastore_gives_a_clear_error_not_a_panic() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_slow_watcher_is_cut_off_with_an_error_and_never_blocks_writers() {
     let dir = tempfile::tempdir().unwrap();
-    let store = Embedded::open_with(dir.path(), Options { watch_buffer: 16, ..Options::default() }).unwrap();
+    let store = Embedded::open_with(
+        dir.path(),
+        Options {
+            watch_buffer: 16,
+            ..Options::default()
+        },
+    )
+    .unwrap();
     let start = store.current_revision().await.unwrap();
     let mut slow = store.watch(b"/s/", start).await.unwrap();
     let mut fast = store.watch(b"/s/", start).await.unwrap();
     let writes = 100;
     let mut fast_seen = 0;
     for i in 0..writes {
-        store.create(format!("/s/{i}").as_bytes(), v("x"), 0).await.unwrap();
+        store
+            .create(format!("/s/{i}").as_bytes(), v("x"), 0)
+            .await
+            .unwrap();
         // The fast watcher keeps up.
         next_event(&mut fast).await.unwrap();
         fast_seen += 1;
@@ -185,7 +234,10 @@ async fn a_slow_watcher_is_cut_off_with_an_error_and_never_blocks_writers() {
         }
     };
     assert!(matches!(err, StoreError::WatchTooSlow), "{err}");
-    assert!(delivered <= 16, "a cut-off watcher delivered {delivered} events");
+    assert!(
+        delivered <= 16,
+        "a cut-off watcher delivered {delivered} events"
+    );
     assert!(slow.next().await.is_none(), "nothing after the error");
 }
 
@@ -207,10 +259,23 @@ async fn a_snapshot_restores_the_state_it_was_taken_at() {
     let (snap_rev, kept) = {
         let store = Embedded::open(&dir.path().join("a")).unwrap();
         for i in 0..100 {
-            store.create(format!("/b/{i:03}").as_bytes(), Bytes::from(format!("v{i}")), 0).await.unwrap();
+            store
+                .create(
+                    format!("/b/{i:03}").as_bytes(),
+                    Bytes::from(format!("v{i}")),
+                    0,
+                )
+                .await
+                .unwrap();
         }
         let info = store.snapshot(&snap).await.unwrap();
-        let kept = store.range(RangeRequest { prefix: b"/b/".to_vec(), ..Default::default() }).await.unwrap();
+        let kept = store
+            .range(RangeRequest {
+                prefix: b"/b/".to_vec(),
+                ..Default::default()
+            })
+            .await
+            .unwrap();
         assert_eq!(info.revision, kept.revision);
         // Changes after the snapshot are not in it.
         store.delete(b"/b/000", None).await.unwrap();
@@ -221,7 +286,13 @@ async fn a_snapshot_restores_the_state_it_was_taken_at() {
     assert_eq!(Embedded::restore(&snap, &restored_dir).unwrap(), snap_rev);
     let store = Embedded::open(&restored_dir).unwrap();
     assert_eq!(store.current_revision().await.unwrap(), snap_rev);
-    let now = store.range(RangeRequest { prefix: b"/b/".to_vec(), ..Default::default() }).await.unwrap();
+    let now = store
+        .range(RangeRequest {
+            prefix: b"/b/".to_vec(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
     assert_eq!(now.kvs, kept);
     let next = store.create(b"/b/after-restore", v("x"), 0).await.unwrap();
     assert_eq!(next.mod_revision, snap_rev + 1);
@@ -239,7 +310,10 @@ async fn restore_refuses_a_file_that_is_not_a_snapshot_and_keeps_the_datastore()
     let err = Embedded::restore(&bogus, dir.path()).unwrap_err();
     assert!(matches!(err, StoreError::NotADatastore { .. }), "{err}");
     let store = Embedded::open(dir.path()).unwrap();
-    assert_eq!(store.get(b"/keep", 0).await.unwrap().0.unwrap().value, v("me"));
+    assert_eq!(
+        store.get(b"/keep", 0).await.unwrap().0.unwrap().value,
+        v("me")
+    );
 }
 
 #[tokio::test]
@@ -264,13 +338,20 @@ async fn leases_survive_a_restart() {
     };
     let store = Embedded::open(dir.path()).unwrap();
     assert_eq!(store.get(b"/l/a", 0).await.unwrap().0.unwrap().lease, lease);
-    assert_eq!(store.lease_keep_alive(lease).await.unwrap(), Duration::from_secs(60));
+    assert_eq!(
+        store.lease_keep_alive(lease).await.unwrap(),
+        Duration::from_secs(60)
+    );
     store.lease_revoke(lease).await.unwrap();
     assert!(store.get(b"/l/a", 0).await.unwrap().0.is_none());
 }
 
 fn disk_usage(dir: &Path) -> u64 {
-    std::fs::read_dir(dir).unwrap().filter_map(|e| e.ok()?.metadata().ok()).map(|m| m.len()).sum()
+    std::fs::read_dir(dir)
+        .unwrap()
+        .filter_map(|e| e.ok()?.metadata().ok())
+        .map(|m| m.len())
+        .sum()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -286,7 +367,10 @@ async fn automatic_compaction_keeps_disk_use_bounded_under_churn() {
     let keys = 100;
     let value = Bytes::from(vec![b'c'; 4096]);
     for k in 0..keys {
-        store.create(format!("/churn/{k}").as_bytes(), value.clone(), 0).await.unwrap();
+        store
+            .create(format!("/churn/{k}").as_bytes(), value.clone(), 0)
+            .await
+            .unwrap();
     }
     // 400 KiB of live data rewritten 200 times over: 80 MiB of history if
     // nothing were compacted.
@@ -301,7 +385,10 @@ async fn automatic_compaction_keeps_disk_use_bounded_under_churn() {
                         let key = format!("/churn/{k}");
                         let cur = store.get(key.as_bytes(), 0).await.unwrap().0.unwrap();
                         let _ = round;
-                        store.update(key.as_bytes(), value.clone(), cur.mod_revision, 0).await.unwrap();
+                        store
+                            .update(key.as_bytes(), value.clone(), cur.mod_revision, 0)
+                            .await
+                            .unwrap();
                     }
                 }
             }));
@@ -312,30 +399,52 @@ async fn automatic_compaction_keeps_disk_use_bounded_under_churn() {
         // Give the compactor a moment to catch up with the last writes.
         tokio::time::sleep(Duration::from_millis(500)).await;
         let size = disk_usage(dir.path());
-        println!("after churn phase {phase}: revision {}, disk {} KiB", store.current_revision().await.unwrap(), size / 1024);
+        println!(
+            "after churn phase {phase}: revision {}, disk {} KiB",
+            store.current_revision().await.unwrap(),
+            size / 1024
+        );
         sizes.push(size);
     }
     let compacted = store.compacted_revision().await.unwrap();
     let current = store.current_revision().await.unwrap();
-    assert!(compacted > 0 && current - compacted <= 2000, "compaction lagging: current {current}, compacted {compacted}");
+    assert!(
+        compacted > 0 && current - compacted <= 2000,
+        "compaction lagging: current {current}, compacted {compacted}"
+    );
     // History of 1000 revisions of 4 KiB plus the live data is ~5 MiB; the
     // WAL may hold up to 64 MiB before a checkpoint truncates it. Without
     // compaction the history alone would be 80 MiB.
     let last = *sizes.last().unwrap();
-    assert!(last < 40 * 1024 * 1024, "disk use grew to {} KiB", last / 1024);
+    assert!(
+        last < 40 * 1024 * 1024,
+        "disk use grew to {} KiB",
+        last / 1024
+    );
     assert!(last <= sizes[0] * 2, "disk use keeps growing: {sizes:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn compaction_gives_freed_space_back_to_the_filesystem() {
     let dir = tempfile::tempdir().unwrap();
-    let options = Options { auto_compaction: false, ..Options::default() };
+    let options = Options {
+        auto_compaction: false,
+        ..Options::default()
+    };
     let store = Embedded::open_with(dir.path(), options).unwrap();
     let value = Bytes::from(vec![b'z'; 8192]);
     // 20 MiB of history on one key.
-    let mut rev = store.create(b"/big", value.clone(), 0).await.unwrap().mod_revision;
+    let mut rev = store
+        .create(b"/big", value.clone(), 0)
+        .await
+        .unwrap()
+        .mod_revision;
     for _ in 0..2500 {
-        rev = store.update(b"/big", value.clone(), rev, 0).await.unwrap().mod_revision;
+        rev = store
+            .update(b"/big", value.clone(), rev, 0)
+            .await
+            .unwrap()
+            .mod_revision;
     }
     let db = dir.path().join(DB_FILE);
     store.compact(rev).await.unwrap();
@@ -350,7 +459,11 @@ async fn compaction_gives_freed_space_back_to_the_filesystem() {
     }
     // One live 8 KiB value remains: the file must shrink far below the
     // 20 MiB history, not stay at its high-water mark.
-    assert!(after < 6 * 1024 * 1024, "the datastore file kept {} KiB after compaction", after / 1024);
+    assert!(
+        after < 6 * 1024 * 1024,
+        "the datastore file kept {} KiB after compaction",
+        after / 1024
+    );
 }
 
 #[tokio::test]
@@ -361,9 +474,16 @@ async fn a_snapshot_can_be_taken_from_outside_while_the_store_is_open() {
     let rev = store.create(b"/b", v("2"), 0).await.unwrap().mod_revision;
     let snap = dir.path().join("snap.db");
     let (d, s) = (dir.path().join("db"), snap.clone());
-    let info = tokio::task::spawn_blocking(move || Embedded::snapshot_dir(&d, &s)).await.unwrap().unwrap();
+    let info = tokio::task::spawn_blocking(move || Embedded::snapshot_dir(&d, &s))
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(info.revision, rev);
     Embedded::verify(&snap).unwrap();
-    let missing = Embedded::snapshot_dir(&dir.path().join("nothing"), &dir.path().join("x.db")).unwrap_err();
-    assert!(missing.to_string().contains("no datastore here"), "{missing}");
+    let missing =
+        Embedded::snapshot_dir(&dir.path().join("nothing"), &dir.path().join("x.db")).unwrap_err();
+    assert!(
+        missing.to_string().contains("no datastore here"),
+        "{missing}"
+    );
 }

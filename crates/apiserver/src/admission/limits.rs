@@ -43,8 +43,12 @@ impl LimitsAdmission {
 }
 
 async fn items(reg: &Registry, group: &str, resource: &str, ns: &str) -> ApiResult<Vec<Value>> {
-    let Some(r) = lookup(group, "v1", resource) else { return Ok(Vec::new()) };
-    let list = reg.list(r, Some(ns), &ListOptions::default(), &|_| true).await?;
+    let Some(r) = lookup(group, "v1", resource) else {
+        return Ok(Vec::new());
+    };
+    let list = reg
+        .list(r, Some(ns), &ListOptions::default(), &|_| true)
+        .await?;
     Ok(list["items"].as_array().cloned().unwrap_or_default())
 }
 
@@ -63,11 +67,17 @@ fn plus(mut a: Quantity, b: &Quantity) -> Quantity {
 }
 
 fn name_of(obj: &Value) -> &str {
-    obj.pointer("/metadata/name").and_then(Value::as_str).unwrap_or("")
+    obj.pointer("/metadata/name")
+        .and_then(Value::as_str)
+        .unwrap_or("")
 }
 
 fn forbidden(r: &ResourceInfo, obj: &Value, why: String) -> ApiError {
-    ApiError::forbidden(format!("{} \"{}\" is forbidden: {why}", r.qualified_resource(), name_of(obj)))
+    ApiError::forbidden(format!(
+        "{} \"{}\" is forbidden: {why}",
+        r.qualified_resource(),
+        name_of(obj)
+    ))
 }
 
 /// Applies the Container limit ranges to one container, returning the
@@ -101,7 +111,9 @@ fn limit_container(c: &mut Value, item: &Value) -> Result<(), String> {
     }
     if let Some(mins) = item.get("min").and_then(Value::as_object) {
         for (res, min) in mins {
-            let (Some(minq), req) = (q(Some(min)), q(c["resources"]["requests"].get(res))) else { continue };
+            let (Some(minq), req) = (q(Some(min)), q(c["resources"]["requests"].get(res))) else {
+                continue;
+            };
             match req {
                 Some(r) if r >= minq => {}
                 Some(_) => {
@@ -111,13 +123,20 @@ fn limit_container(c: &mut Value, item: &Value) -> Result<(), String> {
                         c["resources"]["requests"][res].as_str().unwrap_or("")
                     ))
                 }
-                None => return Err(format!("minimum {res} usage per Container is {}.  No request is specified", min.as_str().unwrap_or(""))),
+                None => {
+                    return Err(format!(
+                        "minimum {res} usage per Container is {}.  No request is specified",
+                        min.as_str().unwrap_or("")
+                    ))
+                }
             }
         }
     }
     if let Some(maxs) = item.get("max").and_then(Value::as_object) {
         for (res, max) in maxs {
-            let (Some(maxq), lim) = (q(Some(max)), q(c["resources"]["limits"].get(res))) else { continue };
+            let (Some(maxq), lim) = (q(Some(max)), q(c["resources"]["limits"].get(res))) else {
+                continue;
+            };
             match lim {
                 Some(l) if l <= maxq => {}
                 Some(_) => {
@@ -127,7 +146,12 @@ fn limit_container(c: &mut Value, item: &Value) -> Result<(), String> {
                         c["resources"]["limits"][res].as_str().unwrap_or("")
                     ))
                 }
-                None => return Err(format!("maximum {res} usage per Container is {}.  No limit is specified", max.as_str().unwrap_or(""))),
+                None => {
+                    return Err(format!(
+                        "maximum {res} usage per Container is {}.  No limit is specified",
+                        max.as_str().unwrap_or("")
+                    ))
+                }
             }
         }
     }
@@ -141,7 +165,12 @@ fn pod_usage(pod: &Value) -> BTreeMap<String, Quantity> {
         let cur = out.remove(k).unwrap_or_else(Quantity::zero);
         out.insert(k.to_string(), plus(cur, &v));
     };
-    for c in pod.pointer("/spec/containers").and_then(Value::as_array).cloned().unwrap_or_default() {
+    for c in pod
+        .pointer("/spec/containers")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default()
+    {
         for res in ["cpu", "memory", "ephemeral-storage"] {
             if let Some(v) = q(c.pointer(&format!("/resources/requests/{res}"))) {
                 add(&format!("requests.{res}"), v.clone());
@@ -160,15 +189,27 @@ fn pod_usage(pod: &Value) -> BTreeMap<String, Quantity> {
 }
 
 fn terminal(pod: &Value) -> bool {
-    matches!(pod.pointer("/status/phase").and_then(Value::as_str), Some("Succeeded") | Some("Failed"))
+    matches!(
+        pod.pointer("/status/phase").and_then(Value::as_str),
+        Some("Succeeded") | Some("Failed")
+    )
 }
 
 /// The quota resource names that count objects of `r`.
 fn count_names(r: &ResourceInfo) -> Vec<String> {
-    let mut names = vec![if r.group.is_empty() { format!("count/{}", r.resource) } else { format!("count/{}.{}", r.resource, r.group) }];
+    let mut names = vec![if r.group.is_empty() {
+        format!("count/{}", r.resource)
+    } else {
+        format!("count/{}.{}", r.resource, r.group)
+    }];
     if r.group.is_empty() {
         match r.resource {
-            "services" | "configmaps" | "secrets" | "persistentvolumeclaims" | "replicationcontrollers" | "resourcequotas" => names.push(r.resource.to_string()),
+            "services"
+            | "configmaps"
+            | "secrets"
+            | "persistentvolumeclaims"
+            | "replicationcontrollers"
+            | "resourcequotas" => names.push(r.resource.to_string()),
             _ => {}
         }
     }
@@ -183,12 +224,20 @@ impl LimitsAdmission {
         let reg = self.registry()?;
         let named = json!({ "metadata": { "name": name_of(obj) } });
         for lr in items(&reg, "", "limitranges", ns).await? {
-            for item in lr.pointer("/spec/limits").and_then(Value::as_array).cloned().unwrap_or_default() {
+            for item in lr
+                .pointer("/spec/limits")
+                .and_then(Value::as_array)
+                .cloned()
+                .unwrap_or_default()
+            {
                 if item["type"].as_str() != Some("Container") {
                     continue;
                 }
                 for list in ["initContainers", "containers"] {
-                    if let Some(cs) = obj.pointer_mut(&format!("/spec/{list}")).and_then(Value::as_array_mut) {
+                    if let Some(cs) = obj
+                        .pointer_mut(&format!("/spec/{list}"))
+                        .and_then(Value::as_array_mut)
+                    {
                         for c in cs.iter_mut() {
                             limit_container(c, &item).map_err(|why| forbidden(r, &named, why))?;
                         }
@@ -221,18 +270,50 @@ impl LimitsAdmission {
             }
         }
         for quota in quotas {
-            let hard = quota.pointer("/spec/hard").and_then(Value::as_object).cloned().unwrap_or_default();
-            let relevant: Vec<&String> = hard.keys().filter(|k| delta.contains_key(*k) || (is_pod && (k.starts_with("requests.") || k.starts_with("limits.") || *k == "cpu" || *k == "memory"))).collect();
+            let hard = quota
+                .pointer("/spec/hard")
+                .and_then(Value::as_object)
+                .cloned()
+                .unwrap_or_default();
+            let relevant: Vec<&String> = hard
+                .keys()
+                .filter(|k| {
+                    delta.contains_key(*k)
+                        || (is_pod
+                            && (k.starts_with("requests.")
+                                || k.starts_with("limits.")
+                                || *k == "cpu"
+                                || *k == "memory"))
+                })
+                .collect();
             if relevant.is_empty() {
                 continue;
             }
             let qname = name_of(&quota).to_string();
             // A pod under a compute quota must say what it uses.
             if is_pod {
-                let missing: Vec<&String> = relevant.iter().copied().filter(|k| !delta.contains_key(*k) && (k.starts_with("requests.") || k.starts_with("limits."))).collect();
+                let missing: Vec<&String> = relevant
+                    .iter()
+                    .copied()
+                    .filter(|k| {
+                        !delta.contains_key(*k)
+                            && (k.starts_with("requests.") || k.starts_with("limits."))
+                    })
+                    .collect();
                 if let Some(k) = missing.first() {
-                    let containers: Vec<&str> = obj.pointer("/spec/containers").and_then(Value::as_array).map(|cs| cs.iter().filter_map(|c| c["name"].as_str()).collect()).unwrap_or_default();
-                    return Err(forbidden(r, obj, format!("failed quota: {qname}: must specify {k} for: {}", containers.join(","))));
+                    let containers: Vec<&str> = obj
+                        .pointer("/spec/containers")
+                        .and_then(Value::as_array)
+                        .map(|cs| cs.iter().filter_map(|c| c["name"].as_str()).collect())
+                        .unwrap_or_default();
+                    return Err(forbidden(
+                        r,
+                        obj,
+                        format!(
+                            "failed quota: {qname}: must specify {k} for: {}",
+                            containers.join(",")
+                        ),
+                    ));
                 }
             }
             // Usage now, counted from the objects.
@@ -242,7 +323,10 @@ impl LimitsAdmission {
                 let contribution = if is_pod {
                     pod_usage(o)
                 } else {
-                    let mut m: BTreeMap<String, Quantity> = count_names(r).into_iter().map(|n| (n, Quantity::parse("1").expect("1 is a quantity"))).collect();
+                    let mut m: BTreeMap<String, Quantity> = count_names(r)
+                        .into_iter()
+                        .map(|n| (n, Quantity::parse("1").expect("1 is a quantity")))
+                        .collect();
                     if let Some(s) = q(o.pointer("/spec/resources/requests/storage")) {
                         m.insert("requests.storage".into(), s);
                     }
@@ -255,14 +339,18 @@ impl LimitsAdmission {
             }
             let mut over = Vec::new();
             for k in &relevant {
-                let (Some(limit), Some(want)) = (q(hard.get(*k)), delta.get(*k)) else { continue };
+                let (Some(limit), Some(want)) = (q(hard.get(*k)), delta.get(*k)) else {
+                    continue;
+                };
                 let have = used.get(*k).cloned().unwrap_or_else(Quantity::zero);
                 if plus(have.clone(), want) > limit {
                     over.push((k.to_string(), want.clone(), have, limit));
                 }
             }
             if !over.is_empty() {
-                let join = |f: &dyn Fn(&(String, Quantity, Quantity, Quantity)) -> String| over.iter().map(f).collect::<Vec<_>>().join(",");
+                let join = |f: &dyn Fn(&(String, Quantity, Quantity, Quantity)) -> String| {
+                    over.iter().map(f).collect::<Vec<_>>().join(",")
+                };
                 return Err(forbidden(
                     r,
                     obj,
@@ -285,7 +373,11 @@ impl Admission for LimitsAdmission {
         if !r.namespaced {
             return Ok(());
         }
-        let ns = obj.pointer("/metadata/namespace").and_then(Value::as_str).unwrap_or("").to_string();
+        let ns = obj
+            .pointer("/metadata/namespace")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string();
         self.limit_ranges(r, obj, &ns).await?;
         self.quotas(r, obj, &ns).await
     }
@@ -303,9 +395,15 @@ mod tests {
         assert_eq!(c["resources"]["limits"]["cpu"], "500m");
         assert_eq!(c["resources"]["requests"]["cpu"], "100m");
         let mut big = json!({ "name": "c", "resources": { "limits": { "cpu": "2" }, "requests": { "memory": "128Mi" } } });
-        assert_eq!(limit_container(&mut big, &item).unwrap_err(), "maximum cpu usage per Container is 1, but limit is 2");
+        assert_eq!(
+            limit_container(&mut big, &item).unwrap_err(),
+            "maximum cpu usage per Container is 1, but limit is 2"
+        );
         let mut small = json!({ "name": "c", "resources": { "requests": { "memory": "32Mi" } } });
-        assert_eq!(limit_container(&mut small, &item).unwrap_err(), "minimum memory usage per Container is 64Mi, but request is 32Mi");
+        assert_eq!(
+            limit_container(&mut small, &item).unwrap_err(),
+            "minimum memory usage per Container is 64Mi, but request is 32Mi"
+        );
     }
 
     #[test]

@@ -54,7 +54,9 @@ fn random_suffix() -> String {
     use rand::Rng;
     const ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
     let mut rng = rand::thread_rng();
-    (0..5).map(|_| ALPHABET[rng.gen_range(0..ALPHABET.len())] as char).collect()
+    (0..5)
+        .map(|_| ALPHABET[rng.gen_range(0..ALPHABET.len())] as char)
+        .collect()
 }
 
 /// Adds the service account name and token volume to a pod.
@@ -67,19 +69,29 @@ pub fn mount_service_account(pod: &mut Value) {
         .get("serviceAccountName")
         .and_then(Value::as_str)
         .filter(|s| !s.is_empty())
-        .or_else(|| spec.get("serviceAccount").and_then(Value::as_str).filter(|s| !s.is_empty()))
+        .or_else(|| {
+            spec.get("serviceAccount")
+                .and_then(Value::as_str)
+                .filter(|s| !s.is_empty())
+        })
         .unwrap_or("default")
         .to_string();
     spec.insert("serviceAccountName".into(), json!(sa));
     spec.insert("serviceAccount".into(), json!(sa));
-    if spec.get("automountServiceAccountToken").and_then(Value::as_bool) == Some(false) {
+    if spec
+        .get("automountServiceAccountToken")
+        .and_then(Value::as_bool)
+        == Some(false)
+    {
         return;
     }
     // A pod that already mounts something at the token path keeps it.
     let mounted = ["containers", "initContainers"].iter().any(|list| {
         spec.get(*list).and_then(Value::as_array).is_some_and(|cs| {
             cs.iter().any(|c| {
-                c["volumeMounts"].as_array().is_some_and(|ms| ms.iter().any(|m| m["mountPath"] == SA_MOUNT_PATH))
+                c["volumeMounts"]
+                    .as_array()
+                    .is_some_and(|ms| ms.iter().any(|m| m["mountPath"] == SA_MOUNT_PATH))
             })
         })
     });
@@ -120,23 +132,38 @@ pub fn mount_service_account(pod: &mut Value) {
 }
 
 async fn list_items(reg: &Registry, r: &ResourceInfo) -> ApiResult<Vec<Value>> {
-    let list = reg.list(r, None, &ListOptions::default(), &|_| true).await?;
+    let list = reg
+        .list(r, None, &ListOptions::default(), &|_| true)
+        .await?;
     Ok(list["items"].as_array().cloned().unwrap_or_default())
 }
 
 impl PodAdmission {
     async fn admit_priority(&self, pod: &mut Value) -> ApiResult<()> {
         let reg = self.registry()?;
-        let classes_r = lookup("scheduling.k8s.io", "v1", "priorityclasses").expect("priorityclasses are served");
-        let requested = pod.pointer("/spec/priorityClassName").and_then(Value::as_str).unwrap_or("").to_string();
+        let classes_r = lookup("scheduling.k8s.io", "v1", "priorityclasses")
+            .expect("priorityclasses are served");
+        let requested = pod
+            .pointer("/spec/priorityClassName")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string();
         let classes = list_items(&reg, classes_r).await?;
         let class = if requested.is_empty() {
-            classes.iter().find(|c| c["globalDefault"].as_bool() == Some(true)).cloned()
+            classes
+                .iter()
+                .find(|c| c["globalDefault"].as_bool() == Some(true))
+                .cloned()
         } else {
-            match classes.iter().find(|c| c.pointer("/metadata/name").and_then(Value::as_str) == Some(requested.as_str())) {
+            match classes.iter().find(|c| {
+                c.pointer("/metadata/name").and_then(Value::as_str) == Some(requested.as_str())
+            }) {
                 Some(c) => Some(c.clone()),
                 None => {
-                    let name = pod.pointer("/metadata/name").and_then(Value::as_str).unwrap_or("");
+                    let name = pod
+                        .pointer("/metadata/name")
+                        .and_then(Value::as_str)
+                        .unwrap_or("");
                     return Err(ApiError::forbidden(format!(
                         "pods \"{name}\" is forbidden: no PriorityClass with name {requested} was found"
                     )));
@@ -144,7 +171,13 @@ impl PodAdmission {
             }
         };
         let (value, policy) = match &class {
-            Some(c) => (c["value"].as_i64().unwrap_or(0), c["preemptionPolicy"].as_str().unwrap_or("PreemptLowerPriority").to_string()),
+            Some(c) => (
+                c["value"].as_i64().unwrap_or(0),
+                c["preemptionPolicy"]
+                    .as_str()
+                    .unwrap_or("PreemptLowerPriority")
+                    .to_string(),
+            ),
             None => (0, "PreemptLowerPriority".to_string()),
         };
         if let Some(given) = pod.pointer("/spec/priority").and_then(Value::as_i64) {
@@ -169,14 +202,24 @@ impl PodAdmission {
             return Ok(());
         }
         let reg = self.registry()?;
-        let classes_r = lookup("storage.k8s.io", "v1", "storageclasses").expect("storageclasses are served");
+        let classes_r =
+            lookup("storage.k8s.io", "v1", "storageclasses").expect("storageclasses are served");
         let default = list_items(&reg, classes_r)
             .await?
             .into_iter()
-            .filter(|c| c.pointer("/metadata/annotations/storageclass.kubernetes.io~1is-default-class").and_then(Value::as_str) == Some("true"))
+            .filter(|c| {
+                c.pointer("/metadata/annotations/storageclass.kubernetes.io~1is-default-class")
+                    .and_then(Value::as_str)
+                    == Some("true")
+            })
             .max_by(|a, b| {
                 // Several defaults: the newest wins, as upstream picks.
-                let t = |c: &Value| c.pointer("/metadata/creationTimestamp").and_then(Value::as_str).unwrap_or("").to_string();
+                let t = |c: &Value| {
+                    c.pointer("/metadata/creationTimestamp")
+                        .and_then(Value::as_str)
+                        .unwrap_or("")
+                        .to_string()
+                };
                 t(a).cmp(&t(b))
             });
         if let Some(class) = default {
@@ -210,8 +253,14 @@ mod tests {
         mount_service_account(&mut pod);
         assert_eq!(pod["spec"]["serviceAccountName"], "default");
         let vol = &pod["spec"]["volumes"][0];
-        assert!(vol["name"].as_str().unwrap().starts_with("kube-api-access-"));
-        assert_eq!(vol["projected"]["sources"][0]["serviceAccountToken"]["expirationSeconds"], 3607);
+        assert!(vol["name"]
+            .as_str()
+            .unwrap()
+            .starts_with("kube-api-access-"));
+        assert_eq!(
+            vol["projected"]["sources"][0]["serviceAccountToken"]["expirationSeconds"],
+            3607
+        );
         for c in pod["spec"]["containers"].as_array().unwrap() {
             let m = c["volumeMounts"].as_array().unwrap().last().unwrap();
             assert_eq!(m["mountPath"], SA_MOUNT_PATH);

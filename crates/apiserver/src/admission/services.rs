@@ -32,11 +32,26 @@ pub struct Cidr {
 
 impl Cidr {
     pub fn parse(s: &str) -> Result<Cidr, String> {
-        let (ip, len) = s.split_once('/').ok_or_else(|| format!("{s:?} is not a CIDR (want e.g. 10.43.0.0/16)"))?;
-        let ip: Ipv4Addr = ip.parse().map_err(|_| format!("{s:?}: {ip:?} is not an IPv4 address"))?;
-        let prefix: u8 = len.parse().ok().filter(|p| *p <= 30).ok_or_else(|| format!("{s:?}: prefix must be 0..=30"))?;
-        let mask = if prefix == 0 { 0 } else { u32::MAX << (32 - prefix) };
-        Ok(Cidr { base: Ipv4Addr::from(u32::from(ip) & mask), prefix })
+        let (ip, len) = s
+            .split_once('/')
+            .ok_or_else(|| format!("{s:?} is not a CIDR (want e.g. 10.43.0.0/16)"))?;
+        let ip: Ipv4Addr = ip
+            .parse()
+            .map_err(|_| format!("{s:?}: {ip:?} is not an IPv4 address"))?;
+        let prefix: u8 = len
+            .parse()
+            .ok()
+            .filter(|p| *p <= 30)
+            .ok_or_else(|| format!("{s:?}: prefix must be 0..=30"))?;
+        let mask = if prefix == 0 {
+            0
+        } else {
+            u32::MAX << (32 - prefix)
+        };
+        Ok(Cidr {
+            base: Ipv4Addr::from(u32::from(ip) & mask),
+            prefix,
+        })
     }
 
     fn size(&self) -> u32 {
@@ -44,7 +59,11 @@ impl Cidr {
     }
 
     pub fn contains(&self, ip: Ipv4Addr) -> bool {
-        let mask = if self.prefix == 0 { 0 } else { u32::MAX << (32 - self.prefix) };
+        let mask = if self.prefix == 0 {
+            0
+        } else {
+            u32::MAX << (32 - self.prefix)
+        };
         u32::from(ip) & mask == u32::from(self.base)
     }
 
@@ -72,25 +91,47 @@ fn is_services(r: &ResourceInfo) -> bool {
 
 fn invalid(obj: &Value, field: &str, message: String) -> ApiError {
     let r = crate::resources::lookup("", "v1", "services").expect("services are served");
-    let name = obj.pointer("/metadata/name").and_then(Value::as_str).unwrap_or("");
-    ApiError::invalid(r, name, vec![Cause { reason: "FieldValueInvalid".into(), message, field: field.into() }])
+    let name = obj
+        .pointer("/metadata/name")
+        .and_then(Value::as_str)
+        .unwrap_or("");
+    ApiError::invalid(
+        r,
+        name,
+        vec![Cause {
+            reason: "FieldValueInvalid".into(),
+            message,
+            field: field.into(),
+        }],
+    )
 }
 
 fn service_type(obj: &Value) -> &str {
-    obj.pointer("/spec/type").and_then(Value::as_str).unwrap_or("ClusterIP")
+    obj.pointer("/spec/type")
+        .and_then(Value::as_str)
+        .unwrap_or("ClusterIP")
 }
 
 fn wants_node_ports(obj: &Value) -> bool {
     match service_type(obj) {
         "NodePort" => true,
-        "LoadBalancer" => obj.pointer("/spec/allocateLoadBalancerNodePorts").and_then(Value::as_bool).unwrap_or(true),
+        "LoadBalancer" => obj
+            .pointer("/spec/allocateLoadBalancerNodePorts")
+            .and_then(Value::as_bool)
+            .unwrap_or(true),
         _ => false,
     }
 }
 
 fn owner(obj: &Value) -> Bytes {
-    let ns = obj.pointer("/metadata/namespace").and_then(Value::as_str).unwrap_or("");
-    let name = obj.pointer("/metadata/name").and_then(Value::as_str).unwrap_or("");
+    let ns = obj
+        .pointer("/metadata/namespace")
+        .and_then(Value::as_str)
+        .unwrap_or("");
+    let name = obj
+        .pointer("/metadata/name")
+        .and_then(Value::as_str)
+        .unwrap_or("");
     Bytes::from(format!("{ns}/{name}"))
 }
 
@@ -98,7 +139,12 @@ fn owner(obj: &Value) -> Bytes {
 fn cluster_ips(obj: &Value) -> Vec<Ipv4Addr> {
     obj.pointer("/spec/clusterIPs")
         .and_then(Value::as_array)
-        .map(|a| a.iter().filter_map(Value::as_str).filter_map(|s| s.parse().ok()).collect())
+        .map(|a| {
+            a.iter()
+                .filter_map(Value::as_str)
+                .filter_map(|s| s.parse().ok())
+                .collect()
+        })
         .unwrap_or_default()
 }
 
@@ -121,16 +167,25 @@ pub fn default_service(obj: &mut Value) {
         obj["spec"] = json!({});
     }
     let spec = obj["spec"].as_object_mut().expect("spec is an object");
-    let ty = spec.entry("type").or_insert_with(|| json!("ClusterIP")).as_str().unwrap_or("ClusterIP").to_string();
-    spec.entry("sessionAffinity").or_insert_with(|| json!("None"));
+    let ty = spec
+        .entry("type")
+        .or_insert_with(|| json!("ClusterIP"))
+        .as_str()
+        .unwrap_or("ClusterIP")
+        .to_string();
+    spec.entry("sessionAffinity")
+        .or_insert_with(|| json!("None"));
     if ty != "ExternalName" {
-        spec.entry("internalTrafficPolicy").or_insert_with(|| json!("Cluster"));
+        spec.entry("internalTrafficPolicy")
+            .or_insert_with(|| json!("Cluster"));
     }
     if ty == "NodePort" || ty == "LoadBalancer" {
-        spec.entry("externalTrafficPolicy").or_insert_with(|| json!("Cluster"));
+        spec.entry("externalTrafficPolicy")
+            .or_insert_with(|| json!("Cluster"));
     }
     if ty == "LoadBalancer" {
-        spec.entry("allocateLoadBalancerNodePorts").or_insert_with(|| json!(true));
+        spec.entry("allocateLoadBalancerNodePorts")
+            .or_insert_with(|| json!(true));
     }
     if let Some(Value::Array(ports)) = spec.get_mut("ports") {
         for p in ports.iter_mut().filter_map(Value::as_object_mut) {
@@ -143,7 +198,12 @@ pub fn default_service(obj: &mut Value) {
         }
     }
     // clusterIP and clusterIPs mirror each other.
-    match (spec.get("clusterIP").and_then(Value::as_str).map(str::to_string), spec.get("clusterIPs").cloned()) {
+    match (
+        spec.get("clusterIP")
+            .and_then(Value::as_str)
+            .map(str::to_string),
+        spec.get("clusterIPs").cloned(),
+    ) {
         (Some(ip), None) if !ip.is_empty() => {
             spec.insert("clusterIPs".into(), json!([ip]));
         }
@@ -180,10 +240,17 @@ impl ServiceAllocator {
     async fn reserved(&self, prefix: &str) -> ApiResult<HashSet<String>> {
         let resp = self
             .store
-            .range(RangeRequest { prefix: prefix.as_bytes().to_vec(), ..Default::default() })
+            .range(RangeRequest {
+                prefix: prefix.as_bytes().to_vec(),
+                ..Default::default()
+            })
             .await
             .map_err(ApiError::internal)?;
-        Ok(resp.kvs.iter().map(|kv| String::from_utf8_lossy(&kv.key[prefix.len()..]).into_owned()).collect())
+        Ok(resp
+            .kvs
+            .iter()
+            .map(|kv| String::from_utf8_lossy(&kv.key[prefix.len()..]).into_owned())
+            .collect())
     }
 
     async fn allocate_ip(&self, obj: &Value) -> ApiResult<Ipv4Addr> {
@@ -194,11 +261,18 @@ impl ServiceAllocator {
             if used.contains(&ip.to_string()) {
                 continue;
             }
-            if self.reserve(format!("{IP_PREFIX}{ip}"), owner(obj)).await.map_err(ApiError::internal)? {
+            if self
+                .reserve(format!("{IP_PREFIX}{ip}"), owner(obj))
+                .await
+                .map_err(ApiError::internal)?
+            {
                 return Ok(ip);
             }
         }
-        Err(ApiError::internal(format!("failed to allocate a serviceIP: range is full ({})", self.cidr)))
+        Err(ApiError::internal(format!(
+            "failed to allocate a serviceIP: range is full ({})",
+            self.cidr
+        )))
     }
 
     async fn allocate_port(&self, obj: &Value) -> ApiResult<u16> {
@@ -207,11 +281,17 @@ impl ServiceAllocator {
             if used.contains(&port.to_string()) {
                 continue;
             }
-            if self.reserve(format!("{PORT_PREFIX}{port}"), owner(obj)).await.map_err(ApiError::internal)? {
+            if self
+                .reserve(format!("{PORT_PREFIX}{port}"), owner(obj))
+                .await
+                .map_err(ApiError::internal)?
+            {
                 return Ok(port);
             }
         }
-        Err(ApiError::internal("failed to allocate a nodePort: range is full"))
+        Err(ApiError::internal(
+            "failed to allocate a nodePort: range is full",
+        ))
     }
 
     /// Reserves the IPs and ports `obj` asks for that `old` does not hold.
@@ -226,11 +306,20 @@ impl ServiceAllocator {
         result
     }
 
-    async fn allocate_inner(&self, obj: &mut Value, old: Option<&Value>, taken: &mut Vec<String>) -> ApiResult<()> {
+    async fn allocate_inner(
+        &self,
+        obj: &mut Value,
+        old: Option<&Value>,
+        taken: &mut Vec<String>,
+    ) -> ApiResult<()> {
         let ty = service_type(obj).to_string();
         let old_ips: Vec<Ipv4Addr> = old.map(cluster_ips).unwrap_or_default();
         if ty != "ExternalName" {
-            let requested = obj.pointer("/spec/clusterIP").and_then(Value::as_str).unwrap_or("").to_string();
+            let requested = obj
+                .pointer("/spec/clusterIP")
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_string();
             if requested == "None" {
                 obj["spec"]["clusterIPs"] = json!(["None"]);
             } else if requested.is_empty() {
@@ -256,7 +345,11 @@ impl ServiceAllocator {
                             format!("Invalid value: []string{{{requested:?}}}: failed to allocate IP {requested}: the provided IP ({requested}) is not in the valid range. The range of valid IPs is {}", self.cidr),
                         ));
                     }
-                    if !self.reserve(format!("{IP_PREFIX}{ip}"), owner(obj)).await.map_err(ApiError::internal)? {
+                    if !self
+                        .reserve(format!("{IP_PREFIX}{ip}"), owner(obj))
+                        .await
+                        .map_err(ApiError::internal)?
+                    {
                         return Err(invalid(
                             obj,
                             "spec.clusterIPs",
@@ -282,9 +375,15 @@ impl ServiceAllocator {
         }
         if wants_node_ports(obj) {
             let old_ports: Vec<u16> = old.map(node_ports).unwrap_or_default();
-            let count = obj.pointer("/spec/ports").and_then(Value::as_array).map(Vec::len).unwrap_or(0);
+            let count = obj
+                .pointer("/spec/ports")
+                .and_then(Value::as_array)
+                .map(Vec::len)
+                .unwrap_or(0);
             for i in 0..count {
-                let requested = obj["spec"]["ports"][i].get("nodePort").and_then(Value::as_i64);
+                let requested = obj["spec"]["ports"][i]
+                    .get("nodePort")
+                    .and_then(Value::as_i64);
                 match requested {
                     Some(p) => {
                         let field = format!("spec.ports[{i}].nodePort");
@@ -302,8 +401,16 @@ impl ServiceAllocator {
                         if old_ports.contains(&p) {
                             continue;
                         }
-                        if !self.reserve(format!("{PORT_PREFIX}{p}"), owner(obj)).await.map_err(ApiError::internal)? {
-                            return Err(invalid(obj, &field, format!("Invalid value: {p}: provided port is already allocated")));
+                        if !self
+                            .reserve(format!("{PORT_PREFIX}{p}"), owner(obj))
+                            .await
+                            .map_err(ApiError::internal)?
+                        {
+                            return Err(invalid(
+                                obj,
+                                &field,
+                                format!("Invalid value: {p}: provided port is already allocated"),
+                            ));
                         }
                         taken.push(format!("{PORT_PREFIX}{p}"));
                     }
@@ -315,11 +422,23 @@ impl ServiceAllocator {
                 }
             }
         } else if ty == "ClusterIP" || ty == "ExternalName" {
-            let count = obj.pointer("/spec/ports").and_then(Value::as_array).map(Vec::len).unwrap_or(0);
+            let count = obj
+                .pointer("/spec/ports")
+                .and_then(Value::as_array)
+                .map(Vec::len)
+                .unwrap_or(0);
             for i in 0..count {
-                if obj["spec"]["ports"][i].get("nodePort").and_then(Value::as_i64).is_some_and(|p| p != 0) {
-                    let r = crate::resources::lookup("", "v1", "services").expect("services are served");
-                    let name = obj.pointer("/metadata/name").and_then(Value::as_str).unwrap_or("");
+                if obj["spec"]["ports"][i]
+                    .get("nodePort")
+                    .and_then(Value::as_i64)
+                    .is_some_and(|p| p != 0)
+                {
+                    let r = crate::resources::lookup("", "v1", "services")
+                        .expect("services are served");
+                    let name = obj
+                        .pointer("/metadata/name")
+                        .and_then(Value::as_str)
+                        .unwrap_or("");
                     return Err(ApiError::invalid(
                         r,
                         name,
@@ -367,22 +486,45 @@ impl Admission for ServiceAllocator {
             return Ok(());
         }
         default_service(new);
-        let old_ip = old.pointer("/spec/clusterIP").and_then(Value::as_str).unwrap_or("");
-        let new_ip = new.pointer("/spec/clusterIP").and_then(Value::as_str).unwrap_or("");
+        let old_ip = old
+            .pointer("/spec/clusterIP")
+            .and_then(Value::as_str)
+            .unwrap_or("");
+        let new_ip = new
+            .pointer("/spec/clusterIP")
+            .and_then(Value::as_str)
+            .unwrap_or("");
         if !old_ip.is_empty() && new_ip.is_empty() && service_type(new) != "ExternalName" {
             // Clients that omit the IP keep the one allocated.
             new["spec"]["clusterIP"] = json!(old_ip);
-            new["spec"]["clusterIPs"] = old.pointer("/spec/clusterIPs").cloned().unwrap_or(json!([old_ip]));
-        } else if !old_ip.is_empty() && new_ip != old_ip && service_type(new) != "ExternalName" && service_type(old) != "ExternalName" {
-            return Err(invalid(new, "spec.clusterIPs[0]", format!("Invalid value: []string{{{new_ip:?}}}: may not change once set")));
+            new["spec"]["clusterIPs"] = old
+                .pointer("/spec/clusterIPs")
+                .cloned()
+                .unwrap_or(json!([old_ip]));
+        } else if !old_ip.is_empty()
+            && new_ip != old_ip
+            && service_type(new) != "ExternalName"
+            && service_type(old) != "ExternalName"
+        {
+            return Err(invalid(
+                new,
+                "spec.clusterIPs[0]",
+                format!("Invalid value: []string{{{new_ip:?}}}: may not change once set"),
+            ));
         }
         // Keep node ports a client left out (as kubectl apply does).
         if wants_node_ports(new) {
-            let old_ports = old.pointer("/spec/ports").and_then(Value::as_array).cloned().unwrap_or_default();
+            let old_ports = old
+                .pointer("/spec/ports")
+                .and_then(Value::as_array)
+                .cloned()
+                .unwrap_or_default();
             if let Some(Value::Array(ports)) = new.pointer_mut("/spec/ports") {
                 for p in ports.iter_mut() {
                     if p.get("nodePort").is_none() {
-                        let same = old_ports.iter().find(|o| o.get("port") == p.get("port") && o.get("protocol") == p.get("protocol"));
+                        let same = old_ports.iter().find(|o| {
+                            o.get("port") == p.get("port") && o.get("protocol") == p.get("protocol")
+                        });
                         if let Some(np) = same.and_then(|o| o.get("nodePort")) {
                             p["nodePort"] = np.clone();
                         }
@@ -428,7 +570,10 @@ mod tests {
         assert_eq!(c.nth(1), Ipv4Addr::new(10, 43, 0, 1));
         assert!(c.contains(Ipv4Addr::new(10, 43, 255, 254)));
         assert!(!c.contains(Ipv4Addr::new(10, 44, 0, 1)));
-        assert_eq!(Cidr::parse("10.43.1.7/16").unwrap().base, Ipv4Addr::new(10, 43, 0, 0));
+        assert_eq!(
+            Cidr::parse("10.43.1.7/16").unwrap().base,
+            Ipv4Addr::new(10, 43, 0, 0)
+        );
         assert!(Cidr::parse("10.43.0.0").is_err());
     }
 

@@ -7,7 +7,9 @@ use serde_json::{Map, Value};
 use crate::status::Cause;
 
 fn preserves_unknown(s: &Value) -> bool {
-    s.get("x-kubernetes-preserve-unknown-fields").and_then(Value::as_bool) == Some(true)
+    s.get("x-kubernetes-preserve-unknown-fields")
+        .and_then(Value::as_bool)
+        == Some(true)
 }
 
 /// Removes fields the schema does not declare and fills declared defaults.
@@ -22,7 +24,11 @@ fn walk(schema: &Value, v: &mut Value, is_resource: bool) {
         Value::Object(map) => {
             let props = schema.get("properties").and_then(Value::as_object);
             let additional = schema.get("additionalProperties");
-            let embedded = is_resource || schema.get("x-kubernetes-embedded-resource").and_then(Value::as_bool) == Some(true);
+            let embedded = is_resource
+                || schema
+                    .get("x-kubernetes-embedded-resource")
+                    .and_then(Value::as_bool)
+                    == Some(true);
             if let Some(props) = props {
                 for (k, ps) in props {
                     if !map.contains_key(k) {
@@ -51,7 +57,10 @@ fn walk(schema: &Value, v: &mut Value, is_resource: bool) {
                     }
                     (None, Some(Value::Bool(true))) => {}
                     (None, _) if preserves_unknown(schema) => {}
-                    (None, _) if props.is_none() && additional.is_none() && schema.get("type").is_none() => {}
+                    (None, _)
+                        if props.is_none()
+                            && additional.is_none()
+                            && schema.get("type").is_none() => {}
                     (None, _) => {
                         map.remove(&k);
                     }
@@ -89,13 +98,20 @@ fn type_of(v: &Value) -> &'static str {
 }
 
 fn invalid(path: &str, v: &Value, detail: String) -> Cause {
-    Cause { reason: "FieldValueInvalid".into(), message: format!("Invalid value: {}: {detail}", shown(v)), field: path.into() }
+    Cause {
+        reason: "FieldValueInvalid".into(),
+        message: format!("Invalid value: {}: {detail}", shown(v)),
+        field: path.into(),
+    }
 }
 
 /// Validates an object against its version's schema.
 pub fn validate(schema: &Value, obj: &Value) -> Vec<Cause> {
     let mut out = Vec::new();
-    if let (Some(props), Some(map)) = (schema.get("properties").and_then(Value::as_object), obj.as_object()) {
+    if let (Some(props), Some(map)) = (
+        schema.get("properties").and_then(Value::as_object),
+        obj.as_object(),
+    ) {
         check_required(schema, map, "", &mut out);
         for (k, ps) in props {
             if k == "metadata" || k == "apiVersion" || k == "kind" {
@@ -121,7 +137,11 @@ fn check_required(schema: &Value, map: &Map<String, Value>, path: &str, out: &mu
     if let Some(req) = schema.get("required").and_then(Value::as_array) {
         for r in req.iter().filter_map(Value::as_str) {
             if !map.contains_key(r) {
-                out.push(Cause { reason: "FieldValueRequired".into(), message: "Required value".into(), field: join(path, r) });
+                out.push(Cause {
+                    reason: "FieldValueRequired".into(),
+                    message: "Required value".into(),
+                    field: join(path, r),
+                });
             }
         }
     }
@@ -136,13 +156,24 @@ fn check(s: &Value, v: &Value, path: &str, out: &mut Vec<Cause>) {
     let int_or_string = s.get("x-kubernetes-int-or-string").and_then(Value::as_bool) == Some(true);
     if int_or_string {
         if !matches!(type_of(v), "integer" | "string") {
-            out.push(invalid(path, v, format!("{path} in body must be of type int-or-string: {:?}", type_of(v))));
+            out.push(invalid(
+                path,
+                v,
+                format!(
+                    "{path} in body must be of type int-or-string: {:?}",
+                    type_of(v)
+                ),
+            ));
         }
     } else if let Some(want) = s.get("type").and_then(Value::as_str) {
         let have = type_of(v);
         let ok = have == want || (want == "number" && have == "integer");
         if !ok {
-            out.push(invalid(path, v, format!("{path} in body must be of type {want}: {:?}", have)));
+            out.push(invalid(
+                path,
+                v,
+                format!("{path} in body must be of type {want}: {:?}", have),
+            ));
             return;
         }
     }
@@ -151,7 +182,11 @@ fn check(s: &Value, v: &Value, path: &str, out: &mut Vec<Cause>) {
             let list: Vec<String> = options.iter().map(shown).collect();
             out.push(Cause {
                 reason: "FieldValueNotSupported".into(),
-                message: format!("Unsupported value: {}: supported values: {}", shown(v), list.join(", ")),
+                message: format!(
+                    "Unsupported value: {}: supported values: {}",
+                    shown(v),
+                    list.join(", ")
+                ),
                 field: path.into(),
             });
         }
@@ -162,15 +197,31 @@ fn check(s: &Value, v: &Value, path: &str, out: &mut Vec<Cause>) {
             if let Some(min) = s.get("minimum").and_then(Value::as_f64) {
                 let exclusive = s.get("exclusiveMinimum").and_then(Value::as_bool) == Some(true);
                 if x < min || (exclusive && x == min) {
-                    let op = if exclusive { "greater than" } else { "greater than or equal to" };
-                    out.push(invalid(path, v, format!("{path} in body should be {op} {}", s["minimum"])));
+                    let op = if exclusive {
+                        "greater than"
+                    } else {
+                        "greater than or equal to"
+                    };
+                    out.push(invalid(
+                        path,
+                        v,
+                        format!("{path} in body should be {op} {}", s["minimum"]),
+                    ));
                 }
             }
             if let Some(max) = s.get("maximum").and_then(Value::as_f64) {
                 let exclusive = s.get("exclusiveMaximum").and_then(Value::as_bool) == Some(true);
                 if x > max || (exclusive && x == max) {
-                    let op = if exclusive { "less than" } else { "less than or equal to" };
-                    out.push(invalid(path, v, format!("{path} in body should be {op} {}", s["maximum"])));
+                    let op = if exclusive {
+                        "less than"
+                    } else {
+                        "less than or equal to"
+                    };
+                    out.push(invalid(
+                        path,
+                        v,
+                        format!("{path} in body should be {op} {}", s["maximum"]),
+                    ));
                 }
             }
         }
@@ -187,13 +238,21 @@ fn check(s: &Value, v: &Value, path: &str, out: &mut Vec<Cause>) {
             }
             if let Some(min) = s.get("minLength").and_then(Value::as_u64) {
                 if len < min {
-                    out.push(invalid(path, v, format!("{path} in body should be at least {min} chars long")));
+                    out.push(invalid(
+                        path,
+                        v,
+                        format!("{path} in body should be at least {min} chars long"),
+                    ));
                 }
             }
             if let Some(p) = s.get("pattern").and_then(Value::as_str) {
                 if let Ok(re) = regex::Regex::new(p) {
                     if !re.is_match(text) {
-                        out.push(invalid(path, v, format!("{path} in body should match '{p}'")));
+                        out.push(invalid(
+                            path,
+                            v,
+                            format!("{path} in body should match '{p}'"),
+                        ));
                     }
                 }
             }
@@ -203,14 +262,21 @@ fn check(s: &Value, v: &Value, path: &str, out: &mut Vec<Cause>) {
                 if items.len() as u64 > max {
                     out.push(Cause {
                         reason: "FieldValueTooMany".into(),
-                        message: format!("Too many: {}: must have at most {max} items", items.len()),
+                        message: format!(
+                            "Too many: {}: must have at most {max} items",
+                            items.len()
+                        ),
                         field: path.into(),
                     });
                 }
             }
             if let Some(min) = s.get("minItems").and_then(Value::as_u64) {
                 if (items.len() as u64) < min {
-                    out.push(invalid(path, v, format!("{path} in body should have at least {min} items")));
+                    out.push(invalid(
+                        path,
+                        v,
+                        format!("{path} in body should have at least {min} items"),
+                    ));
                 }
             }
             if let Some(is) = s.get("items") {
@@ -268,7 +334,10 @@ mod tests {
             "extra": true,
         });
         prune_and_default(&schema(), &mut o);
-        assert_eq!(o["spec"], json!({ "size": 3, "color": "red", "labels": { "a": "b" }, "free": { "x": { "y": 1 } } }));
+        assert_eq!(
+            o["spec"],
+            json!({ "size": 3, "color": "red", "labels": { "a": "b" }, "free": { "x": { "y": 1 } } })
+        );
         assert!(o.get("extra").is_none());
         assert_eq!(o["metadata"]["name"], "w");
     }
@@ -277,15 +346,34 @@ mod tests {
     fn violations_are_reported_with_upstream_wording() {
         let o = json!({ "spec": { "size": "big", "color": "pink", "tags": ["a", "b", "c"], "port": true } });
         let causes = validate(&schema(), &o);
-        let msgs: Vec<String> = causes.iter().map(|c| format!("{}: {}", c.field, c.message)).collect();
+        let msgs: Vec<String> = causes
+            .iter()
+            .map(|c| format!("{}: {}", c.field, c.message))
+            .collect();
         assert!(msgs.contains(&"spec.size: Invalid value: \"big\": spec.size in body must be of type integer: \"string\"".to_string()), "{msgs:?}");
-        assert!(msgs.contains(&"spec.color: Unsupported value: \"pink\": supported values: \"red\", \"blue\"".to_string()), "{msgs:?}");
-        assert!(msgs.contains(&"spec.tags: Too many: 3: must have at most 2 items".to_string()), "{msgs:?}");
-        assert!(msgs.iter().any(|m| m.starts_with("spec.port: Invalid value: true")), "{msgs:?}");
+        assert!(
+            msgs.contains(
+                &"spec.color: Unsupported value: \"pink\": supported values: \"red\", \"blue\""
+                    .to_string()
+            ),
+            "{msgs:?}"
+        );
+        assert!(
+            msgs.contains(&"spec.tags: Too many: 3: must have at most 2 items".to_string()),
+            "{msgs:?}"
+        );
+        assert!(
+            msgs.iter()
+                .any(|m| m.starts_with("spec.port: Invalid value: true")),
+            "{msgs:?}"
+        );
         let missing = validate(&schema(), &json!({ "spec": {} }));
         assert_eq!(missing[0].field, "spec.size");
         assert_eq!(missing[0].message, "Required value");
         let range = validate(&schema(), &json!({ "spec": { "size": 11 } }));
-        assert_eq!(range[0].message, "Invalid value: 11: spec.size in body should be less than or equal to 10");
+        assert_eq!(
+            range[0].message,
+            "Invalid value: 11: spec.size in body should be less than or equal to 10"
+        );
     }
 }

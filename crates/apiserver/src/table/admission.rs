@@ -7,11 +7,18 @@ use super::{Column, Ctx, Printer, Row, AGE, NAME};
 
 pub(super) fn printer(resource: &str) -> Option<Printer> {
     let p = match resource {
-        "mutatingwebhookconfigurations" | "validatingwebhookconfigurations" => {
-            Printer { columns: WEBHOOK_COLUMNS, row: webhook_row }
-        }
-        "validatingadmissionpolicies" => Printer { columns: POLICY_COLUMNS, row: policy_row },
-        "validatingadmissionpolicybindings" => Printer { columns: POLICY_BINDING_COLUMNS, row: policy_binding_row },
+        "mutatingwebhookconfigurations" | "validatingwebhookconfigurations" => Printer {
+            columns: WEBHOOK_COLUMNS,
+            row: webhook_row,
+        },
+        "validatingadmissionpolicies" => Printer {
+            columns: POLICY_COLUMNS,
+            row: policy_row,
+        },
+        "validatingadmissionpolicybindings" => Printer {
+            columns: POLICY_BINDING_COLUMNS,
+            row: policy_binding_row,
+        },
         _ => return None,
     };
     Some(p)
@@ -19,7 +26,11 @@ pub(super) fn printer(resource: &str) -> Option<Printer> {
 
 const WEBHOOK_COLUMNS: &[Column] = &[
     NAME,
-    Column::new("Webhooks", "integer", "Webhooks indicates the number of webhooks registered in this configuration"),
+    Column::new(
+        "Webhooks",
+        "integer",
+        "Webhooks indicates the number of webhooks registered in this configuration",
+    ),
     AGE,
 ];
 
@@ -34,7 +45,11 @@ const POLICY_COLUMNS: &[Column] = &[
         "integer",
         "Validations indicates the number of validation rules defined in this configuration",
     ),
-    Column::new("ParamKind", "string", "ParamKind specifies the kind of resources used to parameterize this policy"),
+    Column::new(
+        "ParamKind",
+        "string",
+        "ParamKind specifies the kind of resources used to parameterize this policy",
+    ),
     AGE,
 ];
 
@@ -43,7 +58,13 @@ fn policy_row(o: &Value, ctx: &Ctx) -> Row {
         Some(k) => format!("{}/{}", str_at(k, "/apiVersion"), str_at(k, "/kind")),
         None => "<unset>".into(),
     };
-    vec![name(o), json!(len_at(o, "/spec/validations")), json!(param_kind), ctx.age(o)].into()
+    vec![
+        name(o),
+        json!(len_at(o, "/spec/validations")),
+        json!(param_kind),
+        ctx.age(o),
+    ]
+    .into()
 }
 
 const POLICY_BINDING_COLUMNS: &[Column] = &[
@@ -53,7 +74,11 @@ const POLICY_BINDING_COLUMNS: &[Column] = &[
         "string",
         "PolicyName indicates the policy definition which the policy binding binded to",
     ),
-    Column::new("ParamRef", "string", "ParamRef indicates the param resource which sets the configration param"),
+    Column::new(
+        "ParamRef",
+        "string",
+        "ParamRef indicates the param resource which sets the configration param",
+    ),
     AGE,
 ];
 
@@ -69,14 +94,23 @@ fn policy_binding_row(o: &Value, ctx: &Ctx) -> Row {
         },
         None => "<unset>".into(),
     };
-    vec![name(o), json!(str_at(o, "/spec/policyName")), json!(param), ctx.age(o)].into()
+    vec![
+        name(o),
+        json!(str_at(o, "/spec/policyName")),
+        json!(param),
+        ctx.age(o),
+    ]
+    .into()
 }
 
 /// The generated `(*metav1.LabelSelector).String()`, which the binding
 /// printer uses for a selector `paramRef`.
 fn go_label_selector_string(sel: &Value) -> String {
     let mut labels: Vec<(&String, &str)> = match sel.get("matchLabels") {
-        Some(Value::Object(m)) => m.iter().map(|(k, v)| (k, v.as_str().unwrap_or(""))).collect(),
+        Some(Value::Object(m)) => m
+            .iter()
+            .map(|(k, v)| (k, v.as_str().unwrap_or("")))
+            .collect(),
         _ => Vec::new(),
     };
     labels.sort();
@@ -84,7 +118,10 @@ fn go_label_selector_string(sel: &Value) -> String {
     let expressions: String = arr_at(sel, "/matchExpressions")
         .iter()
         .map(|e| {
-            let values: Vec<&str> = arr_at(e, "/values").iter().filter_map(Value::as_str).collect();
+            let values: Vec<&str> = arr_at(e, "/values")
+                .iter()
+                .filter_map(Value::as_str)
+                .collect();
             format!(
                 "LabelSelectorRequirement{{Key:{},Operator:{},Values:[{}],}},",
                 str_at(e, "/key"),

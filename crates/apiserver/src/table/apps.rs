@@ -4,18 +4,33 @@ use serde_json::{json, Value};
 
 use super::docs;
 use super::format::{
-    arr_at, containers, controller_of, format_label_selector, format_labels, int_at, name, opt_int_at, selector_string,
-    str_at,
+    arr_at, containers, controller_of, format_label_selector, format_labels, int_at, name,
+    opt_int_at, selector_string, str_at,
 };
 use super::{Column, Ctx, Printer, Row, AGE, CONTAINERS_DOC, IMAGES_DOC, NAME};
 
 pub(super) fn printer(resource: &str) -> Option<Printer> {
     let p = match resource {
-        "deployments" => Printer { columns: DEPLOYMENT_COLUMNS, row: deployment_row },
-        "replicasets" => Printer { columns: REPLICA_SET_COLUMNS, row: replica_set_row },
-        "statefulsets" => Printer { columns: STATEFUL_SET_COLUMNS, row: stateful_set_row },
-        "daemonsets" => Printer { columns: DAEMON_SET_COLUMNS, row: daemon_set_row },
-        "controllerrevisions" => Printer { columns: CONTROLLER_REVISION_COLUMNS, row: controller_revision_row },
+        "deployments" => Printer {
+            columns: DEPLOYMENT_COLUMNS,
+            row: deployment_row,
+        },
+        "replicasets" => Printer {
+            columns: REPLICA_SET_COLUMNS,
+            row: replica_set_row,
+        },
+        "statefulsets" => Printer {
+            columns: STATEFUL_SET_COLUMNS,
+            row: stateful_set_row,
+        },
+        "daemonsets" => Printer {
+            columns: DAEMON_SET_COLUMNS,
+            row: daemon_set_row,
+        },
+        "controllerrevisions" => Printer {
+            columns: CONTROLLER_REVISION_COLUMNS,
+            row: controller_revision_row,
+        },
         _ => return None,
     };
     Some(p)
@@ -43,10 +58,15 @@ const DEPLOYMENT_COLUMNS: &[Column] = &[
 
 fn deployment_row(o: &Value, ctx: &Ctx) -> Row {
     let (names, images) = template_containers(o);
-    let selector = selector_string(o.pointer("/spec/selector")).unwrap_or_else(|()| "<invalid>".into());
+    let selector =
+        selector_string(o.pointer("/spec/selector")).unwrap_or_else(|()| "<invalid>".into());
     vec![
         name(o),
-        json!(format!("{}/{}", int_at(o, "/status/readyReplicas"), replicas(o))),
+        json!(format!(
+            "{}/{}",
+            int_at(o, "/status/readyReplicas"),
+            replicas(o)
+        )),
         json!(int_at(o, "/status/updatedReplicas")),
         json!(int_at(o, "/status/availableReplicas")),
         ctx.age(o),
@@ -95,7 +115,11 @@ fn stateful_set_row(o: &Value, ctx: &Ctx) -> Row {
     let (names, images) = template_containers(o);
     vec![
         name(o),
-        json!(format!("{}/{}", int_at(o, "/status/readyReplicas"), replicas(o))),
+        json!(format!(
+            "{}/{}",
+            int_at(o, "/status/readyReplicas"),
+            replicas(o)
+        )),
         ctx.age(o),
         json!(names),
         json!(images),
@@ -144,7 +168,9 @@ const CONTROLLER_REVISION_COLUMNS: &[Column] = &[
 
 /// `formatResourceName` of the controller: `daemonset.apps/name`.
 fn controller_name(o: &Value) -> String {
-    let Some(owner) = controller_of(o) else { return "<none>".into() };
+    let Some(owner) = controller_of(o) else {
+        return "<none>".into();
+    };
     let group = match str_at(owner, "/apiVersion").split_once('/') {
         Some((group, _)) => group,
         None => "",
@@ -154,10 +180,20 @@ fn controller_name(o: &Value) -> String {
     match (group, kind) {
         ("", "") => owner_name.to_string(),
         ("", kind) => format!("{}/{owner_name}", kind.to_lowercase()),
-        (group, kind) => format!("{}.{}/{owner_name}", kind.to_lowercase(), group.to_lowercase()),
+        (group, kind) => format!(
+            "{}.{}/{owner_name}",
+            kind.to_lowercase(),
+            group.to_lowercase()
+        ),
     }
 }
 
 fn controller_revision_row(o: &Value, ctx: &Ctx) -> Row {
-    vec![name(o), json!(controller_name(o)), json!(int_at(o, "/revision")), ctx.age(o)].into()
+    vec![
+        name(o),
+        json!(controller_name(o)),
+        json!(int_at(o, "/revision")),
+        ctx.age(o),
+    ]
+    .into()
 }

@@ -4,15 +4,21 @@ use serde_json::{json, Value};
 
 use super::docs;
 use super::format::{
-    arr_at, bool_ptr_word, containers, duration, format_label_selector, get, int_at, len_at, name, opt_bool_at,
-    opt_int_at, opt_str_at, str_at, timestamp,
+    arr_at, bool_ptr_word, containers, duration, format_label_selector, get, int_at, len_at, name,
+    opt_bool_at, opt_int_at, opt_str_at, str_at, timestamp,
 };
 use super::{Column, Ctx, Printer, Row, AGE, CONTAINERS_DOC, IMAGES_DOC, NAME};
 
 pub(super) fn printer(resource: &str) -> Option<Printer> {
     match resource {
-        "jobs" => Some(Printer { columns: JOB_COLUMNS, row: job_row }),
-        "cronjobs" => Some(Printer { columns: CRON_JOB_COLUMNS, row: cron_job_row }),
+        "jobs" => Some(Printer {
+            columns: JOB_COLUMNS,
+            row: job_row,
+        }),
+        "cronjobs" => Some(Printer {
+            columns: CRON_JOB_COLUMNS,
+            row: cron_job_row,
+        }),
         _ => None,
     }
 }
@@ -93,7 +99,11 @@ const CRON_JOB_COLUMNS: &[Column] = &[
     Column::new("Timezone", "string", docs::CRON_JOB_SPEC_TIME_ZONE),
     Column::new("Suspend", "boolean", docs::CRON_JOB_SPEC_SUSPEND),
     Column::new("Active", "integer", docs::CRON_JOB_STATUS_ACTIVE),
-    Column::new("Last Schedule", "string", docs::CRON_JOB_STATUS_LAST_SCHEDULE_TIME),
+    Column::new(
+        "Last Schedule",
+        "string",
+        docs::CRON_JOB_STATUS_LAST_SCHEDULE_TIME,
+    ),
     AGE,
     Column::wide("Containers", "string", CONTAINERS_DOC),
     Column::wide("Images", "string", IMAGES_DOC),
@@ -105,19 +115,26 @@ fn cron_job_row(cj: &Value, ctx: &Ctx) -> Row {
         Some(t) => ctx.since(Some(t)),
         None => "<none>".into(),
     };
-    let (names, images) = containers(arr_at(cj, "/spec/jobTemplate/spec/template/spec/containers"));
+    let (names, images) = containers(arr_at(
+        cj,
+        "/spec/jobTemplate/spec/template/spec/containers",
+    ));
     vec![
         name(cj),
         json!(str_at(cj, "/spec/schedule")),
         json!(opt_str_at(cj, "/spec/timeZone").unwrap_or("<none>")),
         // v1 defaults `suspend` to false.
-        json!(bool_ptr_word(Some(opt_bool_at(cj, "/spec/suspend").unwrap_or(false)))),
+        json!(bool_ptr_word(Some(
+            opt_bool_at(cj, "/spec/suspend").unwrap_or(false)
+        ))),
         json!(len_at(cj, "/status/active")),
         json!(last_schedule),
         ctx.age(cj),
         json!(names),
         json!(images),
-        json!(format_label_selector(cj.pointer("/spec/jobTemplate/spec/selector"))),
+        json!(format_label_selector(
+            cj.pointer("/spec/jobTemplate/spec/selector")
+        )),
     ]
     .into()
 }

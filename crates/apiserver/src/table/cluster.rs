@@ -6,21 +6,41 @@ use serde_json::{json, Value};
 
 use super::docs;
 use super::format::{
-    arr_at, get, int_at, int_or_string, name, opt_bool_at, opt_int_at, opt_str_at, quantity_ptr, str_at,
+    arr_at, get, int_at, int_or_string, name, opt_bool_at, opt_int_at, opt_str_at, quantity_ptr,
+    str_at,
 };
 use super::{human_duration, Column, Ctx, Printer, Row, AGE, NAME};
 
 pub(super) fn printer(group: &str, resource: &str) -> Option<Printer> {
     let p = match (group, resource) {
-        ("autoscaling", "horizontalpodautoscalers") => Printer { columns: HPA_COLUMNS, row: hpa_row },
-        ("policy", "poddisruptionbudgets") => Printer { columns: PDB_COLUMNS, row: pdb_row },
-        ("certificates.k8s.io", "certificatesigningrequests") => Printer { columns: CSR_COLUMNS, row: csr_row },
-        ("coordination.k8s.io", "leases") => Printer { columns: LEASE_COLUMNS, row: lease_row },
-        ("scheduling.k8s.io", "priorityclasses") => {
-            Printer { columns: PRIORITY_CLASS_COLUMNS, row: priority_class_row }
-        }
-        ("node.k8s.io", "runtimeclasses") => Printer { columns: RUNTIME_CLASS_COLUMNS, row: runtime_class_row },
-        ("apiregistration.k8s.io", "apiservices") => Printer { columns: API_SERVICE_COLUMNS, row: api_service_row },
+        ("autoscaling", "horizontalpodautoscalers") => Printer {
+            columns: HPA_COLUMNS,
+            row: hpa_row,
+        },
+        ("policy", "poddisruptionbudgets") => Printer {
+            columns: PDB_COLUMNS,
+            row: pdb_row,
+        },
+        ("certificates.k8s.io", "certificatesigningrequests") => Printer {
+            columns: CSR_COLUMNS,
+            row: csr_row,
+        },
+        ("coordination.k8s.io", "leases") => Printer {
+            columns: LEASE_COLUMNS,
+            row: lease_row,
+        },
+        ("scheduling.k8s.io", "priorityclasses") => Printer {
+            columns: PRIORITY_CLASS_COLUMNS,
+            row: priority_class_row,
+        },
+        ("node.k8s.io", "runtimeclasses") => Printer {
+            columns: RUNTIME_CLASS_COLUMNS,
+            row: runtime_class_row,
+        },
+        ("apiregistration.k8s.io", "apiservices") => Printer {
+            columns: API_SERVICE_COLUMNS,
+            row: api_service_row,
+        },
         _ => return None,
     };
     Some(p)
@@ -68,7 +88,8 @@ fn format_hpa_metrics(specs: &[Value], statuses: &[Value]) -> String {
     if specs.is_empty() {
         return "<none>".into();
     }
-    let status = |i: usize, source: &str| statuses.get(i).and_then(|s| get(s, &format!("/{source}")));
+    let status =
+        |i: usize, source: &str| statuses.get(i).and_then(|s| get(s, &format!("/{source}")));
     let percent = |v: Option<i64>| v.map(|p| format!("{p}%"));
     let list: Vec<String> = specs
         .iter()
@@ -76,7 +97,10 @@ fn format_hpa_metrics(specs: &[Value], statuses: &[Value]) -> String {
         .map(|(i, spec)| match str_at(spec, "/type") {
             source @ ("External" | "Object") => {
                 let key = source.to_lowercase();
-                let target = spec.get(key.as_str()).and_then(|s| get(s, "/target")).unwrap_or(&Value::Null);
+                let target = spec
+                    .get(key.as_str())
+                    .and_then(|s| get(s, "/target"))
+                    .unwrap_or(&Value::Null);
                 if let Some(avg) = get(target, "/averageValue") {
                     let current = status(i, &key)
                         .and_then(|s| get(s, "/current/averageValue"))
@@ -94,10 +118,17 @@ fn format_hpa_metrics(specs: &[Value], statuses: &[Value]) -> String {
                 let current = status(i, "pods")
                     .map(|s| quantity_ptr(get(s, "/current/averageValue")))
                     .unwrap_or_else(|| "<unknown>".into());
-                format!("{current}/{}", quantity_ptr(get(spec, "/pods/target/averageValue")))
+                format!(
+                    "{current}/{}",
+                    quantity_ptr(get(spec, "/pods/target/averageValue"))
+                )
             }
             source @ ("Resource" | "ContainerResource") => {
-                let key = if source == "Resource" { "resource" } else { "containerResource" };
+                let key = if source == "Resource" {
+                    "resource"
+                } else {
+                    "containerResource"
+                };
                 let metric = spec.get(key).unwrap_or(&Value::Null);
                 let resource = str_at(metric, "/name");
                 if let Some(avg) = get(metric, "/target/averageValue") {
@@ -106,10 +137,12 @@ fn format_hpa_metrics(specs: &[Value], statuses: &[Value]) -> String {
                         .unwrap_or_else(|| "<unknown>".into());
                     format!("{resource}: {current}/{}", quantity_ptr(Some(avg)))
                 } else {
-                    let current = percent(status(i, key).and_then(|s| opt_int_at(s, "/current/averageUtilization")))
-                        .unwrap_or_else(|| "<unknown>".into());
-                    let target =
-                        percent(opt_int_at(metric, "/target/averageUtilization")).unwrap_or_else(|| "<auto>".into());
+                    let current = percent(
+                        status(i, key).and_then(|s| opt_int_at(s, "/current/averageUtilization")),
+                    )
+                    .unwrap_or_else(|| "<unknown>".into());
+                    let target = percent(opt_int_at(metric, "/target/averageUtilization"))
+                        .unwrap_or_else(|| "<auto>".into());
                     format!("{resource}: {current}/{target}")
                 }
             }
@@ -130,7 +163,11 @@ fn hpa_row(o: &Value, ctx: &Ctx) -> Row {
     let min_pods = opt_int_at(o, "/spec/minReplicas").unwrap_or(1);
     vec![
         name(o),
-        json!(format!("{}/{}", str_at(o, "/spec/scaleTargetRef/kind"), str_at(o, "/spec/scaleTargetRef/name"))),
+        json!(format!(
+            "{}/{}",
+            str_at(o, "/spec/scaleTargetRef/kind"),
+            str_at(o, "/spec/scaleTargetRef/name")
+        )),
         json!(format_hpa_metrics(&specs, &statuses)),
         json!(min_pods.to_string()),
         json!(int_at(o, "/spec/maxReplicas")),
@@ -144,14 +181,30 @@ fn hpa_row(o: &Value, ctx: &Ctx) -> Row {
 
 const PDB_COLUMNS: &[Column] = &[
     NAME,
-    Column::new("Min Available", "string", "The minimum number of pods that must be available."),
-    Column::new("Max Unavailable", "string", "The maximum number of pods that may be unavailable."),
-    Column::new("Allowed Disruptions", "integer", "Calculated number of pods that may be disrupted at this time."),
+    Column::new(
+        "Min Available",
+        "string",
+        "The minimum number of pods that must be available.",
+    ),
+    Column::new(
+        "Max Unavailable",
+        "string",
+        "The maximum number of pods that may be unavailable.",
+    ),
+    Column::new(
+        "Allowed Disruptions",
+        "integer",
+        "Calculated number of pods that may be disrupted at this time.",
+    ),
     AGE,
 ];
 
 fn pdb_row(o: &Value, ctx: &Ctx) -> Row {
-    let field = |pointer: &str| get(o, pointer).map(int_or_string).unwrap_or_else(|| "N/A".into());
+    let field = |pointer: &str| {
+        get(o, pointer)
+            .map(int_or_string)
+            .unwrap_or_else(|| "N/A".into())
+    };
     vec![
         name(o),
         json!(field("/spec/minAvailable")),
@@ -169,14 +222,22 @@ const CSR_COLUMNS: &[Column] = &[
     AGE,
     Column::new("SignerName", "string", docs::CSR_SPEC_SIGNER_NAME),
     Column::new("Requestor", "string", docs::CSR_SPEC_REQUEST),
-    Column::new("RequestedDuration", "string", docs::CSR_SPEC_EXPIRATION_SECONDS),
+    Column::new(
+        "RequestedDuration",
+        "string",
+        docs::CSR_SPEC_EXPIRATION_SECONDS,
+    ),
     Column::new("Condition", "string", docs::CSR_STATUS_CONDITIONS),
 ];
 
 /// `extractCSRStatus`: `Denied`, `Approved` or `Pending`, then `,Failed`
 /// and `,Issued`.
 fn csr_status(o: &Value) -> String {
-    let has = |kind: &str| arr_at(o, "/status/conditions").iter().any(|c| str_at(c, "/type") == kind);
+    let has = |kind: &str| {
+        arr_at(o, "/status/conditions")
+            .iter()
+            .any(|c| str_at(c, "/type") == kind)
+    };
     let mut status = if has("Denied") {
         "Denied"
     } else if has("Approved") {
@@ -203,24 +264,48 @@ fn csr_row(o: &Value, ctx: &Ctx) -> Row {
         Some(seconds) => human_duration(seconds),
         None => "<none>".into(),
     };
-    vec![name(o), ctx.age(o), json!(signer), json!(str_at(o, "/spec/username")), json!(requested), json!(csr_status(o))]
-        .into()
+    vec![
+        name(o),
+        ctx.age(o),
+        json!(signer),
+        json!(str_at(o, "/spec/username")),
+        json!(requested),
+        json!(csr_status(o)),
+    ]
+    .into()
 }
 
 // --- Leases, PriorityClasses, RuntimeClasses --------------------------------
 
-const LEASE_COLUMNS: &[Column] = &[NAME, Column::new("Holder", "string", docs::LEASE_SPEC_HOLDER_IDENTITY), AGE];
+const LEASE_COLUMNS: &[Column] = &[
+    NAME,
+    Column::new("Holder", "string", docs::LEASE_SPEC_HOLDER_IDENTITY),
+    AGE,
+];
 
 fn lease_row(o: &Value, ctx: &Ctx) -> Row {
-    vec![name(o), json!(str_at(o, "/spec/holderIdentity")), ctx.age(o)].into()
+    vec![
+        name(o),
+        json!(str_at(o, "/spec/holderIdentity")),
+        ctx.age(o),
+    ]
+    .into()
 }
 
 const PRIORITY_CLASS_COLUMNS: &[Column] = &[
     NAME,
     Column::new("Value", "integer", docs::PRIORITY_CLASS_VALUE),
-    Column::new("Global-Default", "boolean", docs::PRIORITY_CLASS_GLOBAL_DEFAULT),
+    Column::new(
+        "Global-Default",
+        "boolean",
+        docs::PRIORITY_CLASS_GLOBAL_DEFAULT,
+    ),
     AGE,
-    Column::new("PreemptionPolicy", "string", docs::PRIORITY_CLASS_PREEMPTION_POLICY),
+    Column::new(
+        "PreemptionPolicy",
+        "string",
+        docs::PRIORITY_CLASS_PREEMPTION_POLICY,
+    ),
 ];
 
 fn priority_class_row(o: &Value, ctx: &Ctx) -> Row {
@@ -247,7 +332,11 @@ fn runtime_class_row(o: &Value, ctx: &Ctx) -> Row {
 
 const API_SERVICE_COLUMNS: &[Column] = &[
     NAME,
-    Column::new("Service", "string", "The reference to the service that hosts this API endpoint."),
+    Column::new(
+        "Service",
+        "string",
+        "The reference to the service that hosts this API endpoint.",
+    ),
     Column::new("Available", "string", "Whether this service is available."),
     AGE,
 ];
@@ -257,9 +346,14 @@ fn api_service_row(o: &Value, ctx: &Ctx) -> Row {
         Some(s) => format!("{}/{}", str_at(s, "/namespace"), str_at(s, "/name")),
         None => "Local".into(),
     };
-    let available = match arr_at(o, "/status/conditions").iter().find(|c| str_at(c, "/type") == "Available") {
+    let available = match arr_at(o, "/status/conditions")
+        .iter()
+        .find(|c| str_at(c, "/type") == "Available")
+    {
         Some(c) if str_at(c, "/status") == "True" => "True".to_string(),
-        Some(c) if !str_at(c, "/reason").is_empty() => format!("{} ({})", str_at(c, "/status"), str_at(c, "/reason")),
+        Some(c) if !str_at(c, "/reason").is_empty() => {
+            format!("{} ({})", str_at(c, "/status"), str_at(c, "/reason"))
+        }
         Some(c) => str_at(c, "/status").to_string(),
         None => "Unknown".into(),
     };

@@ -8,28 +8,73 @@ use serde_json::{json, Map, Value};
 
 use super::docs;
 use super::format::{
-    access_modes, arr_at, containers, format_labels, get, int_at, len_at, name, opt_bool_at, opt_int_at, opt_str_at,
-    quantity, str_at, timestamp,
+    access_modes, arr_at, containers, format_labels, get, int_at, len_at, name, opt_bool_at,
+    opt_int_at, opt_str_at, quantity, str_at, timestamp,
 };
 use super::{Column, Ctx, Printer, Row, AGE, CONTAINERS_DOC, IMAGES_DOC, NAME};
 
 pub(super) fn printer(resource: &str) -> Option<Printer> {
     let p = match resource {
-        "pods" => Printer { columns: POD_COLUMNS, row: pod_row },
-        "podtemplates" => Printer { columns: POD_TEMPLATE_COLUMNS, row: pod_template_row },
-        "replicationcontrollers" => Printer { columns: RC_COLUMNS, row: rc_row },
-        "services" => Printer { columns: SERVICE_COLUMNS, row: service_row },
-        "endpoints" => Printer { columns: ENDPOINTS_COLUMNS, row: endpoints_row },
-        "nodes" => Printer { columns: NODE_COLUMNS, row: node_row },
-        "events" => Printer { columns: EVENT_COLUMNS, row: event_row },
-        "namespaces" => Printer { columns: NAMESPACE_COLUMNS, row: namespace_row },
-        "secrets" => Printer { columns: SECRET_COLUMNS, row: secret_row },
-        "configmaps" => Printer { columns: CONFIG_MAP_COLUMNS, row: config_map_row },
-        "serviceaccounts" => Printer { columns: SERVICE_ACCOUNT_COLUMNS, row: service_account_row },
-        "persistentvolumes" => Printer { columns: PV_COLUMNS, row: pv_row },
-        "persistentvolumeclaims" => Printer { columns: PVC_COLUMNS, row: pvc_row },
-        "componentstatuses" => Printer { columns: COMPONENT_STATUS_COLUMNS, row: component_status_row },
-        "resourcequotas" => Printer { columns: RESOURCE_QUOTA_COLUMNS, row: resource_quota_row },
+        "pods" => Printer {
+            columns: POD_COLUMNS,
+            row: pod_row,
+        },
+        "podtemplates" => Printer {
+            columns: POD_TEMPLATE_COLUMNS,
+            row: pod_template_row,
+        },
+        "replicationcontrollers" => Printer {
+            columns: RC_COLUMNS,
+            row: rc_row,
+        },
+        "services" => Printer {
+            columns: SERVICE_COLUMNS,
+            row: service_row,
+        },
+        "endpoints" => Printer {
+            columns: ENDPOINTS_COLUMNS,
+            row: endpoints_row,
+        },
+        "nodes" => Printer {
+            columns: NODE_COLUMNS,
+            row: node_row,
+        },
+        "events" => Printer {
+            columns: EVENT_COLUMNS,
+            row: event_row,
+        },
+        "namespaces" => Printer {
+            columns: NAMESPACE_COLUMNS,
+            row: namespace_row,
+        },
+        "secrets" => Printer {
+            columns: SECRET_COLUMNS,
+            row: secret_row,
+        },
+        "configmaps" => Printer {
+            columns: CONFIG_MAP_COLUMNS,
+            row: config_map_row,
+        },
+        "serviceaccounts" => Printer {
+            columns: SERVICE_ACCOUNT_COLUMNS,
+            row: service_account_row,
+        },
+        "persistentvolumes" => Printer {
+            columns: PV_COLUMNS,
+            row: pv_row,
+        },
+        "persistentvolumeclaims" => Printer {
+            columns: PVC_COLUMNS,
+            row: pvc_row,
+        },
+        "componentstatuses" => Printer {
+            columns: COMPONENT_STATUS_COLUMNS,
+            row: component_status_row,
+        },
+        "resourcequotas" => Printer {
+            columns: RESOURCE_QUOTA_COLUMNS,
+            row: resource_quota_row,
+        },
         // limitranges: upstream's storage uses the default convertor.
         _ => return None,
     };
@@ -39,7 +84,10 @@ pub(super) fn printer(resource: &str) -> Option<Printer> {
 /// `events.k8s.io` events share the core Event storage and printer
 /// upstream: the object is converted to the core shape first.
 pub(super) fn events_k8s_io_printer(resource: &str) -> Option<Printer> {
-    (resource == "events").then_some(Printer { columns: EVENT_COLUMNS, row: events_k8s_io_row })
+    (resource == "events").then_some(Printer {
+        columns: EVENT_COLUMNS,
+        row: events_k8s_io_row,
+    })
 }
 
 // --- Pods -------------------------------------------------------------------
@@ -78,7 +126,9 @@ fn later(a: Option<DateTime<Utc>>, b: Option<DateTime<Utc>>) -> Option<DateTime<
 }
 
 fn has_condition(o: &Value, pointer: &str, kind: &str) -> bool {
-    arr_at(o, pointer).iter().any(|c| str_at(c, "/type") == kind && str_at(c, "/status") == "True")
+    arr_at(o, pointer)
+        .iter()
+        .any(|c| str_at(c, "/type") == kind && str_at(c, "/status") == "True")
 }
 
 /// upstream's `printPod`.
@@ -109,15 +159,18 @@ fn pod_row(pod: &Value, ctx: &Ctx) -> Row {
         "Succeeded" => Some(json!([{
             "type": "Completed", "status": "True", "reason": "Succeeded", "message": "The pod has completed successfully.",
         }])),
-        "Failed" => {
-            Some(json!([{ "type": "Completed", "status": "True", "reason": "Failed", "message": "The pod failed." }]))
-        }
+        "Failed" => Some(
+            json!([{ "type": "Completed", "status": "True", "reason": "Failed", "message": "The pod failed." }]),
+        ),
         _ => None,
     };
 
     let init_specs = arr_at(spec, "/initContainers");
     let init_spec = |name: &str| init_specs.iter().find(|c| str_at(c, "/name") == name);
-    total += init_specs.iter().filter(|c| is_restartable(Some(c))).count();
+    total += init_specs
+        .iter()
+        .filter(|c| is_restartable(Some(c)))
+        .count();
 
     let mut initializing = false;
     for (i, c) in arr_at(status, "/initContainerStatuses").iter().enumerate() {
@@ -150,7 +203,9 @@ fn pod_row(pod: &Value, ctx: &Ctx) -> Row {
                 "" => format!("Init:ExitCode:{}", int_at(t, "/exitCode")),
                 r => format!("Init:{r}"),
             };
-        } else if let Some(w) = waiting.filter(|w| !matches!(str_at(w, "/reason"), "" | "PodInitializing")) {
+        } else if let Some(w) =
+            waiting.filter(|w| !matches!(str_at(w, "/reason"), "" | "PodInitializing"))
+        {
             reason = format!("Init:{}", str_at(w, "/reason"));
         } else {
             reason = format!("Init:{i}/{}", init_specs.len());
@@ -190,7 +245,12 @@ fn pod_row(pod: &Value, ctx: &Ctx) -> Row {
         // A pod whose last container completed while another still runs is
         // still running.
         if reason == "Completed" && has_running {
-            reason = if has_condition(status, "/conditions", "Ready") { "Running" } else { "NotReady" }.into();
+            reason = if has_condition(status, "/conditions", "Ready") {
+                "Running"
+            } else {
+                "NotReady"
+            }
+            .into();
         }
     }
 
@@ -209,7 +269,10 @@ fn pod_row(pod: &Value, ctx: &Ctx) -> Row {
 
     // v1 → internal conversion: `podIP` wins over `podIPs[0]`.
     let pod_ip = match str_at(status, "/podIP") {
-        "" => arr_at(status, "/podIPs").first().map(|ip| str_at(ip, "/ip")).unwrap_or(""),
+        "" => arr_at(status, "/podIPs")
+            .first()
+            .map(|ip| str_at(ip, "/ip"))
+            .unwrap_or(""),
         ip => ip,
     };
     let readiness_gates = arr_at(spec, "/readinessGates");
@@ -263,7 +326,13 @@ const POD_TEMPLATE_COLUMNS: &[Column] = &[
 
 fn pod_template_row(o: &Value, _: &Ctx) -> Row {
     let (names, images) = containers(arr_at(o, "/template/spec/containers"));
-    vec![name(o), json!(names), json!(images), json!(format_labels(o.pointer("/template/metadata/labels")))].into()
+    vec![
+        name(o),
+        json!(names),
+        json!(images),
+        json!(format_labels(o.pointer("/template/metadata/labels"))),
+    ]
+    .into()
 }
 
 // --- ReplicationControllers -------------------------------------------------
@@ -328,7 +397,10 @@ pub(super) fn load_balancer_ingress(ingress: &[Value]) -> String {
 }
 
 fn service_external_ip(svc: &Value, kind: &str) -> String {
-    let external: Vec<&str> = arr_at(svc, "/spec/externalIPs").iter().filter_map(Value::as_str).collect();
+    let external: Vec<&str> = arr_at(svc, "/spec/externalIPs")
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
     match kind {
         "ClusterIP" | "NodePort" => {
             if external.is_empty() {
@@ -340,7 +412,11 @@ fn service_external_ip(svc: &Value, kind: &str) -> String {
         "LoadBalancer" => {
             let lb = load_balancer_ingress(arr_at(svc, "/status/loadBalancer/ingress"));
             if !external.is_empty() {
-                let mut all: Vec<&str> = if lb.is_empty() { Vec::new() } else { lb.split(',').collect() };
+                let mut all: Vec<&str> = if lb.is_empty() {
+                    Vec::new()
+                } else {
+                    lb.split(',').collect()
+                };
                 all.extend(external);
                 all.join(",")
             } else if !lb.is_empty() {
@@ -371,7 +447,10 @@ fn service_ports(ports: &[Value]) -> String {
 
 fn service_row(svc: &Value, ctx: &Ctx) -> Row {
     let kind = opt_str_at(svc, "/spec/type").unwrap_or("ClusterIP");
-    let cluster_ip = match arr_at(svc, "/spec/clusterIPs").first().and_then(Value::as_str) {
+    let cluster_ip = match arr_at(svc, "/spec/clusterIPs")
+        .first()
+        .and_then(Value::as_str)
+    {
         Some(ip) => ip,
         None => or_none(str_at(svc, "/spec/clusterIP")),
     };
@@ -381,7 +460,11 @@ fn service_row(svc: &Value, ctx: &Ctx) -> Row {
         json!(kind),
         json!(cluster_ip),
         json!(service_external_ip(svc, kind)),
-        json!(if ports.is_empty() { "<none>".into() } else { ports }),
+        json!(if ports.is_empty() {
+            "<none>".into()
+        } else {
+            ports
+        }),
         ctx.age(svc),
         json!(format_labels(svc.pointer("/spec/selector"))),
     ]
@@ -390,7 +473,11 @@ fn service_row(svc: &Value, ctx: &Ctx) -> Row {
 
 // --- Endpoints --------------------------------------------------------------
 
-const ENDPOINTS_COLUMNS: &[Column] = &[NAME, Column::new("Endpoints", "string", docs::ENDPOINTS_SUBSETS), AGE];
+const ENDPOINTS_COLUMNS: &[Column] = &[
+    NAME,
+    Column::new("Endpoints", "string", docs::ENDPOINTS_SUBSETS),
+    AGE,
+];
 
 /// `net.JoinHostPort`.
 fn join_host_port(host: &str, port: i64) -> String {
@@ -462,7 +549,11 @@ const NODE_COLUMNS: &[Column] = &[
     Column::wide("External-IP", "string", docs::NODE_STATUS_ADDRESSES),
     Column::wide("OS-Image", "string", docs::NODE_INFO_OS_IMAGE),
     Column::wide("Kernel-Version", "string", docs::NODE_INFO_KERNEL_VERSION),
-    Column::wide("Container-Runtime", "string", docs::NODE_INFO_CONTAINER_RUNTIME_VERSION),
+    Column::wide(
+        "Container-Runtime",
+        "string",
+        docs::NODE_INFO_CONTAINER_RUNTIME_VERSION,
+    ),
 ];
 
 /// `findNodeRoles`: `node-role.kubernetes.io/<role>` keys and
@@ -496,8 +587,16 @@ fn node_address(node: &Value, kind: &str) -> String {
 fn node_row(node: &Value, ctx: &Ctx) -> Row {
     // The last Ready condition wins, as in upstream's condition map.
     let mut status: Vec<&str> = Vec::new();
-    if let Some(c) = arr_at(node, "/status/conditions").iter().rev().find(|c| str_at(c, "/type") == "Ready") {
-        status.push(if str_at(c, "/status") == "True" { "Ready" } else { "NotReady" });
+    if let Some(c) = arr_at(node, "/status/conditions")
+        .iter()
+        .rev()
+        .find(|c| str_at(c, "/type") == "Ready")
+    {
+        status.push(if str_at(c, "/status") == "True" {
+            "Ready"
+        } else {
+            "NotReady"
+        });
     }
     if status.is_empty() {
         status.push("Unknown");
@@ -515,7 +614,11 @@ fn node_row(node: &Value, ctx: &Ctx) -> Row {
     vec![
         name(node),
         json!(status.join(",")),
-        json!(if roles.is_empty() { "<none>".into() } else { roles }),
+        json!(if roles.is_empty() {
+            "<none>".into()
+        } else {
+            roles
+        }),
         ctx.age(node),
         json!(str_at(node, "/status/nodeInfo/kubeletVersion")),
         json!(node_address(node, "InternalIP")),
@@ -539,7 +642,10 @@ const EVENT_COLUMNS: &[Column] = &[
     Column::new("Message", "string", docs::EVENT_MESSAGE),
     Column::wide("First Seen", "string", docs::EVENT_FIRST_TIMESTAMP),
     Column::wide("Count", "string", docs::EVENT_COUNT),
-    Column { priority: 1, ..NAME },
+    Column {
+        priority: 1,
+        ..NAME
+    },
 ];
 
 /// upstream's `printEvent` over a core/v1 Event.
@@ -565,9 +671,16 @@ fn event_row(e: &Value, ctx: &Ctx) -> Row {
         "" => kind,
         n => format!("{kind}/{n}"),
     };
-    let component = first_non_empty(str_at(e, "/source/component"), str_at(e, "/reportingComponent"));
+    let component = first_non_empty(
+        str_at(e, "/source/component"),
+        str_at(e, "/reportingComponent"),
+    );
     let instance = first_non_empty(str_at(e, "/source/host"), str_at(e, "/reportingInstance"));
-    let source = if instance.is_empty() { component.to_string() } else { format!("{component}, {instance}") };
+    let source = if instance.is_empty() {
+        component.to_string()
+    } else {
+        format!("{component}, {instance}")
+    };
     vec![
         json!(last),
         json!(str_at(e, "/type")),
@@ -595,7 +708,9 @@ fn first_non_empty<'a>(a: &'a str, b: &'a str) -> &'a str {
 /// conversion to the internal type): `regarding` → `involvedObject`,
 /// `note` → `message`, the `deprecated*` fields → their core names.
 pub(super) fn event_to_core(e: &Value) -> Value {
-    let Value::Object(m) = e else { return e.clone() };
+    let Value::Object(m) = e else {
+        return e.clone();
+    };
     let mut out = Map::new();
     for (k, v) in m {
         let key = match k.as_str() {
@@ -623,15 +738,25 @@ fn events_k8s_io_row(e: &Value, ctx: &Ctx) -> Row {
 
 // --- Namespaces, Secrets, ConfigMaps, ServiceAccounts ----------------------
 
-const NAMESPACE_COLUMNS: &[Column] = &[NAME, Column::new("Status", "string", "The status of the namespace"), AGE];
+const NAMESPACE_COLUMNS: &[Column] = &[
+    NAME,
+    Column::new("Status", "string", "The status of the namespace"),
+    AGE,
+];
 
 fn namespace_row(o: &Value, ctx: &Ctx) -> Row {
-    let phase = opt_str_at(o, "/status/phase").filter(|p| !p.is_empty()).unwrap_or("Active");
+    let phase = opt_str_at(o, "/status/phase")
+        .filter(|p| !p.is_empty())
+        .unwrap_or("Active");
     vec![name(o), json!(phase), ctx.age(o)].into()
 }
 
-const SECRET_COLUMNS: &[Column] =
-    &[NAME, Column::new("Type", "string", docs::SECRET_TYPE), Column::new("Data", "string", docs::SECRET_DATA), AGE];
+const SECRET_COLUMNS: &[Column] = &[
+    NAME,
+    Column::new("Type", "string", docs::SECRET_TYPE),
+    Column::new("Data", "string", docs::SECRET_DATA),
+    AGE,
+];
 
 fn secret_row(o: &Value, ctx: &Ctx) -> Row {
     // `stringData` is merged into `data` on the way in.
@@ -643,18 +768,32 @@ fn secret_row(o: &Value, ctx: &Ctx) -> Row {
     }
     keys.sort();
     keys.dedup();
-    let kind = opt_str_at(o, "/type").filter(|t| !t.is_empty()).unwrap_or("Opaque");
+    let kind = opt_str_at(o, "/type")
+        .filter(|t| !t.is_empty())
+        .unwrap_or("Opaque");
     vec![name(o), json!(kind), json!(keys.len()), ctx.age(o)].into()
 }
 
-const CONFIG_MAP_COLUMNS: &[Column] = &[NAME, Column::new("Data", "string", docs::CONFIG_MAP_DATA), AGE];
+const CONFIG_MAP_COLUMNS: &[Column] = &[
+    NAME,
+    Column::new("Data", "string", docs::CONFIG_MAP_DATA),
+    AGE,
+];
 
 fn config_map_row(o: &Value, ctx: &Ctx) -> Row {
-    vec![name(o), json!(len_at(o, "/data") + len_at(o, "/binaryData")), ctx.age(o)].into()
+    vec![
+        name(o),
+        json!(len_at(o, "/data") + len_at(o, "/binaryData")),
+        ctx.age(o),
+    ]
+    .into()
 }
 
-const SERVICE_ACCOUNT_COLUMNS: &[Column] =
-    &[NAME, Column::new("Secrets", "string", docs::SERVICE_ACCOUNT_SECRETS), AGE];
+const SERVICE_ACCOUNT_COLUMNS: &[Column] = &[
+    NAME,
+    Column::new("Secrets", "string", docs::SERVICE_ACCOUNT_SECRETS),
+    AGE,
+];
 
 fn service_account_row(o: &Value, ctx: &Ctx) -> Row {
     vec![name(o), json!(len_at(o, "/secrets")), ctx.age(o)].into()
@@ -670,7 +809,11 @@ const PV_COLUMNS: &[Column] = &[
     Column::new("Status", "string", docs::PV_STATUS_PHASE),
     Column::new("Claim", "string", docs::PV_SPEC_CLAIM_REF),
     Column::new("StorageClass", "string", "StorageClass of the pv"),
-    Column::new("VolumeAttributesClass", "string", "VolumeAttributesClass of the pv"),
+    Column::new(
+        "VolumeAttributesClass",
+        "string",
+        "VolumeAttributesClass of the pv",
+    ),
     Column::new("Reason", "string", docs::PV_STATUS_REASON),
     AGE,
     Column::wide("VolumeMode", "string", docs::PV_SPEC_VOLUME_MODE),
@@ -679,7 +822,9 @@ const PV_COLUMNS: &[Column] = &[
 const BETA_STORAGE_CLASS_ANNOTATION: &str = "volume.beta.kubernetes.io/storage-class";
 
 fn beta_storage_class(o: &Value) -> Option<&str> {
-    o.pointer("/metadata/annotations").and_then(|a| a.get(BETA_STORAGE_CLASS_ANNOTATION)).and_then(Value::as_str)
+    o.pointer("/metadata/annotations")
+        .and_then(|a| a.get(BETA_STORAGE_CLASS_ANNOTATION))
+        .and_then(Value::as_str)
 }
 
 fn pv_row(pv: &Value, ctx: &Ctx) -> Row {
@@ -687,7 +832,9 @@ fn pv_row(pv: &Value, ctx: &Ctx) -> Row {
         Some(c) => format!("{}/{}", str_at(c, "/namespace"), str_at(c, "/name")),
         None => String::new(),
     };
-    let mut phase = opt_str_at(pv, "/status/phase").filter(|p| !p.is_empty()).unwrap_or("Pending");
+    let mut phase = opt_str_at(pv, "/status/phase")
+        .filter(|p| !p.is_empty())
+        .unwrap_or("Pending");
     if get(pv, "/metadata/deletionTimestamp").is_some() {
         phase = "Terminating";
     }
@@ -715,13 +862,19 @@ const PVC_COLUMNS: &[Column] = &[
     Column::new("Capacity", "string", docs::PVC_STATUS_CAPACITY),
     Column::new("Access Modes", "string", docs::PVC_STATUS_ACCESS_MODES),
     Column::new("StorageClass", "string", "StorageClass of the pvc"),
-    Column::new("VolumeAttributesClass", "string", "VolumeAttributesClass of the pvc"),
+    Column::new(
+        "VolumeAttributesClass",
+        "string",
+        "VolumeAttributesClass of the pvc",
+    ),
     AGE,
     Column::wide("VolumeMode", "string", docs::PVC_SPEC_VOLUME_MODE),
 ];
 
 fn pvc_row(pvc: &Value, ctx: &Ctx) -> Row {
-    let mut phase = opt_str_at(pvc, "/status/phase").filter(|p| !p.is_empty()).unwrap_or("Pending");
+    let mut phase = opt_str_at(pvc, "/status/phase")
+        .filter(|p| !p.is_empty())
+        .unwrap_or("Pending");
     if get(pvc, "/metadata/deletionTimestamp").is_some() {
         phase = "Terminating";
     }
@@ -729,7 +882,10 @@ fn pvc_row(pvc: &Value, ctx: &Ctx) -> Row {
     let (capacity, modes) = if volume.is_empty() {
         (String::new(), String::new())
     } else {
-        (quantity(pvc.pointer("/status/capacity/storage")), access_modes(arr_at(pvc, "/status/accessModes")))
+        (
+            quantity(pvc.pointer("/status/capacity/storage")),
+            access_modes(arr_at(pvc, "/status/accessModes")),
+        )
     };
     let class = beta_storage_class(pvc).unwrap_or_else(|| str_at(pvc, "/spec/storageClassName"));
     vec![
@@ -756,9 +912,16 @@ const COMPONENT_STATUS_COLUMNS: &[Column] = &[
 ];
 
 fn component_status_row(o: &Value, _: &Ctx) -> Row {
-    let (status, message, error) = match arr_at(o, "/conditions").iter().find(|c| str_at(c, "/type") == "Healthy") {
+    let (status, message, error) = match arr_at(o, "/conditions")
+        .iter()
+        .find(|c| str_at(c, "/type") == "Healthy")
+    {
         Some(c) => (
-            if str_at(c, "/status") == "True" { "Healthy" } else { "Unhealthy" },
+            if str_at(c, "/status") == "True" {
+                "Healthy"
+            } else {
+                "Unhealthy"
+            },
             str_at(c, "/message"),
             str_at(c, "/error"),
         ),
@@ -790,7 +953,10 @@ fn resource_quota_row(o: &Value, ctx: &Ctx) -> Row {
     let mut requests: Vec<String> = Vec::new();
     let mut limits: Vec<String> = Vec::new();
     for (resource, hard_quantity) in hard {
-        let used = quantity(o.pointer("/status/used").and_then(|u| u.get(resource.as_str())));
+        let used = quantity(
+            o.pointer("/status/used")
+                .and_then(|u| u.get(resource.as_str())),
+        );
         let text = format!("{resource}: {used}/{}", quantity(Some(hard_quantity)));
         let pieces: Vec<&str> = resource.split('.').collect();
         if pieces.len() > 1 && pieces[0] == "limits" {
@@ -799,5 +965,11 @@ fn resource_quota_row(o: &Value, ctx: &Ctx) -> Row {
             requests.push(text);
         }
     }
-    vec![name(o), json!(requests.join(", ")), json!(limits.join(", ")), ctx.age(o)].into()
+    vec![
+        name(o),
+        json!(requests.join(", ")),
+        json!(limits.join(", ")),
+        ctx.age(o),
+    ]
+    .into()
 }

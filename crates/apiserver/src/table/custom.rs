@@ -21,7 +21,13 @@ pub fn to_table_custom(
     resource_version: Option<&str>,
     continue_token: Option<&str>,
 ) -> Value {
-    to_table_custom_with(columns, objects, resource_version, continue_token, IncludeObject::Metadata)
+    to_table_custom_with(
+        columns,
+        objects,
+        resource_version,
+        continue_token,
+        IncludeObject::Metadata,
+    )
 }
 
 /// [`to_table_custom`] with rows carrying `include` of each object.
@@ -32,7 +38,14 @@ pub fn to_table_custom_with(
     continue_token: Option<&str>,
     include: IncludeObject,
 ) -> Value {
-    to_table_custom_at(columns, objects, resource_version, continue_token, include, &Ctx { now: Utc::now() })
+    to_table_custom_at(
+        columns,
+        objects,
+        resource_version,
+        continue_token,
+        include,
+        &Ctx { now: Utc::now() },
+    )
 }
 
 pub(super) fn to_table_custom_at(
@@ -47,7 +60,11 @@ pub(super) fn to_table_custom_at(
         "name": "Age", "type": "date", "description": docs::OBJECT_META_CREATION_TIMESTAMP,
         "jsonPath": ".metadata.creationTimestamp",
     })];
-    let columns = if columns.is_empty() { &default_columns[..] } else { columns };
+    let columns = if columns.is_empty() {
+        &default_columns[..]
+    } else {
+        columns
+    };
     let text = |c: &Value, k: &str| c.get(k).and_then(Value::as_str).unwrap_or("").to_string();
     let mut defs = vec![json!({
         "name": "Name", "type": "string", "format": "name", "description": docs::OBJECT_META_NAME, "priority": 0,
@@ -55,7 +72,10 @@ pub(super) fn to_table_custom_at(
     for c in columns {
         let description = match text(c, "description") {
             d if d.is_empty() => {
-                format!("Custom resource definition column (in JSONPath format): {}", text(c, "jsonPath"))
+                format!(
+                    "Custom resource definition column (in JSONPath format): {}",
+                    text(c, "jsonPath")
+                )
             }
             d => d,
         };
@@ -88,7 +108,11 @@ pub(super) fn to_table_custom_at(
 fn cell(kind: &str, v: &Value, ctx: &Ctx) -> Value {
     match kind {
         "string" => json!(go_print(v)),
-        "integer" => v.as_i64().or_else(|| v.as_f64().map(|f| f as i64)).map(|i| json!(i)).unwrap_or(Value::Null),
+        "integer" => v
+            .as_i64()
+            .or_else(|| v.as_f64().map(|f| f as i64))
+            .map(|i| json!(i))
+            .unwrap_or(Value::Null),
         "number" => v.as_f64().map(|f| json!(f)).unwrap_or(Value::Null),
         "boolean" => v.as_bool().map(|b| json!(b)).unwrap_or(Value::Null),
         "date" => match v.as_str() {
@@ -117,7 +141,13 @@ fn go_print(v: &Value) -> String {
         Value::Object(m) => {
             let mut keys: Vec<&String> = m.keys().collect();
             keys.sort();
-            format!("map[{}]", keys.iter().map(|k| format!("{k}:{}", go_print(&m[*k]))).collect::<Vec<_>>().join(" "))
+            format!(
+                "map[{}]",
+                keys.iter()
+                    .map(|k| format!("{k}:{}", go_print(&m[*k])))
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            )
         }
     }
 }
@@ -152,7 +182,10 @@ enum Step {
 /// the simple forms.
 fn parse_path(path: &str) -> Option<Vec<Step>> {
     let path = path.trim();
-    let path = path.strip_prefix('{').and_then(|p| p.strip_suffix('}')).unwrap_or(path);
+    let path = path
+        .strip_prefix('{')
+        .and_then(|p| p.strip_suffix('}'))
+        .unwrap_or(path);
     let path = path.strip_prefix('$').unwrap_or(path);
     let b = path.as_bytes();
     let mut steps = Vec::new();
@@ -239,12 +272,18 @@ fn parse_bracket(inner: &str) -> Option<Step> {
 
 /// The first value `path` finds in `v`, as `results[0][0]` upstream.
 fn first_match<'a>(v: &'a Value, path: &[Step]) -> Option<&'a Value> {
-    let Some((step, rest)) = path.split_first() else { return Some(v) };
+    let Some((step, rest)) = path.split_first() else {
+        return Some(v);
+    };
     match step {
         Step::Field(f) => first_match(v.as_object()?.get(f)?, rest),
         Step::Index(n) => {
             let a = v.as_array()?;
-            let i = if *n < 0 { a.len().checked_sub(n.unsigned_abs() as usize)? } else { *n as usize };
+            let i = if *n < 0 {
+                a.len().checked_sub(n.unsigned_abs() as usize)?
+            } else {
+                *n as usize
+            };
             first_match(a.get(i)?, rest)
         }
         Step::All => children(v).find_map(|c| first_match(c, rest)),

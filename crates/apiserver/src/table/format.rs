@@ -44,7 +44,10 @@ pub fn opt_bool_at(o: &Value, pointer: &str) -> Option<bool> {
 
 /// A list field; empty when unset.
 pub fn arr_at<'a>(o: &'a Value, pointer: &str) -> &'a [Value] {
-    o.pointer(pointer).and_then(Value::as_array).map(Vec::as_slice).unwrap_or(&[])
+    o.pointer(pointer)
+        .and_then(Value::as_array)
+        .map(Vec::as_slice)
+        .unwrap_or(&[])
 }
 
 /// The number of entries of a map or list field; 0 when unset.
@@ -60,7 +63,9 @@ pub fn len_at(o: &Value, pointer: &str) -> usize {
 /// or not RFC 3339.
 pub fn timestamp(v: Option<&Value>) -> Option<DateTime<Utc>> {
     let s = v?.as_str()?;
-    DateTime::parse_from_rfc3339(s).ok().map(|t| t.with_timezone(&Utc))
+    DateTime::parse_from_rfc3339(s)
+        .ok()
+        .map(|t| t.with_timezone(&Utc))
 }
 
 /// `"True"` / `"False"` (upstream's `printBool`).
@@ -128,16 +133,27 @@ pub fn format_labels(map: Option<&Value>) -> String {
 
 /// `labels.Set(m).String()`.
 pub fn labels_string(map: Option<&Value>) -> String {
-    let Some(Value::Object(m)) = map else { return String::new() };
-    let mut pairs: Vec<(&String, &str)> = m.iter().map(|(k, v)| (k, v.as_str().unwrap_or(""))).collect();
+    let Some(Value::Object(m)) = map else {
+        return String::new();
+    };
+    let mut pairs: Vec<(&String, &str)> = m
+        .iter()
+        .map(|(k, v)| (k, v.as_str().unwrap_or("")))
+        .collect();
     pairs.sort();
-    pairs.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(",")
+    pairs
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join(",")
 }
 
 /// `metav1.LabelSelectorAsSelector(sel).String()`: requirements sorted by
 /// key; `""` for a nil or empty selector; `Err` for an invalid one.
 pub fn selector_string(sel: Option<&Value>) -> Result<String, ()> {
-    let Some(sel) = sel.filter(|s| !s.is_null()) else { return Ok(String::new()) };
+    let Some(sel) = sel.filter(|s| !s.is_null()) else {
+        return Ok(String::new());
+    };
     let mut reqs: Vec<(String, String)> = Vec::new();
     if let Some(Value::Object(m)) = sel.get("matchLabels") {
         for (k, v) in m {
@@ -147,11 +163,21 @@ pub fn selector_string(sel: Option<&Value>) -> Result<String, ()> {
             reqs.push((k.clone(), format!("{k}={v}")));
         }
     }
-    for expr in sel.get("matchExpressions").and_then(Value::as_array).map(Vec::as_slice).unwrap_or(&[]) {
+    for expr in sel
+        .get("matchExpressions")
+        .and_then(Value::as_array)
+        .map(Vec::as_slice)
+        .unwrap_or(&[])
+    {
         let key = expr.get("key").and_then(Value::as_str).unwrap_or("");
         check_key(key)?;
         let mut values: Vec<&str> = Vec::new();
-        for v in expr.get("values").and_then(Value::as_array).map(Vec::as_slice).unwrap_or(&[]) {
+        for v in expr
+            .get("values")
+            .and_then(Value::as_array)
+            .map(Vec::as_slice)
+            .unwrap_or(&[])
+        {
             let v = v.as_str().ok_or(())?;
             check_value(v)?;
             values.push(v);
@@ -167,7 +193,11 @@ pub fn selector_string(sel: Option<&Value>) -> Result<String, ()> {
         reqs.push((key.to_string(), text));
     }
     reqs.sort_by(|a, b| a.0.cmp(&b.0));
-    Ok(reqs.into_iter().map(|(_, t)| t).collect::<Vec<_>>().join(","))
+    Ok(reqs
+        .into_iter()
+        .map(|(_, t)| t)
+        .collect::<Vec<_>>()
+        .join(","))
 }
 
 /// `metav1.FormatLabelSelector`: `<none>` when empty, `<error>` when invalid.
@@ -191,7 +221,8 @@ fn check_key(key: &str) -> Result<(), ()> {
             && p.len() <= 253
             && p.split('.').all(|l| {
                 !l.is_empty()
-                    && l.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+                    && l.bytes()
+                        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
                     && !l.starts_with('-')
                     && !l.ends_with('-')
             });
@@ -213,7 +244,8 @@ fn check_value(v: &str) -> Result<(), ()> {
     }
     let b = v.as_bytes();
     let ok = v.len() <= 63
-        && b.iter().all(|c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'_' | b'.'))
+        && b.iter()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'_' | b'.'))
         && b[0].is_ascii_alphanumeric()
         && b[b.len() - 1].is_ascii_alphanumeric();
     if ok {
@@ -234,12 +266,17 @@ pub fn containers(list: &[Value]) -> (String, String) {
 /// each once.
 pub fn access_modes(modes: &[Value]) -> String {
     let has = |m: &str| modes.iter().any(|v| v.as_str() == Some(m));
-    [("ReadWriteOnce", "RWO"), ("ReadOnlyMany", "ROX"), ("ReadWriteMany", "RWX"), ("ReadWriteOncePod", "RWOP")]
-        .iter()
-        .filter(|(m, _)| has(m))
-        .map(|(_, short)| *short)
-        .collect::<Vec<_>>()
-        .join(",")
+    [
+        ("ReadWriteOnce", "RWO"),
+        ("ReadOnlyMany", "ROX"),
+        ("ReadWriteMany", "RWX"),
+        ("ReadWriteOncePod", "RWOP"),
+    ]
+    .iter()
+    .filter(|(m, _)| has(m))
+    .map(|(_, short)| *short)
+    .collect::<Vec<_>>()
+    .join(",")
 }
 
 /// Up to `max` items of `all`, then `+ N more...`; `<unset>` when empty
@@ -257,5 +294,7 @@ pub fn list_with_more(all: &[String], max: usize) -> String {
 
 /// The `controller: true` owner reference, as `metav1.GetControllerOf`.
 pub fn controller_of(o: &Value) -> Option<&Value> {
-    arr_at(o, "/metadata/ownerReferences").iter().find(|r| r.get("controller").and_then(Value::as_bool) == Some(true))
+    arr_at(o, "/metadata/ownerReferences")
+        .iter()
+        .find(|r| r.get("controller").and_then(Value::as_bool) == Some(true))
 }

@@ -10,8 +10,14 @@ use super::{Column, Ctx, Printer, Row, AGE, NAME};
 
 pub(super) fn printer(resource: &str) -> Option<Printer> {
     match resource {
-        "rolebindings" => Some(Printer { columns: ROLE_BINDING_COLUMNS, row: binding_row }),
-        "clusterrolebindings" => Some(Printer { columns: CLUSTER_ROLE_BINDING_COLUMNS, row: binding_row }),
+        "rolebindings" => Some(Printer {
+            columns: ROLE_BINDING_COLUMNS,
+            row: binding_row,
+        }),
+        "clusterrolebindings" => Some(Printer {
+            columns: CLUSTER_ROLE_BINDING_COLUMNS,
+            row: binding_row,
+        }),
         _ => None,
     }
 }
@@ -22,7 +28,11 @@ const ROLE_BINDING_COLUMNS: &[Column] = &[
     AGE,
     Column::wide("Users", "string", "Users in the roleBinding"),
     Column::wide("Groups", "string", "Groups in the roleBinding"),
-    Column::wide("ServiceAccounts", "string", "ServiceAccounts in the roleBinding"),
+    Column::wide(
+        "ServiceAccounts",
+        "string",
+        "ServiceAccounts in the roleBinding",
+    ),
 ];
 
 const CLUSTER_ROLE_BINDING_COLUMNS: &[Column] = &[
@@ -31,7 +41,11 @@ const CLUSTER_ROLE_BINDING_COLUMNS: &[Column] = &[
     AGE,
     Column::wide("Users", "string", "Users in the clusterRoleBinding"),
     Column::wide("Groups", "string", "Groups in the clusterRoleBinding"),
-    Column::wide("ServiceAccounts", "string", "ServiceAccounts in the clusterRoleBinding"),
+    Column::wide(
+        "ServiceAccounts",
+        "string",
+        "ServiceAccounts in the clusterRoleBinding",
+    ),
 ];
 
 /// `printRoleBinding` / `printClusterRoleBinding`, with subjects split as
@@ -42,7 +56,11 @@ fn binding_row(o: &Value, ctx: &Ctx) -> Row {
     let mut service_accounts: Vec<String> = Vec::new();
     for s in arr_at(o, "/subjects") {
         match str_at(s, "/kind") {
-            "ServiceAccount" => service_accounts.push(format!("{}/{}", str_at(s, "/namespace"), str_at(s, "/name"))),
+            "ServiceAccount" => service_accounts.push(format!(
+                "{}/{}",
+                str_at(s, "/namespace"),
+                str_at(s, "/name")
+            )),
             "User" => users.push(str_at(s, "/name").to_string()),
             "Group" => groups.push(str_at(s, "/name").to_string()),
             _ => {}
@@ -50,7 +68,11 @@ fn binding_row(o: &Value, ctx: &Ctx) -> Row {
     }
     vec![
         name(o),
-        json!(format!("{}/{}", str_at(o, "/roleRef/kind"), str_at(o, "/roleRef/name"))),
+        json!(format!(
+            "{}/{}",
+            str_at(o, "/roleRef/kind"),
+            str_at(o, "/roleRef/name")
+        )),
         ctx.age(o),
         json!(users.join(", ")),
         json!(groups.join(", ")),

@@ -13,16 +13,24 @@ fn now() -> DateTime<Utc> {
 
 /// `NOW` minus `seconds`, as an RFC 3339 timestamp.
 fn ago(seconds: i64) -> String {
-    (now() - chrono::Duration::seconds(seconds)).format("%Y-%m-%dT%H:%M:%SZ").to_string()
+    (now() - chrono::Duration::seconds(seconds))
+        .format("%Y-%m-%dT%H:%M:%SZ")
+        .to_string()
 }
 
 fn table(group: &str, version: &str, resource: &str, objects: &[Value]) -> Value {
-    let r = lookup(group, version, resource).unwrap_or_else(|| panic!("no resource {group}/{version}/{resource}"));
+    let r = lookup(group, version, resource)
+        .unwrap_or_else(|| panic!("no resource {group}/{version}/{resource}"));
     to_table_at(r, objects, Some("42"), None, IncludeObject::Metadata, now())
 }
 
 fn headers(t: &Value) -> Vec<String> {
-    t["columnDefinitions"].as_array().unwrap().iter().map(|c| c["name"].as_str().unwrap().to_string()).collect()
+    t["columnDefinitions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["name"].as_str().unwrap().to_string())
+        .collect()
 }
 
 /// The names of the columns kubectl shows without `-o wide`.
@@ -79,24 +87,49 @@ fn kubectl_get_accept_header_wants_a_table() {
 fn rows_carry_partial_object_metadata_and_list_metadata() {
     let cm = json!({ "metadata": meta("x"), "data": { "a": "1", "b": "2" } });
     let r = lookup("", "v1", "configmaps").unwrap();
-    let t = to_table_at(r, std::slice::from_ref(&cm), Some("5"), Some("tok"), IncludeObject::Metadata, now());
+    let t = to_table_at(
+        r,
+        std::slice::from_ref(&cm),
+        Some("5"),
+        Some("tok"),
+        IncludeObject::Metadata,
+        now(),
+    );
     assert_eq!(t["kind"], "Table");
     assert_eq!(t["apiVersion"], "meta.k8s.io/v1");
-    assert_eq!(t["metadata"], json!({ "resourceVersion": "5", "continue": "tok" }));
+    assert_eq!(
+        t["metadata"],
+        json!({ "resourceVersion": "5", "continue": "tok" })
+    );
     assert_eq!(t["rows"][0]["object"]["kind"], "PartialObjectMetadata");
     assert_eq!(t["rows"][0]["object"]["apiVersion"], "meta.k8s.io/v1");
     assert_eq!(t["rows"][0]["object"]["metadata"]["uid"], "u-1");
     assert!(t["rows"][0].get("conditions").is_none());
-    let t = to_table_with(r, std::slice::from_ref(&cm), None, None, IncludeObject::Object);
+    let t = to_table_with(
+        r,
+        std::slice::from_ref(&cm),
+        None,
+        None,
+        IncludeObject::Object,
+    );
     assert_eq!(t["rows"][0]["object"], cm);
     let t = to_table_with(r, &[cm], None, None, IncludeObject::None);
     assert!(t["rows"][0].get("object").is_none());
-    assert_eq!(IncludeObject::from_param(Some("Object")), Some(IncludeObject::Object));
-    assert_eq!(IncludeObject::from_param(None), Some(IncludeObject::Metadata));
+    assert_eq!(
+        IncludeObject::from_param(Some("Object")),
+        Some(IncludeObject::Object)
+    );
+    assert_eq!(
+        IncludeObject::from_param(None),
+        Some(IncludeObject::Metadata)
+    );
     assert_eq!(IncludeObject::from_param(Some("Bogus")), None);
     let name = &t["columnDefinitions"][0];
     assert_eq!(name["format"], "name");
-    assert!(name["description"].as_str().unwrap().starts_with("Name must be unique within a namespace."));
+    assert!(name["description"]
+        .as_str()
+        .unwrap()
+        .starts_with("Name must be unique within a namespace."));
 }
 
 /// Every built-in resource prints one cell per column, for an empty object
@@ -104,15 +137,23 @@ fn rows_carry_partial_object_metadata_and_list_metadata() {
 #[test]
 fn every_builtin_prints_one_cell_per_column() {
     for r in BUILTIN {
-        for o in [json!({}), json!({ "metadata": meta("x"), "spec": {}, "status": {} })] {
+        for o in [
+            json!({}),
+            json!({ "metadata": meta("x"), "spec": {}, "status": {} }),
+        ] {
             let t = to_table_at(r, &[o], None, None, IncludeObject::Metadata, now());
             let cols = t["columnDefinitions"].as_array().unwrap();
             let cells = t["rows"][0]["cells"].as_array().unwrap();
             assert_eq!(cols.len(), cells.len(), "{}", r.resource);
             let first = cols[0]["name"].as_str().unwrap();
-            assert!(first == "Name" || (r.resource == "events" && first == "Last Seen"), "{}", r.resource);
+            assert!(
+                first == "Name" || (r.resource == "events" && first == "Last Seen"),
+                "{}",
+                r.resource
+            );
             for c in cols {
-                assert!(["string", "integer", "number", "boolean", "date"].contains(&c["type"].as_str().unwrap()));
+                assert!(["string", "integer", "number", "boolean", "date"]
+                    .contains(&c["type"].as_str().unwrap()));
             }
         }
     }
@@ -131,13 +172,23 @@ fn kinds_without_printers_use_the_default_convertor() {
             g,
             v,
             res,
-            &[json!({ "metadata": { "name": "admin", "creationTimestamp": "2024-01-02T03:04:05Z" } })],
+            &[
+                json!({ "metadata": { "name": "admin", "creationTimestamp": "2024-01-02T03:04:05Z" } }),
+            ],
         );
         assert_eq!(headers(&t), ["Name", "Created At"], "{res}");
         assert_eq!(t["columnDefinitions"][1]["type"], "date");
-        assert_eq!(t["rows"][0]["cells"], json!(["admin", "2024-01-02T03:04:05Z"]));
+        assert_eq!(
+            t["rows"][0]["cells"],
+            json!(["admin", "2024-01-02T03:04:05Z"])
+        );
     }
-    let t = table("rbac.authorization.k8s.io", "v1", "roles", &[json!({ "metadata": { "name": "r" } })]);
+    let t = table(
+        "rbac.authorization.k8s.io",
+        "v1",
+        "roles",
+        &[json!({ "metadata": { "name": "r" } })],
+    );
     assert_eq!(t["rows"][0]["cells"][1], "0001-01-01T00:00:00Z");
     let t = table(
         "rbac.authorization.k8s.io",
@@ -155,7 +206,10 @@ fn pod(spec: Value, status: Value) -> Value {
 }
 
 fn containers(names: &[&str]) -> Value {
-    json!(names.iter().map(|n| json!({ "name": n, "image": format!("{n}:1") })).collect::<Vec<_>>())
+    json!(names
+        .iter()
+        .map(|n| json!({ "name": n, "image": format!("{n}:1") }))
+        .collect::<Vec<_>>())
 }
 
 fn running(name: &str, ready: bool, restarts: i64) -> Value {
@@ -174,17 +228,34 @@ fn pod_columns_match_upstream() {
     let t = table("", "v1", "pods", &[]);
     assert_eq!(
         headers(&t),
-        ["Name", "Ready", "Status", "Restarts", "Age", "IP", "Node", "Nominated Node", "Readiness Gates"]
+        [
+            "Name",
+            "Ready",
+            "Status",
+            "Restarts",
+            "Age",
+            "IP",
+            "Node",
+            "Nominated Node",
+            "Readiness Gates"
+        ]
     );
-    assert_eq!(narrow_headers(&t), ["Name", "Ready", "Status", "Restarts", "Age"]);
+    assert_eq!(
+        narrow_headers(&t),
+        ["Name", "Ready", "Status", "Restarts", "Age"]
+    );
     assert_eq!(t["columnDefinitions"][3]["type"], "string");
-    assert_eq!(t["columnDefinitions"][5]["description"], docs::POD_STATUS_POD_IP);
+    assert_eq!(
+        t["columnDefinitions"][5]["description"],
+        docs::POD_STATUS_POD_IP
+    );
 }
 
 #[test]
 fn running_pod_counts_ready_containers_and_restarts_with_last_termination() {
     let mut restarted = running("sidecar", true, 3);
-    restarted["lastState"] = json!({ "terminated": { "exitCode": 1, "reason": "Error", "finishedAt": ago(300) } });
+    restarted["lastState"] =
+        json!({ "terminated": { "exitCode": 1, "reason": "Error", "finishedAt": ago(300) } });
     let cells = pod_cells(
         json!({ "containers": containers(&["app", "sidecar"]), "nodeName": "node-1" }),
         json!({
@@ -195,20 +266,41 @@ fn running_pod_counts_ready_containers_and_restarts_with_last_termination() {
     );
     assert_eq!(
         cells,
-        json!(["web-0", "2/2", "Running", "3 (5m ago)", "60m", "10.42.0.5", "node-1", "<none>", "<none>"])
-            .as_array()
-            .unwrap()
-            .clone()
+        json!([
+            "web-0",
+            "2/2",
+            "Running",
+            "3 (5m ago)",
+            "60m",
+            "10.42.0.5",
+            "node-1",
+            "<none>",
+            "<none>"
+        ])
+        .as_array()
+        .unwrap()
+        .clone()
     );
 }
 
 #[test]
 fn pending_pod_without_status_prints_none_for_wide_columns() {
-    let cells = pod_cells(json!({ "containers": containers(&["app"]) }), json!({ "phase": "Pending" }));
+    let cells = pod_cells(
+        json!({ "containers": containers(&["app"]) }),
+        json!({ "phase": "Pending" }),
+    );
     assert_eq!(cells[1], "0/1");
     assert_eq!(cells[2], "Pending");
     assert_eq!(cells[3], "0");
-    assert_eq!(&cells[5..], &[json!("<none>"), json!("<none>"), json!("<none>"), json!("<none>")]);
+    assert_eq!(
+        &cells[5..],
+        &[
+            json!("<none>"),
+            json!("<none>"),
+            json!("<none>"),
+            json!("<none>")
+        ]
+    );
 }
 
 #[test]
@@ -251,9 +343,24 @@ fn crash_looping_pod_shows_restarts_ago() {
 fn pod_terminated_without_reason_shows_exit_code_or_signal() {
     let status = |terminated: Value| json!({ "phase": "Running", "containerStatuses": [{ "name": "app", "restartCount": 0, "state": { "terminated": terminated } }] });
     let spec = json!({ "containers": containers(&["app"]) });
-    assert_eq!(pod_cells(spec.clone(), status(json!({ "exitCode": 3 })))[2], "ExitCode:3");
-    assert_eq!(pod_cells(spec.clone(), status(json!({ "exitCode": 137, "signal": 9 })))[2], "Signal:9");
-    assert_eq!(pod_cells(spec, status(json!({ "exitCode": 137, "reason": "OOMKilled" })))[2], "OOMKilled");
+    assert_eq!(
+        pod_cells(spec.clone(), status(json!({ "exitCode": 3 })))[2],
+        "ExitCode:3"
+    );
+    assert_eq!(
+        pod_cells(
+            spec.clone(),
+            status(json!({ "exitCode": 137, "signal": 9 }))
+        )[2],
+        "Signal:9"
+    );
+    assert_eq!(
+        pod_cells(
+            spec,
+            status(json!({ "exitCode": 137, "reason": "OOMKilled" }))
+        )[2],
+        "OOMKilled"
+    );
 }
 
 #[test]
@@ -273,7 +380,10 @@ fn completed_pod_has_a_completed_row_condition() {
         t["rows"][0]["conditions"],
         json!([{ "type": "Completed", "status": "True", "reason": "Succeeded", "message": "The pod has completed successfully." }])
     );
-    let failed = pod(json!({ "containers": containers(&["job"]) }), json!({ "phase": "Failed" }));
+    let failed = pod(
+        json!({ "containers": containers(&["job"]) }),
+        json!({ "phase": "Failed" }),
+    );
     let t = table("", "v1", "pods", &[failed]);
     assert_eq!(t["rows"][0]["conditions"][0]["reason"], "Failed");
     assert_eq!(t["rows"][0]["conditions"][0]["message"], "The pod failed.");
@@ -293,7 +403,10 @@ fn completed_container_beside_a_running_one_reads_running_or_not_ready() {
     };
     let spec = json!({ "containers": containers(&["app", "init-task"]) });
     let cells = pod_cells(spec.clone(), status("True"));
-    assert_eq!((cells[1].as_str(), cells[2].as_str()), (Some("1/2"), Some("Running")));
+    assert_eq!(
+        (cells[1].as_str(), cells[2].as_str()),
+        (Some("1/2"), Some("Running"))
+    );
     assert_eq!(pod_cells(spec, status("False"))[2], "NotReady");
 }
 
@@ -310,26 +423,56 @@ fn init_containers_show_progress_and_failures() {
         })
     };
     let seed = |state: Value, restarts: i64| json!({ "name": "seed", "restartCount": restarts, "state": state });
-    assert_eq!(pod_cells(spec.clone(), status(seed(json!({ "running": {} }), 0)))[2], "Init:1/2");
     assert_eq!(
-        pod_cells(spec.clone(), status(seed(json!({ "waiting": { "reason": "PodInitializing" } }), 0)))[2],
+        pod_cells(spec.clone(), status(seed(json!({ "running": {} }), 0)))[2],
         "Init:1/2"
     );
-    let crash = pod_cells(spec.clone(), status(seed(json!({ "waiting": { "reason": "CrashLoopBackOff" } }), 4)));
+    assert_eq!(
+        pod_cells(
+            spec.clone(),
+            status(seed(
+                json!({ "waiting": { "reason": "PodInitializing" } }),
+                0
+            ))
+        )[2],
+        "Init:1/2"
+    );
+    let crash = pod_cells(
+        spec.clone(),
+        status(seed(
+            json!({ "waiting": { "reason": "CrashLoopBackOff" } }),
+            4,
+        )),
+    );
     assert_eq!(
         (crash[1].as_str(), crash[2].as_str(), crash[3].as_str()),
         (Some("0/1"), Some("Init:CrashLoopBackOff"), Some("4"))
     );
     assert_eq!(
-        pod_cells(spec.clone(), status(seed(json!({ "terminated": { "exitCode": 1 } }), 0)))[2],
+        pod_cells(
+            spec.clone(),
+            status(seed(json!({ "terminated": { "exitCode": 1 } }), 0))
+        )[2],
         "Init:ExitCode:1"
     );
     assert_eq!(
-        pod_cells(spec.clone(), status(seed(json!({ "terminated": { "exitCode": 1, "signal": 15 } }), 0)))[2],
+        pod_cells(
+            spec.clone(),
+            status(seed(
+                json!({ "terminated": { "exitCode": 1, "signal": 15 } }),
+                0
+            ))
+        )[2],
         "Init:Signal:15"
     );
     assert_eq!(
-        pod_cells(spec.clone(), status(seed(json!({ "terminated": { "exitCode": 1, "reason": "Error" } }), 0)))[2],
+        pod_cells(
+            spec.clone(),
+            status(seed(
+                json!({ "terminated": { "exitCode": 1, "reason": "Error" } }),
+                0
+            ))
+        )[2],
         "Init:Error"
     );
     // No init container status yet: the main containers decide.
@@ -370,7 +513,10 @@ fn deleted_pods_are_terminating_or_unknown_when_their_node_is_lost() {
     p["status"]["reason"] = json!("NodeLost");
     assert_eq!(row("", "v1", "pods", p.clone())[2], "Unknown");
     // A finished pod being deleted keeps its final status.
-    let mut done = pod(json!({ "containers": containers(&["app"]) }), json!({ "phase": "Succeeded" }));
+    let mut done = pod(
+        json!({ "containers": containers(&["app"]) }),
+        json!({ "phase": "Succeeded" }),
+    );
     done["metadata"]["deletionTimestamp"] = json!(ago(5));
     assert_eq!(row("", "v1", "pods", done)[2], "Succeeded");
 }
@@ -402,20 +548,54 @@ fn pod_wide_columns_show_ip_nodes_and_readiness_gates() {
             "containerStatuses": [running("app", true, 0)],
         }),
     );
-    assert_eq!(&cells[5..], &[json!("fd00::5"), json!("node-2"), json!("node-3"), json!("1/2")]);
+    assert_eq!(
+        &cells[5..],
+        &[
+            json!("fd00::5"),
+            json!("node-2"),
+            json!("node-3"),
+            json!("1/2")
+        ]
+    );
 }
 
 // --- Services, Endpoints, EndpointSlices ------------------------------------
 
 fn service(spec: Value, status: Value) -> Vec<Value> {
-    row("", "v1", "services", json!({ "metadata": meta("web"), "spec": spec, "status": status }))
+    row(
+        "",
+        "v1",
+        "services",
+        json!({ "metadata": meta("web"), "spec": spec, "status": status }),
+    )
 }
 
 #[test]
 fn service_columns_match_upstream() {
     let t = table("", "v1", "services", &[]);
-    assert_eq!(headers(&t), ["Name", "Type", "Cluster-IP", "External-IP", "Port(s)", "Age", "Selector"]);
-    assert_eq!(narrow_headers(&t), ["Name", "Type", "Cluster-IP", "External-IP", "Port(s)", "Age"]);
+    assert_eq!(
+        headers(&t),
+        [
+            "Name",
+            "Type",
+            "Cluster-IP",
+            "External-IP",
+            "Port(s)",
+            "Age",
+            "Selector"
+        ]
+    );
+    assert_eq!(
+        narrow_headers(&t),
+        [
+            "Name",
+            "Type",
+            "Cluster-IP",
+            "External-IP",
+            "Port(s)",
+            "Age"
+        ]
+    );
 }
 
 #[test]
@@ -459,7 +639,10 @@ fn node_port_service_prints_node_ports_and_external_ips() {
 #[test]
 fn load_balancer_service_is_pending_until_it_has_an_ingress() {
     let spec = json!({ "type": "LoadBalancer", "clusterIPs": ["10.43.1.1"], "ports": [{ "port": 443, "nodePort": 31443, "protocol": "TCP" }] });
-    assert_eq!(service(spec.clone(), json!({ "loadBalancer": {} }))[3], "<pending>");
+    assert_eq!(
+        service(spec.clone(), json!({ "loadBalancer": {} }))[3],
+        "<pending>"
+    );
     let cells = service(
         spec.clone(),
         json!({ "loadBalancer": { "ingress": [{ "ip": "203.0.113.9" }, { "hostname": "lb.example.com" }, { "ip": "203.0.113.9" }] } }),
@@ -478,14 +661,46 @@ fn load_balancer_service_is_pending_until_it_has_an_ingress() {
 
 #[test]
 fn headless_external_name_and_defaulted_services() {
-    let headless =
-        service(json!({ "clusterIP": "None", "clusterIPs": ["None"], "selector": { "app": "db" } }), json!({}));
-    assert_eq!(&headless[1..5], &[json!("ClusterIP"), json!("None"), json!("<none>"), json!("<none>")]);
-    let external = service(json!({ "type": "ExternalName", "externalName": "db.example.com" }), json!({}));
-    assert_eq!(&external[1..5], &[json!("ExternalName"), json!("<none>"), json!("db.example.com"), json!("<none>")]);
+    let headless = service(
+        json!({ "clusterIP": "None", "clusterIPs": ["None"], "selector": { "app": "db" } }),
+        json!({}),
+    );
+    assert_eq!(
+        &headless[1..5],
+        &[
+            json!("ClusterIP"),
+            json!("None"),
+            json!("<none>"),
+            json!("<none>")
+        ]
+    );
+    let external = service(
+        json!({ "type": "ExternalName", "externalName": "db.example.com" }),
+        json!({}),
+    );
+    assert_eq!(
+        &external[1..5],
+        &[
+            json!("ExternalName"),
+            json!("<none>"),
+            json!("db.example.com"),
+            json!("<none>")
+        ]
+    );
     // Protocol defaults to TCP; a clusterIP without clusterIPs is used.
-    let cells = service(json!({ "clusterIP": "10.43.0.1", "ports": [{ "port": 443 }] }), json!({}));
-    assert_eq!(&cells[1..5], &[json!("ClusterIP"), json!("10.43.0.1"), json!("<none>"), json!("443/TCP")]);
+    let cells = service(
+        json!({ "clusterIP": "10.43.0.1", "ports": [{ "port": 443 }] }),
+        json!({}),
+    );
+    assert_eq!(
+        &cells[1..5],
+        &[
+            json!("ClusterIP"),
+            json!("10.43.0.1"),
+            json!("<none>"),
+            json!("443/TCP")
+        ]
+    );
 }
 
 #[test]
@@ -497,13 +712,23 @@ fn endpoints_list_the_first_three_addresses() {
             { "addresses": [{ "ip": "fd00::7" }], "ports": [{ "port": 8080 }] },
         ],
     });
-    assert_eq!(row("", "v1", "endpoints", ep)[1], "10.42.0.5:8080,10.42.0.6:8080,10.42.0.5:9090 + 2 more...");
-    let headless = json!({ "metadata": meta("db"), "subsets": [{ "addresses": [{ "ip": "fd00::7" }] }] });
+    assert_eq!(
+        row("", "v1", "endpoints", ep)[1],
+        "10.42.0.5:8080,10.42.0.6:8080,10.42.0.5:9090 + 2 more..."
+    );
+    let headless =
+        json!({ "metadata": meta("db"), "subsets": [{ "addresses": [{ "ip": "fd00::7" }] }] });
     assert_eq!(row("", "v1", "endpoints", headless)[1], "fd00::7");
     let v6 = json!({ "metadata": meta("v6"), "subsets": [{ "addresses": [{ "ip": "fd00::7" }], "ports": [{ "port": 80 }] }] });
     assert_eq!(row("", "v1", "endpoints", v6)[1], "[fd00::7]:80");
-    assert_eq!(row("", "v1", "endpoints", json!({ "metadata": meta("none") }))[1], "<none>");
-    assert_eq!(headers(&table("", "v1", "endpoints", &[])), ["Name", "Endpoints", "Age"]);
+    assert_eq!(
+        row("", "v1", "endpoints", json!({ "metadata": meta("none") }))[1],
+        "<none>"
+    );
+    assert_eq!(
+        headers(&table("", "v1", "endpoints", &[])),
+        ["Name", "Endpoints", "Age"]
+    );
 }
 
 #[test]
@@ -515,13 +740,26 @@ fn endpoint_slices_print_ports_and_addresses() {
         "endpoints": [{ "addresses": ["10.42.0.5"] }, { "addresses": ["10.42.0.6", "10.42.0.7"] }, { "addresses": ["10.42.0.8"] }],
     });
     let t = table("discovery.k8s.io", "v1", "endpointslices", &[slice]);
-    assert_eq!(headers(&t), ["Name", "AddressType", "Ports", "Endpoints", "Age"]);
+    assert_eq!(
+        headers(&t),
+        ["Name", "AddressType", "Ports", "Endpoints", "Age"]
+    );
     assert_eq!(
         t["rows"][0]["cells"],
-        json!(["web-abc12", "IPv4", "80,named,* + 1 more...", "10.42.0.5,10.42.0.6,10.42.0.7 + 1 more...", "60m"])
+        json!([
+            "web-abc12",
+            "IPv4",
+            "80,named,* + 1 more...",
+            "10.42.0.5,10.42.0.6,10.42.0.7 + 1 more...",
+            "60m"
+        ])
     );
-    let empty =
-        row("discovery.k8s.io", "v1", "endpointslices", json!({ "metadata": meta("e"), "addressType": "IPv6" }));
+    let empty = row(
+        "discovery.k8s.io",
+        "v1",
+        "endpointslices",
+        json!({ "metadata": meta("e"), "addressType": "IPv6" }),
+    );
     assert_eq!(&empty[2..4], &[json!("<unset>"), json!("<unset>")]);
 }
 
@@ -530,7 +768,12 @@ fn endpoint_slices_print_ports_and_addresses() {
 fn node(labels: Value, spec: Value, status: Value) -> Vec<Value> {
     let mut m = meta("node-1");
     m["labels"] = labels;
-    row("", "v1", "nodes", json!({ "metadata": m, "spec": spec, "status": status }))
+    row(
+        "",
+        "v1",
+        "nodes",
+        json!({ "metadata": m, "spec": spec, "status": status }),
+    )
 }
 
 #[test]
@@ -551,7 +794,10 @@ fn node_columns_match_upstream() {
             "Container-Runtime"
         ]
     );
-    assert_eq!(narrow_headers(&t), ["Name", "Status", "Roles", "Age", "Version"]);
+    assert_eq!(
+        narrow_headers(&t),
+        ["Name", "Status", "Roles", "Age", "Version"]
+    );
 }
 
 #[test]
@@ -607,10 +853,20 @@ fn cordoned_not_ready_and_unknown_nodes() {
     assert_eq!(cells[1], "Unknown,SchedulingDisabled");
     assert_eq!(
         &cells[4..],
-        &[json!(""), json!("<none>"), json!("<none>"), json!("<unknown>"), json!("<unknown>"), json!("<unknown>")]
+        &[
+            json!(""),
+            json!("<none>"),
+            json!("<none>"),
+            json!("<unknown>"),
+            json!("<unknown>"),
+            json!("<unknown>")
+        ]
     );
-    let cells =
-        node(json!({}), json!({}), json!({ "addresses": [{ "type": "ExternalIP", "address": "203.0.113.5" }] }));
+    let cells = node(
+        json!({}),
+        json!({}),
+        json!({ "addresses": [{ "type": "ExternalIP", "address": "203.0.113.5" }] }),
+    );
     assert_eq!(cells[1], "Unknown");
     assert_eq!(cells[6], "203.0.113.5");
 }
@@ -622,9 +878,23 @@ fn event_columns_match_upstream() {
     let t = table("", "v1", "events", &[]);
     assert_eq!(
         headers(&t),
-        ["Last Seen", "Type", "Reason", "Object", "Subobject", "Source", "Message", "First Seen", "Count", "Name"]
+        [
+            "Last Seen",
+            "Type",
+            "Reason",
+            "Object",
+            "Subobject",
+            "Source",
+            "Message",
+            "First Seen",
+            "Count",
+            "Name"
+        ]
     );
-    assert_eq!(narrow_headers(&t), ["Last Seen", "Type", "Reason", "Object", "Message"]);
+    assert_eq!(
+        narrow_headers(&t),
+        ["Last Seen", "Type", "Reason", "Object", "Message"]
+    );
     assert_eq!(t["columnDefinitions"][9]["format"], "name");
     assert_eq!(t["columnDefinitions"][9]["priority"], 1);
 }
@@ -665,7 +935,10 @@ fn new_api_events_use_event_time_series_and_reporting_controller() {
         "source": {},
     });
     let cells = row("", "v1", "events", singleton);
-    assert_eq!((cells[0].as_str(), cells[7].as_str()), (Some("29s"), Some("29s")));
+    assert_eq!(
+        (cells[0].as_str(), cells[7].as_str()),
+        (Some("29s"), Some("29s"))
+    );
     assert_eq!(cells[3], "node/node-1");
     assert_eq!(cells[5], "node-controller");
     assert_eq!(cells[8], 1);
@@ -676,11 +949,22 @@ fn new_api_events_use_event_time_series_and_reporting_controller() {
         "reportingComponent": "kubelet", "reportingInstance": "node-1",
     });
     let cells = row("", "v1", "events", series);
-    assert_eq!((cells[0].as_str(), cells[7].as_str(), &cells[8]), (Some("20s"), Some("10m"), &json!(5)));
+    assert_eq!(
+        (cells[0].as_str(), cells[7].as_str(), &cells[8]),
+        (Some("20s"), Some("10m"), &json!(5))
+    );
     assert_eq!(cells[5], "kubelet, node-1");
     // An event without any time.
-    let cells = row("", "v1", "events", json!({ "metadata": meta("e3"), "involvedObject": { "kind": "Namespace" } }));
-    assert_eq!((cells[0].as_str(), cells[3].as_str()), (Some("<unknown>"), Some("namespace")));
+    let cells = row(
+        "",
+        "v1",
+        "events",
+        json!({ "metadata": meta("e3"), "involvedObject": { "kind": "Namespace" } }),
+    );
+    assert_eq!(
+        (cells[0].as_str(), cells[3].as_str()),
+        (Some("<unknown>"), Some("namespace"))
+    );
 }
 
 #[test]
@@ -717,17 +1001,36 @@ fn events_k8s_io_events_print_as_core_events() {
 
 #[test]
 fn namespace_secret_configmap_and_serviceaccount_rows() {
-    let ns = row("", "v1", "namespaces", json!({ "metadata": meta("dev"), "status": { "phase": "Terminating" } }));
+    let ns = row(
+        "",
+        "v1",
+        "namespaces",
+        json!({ "metadata": meta("dev"), "status": { "phase": "Terminating" } }),
+    );
     assert_eq!(ns, [json!("dev"), json!("Terminating"), json!("60m")]);
-    assert_eq!(row("", "v1", "namespaces", json!({ "metadata": meta("new") }))[1], "Active");
+    assert_eq!(
+        row("", "v1", "namespaces", json!({ "metadata": meta("new") }))[1],
+        "Active"
+    );
     let secret = row(
         "",
         "v1",
         "secrets",
         json!({ "metadata": meta("tls"), "type": "kubernetes.io/tls", "data": { "tls.crt": "", "tls.key": "" }, "stringData": { "ca.crt": "x", "tls.key": "y" } }),
     );
-    assert_eq!(secret, [json!("tls"), json!("kubernetes.io/tls"), json!(3), json!("60m")]);
-    assert_eq!(row("", "v1", "secrets", json!({ "metadata": meta("s") }))[1], "Opaque");
+    assert_eq!(
+        secret,
+        [
+            json!("tls"),
+            json!("kubernetes.io/tls"),
+            json!(3),
+            json!("60m")
+        ]
+    );
+    assert_eq!(
+        row("", "v1", "secrets", json!({ "metadata": meta("s") }))[1],
+        "Opaque"
+    );
     let cm = row(
         "",
         "v1",
@@ -735,9 +1038,17 @@ fn namespace_secret_configmap_and_serviceaccount_rows() {
         json!({ "metadata": meta("c"), "data": { "a": "1" }, "binaryData": { "b": "AA==" } }),
     );
     assert_eq!(cm[1], 2);
-    let sa = row("", "v1", "serviceaccounts", json!({ "metadata": meta("default"), "secrets": [{ "name": "t" }] }));
+    let sa = row(
+        "",
+        "v1",
+        "serviceaccounts",
+        json!({ "metadata": meta("default"), "secrets": [{ "name": "t" }] }),
+    );
     assert_eq!(sa, [json!("default"), json!(1), json!("60m")]);
-    assert_eq!(headers(&table("", "v1", "secrets", &[])), ["Name", "Type", "Data", "Age"]);
+    assert_eq!(
+        headers(&table("", "v1", "secrets", &[])),
+        ["Name", "Type", "Data", "Age"]
+    );
 }
 
 // --- Volumes ----------------------------------------------------------------
@@ -855,8 +1166,16 @@ fn persistent_volumes_show_claim_and_terminating() {
             json!("Block")
         ]
     );
-    let bare = row("", "v1", "persistentvolumes", json!({ "metadata": meta("bare") }));
-    assert_eq!(&bare[1..5], &[json!("0"), json!(""), json!("Retain"), json!("Pending")]);
+    let bare = row(
+        "",
+        "v1",
+        "persistentvolumes",
+        json!({ "metadata": meta("bare") }),
+    );
+    assert_eq!(
+        &bare[1..5],
+        &[json!("0"), json!(""), json!("Retain"), json!("Pending")]
+    );
 }
 
 // --- Apps -------------------------------------------------------------------
@@ -868,8 +1187,23 @@ fn template(containers_json: Value) -> Value {
 #[test]
 fn deployment_prints_ready_of_desired_and_wide_columns() {
     let t = table("apps", "v1", "deployments", &[]);
-    assert_eq!(headers(&t), ["Name", "Ready", "Up-to-date", "Available", "Age", "Containers", "Images", "Selector"]);
-    assert_eq!(narrow_headers(&t), ["Name", "Ready", "Up-to-date", "Available", "Age"]);
+    assert_eq!(
+        headers(&t),
+        [
+            "Name",
+            "Ready",
+            "Up-to-date",
+            "Available",
+            "Age",
+            "Containers",
+            "Images",
+            "Selector"
+        ]
+    );
+    assert_eq!(
+        narrow_headers(&t),
+        ["Name", "Ready", "Up-to-date", "Available", "Age"]
+    );
     let d = json!({
         "metadata": meta("web"),
         "spec": {
@@ -937,7 +1271,16 @@ fn replica_sets_stateful_sets_daemon_sets_and_controllers() {
     );
     assert_eq!(
         headers(&table("apps", "v1", "replicasets", &[])),
-        ["Name", "Desired", "Current", "Ready", "Age", "Containers", "Images", "Selector"]
+        [
+            "Name",
+            "Desired",
+            "Current",
+            "Ready",
+            "Age",
+            "Containers",
+            "Images",
+            "Selector"
+        ]
     );
 
     let sts = row(
@@ -946,8 +1289,20 @@ fn replica_sets_stateful_sets_daemon_sets_and_controllers() {
         "statefulsets",
         json!({ "metadata": meta("db"), "spec": { "replicas": 2, "template": template(json!([{ "name": "pg", "image": "postgres:16" }])) }, "status": { "readyReplicas": 1 } }),
     );
-    assert_eq!(sts, [json!("db"), json!("1/2"), json!("60m"), json!("pg"), json!("postgres:16")]);
-    assert_eq!(headers(&table("apps", "v1", "statefulsets", &[])), ["Name", "Ready", "Age", "Containers", "Images"]);
+    assert_eq!(
+        sts,
+        [
+            json!("db"),
+            json!("1/2"),
+            json!("60m"),
+            json!("pg"),
+            json!("postgres:16")
+        ]
+    );
+    assert_eq!(
+        headers(&table("apps", "v1", "statefulsets", &[])),
+        ["Name", "Ready", "Age", "Containers", "Images"]
+    );
 
     let mut tpl = template(json!([{ "name": "agent", "image": "agent:2" }]));
     tpl["spec"]["nodeSelector"] = json!({ "kubernetes.io/os": "linux" });
@@ -993,18 +1348,43 @@ fn replica_sets_stateful_sets_daemon_sets_and_controllers() {
             "Selector"
         ]
     );
-    let no_selector =
-        row("apps", "v1", "daemonsets", json!({ "metadata": meta("x"), "spec": { "template": template(json!([])) } }));
-    assert_eq!((no_selector[6].as_str(), no_selector[10].as_str()), (Some("<none>"), Some("<none>")));
+    let no_selector = row(
+        "apps",
+        "v1",
+        "daemonsets",
+        json!({ "metadata": meta("x"), "spec": { "template": template(json!([])) } }),
+    );
+    assert_eq!(
+        (no_selector[6].as_str(), no_selector[10].as_str()),
+        (Some("<none>"), Some("<none>"))
+    );
 
     let mut m = meta("agent-7b9c");
     m["ownerReferences"] = json!([
         { "apiVersion": "v1", "kind": "Pod", "name": "not-controller", "uid": "1" },
         { "apiVersion": "apps/v1", "kind": "DaemonSet", "name": "agent", "uid": "2", "controller": true },
     ]);
-    let cr = row("apps", "v1", "controllerrevisions", json!({ "metadata": m, "revision": 4, "data": {} }));
-    assert_eq!(cr, [json!("agent-7b9c"), json!("daemonset.apps/agent"), json!(4), json!("60m")]);
-    let orphan = row("apps", "v1", "controllerrevisions", json!({ "metadata": meta("o"), "revision": 1 }));
+    let cr = row(
+        "apps",
+        "v1",
+        "controllerrevisions",
+        json!({ "metadata": m, "revision": 4, "data": {} }),
+    );
+    assert_eq!(
+        cr,
+        [
+            json!("agent-7b9c"),
+            json!("daemonset.apps/agent"),
+            json!(4),
+            json!("60m")
+        ]
+    );
+    let orphan = row(
+        "apps",
+        "v1",
+        "controllerrevisions",
+        json!({ "metadata": meta("o"), "revision": 1 }),
+    );
     assert_eq!(orphan[1], "<none>");
 }
 
@@ -1019,7 +1399,16 @@ fn replication_controllers_and_pod_templates() {
     // Replicas default to 1 and the selector to the template's labels.
     assert_eq!(
         rc,
-        [json!("rc"), json!(1), json!(1), json!(0), json!("60m"), json!("a"), json!("a:1"), json!("app=web")]
+        [
+            json!("rc"),
+            json!(1),
+            json!(1),
+            json!(0),
+            json!("60m"),
+            json!("a"),
+            json!("a:1"),
+            json!("app=web")
+        ]
     );
     let pt = row(
         "",
@@ -1027,8 +1416,14 @@ fn replication_controllers_and_pod_templates() {
         "podtemplates",
         json!({ "metadata": meta("pt"), "template": template(json!([{ "name": "a", "image": "a:1" }])) }),
     );
-    assert_eq!(pt, [json!("pt"), json!("a"), json!("a:1"), json!("app=web")]);
-    assert_eq!(headers(&table("", "v1", "podtemplates", &[])), ["Name", "Containers", "Images", "Pod Labels"]);
+    assert_eq!(
+        pt,
+        [json!("pt"), json!("a"), json!("a:1"), json!("app=web")]
+    );
+    assert_eq!(
+        headers(&table("", "v1", "podtemplates", &[])),
+        ["Name", "Containers", "Images", "Pod Labels"]
+    );
 }
 
 // --- Batch ------------------------------------------------------------------
@@ -1038,14 +1433,34 @@ fn job(spec: Value, status: Value) -> Vec<Value> {
     for (k, v) in spec.as_object().unwrap() {
         s[k] = v.clone();
     }
-    row("batch", "v1", "jobs", json!({ "metadata": meta("pi"), "spec": s, "status": status }))
+    row(
+        "batch",
+        "v1",
+        "jobs",
+        json!({ "metadata": meta("pi"), "spec": s, "status": status }),
+    )
 }
 
 #[test]
 fn job_columns_include_status_in_v1_32() {
     let t = table("batch", "v1", "jobs", &[]);
-    assert_eq!(headers(&t), ["Name", "Status", "Completions", "Duration", "Age", "Containers", "Images", "Selector"]);
-    assert_eq!(narrow_headers(&t), ["Name", "Status", "Completions", "Duration", "Age"]);
+    assert_eq!(
+        headers(&t),
+        [
+            "Name",
+            "Status",
+            "Completions",
+            "Duration",
+            "Age",
+            "Containers",
+            "Images",
+            "Selector"
+        ]
+    );
+    assert_eq!(
+        narrow_headers(&t),
+        ["Name", "Status", "Completions", "Duration", "Age"]
+    );
 }
 
 #[test]
@@ -1070,23 +1485,38 @@ fn jobs_print_status_completions_and_duration() {
             json!("batch.kubernetes.io/controller-uid=abc")
         ]
     );
-    let running = job(json!({ "parallelism": 3 }), json!({ "startTime": ago(200), "active": 3 }));
-    assert_eq!(&running[1..4], &[json!("Running"), json!("0/1 of 3"), json!("3m20s")]);
+    let running = job(
+        json!({ "parallelism": 3 }),
+        json!({ "startTime": ago(200), "active": 3 }),
+    );
+    assert_eq!(
+        &running[1..4],
+        &[json!("Running"), json!("0/1 of 3"), json!("3m20s")]
+    );
     let defaulted = job(json!({}), json!({}));
-    assert_eq!(&defaulted[1..4], &[json!("Running"), json!("0/1"), json!("")]);
+    assert_eq!(
+        &defaulted[1..4],
+        &[json!("Running"), json!("0/1"), json!("")]
+    );
     let suspended = job(
         json!({ "completions": 5, "suspend": true }),
         json!({ "succeeded": 2, "conditions": [{ "type": "Suspended", "status": "True" }] }),
     );
     assert_eq!(&suspended[1..3], &[json!("Suspended"), json!("2/5")]);
-    let failing = job(json!({}), json!({ "conditions": [{ "type": "FailureTarget", "status": "True" }] }));
+    let failing = job(
+        json!({}),
+        json!({ "conditions": [{ "type": "FailureTarget", "status": "True" }] }),
+    );
     assert_eq!(failing[1], "FailureTarget");
     let failed = job(
         json!({}),
         json!({ "conditions": [{ "type": "FailureTarget", "status": "True" }, { "type": "Failed", "status": "True" }] }),
     );
     assert_eq!(failed[1], "Failed");
-    let not_yet = job(json!({}), json!({ "conditions": [{ "type": "Complete", "status": "False" }] }));
+    let not_yet = job(
+        json!({}),
+        json!({ "conditions": [{ "type": "Complete", "status": "False" }] }),
+    );
     assert_eq!(not_yet[1], "Running");
 }
 
@@ -1134,7 +1564,10 @@ fn cron_jobs_print_schedule_suspend_and_last_schedule() {
         "cronjobs",
         json!({ "metadata": meta("tz"), "spec": { "schedule": "@daily", "timeZone": "Etc/UTC", "suspend": true } }),
     );
-    assert_eq!(&tz[2..6], &[json!("Etc/UTC"), json!("True"), json!(0), json!("<none>")]);
+    assert_eq!(
+        &tz[2..6],
+        &[json!("Etc/UTC"), json!("True"), json!(0), json!("<none>")]
+    );
 }
 
 // --- Networking -------------------------------------------------------------
@@ -1142,7 +1575,10 @@ fn cron_jobs_print_schedule_suspend_and_last_schedule() {
 #[test]
 fn ingresses_print_class_hosts_address_and_ports() {
     let t = table("networking.k8s.io", "v1", "ingresses", &[]);
-    assert_eq!(headers(&t), ["Name", "Class", "Hosts", "Address", "Ports", "Age"]);
+    assert_eq!(
+        headers(&t),
+        ["Name", "Class", "Hosts", "Address", "Ports", "Age"]
+    );
     let ing = json!({
         "metadata": meta("web"),
         "spec": { "ingressClassName": "traefik", "rules": [{ "host": "a.example.com" }, {}, { "host": "b.example.com" }, { "host": "c.example.com" }, { "host": "d.example.com" }], "tls": [{ "hosts": ["a.example.com"] }] },
@@ -1159,9 +1595,16 @@ fn ingresses_print_class_hosts_address_and_ports() {
             json!("60m")
         ]
     );
-    let bare =
-        row("networking.k8s.io", "v1", "ingresses", json!({ "metadata": meta("x"), "spec": { "defaultBackend": {} } }));
-    assert_eq!(&bare[1..5], &[json!("<none>"), json!("*"), json!(""), json!("80")]);
+    let bare = row(
+        "networking.k8s.io",
+        "v1",
+        "ingresses",
+        json!({ "metadata": meta("x"), "spec": { "defaultBackend": {} } }),
+    );
+    assert_eq!(
+        &bare[1..5],
+        &[json!("<none>"), json!("*"), json!(""), json!("80")]
+    );
 }
 
 #[test]
@@ -1202,7 +1645,10 @@ fn ingress_classes_and_network_policies() {
         json!({ "metadata": meta("db"), "spec": { "podSelector": { "matchLabels": { "role": "db" } } } }),
     );
     assert_eq!(np[1], "role=db");
-    assert_eq!(headers(&table("networking.k8s.io", "v1", "networkpolicies", &[])), ["Name", "Pod-Selector", "Age"]);
+    assert_eq!(
+        headers(&table("networking.k8s.io", "v1", "networkpolicies", &[])),
+        ["Name", "Pod-Selector", "Age"]
+    );
 }
 
 // --- Storage ----------------------------------------------------------------
@@ -1212,7 +1658,14 @@ fn storage_classes_mark_the_default() {
     let t = table("storage.k8s.io", "v1", "storageclasses", &[]);
     assert_eq!(
         headers(&t),
-        ["Name", "Provisioner", "ReclaimPolicy", "VolumeBindingMode", "AllowVolumeExpansion", "Age"]
+        [
+            "Name",
+            "Provisioner",
+            "ReclaimPolicy",
+            "VolumeBindingMode",
+            "AllowVolumeExpansion",
+            "Age"
+        ]
     );
     let mut m = meta("local-path");
     m["annotations"] = json!({ "storageclass.kubernetes.io/is-default-class": "true" });
@@ -1239,7 +1692,16 @@ fn storage_classes_mark_the_default() {
         "storageclasses",
         json!({ "metadata": meta("nfs"), "provisioner": "nfs", "allowVolumeExpansion": true }),
     );
-    assert_eq!(&plain[..5], &[json!("nfs"), json!("nfs"), json!("Delete"), json!("Immediate"), json!(true)]);
+    assert_eq!(
+        &plain[..5],
+        &[
+            json!("nfs"),
+            json!("nfs"),
+            json!("Delete"),
+            json!("Immediate"),
+            json!(true)
+        ]
+    );
 }
 
 #[test]
@@ -1277,8 +1739,16 @@ fn csi_drivers_nodes_and_volume_attachments() {
             json!("60m")
         ]
     );
-    let bare = row("storage.k8s.io", "v1", "csidrivers", json!({ "metadata": meta("x"), "spec": {} }));
-    assert_eq!((bare[4].as_str(), bare[6].as_str()), (Some("<unset>"), Some("Persistent")));
+    let bare = row(
+        "storage.k8s.io",
+        "v1",
+        "csidrivers",
+        json!({ "metadata": meta("x"), "spec": {} }),
+    );
+    assert_eq!(
+        (bare[4].as_str(), bare[6].as_str()),
+        (Some("<unset>"), Some("Persistent"))
+    );
     let n = row(
         "storage.k8s.io",
         "v1",
@@ -1294,7 +1764,14 @@ fn csi_drivers_nodes_and_volume_attachments() {
     );
     assert_eq!(
         va,
-        [json!("csi-123"), json!("ebs.csi.aws.com"), json!("pv-1"), json!("node-1"), json!(true), json!("60m")]
+        [
+            json!("csi-123"),
+            json!("ebs.csi.aws.com"),
+            json!("pv-1"),
+            json!("node-1"),
+            json!(true),
+            json!("60m")
+        ]
     );
     assert_eq!(
         headers(&table("storage.k8s.io", "v1", "volumeattachments", &[])),
@@ -1307,7 +1784,10 @@ fn csi_drivers_nodes_and_volume_attachments() {
 #[test]
 fn role_bindings_split_subjects() {
     let t = table("rbac.authorization.k8s.io", "v1", "rolebindings", &[]);
-    assert_eq!(headers(&t), ["Name", "Role", "Age", "Users", "Groups", "ServiceAccounts"]);
+    assert_eq!(
+        headers(&t),
+        ["Name", "Role", "Age", "Users", "Groups", "ServiceAccounts"]
+    );
     assert_eq!(narrow_headers(&t), ["Name", "Role", "Age"]);
     let rb = row(
         "rbac.authorization.k8s.io",
@@ -1345,7 +1825,12 @@ fn webhooks_and_admission_policies() {
     );
     assert_eq!(w, [json!("check"), json!(2), json!("60m")]);
     assert_eq!(
-        headers(&table("admissionregistration.k8s.io", "v1", "mutatingwebhookconfigurations", &[])),
+        headers(&table(
+            "admissionregistration.k8s.io",
+            "v1",
+            "mutatingwebhookconfigurations",
+            &[]
+        )),
         ["Name", "Webhooks", "Age"]
     );
     let p = row(
@@ -1354,7 +1839,15 @@ fn webhooks_and_admission_policies() {
         "validatingadmissionpolicies",
         json!({ "metadata": meta("replicas"), "spec": { "paramKind": { "apiVersion": "v1", "kind": "ConfigMap" }, "validations": [{ "expression": "true" }] } }),
     );
-    assert_eq!(p, [json!("replicas"), json!(1), json!("v1/ConfigMap"), json!("60m")]);
+    assert_eq!(
+        p,
+        [
+            json!("replicas"),
+            json!(1),
+            json!("v1/ConfigMap"),
+            json!("60m")
+        ]
+    );
     let b = |param: Value| {
         row(
             "admissionregistration.k8s.io",
@@ -1363,7 +1856,10 @@ fn webhooks_and_admission_policies() {
             json!({ "metadata": meta("b"), "spec": { "policyName": "replicas", "paramRef": param } }),
         )
     };
-    assert_eq!(b(json!({ "name": "limits", "namespace": "default" }))[2], "default/limits");
+    assert_eq!(
+        b(json!({ "name": "limits", "namespace": "default" }))[2],
+        "default/limits"
+    );
     assert_eq!(b(json!({ "name": "limits" }))[2], "*/limits");
     assert_eq!(
         b(json!({ "selector": { "matchLabels": { "b": "2", "a": "1" }, "matchExpressions": [{ "key": "env", "operator": "In", "values": ["x", "y"] }] } }))[2],
@@ -1377,7 +1873,18 @@ fn webhooks_and_admission_policies() {
 #[test]
 fn horizontal_pod_autoscalers_format_metrics() {
     let t = table("autoscaling", "v2", "horizontalpodautoscalers", &[]);
-    assert_eq!(headers(&t), ["Name", "Reference", "Targets", "MinPods", "MaxPods", "Replicas", "Age"]);
+    assert_eq!(
+        headers(&t),
+        [
+            "Name",
+            "Reference",
+            "Targets",
+            "MinPods",
+            "MaxPods",
+            "Replicas",
+            "Age"
+        ]
+    );
     let hpa = json!({
         "apiVersion": "autoscaling/v2", "metadata": meta("web"),
         "spec": {
@@ -1411,9 +1918,15 @@ fn horizontal_pod_autoscalers_format_metrics() {
         "status": { "currentReplicas": 1, "currentCPUUtilizationPercentage": 12 },
     });
     let cells = row("autoscaling", "v1", "horizontalpodautoscalers", v1);
-    assert_eq!(&cells[2..6], &[json!("cpu: 12%/70%"), json!("1"), json!(5), json!(1)]);
+    assert_eq!(
+        &cells[2..6],
+        &[json!("cpu: 12%/70%"), json!("1"), json!(5), json!(1)]
+    );
     let defaulted = json!({ "metadata": meta("d"), "spec": { "scaleTargetRef": { "kind": "StatefulSet", "name": "db" }, "maxReplicas": 3 } });
-    assert_eq!(row("autoscaling", "v2", "horizontalpodautoscalers", defaulted)[2], "cpu: <unknown>/80%");
+    assert_eq!(
+        row("autoscaling", "v2", "horizontalpodautoscalers", defaulted)[2],
+        "cpu: <unknown>/80%"
+    );
     let external = json!({
         "metadata": meta("e"),
         "spec": { "scaleTargetRef": { "kind": "Deployment", "name": "q" }, "maxReplicas": 3, "metrics": [
@@ -1422,7 +1935,10 @@ fn horizontal_pod_autoscalers_format_metrics() {
         ] },
         "status": { "currentMetrics": [{ "type": "External", "external": { "current": { "value": "12" } } }] },
     });
-    assert_eq!(row("autoscaling", "v2", "horizontalpodautoscalers", external)[2], "12/30, <unknown>/10 (avg)");
+    assert_eq!(
+        row("autoscaling", "v2", "horizontalpodautoscalers", external)[2],
+        "12/30, <unknown>/10 (avg)"
+    );
 }
 
 #[test]
@@ -1433,17 +1949,51 @@ fn pod_disruption_budgets_certificates_and_leases() {
         "poddisruptionbudgets",
         json!({ "metadata": meta("web"), "spec": { "minAvailable": "50%" }, "status": { "disruptionsAllowed": 1 } }),
     );
-    assert_eq!(pdb, [json!("web"), json!("50%"), json!("N/A"), json!(1), json!("60m")]);
-    let pdb =
-        row("policy", "v1", "poddisruptionbudgets", json!({ "metadata": meta("db"), "spec": { "maxUnavailable": 1 } }));
+    assert_eq!(
+        pdb,
+        [
+            json!("web"),
+            json!("50%"),
+            json!("N/A"),
+            json!(1),
+            json!("60m")
+        ]
+    );
+    let pdb = row(
+        "policy",
+        "v1",
+        "poddisruptionbudgets",
+        json!({ "metadata": meta("db"), "spec": { "maxUnavailable": 1 } }),
+    );
     assert_eq!(&pdb[1..4], &[json!("N/A"), json!("1"), json!(0)]);
     assert_eq!(
         headers(&table("policy", "v1", "poddisruptionbudgets", &[])),
-        ["Name", "Min Available", "Max Unavailable", "Allowed Disruptions", "Age"]
+        [
+            "Name",
+            "Min Available",
+            "Max Unavailable",
+            "Allowed Disruptions",
+            "Age"
+        ]
     );
 
-    let t = table("certificates.k8s.io", "v1", "certificatesigningrequests", &[]);
-    assert_eq!(headers(&t), ["Name", "Age", "SignerName", "Requestor", "RequestedDuration", "Condition"]);
+    let t = table(
+        "certificates.k8s.io",
+        "v1",
+        "certificatesigningrequests",
+        &[],
+    );
+    assert_eq!(
+        headers(&t),
+        [
+            "Name",
+            "Age",
+            "SignerName",
+            "Requestor",
+            "RequestedDuration",
+            "Condition"
+        ]
+    );
     let csr = row(
         "certificates.k8s.io",
         "v1",
@@ -1471,7 +2021,15 @@ fn pod_disruption_budgets_certificates_and_leases() {
         "certificatesigningrequests",
         json!({ "metadata": meta("x"), "spec": {}, "status": { "conditions": [{ "type": "Approved" }, { "type": "Denied" }, { "type": "Failed" }] } }),
     );
-    assert_eq!(&denied[2..6], &[json!("<none>"), json!(""), json!("<none>"), json!("Denied,Failed")]);
+    assert_eq!(
+        &denied[2..6],
+        &[
+            json!("<none>"),
+            json!(""),
+            json!("<none>"),
+            json!("Denied,Failed")
+        ]
+    );
 
     let lease = row(
         "coordination.k8s.io",
@@ -1492,12 +2050,26 @@ fn priority_runtime_classes_api_services_quotas_and_component_statuses() {
     );
     assert_eq!(
         pc,
-        [json!("system-node-critical"), json!(2000001000), json!(false), json!("60m"), json!("PreemptLowerPriority")]
+        [
+            json!("system-node-critical"),
+            json!(2000001000),
+            json!(false),
+            json!("60m"),
+            json!("PreemptLowerPriority")
+        ]
     );
     let t = table("scheduling.k8s.io", "v1", "priorityclasses", &[]);
-    assert_eq!(narrow_headers(&t), ["Name", "Value", "Global-Default", "Age", "PreemptionPolicy"]);
+    assert_eq!(
+        narrow_headers(&t),
+        ["Name", "Value", "Global-Default", "Age", "PreemptionPolicy"]
+    );
 
-    let rc = row("node.k8s.io", "v1", "runtimeclasses", json!({ "metadata": meta("gvisor"), "handler": "runsc" }));
+    let rc = row(
+        "node.k8s.io",
+        "v1",
+        "runtimeclasses",
+        json!({ "metadata": meta("gvisor"), "handler": "runsc" }),
+    );
     assert_eq!(rc, [json!("gvisor"), json!("runsc"), json!("60m")]);
 
     let local = row(
@@ -1506,15 +2078,34 @@ fn priority_runtime_classes_api_services_quotas_and_component_statuses() {
         "apiservices",
         json!({ "metadata": meta("v1.apps"), "spec": { "group": "apps", "version": "v1" }, "status": { "conditions": [{ "type": "Available", "status": "True", "reason": "Local" }] } }),
     );
-    assert_eq!(local, [json!("v1.apps"), json!("Local"), json!("True"), json!("60m")]);
+    assert_eq!(
+        local,
+        [
+            json!("v1.apps"),
+            json!("Local"),
+            json!("True"),
+            json!("60m")
+        ]
+    );
     let remote = row(
         "apiregistration.k8s.io",
         "v1",
         "apiservices",
         json!({ "metadata": meta("v1beta1.metrics.k8s.io"), "spec": { "service": { "namespace": "kube-system", "name": "metrics-server" } }, "status": { "conditions": [{ "type": "Available", "status": "False", "reason": "MissingEndpoints" }] } }),
     );
-    assert_eq!(&remote[1..3], &[json!("kube-system/metrics-server"), json!("False (MissingEndpoints)")]);
-    let unknown = row("apiregistration.k8s.io", "v1", "apiservices", json!({ "metadata": meta("x"), "spec": {} }));
+    assert_eq!(
+        &remote[1..3],
+        &[
+            json!("kube-system/metrics-server"),
+            json!("False (MissingEndpoints)")
+        ]
+    );
+    let unknown = row(
+        "apiregistration.k8s.io",
+        "v1",
+        "apiservices",
+        json!({ "metadata": meta("x"), "spec": {} }),
+    );
     assert_eq!(unknown[2], "Unknown");
 
     let quota = row(
@@ -1538,7 +2129,10 @@ fn priority_runtime_classes_api_services_quotas_and_component_statuses() {
             json!("60m")
         ]
     );
-    assert_eq!(headers(&table("", "v1", "resourcequotas", &[])), ["Name", "Request", "Limit", "Age"]);
+    assert_eq!(
+        headers(&table("", "v1", "resourcequotas", &[])),
+        ["Name", "Request", "Limit", "Age"]
+    );
 
     let cs = row(
         "",
@@ -1546,15 +2140,24 @@ fn priority_runtime_classes_api_services_quotas_and_component_statuses() {
         "componentstatuses",
         json!({ "metadata": { "name": "etcd-0" }, "conditions": [{ "type": "Healthy", "status": "True", "message": "ok" }] }),
     );
-    assert_eq!(cs, [json!("etcd-0"), json!("Healthy"), json!("ok"), json!("")]);
+    assert_eq!(
+        cs,
+        [json!("etcd-0"), json!("Healthy"), json!("ok"), json!("")]
+    );
     let cs = row(
         "",
         "v1",
         "componentstatuses",
         json!({ "metadata": { "name": "scheduler" }, "conditions": [{ "type": "Healthy", "status": "False", "error": "connection refused" }] }),
     );
-    assert_eq!(cs[1..4], [json!("Unhealthy"), json!(""), json!("connection refused")]);
-    assert_eq!(headers(&table("", "v1", "componentstatuses", &[])), ["Name", "Status", "Message", "Error"]);
+    assert_eq!(
+        cs[1..4],
+        [json!("Unhealthy"), json!(""), json!("connection refused")]
+    );
+    assert_eq!(
+        headers(&table("", "v1", "componentstatuses", &[])),
+        ["Name", "Status", "Message", "Error"]
+    );
 }
 
 // --- Custom resources -------------------------------------------------------
@@ -1576,7 +2179,14 @@ fn custom_resources_print_additional_printer_columns() {
         "spec": { "replicas": 3, "hosts": ["a", "b"], "ratio": 0.5, "paused": false },
         "status": { "conditions": [{ "type": "Synced", "status": "True" }, { "type": "Ready", "status": "False" }] },
     });
-    let t = custom::to_table_custom_at(&columns, &[o], Some("7"), None, IncludeObject::Metadata, &Ctx { now: now() });
+    let t = custom::to_table_custom_at(
+        &columns,
+        &[o],
+        Some("7"),
+        None,
+        IncludeObject::Metadata,
+        &Ctx { now: now() },
+    );
     assert_eq!(t["columnDefinitions"][0]["name"], "Name");
     assert_eq!(
         t["columnDefinitions"][1]["description"],
@@ -1584,7 +2194,20 @@ fn custom_resources_print_additional_printer_columns() {
     );
     assert_eq!(t["columnDefinitions"][2]["description"], "Ready?");
     assert_eq!(t["columnDefinitions"][3]["priority"], 1);
-    assert_eq!(t["rows"][0]["cells"], json!(["crontab-1", 3, "False", "[a b]", 0.5, false, "a", null, "60m"]));
+    assert_eq!(
+        t["rows"][0]["cells"],
+        json!([
+            "crontab-1",
+            3,
+            "False",
+            "[a b]",
+            0.5,
+            false,
+            "a",
+            null,
+            "60m"
+        ])
+    );
     assert_eq!(t["metadata"]["resourceVersion"], "7");
 
     let t = custom::to_table_custom_at(

@@ -104,13 +104,18 @@ impl Drop for Server {
 }
 
 fn free_port() -> Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
 }
 
 impl Server {
     fn start(parent: &Path) -> Result<Server> {
-        std::fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
-        let dir = tempfile::Builder::new().prefix("krate-bench-api-").tempdir_in(parent)?;
+        std::fs::create_dir_all(parent)
+            .with_context(|| format!("creating {}", parent.display()))?;
+        let dir = tempfile::Builder::new()
+            .prefix("krate-bench-api-")
+            .tempdir_in(parent)?;
         let data = dir.path().join("data");
         let log = dir.path().join("server.log");
         let out = std::fs::File::create(&log)?;
@@ -119,14 +124,24 @@ impl Server {
             .arg("server")
             .arg("--data-dir")
             .arg(&data)
-            .args(["--https-listen-port", &port.to_string(), "--bind-address", "127.0.0.1"])
+            .args([
+                "--https-listen-port",
+                &port.to_string(),
+                "--bind-address",
+                "127.0.0.1",
+            ])
             .env("RUST_LOG", "warn")
             .stdin(Stdio::null())
             .stdout(out.try_clone()?)
             .stderr(out)
             .spawn()
             .context("starting krate server")?;
-        Ok(Server { child, kubeconfig: data.join("admin.kubeconfig"), log, _dir: dir })
+        Ok(Server {
+            child,
+            kubeconfig: data.join("admin.kubeconfig"),
+            log,
+            _dir: dir,
+        })
     }
 
     fn pid(&self) -> u32 {
@@ -137,17 +152,27 @@ impl Server {
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
             if let Some(status) = self.child.try_wait()? {
-                bail!("krate server exited ({status}):\n{}", std::fs::read_to_string(&self.log).unwrap_or_default());
+                bail!(
+                    "krate server exited ({status}):\n{}",
+                    std::fs::read_to_string(&self.log).unwrap_or_default()
+                );
             }
             if self.kubeconfig.exists() {
                 if let Ok(client) = client(&self.kubeconfig).await {
-                    if Api::<Namespace>::all(client.clone()).get("default").await.is_ok() {
+                    if Api::<Namespace>::all(client.clone())
+                        .get("default")
+                        .await
+                        .is_ok()
+                    {
                         return Ok(client);
                     }
                 }
             }
             if Instant::now() > deadline {
-                bail!("krate server not ready within 60s:\n{}", std::fs::read_to_string(&self.log).unwrap_or_default());
+                bail!(
+                    "krate server not ready within 60s:\n{}",
+                    std::fs::read_to_string(&self.log).unwrap_or_default()
+                );
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
@@ -168,18 +193,31 @@ struct CpuClock {
 
 impl CpuClock {
     fn new(pid: u32) -> Result<CpuClock> {
-        let out = Command::new("getconf").arg("CLK_TCK").output().context("running getconf CLK_TCK")?;
-        let hz: u64 = String::from_utf8_lossy(&out.stdout).trim().parse().context("parsing CLK_TCK")?;
-        Ok(CpuClock { pid, tick: Duration::from_secs(1) / hz.max(1) as u32 })
+        let out = Command::new("getconf")
+            .arg("CLK_TCK")
+            .output()
+            .context("running getconf CLK_TCK")?;
+        let hz: u64 = String::from_utf8_lossy(&out.stdout)
+            .trim()
+            .parse()
+            .context("parsing CLK_TCK")?;
+        Ok(CpuClock {
+            pid,
+            tick: Duration::from_secs(1) / hz.max(1) as u32,
+        })
     }
 
     fn now(&self) -> Result<Duration> {
         let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.pid))?;
         // Fields after the command name, which is in parentheses and may hold spaces.
-        let rest = stat.rsplit_once(')').map(|(_, r)| r).context("parsing /proc/<pid>/stat")?;
+        let rest = stat
+            .rsplit_once(')')
+            .map(|(_, r)| r)
+            .context("parsing /proc/<pid>/stat")?;
         let fields: Vec<&str> = rest.split_whitespace().collect();
         // utime and stime are fields 14 and 15 of the whole line, 12 and 13 here.
-        let ticks: u64 = fields.get(11).context("utime")?.parse::<u64>()? + fields.get(12).context("stime")?.parse::<u64>()?;
+        let ticks: u64 = fields.get(11).context("utime")?.parse::<u64>()?
+            + fields.get(12).context("stime")?.parse::<u64>()?;
         Ok(self.tick * ticks as u32)
     }
 }
@@ -187,8 +225,15 @@ impl CpuClock {
 /// Resident memory of a process in bytes.
 fn rss(pid: u32) -> Result<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
-    let line = status.lines().find(|l| l.starts_with("VmRSS:")).context("no VmRSS")?;
-    let kb: u64 = line.split_whitespace().nth(1).context("VmRSS value")?.parse()?;
+    let line = status
+        .lines()
+        .find(|l| l.starts_with("VmRSS:"))
+        .context("no VmRSS")?;
+    let kb: u64 = line
+        .split_whitespace()
+        .nth(1)
+        .context("VmRSS value")?
+        .parse()?;
     Ok(kb * 1024)
 }
 
@@ -225,7 +270,12 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
 
 /// Runs `total` operations over `clients` concurrent workers, each with its
 /// own client, timing every one and the server's CPU over the whole run.
-async fn concurrently<F, Fut>(clients: &[Client], total: usize, cpu: &CpuClock, op: F) -> Result<Phase>
+async fn concurrently<F, Fut>(
+    clients: &[Client],
+    total: usize,
+    cpu: &CpuClock,
+    op: F,
+) -> Result<Phase>
 where
     F: Fn(Client, usize) -> Fut + Clone + Send + Sync + 'static,
     Fut: std::future::Future<Output = Result<()>> + Send,
@@ -256,30 +306,56 @@ where
     let wall = start.elapsed();
     let cpu = cpu.now()? - cpu_before;
     latencies.sort();
-    Ok(Phase { requests: total, wall, cpu, latencies })
+    Ok(Phase {
+        requests: total,
+        wall,
+        cpu,
+        latencies,
+    })
 }
 
 fn small_configmap(name: &str) -> ConfigMap {
     ConfigMap {
-        metadata: ObjectMeta { name: Some(name.to_string()), labels: Some(BTreeMap::from([("bench".into(), "api".into())])), ..Default::default() },
+        metadata: ObjectMeta {
+            name: Some(name.to_string()),
+            labels: Some(BTreeMap::from([("bench".into(), "api".into())])),
+            ..Default::default()
+        },
         data: Some(BTreeMap::from([("key".into(), "value".into())])),
         ..Default::default()
     }
 }
 
 async fn create_namespace(client: &Client, name: &str) -> Result<()> {
-    let ns = Namespace { metadata: ObjectMeta { name: Some(name.into()), ..Default::default() }, ..Default::default() };
-    Api::<Namespace>::all(client.clone()).create(&PostParams::default(), &ns).await.with_context(|| format!("creating namespace {name}"))?;
+    let ns = Namespace {
+        metadata: ObjectMeta {
+            name: Some(name.into()),
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    Api::<Namespace>::all(client.clone())
+        .create(&PostParams::default(), &ns)
+        .await
+        .with_context(|| format!("creating namespace {name}"))?;
     Ok(())
 }
 
 /// Creates `count` ConfigMaps named `{prefix}{i}` in `namespace`.
-async fn create_many(clients: &[Client], namespace: &str, prefix: &str, count: usize, cpu: &CpuClock) -> Result<Phase> {
+async fn create_many(
+    clients: &[Client],
+    namespace: &str,
+    prefix: &str,
+    count: usize,
+    cpu: &CpuClock,
+) -> Result<Phase> {
     let (namespace, prefix) = (namespace.to_string(), prefix.to_string());
     concurrently(clients, count, cpu, move |client, i| {
         let (namespace, name) = (namespace.clone(), format!("{prefix}{i}"));
         async move {
-            Api::<ConfigMap>::namespaced(client, &namespace).create(&PostParams::default(), &small_configmap(&name)).await?;
+            Api::<ConfigMap>::namespaced(client, &namespace)
+                .create(&PostParams::default(), &small_configmap(&name))
+                .await?;
             Ok(())
         }
     })
@@ -288,7 +364,13 @@ async fn create_many(clients: &[Client], namespace: &str, prefix: &str, count: u
 
 /// Lists `namespace` `reps` times, one after another, without decoding the
 /// items into typed objects (the client's own parsing is not the server's).
-async fn list_repeatedly(client: &Client, namespace: &str, reps: usize, expect: usize, cpu: &CpuClock) -> Result<Phase> {
+async fn list_repeatedly(
+    client: &Client,
+    namespace: &str,
+    reps: usize,
+    expect: usize,
+    cpu: &CpuClock,
+) -> Result<Phase> {
     let path = format!("/api/v1/namespaces/{namespace}/configmaps");
     let cpu_before = cpu.now()?;
     let start = Instant::now();
@@ -298,7 +380,10 @@ async fn list_repeatedly(client: &Client, namespace: &str, reps: usize, expect: 
         let t = Instant::now();
         let body = client.request_text(req).await?;
         latencies.push(t.elapsed());
-        let items = serde_json::from_str::<serde_json::Value>(&body)?["items"].as_array().map(Vec::len).unwrap_or(0);
+        let items = serde_json::from_str::<serde_json::Value>(&body)?["items"]
+            .as_array()
+            .map(Vec::len)
+            .unwrap_or(0);
         if items != expect {
             bail!("listing {namespace}: {items} items, expected {expect}");
         }
@@ -306,7 +391,12 @@ async fn list_repeatedly(client: &Client, namespace: &str, reps: usize, expect: 
     let wall = start.elapsed();
     let cpu = cpu.now()? - cpu_before;
     latencies.sort();
-    Ok(Phase { requests: reps, wall, cpu, latencies })
+    Ok(Phase {
+        requests: reps,
+        wall,
+        cpu,
+        latencies,
+    })
 }
 
 /// What the fan-out phase measured.
@@ -327,17 +417,28 @@ async fn watch_fanout(client: &Client, plan: &Plan, cpu: &CpuClock) -> Result<Fa
     const NS: &str = "bench-watch";
     create_namespace(client, NS).await?;
     let api: Api<ConfigMap> = Api::namespaced(client.clone(), NS);
-    let from = api.list(&ListParams::default()).await?.metadata.resource_version.unwrap_or_default();
+    let from = api
+        .list(&ListParams::default())
+        .await?
+        .metadata
+        .resource_version
+        .unwrap_or_default();
 
     let connect_start = Instant::now();
-    let arrivals: Arc<Mutex<Vec<(usize, Instant)>>> = Arc::new(Mutex::new(Vec::with_capacity(plan.watchers * plan.watch_events)));
+    let arrivals: Arc<Mutex<Vec<(usize, Instant)>>> = Arc::new(Mutex::new(Vec::with_capacity(
+        plan.watchers * plan.watch_events,
+    )));
     let mut streams = Vec::with_capacity(plan.watchers);
     // Opened a few at a time: the response head means the server has
     // registered the watch.
     let mut opening = futures::stream::iter(0..plan.watchers)
         .map(|_| {
             let (api, from) = (api.clone(), from.clone());
-            async move { api.watch(&WatchParams::default().timeout(290), &from).await.map(|s| s.boxed()) }
+            async move {
+                api.watch(&WatchParams::default().timeout(290), &from)
+                    .await
+                    .map(|s| s.boxed())
+            }
         })
         .buffer_unordered(64);
     while let Some(stream) = opening.next().await {
@@ -355,7 +456,11 @@ async fn watch_fanout(client: &Client, plan: &Plan, cpu: &CpuClock) -> Result<Fa
                 match stream.next().await {
                     Some(Ok(WatchEvent::Added(cm))) => {
                         let now = Instant::now();
-                        if let Some(i) = cm.name_any().strip_prefix("ev-").and_then(|s| s.parse::<usize>().ok()) {
+                        if let Some(i) = cm
+                            .name_any()
+                            .strip_prefix("ev-")
+                            .and_then(|s| s.parse::<usize>().ok())
+                        {
                             mine.push((i, now));
                             seen += 1;
                         }
@@ -366,7 +471,10 @@ async fn watch_fanout(client: &Client, plan: &Plan, cpu: &CpuClock) -> Result<Fa
                     None => bail!("a watch ended after {seen} of {total} events"),
                 }
             }
-            arrivals.lock().unwrap_or_else(|p| p.into_inner()).extend(mine);
+            arrivals
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .extend(mine);
             Ok(())
         });
     }
@@ -378,7 +486,8 @@ async fn watch_fanout(client: &Client, plan: &Plan, cpu: &CpuClock) -> Result<Fa
     for i in 0..total {
         tick.tick().await;
         sent.push(Instant::now());
-        api.create(&PostParams::default(), &small_configmap(&format!("ev-{i}"))).await?;
+        api.create(&PostParams::default(), &small_configmap(&format!("ev-{i}")))
+            .await?;
     }
     let wait = tokio::time::timeout(Duration::from_secs(120), async {
         while let Some(done) = readers.join_next().await {
@@ -386,12 +495,23 @@ async fn watch_fanout(client: &Client, plan: &Plan, cpu: &CpuClock) -> Result<Fa
         }
         Ok::<_, anyhow::Error>(())
     });
-    wait.await.context("watchers did not receive every event within 120s")??;
+    wait.await
+        .context("watchers did not receive every event within 120s")??;
     let (cpu, client_cpu) = (cpu.now()? - cpu_before, me.now()? - me_before);
     let arrivals = std::mem::take(&mut *arrivals.lock().unwrap_or_else(|p| p.into_inner()));
-    let mut delays: Vec<Duration> = arrivals.iter().map(|(i, at)| at.saturating_duration_since(sent[*i])).collect();
+    let mut delays: Vec<Duration> = arrivals
+        .iter()
+        .map(|(i, at)| at.saturating_duration_since(sent[*i]))
+        .collect();
     delays.sort();
-    Ok(Fanout { watchers: plan.watchers, events: total, delays, cpu, client_cpu, connect })
+    Ok(Fanout {
+        watchers: plan.watchers,
+        events: total,
+        delays,
+        cpu,
+        client_cpu,
+        connect,
+    })
 }
 
 fn ms(d: Duration) -> String {
@@ -415,11 +535,29 @@ fn mb(bytes: u64) -> String {
 struct Row(String, String, &'static str, &'static str);
 
 fn print_table(rows: &[Row]) {
-    let w0 = rows.iter().map(|r| r.0.chars().count()).max().unwrap_or(0).max(6);
-    let w1 = rows.iter().map(|r| r.1.chars().count()).max().unwrap_or(0).max(5);
-    let w2 = rows.iter().map(|r| r.2.chars().count()).max().unwrap_or(0).max(6);
+    let w0 = rows
+        .iter()
+        .map(|r| r.0.chars().count())
+        .max()
+        .unwrap_or(0)
+        .max(6);
+    let w1 = rows
+        .iter()
+        .map(|r| r.1.chars().count())
+        .max()
+        .unwrap_or(0)
+        .max(5);
+    let w2 = rows
+        .iter()
+        .map(|r| r.2.chars().count())
+        .max()
+        .unwrap_or(0)
+        .max(6);
     println!();
-    println!("{:<w0$}  {:>w1$}  {:>w2$}  peer", "figure", "krate", "target");
+    println!(
+        "{:<w0$}  {:>w1$}  {:>w2$}  peer",
+        "figure", "krate", "target"
+    );
     println!("{}", "-".repeat(w0 + w1 + w2 + 16));
     for Row(what, ours, target, peer) in rows {
         println!("{what:<w0$}  {ours:>w1$}  {target:>w2$}  {peer}");
@@ -432,7 +570,9 @@ pub async fn run(args: ApiArgs) -> Result<()> {
     let admin = server.wait_ready().await?;
     let pid = server.pid();
     let cpu = CpuClock::new(pid)?;
-    let cpus = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+    let cpus = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1);
     let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
     println!(
         "krate bench api: krate server (pid {pid}) on loopback, {} clients, {cpus} CPUs shared by server and clients, load average {}{}",
@@ -464,7 +604,9 @@ pub async fn run(args: ApiArgs) -> Result<()> {
     let n = plan.creates;
     let gets = concurrently(&clients, plan.gets, &cpu, move |client, i| async move {
         let name = format!("cm-{}", (i * 7919) % n);
-        Api::<ConfigMap>::namespaced(client, "bench-big").get(&name).await?;
+        Api::<ConfigMap>::namespaced(client, "bench-big")
+            .get(&name)
+            .await?;
         Ok(())
     })
     .await?;
@@ -488,7 +630,14 @@ pub async fn run(args: ApiArgs) -> Result<()> {
 
     create_namespace(&admin, "bench-small").await?;
     create_many(&clients, "bench-small", "cm-", plan.small_list, &cpu).await?;
-    let small = list_repeatedly(&admin, "bench-small", plan.small_list_reps, plan.small_list, &cpu).await?;
+    let small = list_repeatedly(
+        &admin,
+        "bench-small",
+        plan.small_list_reps,
+        plan.small_list,
+        &cpu,
+    )
+    .await?;
     println!(
         "list {}: median {}, server CPU {} per list",
         thousands(plan.small_list as u64),
@@ -530,25 +679,122 @@ pub async fn run(args: ApiArgs) -> Result<()> {
     let objects = held.max(plan.objects);
     tokio::time::sleep(Duration::from_secs(2)).await;
     let loaded_rss = rss(pid)?;
-    println!("loaded: RSS {} holding {} ConfigMaps", mb(loaded_rss), thousands(objects as u64));
+    println!(
+        "loaded: RSS {} holding {} ConfigMaps",
+        mb(loaded_rss),
+        thousands(objects as u64)
+    );
 
     let per_thousand = |p: &Phase, n: usize| p.cpu_per_request() * 1000 / n.max(1) as u32;
     let rows = vec![
-        Row("create throughput".into(), format!("{:.0}/s", creates.per_second()), "", ""),
-        Row("create latency p50 / p99".into(), format!("{} / {}", ms(creates.percentile(50.0)), ms(creates.percentile(99.0))), "", ""),
-        Row("server CPU per create".into(), ms(creates.cpu_per_request()), "<= 0.5 ms", "1.5 ms"),
-        Row("get latency p50 / p99".into(), format!("{} / {}", ms(gets.percentile(50.0)), ms(gets.percentile(99.0))), "", ""),
-        Row("server CPU per get".into(), ms(gets.cpu_per_request()), "<= 0.2 ms", "0.55 ms"),
-        Row(format!("list {} objects, wall (median)", thousands(plan.small_list as u64)), ms(small.percentile(50.0)), "", ""),
-        Row("server CPU per 1,000-object list".into(), ms(per_thousand(&small, plan.small_list)), "<= 8 ms", "24 ms"),
-        Row(format!("list {} objects, wall (median)", thousands(plan.creates as u64)), ms(big.percentile(50.0)), "", ""),
-        Row(format!("server CPU per {}-object list", thousands(plan.creates as u64)), ms(big.cpu_per_request()), "", ""),
-        Row(format!("watch delay p50 ({} watchers)", thousands(fanout.watchers as u64)), ms(percentile(&fanout.delays, 50.0)), "", "650 ms (median)"),
-        Row(format!("watch delay p99 ({} watchers)", thousands(fanout.watchers as u64)), ms(percentile(&fanout.delays, 99.0)), "<= 20 ms", ""),
-        Row("server CPU per watch delivery".into(), ms(fanout.cpu / deliveries.max(1) as u32), "", ""),
-        Row("bench client CPU per watch delivery".into(), ms(fanout.client_cpu / deliveries.max(1) as u32), "", ""),
+        Row(
+            "create throughput".into(),
+            format!("{:.0}/s", creates.per_second()),
+            "",
+            "",
+        ),
+        Row(
+            "create latency p50 / p99".into(),
+            format!(
+                "{} / {}",
+                ms(creates.percentile(50.0)),
+                ms(creates.percentile(99.0))
+            ),
+            "",
+            "",
+        ),
+        Row(
+            "server CPU per create".into(),
+            ms(creates.cpu_per_request()),
+            "<= 0.5 ms",
+            "1.5 ms",
+        ),
+        Row(
+            "get latency p50 / p99".into(),
+            format!(
+                "{} / {}",
+                ms(gets.percentile(50.0)),
+                ms(gets.percentile(99.0))
+            ),
+            "",
+            "",
+        ),
+        Row(
+            "server CPU per get".into(),
+            ms(gets.cpu_per_request()),
+            "<= 0.2 ms",
+            "0.55 ms",
+        ),
+        Row(
+            format!(
+                "list {} objects, wall (median)",
+                thousands(plan.small_list as u64)
+            ),
+            ms(small.percentile(50.0)),
+            "",
+            "",
+        ),
+        Row(
+            "server CPU per 1,000-object list".into(),
+            ms(per_thousand(&small, plan.small_list)),
+            "<= 8 ms",
+            "24 ms",
+        ),
+        Row(
+            format!(
+                "list {} objects, wall (median)",
+                thousands(plan.creates as u64)
+            ),
+            ms(big.percentile(50.0)),
+            "",
+            "",
+        ),
+        Row(
+            format!(
+                "server CPU per {}-object list",
+                thousands(plan.creates as u64)
+            ),
+            ms(big.cpu_per_request()),
+            "",
+            "",
+        ),
+        Row(
+            format!(
+                "watch delay p50 ({} watchers)",
+                thousands(fanout.watchers as u64)
+            ),
+            ms(percentile(&fanout.delays, 50.0)),
+            "",
+            "650 ms (median)",
+        ),
+        Row(
+            format!(
+                "watch delay p99 ({} watchers)",
+                thousands(fanout.watchers as u64)
+            ),
+            ms(percentile(&fanout.delays, 99.0)),
+            "<= 20 ms",
+            "",
+        ),
+        Row(
+            "server CPU per watch delivery".into(),
+            ms(fanout.cpu / deliveries.max(1) as u32),
+            "",
+            "",
+        ),
+        Row(
+            "bench client CPU per watch delivery".into(),
+            ms(fanout.client_cpu / deliveries.max(1) as u32),
+            "",
+            "",
+        ),
         Row("idle RSS".into(), mb(idle_rss), "<= 30 MB", "27 MB"),
-        Row(format!("RSS with {} ConfigMaps", thousands(objects as u64)), mb(loaded_rss), "", ""),
+        Row(
+            format!("RSS with {} ConfigMaps", thousands(objects as u64)),
+            mb(loaded_rss),
+            "",
+            "",
+        ),
     ];
     print_table(&rows);
     drop(server);

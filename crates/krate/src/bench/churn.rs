@@ -51,8 +51,11 @@ struct Sample {
 }
 
 pub async fn run(args: ChurnArgs) -> Result<()> {
-    std::fs::create_dir_all(&args.dir).with_context(|| format!("creating {}", args.dir.display()))?;
-    let dir = tempfile::Builder::new().prefix("krate-bench-churn-").tempdir_in(&args.dir)?;
+    std::fs::create_dir_all(&args.dir)
+        .with_context(|| format!("creating {}", args.dir.display()))?;
+    let dir = tempfile::Builder::new()
+        .prefix("krate-bench-churn-")
+        .tempdir_in(&args.dir)?;
     let mut options = Options::default();
     if let Some(secs) = args.window_secs {
         options.compaction_window = Duration::from_secs(secs);
@@ -76,7 +79,8 @@ pub async fn run(args: ChurnArgs) -> Result<()> {
     println!("  size: {DB_FILE} + -wal + -shm, apparent bytes");
     println!();
 
-    let store = Arc::new(Embedded::open_with(dir.path(), options).context("opening the datastore")?);
+    let store =
+        Arc::new(Embedded::open_with(dir.path(), options).context("opening the datastore")?);
     let value = Bytes::from(vec![b'x'; args.value_bytes]);
 
     // Every key exists before the clock starts; each writer then updates
@@ -84,7 +88,10 @@ pub async fn run(args: ChurnArgs) -> Result<()> {
     let mut revisions: Vec<Vec<(String, Revision)>> = vec![Vec::new(); writers];
     for i in 0..keys {
         let key = format!("/churn/{i:06}");
-        let kv = store.create(key.as_bytes(), value.clone(), 0).await.with_context(|| format!("creating {key}"))?;
+        let kv = store
+            .create(key.as_bytes(), value.clone(), 0)
+            .await
+            .with_context(|| format!("creating {key}"))?;
         revisions[i % writers].push((key, kv.mod_revision));
     }
 
@@ -96,7 +103,12 @@ pub async fn run(args: ChurnArgs) -> Result<()> {
     let failed = Arc::new(AtomicBool::new(false));
     let mut tasks = JoinSet::new();
     for mut mine in revisions {
-        let (store, value, written, failed) = (store.clone(), value.clone(), written.clone(), failed.clone());
+        let (store, value, written, failed) = (
+            store.clone(),
+            value.clone(),
+            written.clone(),
+            failed.clone(),
+        );
         let latencies = latencies.clone();
         tasks.spawn(async move {
             'outer: loop {
@@ -105,10 +117,16 @@ pub async fn run(args: ChurnArgs) -> Result<()> {
                         break 'outer;
                     }
                     let t = Instant::now();
-                    match store.update(key.as_bytes(), value.clone(), *revision, 0).await {
+                    match store
+                        .update(key.as_bytes(), value.clone(), *revision, 0)
+                        .await
+                    {
                         Ok(kv) => {
                             *revision = kv.mod_revision;
-                            latencies.lock().unwrap_or_else(|p| p.into_inner()).push(t.elapsed());
+                            latencies
+                                .lock()
+                                .unwrap_or_else(|p| p.into_inner())
+                                .push(t.elapsed());
                         }
                         Err(e) => {
                             failed.store(true, Ordering::Relaxed);
@@ -145,7 +163,10 @@ pub async fn run(args: ChurnArgs) -> Result<()> {
             let interval = (now - (next - every)).as_secs_f64();
             let mut lat = std::mem::take(&mut *latencies.lock().unwrap_or_else(|p| p.into_inner()));
             lat.sort_unstable();
-            let p99 = lat.get((lat.len() * 99 / 100).min(lat.len().saturating_sub(1))).copied().unwrap_or_default();
+            let p99 = lat
+                .get((lat.len() * 99 / 100).min(lat.len().saturating_sub(1)))
+                .copied()
+                .unwrap_or_default();
             let max = lat.last().copied().unwrap_or_default();
             slowest = slowest.max(max);
             println!(
@@ -201,10 +222,19 @@ fn print_summary(samples: &[Sample], writes: u64, after_close: u64) {
         thousands(last.revision as u64),
         thousands(last.compacted as u64)
     );
-    println!("size: max {}, final {}, after close {}", mib(max), mib(last.bytes), mib(after_close));
+    println!(
+        "size: max {}, final {}, after close {}",
+        mib(max),
+        mib(last.bytes),
+        mib(after_close)
+    );
     // Steady state: from the first sample after a compaction happened.
     let steady: Vec<&Sample> = samples.iter().skip_while(|s| s.compacted == 0).collect();
-    match (steady.first(), steady.iter().map(|s| s.bytes).min(), steady.iter().map(|s| s.bytes).max()) {
+    match (
+        steady.first(),
+        steady.iter().map(|s| s.bytes).min(),
+        steady.iter().map(|s| s.bytes).max(),
+    ) {
         (Some(first), Some(min), Some(max)) => {
             println!(
                 "since the first compaction (seen at {}): min {}, max {}, final {} ({:+.0}% from the first sample then)",
@@ -215,14 +245,20 @@ fn print_summary(samples: &[Sample], writes: u64, after_close: u64) {
                 (last.bytes as f64 / first.bytes as f64 - 1.0) * 100.0
             );
         }
-        _ => println!("no compaction happened during the run: run longer than the compaction window"),
+        _ => {
+            println!("no compaction happened during the run: run longer than the compaction window")
+        }
     }
 }
 
 /// The WAL's size and the total of the datastore's files (database, WAL,
 /// shared-memory index).
 fn datastore_bytes(dir: &Path) -> (u64, u64) {
-    let size = |suffix: &str| std::fs::metadata(dir.join(format!("{DB_FILE}{suffix}"))).map(|m| m.len()).unwrap_or(0);
+    let size = |suffix: &str| {
+        std::fs::metadata(dir.join(format!("{DB_FILE}{suffix}")))
+            .map(|m| m.len())
+            .unwrap_or(0)
+    };
     let wal = size("-wal");
     (wal, size("") + wal + size("-shm"))
 }

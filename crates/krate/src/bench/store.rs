@@ -96,7 +96,9 @@ struct Counts {
 
 impl Counts {
     fn from_args(a: &StoreArgs) -> Counts {
-        let pick = |flag: Option<usize>, full: usize, quick: usize| flag.unwrap_or(if a.quick { quick } else { full });
+        let pick = |flag: Option<usize>, full: usize, quick: usize| {
+            flag.unwrap_or(if a.quick { quick } else { full })
+        };
         Counts {
             single_writes: pick(a.single_writes, 2_000, 500).max(1),
             concurrent_writes: pick(a.concurrent_writes, 20_000, 5_000).max(1),
@@ -157,13 +159,28 @@ struct Figures {
 pub async fn run(args: StoreArgs) -> Result<()> {
     let counts = Counts::from_args(&args);
     let cpu_before = CpuTimes::now();
-    std::fs::create_dir_all(&args.dir).with_context(|| format!("creating {}", args.dir.display()))?;
-    let value = Bytes::from((0..counts.value_bytes).map(|i| b'a' + (i % 26) as u8).collect::<Vec<u8>>());
+    std::fs::create_dir_all(&args.dir)
+        .with_context(|| format!("creating {}", args.dir.display()))?;
+    let value = Bytes::from(
+        (0..counts.value_bytes)
+            .map(|i| b'a' + (i % 26) as u8)
+            .collect::<Vec<u8>>(),
+    );
 
-    eprintln!("embedded: opening a fresh datastore under {}", args.dir.display());
-    let embedded = run_embedded(&args.dir, &counts, &value).await.context("benchmarking the embedded store")?;
-    eprintln!("etcd: starting a fresh member with its data under {}", args.dir.display());
-    let etcd = run_etcd(&args.dir, &counts, &value).await.context("benchmarking etcd")?;
+    eprintln!(
+        "embedded: opening a fresh datastore under {}",
+        args.dir.display()
+    );
+    let embedded = run_embedded(&args.dir, &counts, &value)
+        .await
+        .context("benchmarking the embedded store")?;
+    eprintln!(
+        "etcd: starting a fresh member with its data under {}",
+        args.dir.display()
+    );
+    let etcd = run_etcd(&args.dir, &counts, &value)
+        .await
+        .context("benchmarking etcd")?;
 
     let others = cpu_before.and_then(|before| Some(CpuTimes::now()?.others_since(&before)));
     print_report(&args.dir, &counts, &embedded, &etcd, others);
@@ -180,12 +197,18 @@ pub async fn run(args: StoreArgs) -> Result<()> {
 }
 
 async fn run_embedded(parent: &Path, counts: &Counts, value: &Bytes) -> Result<Figures> {
-    let dir = tempfile::Builder::new().prefix("krate-bench-embedded-").tempdir_in(parent)?;
+    let dir = tempfile::Builder::new()
+        .prefix("krate-bench-embedded-")
+        .tempdir_in(parent)?;
     // History stays in full during the run, as it does in etcd, which
     // compacts nothing unless asked.
-    let options = Options { auto_compaction: false, ..Options::default() };
+    let options = Options {
+        auto_compaction: false,
+        ..Options::default()
+    };
     let embedded = Arc::new(
-        Embedded::open_with(dir.path(), options).with_context(|| format!("opening {}", dir.path().display()))?,
+        Embedded::open_with(dir.path(), options)
+            .with_context(|| format!("opening {}", dir.path().display()))?,
     );
     let store: Arc<dyn Store> = embedded.clone();
     let figures = workload("embedded", store, counts, value).await;
@@ -195,7 +218,9 @@ async fn run_embedded(parent: &Path, counts: &Counts, value: &Bytes) -> Result<F
 }
 
 async fn run_etcd(parent: &Path, counts: &Counts, value: &Bytes) -> Result<Figures> {
-    let dir = tempfile::Builder::new().prefix("krate-bench-etcd-").tempdir_in(parent)?;
+    let dir = tempfile::Builder::new()
+        .prefix("krate-bench-etcd-")
+        .tempdir_in(parent)?;
     // The harness puts etcd's data in the system temp dir; a later
     // `--data-dir` wins over its own (etcd keeps the last of a repeated
     // flag), which puts it beside the embedded store's.
@@ -219,12 +244,37 @@ async fn run_etcd(parent: &Path, counts: &Counts, value: &Bytes) -> Result<Figur
 }
 
 async fn workload(name: &str, store: Arc<dyn Store>, c: &Counts, value: &Bytes) -> Result<Figures> {
-    eprintln!("{name}: {} creates by 1 writer", thousands(c.single_writes as u64));
+    eprintln!(
+        "{name}: {} creates by 1 writer",
+        thousands(c.single_writes as u64)
+    );
     let single = create_keys(&store, "/bench/single/", c.single_writes, 1, value).await?;
-    eprintln!("{name}: {} creates by {} writers", thousands(c.concurrent_writes as u64), c.writers);
-    let concurrent = create_keys(&store, "/bench/concurrent/", c.concurrent_writes, c.writers, value).await?;
-    eprintln!("{name}: {} reads by {} readers", thousands(c.reads as u64), c.readers);
-    let read = read_keys(&store, "/bench/concurrent/", c.concurrent_writes, c.reads, c.readers).await?;
+    eprintln!(
+        "{name}: {} creates by {} writers",
+        thousands(c.concurrent_writes as u64),
+        c.writers
+    );
+    let concurrent = create_keys(
+        &store,
+        "/bench/concurrent/",
+        c.concurrent_writes,
+        c.writers,
+        value,
+    )
+    .await?;
+    eprintln!(
+        "{name}: {} reads by {} readers",
+        thousands(c.reads as u64),
+        c.readers
+    );
+    let read = read_keys(
+        &store,
+        "/bench/concurrent/",
+        c.concurrent_writes,
+        c.reads,
+        c.readers,
+    )
+    .await?;
     eprintln!(
         "{name}: listing {} keys, {} times whole and paged by {}",
         thousands(c.range_keys as u64),
@@ -232,10 +282,30 @@ async fn workload(name: &str, store: Arc<dyn Store>, c: &Counts, value: &Bytes) 
         c.page
     );
     create_keys(&store, "/bench/range/", c.range_keys, c.writers, value).await?;
-    let (range_full, range_paged) = list_keys(&store, "/bench/range/", c.range_keys, c.page, c.range_runs).await?;
-    eprintln!("{name}: {} watchers, {} writes", thousands(c.watchers as u64), c.watch_writes);
-    let watch = watch_fan_out(&store, "/bench/watch/", c.watchers, c.watch_writes, c.watch_gap, value).await?;
-    Ok(Figures { single, concurrent, read, range_full, range_paged, watch })
+    let (range_full, range_paged) =
+        list_keys(&store, "/bench/range/", c.range_keys, c.page, c.range_runs).await?;
+    eprintln!(
+        "{name}: {} watchers, {} writes",
+        thousands(c.watchers as u64),
+        c.watch_writes
+    );
+    let watch = watch_fan_out(
+        &store,
+        "/bench/watch/",
+        c.watchers,
+        c.watch_writes,
+        c.watch_gap,
+        value,
+    )
+    .await?;
+    Ok(Figures {
+        single,
+        concurrent,
+        read,
+        range_full,
+        range_paged,
+        watch,
+    })
 }
 
 fn key(prefix: &str, i: usize) -> String {
@@ -260,7 +330,10 @@ async fn create_keys(
             for i in (w..count).step_by(writers) {
                 let key = key(&prefix, i);
                 let t = Instant::now();
-                store.create(key.as_bytes(), value.clone(), 0).await.with_context(|| format!("creating {key}"))?;
+                store
+                    .create(key.as_bytes(), value.clone(), 0)
+                    .await
+                    .with_context(|| format!("creating {key}"))?;
                 latencies.push(t.elapsed());
             }
             anyhow::Ok(latencies)
@@ -275,7 +348,13 @@ async fn create_keys(
 
 /// `reads` gets at the latest revision of keys spread over
 /// `prefix00000000..keys`, by `readers` concurrent readers.
-async fn read_keys(store: &Arc<dyn Store>, prefix: &str, keys: usize, reads: usize, readers: usize) -> Result<Rate> {
+async fn read_keys(
+    store: &Arc<dyn Store>,
+    prefix: &str,
+    keys: usize,
+    reads: usize,
+    readers: usize,
+) -> Result<Rate> {
     let start = Instant::now();
     let mut tasks = JoinSet::new();
     for r in 0..readers.min(reads) {
@@ -285,7 +364,10 @@ async fn read_keys(store: &Arc<dyn Store>, prefix: &str, keys: usize, reads: usi
             for n in (r..reads).step_by(readers) {
                 let key = key(&prefix, spread(n as u64) as usize % keys);
                 let t = Instant::now();
-                let (kv, _) = store.get(key.as_bytes(), 0).await.with_context(|| format!("getting {key}"))?;
+                let (kv, _) = store
+                    .get(key.as_bytes(), 0)
+                    .await
+                    .with_context(|| format!("getting {key}"))?;
                 latencies.push(t.elapsed());
                 ensure!(kv.is_some(), "{key} is missing");
             }
@@ -319,7 +401,12 @@ async fn list_keys(
 ) -> Result<(Duration, Duration)> {
     let whole = || async {
         let t = Instant::now();
-        let resp = store.range(RangeRequest { prefix: prefix.as_bytes().to_vec(), ..Default::default() }).await?;
+        let resp = store
+            .range(RangeRequest {
+                prefix: prefix.as_bytes().to_vec(),
+                ..Default::default()
+            })
+            .await?;
         let elapsed = t.elapsed();
         ensure!(
             resp.kvs.len() == expected && !resp.more,
@@ -332,8 +419,12 @@ async fn list_keys(
         let t = Instant::now();
         let (mut seen, mut start, mut revision) = (0, None, 0);
         loop {
-            let request =
-                RangeRequest { prefix: prefix.as_bytes().to_vec(), start: start.take(), revision, limit: page };
+            let request = RangeRequest {
+                prefix: prefix.as_bytes().to_vec(),
+                start: start.take(),
+                revision,
+                limit: page,
+            };
             let resp = store.range(request).await?;
             seen += resp.kvs.len();
             revision = resp.revision;
@@ -343,7 +434,10 @@ async fn list_keys(
             }
         }
         let elapsed = t.elapsed();
-        ensure!(seen == expected, "paged listing of {prefix} returned {seen} keys, expected {expected}");
+        ensure!(
+            seen == expected,
+            "paged listing of {prefix} returned {seen} keys, expected {expected}"
+        );
         Ok(elapsed)
     };
     // One untimed listing of each kind warms caches on both backends alike.
@@ -382,14 +476,22 @@ async fn watch_fan_out(
     let open_start = Instant::now();
     let mut streams = Vec::with_capacity(watchers);
     for _ in 0..watchers {
-        streams.push(store.watch(prefix.as_bytes(), from).await.with_context(|| format!("watching {prefix}"))?);
+        streams.push(
+            store
+                .watch(prefix.as_bytes(), from)
+                .await
+                .with_context(|| format!("watching {prefix}"))?,
+        );
     }
     let open = open_start.elapsed();
 
     let mut tasks = JoinSet::new();
     for mut stream in streams {
         tasks.spawn(async move {
-            let mut seen = Seen { arrivals: Vec::with_capacity(writes), error: None };
+            let mut seen = Seen {
+                arrivals: Vec::with_capacity(writes),
+                error: None,
+            };
             while seen.arrivals.len() < writes {
                 match stream.next().await {
                     Some(Ok(event)) => seen.arrivals.push((event.revision(), Instant::now())),
@@ -411,7 +513,10 @@ async fn watch_fan_out(
     for i in 0..writes {
         let key = key(prefix, i);
         let t = Instant::now();
-        let kv = store.create(key.as_bytes(), value.clone(), 0).await.with_context(|| format!("creating {key}"))?;
+        let kv = store
+            .create(key.as_bytes(), value.clone(), 0)
+            .await
+            .with_context(|| format!("creating {key}"))?;
         started.insert(kv.mod_revision, t);
         tokio::time::sleep(gap).await;
     }
@@ -431,7 +536,9 @@ async fn watch_fan_out(
                             delays.push(arrived.saturating_duration_since(*t));
                             delivered += 1;
                         }
-                        _ => errors.push(format!("unexpected event at revision {revision} after {last}")),
+                        _ => errors.push(format!(
+                            "unexpected event at revision {revision} after {last}"
+                        )),
                     }
                     last = *revision;
                 }
@@ -439,7 +546,10 @@ async fn watch_fan_out(
             }
             Ok(None) => break,
             Err(_) => {
-                errors.push(format!("{} watchers still waiting after {WATCH_DRAIN_TIMEOUT:?}", tasks.len()));
+                errors.push(format!(
+                    "{} watchers still waiting after {WATCH_DRAIN_TIMEOUT:?}",
+                    tasks.len()
+                ));
                 tasks.abort_all();
                 break;
             }
@@ -524,29 +634,90 @@ fn rows(c: &Counts, e: &Figures, d: &Figures) -> Vec<(String, Figure, Figure)> {
     let wa = format!("{} watchers x {} writes", n(c.watchers), c.watch_writes);
     let pages = c.range_keys.div_ceil(c.page);
     vec![
-        (format!("writes/s, {w1}"), Figure::Rate(e.single.per_sec), Figure::Rate(d.single.per_sec)),
-        ("  create p50".into(), Figure::Time(e.single.p50), Figure::Time(d.single.p50)),
-        ("  create p99".into(), Figure::Time(e.single.p99), Figure::Time(d.single.p99)),
-        (format!("writes/s, {wn}"), Figure::Rate(e.concurrent.per_sec), Figure::Rate(d.concurrent.per_sec)),
-        ("  create p50".into(), Figure::Time(e.concurrent.p50), Figure::Time(d.concurrent.p50)),
-        ("  create p99".into(), Figure::Time(e.concurrent.p99), Figure::Time(d.concurrent.p99)),
-        (format!("reads/s, {rd}"), Figure::Rate(e.read.per_sec), Figure::Rate(d.read.per_sec)),
-        ("  get p50".into(), Figure::Time(e.read.p50), Figure::Time(d.read.p50)),
-        ("  get p99".into(), Figure::Time(e.read.p99), Figure::Time(d.read.p99)),
         (
-            format!("list {} keys, 1 request (median of {})", n(c.range_keys), c.range_runs),
+            format!("writes/s, {w1}"),
+            Figure::Rate(e.single.per_sec),
+            Figure::Rate(d.single.per_sec),
+        ),
+        (
+            "  create p50".into(),
+            Figure::Time(e.single.p50),
+            Figure::Time(d.single.p50),
+        ),
+        (
+            "  create p99".into(),
+            Figure::Time(e.single.p99),
+            Figure::Time(d.single.p99),
+        ),
+        (
+            format!("writes/s, {wn}"),
+            Figure::Rate(e.concurrent.per_sec),
+            Figure::Rate(d.concurrent.per_sec),
+        ),
+        (
+            "  create p50".into(),
+            Figure::Time(e.concurrent.p50),
+            Figure::Time(d.concurrent.p50),
+        ),
+        (
+            "  create p99".into(),
+            Figure::Time(e.concurrent.p99),
+            Figure::Time(d.concurrent.p99),
+        ),
+        (
+            format!("reads/s, {rd}"),
+            Figure::Rate(e.read.per_sec),
+            Figure::Rate(d.read.per_sec),
+        ),
+        (
+            "  get p50".into(),
+            Figure::Time(e.read.p50),
+            Figure::Time(d.read.p50),
+        ),
+        (
+            "  get p99".into(),
+            Figure::Time(e.read.p99),
+            Figure::Time(d.read.p99),
+        ),
+        (
+            format!(
+                "list {} keys, 1 request (median of {})",
+                n(c.range_keys),
+                c.range_runs
+            ),
             Figure::Time(e.range_full),
             Figure::Time(d.range_full),
         ),
         (
-            format!("list {} keys, {pages} pages of {} (median of {})", n(c.range_keys), c.page, c.range_runs),
+            format!(
+                "list {} keys, {pages} pages of {} (median of {})",
+                n(c.range_keys),
+                c.page,
+                c.range_runs
+            ),
             Figure::Time(e.range_paged),
             Figure::Time(d.range_paged),
         ),
-        (format!("open {} watches", n(c.watchers)), Figure::Time(e.watch.open), Figure::Time(d.watch.open)),
-        (format!("watch delivery p50, {wa}"), Figure::Time(e.watch.p50), Figure::Time(d.watch.p50)),
-        ("  watch delivery p99".into(), Figure::Time(e.watch.p99), Figure::Time(d.watch.p99)),
-        ("  watch delivery max".into(), Figure::Time(e.watch.max), Figure::Time(d.watch.max)),
+        (
+            format!("open {} watches", n(c.watchers)),
+            Figure::Time(e.watch.open),
+            Figure::Time(d.watch.open),
+        ),
+        (
+            format!("watch delivery p50, {wa}"),
+            Figure::Time(e.watch.p50),
+            Figure::Time(d.watch.p50),
+        ),
+        (
+            "  watch delivery p99".into(),
+            Figure::Time(e.watch.p99),
+            Figure::Time(d.watch.p99),
+        ),
+        (
+            "  watch delivery max".into(),
+            Figure::Time(e.watch.max),
+            Figure::Time(d.watch.max),
+        ),
         (
             format!("  events delivered (of {})", n(c.watchers * c.watch_writes)),
             Figure::Count(e.watch.delivered),
@@ -556,7 +727,9 @@ fn rows(c: &Counts, e: &Figures, d: &Figures) -> Vec<(String, Figure, Figure)> {
 }
 
 fn print_report(dir: &Path, c: &Counts, e: &Figures, d: &Figures, others: Option<f64>) {
-    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0);
+    let cores = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(0);
     println!();
     println!("krate bench store: the embedded datastore vs a real etcd, same machine, same run");
     println!("  machine:  {cores} cores ({})", std::env::consts::ARCH);
@@ -566,10 +739,20 @@ fn print_report(dir: &Path, c: &Counts, e: &Figures, d: &Figures, others: Option
             if others > 0.25 { " (figures are noisy: the embedded store's wake-ups wait behind them)" } else { "" }
         );
     }
-    println!("  disk:     both data directories under {} ({})", dir.display(), filesystem_kind(dir));
+    println!(
+        "  disk:     both data directories under {} ({})",
+        dir.display(),
+        filesystem_kind(dir)
+    );
     println!("  embedded: SQLite WAL, synchronous=FULL, group commit; auto-compaction off during the run");
-    println!("  etcd:     {}, one member on 127.0.0.1, default flags", etcd_version());
-    println!("  values:   {} bytes; keys created fresh, nothing compacted", c.value_bytes);
+    println!(
+        "  etcd:     {}, one member on 127.0.0.1, default flags",
+        etcd_version()
+    );
+    println!(
+        "  values:   {} bytes; keys created fresh, nothing compacted",
+        c.value_bytes
+    );
     println!("  ratio:    embedded / etcd (rates: higher is better; times: lower is better)");
     println!("  watch delivery: event arrival at each watcher minus the start of the write that caused it");
     println!();
@@ -586,12 +769,36 @@ fn print_report(dir: &Path, c: &Counts, e: &Figures, d: &Figures, others: Option
             (name.clone(), a.show(), b.show(), r)
         })
         .collect();
-    let w0 = shown.iter().map(|r| r.0.len()).max().unwrap_or(0).max(header.0.len());
-    let w1 = shown.iter().map(|r| r.1.len()).max().unwrap_or(0).max(header.1.len());
-    let w2 = shown.iter().map(|r| r.2.len()).max().unwrap_or(0).max(header.2.len());
+    let w0 = shown
+        .iter()
+        .map(|r| r.0.len())
+        .max()
+        .unwrap_or(0)
+        .max(header.0.len());
+    let w1 = shown
+        .iter()
+        .map(|r| r.1.len())
+        .max()
+        .unwrap_or(0)
+        .max(header.1.len());
+    let w2 = shown
+        .iter()
+        .map(|r| r.2.len())
+        .max()
+        .unwrap_or(0)
+        .max(header.2.len());
     let w3 = header.3.len();
-    println!("{:<w0$} | {:>w1$} | {:>w2$} | {:>w3$}", header.0, header.1, header.2, header.3);
-    println!("{}-+-{}-+-{}-+-{}", "-".repeat(w0), "-".repeat(w1), "-".repeat(w2), "-".repeat(w3));
+    println!(
+        "{:<w0$} | {:>w1$} | {:>w2$} | {:>w3$}",
+        header.0, header.1, header.2, header.3
+    );
+    println!(
+        "{}-+-{}-+-{}-+-{}",
+        "-".repeat(w0),
+        "-".repeat(w1),
+        "-".repeat(w2),
+        "-".repeat(w3)
+    );
     for (name, a, b, r) in &shown {
         println!("{name:<w0$} | {a:>w1$} | {b:>w2$} | {r:>w3$}");
     }
@@ -600,10 +807,18 @@ fn print_report(dir: &Path, c: &Counts, e: &Figures, d: &Figures, others: Option
     println!("target (issue): embedded >= {TARGET_WRITE_RATIO}x etcd write throughput at 1 and {} writers", c.writers);
     for (label, emb, etcd) in [
         ("1 writer".to_string(), e.single.per_sec, d.single.per_sec),
-        (format!("{} writers", c.writers), e.concurrent.per_sec, d.concurrent.per_sec),
+        (
+            format!("{} writers", c.writers),
+            e.concurrent.per_sec,
+            d.concurrent.per_sec,
+        ),
     ] {
         let r = emb / etcd;
-        let verdict = if r >= TARGET_WRITE_RATIO { "met" } else { "NOT met" };
+        let verdict = if r >= TARGET_WRITE_RATIO {
+            "met"
+        } else {
+            "NOT met"
+        };
         println!("  {label:<12} {r:.2}x  {verdict}");
     }
 }
@@ -620,22 +835,46 @@ struct CpuTimes {
 impl CpuTimes {
     fn now() -> Option<CpuTimes> {
         let stat = std::fs::read_to_string("/proc/stat").ok()?;
-        let cpu: Vec<u64> = stat.lines().next()?.split_whitespace().skip(1).filter_map(|f| f.parse().ok()).collect();
+        let cpu: Vec<u64> = stat
+            .lines()
+            .next()?
+            .split_whitespace()
+            .skip(1)
+            .filter_map(|f| f.parse().ok())
+            .collect();
         // user nice system idle iowait irq softirq steal: all but idle and
         // iowait were someone's work.
-        let busy = cpu.iter().take(8).enumerate().filter(|(i, _)| *i != 3 && *i != 4).map(|(_, v)| v).sum();
+        let busy = cpu
+            .iter()
+            .take(8)
+            .enumerate()
+            .filter(|(i, _)| *i != 3 && *i != 4)
+            .map(|(_, v)| v)
+            .sum();
         let own = std::fs::read_to_string("/proc/self/stat").ok()?;
         // Fields after the command name (which may hold spaces): utime,
         // stime, cutime, cstime are the 12th to 15th.
         let after_name = &own[own.rfind(')')? + 2..];
-        let fields: Vec<u64> = after_name.split_whitespace().skip(11).take(4).filter_map(|f| f.parse().ok()).collect();
-        Some(CpuTimes { at: Instant::now(), busy, ours: fields.iter().sum() })
+        let fields: Vec<u64> = after_name
+            .split_whitespace()
+            .skip(11)
+            .take(4)
+            .filter_map(|f| f.parse().ok())
+            .collect();
+        Some(CpuTimes {
+            at: Instant::now(),
+            busy,
+            ours: fields.iter().sum(),
+        })
     }
 
     /// Cores' worth of CPU that other processes used since `before`.
     fn others_since(&self, before: &CpuTimes) -> f64 {
         let ticks_per_sec = 100.0; // USER_HZ on Linux
-        let others = self.busy.saturating_sub(before.busy).saturating_sub(self.ours.saturating_sub(before.ours));
+        let others = self
+            .busy
+            .saturating_sub(before.busy)
+            .saturating_sub(self.ours.saturating_sub(before.ours));
         others as f64 / ticks_per_sec / (self.at - before.at).as_secs_f64()
     }
 }
@@ -649,7 +888,12 @@ fn etcd_version() -> String {
         .ok()
         .and_then(|o| String::from_utf8(o.stdout).ok())
         .and_then(|s| {
-            let version = s.lines().next()?.strip_prefix("etcd Version:")?.trim().to_string();
+            let version = s
+                .lines()
+                .next()?
+                .strip_prefix("etcd Version:")?
+                .trim()
+                .to_string();
             Some(format!("etcd {version} ({binary})"))
         })
         .unwrap_or(binary)
@@ -669,7 +913,8 @@ mod tests {
 
     #[test]
     fn quick_shrinks_counts_but_explicit_flags_win() {
-        let args = <StoreArgsParser as clap::Parser>::parse_from(["x", "--quick", "--reads", "7"]).args;
+        let args =
+            <StoreArgsParser as clap::Parser>::parse_from(["x", "--quick", "--reads", "7"]).args;
         let c = Counts::from_args(&args);
         assert_eq!((c.single_writes, c.reads, c.watchers), (500, 7, 200));
     }

@@ -16,7 +16,11 @@ pub struct Cluster {
 }
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 impl Cluster {
@@ -32,7 +36,12 @@ impl Cluster {
             .arg("server")
             .arg("--data-dir")
             .arg(dir.path().join("data"))
-            .args(["--https-listen-port", &port.to_string(), "--bind-address", "127.0.0.1"])
+            .args([
+                "--https-listen-port",
+                &port.to_string(),
+                "--bind-address",
+                "127.0.0.1",
+            ])
             .args(extra)
             .stdout(log.try_clone().unwrap())
             .stderr(log)
@@ -40,7 +49,12 @@ impl Cluster {
             .spawn()
             .expect("starting krate server");
         let kubeconfig = dir.path().join("data").join("admin.kubeconfig");
-        let mut cluster = Cluster { child: Some(child), dir, port, kubeconfig };
+        let mut cluster = Cluster {
+            child: Some(child),
+            dir,
+            port,
+            kubeconfig,
+        };
         cluster.wait_ready();
         cluster
     }
@@ -88,7 +102,12 @@ impl Cluster {
                 use std::io::Write;
                 cmd.stdin(Stdio::piped());
                 let mut child = cmd.spawn().expect("running kubectl");
-                child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+                child
+                    .stdin
+                    .take()
+                    .unwrap()
+                    .write_all(input.as_bytes())
+                    .unwrap();
                 child.wait_with_output().unwrap()
             }
             None => cmd.stdin(Stdio::null()).output().expect("running kubectl"),
@@ -134,7 +153,11 @@ impl Cluster {
 
     pub fn fails_stdin(&self, args: &[&str], stdin: &str) -> String {
         let out = self.kubectl_stdin(args, Some(stdin));
-        assert!(!out.status.success(), "kubectl {} should have failed", args.join(" "));
+        assert!(
+            !out.status.success(),
+            "kubectl {} should have failed",
+            args.join(" ")
+        );
         String::from_utf8_lossy(&out.stderr).into_owned()
     }
 
@@ -153,12 +176,20 @@ impl Cluster {
     /// Starts the server again on the same port and data.
     pub fn restart(&mut self) {
         self.kill();
-        let log = std::fs::OpenOptions::new().append(true).open(self.dir.path().join("server.log")).unwrap();
+        let log = std::fs::OpenOptions::new()
+            .append(true)
+            .open(self.dir.path().join("server.log"))
+            .unwrap();
         let child = Command::new(env!("CARGO_BIN_EXE_krate"))
             .arg("server")
             .arg("--data-dir")
             .arg(self.data_dir())
-            .args(["--https-listen-port", &self.port.to_string(), "--bind-address", "127.0.0.1"])
+            .args([
+                "--https-listen-port",
+                &self.port.to_string(),
+                "--bind-address",
+                "127.0.0.1",
+            ])
             .stdout(log.try_clone().unwrap())
             .stderr(log)
             .stdin(Stdio::null())

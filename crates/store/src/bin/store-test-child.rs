@@ -13,12 +13,20 @@ fn usage() -> ! {
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    match args.iter().map(String::as_str).collect::<Vec<_>>().as_slice() {
+    match args
+        .iter()
+        .map(String::as_str)
+        .collect::<Vec<_>>()
+        .as_slice()
+    {
         ["crash", dir, round, writers] => {
-            let (Ok(round), Ok(writers)) = (round.parse(), writers.parse()) else { usage() };
+            let (Ok(round), Ok(writers)) = (round.parse(), writers.parse()) else {
+                usage()
+            };
             store::testing::crash::run_writer(std::path::Path::new(dir), round, writers)
         }
-        ["fill", dir] => match store::testing::disk_full::fill_and_check(std::path::Path::new(dir)) {
+        ["fill", dir] => match store::testing::disk_full::fill_and_check(std::path::Path::new(dir))
+        {
             Ok(report) => println!("{report}"),
             Err(e) => {
                 eprintln!("disk-full check failed: {e}");

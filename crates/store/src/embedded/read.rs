@@ -8,10 +8,13 @@ use bytes::Bytes;
 use rusqlite::{params, Connection, OptionalExtension, Row};
 
 use super::schema::sql_error;
-use crate::{keys, Event, EventKind, KeyValue, RangeRequest, RangeResponse, Result, Revision, StoreError};
+use crate::{
+    keys, Event, EventKind, KeyValue, RangeRequest, RangeResponse, Result, Revision, StoreError,
+};
 
 /// Columns selected from `kv_log` by every read, in this order.
-pub(super) const LOG_COLUMNS: &str = "l.rev, l.key, l.create_rev, l.version, l.deleted, l.lease, l.value";
+pub(super) const LOG_COLUMNS: &str =
+    "l.rev, l.key, l.create_rev, l.version, l.deleted, l.lease, l.value";
 
 /// A `kv_log` row.
 pub(super) struct LogRow {
@@ -33,7 +36,10 @@ impl LogRow {
             version: row.get(3)?,
             deleted: row.get::<_, i64>(4)? != 0,
             lease: row.get(5)?,
-            value: row.get::<_, Option<Vec<u8>>>(6)?.map(Bytes::from).unwrap_or_default(),
+            value: row
+                .get::<_, Option<Vec<u8>>>(6)?
+                .map(Bytes::from)
+                .unwrap_or_default(),
         })
     }
 
@@ -62,7 +68,9 @@ pub(super) fn in_snapshot<T>(
     path: &Path,
     f: impl FnOnce(&Connection) -> Result<T>,
 ) -> Result<T> {
-    let tx = conn.transaction().map_err(|e| sql_error(path, "starting read", e))?;
+    let tx = conn
+        .transaction()
+        .map_err(|e| sql_error(path, "starting read", e))?;
     let out = f(&tx)?;
     // A read transaction has nothing to commit; ending it releases the
     // snapshot so checkpoints can progress.
@@ -80,12 +88,20 @@ fn read_revision(requested: Revision, current: Revision, compacted: Revision) ->
         return Err(StoreError::FutureRevision { requested, current });
     }
     if requested < compacted {
-        return Err(StoreError::Compacted { requested, compacted });
+        return Err(StoreError::Compacted {
+            requested,
+            compacted,
+        });
     }
     Ok(requested)
 }
 
-pub(super) fn get(conn: &mut Connection, path: &Path, key: &[u8], revision: Revision) -> Result<(Option<KeyValue>, Revision)> {
+pub(super) fn get(
+    conn: &mut Connection,
+    path: &Path,
+    key: &[u8],
+    revision: Revision,
+) -> Result<(Option<KeyValue>, Revision)> {
     in_snapshot(conn, path, |conn| {
         let (current, compacted) = meta(conn, path)?;
         let at = read_revision(revision, current, compacted)?;
@@ -105,7 +121,11 @@ pub(super) fn get(conn: &mut Connection, path: &Path, key: &[u8], revision: Revi
     })
 }
 
-pub(super) fn range(conn: &mut Connection, path: &Path, req: &RangeRequest) -> Result<RangeResponse> {
+pub(super) fn range(
+    conn: &mut Connection,
+    path: &Path,
+    req: &RangeRequest,
+) -> Result<RangeResponse> {
     let start = req.start.clone().unwrap_or_else(|| req.prefix.clone());
     // The empty key sorts below every key, so "no upper bound" is expressed
     // as an end that no key reaches: NULL compared with `<` is never true, so
@@ -116,7 +136,11 @@ pub(super) fn range(conn: &mut Connection, path: &Path, req: &RangeRequest) -> R
         None => (0, Vec::new()),
     };
     // Ask for one more than the limit to learn whether more keys exist.
-    let fetch: i64 = if req.limit == 0 { -1 } else { req.limit as i64 + 1 };
+    let fetch: i64 = if req.limit == 0 {
+        -1
+    } else {
+        req.limit as i64 + 1
+    };
     in_snapshot(conn, path, |conn| {
         let (current, compacted) = meta(conn, path)?;
         let at = read_revision(req.revision, current, compacted)?;
@@ -153,7 +177,11 @@ pub(super) fn range(conn: &mut Connection, path: &Path, req: &RangeRequest) -> R
         if more {
             rows.truncate(req.limit);
         }
-        Ok(RangeResponse { kvs: rows, revision: at, more })
+        Ok(RangeResponse {
+            kvs: rows,
+            revision: at,
+            more,
+        })
     })
 }
 
@@ -163,9 +191,11 @@ pub(super) fn count(conn: &mut Connection, path: &Path, prefix: &[u8]) -> Result
         None => (0, Vec::new()),
     };
     in_snapshot(conn, path, |conn| {
-        conn.prepare_cached("SELECT count(*) FROM kv_current WHERE key >= ?1 AND (?2 = 0 OR key < ?3)")
-            .and_then(|mut s| s.query_row(params![prefix, has_end, end], |r| r.get(0)))
-            .map_err(|e| sql_error(path, "counting keys", e))
+        conn.prepare_cached(
+            "SELECT count(*) FROM kv_current WHERE key >= ?1 AND (?2 = 0 OR key < ?3)",
+        )
+        .and_then(|mut s| s.query_row(params![prefix, has_end, end], |r| r.get(0)))
+        .map_err(|e| sql_error(path, "counting keys", e))
     })
 }
 
@@ -189,7 +219,10 @@ pub(super) fn history_page(
     in_snapshot(conn, path, |conn| {
         let (_, compacted) = meta(conn, path)?;
         if after + 1 < compacted {
-            return Err(StoreError::Compacted { requested: after, compacted });
+            return Err(StoreError::Compacted {
+                requested: after,
+                compacted,
+            });
         }
         let mut stmt = conn
             .prepare_cached(&format!(
@@ -199,7 +232,10 @@ pub(super) fn history_page(
             ))
             .map_err(|e| sql_error(path, "preparing history read", e))?;
         let rows = stmt
-            .query_map(params![after, upto, prefix, has_end, end, limit as i64], LogRow::from_row)
+            .query_map(
+                params![after, upto, prefix, has_end, end, limit as i64],
+                LogRow::from_row,
+            )
             .and_then(|it| it.collect::<rusqlite::Result<Vec<_>>>())
             .map_err(|e| sql_error(path, "reading history", e))?;
         let mut prev_stmt = conn
@@ -220,7 +256,11 @@ pub(super) fn history_page(
             } else {
                 None
             };
-            let kind = if row.deleted { EventKind::Delete } else { EventKind::Put };
+            let kind = if row.deleted {
+                EventKind::Delete
+            } else {
+                EventKind::Put
+            };
             let mut kv = row.into_kv();
             if kind == EventKind::Delete {
                 kv.create_revision = 0;

@@ -57,7 +57,9 @@ INSERT INTO meta (id, current_rev, compact_rev) VALUES (1, 0, 0);
 pub fn sql_error(path: &Path, context: &str, e: rusqlite::Error) -> StoreError {
     use rusqlite::ErrorCode;
     match e.sqlite_error_code() {
-        Some(ErrorCode::DiskFull) => StoreError::DiskFull { path: path.to_path_buf() },
+        Some(ErrorCode::DiskFull) => StoreError::DiskFull {
+            path: path.to_path_buf(),
+        },
         Some(ErrorCode::NotADatabase) => StoreError::NotADatastore {
             path: path.to_path_buf(),
             reason: "the file is not a SQLite database".into(),
@@ -66,7 +68,10 @@ pub fn sql_error(path: &Path, context: &str, e: rusqlite::Error) -> StoreError {
             path: path.to_path_buf(),
             reason: format!("{context}: {e}"),
         },
-        _ => StoreError::Sqlite { context: context.to_string(), source: e },
+        _ => StoreError::Sqlite {
+            context: context.to_string(),
+            source: e,
+        },
     }
 }
 
@@ -93,7 +98,9 @@ fn configure(conn: &Connection, path: &Path) -> Result<()> {
 pub fn open_writer(path: &Path) -> Result<Connection> {
     let conn = Connection::open_with_flags(
         path,
-        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        OpenFlags::SQLITE_OPEN_READ_WRITE
+            | OpenFlags::SQLITE_OPEN_CREATE
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX,
     )
     .map_err(|e| sql_error(path, "opening datastore", e))?;
     let (app_id, user_version, tables) = identify(&conn, path)?;
@@ -139,7 +146,10 @@ pub fn verify_file(path: &Path) -> Result<()> {
         .query_row("PRAGMA integrity_check(1)", [], |r| r.get(0))
         .map_err(|e| sql_error(path, "checking integrity", e))?;
     if result != "ok" {
-        return Err(StoreError::Corrupt { path: path.to_path_buf(), reason: result });
+        return Err(StoreError::Corrupt {
+            path: path.to_path_buf(),
+            reason: result,
+        });
     }
     Ok(())
 }
@@ -169,7 +179,9 @@ fn check_identity(path: &Path, app_id: i32, user_version: i32) -> Result<()> {
     if app_id != APPLICATION_ID {
         return Err(StoreError::NotADatastore {
             path: path.to_path_buf(),
-            reason: format!("it is a SQLite database of another application (application_id {app_id:#x})"),
+            reason: format!(
+                "it is a SQLite database of another application (application_id {app_id:#x})"
+            ),
         });
     }
     if user_version != SCHEMA_VERSION {

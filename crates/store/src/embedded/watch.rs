@@ -42,7 +42,10 @@ pub(super) struct Subscription {
 impl Hub {
     pub fn new(published: Revision, buffer: usize) -> Hub {
         Hub {
-            state: Mutex::new(HubState { published, watchers: Vec::new() }),
+            state: Mutex::new(HubState {
+                published,
+                watchers: Vec::new(),
+            }),
             next_id: AtomicU64::new(1),
             buffer: buffer.max(1),
         }
@@ -64,7 +67,11 @@ impl Hub {
             tx,
             too_slow: too_slow.clone(),
         });
-        Subscription { from: state.published, rx, too_slow }
+        Subscription {
+            from: state.published,
+            rx,
+            too_slow,
+        }
     }
 
     /// Delivers a committed batch (events in revision order) ending at

@@ -34,12 +34,30 @@ const COMPACTION_STEP: i64 = 2_000;
 const VACUUM_STEP_PAGES: i64 = 2_048;
 
 pub(super) enum WriteOp {
-    Create { key: Bytes, value: Bytes, lease: LeaseId },
-    Update { key: Bytes, value: Bytes, expected: Revision, lease: LeaseId },
-    Delete { key: Bytes, expected: Option<Revision> },
-    LeaseGrant { ttl: Duration },
-    LeaseRevoke { lease: LeaseId },
-    Compact { revision: Revision },
+    Create {
+        key: Bytes,
+        value: Bytes,
+        lease: LeaseId,
+    },
+    Update {
+        key: Bytes,
+        value: Bytes,
+        expected: Revision,
+        lease: LeaseId,
+    },
+    Delete {
+        key: Bytes,
+        expected: Option<Revision>,
+    },
+    LeaseGrant {
+        ttl: Duration,
+    },
+    LeaseRevoke {
+        lease: LeaseId,
+    },
+    Compact {
+        revision: Revision,
+    },
 }
 
 pub(super) enum WriteOutcome {
@@ -72,7 +90,14 @@ pub(super) struct Writer {
 
 impl Writer {
     pub fn new(conn: Connection, path: PathBuf, shared: Arc<Shared>, current: Revision) -> Writer {
-        Writer { conn, path, shared, current, compaction: None, vacuum_pending: 0 }
+        Writer {
+            conn,
+            path,
+            shared,
+            current,
+            compaction: None,
+            vacuum_pending: 0,
+        }
     }
 
     /// Serves requests until every sender is gone.
@@ -138,12 +163,21 @@ impl Writer {
         let outcome = self.apply_all(&ops, &mut events, &mut granted, &mut revoked);
         match outcome {
             Ok(results) => {
-                self.shared.current_rev.store(self.current, Ordering::Release);
+                self.shared
+                    .current_rev
+                    .store(self.current, Ordering::Release);
                 if !granted.is_empty() || !revoked.is_empty() {
                     let mut leases = self.shared.lock_leases();
                     let now = Instant::now();
                     for (id, ttl) in granted {
-                        leases.insert(id, LeaseState { ttl, deadline: now + ttl, revoking: false });
+                        leases.insert(
+                            id,
+                            LeaseState {
+                                ttl,
+                                deadline: now + ttl,
+                                revoking: false,
+                            },
+                        );
                     }
                     for id in revoked {
                         leases.remove(&id);
@@ -163,11 +197,15 @@ impl Writer {
                 for reply in requests {
                     let err = first.take().unwrap_or_else(|| {
                         if full {
-                            StoreError::DiskFull { path: self.path.clone() }
+                            StoreError::DiskFull {
+                                path: self.path.clone(),
+                            }
                         } else {
                             StoreError::io(
                                 "datastore write failed",
-                                std::io::Error::other("the batch holding this write was rolled back"),
+                                std::io::Error::other(
+                                    "the batch holding this write was rolled back",
+                                ),
                             )
                         }
                     });
@@ -196,42 +234,67 @@ impl Writer {
         let mut results = Vec::with_capacity(ops.len());
         for op in ops {
             let result = match op {
-                WriteOp::Create { key, value, lease } => create(&tx, &path, &mut rev, key, value, *lease, events),
-                WriteOp::Update { key, value, expected, lease } => {
-                    update(&tx, &path, &mut rev, key, value, *expected, *lease, events)
+                WriteOp::Create { key, value, lease } => {
+                    create(&tx, &path, &mut rev, key, value, *lease, events)
                 }
-                WriteOp::Delete { key, expected } => delete(&tx, &path, &mut rev, key, *expected, events)
-                    .map(|(r, kv)| WriteOutcome::Deleted(r, kv)),
+                WriteOp::Update {
+                    key,
+                    value,
+                    expected,
+                    lease,
+                } => update(&tx, &path, &mut rev, key, value, *expected, *lease, events),
+                WriteOp::Delete { key, expected } => {
+                    delete(&tx, &path, &mut rev, key, *expected, events)
+                        .map(|(r, kv)| WriteOutcome::Deleted(r, kv))
+                }
                 WriteOp::LeaseGrant { ttl } => lease_grant(&tx, &path, *ttl).map(|id| {
                     granted.push((id, *ttl));
                     WriteOutcome::Lease(id)
                 }),
-                WriteOp::LeaseRevoke { lease } => lease_revoke(&tx, &path, &mut rev, *lease, events).map(|()| {
-                    revoked.push(*lease);
-                    WriteOutcome::Done
-                }),
-                WriteOp::Compact { .. } => unreachable!("compactions are split off before the batch"),
+                WriteOp::LeaseRevoke { lease } => {
+                    lease_revoke(&tx, &path, &mut rev, *lease, events).map(|()| {
+                        revoked.push(*lease);
+                        WriteOutcome::Done
+                    })
+                }
+                WriteOp::Compact { .. } => {
+                    unreachable!("compactions are split off before the batch")
+                }
             };
             match result {
                 Err(e) if is_fatal(&e) => return Err(e),
                 r => results.push(r),
             }
         }
-        tx.execute("UPDATE meta SET current_rev = ?1 WHERE id = 1", params![rev])
-            .map_err(|e| sql_error(&path, "recording revision", e))?;
-        tx.commit().map_err(|e| sql_error(&path, "committing write", e))?;
+        tx.execute(
+            "UPDATE meta SET current_rev = ?1 WHERE id = 1",
+            params![rev],
+        )
+        .map_err(|e| sql_error(&path, "recording revision", e))?;
+        tx.commit()
+            .map_err(|e| sql_error(&path, "committing write", e))?;
         self.current = rev;
         Ok(results)
     }
 
-    fn start_compaction(&mut self, revision: Revision, reply: oneshot::Sender<Result<WriteOutcome>>) {
+    fn start_compaction(
+        &mut self,
+        revision: Revision,
+        reply: oneshot::Sender<Result<WriteOutcome>>,
+    ) {
         let compacted = self.shared.compact_rev.load(Ordering::Acquire);
         if revision > self.current {
-            let _ = reply.send(Err(StoreError::FutureRevision { requested: revision, current: self.current }));
+            let _ = reply.send(Err(StoreError::FutureRevision {
+                requested: revision,
+                current: self.current,
+            }));
             return;
         }
         if revision <= compacted {
-            let _ = reply.send(Err(StoreError::Compacted { requested: revision, compacted }));
+            let _ = reply.send(Err(StoreError::Compacted {
+                requested: revision,
+                compacted,
+            }));
             return;
         }
         if let Some(job) = self.compaction.take() {
@@ -247,7 +310,10 @@ impl Writer {
         let path = self.path.clone();
         if let Err(e) = self
             .conn
-            .execute("UPDATE meta SET compact_rev = ?1 WHERE id = 1", params![revision])
+            .execute(
+                "UPDATE meta SET compact_rev = ?1 WHERE id = 1",
+                params![revision],
+            )
             .map_err(|e| sql_error(&path, "recording compaction", e))
         {
             let _ = reply.send(Err(e));
@@ -258,11 +324,17 @@ impl Writer {
             .conn
             .query_row("SELECT COALESCE(MIN(rev), 0) FROM kv_log", [], |r| r.get(0))
             .unwrap_or(0);
-        self.compaction = Some(CompactionJob { target: revision, next: first, reply: Some(reply) });
+        self.compaction = Some(CompactionJob {
+            target: revision,
+            next: first,
+            reply: Some(reply),
+        });
     }
 
     fn compaction_step(&mut self) {
-        let Some(job) = self.compaction.as_mut() else { return };
+        let Some(job) = self.compaction.as_mut() else {
+            return;
+        };
         let hi = (job.next + COMPACTION_STEP).min(job.target);
         let target = job.target;
         let lo = job.next;
@@ -304,8 +376,14 @@ impl Writer {
     /// eighth of the file go back to the filesystem (the rest is reused by
     /// new writes), a chunk at a time between write batches.
     fn after_compaction(&mut self) {
-        let pages: i64 = self.conn.query_row("PRAGMA page_count", [], |r| r.get(0)).unwrap_or(0);
-        let free: i64 = self.conn.query_row("PRAGMA freelist_count", [], |r| r.get(0)).unwrap_or(0);
+        let pages: i64 = self
+            .conn
+            .query_row("PRAGMA page_count", [], |r| r.get(0))
+            .unwrap_or(0);
+        let free: i64 = self
+            .conn
+            .query_row("PRAGMA freelist_count", [], |r| r.get(0))
+            .unwrap_or(0);
         if pages > 0 && free * 4 > pages {
             self.vacuum_pending = free - pages / 8;
         } else {
@@ -318,11 +396,14 @@ impl Writer {
         let chunk = self.vacuum_pending.min(VACUUM_STEP_PAGES);
         // Each step of the pragma frees one page: step it to the end (a
         // single `execute` would free just one).
-        let result = self.conn.prepare(&format!("PRAGMA incremental_vacuum({chunk})")).and_then(|mut stmt| {
-            let mut rows = stmt.query([])?;
-            while rows.next()?.is_some() {}
-            Ok(())
-        });
+        let result = self
+            .conn
+            .prepare(&format!("PRAGMA incremental_vacuum({chunk})"))
+            .and_then(|mut stmt| {
+                let mut rows = stmt.query([])?;
+                while rows.next()?.is_some() {}
+                Ok(())
+            });
         match result {
             Ok(()) => self.vacuum_pending -= chunk,
             Err(e) => {
@@ -349,7 +430,11 @@ impl Writer {
 fn is_fatal(e: &StoreError) -> bool {
     matches!(
         e,
-        StoreError::Sqlite { .. } | StoreError::DiskFull { .. } | StoreError::Corrupt { .. } | StoreError::NotADatastore { .. } | StoreError::Io { .. }
+        StoreError::Sqlite { .. }
+            | StoreError::DiskFull { .. }
+            | StoreError::Corrupt { .. }
+            | StoreError::NotADatastore { .. }
+            | StoreError::Io { .. }
     )
 }
 
@@ -402,7 +487,9 @@ fn create(
         .and_then(|mut s| s.exists(params![key.as_ref()]))
         .map_err(|e| sql_error(path, "reading key", e))?;
     if exists {
-        return Err(StoreError::AlreadyExists { key: key_string(key) });
+        return Err(StoreError::AlreadyExists {
+            key: key_string(key),
+        });
     }
     check_lease(tx, path, lease)?;
     let new_rev = *rev + 1;
@@ -419,7 +506,11 @@ fn create(
         .and_then(|mut s| s.execute(params![key.as_ref(), new_rev, lease]))
         .map_err(|e| sql_error(path, "writing key", e))?;
     *rev = new_rev;
-    events.push(Event { kind: EventKind::Put, kv: kv.clone(), prev: None });
+    events.push(Event {
+        kind: EventKind::Put,
+        kv: kv.clone(),
+        prev: None,
+    });
     Ok(WriteOutcome::Kv(kv))
 }
 
@@ -435,10 +526,16 @@ fn update(
     events: &mut Vec<Event>,
 ) -> Result<WriteOutcome> {
     let Some(cur) = current_row(tx, path, key)? else {
-        return Err(StoreError::NotFound { key: key_string(key) });
+        return Err(StoreError::NotFound {
+            key: key_string(key),
+        });
     };
     if cur.rev != expected {
-        return Err(StoreError::Conflict { key: key_string(key), expected, current: Some(Box::new(cur.into_kv())) });
+        return Err(StoreError::Conflict {
+            key: key_string(key),
+            expected,
+            current: Some(Box::new(cur.into_kv())),
+        });
     }
     check_lease(tx, path, lease)?;
     let new_rev = *rev + 1;
@@ -456,7 +553,11 @@ fn update(
         .and_then(|mut s| s.execute(params![key.as_ref(), new_rev, lease]))
         .map_err(|e| sql_error(path, "writing key", e))?;
     *rev = new_rev;
-    events.push(Event { kind: EventKind::Put, kv: kv.clone(), prev: Some(prev) });
+    events.push(Event {
+        kind: EventKind::Put,
+        kv: kv.clone(),
+        prev: Some(prev),
+    });
     Ok(WriteOutcome::Kv(kv))
 }
 
@@ -469,11 +570,17 @@ fn delete(
     events: &mut Vec<Event>,
 ) -> Result<(Revision, KeyValue)> {
     let Some(cur) = current_row(tx, path, key)? else {
-        return Err(StoreError::NotFound { key: key_string(key) });
+        return Err(StoreError::NotFound {
+            key: key_string(key),
+        });
     };
     if let Some(expected) = expected {
         if cur.rev != expected {
-            return Err(StoreError::Conflict { key: key_string(key), expected, current: Some(Box::new(cur.into_kv())) });
+            return Err(StoreError::Conflict {
+                key: key_string(key),
+                expected,
+                current: Some(Box::new(cur.into_kv())),
+            });
         }
     }
     let new_rev = *rev + 1;
@@ -491,7 +598,11 @@ fn delete(
         .and_then(|mut s| s.execute(params![key]))
         .map_err(|e| sql_error(path, "deleting key", e))?;
     *rev = new_rev;
-    events.push(Event { kind: EventKind::Delete, kv: tombstone, prev: Some(prev.clone()) });
+    events.push(Event {
+        kind: EventKind::Delete,
+        kv: tombstone,
+        prev: Some(prev.clone()),
+    });
     Ok((new_rev, prev))
 }
 
@@ -512,7 +623,13 @@ fn lease_grant(tx: &Connection, path: &Path, ttl: Duration) -> Result<LeaseId> {
     }
 }
 
-fn lease_revoke(tx: &Connection, path: &Path, rev: &mut Revision, lease: LeaseId, events: &mut Vec<Event>) -> Result<()> {
+fn lease_revoke(
+    tx: &Connection,
+    path: &Path,
+    rev: &mut Revision,
+    lease: LeaseId,
+    events: &mut Vec<Event>,
+) -> Result<()> {
     let removed = tx
         .prepare_cached("DELETE FROM leases WHERE id = ?1")
         .and_then(|mut s| s.execute(params![lease]))
@@ -542,7 +659,14 @@ pub(super) fn load_leases(conn: &Connection, path: &Path) -> Result<HashMap<Leas
         .into_iter()
         .map(|(id, ms)| {
             let ttl = Duration::from_millis(ms.max(0) as u64);
-            (id, LeaseState { ttl, deadline: now + ttl, revoking: false })
+            (
+                id,
+                LeaseState {
+                    ttl,
+                    deadline: now + ttl,
+                    revoking: false,
+                },
+            )
         })
         .collect())
 }

@@ -32,14 +32,20 @@ pub struct Ack {
 /// Options for the writer child: no automatic compaction, so the whole
 /// history stays checkable.
 pub fn writer_options() -> Options {
-    Options { auto_compaction: false, ..Options::default() }
+    Options {
+        auto_compaction: false,
+        ..Options::default()
+    }
 }
 
 /// The child side: opens the store in `dir` and writes with `writers`
 /// concurrent tasks until killed, printing `ack <revision> <key> <value>`
 /// for every acknowledged write. Never returns normally.
 pub fn run_writer(dir: &Path, round: u32, writers: usize) -> ! {
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build();
     let rt = match rt {
         Ok(rt) => rt,
         Err(e) => {
@@ -58,7 +64,9 @@ pub fn run_writer(dir: &Path, round: u32, writers: usize) -> ! {
         let mut tasks = Vec::new();
         for w in 0..writers {
             let (store, out) = (store.clone(), out.clone());
-            tasks.push(tokio::spawn(async move { write_forever(store, out, round, w).await }));
+            tasks.push(tokio::spawn(async move {
+                write_forever(store, out, round, w).await
+            }));
         }
         for t in tasks {
             t.await.map_err(|_| StoreError::Closed)??;
@@ -74,7 +82,12 @@ pub fn run_writer(dir: &Path, round: u32, writers: usize) -> ! {
     }
 }
 
-async fn write_forever(store: Arc<Embedded>, out: Arc<Mutex<std::io::Stdout>>, round: u32, writer: usize) -> Result<(), StoreError> {
+async fn write_forever(
+    store: Arc<Embedded>,
+    out: Arc<Mutex<std::io::Stdout>>,
+    round: u32,
+    writer: usize,
+) -> Result<(), StoreError> {
     let shared_key = format!("/crash/shared/{writer}");
     for seq in 0u64.. {
         let (key, value, kv) = if seq % 4 == 3 {
@@ -82,14 +95,29 @@ async fn write_forever(store: Arc<Embedded>, out: Arc<Mutex<std::io::Stdout>>, r
             // compare-and-swap, so updates are checked as well as creates.
             let value = format!("r{round}w{writer}s{seq}");
             let kv = match store.get(shared_key.as_bytes(), 0).await?.0 {
-                None => store.create(shared_key.as_bytes(), Bytes::from(value.clone()), 0).await?,
-                Some(cur) => store.update(shared_key.as_bytes(), Bytes::from(value.clone()), cur.mod_revision, 0).await?,
+                None => {
+                    store
+                        .create(shared_key.as_bytes(), Bytes::from(value.clone()), 0)
+                        .await?
+                }
+                Some(cur) => {
+                    store
+                        .update(
+                            shared_key.as_bytes(),
+                            Bytes::from(value.clone()),
+                            cur.mod_revision,
+                            0,
+                        )
+                        .await?
+                }
             };
             (shared_key.clone(), value, kv)
         } else {
             let key = format!("/crash/{round}/{writer}/{seq}");
             let value = format!("{key}={}", "x".repeat((seq % 7) as usize * 100));
-            let kv = store.create(key.as_bytes(), Bytes::from(value.clone()), 0).await?;
+            let kv = store
+                .create(key.as_bytes(), Bytes::from(value.clone()), 0)
+                .await?;
             (key, value, kv)
         };
         let mut o = out.lock().unwrap_or_else(|p| p.into_inner());
@@ -110,13 +138,21 @@ pub struct CrashReport {
 /// Runs `kills` rounds: `child(round)` must start a process that calls
 /// [`run_writer`] on `dir`. After each kill the store is reopened and
 /// checked. Returns an error describing the first violation found.
-pub fn run(dir: &Path, kills: usize, child: impl Fn(u32) -> Command) -> Result<CrashReport, String> {
+pub fn run(
+    dir: &Path,
+    kills: usize,
+    child: impl Fn(u32) -> Command,
+) -> Result<CrashReport, String> {
     let mut rng = rand::thread_rng();
     let mut all: Vec<Ack> = Vec::new();
     for round in 0..kills as u32 {
         let mut cmd = child(round);
-        cmd.stdout(Stdio::piped()).stderr(Stdio::inherit()).stdin(Stdio::null());
-        let mut proc = cmd.spawn().map_err(|e| format!("starting crash writer: {e}"))?;
+        cmd.stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .stdin(Stdio::null());
+        let mut proc = cmd
+            .spawn()
+            .map_err(|e| format!("starting crash writer: {e}"))?;
         let stdout = proc.stdout.take().ok_or("no stdout from crash writer")?;
         let acks: Arc<Mutex<Vec<Ack>>> = Arc::default();
         let ready = Arc::new((Mutex::new(false), std::sync::Condvar::new()));
@@ -152,39 +188,56 @@ pub fn run(dir: &Path, kills: usize, child: impl Fn(u32) -> Command) -> Result<C
             let deadline = Instant::now() + Duration::from_secs(20);
             let mut is_ready = lock.lock().unwrap_or_else(|p| p.into_inner());
             while !*is_ready && Instant::now() < deadline {
-                is_ready = cv.wait_timeout(is_ready, Duration::from_millis(50)).map(|(g, _)| g).unwrap_or_else(|p| p.into_inner().0);
+                is_ready = cv
+                    .wait_timeout(is_ready, Duration::from_millis(50))
+                    .map(|(g, _)| g)
+                    .unwrap_or_else(|p| p.into_inner().0);
             }
             if !*is_ready {
                 let _ = proc.kill();
                 let _ = proc.wait();
-                return Err(format!("round {round}: crash writer did not open the store"));
+                return Err(format!(
+                    "round {round}: crash writer did not open the store"
+                ));
             }
         }
         // Under load the first commit can take a while: wait for it, so
         // every round kills a writer that is really writing.
         let deadline = Instant::now() + Duration::from_secs(30);
-        while acks.lock().unwrap_or_else(|p| p.into_inner()).is_empty() && Instant::now() < deadline {
+        while acks.lock().unwrap_or_else(|p| p.into_inner()).is_empty() && Instant::now() < deadline
+        {
             if let Ok(Some(status)) = proc.try_wait() {
-                return Err(format!("round {round}: crash writer exited on its own ({status})"));
+                return Err(format!(
+                    "round {round}: crash writer exited on its own ({status})"
+                ));
             }
             std::thread::sleep(Duration::from_millis(5));
         }
         std::thread::sleep(Duration::from_millis(rng.gen_range(30..400)));
         if let Ok(Some(status)) = proc.try_wait() {
-            return Err(format!("round {round}: crash writer exited on its own ({status})"));
+            return Err(format!(
+                "round {round}: crash writer exited on its own ({status})"
+            ));
         }
-        proc.kill().map_err(|e| format!("killing crash writer: {e}"))?;
+        proc.kill()
+            .map_err(|e| format!("killing crash writer: {e}"))?;
         let _ = proc.wait();
         let _ = reader.join();
         let round_acks = std::mem::take(&mut *acks.lock().unwrap_or_else(|p| p.into_inner()));
         if round_acks.is_empty() {
-            return Err(format!("round {round}: no write was acknowledged before the kill"));
+            return Err(format!(
+                "round {round}: no write was acknowledged before the kill"
+            ));
         }
         all.extend(round_acks);
         verify(dir, &all).map_err(|e| format!("after kill {}: {e}", round + 1))?;
     }
     let final_revision = all.iter().map(|a| a.revision).max().unwrap_or(0);
-    Ok(CrashReport { kills, acknowledged: all.len(), final_revision })
+    Ok(CrashReport {
+        kills,
+        acknowledged: all.len(),
+        final_revision,
+    })
 }
 
 /// Reopens the store and checks every acknowledged write and the
@@ -195,19 +248,30 @@ pub fn verify(dir: &Path, acks: &[Ack]) -> Result<(), String> {
         .build()
         .map_err(|e| format!("runtime: {e}"))?;
     rt.block_on(async {
-        let store = Embedded::open_with(dir, writer_options()).map_err(|e| format!("reopening store: {e}"))?;
+        let store = Embedded::open_with(dir, writer_options())
+            .map_err(|e| format!("reopening store: {e}"))?;
         let current = store.current_revision().await.map_err(|e| e.to_string())?;
         let mut seen_revs: HashMap<Revision, &str> = HashMap::new();
         for ack in acks {
             if let Some(other) = seen_revs.insert(ack.revision, &ack.key) {
-                return Err(format!("revision {} acknowledged twice ({other} and {})", ack.revision, ack.key));
+                return Err(format!(
+                    "revision {} acknowledged twice ({other} and {})",
+                    ack.revision, ack.key
+                ));
             }
             if ack.revision > current {
-                return Err(format!("acknowledged revision {} is beyond the recovered revision {current}", ack.revision));
+                return Err(format!(
+                    "acknowledged revision {} is beyond the recovered revision {current}",
+                    ack.revision
+                ));
             }
-            let (kv, _) = store.get(ack.key.as_bytes(), ack.revision).await.map_err(|e| e.to_string())?;
+            let (kv, _) = store
+                .get(ack.key.as_bytes(), ack.revision)
+                .await
+                .map_err(|e| e.to_string())?;
             match kv {
-                Some(kv) if kv.mod_revision == ack.revision && kv.value == ack.value.as_bytes() => {}
+                Some(kv) if kv.mod_revision == ack.revision && kv.value == ack.value.as_bytes() => {
+                }
                 Some(kv) => {
                     return Err(format!(
                         "{} at revision {}: found revision {} value {:?}, acknowledged {:?}",
@@ -218,7 +282,12 @@ pub fn verify(dir: &Path, acks: &[Ack]) -> Result<(), String> {
                         ack.value
                     ))
                 }
-                None => return Err(format!("acknowledged write of {} at revision {} is lost", ack.key, ack.revision)),
+                None => {
+                    return Err(format!(
+                        "acknowledged write of {} at revision {} is lost",
+                        ack.key, ack.revision
+                    ))
+                }
             }
         }
         // Revisions 1..=current, each exactly once.
@@ -231,7 +300,10 @@ pub fn verify(dir: &Path, acks: &[Ack]) -> Result<(), String> {
                 .ok_or("history replay ended early")?
                 .map_err(|e| e.to_string())?;
             if ev.revision() != expected {
-                return Err(format!("history has revision {} where {expected} was expected", ev.revision()));
+                return Err(format!(
+                    "history has revision {} where {expected} was expected",
+                    ev.revision()
+                ));
             }
             expected += 1;
         }

@@ -38,25 +38,43 @@ pub fn fill_and_check(dir: &Path) -> Result<String, String> {
         let message = err.to_string();
         let current = store.current_revision().await.map_err(|e| e.to_string())?;
         if current != written as i64 {
-            return Err(format!("revision {current} after {written} acknowledged writes"));
+            return Err(format!(
+                "revision {current} after {written} acknowledged writes"
+            ));
         }
-        if store.get(failed_key.as_bytes(), 0).await.map_err(|e| e.to_string())?.0.is_some() {
+        if store
+            .get(failed_key.as_bytes(), 0)
+            .await
+            .map_err(|e| e.to_string())?
+            .0
+            .is_some()
+        {
             return Err(format!("the failed write of {failed_key} was stored"));
         }
         let all = store
-            .range(RangeRequest { prefix: b"/fill/".to_vec(), ..Default::default() })
+            .range(RangeRequest {
+                prefix: b"/fill/".to_vec(),
+                ..Default::default()
+            })
             .await
             .map_err(|e| format!("reading after a full disk: {e}"))?;
         if all.kvs.len() as u64 != written || all.kvs.iter().any(|kv| kv.value != value) {
-            return Err(format!("{} keys readable after {written} acknowledged writes", all.kvs.len()));
+            return Err(format!(
+                "{} keys readable after {written} acknowledged writes",
+                all.kvs.len()
+            ));
         }
         store.close();
         drop(store);
         let store = Embedded::open(dir).map_err(|e| format!("reopening after a full disk: {e}"))?;
         let count = store.count(b"/fill/").await.map_err(|e| e.to_string())?;
         if count as u64 != written {
-            return Err(format!("{count} keys after reopening, {written} acknowledged"));
+            return Err(format!(
+                "{count} keys after reopening, {written} acknowledged"
+            ));
         }
-        Ok(format!("ok: {written} writes acknowledged, then: {message}"))
+        Ok(format!(
+            "ok: {written} writes acknowledged, then: {message}"
+        ))
     })
 }

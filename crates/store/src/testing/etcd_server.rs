@@ -31,11 +31,22 @@ pub enum EtcdServerError {
         source: std::io::Error,
     },
 
-    #[error("etcd at {endpoint} exited before it answered ({status}); its log ends with:\n{log_tail}")]
-    Exited { endpoint: String, status: String, log_tail: String },
+    #[error(
+        "etcd at {endpoint} exited before it answered ({status}); its log ends with:\n{log_tail}"
+    )]
+    Exited {
+        endpoint: String,
+        status: String,
+        log_tail: String,
+    },
 
     #[error("etcd at {endpoint} did not answer within {timeout:?} (last error: {last_error}); its log ends with:\n{log_tail}")]
-    NotReady { endpoint: String, timeout: Duration, last_error: String, log_tail: String },
+    NotReady {
+        endpoint: String,
+        timeout: Duration,
+        last_error: String,
+        log_tail: String,
+    },
 }
 
 /// A running etcd member. Dropping it kills the process and deletes its
@@ -106,7 +117,10 @@ impl EtcdServer {
         let dir = tempfile::Builder::new()
             .prefix("krate-etcd-")
             .tempdir()
-            .map_err(|source| EtcdServerError::Io { context: "creating a temporary directory".into(), source })?;
+            .map_err(|source| EtcdServerError::Io {
+                context: "creating a temporary directory".into(),
+                source,
+            })?;
         let client_port = free_port()?;
         let peer_port = free_port()?;
         let endpoint = format!("http://127.0.0.1:{client_port}");
@@ -115,11 +129,16 @@ impl EtcdServer {
         // each other for one cluster.
         let name = format!("krate-test-{}-{client_port}", std::process::id());
         let log = dir.path().join("etcd.log");
-        let output = fs::File::create(dir.path().join("etcd.out"))
-            .map_err(|source| EtcdServerError::Io { context: "creating etcd's output file".into(), source })?;
-        let output_err = output
-            .try_clone()
-            .map_err(|source| EtcdServerError::Io { context: "duplicating etcd's output file".into(), source })?;
+        let output = fs::File::create(dir.path().join("etcd.out")).map_err(|source| {
+            EtcdServerError::Io {
+                context: "creating etcd's output file".into(),
+                source,
+            }
+        })?;
+        let output_err = output.try_clone().map_err(|source| EtcdServerError::Io {
+            context: "duplicating etcd's output file".into(),
+            source,
+        })?;
 
         let mut command = Command::new(etcd_binary());
         command
@@ -156,7 +175,12 @@ impl EtcdServer {
             context: format!("starting {} (Debian package etcd-server)", etcd_binary()),
             source,
         })?;
-        Ok(EtcdServer { child, endpoint, log, dir })
+        Ok(EtcdServer {
+            child,
+            endpoint,
+            log,
+            dir,
+        })
     }
 
     async fn wait_ready(&mut self) -> Result<(), EtcdServerError> {
@@ -217,7 +241,9 @@ impl Drop for EtcdServer {
 /// and serves.
 async fn probe(endpoint: &str) -> Result<(), String> {
     let options = etcd_client::ConnectOptions::new().with_connect_timeout(Duration::from_secs(1));
-    let mut client = etcd_client::Client::connect([endpoint], Some(options)).await.map_err(|e| e.to_string())?;
+    let mut client = etcd_client::Client::connect([endpoint], Some(options))
+        .await
+        .map_err(|e| e.to_string())?;
     let get = client.get("\0", Some(etcd_client::GetOptions::new().with_count_only()));
     match tokio::time::timeout(Duration::from_secs(2), get).await {
         Ok(Ok(_)) => Ok(()),
@@ -246,11 +272,16 @@ fn unsupported_arch() -> Option<&'static str> {
 /// A port that was free a moment ago: the kernel picks it, we release it
 /// for etcd to bind.
 fn free_port() -> Result<u16, EtcdServerError> {
-    let listener = TcpListener::bind("127.0.0.1:0")
-        .map_err(|source| EtcdServerError::Io { context: "picking a free loopback port".into(), source })?;
+    let listener = TcpListener::bind("127.0.0.1:0").map_err(|source| EtcdServerError::Io {
+        context: "picking a free loopback port".into(),
+        source,
+    })?;
     let port = listener
         .local_addr()
-        .map_err(|source| EtcdServerError::Io { context: "picking a free loopback port".into(), source })?
+        .map_err(|source| EtcdServerError::Io {
+            context: "picking a free loopback port".into(),
+            source,
+        })?
         .port();
     Ok(port)
 }
