@@ -103,15 +103,11 @@ pub async fn rules_for(reg: &Registry, user: &User, namespace: &str) -> Vec<Valu
             .unwrap_or_default()
     };
     let cluster_roles = list(crs, None).await;
-    let role_rules = |kind: &str, name: &str, roles: &[Value]| -> Vec<Value> {
+    let role_rules = |name: &str, roles: &[Value]| -> Vec<Value> {
         roles
             .iter()
             .filter(|r| r.pointer("/metadata/name").and_then(Value::as_str) == Some(name))
             .flat_map(|r| r["rules"].as_array().cloned().unwrap_or_default())
-            .map(|rule| {
-                let _ = kind;
-                rule
-            })
             .collect()
     };
     for b in list(crbs, None).await {
@@ -123,7 +119,7 @@ pub async fn rules_for(reg: &Registry, user: &User, namespace: &str) -> Vec<Valu
                 .pointer("/roleRef/name")
                 .and_then(Value::as_str)
                 .unwrap_or("");
-            rules.extend(role_rules("ClusterRole", name, &cluster_roles));
+            rules.extend(role_rules(name, &cluster_roles));
         }
     }
     if !namespace.is_empty() {
@@ -138,10 +134,8 @@ pub async fn rules_for(reg: &Registry, user: &User, namespace: &str) -> Vec<Valu
                     .and_then(Value::as_str)
                     .unwrap_or("");
                 match b.pointer("/roleRef/kind").and_then(Value::as_str) {
-                    Some("ClusterRole") => {
-                        rules.extend(role_rules("ClusterRole", name, &cluster_roles))
-                    }
-                    _ => rules.extend(role_rules("Role", name, &ns_roles)),
+                    Some("ClusterRole") => rules.extend(role_rules(name, &cluster_roles)),
+                    _ => rules.extend(role_rules(name, &ns_roles)),
                 }
             }
         }

@@ -633,7 +633,7 @@ impl Registry {
         Ok(())
     }
 
-    fn validate_meta(r: &ResourceInfo, s: &dyn Strategy, obj: &Value) -> Vec<Cause> {
+    fn validate_meta(s: &dyn Strategy, obj: &Value) -> Vec<Cause> {
         let mut causes = Vec::new();
         let m = meta(obj);
         let name = m
@@ -675,7 +675,6 @@ impl Registry {
                 }
             }
         }
-        let _ = r;
         causes
     }
 
@@ -724,7 +723,7 @@ impl Registry {
         }
         s.prepare_for_create(&mut obj);
         let name = meta_str(&obj, "name").unwrap_or("").to_string();
-        let mut causes = Self::validate_meta(r, s.as_ref(), &obj);
+        let mut causes = Self::validate_meta(s.as_ref(), &obj);
         causes.extend(s.validate(&obj));
         if !causes.is_empty() {
             return Err(ApiError::invalid(r, &name, causes));
@@ -898,7 +897,7 @@ impl Registry {
                 api::defaults::apply_defaults(r.group, r.version, r.kind, &mut incoming);
             }
             let new = Self::merge_update(r, s.as_ref(), &old, incoming, subresource)?;
-            let mut causes = Self::validate_meta(r, s.as_ref(), &new);
+            let mut causes = Self::validate_meta(s.as_ref(), &new);
             causes.extend(s.validate_update(&new, &old));
             if !causes.is_empty() {
                 return Err(ApiError::invalid(r, name, causes));

@@ -457,14 +457,11 @@ impl ApiServer {
         let sas = crate::resources::lookup("", "v1", "serviceaccounts")
             .expect("serviceaccounts are served");
         let sa = self.registry.get(sas, Some(ns), name).await?;
-        let requests = crate::resources::lookup("authentication.k8s.io", "v1", "tokenreviews")
-            .expect("served");
         let expiration = body
             .pointer("/spec/expirationSeconds")
             .and_then(Value::as_i64)
             .unwrap_or(crate::tokens::DEFAULT_EXPIRATION_SECONDS);
         if expiration < crate::tokens::MIN_EXPIRATION_SECONDS {
-            let _ = requests;
             return Err(ApiError {
                 code: 422,
                 reason: "Invalid",

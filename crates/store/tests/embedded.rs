@@ -380,11 +380,10 @@ async fn automatic_compaction_keeps_disk_use_bounded_under_churn() {
         for w in 0..8 {
             let (store, value) = (store.clone(), value.clone());
             tasks.push(tokio::spawn(async move {
-                for round in 0..50 {
+                for _round in 0..50 {
                     for k in (w..keys).step_by(8) {
                         let key = format!("/churn/{k}");
                         let cur = store.get(key.as_bytes(), 0).await.unwrap().0.unwrap();
-                        let _ = round;
                         store
                             .update(key.as_bytes(), value.clone(), cur.mod_revision, 0)
                             .await
