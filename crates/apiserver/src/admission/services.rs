@@ -90,6 +90,11 @@ fn is_services(r: &ResourceInfo) -> bool {
 }
 
 fn invalid(obj: &Value, field: &str, message: String) -> ApiError {
+    field_error(obj, "FieldValueInvalid", field, message)
+}
+
+/// A 422 on a Service naming one field, as upstream words it.
+fn field_error(obj: &Value, reason: &str, field: &str, message: String) -> ApiError {
     let r = crate::resources::lookup("", "v1", "services").expect("services are served");
     let name = obj
         .pointer("/metadata/name")
@@ -99,7 +104,7 @@ fn invalid(obj: &Value, field: &str, message: String) -> ApiError {
         r,
         name,
         vec![Cause {
-            reason: "FieldValueInvalid".into(),
+            reason: reason.into(),
             message,
             field: field.into(),
         }],
@@ -433,20 +438,11 @@ impl ServiceAllocator {
                     .and_then(Value::as_i64)
                     .is_some_and(|p| p != 0)
                 {
-                    let r = crate::resources::lookup("", "v1", "services")
-                        .expect("services are served");
-                    let name = obj
-                        .pointer("/metadata/name")
-                        .and_then(Value::as_str)
-                        .unwrap_or("");
-                    return Err(ApiError::invalid(
-                        r,
-                        name,
-                        vec![Cause {
-                            reason: "FieldValueForbidden".into(),
-                            message: format!("Forbidden: may not be used when `type` is '{ty}'"),
-                            field: format!("spec.ports[{i}].nodePort"),
-                        }],
+                    return Err(field_error(
+                        obj,
+                        "FieldValueForbidden",
+                        &format!("spec.ports[{i}].nodePort"),
+                        format!("Forbidden: may not be used when `type` is '{ty}'"),
                     ));
                 }
             }
