@@ -45,6 +45,16 @@ pub struct ServerArgs {
     /// `http://127.0.0.1:2379` (comma-separated for several members).
     #[arg(long)]
     pub datastore_endpoint: Option<String>,
+    /// Register this many simulated nodes, which run pods without
+    /// containers (for trying out controllers and for scale tests).
+    #[arg(long, default_value_t = 0)]
+    pub simulated_nodes: usize,
+    /// Do not run a node agent on this machine.
+    #[arg(long)]
+    pub disable_agent: bool,
+    /// Run only the API server: no controllers and no scheduler.
+    #[arg(long, hide = true)]
+    pub disable_controllers: bool,
 }
 
 /// Where the embedded datastore lives inside the data directory.
@@ -291,7 +301,7 @@ pub async fn run(args: ServerArgs) -> Result<()> {
         hostnames: if hostname.is_empty() {
             vec![]
         } else {
-            vec![hostname]
+            vec![hostname.clone()]
         },
         ips: node_ips(first_service_ip),
     })
@@ -334,6 +344,7 @@ pub async fn run(args: ServerArgs) -> Result<()> {
     let serving = tokio::spawn(api.clone().serve(listener, Some(tls)));
     api.set_ready();
     tracing::info!(%addr, "API server listening");
+    let components = start_components(&args, &pki, &url, &hostname)?;
     println!("krate server is ready on {url}");
     println!("  export KUBECONFIG={}", kubeconfig.display());
     println!("  kubectl get namespaces");
@@ -343,8 +354,72 @@ pub async fn run(args: ServerArgs) -> Result<()> {
         r = wait_sigterm() => { r?; }
     }
     tracing::info!("shutting down");
+    drop(components);
     serving.abort();
     Ok(())
+}
+
+/// A kube-rs client of this server for an in-process component, with a
+/// client certificate of its own (user `name`, group `system:masters`).
+fn loopback_client(pki: &Pki, url: &str, name: &str) -> Result<kube::Client> {
+    use base64::Engine;
+    let (cert, key) = pki
+        .issue_client_cert(
+            name,
+            &["system:masters"],
+            std::time::Duration::from_secs(365 * 24 * 3600),
+        )
+        .with_context(|| format!("issuing the client certificate of {name}"))?;
+    let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s);
+    let mut config = kube::Config::new(url.parse().context("server URL")?);
+    config.root_cert = Some(vec![pem_der(&pki.ca_cert_pem)?]);
+    config.auth_info.client_certificate_data = Some(b64(&cert));
+    config.auth_info.client_key_data = Some(b64(&key).into());
+    kube::Client::try_from(config).with_context(|| format!("the API client of {name}"))
+}
+
+fn pem_der(pem: &str) -> Result<Vec<u8>> {
+    use base64::Engine;
+    let body: String = pem
+        .lines()
+        .filter(|l| !l.starts_with("-----"))
+        .collect();
+    base64::engine::general_purpose::STANDARD
+        .decode(body)
+        .context("decoding the CA certificate")
+}
+
+/// Starts the controllers, the scheduler and the simulated nodes, each an
+/// API client of this server. They stop when the returned set is dropped.
+fn start_components(
+    args: &ServerArgs,
+    pki: &Pki,
+    url: &str,
+    hostname: &str,
+) -> Result<tokio::task::JoinSet<()>> {
+    let mut tasks = tokio::task::JoinSet::new();
+    let identity = format!("{}_{}", hostname, uuid::Uuid::new_v4());
+    if !args.disable_controllers {
+        let client = loopback_client(pki, url, "system:kube-controller-manager")?;
+        let options = controllers::Options {
+            root_ca_pem: pki.ca_cert_pem.clone(),
+            local_path_root: args.data_dir.join("storage"),
+            ..Default::default()
+        };
+        tasks.spawn(controllers::run(client, options, identity.clone()));
+        let client = loopback_client(pki, url, "system:kube-scheduler")?;
+        tasks.spawn(scheduler::run(client, identity));
+    }
+    if args.simulated_nodes > 0 {
+        let client = loopback_client(pki, url, "system:krate-simulated-nodes")?;
+        tasks.spawn(node::simulated::run(
+            client,
+            node::simulated::Options {
+                count: args.simulated_nodes,
+            },
+        ));
+    }
+    Ok(tasks)
 }
 
 async fn wait_sigterm() -> Result<()> {

@@ -1,0 +1,4 @@
+//! krate's node agent. [`simulated`]: nodes without containers, as KWOK
+//! does, to run controllers and the scheduler at scale.
+
+pub mod simulated;
