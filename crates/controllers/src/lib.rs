@@ -10,7 +10,9 @@
 //! - [`events`]: core/v1 Events as upstream's recorder writes them;
 //! - [`expectations`]: creations/deletions in flight, so a controller does
 //!   not act twice before its informer has seen its own writes;
-//! - [`leader`]: leader election through a coordination.k8s.io Lease.
+//! - [`leader`]: leader election through a coordination.k8s.io Lease;
+//! - [`owner`]: controller references, selectors, adoption and release;
+//! - [`pod`]: pod predicates (active, ready, available).
 //!
 //! Each controller module has `start(&Context, &mut JoinSet<()>)`: it takes
 //! the informers it needs, registers handlers that enqueue keys, and spawns
@@ -20,6 +22,8 @@ pub mod events;
 pub mod expectations;
 pub mod informer;
 pub mod leader;
+pub mod owner;
+pub mod pod;
 pub mod queue;
 pub mod runner;
 
