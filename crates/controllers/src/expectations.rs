@@ -3,7 +3,7 @@
 //! or for at most five minutes, the controller does not count pods again:
 //! otherwise it would create a second batch before the first is in its cache.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -15,6 +15,9 @@ const TTL: Duration = Duration::from_secs(5 * 60);
 struct Pending {
     add: i64,
     del: i64,
+    /// Pods asked to be deleted, by uid: seen once their deletion is
+    /// (a deletionTimestamp or the delete event, whichever comes first).
+    uids: HashSet<String>,
     since: Instant,
 }
 
@@ -32,7 +35,7 @@ impl Expectations {
     pub fn satisfied(&self, key: &Key) -> bool {
         match self.pending.lock().unwrap().get(key) {
             None => true,
-            Some(p) => (p.add <= 0 && p.del <= 0) || p.since.elapsed() > TTL,
+            Some(p) => (p.add <= 0 && p.del <= 0 && p.uids.is_empty()) || p.since.elapsed() > TTL,
         }
     }
 
@@ -43,9 +46,31 @@ impl Expectations {
             Pending {
                 add: adds,
                 del: dels,
+                uids: HashSet::new(),
                 since: Instant::now(),
             },
         );
+    }
+
+    /// Records that `adds` creations and the deletion of the pods with these
+    /// uids are on their way.
+    pub fn expect_uids(&self, key: &Key, adds: i64, uids: impl IntoIterator<Item = String>) {
+        self.pending.lock().unwrap().insert(
+            key.clone(),
+            Pending {
+                add: adds,
+                del: 0,
+                uids: uids.into_iter().collect(),
+                since: Instant::now(),
+            },
+        );
+    }
+
+    /// The deletion of the object with `uid` was seen (or failed).
+    pub fn uid_deleted(&self, key: &Key, uid: &str) {
+        if let Some(p) = self.pending.lock().unwrap().get_mut(key) {
+            p.uids.remove(uid);
+        }
     }
 
     /// One creation seen, or one that failed and will never be seen.

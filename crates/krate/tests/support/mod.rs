@@ -211,3 +211,49 @@ pub fn write(dir: &Path, name: &str, content: &str) -> PathBuf {
     std::fs::write(&p, content).unwrap();
     p
 }
+
+impl Cluster {
+    /// A kube-rs client of this cluster with the admin credentials.
+    pub async fn client(&self) -> kube::Client {
+        let kubeconfig =
+            kube::config::Kubeconfig::read_from(&self.kubeconfig).expect("reading the admin kubeconfig");
+        let config = kube::Config::from_custom_kubeconfig(
+            kubeconfig,
+            &kube::config::KubeConfigOptions::default(),
+        )
+        .await
+        .expect("kube config");
+        kube::Client::try_from(config).expect("kube client")
+    }
+}
+
+/// Polls `check` every 100 ms until it returns `Ok`, for at most `within`;
+/// panics with the last reason otherwise. Returns what `check` returned.
+pub async fn eventually<T, F, Fut>(within: Duration, what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, String>>,
+{
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        match check().await {
+            Ok(v) => return v,
+            Err(why) if tokio::time::Instant::now() >= deadline => {
+                panic!("{what} not reached within {within:?}: {why}")
+            }
+            Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+        }
+    }
+}
+
+/// Polls a blocking `check` (kubectl calls) until it returns `Ok`.
+pub fn eventually_blocking<T>(within: Duration, what: &str, mut check: impl FnMut() -> Result<T, String>) -> T {
+    let deadline = Instant::now() + within;
+    loop {
+        match check() {
+            Ok(v) => return v,
+            Err(why) if Instant::now() >= deadline => panic!("{what} not reached within {within:?}: {why}"),
+            Err(_) => std::thread::sleep(Duration::from_millis(200)),
+        }
+    }
+}
