@@ -13,6 +13,8 @@ pub struct Cluster {
     pub dir: tempfile::TempDir,
     pub port: u16,
     pub kubeconfig: PathBuf,
+    /// The extra `krate server` flags, kept for restarts.
+    extra: Vec<String>,
 }
 
 fn free_port() -> u16 {
@@ -54,6 +56,7 @@ impl Cluster {
             dir,
             port,
             kubeconfig,
+            extra: extra.iter().map(|s| s.to_string()).collect(),
         };
         cluster.wait_ready();
         cluster
@@ -190,6 +193,7 @@ impl Cluster {
                 "--bind-address",
                 "127.0.0.1",
             ])
+            .args(&self.extra)
             .stdout(log.try_clone().unwrap())
             .stderr(log)
             .stdin(Stdio::null())
