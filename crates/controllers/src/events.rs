@@ -66,16 +66,32 @@ impl Recorder {
         self
     }
 
-    pub fn normal<K: Resource<DynamicType = ()>>(&self, obj: &K, reason: &str, message: impl Into<String>) {
+    pub fn normal<K: Resource<DynamicType = ()>>(
+        &self,
+        obj: &K,
+        reason: &str,
+        message: impl Into<String>,
+    ) {
         self.record(obj.object_ref(&()), NORMAL, reason, message.into());
     }
 
-    pub fn warning<K: Resource<DynamicType = ()>>(&self, obj: &K, reason: &str, message: impl Into<String>) {
+    pub fn warning<K: Resource<DynamicType = ()>>(
+        &self,
+        obj: &K,
+        reason: &str,
+        message: impl Into<String>,
+    ) {
         self.record(obj.object_ref(&()), WARNING, reason, message.into());
     }
 
     /// Records an event about the object `reference` points at.
-    pub fn record(&self, mut reference: ObjectReference, type_: &'static str, reason: &str, message: String) {
+    pub fn record(
+        &self,
+        mut reference: ObjectReference,
+        type_: &'static str,
+        reason: &str,
+        message: String,
+    ) {
         // Upstream records the reference without a field path unless one is
         // given, and keeps the resourceVersion it saw.
         reference.field_path = reference.field_path.filter(|p| !p.is_empty());
@@ -132,7 +148,8 @@ impl Recorder {
         let reason = reason.to_string();
         tokio::spawn(async move {
             if let Some((name, count, _)) = &repeat {
-                let patch = json!({ "count": count, "lastTimestamp": Time(now), "message": message });
+                let patch =
+                    json!({ "count": count, "lastTimestamp": Time(now), "message": message });
                 if api
                     .patch(name, &PatchParams::default(), &Patch::Merge(&patch))
                     .await

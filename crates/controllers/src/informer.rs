@@ -277,7 +277,11 @@ impl<K: Object> Informer<K> {
     }
 
     /// Adds a named index: `func` gives the values an object is found under.
-    pub fn add_index(&self, name: &'static str, func: impl Fn(&K) -> Vec<String> + Send + Sync + 'static) {
+    pub fn add_index(
+        &self,
+        name: &'static str,
+        func: impl Fn(&K) -> Vec<String> + Send + Sync + 'static,
+    ) {
         let mut cache = self.inner.cache.write().unwrap();
         if cache.indexes.contains_key(name) {
             return;

@@ -123,12 +123,18 @@ impl LeaderElection {
         };
         let spec = current.spec.clone().unwrap_or_default();
         let holder = spec.holder_identity.clone().unwrap_or_default();
-        let changed = observed.as_ref().is_none_or(|(s, _)| s.as_ref() != Some(&spec));
+        let changed = observed
+            .as_ref()
+            .is_none_or(|(s, _)| s.as_ref() != Some(&spec));
         if changed {
             *observed = Some((Some(spec.clone()), Instant::now()));
         }
-        let seen_at = observed.as_ref().map(|(_, t)| *t).unwrap_or_else(Instant::now);
-        let duration = Duration::from_secs(spec.lease_duration_seconds.unwrap_or(secs).max(1) as u64);
+        let seen_at = observed
+            .as_ref()
+            .map(|(_, t)| *t)
+            .unwrap_or_else(Instant::now);
+        let duration =
+            Duration::from_secs(spec.lease_duration_seconds.unwrap_or(secs).max(1) as u64);
         let mine = holder == self.identity;
         if !mine && !holder.is_empty() && seen_at.elapsed() < duration {
             return Ok(false);
@@ -143,7 +149,10 @@ impl LeaderElection {
             next.lease_transitions = Some(spec.lease_transitions.unwrap_or(0) + 1);
         }
         lease.spec = Some(next.clone());
-        match api.replace(&self.name, &PostParams::default(), &lease).await {
+        match api
+            .replace(&self.name, &PostParams::default(), &lease)
+            .await
+        {
             Ok(_) => {
                 *observed = Some((Some(next), Instant::now()));
                 Ok(true)

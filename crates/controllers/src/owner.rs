@@ -7,7 +7,9 @@
 use std::collections::BTreeMap;
 
 use api::LabelSelector;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector as MetaSelector, ObjectMeta, OwnerReference};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{
+    LabelSelector as MetaSelector, ObjectMeta, OwnerReference,
+};
 use kube::api::{Api, Patch, PatchParams};
 use kube::Resource;
 use serde::de::DeserializeOwned;
@@ -94,7 +96,9 @@ pub fn index_by_controller<K: Resource>(obj: &K) -> Vec<String> {
     let meta = obj.meta();
     match controller_of(meta) {
         Some(r) => vec![r.uid.clone()],
-        None => vec![orphan_index_value(meta.namespace.as_deref().unwrap_or_default())],
+        None => vec![orphan_index_value(
+            meta.namespace.as_deref().unwrap_or_default(),
+        )],
     }
 }
 

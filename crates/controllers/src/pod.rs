@@ -57,7 +57,11 @@ pub fn is_available(pod: &Pod, min_ready_seconds: i32, now: DateTime<Utc>) -> bo
 }
 
 /// How long until a Ready pod becomes available, if it is not yet.
-pub fn until_available(pod: &Pod, min_ready_seconds: i32, now: DateTime<Utc>) -> Option<std::time::Duration> {
+pub fn until_available(
+    pod: &Pod,
+    min_ready_seconds: i32,
+    now: DateTime<Utc>,
+) -> Option<std::time::Duration> {
     let since = ready_since(pod)?;
     let at = since + chrono::Duration::seconds(min_ready_seconds.into());
     (at > now).then(|| (at - now).to_std().unwrap_or_default())

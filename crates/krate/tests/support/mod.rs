@@ -219,8 +219,8 @@ pub fn write(dir: &Path, name: &str, content: &str) -> PathBuf {
 impl Cluster {
     /// A kube-rs client of this cluster with the admin credentials.
     pub async fn client(&self) -> kube::Client {
-        let kubeconfig =
-            kube::config::Kubeconfig::read_from(&self.kubeconfig).expect("reading the admin kubeconfig");
+        let kubeconfig = kube::config::Kubeconfig::read_from(&self.kubeconfig)
+            .expect("reading the admin kubeconfig");
         let config = kube::Config::from_custom_kubeconfig(
             kubeconfig,
             &kube::config::KubeConfigOptions::default(),
@@ -251,12 +251,18 @@ where
 }
 
 /// Polls a blocking `check` (kubectl calls) until it returns `Ok`.
-pub fn eventually_blocking<T>(within: Duration, what: &str, mut check: impl FnMut() -> Result<T, String>) -> T {
+pub fn eventually_blocking<T>(
+    within: Duration,
+    what: &str,
+    mut check: impl FnMut() -> Result<T, String>,
+) -> T {
     let deadline = Instant::now() + within;
     loop {
         match check() {
             Ok(v) => return v,
-            Err(why) if Instant::now() >= deadline => panic!("{what} not reached within {within:?}: {why}"),
+            Err(why) if Instant::now() >= deadline => {
+                panic!("{what} not reached within {within:?}: {why}")
+            }
             Err(_) => std::thread::sleep(Duration::from_millis(200)),
         }
     }
