@@ -20,6 +20,7 @@
 
 pub mod events;
 pub mod expectations;
+pub mod history;
 pub mod informer;
 pub mod leader;
 pub mod owner;
