@@ -55,6 +55,54 @@ pub struct ServerArgs {
     /// Run only the API server: no controllers and no scheduler.
     #[arg(long, hide = true)]
     pub disable_controllers: bool,
+    /// A node whose kubelet has not renewed its Lease or posted status for
+    /// this long is marked Unknown and tainted unreachable (e.g. 40s, 1m).
+    #[arg(long, default_value = "40s", value_parser = parse_go_duration)]
+    pub node_monitor_grace_period: std::time::Duration,
+    /// Seconds pods tolerate a not-ready node before eviction, for pods
+    /// that set no such toleration themselves.
+    #[arg(long, default_value_t = apiserver::admission::pods::DEFAULT_TOLERATION_SECONDS)]
+    pub default_not_ready_toleration_seconds: i64,
+    /// Seconds pods tolerate an unreachable node before eviction, for pods
+    /// that set no such toleration themselves.
+    #[arg(long, default_value_t = apiserver::admission::pods::DEFAULT_TOLERATION_SECONDS)]
+    pub default_unreachable_toleration_seconds: i64,
+    /// Terminated pods kept before the oldest are deleted (0 keeps all).
+    #[arg(long, default_value_t = 12500)]
+    pub terminated_pod_gc_threshold: usize,
+}
+
+/// A Go duration as kube-controller-manager flags take them: `40s`, `1m30s`,
+/// `500ms`, `2h`.
+fn parse_go_duration(s: &str) -> Result<std::time::Duration, String> {
+    let bad = || format!("invalid duration {s:?} (want e.g. 40s, 1m30s, 500ms)");
+    if s == "0" {
+        return Ok(std::time::Duration::ZERO);
+    }
+    let mut rest = s;
+    let mut total = 0f64;
+    while !rest.is_empty() {
+        let num_len = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .ok_or_else(bad)?;
+        let value: f64 = rest[..num_len].parse().map_err(|_| bad())?;
+        rest = &rest[num_len..];
+        let unit_len = rest
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(rest.len());
+        let scale = match &rest[..unit_len] {
+            "ns" => 1e-9,
+            "us" | "µs" => 1e-6,
+            "ms" => 1e-3,
+            "s" => 1.0,
+            "m" => 60.0,
+            "h" => 3600.0,
+            _ => return Err(bad()),
+        };
+        total += value * scale;
+        rest = &rest[unit_len..];
+    }
+    Ok(std::time::Duration::from_secs_f64(total))
 }
 
 /// Where the embedded datastore lives inside the data directory.
@@ -315,7 +363,10 @@ pub async fn run(args: ServerArgs) -> Result<()> {
         .context("reading the datastore revision")?;
     tracing::info!(revision = rev, "datastore ready");
 
-    let pods = PodAdmission::new();
+    let pods = PodAdmission::with_default_tolerations(
+        args.default_not_ready_toleration_seconds,
+        args.default_unreachable_toleration_seconds,
+    );
     let limits = LimitsAdmission::new();
     let registry = Registry::new(store.clone())
         .with_admission(Arc::new(ServiceAllocator::new(
@@ -404,6 +455,8 @@ fn start_components(
         let options = controllers::Options {
             root_ca_pem: pki.ca_cert_pem.clone(),
             local_path_root: args.data_dir.join("storage"),
+            node_monitor_grace_period: args.node_monitor_grace_period,
+            terminated_pod_gc_threshold: args.terminated_pod_gc_threshold,
             ..Default::default()
         };
         tasks.spawn(controllers::run(client, options, identity.clone()));

@@ -4,6 +4,10 @@
 //!   `kube-api-access-*` volume (token, cluster CA, namespace);
 //! - Priority: `spec.priorityClassName` resolves to `spec.priority` (the
 //!   global default class, or 0);
+//! - DefaultTolerationSeconds: a pod that does not tolerate the
+//!   `node.kubernetes.io/not-ready` and `unreachable` NoExecute taints
+//!   tolerates them for 300 s (configurable), after which the taint manager
+//!   evicts it from a lost node;
 //! - DefaultStorageClass: a claim without a class gets the default one.
 
 use std::sync::Arc;
@@ -25,17 +29,41 @@ pub const SYSTEM_PRIORITY_CLASSES: &[(&str, i64, &str)] = &[
     ("system-cluster-critical", 2_000_000_000, "Used for system critical pods that must run in the cluster, but can be moved to another node if necessary."),
 ];
 
+/// Upstream's `--default-not-ready-toleration-seconds` and
+/// `--default-unreachable-toleration-seconds`.
+pub const DEFAULT_TOLERATION_SECONDS: i64 = 300;
+
 /// The plugin reads PriorityClasses and StorageClasses through the
 /// registry it is part of, which it learns once that registry exists
 /// ([`PodAdmission::attach`]).
-#[derive(Default)]
 pub struct PodAdmission {
     registry: std::sync::OnceLock<std::sync::Weak<Registry>>,
+    not_ready_toleration_seconds: i64,
+    unreachable_toleration_seconds: i64,
+}
+
+impl Default for PodAdmission {
+    fn default() -> Self {
+        PodAdmission {
+            registry: Default::default(),
+            not_ready_toleration_seconds: DEFAULT_TOLERATION_SECONDS,
+            unreachable_toleration_seconds: DEFAULT_TOLERATION_SECONDS,
+        }
+    }
 }
 
 impl PodAdmission {
     pub fn new() -> Arc<PodAdmission> {
         Arc::new(PodAdmission::default())
+    }
+
+    /// A plugin whose default tolerations last the given seconds.
+    pub fn with_default_tolerations(not_ready: i64, unreachable: i64) -> Arc<PodAdmission> {
+        Arc::new(PodAdmission {
+            not_ready_toleration_seconds: not_ready,
+            unreachable_toleration_seconds: unreachable,
+            ..Default::default()
+        })
     }
 
     pub fn attach(&self, registry: &Arc<Registry>) {
@@ -131,6 +159,42 @@ pub fn mount_service_account(pod: &mut Value) {
     }
 }
 
+/// Upstream's DefaultTolerationSeconds admission: tolerations of the
+/// not-ready and unreachable NoExecute taints for a bounded time, unless the
+/// pod already tolerates them.
+pub fn add_default_tolerations(pod: &mut Value, not_ready: i64, unreachable: i64) {
+    let Some(spec) = pod.get_mut("spec").and_then(Value::as_object_mut) else {
+        return;
+    };
+    let existing = spec
+        .get("tolerations")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    let tolerated = |key: &str| {
+        existing.iter().any(|t| {
+            let k = t["key"].as_str().unwrap_or("");
+            let e = t["effect"].as_str().unwrap_or("");
+            (k == key || k.is_empty()) && (e == "NoExecute" || e.is_empty())
+        })
+    };
+    let mut add = Vec::new();
+    for (key, seconds) in [
+        ("node.kubernetes.io/not-ready", not_ready),
+        ("node.kubernetes.io/unreachable", unreachable),
+    ] {
+        if !tolerated(key) {
+            add.push(json!({ "key": key, "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": seconds }));
+        }
+    }
+    if add.is_empty() {
+        return;
+    }
+    let mut all = existing;
+    all.extend(add);
+    spec.insert("tolerations".into(), Value::Array(all));
+}
+
 async fn list_items(reg: &Registry, r: &ResourceInfo) -> ApiResult<Vec<Value>> {
     let list = reg
         .list(r, None, &ListOptions::default(), &|_| true)
@@ -213,14 +277,16 @@ impl PodAdmission {
                     == Some("true")
             })
             .max_by(|a, b| {
-                // Several defaults: the newest wins, as upstream picks.
+                // Several defaults: the newest wins, as upstream picks; of
+                // two created in the same second, the first by name.
                 let t = |c: &Value| {
                     c.pointer("/metadata/creationTimestamp")
                         .and_then(Value::as_str)
                         .unwrap_or("")
                         .to_string()
                 };
-                t(a).cmp(&t(b))
+                let n = |c: &Value| c.pointer("/metadata/name").and_then(Value::as_str).unwrap_or("").to_string();
+                t(a).cmp(&t(b)).then_with(|| n(b).cmp(&n(a)))
             });
         if let Some(class) = default {
             pvc["spec"]["storageClassName"] = class["metadata"]["name"].clone();
@@ -235,6 +301,11 @@ impl Admission for PodAdmission {
         match (r.group, r.resource) {
             ("", "pods") => {
                 mount_service_account(obj);
+                add_default_tolerations(
+                    obj,
+                    self.not_ready_toleration_seconds,
+                    self.unreachable_toleration_seconds,
+                );
                 self.admit_priority(obj).await
             }
             ("", "persistentvolumeclaims") => self.admit_claim(obj).await,
@@ -266,6 +337,28 @@ mod tests {
             assert_eq!(m["mountPath"], SA_MOUNT_PATH);
             assert_eq!(m["name"], vol["name"]);
         }
+    }
+
+    #[test]
+    fn pods_tolerate_lost_nodes_for_five_minutes_unless_they_say_otherwise() {
+        let mut pod = json!({ "spec": { "containers": [{ "name": "a" }] } });
+        add_default_tolerations(&mut pod, 300, 300);
+        assert_eq!(
+            pod["spec"]["tolerations"],
+            json!([
+                { "key": "node.kubernetes.io/not-ready", "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": 300 },
+                { "key": "node.kubernetes.io/unreachable", "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": 300 },
+            ])
+        );
+        let mut own = json!({ "spec": { "tolerations": [{ "key": "node.kubernetes.io/unreachable", "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": 5 }] } });
+        add_default_tolerations(&mut own, 300, 60);
+        let t = own["spec"]["tolerations"].as_array().unwrap();
+        assert_eq!(t.len(), 2);
+        assert_eq!(t[0]["tolerationSeconds"], 5);
+        assert_eq!(t[1]["key"], "node.kubernetes.io/not-ready");
+        let mut all = json!({ "spec": { "tolerations": [{ "operator": "Exists" }] } });
+        add_default_tolerations(&mut all, 300, 300);
+        assert_eq!(all["spec"]["tolerations"].as_array().unwrap().len(), 1);
     }
 
     #[test]
