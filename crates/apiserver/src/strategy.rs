@@ -213,6 +213,94 @@ impl Strategy for Pods {
     }
 }
 
+/// Jobs: a new Job without `manualSelector: true` gets upstream's generated
+/// selector (`batch.kubernetes.io/controller-uid`) and the job-name and
+/// controller-uid labels on its pod template (`generateSelector`).
+pub struct Jobs;
+
+impl Strategy for Jobs {
+    fn has_generation(&self) -> bool {
+        true
+    }
+
+    fn status_is_subresource(&self) -> bool {
+        true
+    }
+
+    fn prepare_for_create(&self, obj: &mut Value) {
+        if let Some(map) = obj.as_object_mut() {
+            map.insert("status".into(), json!({}));
+        }
+        if obj.pointer("/spec/manualSelector") == Some(&json!(true)) {
+            return;
+        }
+        let name = obj.pointer("/metadata/name").cloned().unwrap_or(json!(""));
+        let uid = obj.pointer("/metadata/uid").cloned().unwrap_or(json!(""));
+        // Upstream's defaulting makes the Job's labels the very map of its
+        // template's labels when the Job has none, so the generated labels
+        // show on the Job too.
+        let template_labels = obj.pointer("/spec/template/metadata/labels").cloned();
+        let aliased = template_labels.as_ref().is_some_and(Value::is_object)
+            && obj.pointer("/metadata/labels") == template_labels.as_ref();
+        let generated = [
+            ("job-name", &name),
+            ("batch.kubernetes.io/job-name", &name),
+            ("controller-uid", &uid),
+            ("batch.kubernetes.io/controller-uid", &uid),
+        ];
+        let mut add_labels = |labels: &mut Value| {
+            if !labels.is_object() {
+                *labels = json!({});
+            }
+            for (k, v) in generated {
+                if labels.get(k).is_none() {
+                    labels[k] = v.clone();
+                }
+            }
+        };
+        if let Some(spec) = obj.get_mut("spec").filter(|s| s.is_object()) {
+            let template = spec
+                .as_object_mut()
+                .map(|s| s.entry("template").or_insert_with(|| json!({})));
+            if let Some(t) = template.filter(|t| t.is_object()) {
+                let meta = t
+                    .as_object_mut()
+                    .map(|t| t.entry("metadata").or_insert_with(|| json!({})));
+                if let Some(m) = meta.filter(|m| m.is_object()) {
+                    let labels = m
+                        .as_object_mut()
+                        .map(|m| m.entry("labels").or_insert(Value::Null));
+                    if let Some(l) = labels {
+                        add_labels(l);
+                    }
+                }
+            }
+            let selector = spec
+                .as_object_mut()
+                .map(|s| s.entry("selector").or_insert(Value::Null));
+            if let Some(sel) = selector {
+                if !sel.is_object() {
+                    *sel = json!({});
+                }
+                if !sel.get("matchLabels").is_some_and(Value::is_object) {
+                    sel["matchLabels"] = json!({});
+                }
+                if sel["matchLabels"]
+                    .get("batch.kubernetes.io/controller-uid")
+                    .is_none()
+                {
+                    sel["matchLabels"]["batch.kubernetes.io/controller-uid"] = uid.clone();
+                }
+            }
+        }
+        if aliased {
+            if let Some(labels) = obj.pointer_mut("/metadata/labels") {
+                add_labels(labels);
+            }
+        }
+    }
+}
+
 /// The strategy of a built-in resource.
 pub fn for_resource(r: &ResourceInfo) -> Box<dyn Strategy> {
     let status_subresource = r.subresource("status").is_some();
@@ -238,6 +326,7 @@ pub fn for_resource(r: &ResourceInfo) -> Box<dyn Strategy> {
         ("", "namespaces") => Box::new(Namespaces),
         ("", "nodes") => Box::new(Nodes),
         ("", "pods") => Box::new(Pods),
+        ("batch", "jobs") => Box::new(Jobs),
         _ => Box::new(Generic {
             generation,
             status_subresource,
