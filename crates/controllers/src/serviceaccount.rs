@@ -185,7 +185,10 @@ impl Reconciler for RootCaPublisher {
         }
         let api: Api<ConfigMap> = Api::namespaced(self.client.clone(), ns);
         let data = self.data();
-        let Some(cm) = self.configmaps.get(&Key::new(ns.clone(), ROOT_CA_CONFIG_MAP)) else {
+        let Some(cm) = self
+            .configmaps
+            .get(&Key::new(ns.clone(), ROOT_CA_CONFIG_MAP))
+        else {
             let cm = ConfigMap {
                 metadata: ObjectMeta {
                     name: Some(ROOT_CA_CONFIG_MAP.into()),
