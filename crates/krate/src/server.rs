@@ -70,6 +70,10 @@ pub struct ServerArgs {
     /// Terminated pods kept before the oldest are deleted (0 keeps all).
     #[arg(long, default_value_t = 12500)]
     pub terminated_pod_gc_threshold: usize,
+    /// How long pods of a deleted node wait before the pod GC deletes them
+    /// (upstream's fixed 40 s; for tests).
+    #[arg(long, default_value = "40s", value_parser = parse_go_duration, hide = true)]
+    pub pod_gc_orphan_quarantine: std::time::Duration,
 }
 
 /// A Go duration as kube-controller-manager flags take them: `40s`, `1m30s`,
@@ -457,6 +461,7 @@ fn start_components(
             local_path_root: args.data_dir.join("storage"),
             node_monitor_grace_period: args.node_monitor_grace_period,
             terminated_pod_gc_threshold: args.terminated_pod_gc_threshold,
+            pod_gc_orphan_quarantine: args.pod_gc_orphan_quarantine,
             ..Default::default()
         };
         tasks.spawn(controllers::run(client, options, identity.clone()));
