@@ -523,9 +523,14 @@ impl Reconciler for CronJobController {
                 let fresh = api.get_status(&key.name).await?;
                 let fresh_active = fresh.status.as_ref().and_then(|s| s.active.as_ref());
                 if fresh_active.is_some_and(|a| a.iter().any(|r| r.uid == job_uid)) {
-                    status.active = fresh_active.cloned();
-                    cj.metadata.resource_version = fresh.metadata.resource_version.clone();
-                    update_status = true;
+                    // Our cache is behind our own status write: carry on
+                    // from the CronJob as the API has it.
+                    *status = fresh.status.clone().unwrap_or_default();
+                    if let Some(active) = status.active.as_mut() {
+                        active.retain(|r| !deleted.contains(&r.uid));
+                    }
+                    cj.metadata = fresh.metadata.clone();
+                    cj.spec = fresh.spec.clone();
                     continue;
                 }
                 self.recorder.warning(
