@@ -488,7 +488,9 @@ async fn partitioned_rolling_update_replaces_ordinals_from_the_highest_down_to_t
         "{out}"
     );
 
-    // Partition 0 finishes the rollout; the update revision becomes current.
+    // Partition 0 finishes the rollout; the update revision becomes
+    // current. kubectl reports a set with a partition (the API defaults it
+    // to 0) as a partitioned roll out.
     c.ok(&[
         "patch",
         "statefulset/web",
@@ -497,11 +499,16 @@ async fn partitioned_rolling_update_replaces_ordinals_from_the_highest_down_to_t
     ]);
     let out = c.ok(&["rollout", "status", "statefulset/web", "--timeout=40s"]);
     assert!(
-        out.contains(&format!(
-            "statefulset rolling update complete 3 pods at revision {second_revision}..."
-        )),
+        out.contains("partitioned roll out complete: 3 new pods have been updated..."),
         "{out}"
     );
+    let set = wait_rolled_out(&client, "web", 3).await;
+    let status = set.status.unwrap();
+    assert_eq!(
+        status.current_revision.as_deref(),
+        Some(second_revision.as_str())
+    );
+    assert_eq!(status.current_replicas, Some(3));
     let history = c.ok(&["rollout", "history", "statefulset/web"]);
     assert!(
         history.lines().any(|l| l.trim_start().starts_with('2')),
