@@ -3,6 +3,7 @@
 
 mod api;
 mod churn;
+mod cluster;
 mod store;
 
 use anyhow::Result;
@@ -19,6 +20,10 @@ pub enum BenchCommand {
     /// Disk growth under continuous updates of a fixed set of keys, with
     /// automatic compaction on (the embedded datastore's defaults).
     Churn(churn::ChurnArgs),
+    /// Scheduler and controllers at scale on simulated nodes: scheduling
+    /// throughput against pods created already bound, server memory, and a
+    /// Deployment to all Ready.
+    Cluster(cluster::ClusterArgs),
     /// Crash soak: SIGKILL a writer KILLS times and check every acknowledged write.
     Crash {
         #[arg(long, default_value_t = 100)]
@@ -33,6 +38,7 @@ pub async fn run(cmd: BenchCommand) -> Result<()> {
         BenchCommand::Api(args) => api::run(args).await,
         BenchCommand::Store(args) => store::run(args).await,
         BenchCommand::Churn(args) => churn::run(args).await,
+        BenchCommand::Cluster(args) => cluster::run(args).await,
         BenchCommand::Crash { kills, writers } => crash(kills, writers).await,
     }
 }

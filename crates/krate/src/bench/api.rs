@@ -89,10 +89,10 @@ impl Plan {
 }
 
 /// The server under test; killed (by PID) when dropped.
-struct Server {
+pub(super) struct Server {
     child: Child,
     _dir: tempfile::TempDir,
-    kubeconfig: PathBuf,
+    pub(super) kubeconfig: PathBuf,
     log: PathBuf,
 }
 
@@ -111,6 +111,11 @@ fn free_port() -> Result<u16> {
 
 impl Server {
     fn start(parent: &Path) -> Result<Server> {
+        Self::start_with(parent, &[])
+    }
+
+    /// Starts `krate server` with `extra` flags in a new directory under `parent`.
+    pub(super) fn start_with(parent: &Path, extra: &[String]) -> Result<Server> {
         std::fs::create_dir_all(parent)
             .with_context(|| format!("creating {}", parent.display()))?;
         let dir = tempfile::Builder::new()
@@ -130,6 +135,7 @@ impl Server {
                 "--bind-address",
                 "127.0.0.1",
             ])
+            .args(extra)
             .env("RUST_LOG", "warn")
             .stdin(Stdio::null())
             .stdout(out.try_clone()?)
@@ -144,11 +150,11 @@ impl Server {
         })
     }
 
-    fn pid(&self) -> u32 {
+    pub(super) fn pid(&self) -> u32 {
         self.child.id()
     }
 
-    async fn wait_ready(&mut self) -> Result<Client> {
+    pub(super) async fn wait_ready(&mut self) -> Result<Client> {
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
             if let Some(status) = self.child.try_wait()? {
@@ -179,20 +185,20 @@ impl Server {
     }
 }
 
-async fn client(kubeconfig: &Path) -> Result<Client> {
+pub(super) async fn client(kubeconfig: &Path) -> Result<Client> {
     let kc = Kubeconfig::read_from(kubeconfig)?;
     let config = Config::from_custom_kubeconfig(kc, &KubeConfigOptions::default()).await?;
     Ok(Client::try_from(config)?)
 }
 
 /// CPU time (user + system) a process has used.
-struct CpuClock {
+pub(super) struct CpuClock {
     pid: u32,
     tick: Duration,
 }
 
 impl CpuClock {
-    fn new(pid: u32) -> Result<CpuClock> {
+    pub(super) fn new(pid: u32) -> Result<CpuClock> {
         let out = Command::new("getconf")
             .arg("CLK_TCK")
             .output()
@@ -207,7 +213,7 @@ impl CpuClock {
         })
     }
 
-    fn now(&self) -> Result<Duration> {
+    pub(super) fn now(&self) -> Result<Duration> {
         let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.pid))?;
         // Fields after the command name, which is in parentheses and may hold spaces.
         let rest = stat
@@ -223,7 +229,7 @@ impl CpuClock {
 }
 
 /// Resident memory of a process in bytes.
-fn rss(pid: u32) -> Result<u64> {
+pub(super) fn rss(pid: u32) -> Result<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
     let line = status
         .lines()
