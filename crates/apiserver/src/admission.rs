@@ -6,6 +6,7 @@
 pub mod limits;
 pub mod pods;
 pub mod services;
+pub mod storage;
 
 use std::sync::Arc;
 

@@ -10,6 +10,7 @@ use anyhow::{bail, Context, Result};
 use apiserver::admission::limits::LimitsAdmission;
 use apiserver::admission::pods::{PodAdmission, SYSTEM_PRIORITY_CLASSES};
 use apiserver::admission::services::{Cidr, ServiceAllocator};
+use apiserver::admission::storage::StorageObjectInUseProtection;
 use apiserver::registry::{Registry, WriteOptions};
 use apiserver::server::ApiServer;
 use apiserver::status::ApiError;
@@ -304,6 +305,25 @@ async fn bootstrap(registry: &Registry, first_service_ip: IpAddr, https_port: u1
         }
     }
     bootstrap_rbac(registry).await?;
+    // The default StorageClass, as k3s ships one: volumes from local disk,
+    // made on the node of the first pod that uses the claim.
+    let storage_classes = apiserver::resources::lookup("storage.k8s.io", "v1", "storageclasses")
+        .context("storageclasses resource")?;
+    let local_path = json!({
+        "apiVersion": "storage.k8s.io/v1",
+        "kind": "StorageClass",
+        "metadata": { "name": "local-path", "annotations": { "storageclass.kubernetes.io/is-default-class": "true" } },
+        "provisioner": "krate.io/local-path",
+        "reclaimPolicy": "Delete",
+        "volumeBindingMode": "WaitForFirstConsumer",
+    });
+    match registry
+        .create(storage_classes, None, local_path, &WriteOptions::default())
+        .await
+    {
+        Ok(_) | Err(ApiError { code: 409, .. }) => {}
+        Err(e) => bail!("creating storage class local-path: {e}"),
+    }
     // The API server's own service, at the first IP of the service range.
     let services =
         apiserver::resources::lookup("", "v1", "services").context("services resource")?;
@@ -380,6 +400,7 @@ pub async fn run(args: ServerArgs) -> Result<()> {
         )))
         .with_admission(pods.clone())
         .with_admission(limits.clone())
+        .with_admission(Arc::new(StorageObjectInUseProtection))
         .with_cache();
     let api = ApiServer::new(
         registry,
