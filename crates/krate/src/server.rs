@@ -50,6 +50,18 @@ pub struct ServerArgs {
     /// containers (for trying out controllers and for scale tests).
     #[arg(long, default_value_t = 0)]
     pub simulated_nodes: usize,
+    /// Capacity of each simulated node, e.g. `cpu=64,memory=512Gi,pods=250`;
+    /// resources not named keep their defaults (cpu 32, memory 256Gi,
+    /// pods 110, ephemeral-storage 100Gi).
+    #[arg(long, value_delimiter = ',', value_name = "RESOURCE=QUANTITY")]
+    pub simulated_node_capacity: Vec<String>,
+    /// Record kubelet events (Pulled, Created, Started, ...) for the pods of
+    /// simulated nodes: `true` or `false` (default: only up to 100 nodes).
+    #[arg(long)]
+    pub simulated_node_events: Option<bool>,
+    /// How often simulated nodes renew their Leases, in seconds.
+    #[arg(long, default_value_t = 10, hide = true)]
+    pub simulated_node_lease_seconds: u64,
     /// Do not run a node agent on this machine.
     #[arg(long)]
     pub disable_agent: bool,
@@ -491,12 +503,21 @@ fn start_components(
     }
     if args.simulated_nodes > 0 {
         let client = loopback_client(pki, url, "system:krate-simulated-nodes")?;
-        tasks.spawn(node::simulated::run(
-            client,
-            node::simulated::Options {
-                count: args.simulated_nodes,
-            },
-        ));
+        let mut options = node::simulated::Options {
+            count: args.simulated_nodes,
+            events: args.simulated_node_events,
+            lease_period: std::time::Duration::from_secs(args.simulated_node_lease_seconds.max(1)),
+            ..Default::default()
+        };
+        for item in &args.simulated_node_capacity {
+            match item.split_once('=') {
+                Some((k, v)) if !k.trim().is_empty() && !v.trim().is_empty() => {
+                    options.capacity.insert(k.trim().to_string(), v.trim().to_string());
+                }
+                _ => bail!("--simulated-node-capacity {item:?}: want RESOURCE=QUANTITY"),
+            }
+        }
+        tasks.spawn(node::simulated::run(client, options));
     }
     Ok(tasks)
 }
