@@ -102,9 +102,11 @@ impl Run<'_> {
                 .unwrap_or(0)
                 != min_ready;
             if annotations_updated || min_ready_changed {
-                copy.spec
-                    .get_or_insert_with(Default::default)
-                    .min_ready_seconds = Some(min_ready);
+                if min_ready_changed {
+                    copy.spec
+                        .get_or_insert_with(Default::default)
+                        .min_ready_seconds = Some(min_ready);
+                }
                 return Ok(Some(self.update_rs(&copy).await?));
             }
             let revision = util::annotation(&copy.metadata, util::REVISION)
@@ -160,7 +162,7 @@ impl Run<'_> {
             },
             spec: Some(ReplicaSetSpec {
                 replicas: Some(0),
-                min_ready_seconds: Some(util::min_ready_seconds(&self.d)),
+                min_ready_seconds: Some(util::min_ready_seconds(&self.d)).filter(|s| *s != 0),
                 selector,
                 template: Some(template),
             }),
