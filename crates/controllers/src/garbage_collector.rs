@@ -313,8 +313,24 @@ impl Collector {
 
     /// Upstream's `attemptToDeleteItem`.
     async fn attempt_to_delete(&self, uid: &str) -> Result<Action> {
-        let Some(node) = self.graph.lock().unwrap().get(uid).cloned() else {
-            return Ok(Action::Done);
+        let node = {
+            let graph = self.graph.lock().unwrap();
+            let Some(node) = graph.get(uid) else {
+                return Ok(Action::Done);
+            };
+            // Every owner observed and not deleting in the foreground: there
+            // is nothing to do, and no GET is needed (a dependent queued
+            // while its owner's monitor had not listed yet, at start). If an
+            // owner goes later, its deletion queues this object again.
+            let owners_alive = node.owners.iter().all(|o| {
+                graph
+                    .get(&o.uid)
+                    .is_some_and(|n| !n.is_virtual && !n.deleting_dependents)
+            });
+            if !node.is_virtual && !node.being_deleted && owners_alive {
+                return Ok(Action::Done);
+            }
+            node.clone()
         };
         let live = self.get_live(&node.identity, uid).await?;
         let (latest, resource) = match live {
