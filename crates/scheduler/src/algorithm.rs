@@ -210,7 +210,7 @@ impl Algorithm {
         nominated: &'a HashMap<String, Vec<Arc<PodInfo>>>,
     ) -> Result<CycleState<'a>, Status> {
         let info = Arc::new(PodInfo::new(pod.clone()));
-        let volumes = volumes::prefilter(pod, objects)?;
+        let volumes = volumes::prefilter(pod, snapshot, objects)?;
         let interpod = interpod::prefilter(&info, snapshot, objects);
         let spread = spread::prefilter(&info, snapshot, objects);
         let mut nominated_requests: HashMap<&str, Resources> = HashMap::new();
@@ -424,3 +424,5 @@ pub fn key_of(pod: &Pod) -> PodKey {
     PodKey::of(pod)
 }
 
+#[cfg(test)]
+pub(crate) mod tests;

@@ -274,4 +274,4 @@ pub fn node_resources_fit(
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

@@ -327,3 +327,5 @@ impl SchedulingQueue {
     }
 }
 
+#[cfg(test)]
+mod tests;

@@ -166,3 +166,5 @@ pub fn image_locality(images: &[String], snapshot: &Snapshot, node: &NodeInfo) -
     MAX_NODE_SCORE * (sum - MIN_THRESHOLD) / (max - MIN_THRESHOLD)
 }
 
+#[cfg(test)]
+mod tests;

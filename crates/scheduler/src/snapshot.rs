@@ -226,6 +226,10 @@ pub struct Snapshot {
     pod_node: HashMap<PodKey, String>,
     /// How many nodes hold each image (ImageLocality spreads by it).
     image_nodes: HashMap<String, usize>,
+    /// Pods with (anti-)affinity terms, and with required anti-affinity,
+    /// on known nodes: InterPodAffinity skips its work when there are none.
+    pods_with_affinity: usize,
+    pods_with_required_anti_affinity: usize,
 }
 
 impl Snapshot {
@@ -268,6 +272,23 @@ impl Snapshot {
         self.pod_node.get(key).map(String::as_str)
     }
 
+    pub fn pods_with_affinity(&self) -> usize {
+        self.pods_with_affinity
+    }
+
+    pub fn pods_with_required_anti_affinity(&self) -> usize {
+        self.pods_with_required_anti_affinity
+    }
+
+    fn count_affinity(&mut self, pod: &PodInfo, sign: isize) {
+        self.pods_with_affinity = self
+            .pods_with_affinity
+            .wrapping_add_signed(sign * pod.has_affinity as isize);
+        self.pods_with_required_anti_affinity = self
+            .pods_with_required_anti_affinity
+            .wrapping_add_signed(sign * pod.has_required_anti_affinity as isize);
+    }
+
     pub fn nodes_with_image(&self, image: &str) -> usize {
         self.image_nodes.get(image).copied().unwrap_or(0)
     }
@@ -291,6 +312,7 @@ impl Snapshot {
             }
             None => {
                 for pod in self.orphans.remove(&info.name).unwrap_or_default() {
+                    self.count_affinity(&pod, 1);
                     info.add_pod(pod);
                 }
                 self.index.insert(info.name.clone(), self.nodes.len());
@@ -321,6 +343,9 @@ impl Snapshot {
         }
         // Its pods stay accounted for until they are deleted, as upstream
         // keeps a node's pods after the Node object goes.
+        for pod in &info.pods {
+            self.count_affinity(pod, -1);
+        }
         if !info.pods.is_empty() {
             self.orphans.insert(info.name, info.pods);
         }
@@ -343,7 +368,10 @@ impl Snapshot {
         self.remove_pod(&key);
         let info = Arc::new(PodInfo::new(pod));
         match self.index.get(&node) {
-            Some(&i) => self.nodes[i].add_pod(info),
+            Some(&i) => {
+                self.count_affinity(&info, 1);
+                self.nodes[i].add_pod(info)
+            }
             None => self.orphans.entry(node.clone()).or_default().push(info),
         }
         self.pod_node.insert(key, node);
@@ -352,7 +380,11 @@ impl Snapshot {
     pub fn remove_pod(&mut self, key: &PodKey) -> Option<Arc<PodInfo>> {
         let node = self.pod_node.remove(key)?;
         match self.index.get(&node) {
-            Some(&i) => self.nodes[i].remove_pod(key),
+            Some(&i) => {
+                let pod = self.nodes[i].remove_pod(key)?;
+                self.count_affinity(&pod, -1);
+                Some(pod)
+            }
             None => {
                 let list = self.orphans.get_mut(&node)?;
                 let i = list.iter().position(|p| &p.key == key)?;
