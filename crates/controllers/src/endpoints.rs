@@ -310,14 +310,6 @@ pub(crate) fn services_for_pod_change(
         .collect()
 }
 
-pub(crate) fn is_pod_ready(pod: &Pod) -> bool {
-    pod.status
-        .as_ref()
-        .and_then(|s| s.conditions.as_ref())
-        .and_then(|c| c.iter().find(|c| c.type_ == "Ready"))
-        .is_some_and(|c| c.status == "True")
-}
-
 fn pod_ip(pod: &Pod) -> Option<&str> {
     let status = pod.status.as_ref()?;
     status
@@ -410,7 +402,7 @@ pub fn desired_subsets(service: &Service, pods: &[Arc<Pod>]) -> Vec<EndpointSubs
         if should_set_hostname(pod, service) {
             address.hostname = pod.spec.as_ref().and_then(|s| s.hostname.clone());
         }
-        let ready = publish || is_pod_ready(pod);
+        let ready = publish || crate::pod::is_ready(pod);
         if ports.is_empty() {
             // A headless Service may have no ports.
             if is_headless(service) {

@@ -25,9 +25,9 @@ use kube::Client;
 use tokio::task::JoinSet;
 
 use crate::endpoints::{
-    find_port, format_trigger_time, is_headless, is_pod_ready, managed_selector, pod_reference,
-    selected_pods, services_for_pod_change, should_pod_be_in_endpoints, should_set_hostname,
-    TriggerTimeTracker, LAST_CHANGE_TRIGGER_TIME,
+    find_port, format_trigger_time, is_headless, managed_selector, pod_reference, selected_pods,
+    services_for_pod_change, should_pod_be_in_endpoints, should_set_hostname, TriggerTimeTracker,
+    LAST_CHANGE_TRIGGER_TIME,
 };
 use crate::events::Recorder;
 use crate::informer::{Informer, Key};
@@ -229,7 +229,7 @@ fn pod_to_endpoint(
     publish_not_ready: bool,
     nodes: &Informer<Node>,
 ) -> Endpoint {
-    let serving = is_pod_ready(pod);
+    let serving = crate::pod::is_ready(pod);
     let terminating = pod.metadata.deletion_timestamp.is_some();
     // A terminating pod is never ready, unless not-ready addresses are
     // published.

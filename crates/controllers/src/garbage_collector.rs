@@ -415,7 +415,7 @@ impl Collector {
             let kept: Vec<_> = owners.iter().filter(|o| !remove.contains(&o.uid)).collect();
             let patch = json!({
                 "metadata": {
-                    "ownerReferences": kept,
+                    "ownerReferences": list_or_null(&kept),
                     "resourceVersion": latest.metadata.resource_version,
                 }
             });
@@ -496,7 +496,7 @@ impl Collector {
             .collect();
         let patch = json!({
             "metadata": {
-                "finalizers": finalizers,
+                "finalizers": list_or_null(&finalizers),
                 "resourceVersion": latest.metadata.resource_version,
             }
         });
@@ -528,7 +528,7 @@ impl Collector {
             let kept: Vec<_> = owners.iter().filter(|o| o.uid != uid).collect();
             let patch = json!({
                 "metadata": {
-                    "ownerReferences": kept,
+                    "ownerReferences": list_or_null(&kept),
                     "resourceVersion": obj.metadata.resource_version,
                 }
             });
@@ -557,6 +557,16 @@ impl Collector {
             Live::Absent => Ok(Action::Done),
             Live::UnknownKind => Ok(Action::RequeueAfter(DISCOVERY_PERIOD)),
         }
+    }
+}
+
+/// A list for a merge patch; an empty one removes the field, as upstream
+/// never stores empty `ownerReferences` or `finalizers`.
+fn list_or_null<T: serde::Serialize>(list: &[T]) -> serde_json::Value {
+    if list.is_empty() {
+        serde_json::Value::Null
+    } else {
+        json!(list)
     }
 }
 

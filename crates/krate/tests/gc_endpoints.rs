@@ -153,7 +153,12 @@ async fn gc_orphan_cascade_keeps_dependents_without_the_owner_reference() {
     ]);
     assert!(cms.get_opt("owner").await.unwrap().is_none());
     let dep = cms.get("dep").await.unwrap();
-    assert!(dep.owner_references().is_empty(), "{:?}", dep.metadata);
+    // The field goes with its last entry, as upstream.
+    assert!(
+        dep.metadata.owner_references.is_none(),
+        "{:?}",
+        dep.metadata
+    );
     tokio::time::sleep(Duration::from_secs(1)).await;
     assert!(cms.get_opt("dep").await.unwrap().is_some());
 }
@@ -214,6 +219,114 @@ async fn gc_foreground_cascade_waits_for_blocking_dependents() {
     eventually(WAIT, "owner deleted after its dependents", || async {
         gone(&cms, "blocker").await?;
         gone(&cms, "owner").await
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn gc_cascades_from_deployment_to_replicasets_and_pods() {
+    let c = cluster();
+    let client = c.client().await;
+    let pods: Api<Pod> = Api::default_namespaced(client.clone());
+    let count = |app: &'static str| {
+        let pods = pods.clone();
+        async move {
+            pods.list(&ListParams::default().labels(&format!("app={app}")))
+                .await
+                .unwrap()
+                .items
+                .len()
+        }
+    };
+
+    // Foreground: kubectl returns once the ReplicaSet and its pods are gone.
+    c.ok(&[
+        "create",
+        "deployment",
+        "fg",
+        "--image=nginx",
+        "--replicas=2",
+    ]);
+    eventually(WAIT, "fg pods", || async {
+        match count("fg").await {
+            2 => Ok(()),
+            n => Err(format!("{n} pods")),
+        }
+    })
+    .await;
+    c.ok(&[
+        "delete",
+        "deployment",
+        "fg",
+        "--cascade=foreground",
+        "--timeout=30s",
+    ]);
+    assert_eq!(count("fg").await, 0);
+    assert!(c
+        .ok(&["get", "replicasets", "-l", "app=fg", "-o", "name"])
+        .trim()
+        .is_empty());
+
+    // Orphan on the ReplicaSet level: the pods stay, released.
+    c.ok(&[
+        "create",
+        "deployment",
+        "or",
+        "--image=nginx",
+        "--replicas=2",
+    ]);
+    eventually(WAIT, "or pods", || async {
+        match count("or").await {
+            2 => Ok(()),
+            n => Err(format!("{n} pods")),
+        }
+    })
+    .await;
+    c.ok(&[
+        "delete",
+        "deployment",
+        "or",
+        "--cascade=orphan",
+        "--timeout=30s",
+    ]);
+    c.ok(&[
+        "delete",
+        "replicasets",
+        "-l",
+        "app=or",
+        "--cascade=orphan",
+        "--timeout=30s",
+    ]);
+    let left = pods
+        .list(&ListParams::default().labels("app=or"))
+        .await
+        .unwrap()
+        .items;
+    assert_eq!(left.len(), 2);
+    assert!(left.iter().all(|p| p.metadata.owner_references.is_none()));
+
+    // Background (kubectl's default): everything goes.
+    c.ok(&[
+        "create",
+        "deployment",
+        "bg",
+        "--image=nginx",
+        "--replicas=2",
+    ]);
+    eventually(WAIT, "bg pods", || async {
+        match count("bg").await {
+            2 => Ok(()),
+            n => Err(format!("{n} pods")),
+        }
+    })
+    .await;
+    c.ok(&["delete", "deployment", "bg"]);
+    eventually(WAIT, "bg collected", || async {
+        let rs = c.ok(&["get", "replicasets", "-l", "app=bg", "-o", "name"]);
+        match count("bg").await {
+            0 if rs.trim().is_empty() => Ok(()),
+            n => Err(format!("{n} pods, replicasets {rs}")),
+        }
     })
     .await;
 }
