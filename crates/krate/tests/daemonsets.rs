@@ -102,11 +102,30 @@ async fn get_ds(client: &kube::Client, name: &str) -> DaemonSet {
         .unwrap()
 }
 
+fn chrono_now() -> k8s_openapi::apimachinery::pkg::apis::meta::v1::Time {
+    k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(k8s_openapi::chrono::Utc::now())
+}
+
 const ALL: [&str; 3] = ["sim-node-0", "sim-node-1", "sim-node-2"];
+
+/// A server with three simulated nodes, once they have registered.
+fn cluster() -> Cluster {
+    let c = Cluster::start_with(&["--simulated-nodes", "3"]);
+    support::eventually_blocking(WAIT, "three nodes registered", || {
+        let out = c.kubectl(&["get", "nodes", "-o", "name"]);
+        let names = String::from_utf8_lossy(&out.stdout).to_string();
+        if ALL.iter().all(|n| names.contains(&format!("node/{n}"))) {
+            Ok(())
+        } else {
+            Err(names)
+        }
+    });
+    c
+}
 
 #[tokio::test]
 async fn daemonset_runs_one_pod_on_every_node() {
-    let c = Cluster::start_with(&["--simulated-nodes", "3"]);
+    let c = cluster();
     let client = c.client().await;
     c.ok_stdin(
         &["apply", "-f", "-"],
@@ -202,7 +221,7 @@ async fn daemonset_runs_one_pod_on_every_node() {
 
 #[tokio::test]
 async fn daemonset_node_selector_restricts_and_follows_node_labels() {
-    let c = Cluster::start_with(&["--simulated-nodes", "3"]);
+    let c = cluster();
     let client = c.client().await;
     c.ok(&["label", "node", "sim-node-1", "disk=ssd"]);
     c.ok_stdin(
@@ -225,7 +244,7 @@ async fn daemonset_node_selector_restricts_and_follows_node_labels() {
 
 #[tokio::test]
 async fn daemonset_skips_a_tainted_node_unless_it_tolerates_the_taint() {
-    let c = Cluster::start_with(&["--simulated-nodes", "3"]);
+    let c = cluster();
     let client = c.client().await;
     c.ok(&["taint", "node", "sim-node-0", "dedicated=db:NoSchedule"]);
     c.ok_stdin(
@@ -253,13 +272,14 @@ async fn daemonset_skips_a_tainted_node_unless_it_tolerates_the_taint() {
 
 #[tokio::test]
 async fn daemonset_puts_a_pod_on_a_node_that_joins() {
-    let c = Cluster::start_with(&["--simulated-nodes", "3"]);
+    let c = cluster();
     let client = c.client().await;
     c.ok_stdin(
         &["apply", "-f", "-"],
         &daemonset("agent", json!({}), json!({})),
     );
     wait_on_nodes(&client, "agent", &ALL).await;
+    // A node joins (registered through the API, reporting Ready).
     c.ok_stdin(
         &["apply", "-f", "-"],
         &json!({
@@ -269,6 +289,22 @@ async fn daemonset_puts_a_pod_on_a_node_that_joins() {
         })
         .to_string(),
     );
+    let now = chrono_now();
+    c.ok(&[
+        "patch",
+        "node",
+        "late-node",
+        "--subresource=status",
+        "--type=merge",
+        "-p",
+        &json!({ "status": {
+            "capacity": { "cpu": "4", "memory": "8Gi", "pods": "110" },
+            "allocatable": { "cpu": "4", "memory": "8Gi", "pods": "110" },
+            "conditions": [{ "type": "Ready", "status": "True", "reason": "KubeletReady",
+                             "lastHeartbeatTime": now, "lastTransitionTime": now }],
+        }})
+        .to_string(),
+    ]);
     // The new pod is pinned to the new node (whether or not anything runs it).
     eventually(WAIT, "a pod for late-node", || async {
         let pods = live_pods(&client, "agent").await;
@@ -277,15 +313,17 @@ async fn daemonset_puts_a_pod_on_a_node_that_joins() {
                 .unwrap()
                 .contains("late-node")
         });
-        if pinned && pods.len() == 4 {
+        let desired = get_ds(&client, "agent")
+            .await
+            .status
+            .map(|s| s.desired_number_scheduled);
+        if pinned && pods.len() == 4 && desired == Some(4) {
             Ok(())
         } else {
-            Err(format!("{} pods", pods.len()))
+            Err(format!("{} pods, desired {desired:?}", pods.len()))
         }
     })
     .await;
-    let s = get_ds(&client, "agent").await.status.unwrap();
-    assert_eq!(s.desired_number_scheduled, 4);
     // The node leaves: its pod goes.
     c.ok(&["delete", "node", "late-node"]);
     wait_on_nodes(&client, "agent", &ALL).await;
@@ -293,7 +331,7 @@ async fn daemonset_puts_a_pod_on_a_node_that_joins() {
 
 #[tokio::test]
 async fn daemonset_rolling_update_replaces_every_pod() {
-    let c = Cluster::start_with(&["--simulated-nodes", "3"]);
+    let c = cluster();
     let client = c.client().await;
     c.ok_stdin(
         &["apply", "-f", "-"],
@@ -348,7 +386,7 @@ async fn daemonset_rolling_update_replaces_every_pod() {
 
 #[tokio::test]
 async fn daemonset_on_delete_replaces_only_deleted_pods() {
-    let c = Cluster::start_with(&["--simulated-nodes", "3"]);
+    let c = cluster();
     let client = c.client().await;
     c.ok_stdin(
         &["apply", "-f", "-"],
