@@ -276,7 +276,8 @@ fn too_many_requests(message: &str, cause: Option<String>) -> ApiError {
 
 /// Evicts a pod (`POST pods/<name>/eviction`), honouring the
 /// PodDisruptionBudget that covers it, as upstream's eviction REST does:
-/// terminal pods go at once; a budget with no disruptions allowed refuses
+/// pods that are finished, Pending or already terminating go at once; a
+/// budget with no disruptions allowed refuses
 /// with 429; otherwise the budget's allowance is taken (compare-and-swap on
 /// its status) and the pod is deleted with the eviction's delete options.
 pub async fn evict(reg: &Registry, ns: &str, name: &str, eviction: &Value) -> ApiResult<Value> {
@@ -294,8 +295,10 @@ pub async fn evict(reg: &Registry, ns: &str, name: &str, eviction: &Value) -> Ap
     let success = json!({ "kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201 });
     if phase == "Succeeded"
         || phase == "Failed"
+        || phase == "Pending"
         || pod.pointer("/metadata/deletionTimestamp").is_some()
     {
+        mark_disruption_target(reg, ns, name).await?;
         reg.delete(pods, Some(ns), name, &delete_opts).await?;
         return Ok(success);
     }
@@ -335,6 +338,7 @@ pub async fn evict(reg: &Registry, ns: &str, name: &str, eviction: &Value) -> Ap
         .collect();
     match matching.len() {
         0 => {
+            mark_disruption_target(reg, ns, name).await?;
             reg.delete(pods, Some(ns), name, &delete_opts).await?;
             return Ok(success);
         }
@@ -360,7 +364,7 @@ pub async fn evict(reg: &Registry, ns: &str, name: &str, eviction: &Value) -> Ap
         let desired = status.get("desiredHealthy").and_then(Value::as_i64).unwrap_or(0);
         // An unready pod does not count against the budget when the
         // budget is met (IfHealthyBudget) or by policy (AlwaysAllow).
-        if !ready && (always || healthy >= desired) {
+        if !ready && (always || (healthy >= desired && desired > 0)) {
             return Ok(());
         }
         if observed < generation {
@@ -380,6 +384,9 @@ pub async fn evict(reg: &Registry, ns: &str, name: &str, eviction: &Value) -> Ap
             pdb["status"] = json!({});
         }
         pdb["status"]["disruptionsAllowed"] = json!(allowed - 1);
+        if allowed == 1 {
+            set_disruption_allowed_false(&mut pdb["status"], generation);
+        }
         if !pdb["status"]["disruptedPods"].is_object() {
             pdb["status"]["disruptedPods"] = json!({});
         }
@@ -387,6 +394,75 @@ pub async fn evict(reg: &Registry, ns: &str, name: &str, eviction: &Value) -> Ap
         Ok(())
     })
     .await?;
+    mark_disruption_target(reg, ns, name).await?;
     reg.delete(pods, Some(ns), name, &delete_opts).await?;
     Ok(success)
+}
+
+/// The DisruptionAllowed condition turned False (InsufficientPods) when an
+/// eviction takes the last allowed disruption (upstream
+/// `UpdateDisruptionAllowedCondition`).
+fn set_disruption_allowed_false(status: &mut Value, generation: i64) {
+    if !status["conditions"].is_array() {
+        status["conditions"] = json!([]);
+    }
+    let conditions = status["conditions"].as_array_mut().expect("an array");
+    let now = crate::registry::now_rfc3339();
+    match conditions
+        .iter_mut()
+        .find(|c| c["type"] == "DisruptionAllowed")
+    {
+        Some(c) => {
+            if c["status"] != "False" {
+                c["status"] = json!("False");
+                c["lastTransitionTime"] = json!(now);
+            }
+            c["reason"] = json!("InsufficientPods");
+            c["message"] = json!("");
+            c["observedGeneration"] = json!(generation);
+        }
+        None => conditions.push(json!({
+            "type": "DisruptionAllowed",
+            "status": "False",
+            "reason": "InsufficientPods",
+            "message": "",
+            "observedGeneration": generation,
+            "lastTransitionTime": now,
+        })),
+    }
+}
+
+/// Upstream's eviction marks the pod before deleting it: condition
+/// DisruptionTarget, reason EvictionByEvictionAPI.
+async fn mark_disruption_target(reg: &Registry, ns: &str, name: &str) -> ApiResult<()> {
+    let pods = resources::lookup("", "v1", "pods").expect("pods are served");
+    reg.guaranteed_update(pods, Some(ns), name, |pod| {
+        if !pod["status"].is_object() {
+            pod["status"] = json!({});
+        }
+        if !pod["status"]["conditions"].is_array() {
+            pod["status"]["conditions"] = json!([]);
+        }
+        let conditions = pod["status"]["conditions"]
+            .as_array_mut()
+            .expect("an array");
+        let wanted = json!({
+            "type": "DisruptionTarget",
+            "status": "True",
+            "reason": "EvictionByEvictionAPI",
+            "message": "Eviction API: evicting",
+            "lastTransitionTime": crate::registry::now_rfc3339(),
+        });
+        match conditions
+            .iter_mut()
+            .find(|c| c["type"] == "DisruptionTarget")
+        {
+            Some(c) if c["status"] == "True" && c["reason"] == "EvictionByEvictionAPI" => {}
+            Some(c) => *c = wanted,
+            None => conditions.push(wanted),
+        }
+        Ok(())
+    })
+    .await
+    .map(|_| ())
 }
