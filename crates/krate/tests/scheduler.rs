@@ -255,3 +255,241 @@ fn node_selector_and_taints_are_respected() {
         "0/3 nodes are available: 1 node(s) had untolerated taint {dedicated: db}, 2 node(s) didn't match Pod's node affinity/selector. preemption: 0/3 nodes are available: 3 Preemption is not helpful for scheduling."
     );
 }
+
+fn pod_with_labels(name: &str, cpu: &str, labels: Value, extra_spec: Value) -> String {
+    let mut p: Value = serde_json::from_str(&pod(name, cpu, extra_spec)).unwrap();
+    p["metadata"]["labels"] = labels;
+    p.to_string()
+}
+
+fn bound_nodes(c: &Cluster, selector: &str) -> (Vec<String>, Vec<String>) {
+    let list = get_json(c, &["get", "pods", "-l", selector]);
+    let mut bound = Vec::new();
+    let mut pending = Vec::new();
+    for p in list["items"].as_array().unwrap() {
+        match p["spec"]["nodeName"].as_str() {
+            Some(n) => bound.push(n.to_string()),
+            None => pending.push(p["metadata"]["name"].as_str().unwrap().to_string()),
+        }
+    }
+    (bound, pending)
+}
+
+fn anti_affinity(kind: &str) -> Value {
+    let term = json!({"labelSelector": {"matchLabels": {"app": "web"}}, "topologyKey": "kubernetes.io/hostname"});
+    if kind == "hard" {
+        json!({"affinity": {"podAntiAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": [term]}}})
+    } else {
+        json!({"affinity": {"podAntiAffinity": {"preferredDuringSchedulingIgnoredDuringExecution": [
+            {"weight": 100, "podAffinityTerm": term}
+        ]}}})
+    }
+}
+
+#[test]
+fn hostname_anti_affinity_hard_leaves_a_fourth_replica_pending_on_three_nodes() {
+    let c = Cluster::start_with(&["--simulated-nodes", "3", "--disable-agent"]);
+    let pods: Vec<String> = (0..4)
+        .map(|i| {
+            pod_with_labels(
+                &format!("web-{i}"),
+                "100m",
+                json!({"app": "web"}),
+                anti_affinity("hard"),
+            )
+        })
+        .collect();
+    c.ok_stdin(&["create", "-f", "-"], &pods.join("\n"));
+    let (bound, pending) = wait_for("three replicas bound", Duration::from_secs(30), || {
+        let (b, p) = bound_nodes(&c, "app=web");
+        (b.len() == 3).then_some((b, p))
+    });
+    let mut distinct = bound.clone();
+    distinct.sort();
+    distinct.dedup();
+    assert_eq!(distinct.len(), 3, "{bound:?}");
+    assert_eq!(pending.len(), 1);
+    assert_eq!(
+        wait_unschedulable(&c, &pending[0]),
+        "0/3 nodes are available: 3 node(s) didn't match pod anti-affinity rules. preemption: 0/3 nodes are available: 3 No preemption victims found for incoming pod."
+    );
+}
+
+#[test]
+fn hostname_anti_affinity_soft_spreads_first_and_still_schedules_every_replica() {
+    let c = Cluster::start_with(&["--simulated-nodes", "3", "--disable-agent"]);
+    let pods: Vec<String> = (0..4)
+        .map(|i| {
+            pod_with_labels(
+                &format!("web-{i}"),
+                "100m",
+                json!({"app": "web"}),
+                anti_affinity("soft"),
+            )
+        })
+        .collect();
+    // One at a time, so each decision sees the previous pods.
+    for p in &pods[..3] {
+        c.ok_stdin(&["create", "-f", "-"], p);
+        let name = serde_json::from_str::<Value>(p).unwrap()["metadata"]["name"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        wait_bound(&c, &name);
+    }
+    let (bound, _) = bound_nodes(&c, "app=web");
+    let mut distinct = bound.clone();
+    distinct.sort();
+    distinct.dedup();
+    assert_eq!(distinct.len(), 3, "{bound:?}");
+    c.ok_stdin(&["create", "-f", "-"], &pods[3]);
+    wait_bound(&c, "web-3");
+}
+
+#[test]
+fn topology_spread_keeps_pods_per_node_within_max_skew() {
+    let c = Cluster::start_with(&["--simulated-nodes", "3", "--disable-agent"]);
+    let spread = json!({"topologySpreadConstraints": [{
+        "maxSkew": 1, "topologyKey": "kubernetes.io/hostname", "whenUnsatisfiable": "DoNotSchedule",
+        "labelSelector": {"matchLabels": {"app": "spread"}}
+    }]});
+    let pods: Vec<String> = (0..9)
+        .map(|i| {
+            pod_with_labels(
+                &format!("s-{i}"),
+                "100m",
+                json!({"app": "spread"}),
+                spread.clone(),
+            )
+        })
+        .collect();
+    c.ok_stdin(&["create", "-f", "-"], &pods.join("\n"));
+    let bound = wait_for("nine pods bound", Duration::from_secs(30), || {
+        let (b, _) = bound_nodes(&c, "app=spread");
+        (b.len() == 9).then_some(b)
+    });
+    let mut per_node = std::collections::HashMap::new();
+    for n in bound {
+        *per_node.entry(n).or_insert(0) += 1;
+    }
+    assert_eq!(per_node.len(), 3, "{per_node:?}");
+    assert!(per_node.values().all(|n| *n == 3), "{per_node:?}");
+}
+
+#[test]
+fn a_higher_priority_pod_preempts_a_lower_priority_one() {
+    let c = Cluster::start_with(&[
+        "--simulated-nodes",
+        "2",
+        "--disable-agent",
+        "--simulated-node-capacity",
+        "cpu=2",
+    ]);
+    c.ok_stdin(
+        &["create", "-f", "-"],
+        r#"{"apiVersion": "scheduling.k8s.io/v1", "kind": "PriorityClass", "metadata": {"name": "high"}, "value": 1000}"#,
+    );
+    let low: Vec<String> = (0..4)
+        .map(|i| pod_with_labels(&format!("low-{i}"), "1", json!({"tier": "low"}), json!({})))
+        .collect();
+    c.ok_stdin(&["create", "-f", "-"], &low.join("\n"));
+    wait_for("the nodes filled", Duration::from_secs(30), || {
+        (bound_nodes(&c, "tier=low").0.len() == 4).then_some(())
+    });
+    c.ok_stdin(
+        &["create", "-f", "-"],
+        &pod_with_labels(
+            "vip",
+            "1",
+            json!({"tier": "high"}),
+            json!({"priorityClassName": "high"}),
+        ),
+    );
+    let node = wait_bound(&c, "vip");
+    let (low_bound, _) = bound_nodes(&c, "tier=low");
+    assert_eq!(
+        low_bound.len(),
+        3,
+        "one low-priority pod must have been evicted"
+    );
+    let events = wait_for("the Preempted event", Duration::from_secs(10), || {
+        let e = c.ok(&[
+            "get",
+            "events",
+            "--field-selector",
+            "reason=Preempted",
+            "-o",
+            "json",
+        ]);
+        let v: Value = serde_json::from_str(&e).unwrap();
+        (!v["items"].as_array().unwrap().is_empty()).then_some(v)
+    });
+    let msg = events["items"][0]["message"].as_str().unwrap();
+    let uid = get_json(&c, &["get", "pod", "vip"])["metadata"]["uid"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(msg, format!("Preempted by pod {uid} on node {node}"));
+    assert_eq!(
+        events["items"][0]["source"]["component"],
+        "default-scheduler"
+    );
+}
+
+#[test]
+fn preemption_policy_never_waits_instead_of_evicting() {
+    let c = Cluster::start_with(&[
+        "--simulated-nodes",
+        "1",
+        "--disable-agent",
+        "--simulated-node-capacity",
+        "cpu=1",
+    ]);
+    c.ok_stdin(
+        &["create", "-f", "-"],
+        r#"{"apiVersion": "scheduling.k8s.io/v1", "kind": "PriorityClass", "metadata": {"name": "polite"}, "value": 1000, "preemptionPolicy": "Never"}"#,
+    );
+    c.ok_stdin(&["create", "-f", "-"], &pod("low", "1", json!({})));
+    wait_bound(&c, "low");
+    c.ok_stdin(
+        &["create", "-f", "-"],
+        &pod("polite", "1", json!({"priorityClassName": "polite"})),
+    );
+    assert_eq!(
+        wait_unschedulable(&c, "polite"),
+        "0/1 nodes are available: 1 Insufficient cpu. preemption: not eligible due to preemptionPolicy=Never."
+    );
+    assert!(node_of(&c, "low").is_some());
+}
+
+#[test]
+fn a_pod_using_a_missing_claim_says_so() {
+    let c = Cluster::start_with(&["--simulated-nodes", "2", "--disable-agent"]);
+    c.ok_stdin(
+        &["create", "-f", "-"],
+        &pod(
+            "needs-data",
+            "100m",
+            json!({"volumes": [{"name": "data", "persistentVolumeClaim": {"claimName": "data"}}]}),
+        ),
+    );
+    assert_eq!(
+        wait_unschedulable(&c, "needs-data"),
+        "0/2 nodes are available: persistentvolumeclaim \"data\" not found. preemption: 0/2 nodes are available: 2 Preemption is not helpful for scheduling."
+    );
+    // Creating the claim (local-path, WaitForFirstConsumer) lets it schedule,
+    // and the claim names the chosen node.
+    c.ok_stdin(
+        &["create", "-f", "-"],
+        r#"{"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": {"name": "data"},
+            "spec": {"accessModes": ["ReadWriteOnce"], "storageClassName": "local-path",
+                     "resources": {"requests": {"storage": "1Gi"}}}}"#,
+    );
+    let node = wait_bound(&c, "needs-data");
+    let claim = get_json(&c, &["get", "pvc", "data"]);
+    assert_eq!(
+        claim["metadata"]["annotations"]["volume.kubernetes.io/selected-node"].as_str(),
+        Some(node.as_str()),
+        "{claim}"
+    );
+}
