@@ -52,10 +52,21 @@ pub async fn finalize(reg: &Registry, name: &str, body: &Value) -> ApiResult<Val
     Ok(updated)
 }
 
-/// Deletes what is in `ns`; returns the resources still holding objects
-/// (being finalized or gracefully terminated) with their counts.
-async fn empty(reg: &Registry, catalog: &Catalog, ns: &str) -> ApiResult<Vec<(String, usize)>> {
-    let mut remaining = Vec::new();
+/// What is left in a namespace after a deletion pass.
+#[derive(Default)]
+struct Remaining {
+    /// `resource.group` and how many objects of it remain, sorted.
+    resources: Vec<(String, usize)>,
+    /// Finalizer and how many remaining objects carry it, sorted.
+    finalizers: std::collections::BTreeMap<String, usize>,
+    /// Deletions that failed, as their error messages.
+    failures: Vec<String>,
+}
+
+/// Deletes what is in `ns`; returns what still holds objects (being
+/// finalized or gracefully terminated).
+async fn empty(reg: &Registry, catalog: &Catalog, ns: &str) -> ApiResult<Remaining> {
+    let mut remaining = Remaining::default();
     for r in catalog.all_stored() {
         if !r.namespaced || !r.has_verb("list") || !r.has_verb("delete") {
             continue;
@@ -81,51 +92,144 @@ async fn empty(reg: &Registry, catalog: &Catalog, ns: &str) -> ApiResult<Vec<(St
             {
                 Ok(_) => {}
                 Err(e) if e.code == 404 || e.code == 409 => {}
-                Err(e) => return Err(e),
+                Err(e) => remaining.failures.push(e.message.clone()),
             }
         }
         let left = reg
             .list(r, Some(ns), &ListOptions::default(), &|_| true)
             .await?;
-        let n = left["items"].as_array().map(Vec::len).unwrap_or(0);
-        if n > 0 {
-            remaining.push((r.qualified_resource(), n));
+        let left = left["items"].as_array().cloned().unwrap_or_default();
+        if !left.is_empty() {
+            // Upstream names the resource `resource.group`, with a
+            // trailing dot for the core group.
+            remaining
+                .resources
+                .push((format!("{}.{}", r.resource, r.group), left.len()));
+        }
+        for item in &left {
+            for f in finalizers(item) {
+                *remaining.finalizers.entry(f).or_default() += 1;
+            }
         }
     }
+    remaining.resources.sort();
     Ok(remaining)
 }
 
-async fn set_conditions(
-    reg: &Registry,
-    name: &str,
-    remaining: &[(String, usize)],
-) -> ApiResult<()> {
-    let now = crate::registry::now_rfc3339();
-    let content = if remaining.is_empty() {
-        json!({ "type": "NamespaceContentRemaining", "status": "False", "lastTransitionTime": now, "reason": "ContentRemoved", "message": "All content successfully removed" })
-    } else {
+/// The five conditions upstream's namespace controller keeps on a
+/// terminating namespace, each False unless something blocks.
+fn deletion_conditions(remaining: &Remaining, now: &str) -> Vec<Value> {
+    let cond = |type_: &str, problem: Option<(&str, String)>, ok: (&str, &str)| match problem {
+        Some((reason, message)) => {
+            json!({ "type": type_, "status": "True", "lastTransitionTime": now, "reason": reason, "message": message })
+        }
+        None => {
+            json!({ "type": type_, "status": "False", "lastTransitionTime": now, "reason": ok.0, "message": ok.1 })
+        }
+    };
+    let content_failure = (!remaining.failures.is_empty()).then(|| {
+        (
+            "ContentDeletionFailed",
+            format!(
+                "Failed to delete all resource types, {} remaining: {}",
+                remaining.failures.len(),
+                remaining.failures.join(", ")
+            ),
+        )
+    });
+    let content_remaining = (!remaining.resources.is_empty()).then(|| {
         let list: Vec<String> = remaining
+            .resources
             .iter()
             .map(|(r, n)| format!("{r} has {n} resource instances"))
             .collect();
-        json!({ "type": "NamespaceContentRemaining", "status": "True", "lastTransitionTime": now, "reason": "SomeResourcesRemain", "message": format!("Some resources are remaining: {}", list.join(", ")) })
-    };
+        (
+            "SomeResourcesRemain",
+            format!("Some resources are remaining: {}", list.join(", ")),
+        )
+    });
+    let finalizers_remaining = (!remaining.finalizers.is_empty()).then(|| {
+        let list: Vec<String> = remaining
+            .finalizers
+            .iter()
+            .map(|(f, n)| format!("{f} in {n} resource instances"))
+            .collect();
+        (
+            "SomeFinalizersRemain",
+            format!(
+                "Some content in the namespace has finalizers remaining: {}",
+                list.join(", ")
+            ),
+        )
+    });
+    vec![
+        cond(
+            "NamespaceDeletionDiscoveryFailure",
+            None,
+            (
+                "ResourcesDiscovered",
+                "All resources successfully discovered",
+            ),
+        ),
+        cond(
+            "NamespaceDeletionGroupVersionParsingFailure",
+            None,
+            (
+                "ParsedGroupVersions",
+                "All legacy kube types successfully parsed",
+            ),
+        ),
+        cond(
+            "NamespaceDeletionContentFailure",
+            content_failure,
+            (
+                "ContentDeleted",
+                "All content successfully deleted, may be waiting on finalization",
+            ),
+        ),
+        cond(
+            "NamespaceContentRemaining",
+            content_remaining,
+            ("ContentRemoved", "All content successfully removed"),
+        ),
+        cond(
+            "NamespaceFinalizersRemaining",
+            finalizers_remaining,
+            (
+                "ContentHasNoFinalizers",
+                "All content-preserving finalizers finished",
+            ),
+        ),
+    ]
+}
+
+async fn set_conditions(reg: &Registry, name: &str, remaining: &Remaining) -> ApiResult<()> {
+    let now = crate::registry::now_rfc3339();
+    let wanted = deletion_conditions(remaining, &now);
     reg.guaranteed_update(namespaces(), None, name, |ns| {
         let mut conds: Vec<Value> = ns
             .pointer("/status/conditions")
             .and_then(Value::as_array)
             .cloned()
             .unwrap_or_default();
-        if let Some(old) = conds
-            .iter()
-            .find(|c| c["type"] == "NamespaceContentRemaining")
-        {
-            if old["status"] == content["status"] && old["message"] == content["message"] {
-                return Err(ApiError::new(304, "Unchanged", ""));
+        let mut changed = false;
+        for want in &wanted {
+            match conds.iter_mut().find(|c| c["type"] == want["type"]) {
+                Some(old)
+                    if old["status"] == want["status"] && old["message"] == want["message"] => {}
+                Some(old) => {
+                    *old = want.clone();
+                    changed = true;
+                }
+                None => {
+                    conds.push(want.clone());
+                    changed = true;
+                }
             }
         }
-        conds.retain(|c| c["type"] != "NamespaceContentRemaining");
-        conds.push(content.clone());
+        if !changed {
+            return Err(ApiError::new(304, "Unchanged", ""));
+        }
         ns["status"]["conditions"] = json!(conds);
         Ok(())
     })
@@ -161,7 +265,7 @@ async fn reconcile(reg: &Registry, catalog: &Catalog) -> ApiResult<(store::Revis
             .to_string();
         let remaining = empty(reg, catalog, &name).await?;
         set_conditions(reg, &name, &remaining).await?;
-        if remaining.is_empty() {
+        if remaining.resources.is_empty() {
             let rest: Vec<Value> = ns["spec"]["finalizers"]
                 .as_array()
                 .cloned()
