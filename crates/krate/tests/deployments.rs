@@ -645,7 +645,9 @@ async fn revision_history_limit_prunes_the_oldest_replicasets() {
     }
     eventually(WAIT, "one old ReplicaSet kept", || async {
         let d = ds.get("web").await.unwrap();
-        let images: Vec<String> = replica_sets(&rss, &d).await.iter().map(image_of).collect();
+        // Created within the same second: order by image, not by age.
+        let mut images: Vec<String> = replica_sets(&rss, &d).await.iter().map(image_of).collect();
+        images.sort();
         if images == ["nginx:3", "nginx:4"] {
             Ok(())
         } else {
@@ -750,4 +752,65 @@ async fn deployment_adopts_orphan_replicaset_with_matching_labels() {
         Some("Deployment/web"),
         "{describe}"
     );
+}
+
+#[tokio::test]
+async fn deployment_scaled_mid_rollout_scales_replicasets_in_proportion() {
+    let c = cluster();
+    let client = c.client().await;
+    let ds: Api<Deployment> = Api::namespaced(client.clone(), "default");
+    let rss: Api<ReplicaSet> = Api::namespaced(client.clone(), "default");
+    let strategy = json!({
+        "strategy": { "type": "RollingUpdate", "rollingUpdate": { "maxSurge": 3, "maxUnavailable": 2 } }
+    });
+    c.ok_stdin(
+        &["apply", "-f", "-"],
+        &manifest("web", 10, "nginx:1", strategy),
+    );
+    rollout_status(&c, "web");
+
+    // A template whose pods never become ready: the rollout stalls with
+    // 13 pods (10 + maxSurge), 8 old ones available (10 - maxUnavailable).
+    c.ok(&[
+        "patch",
+        "deployment/web",
+        "-p",
+        r#"{"spec":{"template":{"metadata":{"annotations":{"sim.krate.io/ready":"false"}},"spec":{"containers":[{"name":"app","image":"nginx:2"}]}}}}"#,
+    ]);
+    let sizes = |want: (i32, i32)| {
+        let (ds, rss) = (ds.clone(), rss.clone());
+        async move {
+            eventually(WAIT, &format!("old/new at {want:?}"), || async {
+                let d = ds.get("web").await.unwrap();
+                let sets = replica_sets(&rss, &d).await;
+                let old: i32 = sets
+                    .iter()
+                    .filter(|rs| image_of(rs) == "nginx:1")
+                    .map(spec_replicas)
+                    .sum();
+                let new: i32 = sets
+                    .iter()
+                    .filter(|rs| image_of(rs) == "nginx:2")
+                    .map(spec_replicas)
+                    .sum();
+                if (old, new) == want {
+                    Ok(())
+                } else {
+                    Err(format!("{:?}", (old, new)))
+                }
+            })
+            .await
+        }
+    };
+    sizes((8, 5)).await;
+
+    // 10 -> 20 mid-rollout: 10 more replicas spread by size over 13:
+    // old 8 -> round(8 * 23 / 13) = 14, new 5 -> round(5 * 23 / 13) = 9.
+    c.ok(&["scale", "deployment/web", "--replicas=20"]);
+    sizes((14, 9)).await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    sizes((14, 9)).await;
+    let describe = c.ok(&["describe", "deployment", "web"]);
+    assert!(describe.contains("from 8 to 14"), "{describe}");
+    assert!(describe.contains("from 5 to 9"), "{describe}");
 }
