@@ -34,7 +34,7 @@ impl Cluster {
         let dir = tempfile::tempdir().unwrap();
         let port = free_port();
         let log = std::fs::File::create(dir.path().join("server.log")).unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_krate"))
+        let child = Command::new(krate_bin())
             .arg("server")
             .arg("--data-dir")
             .arg(dir.path().join("data"))
@@ -183,7 +183,7 @@ impl Cluster {
             .append(true)
             .open(self.dir.path().join("server.log"))
             .unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_krate"))
+        let child = Command::new(krate_bin())
             .arg("server")
             .arg("--data-dir")
             .arg(self.data_dir())
@@ -266,4 +266,12 @@ pub fn eventually_blocking<T>(
             Err(_) => std::thread::sleep(Duration::from_millis(200)),
         }
     }
+}
+
+/// The `krate` binary under test: `KRATE_BIN` if set (a private copy, when
+/// several people build into one target directory), else Cargo's.
+fn krate_bin() -> PathBuf {
+    std::env::var_os("KRATE_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| env!("CARGO_BIN_EXE_krate").into())
 }
