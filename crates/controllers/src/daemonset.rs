@@ -715,9 +715,13 @@ impl Reconciler for DaemonSetController {
         self.sync_nodes(key, &ds, &plan.delete, &plan.create_on, &hash)
             .await?;
         if self.expectations.satisfied(key) && placement::is_rolling_update(&ds) {
+            let spec = placement::daemon_spec(&ds);
             let desired = nodes
                 .iter()
-                .filter(|n| placement::should_run(&ds, n).0)
+                .filter(|n| {
+                    spec.as_ref()
+                        .is_some_and(|s| placement::spec_should_run(s, n).0)
+                })
                 .count() as i32;
             let (delete, create) =
                 placement::rolling_update(&ds, &node_pods, desired, &hash, Utc::now());

@@ -167,9 +167,19 @@ pub fn node_affinity_matches(spec: &PodSpec, node: &Node) -> bool {
 /// tolerations) does not tolerate keeps new pods off, and only an
 /// untolerated NoExecute taint evicts a running one.
 pub fn should_run(ds: &DaemonSet, node: &Node) -> (bool, bool) {
-    let Some(mut spec) = ds.spec.as_ref().and_then(|s| s.template.spec.clone()) else {
-        return (false, false);
-    };
+    daemon_spec(ds).map_or((false, false), |spec| spec_should_run(&spec, node))
+}
+
+/// The template's pod spec with the daemon tolerations, which placement
+/// judges (computed once per sync, not once per node).
+pub fn daemon_spec(ds: &DaemonSet) -> Option<PodSpec> {
+    let mut spec = ds.spec.as_ref()?.template.spec.clone()?;
+    add_daemon_tolerations(&mut spec);
+    Some(spec)
+}
+
+/// [`should_run`] for a spec from [`daemon_spec`].
+pub fn spec_should_run(spec: &PodSpec, node: &Node) -> (bool, bool) {
     let node_name = node.metadata.name.as_deref().unwrap_or_default();
     if spec
         .node_name
@@ -178,8 +188,7 @@ pub fn should_run(ds: &DaemonSet, node: &Node) -> (bool, bool) {
     {
         return (false, false);
     }
-    add_daemon_tolerations(&mut spec);
-    if !node_affinity_matches(&spec, node) {
+    if !node_affinity_matches(spec, node) {
         return (false, false);
     }
     let taints = node
@@ -332,9 +341,12 @@ pub fn plan(
 ) -> Plan {
     let mut plan = Plan::default();
     let surge = allows_surge(ds);
+    let spec = daemon_spec(ds);
     for node in nodes {
         let name = node.metadata.name.clone().unwrap_or_default();
-        let (run, keep) = should_run(ds, node);
+        let (run, keep) = spec
+            .as_ref()
+            .map_or((false, false), |s| spec_should_run(s, node));
         let pods = node_pods.get(&name).map(Vec::as_slice).unwrap_or_default();
         if run && pods.is_empty() {
             plan.create_on.push(name);
@@ -565,9 +577,10 @@ pub fn count(
         .and_then(|s| s.min_ready_seconds)
         .unwrap_or(0);
     let mut c = Counts::default();
+    let spec = daemon_spec(ds);
     for node in nodes {
         let name = node.metadata.name.as_deref().unwrap_or_default();
-        let (run, _) = should_run(ds, node);
+        let run = spec.as_ref().is_some_and(|s| spec_should_run(s, node).0);
         let mut pods = node_pods.get(name).cloned().unwrap_or_default();
         let scheduled = !pods.is_empty();
         if run {
