@@ -670,6 +670,81 @@ async fn endpoints_and_slices_follow_pod_readiness_with_named_target_ports() {
 }
 
 #[tokio::test]
+async fn terminating_pod_leaves_endpoints_and_stays_in_slices_as_terminating() {
+    let c = cluster();
+    let client = c.client().await;
+    let pods: Api<Pod> = Api::default_namespaced(client.clone());
+    let services: Api<Service> = Api::default_namespaced(client.clone());
+    let endpoints: Api<Endpoints> = Api::default_namespaced(client.clone());
+    let slices: Api<EndpointSlice> = Api::default_namespaced(client.clone());
+
+    // The pod's node stops (as if the machine died), so a graceful delete
+    // leaves the pod terminating, still Running and Ready as last reported.
+    let mut p = pod("api-0", "api", "http", 8080, json!({}));
+    p.spec.as_mut().unwrap().node_name = Some("sim-node-1".into());
+    pods.create(&PostParams::default(), &p).await.unwrap();
+    let ip = pod_ip(&pods, "api-0").await;
+    services
+        .create(&PostParams::default(), &service("api", "api", json!({})))
+        .await
+        .unwrap();
+    eventually(WAIT, "ready endpoint", || async {
+        let all = slices_of(&slices, "api").await;
+        match all.iter().flat_map(|s| s.endpoints.iter()).next() {
+            Some(e) if e.conditions.as_ref().unwrap().ready == Some(true) => Ok(()),
+            other => Err(format!("{other:?}")),
+        }
+    })
+    .await;
+
+    c.ok(&[
+        "annotate",
+        "node",
+        "sim-node-1",
+        "sim.krate.io/stopped=true",
+    ]);
+    c.ok(&["delete", "pod", "api-0", "--wait=false"]);
+    eventually(WAIT, "terminating endpoint", || async {
+        let all = slices_of(&slices, "api").await;
+        let e = all
+            .iter()
+            .flat_map(|s| s.endpoints.iter())
+            .next()
+            .ok_or("no endpoint")?;
+        let c = e.conditions.clone().unwrap();
+        if e.addresses == vec![ip.clone()] && c.terminating == Some(true) && c.ready == Some(false)
+        {
+            Ok(())
+        } else {
+            Err(format!("{e:?}"))
+        }
+    })
+    .await;
+    eventually(WAIT, "terminating pod out of Endpoints", || async {
+        let ep = endpoints.get("api").await.map_err(|e| e.to_string())?;
+        match ep.subsets {
+            None => Ok(()),
+            Some(s) => Err(format!("{s:?}")),
+        }
+    })
+    .await;
+    let out = c.ok(&["get", "endpoints", "api"]);
+    assert!(out.contains("<none>"), "{out}");
+
+    // Gone for good: one empty placeholder slice is left.
+    c.ok(&["delete", "pod", "api-0", "--grace-period=0", "--force"]);
+    eventually(WAIT, "placeholder slice", || async {
+        let all = slices_of(&slices, "api").await;
+        if all.len() == 1 && all[0].endpoints.is_empty() {
+            Ok(())
+        } else {
+            Err(format!("{all:?}"))
+        }
+    })
+    .await;
+}
+
+#[tokio::test]
 async fn publish_not_ready_headless_and_selectorless_services() {
     let c = cluster();
     let client = c.client().await;
