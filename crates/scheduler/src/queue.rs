@@ -64,6 +64,9 @@ pub struct SchedulingQueue {
     active: BTreeSet<(Reverse<i32>, u64, PodKey)>,
     backoff: BTreeSet<(Instant, PodKey)>,
     in_flight: HashMap<PodKey, (QueuedPod, InFlight)>,
+    /// The keys of the pods waiting as unschedulable, so cluster events
+    /// look at those only.
+    waiting: std::collections::HashSet<PodKey>,
     seq: u64,
     /// Bumped by every cluster change that may help unschedulable pods; a
     /// pod that fails while one happened goes to back-off, not to wait.
@@ -111,7 +114,9 @@ impl SchedulingQueue {
             Place::Backoff(at) => {
                 self.backoff.insert((at, key.clone()));
             }
-            Place::Unschedulable(_) => {}
+            Place::Unschedulable(_) => {
+                self.waiting.insert(key.clone());
+            }
         }
         self.entries.insert(key, (qp, place));
     }
@@ -126,7 +131,9 @@ impl SchedulingQueue {
             Place::Backoff(at) => {
                 self.backoff.remove(&(at, key.clone()));
             }
-            Place::Unschedulable(_) => {}
+            Place::Unschedulable(_) => {
+                self.waiting.remove(key);
+            }
         }
         Some(qp)
     }
@@ -278,12 +285,15 @@ impl SchedulingQueue {
     /// `plugins` rejected (all of them for `None`) are tried again.
     pub fn move_unschedulable(&mut self, plugins: Option<&[&str]>, now: Instant) {
         self.moves += 1;
+        if self.waiting.is_empty() {
+            return;
+        }
         let keys: Vec<PodKey> = self
-            .entries
+            .waiting
             .iter()
-            .filter(|(_, (qp, place))| {
-                matches!(place, Place::Unschedulable(_))
-                    && plugins.is_none_or(|ps| {
+            .filter_map(|k| self.entries.get_key_value(k))
+            .filter(|(_, (qp, _))| {
+                plugins.is_none_or(|ps| {
                         qp.plugins.is_empty() || qp.plugins.iter().any(|p| ps.contains(p))
                     })
             })
@@ -310,8 +320,9 @@ impl SchedulingQueue {
             }
         }
         let stale: Vec<PodKey> = self
-            .entries
+            .waiting
             .iter()
+            .filter_map(|k| self.entries.get_key_value(k))
             .filter(|(_, (_, place))| {
                 matches!(place, Place::Unschedulable(since) if now.duration_since(*since) >= MAX_UNSCHEDULABLE_DURATION)
             })
