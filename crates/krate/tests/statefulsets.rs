@@ -88,6 +88,19 @@ fn watch_pods(client: kube::Client, app: &str) -> Seen {
     seen
 }
 
+/// Waits until the watch has listed `names` (so later changes are seen).
+async fn wait_listed(seen: &Seen, names: &[&str]) {
+    eventually(WAIT, "the pod watch listing", || async {
+        let log = seen.lock().unwrap();
+        if names.iter().all(|n| log.iter().any(|(m, ..)| m == n)) {
+            Ok(())
+        } else {
+            Err(format!("{log:?}"))
+        }
+    })
+    .await
+}
+
 fn first(seen: &Seen, f: impl Fn(&(String, bool, bool)) -> bool) -> Option<usize> {
     seen.lock().unwrap().iter().position(f)
 }
@@ -310,6 +323,7 @@ async fn statefulset_scales_down_from_the_highest_ordinal() {
     c.ok_stdin(&["apply", "-f", "-"], &statefulset("web", 3, json!({})));
     wait_rolled_out(&client, "web", 3).await;
     let seen = watch_pods(client.clone(), "web");
+    wait_listed(&seen, &["web-0", "web-1", "web-2"]).await;
     c.ok(&["scale", "statefulset/web", "--replicas=1"]);
     wait_rolled_out(&client, "web", 1).await;
     eventually(WAIT, "web-1 gone", || async {
@@ -448,6 +462,7 @@ async fn partitioned_rolling_update_replaces_ordinals_from_the_highest_down_to_t
     let before = wait_rolled_out(&client, "web", 3).await;
     let first_revision = before.status.unwrap().update_revision.unwrap();
     let seen = watch_pods(client.clone(), "web");
+    wait_listed(&seen, &["web-0", "web-1", "web-2"]).await;
     c.ok(&["set", "image", "statefulset/web", "nginx=nginx:1.26"]);
     let set = eventually(WAIT, "2 updated", || async {
         let set = get_set(&client, "web").await;
