@@ -108,6 +108,20 @@ fn simulated_nodes_show_ready_in_kubectl_get_nodes() {
     let wide = c.ok(&["get", "nodes", "-o", "wide"]);
     assert!(wide.contains("10.41.0.1"), "{wide}");
     assert!(wide.contains("krate-sim://0.1"), "{wide}");
+    // The kubelet's start-up events, shown by describe.
+    eventually_blocking(WAIT, "the kubelet's node events", || {
+        let out = c.ok(&["describe", "node", "sim-node-2"]);
+        let want = [
+            "Starting kubelet.",
+            "Node sim-node-2 status is now: NodeHasSufficientMemory",
+            "Node sim-node-2 status is now: NodeReady",
+        ];
+        if want.iter().all(|w| out.contains(w)) {
+            Ok(())
+        } else {
+            Err(out)
+        }
+    });
 }
 
 #[tokio::test]

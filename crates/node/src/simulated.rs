@@ -46,7 +46,7 @@ use controllers::queue::WorkQueue;
 use controllers::runner::{is_conflict, is_not_found};
 use futures::StreamExt;
 use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
-use k8s_openapi::api::core::v1::{Node, Pod};
+use k8s_openapi::api::core::v1::{Node, ObjectReference, Pod};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta, OwnerReference};
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams, Preconditions};
 use kube::{Client, Resource};
@@ -227,8 +227,8 @@ impl Sim {
         let name = nodes::name(i);
         let now = now();
         let desired = nodes::object(i, self.count, &self.capacity, now);
-        let node = match api.create(&PostParams::default(), &desired).await {
-            Ok(node) => node,
+        let (node, fresh) = match api.create(&PostParams::default(), &desired).await {
+            Ok(node) => (node, true),
             Err(e) if is_conflict(&e) => {
                 // Registered by an earlier run: labels and annotations are
                 // ours to set; a pod CIDR once set stays.
@@ -245,23 +245,13 @@ impl Sim {
                 {
                     patch["spec"] = json!(desired.spec);
                 }
-                api.patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
-                    .await?
+                let node = api
+                    .patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
+                    .await?;
+                (node, false)
             }
             Err(e) => return Err(e),
         };
-        let old = node
-            .status
-            .as_ref()
-            .and_then(|s| s.conditions.clone())
-            .unwrap_or_default();
-        let status = nodes::status(i, &self.capacity, &old, now);
-        api.patch_status(
-            &name,
-            &PatchParams::default(),
-            &Patch::Merge(&json!({ "status": status })),
-        )
-        .await?;
         let slot = &self.slots[i];
         *slot.uid.lock().unwrap() = node.metadata.uid.clone();
         *slot.network.lock().unwrap() = node
@@ -270,11 +260,80 @@ impl Sim {
             .and_then(|s| s.pod_cidr.as_deref())
             .and_then(|c| c.split('/').next())
             .and_then(|ip| ip.parse().ok());
-        slot.stopped.store(is_stopped(&node), Ordering::SeqCst);
-        if !is_stopped(&node) {
-            self.renew_lease(i).await?;
+        let stopped = is_stopped(&node);
+        slot.stopped.store(stopped, Ordering::SeqCst);
+        if stopped {
+            // A dead machine reports nothing, after a restart too.
+            return Ok(());
         }
+        let ready_before = fresh || node_ready(&node);
+        if !fresh {
+            // The status a node created with is kept; an existing node
+            // reports afresh.
+            let old = node
+                .status
+                .as_ref()
+                .and_then(|s| s.conditions.clone())
+                .unwrap_or_default();
+            let status = nodes::status(i, &self.capacity, &old, now);
+            api.patch_status(
+                &name,
+                &PatchParams::default(),
+                &Patch::Merge(&json!({ "status": status })),
+            )
+            .await?;
+        }
+        self.renew_lease(i, fresh).await?;
+        self.record_node_start(i, fresh || !ready_before);
         Ok(())
+    }
+
+    /// The events a kubelet records about its node when it starts.
+    fn record_node_start(&self, i: usize, became_ready: bool) {
+        let Some(recorder) = self.recorders.as_ref().map(|r| &r[i]) else {
+            return;
+        };
+        let name = nodes::name(i);
+        let reference = node_ref(&name);
+        recorder.record(
+            reference.clone(),
+            NORMAL,
+            "Starting",
+            "Starting kubelet.".into(),
+        );
+        for reason in [
+            "NodeHasSufficientMemory",
+            "NodeHasNoDiskPressure",
+            "NodeHasSufficientPID",
+        ] {
+            recorder.record(
+                reference.clone(),
+                NORMAL,
+                reason,
+                format!("Node {name} status is now: {reason}"),
+            );
+        }
+        recorder.record(
+            reference.clone(),
+            NORMAL,
+            "NodeAllocatableEnforced",
+            "Updated Node Allocatable limit across pods".into(),
+        );
+        if became_ready {
+            self.record_node_ready(i);
+        }
+    }
+
+    fn record_node_ready(&self, i: usize) {
+        if let Some(recorder) = self.recorders.as_ref().map(|r| &r[i]) {
+            let name = nodes::name(i);
+            recorder.record(
+                node_ref(&name),
+                NORMAL,
+                "NodeReady",
+                format!("Node {name} status is now: NodeReady"),
+            );
+        }
     }
 
     /// Pods kept their addresses across a restart: hold them again.
@@ -303,8 +362,9 @@ impl Sim {
         self.pods.on_change(move |change| {
             let Some(sim) = sim.upgrade() else { return };
             let pod = change.object();
-            let Some(i) = sim.node_of(pod) else { return };
-            let _ = i;
+            if sim.node_of(pod).is_none() {
+                return;
+            }
             match change {
                 Change::Deleted(pod) => {
                     if let Some(uid) = pod.metadata.uid.as_deref() {
@@ -416,7 +476,7 @@ impl Sim {
                             }
                         }
                         if lease {
-                            if let Err(e) = this.renew_lease(i).await {
+                            if let Err(e) = this.renew_lease(i, false).await {
                                 tracing::debug!(node = %nodes::name(i), error = %e, "node lease");
                             }
                         }
@@ -448,6 +508,7 @@ impl Sim {
             .get(&Key::cluster(&name))
             .and_then(|n| n.status.as_ref().and_then(|s| s.conditions.clone()))
             .unwrap_or_default();
+        let was_ready = old.iter().any(|c| c.type_ == "Ready" && c.status == "True");
         let mut conditions = nodes::conditions(&old, now());
         let ours: Vec<String> = conditions.iter().map(|c| c.type_.clone()).collect();
         conditions.extend(old.into_iter().filter(|c| !ours.contains(&c.type_)));
@@ -464,13 +525,21 @@ impl Sim {
                 self.slots[i].gone.store(true, Ordering::SeqCst);
                 Ok(())
             }
-            other => other.map(drop),
+            Err(e) => Err(e),
+            Ok(_) => {
+                if !was_ready {
+                    self.record_node_ready(i);
+                }
+                Ok(())
+            }
         }
     }
 
     /// Renews node `i`'s Lease (creating it if it is missing), as the
     /// kubelet's lease controller: holder the node, 40 s, owned by the Node.
-    async fn renew_lease(&self, i: usize) -> Result<(), kube::Error> {
+    /// `create_first`: at registration, where the Lease is most likely
+    /// missing, try creating it before reading it.
+    async fn renew_lease(&self, i: usize, create_first: bool) -> Result<(), kube::Error> {
         let api: Api<Lease> = Api::namespaced(self.client.clone(), LEASE_NAMESPACE);
         let name = nodes::name(i);
         let slot = &self.slots[i];
@@ -500,6 +569,25 @@ impl Sim {
             renew_time: Some(MicroTime(Utc::now())),
             ..old.unwrap_or_default()
         };
+        let fresh = Lease {
+            metadata: ObjectMeta {
+                name: Some(name.clone()),
+                namespace: Some(LEASE_NAMESPACE.into()),
+                owner_references: owner.clone().map(|o| vec![o]),
+                ..Default::default()
+            },
+            spec: Some(spec(None)),
+        };
+        if create_first {
+            match api.create(&PostParams::default(), &fresh).await {
+                Ok(lease) => {
+                    *slot.lease.lock().unwrap() = Some(lease);
+                    return Ok(());
+                }
+                Err(e) if is_conflict(&e) => {}
+                Err(e) => return Err(e),
+            }
+        }
         let lease = match api.get_opt(&name).await? {
             Some(mut lease) => {
                 lease.spec = Some(spec(lease.spec.take()));
@@ -508,18 +596,7 @@ impl Sim {
                 }
                 api.replace(&name, &PostParams::default(), &lease).await?
             }
-            None => {
-                let lease = Lease {
-                    metadata: ObjectMeta {
-                        name: Some(name.clone()),
-                        namespace: Some(LEASE_NAMESPACE.into()),
-                        owner_references: owner.map(|o| vec![o]),
-                        ..Default::default()
-                    },
-                    spec: Some(spec(None)),
-                };
-                api.create(&PostParams::default(), &lease).await?
-            }
+            None => api.create(&PostParams::default(), &fresh).await?,
         };
         *slot.lease.lock().unwrap() = Some(lease);
         Ok(())
@@ -700,6 +777,25 @@ fn advance(next: Instant, period: Duration, now: Instant) -> Instant {
     } else {
         later
     }
+}
+
+/// The kubelet's reference to its node in events: the UID is the node's
+/// name (`kubectl describe node` looks for both).
+fn node_ref(name: &str) -> ObjectReference {
+    ObjectReference {
+        kind: Some("Node".into()),
+        name: Some(name.into()),
+        uid: Some(name.into()),
+        ..Default::default()
+    }
+}
+
+fn node_ready(node: &Node) -> bool {
+    node.status
+        .as_ref()
+        .and_then(|s| s.conditions.as_ref())
+        .and_then(|c| c.iter().find(|c| c.type_ == "Ready"))
+        .is_some_and(|c| c.status == "True")
 }
 
 fn is_stopped(node: &Node) -> bool {

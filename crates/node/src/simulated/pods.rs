@@ -201,10 +201,12 @@ pub fn stopped(pod: &Pod, now: DateTime<Utc>) -> (PodStatus, Vec<Event>) {
                             message: format!("Stopping container {}", s.name),
                         });
                         stop(s, 0, now);
-                    } else if !matches!(
-                        s.state.as_ref().and_then(|st| st.terminated.as_ref()),
-                        Some(_)
-                    ) {
+                    } else if s
+                        .state
+                        .as_ref()
+                        .and_then(|st| st.terminated.as_ref())
+                        .is_none()
+                    {
                         // Waiting to restart: it stays stopped.
                         let last = s.last_state.clone().and_then(|l| l.terminated);
                         s.state = Some(ContainerState {
@@ -585,12 +587,12 @@ fn conditions(
         let spec = pod.spec.clone().unwrap_or_default();
         let mut unready: Vec<String> = Vec::new();
         for c in spec.init_containers.iter().flatten() {
-            if c.restart_policy.as_deref() == Some("Always") {
-                if !find(status.init_container_statuses.as_deref(), &c.name)
+            let sidecar = c.restart_policy.as_deref() == Some("Always");
+            if sidecar
+                && !find(status.init_container_statuses.as_deref(), &c.name)
                     .is_some_and(|s| s.ready)
-                {
-                    unready.push(c.name.clone());
-                }
+            {
+                unready.push(c.name.clone());
             }
         }
         for c in &spec.containers {
