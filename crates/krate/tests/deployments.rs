@@ -814,3 +814,52 @@ async fn deployment_scaled_mid_rollout_scales_replicasets_in_proportion() {
     assert!(describe.contains("from 8 to 14"), "{describe}");
     assert!(describe.contains("from 5 to 9"), "{describe}");
 }
+
+#[tokio::test]
+async fn min_ready_seconds_holds_back_availability_and_follows_the_deployment() {
+    let c = cluster();
+    let client = c.client().await;
+    let ds: Api<Deployment> = Api::namespaced(client.clone(), "default");
+    let rss: Api<ReplicaSet> = Api::namespaced(client.clone(), "default");
+    c.ok_stdin(
+        &["apply", "-f", "-"],
+        &manifest("web", 2, "nginx:1", json!({ "minReadySeconds": 3 })),
+    );
+    // Ready at once on simulated nodes, available only 3 s later.
+    eventually(WAIT, "ready but not yet available", || async {
+        let s = ds.get("web").await.unwrap().status.unwrap_or_default();
+        if s.ready_replicas == Some(2)
+            && s.available_replicas.is_none()
+            && s.unavailable_replicas == Some(2)
+        {
+            Ok(())
+        } else {
+            Err(format!("{s:?}"))
+        }
+    })
+    .await;
+    rollout_status(&c, "web");
+    let d = ds.get("web").await.unwrap();
+    assert_eq!(d.status.as_ref().unwrap().available_replicas, Some(2));
+    let sets = replica_sets(&rss, &d).await;
+    assert_eq!(sets[0].spec.as_ref().unwrap().min_ready_seconds, Some(3));
+
+    // Changing minReadySeconds is not a new template: the same ReplicaSet
+    // takes the new value.
+    c.ok(&[
+        "patch",
+        "deployment/web",
+        "-p",
+        r#"{"spec":{"minReadySeconds":1}}"#,
+    ]);
+    eventually(WAIT, "ReplicaSet minReadySeconds follows", || async {
+        let rs = rss.get(&sets[0].name_any()).await.unwrap();
+        match rs.spec.as_ref().unwrap().min_ready_seconds {
+            Some(1) => Ok(()),
+            other => Err(format!("{other:?}")),
+        }
+    })
+    .await;
+    let d = ds.get("web").await.unwrap();
+    assert_eq!(replica_sets(&rss, &d).await.len(), 1);
+}
