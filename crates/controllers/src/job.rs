@@ -20,6 +20,7 @@
 //! [`backoff_remaining`], [`indexes`]); [`JobController::sync`] does the IO.
 
 pub mod indexes;
+pub mod pod_failure_policy;
 
 use std::collections::{BTreeSet, HashSet};
 use std::sync::{Arc, Mutex};
@@ -849,6 +850,11 @@ impl JobController {
             .as_ref()
             .is_some_and(|c| c.type_ != "SuccessCriteriaMet");
         let mut reached_max = false;
+        let policy = ctx
+            .job
+            .spec
+            .as_ref()
+            .and_then(|s| s.pod_failure_policy.clone());
         for p in ctx.pods.clone() {
             let uid = SyncCtx::uid_of(&p);
             if !has_finalizer(&p) || ctx.expected_rm.contains(&uid) {
@@ -884,6 +890,7 @@ impl JobController {
                         .push(uid.clone());
                 }
             } else if (failed || finishing_as_failure)
+                && pod_failure_policy::evaluate(policy.as_ref(), &p).count
                 && !ctx.uncounted_failed.contains(&uid)
                 && valid
             {
@@ -1183,6 +1190,8 @@ impl Reconciler for JobController {
             .filter(|p| {
                 !ctx.uncounted_failed.contains(&SyncCtx::uid_of(p)) && is_pod_failed(p, &ctx.job)
             })
+            // Failures an `Ignore` rule matches do not count.
+            .filter(|p| pod_failure_policy::evaluate(spec.pod_failure_policy.as_ref(), p).count)
             .count() as i32;
         let status = ctx.job.status.clone().unwrap_or_default();
         ctx.succeeded =
@@ -1209,6 +1218,21 @@ impl Reconciler for JobController {
                     "Failed",
                     c.reason.as_deref().unwrap_or_default(),
                     c.message.as_deref().unwrap_or_default(),
+                    now,
+                ));
+            } else if let Some(message) = ctx
+                .pods
+                .iter()
+                .filter(|p| is_pod_failed(p, &ctx.job))
+                .find_map(|p| {
+                    pod_failure_policy::evaluate(spec.pod_failure_policy.as_ref(), p).fail_job
+                })
+            {
+                // A `FailJob` rule matched: record why before the pods go.
+                ctx.finished = Some(new_condition(
+                    "FailureTarget",
+                    "PodFailurePolicy",
+                    &message,
                     now,
                 ));
             }
@@ -1338,6 +1362,9 @@ impl Reconciler for JobController {
             || status.active.unwrap_or(0) != active
             || status.ready != Some(ctx.ready)
             || status.terminating != Some(ctx.terminating);
+        if status.conditions.as_ref().is_some_and(|c| c.is_empty()) {
+            status.conditions = None;
+        }
         status.active = (active > 0).then_some(active);
         status.ready = Some(ctx.ready);
         status.terminating = Some(ctx.terminating);

@@ -347,8 +347,15 @@ async fn indexed_job_runs_each_index_once_and_reports_completed_indexes() {
     seen.sort();
     assert_eq!(seen, ["0", "1", "2"]);
     let described = c.ok(&["describe", "job", "idx"]);
-    let indexes_line = described.lines().find(|l| l.starts_with("Completed Indexes:")).unwrap_or_default();
-    assert_eq!(indexes_line.split_whitespace().last(), Some("0-2"), "{described}");
+    let indexes_line = described
+        .lines()
+        .find(|l| l.starts_with("Completed Indexes:"))
+        .unwrap_or_default();
+    assert_eq!(
+        indexes_line.split_whitespace().last(),
+        Some("0-2"),
+        "{described}"
+    );
 }
 
 #[tokio::test]
@@ -485,4 +492,35 @@ async fn cronjob_starts_a_job_at_the_next_minute_and_records_it() {
         table.contains("* * * * *") && table.contains("False"),
         "{table}"
     );
+}
+
+#[tokio::test]
+async fn pod_failure_policy_fails_the_job_on_a_matching_exit_code() {
+    let c = cluster();
+    let client = c.client().await;
+    let jobs: Api<Job> = Api::namespaced(client.clone(), "default");
+    let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
+    let policy = json!({
+        "completions": 2,
+        "parallelism": 1,
+        "podFailurePolicy": { "rules": [
+            { "action": "FailJob", "onExitCodes": { "operator": "In", "values": [42] } },
+        ] },
+    });
+    c.ok_stdin(
+        &["apply", "-f", "-"],
+        &job_manifest("strict", policy, json!({ "sim.krate.io/exit-code": "42" })),
+    );
+    let j = wait_condition(&jobs, "strict", "Failed").await;
+    let ps = pods_of(&pods, "strict").await;
+    assert_eq!(ps.len(), 1, "no replacement after a FailJob match");
+    let pod_name = ps[0].metadata.name.clone().unwrap();
+    let failed = condition(&j, "Failed").unwrap();
+    assert_eq!(failed.reason.as_deref(), Some("PodFailurePolicy"));
+    let message = format!(
+        "Container main for pod default/{pod_name} failed with exit code 42 matching FailJob rule at index 0"
+    );
+    assert_eq!(failed.message.as_deref(), Some(message.as_str()));
+    assert_eq!(j.status.as_ref().unwrap().failed, Some(1));
+    wait_event(&client, "strict", "PodFailurePolicy", &message).await;
 }
