@@ -428,6 +428,8 @@ pub fn desired_subsets(service: &Service, pods: &[Arc<Pod>]) -> Vec<EndpointSubs
 
 type PortKey = (String, i32, String, String);
 type AddressKey = (String, String);
+/// Addresses by (ip, pod uid), each with whether it is ready.
+type AddressSet = BTreeMap<AddressKey, (EndpointAddress, bool)>;
 
 fn port_key(p: &Option<EndpointPort>) -> PortKey {
     match p {
@@ -446,13 +448,7 @@ fn port_key(p: &Option<EndpointPort>) -> PortKey {
 /// into one subset. An address both ready and not ready for a port counts
 /// as ready.
 fn repack(entries: Vec<(Option<EndpointPort>, EndpointAddress, bool)>) -> Vec<EndpointSubset> {
-    let mut by_port: BTreeMap<
-        PortKey,
-        (
-            Option<EndpointPort>,
-            BTreeMap<AddressKey, (EndpointAddress, bool)>,
-        ),
-    > = BTreeMap::new();
+    let mut by_port: BTreeMap<PortKey, (Option<EndpointPort>, AddressSet)> = BTreeMap::new();
     for (port, address, ready) in entries {
         let key = (
             address.ip.clone(),
@@ -469,10 +465,8 @@ fn repack(entries: Vec<(Option<EndpointPort>, EndpointAddress, bool)>) -> Vec<En
         slot.1 |= ready;
     }
     // Address sets (as sorted keys with readiness) to the ports offering them.
-    let mut by_addresses: BTreeMap<
-        Vec<(AddressKey, bool)>,
-        (Vec<EndpointPort>, Vec<(EndpointAddress, bool)>),
-    > = BTreeMap::new();
+    type Group = (Vec<EndpointPort>, Vec<(EndpointAddress, bool)>);
+    let mut by_addresses: BTreeMap<Vec<(AddressKey, bool)>, Group> = BTreeMap::new();
     for (_, (port, addresses)) in by_port {
         let signature: Vec<(AddressKey, bool)> = addresses
             .iter()
