@@ -863,3 +863,59 @@ async fn min_ready_seconds_holds_back_availability_and_follows_the_deployment() 
     let d = ds.get("web").await.unwrap();
     assert_eq!(replica_sets(&rss, &d).await.len(), 1);
 }
+
+#[tokio::test]
+async fn deprecated_rollback_annotation_rolls_back_and_records_an_event() {
+    let c = cluster();
+    let client = c.client().await;
+    let ds: Api<Deployment> = Api::namespaced(client.clone(), "default");
+    let rss: Api<ReplicaSet> = Api::namespaced(client.clone(), "default");
+    c.ok(&[
+        "create",
+        "deployment",
+        "web",
+        "--image=nginx:1",
+        "--replicas=1",
+    ]);
+    rollout_status(&c, "web");
+    let v1 = current_replica_set(&rss, &ds, "web", "nginx:1").await;
+    c.ok(&["set", "image", "deployment/web", "nginx=nginx:2"]);
+    rollout_status(&c, "web");
+
+    // The extensions/v1beta1-era rollback request, still honoured.
+    c.ok(&[
+        "annotate",
+        "deployment/web",
+        "deprecated.deployment.rollback.to=1",
+    ]);
+    let back = current_replica_set(&rss, &ds, "web", "nginx:1").await;
+    assert_eq!(back.name_any(), v1.name_any());
+    let d = ds.get("web").await.unwrap();
+    assert!(!d
+        .annotations()
+        .contains_key("deprecated.deployment.rollback.to"));
+    let describe = c.ok(&["describe", "deployment", "web"]);
+    assert!(
+        describe.contains("DeploymentRollback")
+            && describe.contains("Rolled back deployment \"web\" to revision 1"),
+        "{describe}"
+    );
+
+    // A revision that does not exist is refused with a warning.
+    c.ok(&[
+        "annotate",
+        "deployment/web",
+        "deprecated.deployment.rollback.to=9",
+    ]);
+    eventually(WAIT, "revision-not-found warning", || async {
+        let describe = c.ok(&["describe", "deployment", "web"]);
+        if describe.contains("DeploymentRollbackRevisionNotFound")
+            && describe.contains("Unable to find the revision to rollback to.")
+        {
+            Ok(())
+        } else {
+            Err(describe)
+        }
+    })
+    .await;
+}

@@ -154,7 +154,7 @@ pub fn scaled_value(v: &IntOrString, total: i32, round_up: bool) -> Result<i32, 
         IntOrString::Int(i) => Ok(*i),
         IntOrString::String(s) => {
             let Some(pct) = s.strip_suffix('%') else {
-                return Err(format!("invalid type: string is not a percentage"));
+                return Err("invalid type: string is not a percentage".to_string());
             };
             let pct: i64 = pct
                 .parse()
