@@ -448,13 +448,12 @@ pub fn surge_and_unavailable(ds: &DaemonSet, desired: i32) -> (i32, i32) {
     (surge, unavailable)
 }
 
+/// The updated and the old daemon pod on one node, either possibly absent.
+pub type NewAndOld = (Option<Arc<Pod>>, Option<Arc<Pod>>);
+
 /// The new (updated) and old daemon pod on a node; `None` when there is
 /// more than one of either (upstream `findUpdatedPodsOnNode`).
-pub fn updated_and_old(
-    ds: &DaemonSet,
-    pods: &[Arc<Pod>],
-    hash: &str,
-) -> Option<(Option<Arc<Pod>>, Option<Arc<Pod>>)> {
+pub fn updated_and_old(ds: &DaemonSet, pods: &[Arc<Pod>], hash: &str) -> Option<NewAndOld> {
     let (mut new, mut old) = (None, None);
     for p in pods {
         if p.metadata.deletion_timestamp.is_some() {
