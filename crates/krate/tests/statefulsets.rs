@@ -606,3 +606,60 @@ async fn on_delete_updates_a_pod_only_when_the_user_deletes_it() {
     let s = get_set(&client, "web").await.status.unwrap();
     assert_eq!((s.updated_replicas, s.current_replicas), (Some(1), Some(1)));
 }
+
+#[tokio::test]
+async fn statefulset_names_pods_from_spec_ordinals_start() {
+    let c = Cluster::start_with(&["--simulated-nodes", "3"]);
+    let client = c.client().await;
+    c.ok_stdin(
+        &["apply", "-f", "-"],
+        &statefulset("web", 2, json!({ "ordinals": { "start": 5 } })),
+    );
+    wait_rolled_out(&client, "web", 2).await;
+    let names: Vec<_> = live_pods(&client, "web")
+        .await
+        .iter()
+        .map(|p| p.metadata.name.clone().unwrap())
+        .collect();
+    assert_eq!(names, ["web-5", "web-6"]);
+}
+
+#[tokio::test]
+async fn a_recreated_statefulset_adopts_the_pods_an_orphaning_delete_left() {
+    let c = Cluster::start_with(&["--simulated-nodes", "3"]);
+    let client = c.client().await;
+    let manifest = statefulset("web", 2, json!({}));
+    c.ok_stdin(&["apply", "-f", "-"], &manifest);
+    wait_rolled_out(&client, "web", 2).await;
+    let before = live_pods(&client, "web").await;
+    c.ok(&["delete", "statefulset", "web", "--cascade=orphan"]);
+    eventually(WAIT, "orphaned pods", || async {
+        let pods = live_pods(&client, "web").await;
+        if pods.len() == 2 && pods.iter().all(|p| p.metadata.owner_references.is_none()) {
+            Ok(())
+        } else {
+            Err(format!(
+                "{:?}",
+                pods.iter()
+                    .map(|p| &p.metadata.owner_references)
+                    .collect::<Vec<_>>()
+            ))
+        }
+    })
+    .await;
+    c.ok_stdin(&["apply", "-f", "-"], &manifest);
+    let set = wait_rolled_out(&client, "web", 2).await;
+    let uid = set.metadata.uid.unwrap();
+    let after = live_pods(&client, "web").await;
+    for (a, b) in before.iter().zip(&after) {
+        assert_eq!(
+            a.metadata.uid, b.metadata.uid,
+            "the pods were kept, not replaced"
+        );
+        let owner = &b.metadata.owner_references.as_ref().unwrap()[0];
+        assert_eq!(
+            (owner.uid.as_str(), owner.controller),
+            (uid.as_str(), Some(true))
+        );
+    }
+}
