@@ -293,9 +293,9 @@ pub fn count_healthy(
         .filter(|p| p.metadata.deletion_timestamp.is_none())
         .filter(|p| {
             let name = p.metadata.name.as_deref().unwrap_or_default();
-            !disrupted
+            disrupted
                 .get(name)
-                .is_some_and(|t| t.0 + DELETION_TIMEOUT > now)
+                .is_none_or(|t| t.0 + DELETION_TIMEOUT <= now)
         })
         .filter(|p| crate::pod::is_ready(p))
         .count() as i32

@@ -511,6 +511,12 @@ impl Monitor {
                     z.1 += 1;
                 }
             }
+            // Pods bound to a lost node after it was lost (upstream
+            // `processPod`) are not Ready either; no kubelet will say so.
+            if ready.as_deref() == Some("Unknown") {
+                self.mark_pods_not_ready(node.metadata.name.as_deref().unwrap_or_default())
+                    .await;
+            }
             self.process_taint_based_eviction(&node, ready.as_deref().unwrap_or("Unknown"))
                 .await;
             current_nodes.push(node);
@@ -593,7 +599,6 @@ impl Monitor {
                     message: Some("Kubelet never posted node status.".into()),
                     last_heartbeat_time: node.metadata.creation_timestamp.clone(),
                     last_transition_time: Some(stamp.clone()),
-                    ..Default::default()
                 }),
             }
         }

@@ -384,11 +384,11 @@ fn pod_matches_scope(p: &Pod, scope: &str, operator: &str, values: &[String]) ->
             .as_ref()
             .and_then(|s| s.active_deadline_seconds)
             .is_some_and(|d| d >= 0),
-        "NotTerminating" => !p
+        "NotTerminating" => p
             .spec
             .as_ref()
             .and_then(|s| s.active_deadline_seconds)
-            .is_some_and(|d| d >= 0),
+            .is_none_or(|d| d < 0),
         "BestEffort" => best_effort(p),
         "NotBestEffort" => !best_effort(p),
         "PriorityClass" => {
@@ -594,6 +594,32 @@ impl QuotaController {
     }
 }
 
+impl QuotaController {
+    /// `count/<resource>.<group>` of a kind without an informer here
+    /// (custom resources, other built-ins): counted through the API, found
+    /// by discovery; recounted on the periodic resync.
+    async fn count_other(&self, name: &str, ns: &str) -> Option<usize> {
+        let rest = name.strip_prefix("count/")?;
+        let (resource, group) = rest.split_once('.').unwrap_or((rest, ""));
+        let group = kube::discovery::group(&self.client, group).await.ok()?;
+        let (ar, caps) = group
+            .recommended_resources()
+            .into_iter()
+            .find(|(ar, _)| ar.plural == resource)?;
+        if caps.scope != kube::discovery::Scope::Namespaced {
+            return None;
+        }
+        let api: Api<kube::api::DynamicObject> = Api::namespaced_with(self.client.clone(), ns, &ar);
+        match api.list_metadata(&Default::default()).await {
+            Ok(list) => Some(list.items.len()),
+            Err(e) => {
+                tracing::debug!(resource = name, error = %e, "counting objects for a quota");
+                None
+            }
+        }
+    }
+}
+
 fn canonical(list: Option<&BTreeMap<String, OpenApiQuantity>>) -> BTreeMap<String, String> {
     list.into_iter()
         .flatten()
@@ -625,7 +651,14 @@ impl Reconciler for QuotaController {
         // Keep what was observed before for resources no evaluator tracks,
         // then keep only the resources the quota limits.
         let mut used: BTreeMap<String, OpenApiQuantity> = old.used.clone().unwrap_or_default();
-        for (k, v) in self.usage(&quota) {
+        let counted = self.usage(&quota);
+        let scoped = !scopes(&quota).is_empty();
+        for r in hard.keys().filter(|r| !counted.contains_key(*r) && !scoped) {
+            if let Some(n) = self.count_other(r, &key.namespace).await {
+                used.insert(r.clone(), OpenApiQuantity(n.to_string()));
+            }
+        }
+        for (k, v) in counted {
             used.insert(k, (&v).into());
         }
         used.retain(|k, _| hard.contains_key(k));

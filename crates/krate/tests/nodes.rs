@@ -438,6 +438,15 @@ spec:
 async fn quota_usage_is_counted_and_shown_by_describe() {
     let c = Cluster::start();
     c.ok(&["create", "namespace", "q"]);
+    // A kind the controller has no informer for, counted through discovery.
+    c.ok(&[
+        "create",
+        "ingress",
+        "web",
+        "-n",
+        "q",
+        "--rule=example.com/=web:80",
+    ]);
     c.ok_stdin(
         &["apply", "-n", "q", "-f", "-"],
         r#"apiVersion: v1
@@ -452,6 +461,7 @@ spec:
     limits.memory: 2Gi
     services: "3"
     count/deployments.apps: "2"
+    count/ingresses.networking.k8s.io: "3"
 "#,
     );
     for name in ["a", "b"] {
@@ -506,6 +516,7 @@ spec:
             ("limits.memory", "256Mi", "2Gi"),
             ("services", "1", "3"),
             ("count/deployments.apps", "1", "2"),
+            ("count/ingresses.networking.k8s.io", "1", "3"),
         ];
         if want
             .iter()
