@@ -266,7 +266,7 @@ impl Run<'_> {
         old: &[ReplicaSet],
     ) -> Result<()> {
         let want = util::replicas(&self.d);
-        if let Some(target) = find_active_or_latest(new_rs, old) {
+        if let Some(target) = util::find_active_or_latest(new_rs, old) {
             if util::rs_replicas(&target) == want {
                 return Ok(());
             }
@@ -409,26 +409,5 @@ impl Run<'_> {
             .filter(|rs| util::rs_replicas(rs) > 0)
             .filter_map(util::desired_replicas_annotation)
             .any(|desired| desired != want))
-    }
-}
-
-/// The only active ReplicaSet, or the newest if none is active; `None`
-/// when several are active.
-fn find_active_or_latest(new_rs: Option<&ReplicaSet>, old: &[ReplicaSet]) -> Option<ReplicaSet> {
-    if new_rs.is_none() && old.is_empty() {
-        return None;
-    }
-    let mut old_sorted: Vec<&ReplicaSet> = old.iter().collect();
-    old_sorted.sort_by(|a, b| util::by_creation(b, a));
-    let actives: Vec<&ReplicaSet> = old_sorted
-        .iter()
-        .copied()
-        .chain(new_rs)
-        .filter(|rs| util::rs_replicas(rs) > 0)
-        .collect();
-    match actives.len() {
-        0 => new_rs.or(old_sorted.first().copied()).cloned(),
-        1 => Some(actives[0].clone()),
-        _ => None,
     }
 }

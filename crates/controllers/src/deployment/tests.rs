@@ -478,3 +478,25 @@ fn without_a_deadline_there_is_no_progressing_condition() {
     let s = rollout_status(&[&new], Some(&new), &d, Utc::now());
     assert!(get_condition(&s, PROGRESSING).is_none());
 }
+
+#[test]
+fn the_only_active_replica_set_or_else_the_newest_takes_a_plain_scale() {
+    let new = rs("new", 0, 0, 0);
+    let old = rs("old", 3, 3, 100);
+    let older = rs("older", 0, 0, 200);
+    let pick = |n: Option<&ReplicaSet>, o: &[ReplicaSet]| {
+        find_active_or_latest(n, o).and_then(|r| r.metadata.name)
+    };
+    assert_eq!(
+        pick(Some(&new), &[old.clone(), older.clone()]).as_deref(),
+        Some("old")
+    );
+    // None active: the new one, else the newest old one.
+    assert_eq!(pick(Some(&new), &[older.clone()]).as_deref(), Some("new"));
+    assert_eq!(
+        pick(None, &[older.clone(), rs("mid", 0, 0, 50)]).as_deref(),
+        Some("mid")
+    );
+    // Two active: scale in proportion instead.
+    assert_eq!(pick(Some(&rs("new", 1, 0, 0)), &[old]), None);
+}

@@ -360,6 +360,30 @@ pub fn proportional_sizes(d: &Deployment, active: &[&ReplicaSet]) -> Vec<i32> {
     sizes
 }
 
+/// The only active ReplicaSet, or the newest if none is active; `None`
+/// when several are active.
+pub fn find_active_or_latest(
+    new_rs: Option<&ReplicaSet>,
+    old: &[ReplicaSet],
+) -> Option<ReplicaSet> {
+    if new_rs.is_none() && old.is_empty() {
+        return None;
+    }
+    let mut old_sorted: Vec<&ReplicaSet> = old.iter().collect();
+    old_sorted.sort_by(|a, b| by_creation(b, a));
+    let actives: Vec<&ReplicaSet> = old_sorted
+        .iter()
+        .copied()
+        .chain(new_rs)
+        .filter(|rs| rs_replicas(rs) > 0)
+        .collect();
+    match actives.len() {
+        0 => new_rs.or(old_sorted.first().copied()).cloned(),
+        1 => Some(actives[0].clone()),
+        _ => None,
+    }
+}
+
 /// +1 to scale up, -1 down, 0 when the sum already matches (upstream's
 /// `deploymentReplicasToAdd` sign).
 pub fn proportional_direction(d: &Deployment, active: &[&ReplicaSet]) -> i32 {
