@@ -436,6 +436,10 @@ struct SyncCtx {
     expected_rm: HashSet<String>,
     prev_succeeded_indexes: BTreeSet<i32>,
     succeeded_indexes: BTreeSet<i32>,
+    /// With `backoffLimitPerIndex`: the indexes failed for good, and the
+    /// failures of every index.
+    failed_indexes: Option<BTreeSet<i32>>,
+    index_failures: std::collections::BTreeMap<i32, indexes::IndexFailures>,
     finished: Option<JobCondition>,
     requeue: Option<Duration>,
 }
@@ -729,7 +733,12 @@ impl JobController {
             .filter(|p| pod::phase(p) == "Succeeded" || is_pod_failed(p, &job))
             .map(|p| (finished_time(p), pod::phase(p) == "Succeeded"))
             .collect();
-        let remaining = backoff_remaining(&finished, now);
+        let per_index = ctx.failed_indexes.is_some();
+        let remaining = if per_index {
+            Duration::ZERO
+        } else {
+            backoff_remaining(&finished, now)
+        };
         if !remaining.is_zero() {
             ctx.requeue_at_most(remaining.max(BATCH_PERIOD));
             return Ok(active);
@@ -747,10 +756,33 @@ impl JobController {
                         .filter_map(|p| indexes::of_pod(p)),
                 );
             }
-            indexes::first_pending(&taken, diff as usize, ctx.completions())
-                .into_iter()
-                .map(Some)
-                .collect()
+            if let Some(failed) = &ctx.failed_indexes {
+                taken.extend(failed.iter().copied());
+            }
+            let mut pending =
+                indexes::first_pending(&taken, ctx.completions() as usize, ctx.completions());
+            if per_index {
+                // Each index backs off after its own failures.
+                let mut wait: Option<Duration> = None;
+                pending.retain(|ix| {
+                    let f = ctx.index_failures.get(ix).copied().unwrap_or_default();
+                    let left = match f.last {
+                        Some(at) if f.count > 0 => {
+                            backoff_remaining(&vec![(at, false); f.count as usize], now)
+                        }
+                        _ => Duration::ZERO,
+                    };
+                    if !left.is_zero() {
+                        wait = Some(wait.map_or(left, |w| w.min(left)));
+                    }
+                    left.is_zero()
+                });
+                if let Some(w) = wait {
+                    ctx.requeue_at_most(w.max(BATCH_PERIOD));
+                }
+            }
+            pending.truncate(diff as usize);
+            pending.into_iter().map(Some).collect()
         } else {
             vec![None; diff as usize]
         };
@@ -768,7 +800,14 @@ impl JobController {
             let size = batch.min(n - done);
             let chunk: Vec<Option<i32>> = to_add.drain(..size).collect();
             let results = join_all(chunk.iter().map(|ix| {
-                let pod = new_pod(&job, &template, *ix);
+                let mut pod = new_pod(&job, &template, *ix);
+                if let (Some(ix), true) = (ix, per_index) {
+                    let count = ctx.index_failures.get(ix).map_or(0, |f| f.count);
+                    pod.metadata
+                        .annotations
+                        .get_or_insert_with(Default::default)
+                        .insert(indexes::INDEX_FAILURE_COUNT.into(), count.to_string());
+                }
                 let api = api.clone();
                 let pp = pp.clone();
                 async move { api.create(&pp, &pod).await }
@@ -918,6 +957,11 @@ impl JobController {
             let total = ctx.succeeded_indexes.len() as i32;
             status.succeeded = (total > 0).then_some(total);
             status.completed_indexes = (!text.is_empty()).then_some(text);
+            let failed_text = ctx.failed_indexes.as_ref().map(indexes::format);
+            if status.failed_indexes != failed_text {
+                status.failed_indexes = failed_text;
+                needs_flush = true;
+            }
         }
         let now = Utc::now();
         let conditions = |job: &mut Job| {
@@ -1163,6 +1207,8 @@ impl Reconciler for JobController {
                 .collect(),
             expected_rm: self.finalizers.get(key),
             prev_succeeded_indexes: BTreeSet::new(),
+            failed_indexes: None,
+            index_failures: Default::default(),
             succeeded_indexes: BTreeSet::new(),
             finished: None,
             requeue: None,
@@ -1282,6 +1328,50 @@ impl Reconciler for JobController {
             }
             ctx.succeeded = set.len() as i32;
             ctx.succeeded_indexes = set;
+            if let Some(limit) = spec.backoff_limit_per_index {
+                let policy = spec.pod_failure_policy.clone();
+                let job = ctx.job.clone();
+                ctx.index_failures = indexes::failures(&ctx.pods, completions, |p| {
+                    if !is_pod_failed(p, &job) {
+                        return None;
+                    }
+                    let v = pod_failure_policy::evaluate(policy.as_ref(), p);
+                    Some((
+                        v.count,
+                        v.action.as_deref() == Some("FailIndex"),
+                        finished_time(p),
+                    ))
+                });
+                let previous = indexes::parse(
+                    status.failed_indexes.as_deref().unwrap_or_default(),
+                    completions,
+                );
+                let failed = indexes::failed_indexes(
+                    &previous,
+                    &ctx.index_failures,
+                    limit,
+                    &ctx.succeeded_indexes,
+                );
+                if ctx.finished.is_none() {
+                    let n = failed.len() as i32;
+                    if spec.max_failed_indexes.is_some_and(|m| n > m) {
+                        ctx.finished = Some(new_condition(
+                            "FailureTarget",
+                            "MaxFailedIndexesExceeded",
+                            "Job has exceeded the specified maximal number of failed indexes",
+                            now,
+                        ));
+                    } else if n > 0 && n + ctx.succeeded >= completions {
+                        ctx.finished = Some(new_condition(
+                            "FailureTarget",
+                            "FailedIndexes",
+                            "Job has failed indexes",
+                            now,
+                        ));
+                    }
+                }
+                ctx.failed_indexes = Some(failed);
+            }
         }
 
         let mut suspend_changed = false;

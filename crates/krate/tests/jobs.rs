@@ -524,3 +524,46 @@ async fn pod_failure_policy_fails_the_job_on_a_matching_exit_code() {
     assert_eq!(j.status.as_ref().unwrap().failed, Some(1));
     wait_event(&client, "strict", "PodFailurePolicy", &message).await;
 }
+
+#[tokio::test]
+async fn backoff_limit_per_index_retries_each_index_then_reports_failed_indexes() {
+    let c = cluster();
+    let client = c.client().await;
+    let jobs: Api<Job> = Api::namespaced(client.clone(), "default");
+    let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
+    let spec = json!({
+        "completionMode": "Indexed",
+        "completions": 2,
+        "parallelism": 2,
+        "backoffLimitPerIndex": 1,
+    });
+    c.ok_stdin(
+        &["apply", "-f", "-"],
+        &job_manifest("per-index", spec, json!({ "sim.krate.io/exit-code": "1" })),
+    );
+    let j = wait_condition(&jobs, "per-index", "Failed").await;
+    let failed = condition(&j, "Failed").unwrap();
+    assert_eq!(failed.reason.as_deref(), Some("FailedIndexes"));
+    assert_eq!(failed.message.as_deref(), Some("Job has failed indexes"));
+    let status = j.status.clone().unwrap();
+    assert_eq!(status.failed_indexes.as_deref(), Some("0-1"));
+    assert_eq!(status.failed, Some(4), "two tries per index");
+    // Each retry carries the failures of its index so far.
+    let mut counts: Vec<(String, String)> = pods_of(&pods, "per-index")
+        .await
+        .into_iter()
+        .map(|p| {
+            let a = p.metadata.annotations.unwrap();
+            (
+                a["batch.kubernetes.io/job-completion-index"].clone(),
+                a["batch.kubernetes.io/job-index-failure-count"].clone(),
+            )
+        })
+        .collect();
+    counts.sort();
+    let want: Vec<(String, String)> = [("0", "0"), ("0", "1"), ("1", "0"), ("1", "1")]
+        .iter()
+        .map(|(a, b)| (a.to_string(), b.to_string()))
+        .collect();
+    assert_eq!(counts, want);
+}

@@ -107,3 +107,113 @@ mod tests {
         assert_eq!(of_annotations(None), None);
     }
 }
+
+/// Annotation with how many times a pod's index failed before it
+/// (`backoffLimitPerIndex`).
+pub const INDEX_FAILURE_COUNT: &str = "batch.kubernetes.io/job-index-failure-count";
+
+/// The failures of one index so far.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct IndexFailures {
+    pub count: i32,
+    pub last: Option<chrono::DateTime<chrono::Utc>>,
+    /// A `FailIndex` rule of the pod failure policy matched.
+    pub fail_index: bool,
+}
+
+/// Per index, its failures as its pods tell them: the failure count a pod
+/// was created with, plus one if it failed (and the failure counts).
+/// `failed` says whether a pod failed and how the policy judged it
+/// (counted, `FailIndex`), with its finish time.
+pub fn failures(
+    pods: &[std::sync::Arc<Pod>],
+    completions: i32,
+    failed: impl Fn(&Pod) -> Option<(bool, bool, chrono::DateTime<chrono::Utc>)>,
+) -> BTreeMap<i32, IndexFailures> {
+    let mut out: BTreeMap<i32, IndexFailures> = BTreeMap::new();
+    for p in pods {
+        let Some(ix) = of_pod(p).filter(|ix| *ix < completions) else {
+            continue;
+        };
+        let before = p
+            .metadata
+            .annotations
+            .as_ref()
+            .and_then(|a| a.get(INDEX_FAILURE_COUNT))
+            .and_then(|v| v.parse::<i32>().ok())
+            .unwrap_or(0);
+        let entry = out.entry(ix).or_default();
+        let mut count = before;
+        if let Some((counted, fail_index, at)) = failed(p) {
+            if counted {
+                count += 1;
+            }
+            entry.fail_index |= fail_index;
+            entry.last = Some(entry.last.map_or(at, |l| l.max(at)));
+        }
+        entry.count = entry.count.max(count);
+    }
+    out
+}
+
+/// The indexes that have failed for good: past `backoffLimitPerIndex`
+/// failures or matched by `FailIndex`, unless they succeeded meanwhile.
+pub fn failed_indexes(
+    previous: &BTreeSet<i32>,
+    failures: &BTreeMap<i32, IndexFailures>,
+    limit: i32,
+    succeeded: &BTreeSet<i32>,
+) -> BTreeSet<i32> {
+    let mut out = previous.clone();
+    for (ix, f) in failures {
+        if (f.count > limit || f.fail_index) && !succeeded.contains(ix) {
+            out.insert(*ix);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod per_index_tests {
+    use super::*;
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+    use std::sync::Arc;
+
+    fn pod(ix: i32, before: i32, failed: bool) -> Arc<Pod> {
+        let annotations = BTreeMap::from([
+            (COMPLETION_INDEX.to_string(), ix.to_string()),
+            (INDEX_FAILURE_COUNT.to_string(), before.to_string()),
+            ("failed".to_string(), failed.to_string()),
+        ]);
+        Arc::new(Pod {
+            metadata: ObjectMeta {
+                annotations: Some(annotations),
+                ..Default::default()
+            },
+            spec: None,
+            status: None,
+        })
+    }
+
+    #[test]
+    fn an_index_fails_once_its_failures_pass_the_per_index_limit() {
+        let now = chrono::Utc::now();
+        let pods = vec![
+            pod(0, 0, true),
+            pod(0, 1, true),
+            pod(1, 0, true),
+            pod(2, 0, false),
+        ];
+        let f = failures(&pods, 3, |p| {
+            (p.metadata.annotations.as_ref().unwrap()["failed"] == "true")
+                .then_some((true, false, now))
+        });
+        assert_eq!(f[&0].count, 2);
+        assert_eq!(f[&1].count, 1);
+        assert_eq!(f[&2].count, 0);
+        let failed = failed_indexes(&BTreeSet::new(), &f, 1, &BTreeSet::new());
+        assert_eq!(format(&failed), "0");
+        let failed = failed_indexes(&BTreeSet::new(), &f, 0, &[1].into_iter().collect());
+        assert_eq!(format(&failed), "0");
+    }
+}
