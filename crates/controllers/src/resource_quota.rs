@@ -63,8 +63,25 @@ pub fn start(ctx: &Context, tasks: &mut JoinSet<()>) {
         quotas.wait_synced().await;
         controller.counted.wait_synced().await;
         let mut workers = JoinSet::new();
-        runner::spawn(controller, queue, WORKERS, &mut workers);
-        while workers.join_next().await.is_some() {}
+        runner::spawn(controller, queue.clone(), WORKERS, &mut workers);
+        // Upstream's full resync: every quota recounted periodically, which
+        // also catches kinds counted through discovery.
+        let mut tick = tokio::time::interval(RESYNC);
+        tick.tick().await;
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {
+                    for q in quotas.list() {
+                        queue.add(Key::of(q.as_ref()));
+                    }
+                }
+                done = workers.join_next() => {
+                    if done.is_none() {
+                        break;
+                    }
+                }
+            }
+        }
     });
 }
 
@@ -670,7 +687,7 @@ impl Reconciler for QuotaController {
             && canonical(old.used.as_ref()) == canonical(status.used.as_ref())
             && old.hard.is_some()
         {
-            return Ok(Action::RequeueAfter(RESYNC));
+            return Ok(Action::Done);
         }
         let mut updated = quota.as_ref().clone();
         updated.status = Some(status);
@@ -683,7 +700,7 @@ impl Reconciler for QuotaController {
             )
             .await
         {
-            Ok(_) => Ok(Action::RequeueAfter(RESYNC)),
+            Ok(_) => Ok(Action::Done),
             Err(e) if is_not_found(&e) => Ok(Action::Done),
             Err(e) => Err(e.into()),
         }
