@@ -919,3 +919,56 @@ async fn deprecated_rollback_annotation_rolls_back_and_records_an_event() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn hash_collision_bumps_collision_count_and_picks_another_name() {
+    let c = cluster();
+    let client = c.client().await;
+    // The hash depends on the template only: learn it in another namespace.
+    c.ok(&["create", "namespace", "probe"]);
+    c.ok_stdin(
+        &["apply", "-n", "probe", "-f", "-"],
+        &manifest("web", 1, "nginx:1", json!({})),
+    );
+    let probe_ds: Api<Deployment> = Api::namespaced(client.clone(), "probe");
+    let probe_rss: Api<ReplicaSet> = Api::namespaced(client.clone(), "probe");
+    let taken = current_replica_set(&probe_rss, &probe_ds, "web", "nginx:1")
+        .await
+        .name_any();
+
+    // Someone else's ReplicaSet already has that name in default.
+    let rss: Api<ReplicaSet> = Api::namespaced(client.clone(), "default");
+    let other: ReplicaSet = serde_json::from_value(json!({
+        "apiVersion": "apps/v1",
+        "kind": "ReplicaSet",
+        "metadata": { "name": taken, "labels": { "app": "other" } },
+        "spec": {
+            "replicas": 0,
+            "selector": { "matchLabels": { "app": "other" } },
+            "template": {
+                "metadata": { "labels": { "app": "other" } },
+                "spec": { "containers": [{ "name": "app", "image": "busybox" }] },
+            },
+        },
+    }))
+    .unwrap();
+    rss.create(&PostParams::default(), &other).await.unwrap();
+
+    let ds: Api<Deployment> = Api::namespaced(client.clone(), "default");
+    c.ok_stdin(
+        &["apply", "-f", "-"],
+        &manifest("web", 1, "nginx:1", json!({})),
+    );
+    rollout_status(&c, "web");
+    let d = ds.get("web").await.unwrap();
+    assert_eq!(d.status.as_ref().unwrap().collision_count, Some(1));
+    let sets = replica_sets(&rss, &d).await;
+    assert_eq!(sets.len(), 1);
+    assert_ne!(sets[0].name_any(), taken);
+    assert!(sets[0].name_any().starts_with("web-"));
+    let untouched = rss.get(&taken).await.unwrap();
+    assert!(
+        untouched.owner_references().is_empty(),
+        "the other set is left alone"
+    );
+}
