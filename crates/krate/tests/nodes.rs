@@ -124,6 +124,9 @@ async fn a_lost_node_goes_unknown_is_tainted_and_its_pods_are_evicted_and_recrea
     let c = Cluster::start_with(&[
         "--simulated-nodes",
         "3",
+        // Healthy nodes renew their Leases well within the shortened grace.
+        "--simulated-node-lease-seconds",
+        "1",
         "--node-monitor-grace-period",
         "3s",
         "--default-unreachable-toleration-seconds",
@@ -194,6 +197,18 @@ async fn a_lost_node_goes_unknown_is_tainted_and_its_pods_are_evicted_and_recrea
         .unwrap()
         .clone();
     assert_eq!(pressure.status, "Unknown");
+    for other in (0..3)
+        .map(|i| format!("sim-node-{i}"))
+        .filter(|n| *n != lost)
+    {
+        let n = nodes.get(&other).await.unwrap();
+        assert_eq!(
+            ready_condition(&n).map(|c| c.0).as_deref(),
+            Some("True"),
+            "{other}"
+        );
+        assert!(taint_set(&n).is_empty(), "{other}: {:?}", taint_set(&n));
+    }
     let get_nodes = c.ok(&["get", "nodes"]);
     let row = get_nodes.lines().find(|l| l.starts_with(&lost)).unwrap();
     assert!(row.contains("NotReady"), "{get_nodes}");
