@@ -972,3 +972,40 @@ async fn hash_collision_bumps_collision_count_and_picks_another_name() {
         "the other set is left alone"
     );
 }
+
+#[tokio::test]
+async fn deployment_releases_a_replicaset_whose_labels_stop_matching() {
+    let c = cluster();
+    let client = c.client().await;
+    let ds: Api<Deployment> = Api::namespaced(client.clone(), "default");
+    let rss: Api<ReplicaSet> = Api::namespaced(client.clone(), "default");
+    c.ok(&[
+        "create",
+        "deployment",
+        "web",
+        "--image=nginx:1",
+        "--replicas=1",
+    ]);
+    rollout_status(&c, "web");
+    let first = current_replica_set(&rss, &ds, "web", "nginx:1")
+        .await
+        .name_any();
+
+    c.ok(&["label", "rs", &first, "app=gone", "--overwrite"]);
+    eventually(WAIT, "released", || async {
+        let rs = rss.get(&first).await.unwrap();
+        if rs.owner_references().is_empty() {
+            Ok(())
+        } else {
+            Err(format!("{:?}", rs.owner_references()))
+        }
+    })
+    .await;
+    // The deployment makes itself a new ReplicaSet; its name is taken by
+    // the released one, so the hash moves on.
+    let replacement = current_replica_set(&rss, &ds, "web", "nginx:1").await;
+    assert_ne!(replacement.name_any(), first);
+    rollout_status(&c, "web");
+    let d = ds.get("web").await.unwrap();
+    assert_eq!(d.status.as_ref().unwrap().collision_count, Some(1));
+}
