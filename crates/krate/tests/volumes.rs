@@ -465,3 +465,70 @@ fn the_default_class_provisions_a_directory_on_the_node_of_the_first_consumer() 
     wait_gone(&c, "pv", &pv);
     assert!(!dir.exists(), "{} left behind", dir.display());
 }
+
+#[test]
+fn the_scheduler_picks_the_node_and_the_claim_is_provisioned_there() {
+    let c = Cluster::start_with(&["--simulated-nodes", "2"]);
+    c.ok_stdin(&["create", "-f", "-"], &claim("data", "1Gi", ""));
+    let pod = r#"{"apiVersion":"v1","kind":"Pod","metadata":{"name":"app"},"spec":{"containers":[{"name":"c","image":"busybox"}],"volumes":[{"name":"data","persistentVolumeClaim":{"claimName":"data"}}]}}"#;
+    c.ok_stdin(&["create", "-f", "-"], pod);
+    wait_field(&c, "pvc", "data", "{.status.phase}", "Bound");
+    let node = eventually_blocking(WAIT, "pod scheduled", || {
+        let n = field(&c, "pod", "app", "{.spec.nodeName}");
+        if n.is_empty() {
+            Err("not scheduled".into())
+        } else {
+            Ok(n)
+        }
+    });
+    assert_eq!(
+        field(
+            &c,
+            "pvc",
+            "data",
+            r#"{.metadata.annotations.volume\.kubernetes\.io/selected-node}"#
+        ),
+        node
+    );
+    let pv = field(&c, "pvc", "data", "{.spec.volumeName}");
+    assert_eq!(
+        field(
+            &c,
+            "pv",
+            &pv,
+            "{.spec.nodeAffinity.required.nodeSelectorTerms[0].matchExpressions[0].values[0]}"
+        ),
+        node
+    );
+}
+
+#[test]
+fn a_waiting_claim_binds_the_local_volume_on_the_node_its_pod_is_scheduled_to() {
+    let c = Cluster::start_with(&["--simulated-nodes", "2"]);
+    c.ok_stdin(
+        &["create", "-f", "-"],
+        r#"{"apiVersion":"storage.k8s.io/v1","kind":"StorageClass","metadata":{"name":"local-disks"},"provisioner":"kubernetes.io/no-provisioner","volumeBindingMode":"WaitForFirstConsumer"}"#,
+    );
+    let local = |name: &str, node: &str| {
+        format!(
+            r#"{{"apiVersion":"v1","kind":"PersistentVolume","metadata":{{"name":"{name}"}},"spec":{{"capacity":{{"storage":"5Gi"}},"accessModes":["ReadWriteOnce"],"storageClassName":"local-disks","local":{{"path":"/mnt/{name}"}},"nodeAffinity":{{"required":{{"nodeSelectorTerms":[{{"matchExpressions":[{{"key":"kubernetes.io/hostname","operator":"In","values":["{node}"]}}]}}]}}}}}}}}"#
+        )
+    };
+    c.ok_stdin(&["create", "-f", "-"], &local("disk-1", "sim-node-1"));
+    c.ok_stdin(
+        &["create", "-f", "-"],
+        &claim("data", "1Gi", r#","storageClassName":"local-disks""#),
+    );
+    wait_event(
+        &c,
+        "data",
+        "WaitForFirstConsumer",
+        "waiting for first consumer to be created before binding",
+    );
+    assert_eq!(field(&c, "pv", "disk-1", "{.status.phase}"), "Available");
+    let pod = r#"{"apiVersion":"v1","kind":"Pod","metadata":{"name":"app"},"spec":{"containers":[{"name":"c","image":"busybox"}],"volumes":[{"name":"data","persistentVolumeClaim":{"claimName":"data"}}]}}"#;
+    c.ok_stdin(&["create", "-f", "-"], pod);
+    wait_field(&c, "pvc", "data", "{.status.phase}", "Bound");
+    assert_eq!(field(&c, "pvc", "data", "{.spec.volumeName}"), "disk-1");
+    wait_field(&c, "pod", "app", "{.spec.nodeName}", "sim-node-1");
+}
