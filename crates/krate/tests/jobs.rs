@@ -429,6 +429,9 @@ async fn cronjob_starts_a_job_at_the_next_minute_and_records_it() {
     ]);
     let cj = cronjobs.get("tick").await.unwrap();
     let uid = cj.metadata.uid.clone().unwrap();
+    // A Job made by hand from the CronJob's template runs at once.
+    c.ok(&["create", "job", "by-hand", "--from=cronjob/tick"]);
+    wait_condition(&jobs, "by-hand", "Complete").await;
     // The first run is at most a minute away.
     let job = eventually(Duration::from_secs(75), "the first job of tick", || async {
         let list = jobs
@@ -438,11 +441,12 @@ async fn cronjob_starts_a_job_at_the_next_minute_and_records_it() {
         list.items
             .into_iter()
             .find(|j| {
-                j.metadata
-                    .owner_references
-                    .iter()
-                    .flatten()
-                    .any(|r| r.uid == uid && r.controller == Some(true))
+                j.metadata.name.as_deref() != Some("by-hand")
+                    && j.metadata
+                        .owner_references
+                        .iter()
+                        .flatten()
+                        .any(|r| r.uid == uid && r.controller == Some(true))
             })
             .ok_or_else(|| "no job yet".to_string())
     })
@@ -566,4 +570,57 @@ async fn backoff_limit_per_index_retries_each_index_then_reports_failed_indexes(
         .map(|(a, b)| (a.to_string(), b.to_string()))
         .collect();
     assert_eq!(counts, want);
+}
+
+#[tokio::test]
+async fn deleting_a_running_job_releases_and_removes_its_pods() {
+    let c = cluster();
+    let client = c.client().await;
+    let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
+    c.ok_stdin(
+        &["apply", "-f", "-"],
+        &job_manifest(
+            "gone",
+            json!({ "parallelism": 2, "completions": 2 }),
+            json!({ "sim.krate.io/run-seconds": "600" }),
+        ),
+    );
+    eventually(
+        WAIT,
+        "two running pods with the tracking finalizer",
+        || async {
+            let ps = pods_of(&pods, "gone").await;
+            let tracked = ps
+                .iter()
+                .filter(|p| {
+                    p.metadata
+                        .finalizers
+                        .iter()
+                        .flatten()
+                        .any(|f| f == FINALIZER)
+                })
+                .count();
+            if tracked == 2 {
+                Ok(())
+            } else {
+                Err(format!("{tracked} tracked pods"))
+            }
+        },
+    )
+    .await;
+    c.ok(&["delete", "job", "gone", "--wait=false"]);
+    eventually(WAIT, "pods of gone removed", || async {
+        let left = pods_of(&pods, "gone").await;
+        if left.is_empty() {
+            Ok(())
+        } else {
+            Err(format!(
+                "{:?}",
+                left.iter()
+                    .map(|p| (&p.metadata.name, &p.metadata.finalizers))
+                    .collect::<Vec<_>>()
+            ))
+        }
+    })
+    .await;
 }
