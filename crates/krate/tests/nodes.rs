@@ -631,3 +631,80 @@ async fn pod_gc_deletes_pods_of_missing_nodes_and_terminated_pods_beyond_the_thr
     })
     .await;
 }
+
+#[tokio::test]
+async fn pods_on_a_lost_node_go_not_ready_and_stay_when_it_returns_within_their_toleration() {
+    let c = Cluster::start_with(&[
+        "--simulated-nodes",
+        "3",
+        "--simulated-node-lease-seconds",
+        "1",
+        "--node-monitor-grace-period",
+        "3s",
+    ]);
+    let client = c.client().await;
+    let nodes: Api<Node> = Api::all(client.clone());
+    let pods: Api<Pod> = Api::default_namespaced(client.clone());
+    wait_nodes_ready(&nodes, 3).await;
+    c.ok_stdin(
+        &["apply", "-f", "-"],
+        r#"apiVersion: v1
+kind: Pod
+metadata:
+  name: p
+spec:
+  nodeName: sim-node-1
+  containers:
+  - name: c
+    image: busybox
+"#,
+    );
+    eventually(WAIT, "p Ready", || async {
+        let p = pods.get("p").await.unwrap();
+        ready(&p).then_some(()).ok_or("not ready".to_string())
+    })
+    .await;
+    c.ok(&[
+        "annotate",
+        "node",
+        "sim-node-1",
+        "sim.krate.io/stopped=true",
+    ]);
+    eventually(WAIT, "p not Ready with a NodeNotReady event", || async {
+        let p = pods.get("p").await.unwrap();
+        let describe = c.ok(&["describe", "pod", "p"]);
+        let event = describe.lines().any(|l| {
+            l.contains("NodeNotReady")
+                && l.contains("node-controller")
+                && l.contains("Node is not ready")
+        });
+        (!ready(&p) && event).then_some(()).ok_or(describe)
+    })
+    .await;
+    eventually(WAIT, "the NoExecute taint", || async {
+        let n = nodes.get("sim-node-1").await.unwrap();
+        let t = taint_set(&n);
+        t.contains(&"node.kubernetes.io/unreachable:NoExecute".to_string())
+            .then_some(())
+            .ok_or(format!("{t:?}"))
+    })
+    .await;
+    c.ok(&["annotate", "node", "sim-node-1", "sim.krate.io/stopped-"]);
+    let events: Api<Event> = Api::default_namespaced(client.clone());
+    eventually(WAIT, "the eviction cancelled", || async {
+        let list = events.list(&ListParams::default()).await.unwrap().items;
+        list.iter()
+            .any(|e| {
+                e.reason.as_deref() == Some("TaintManagerEviction")
+                    && e.message.as_deref() == Some("Cancelling deletion of Pod default/p")
+            })
+            .then_some(())
+            .ok_or("no event yet".to_string())
+    })
+    .await;
+    let p = pods.get("p").await.unwrap();
+    assert!(
+        p.metadata.deletion_timestamp.is_none(),
+        "p must not be evicted"
+    );
+}
