@@ -18,7 +18,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, SecondsFormat, TimeZone, Utc};
-use k8s_openapi::api::batch::v1::{CronJob, Job, JobSpec};
+use k8s_openapi::api::batch::v1::{CronJob, Job};
 use k8s_openapi::api::core::v1::ObjectReference;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
 use kube::api::{Api, DeleteParams, PostParams, PropagationPolicy};
@@ -149,6 +149,10 @@ pub enum Decision {
     },
 }
 
+/// The earliest time considered, the most recent schedule time (if any)
+/// and how many were missed.
+pub type MostRecent = (DateTime<Utc>, Option<DateTime<Utc>>, Missed);
+
 /// upstream `mostRecentScheduleTime`: the earliest time considered, the
 /// most recent schedule time in (earliest, now] if any, and how many were
 /// missed (counted roughly, as upstream does).
@@ -158,7 +162,7 @@ pub fn most_recent_schedule_time(
     sched: &Schedule,
     zone: &Zone,
     include_deadline: bool,
-) -> Result<(DateTime<Utc>, Option<DateTime<Utc>>, Missed), String> {
+) -> Result<MostRecent, String> {
     let mut earliest = cj.last_schedule_time.unwrap_or(cj.created);
     if include_deadline {
         if let Some(d) = cj.starting_deadline_seconds {
@@ -325,7 +329,7 @@ pub fn job_from_template(cj: &CronJob, scheduled: DateTime<Utc>, zone: &Zone) ->
             owner_references: Some(vec![owner::controller_ref(cj)]),
             ..Default::default()
         },
-        spec: Some(template.spec.unwrap_or_else(JobSpec::default)),
+        spec: Some(template.spec.unwrap_or_default()),
         status: None,
     }
 }

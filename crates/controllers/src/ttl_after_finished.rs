@@ -30,7 +30,7 @@ pub fn finish_time(job: &Job) -> Option<DateTime<Utc>> {
         .iter()
         .filter(|c| (c.type_ == "Complete" || c.type_ == "Failed") && c.status == "True")
         .filter_map(|c| c.last_transition_time.as_ref().map(|t| t.0))
-        .last()
+        .next_back()
 }
 
 /// Whether the controller has anything to do with `job`: finished, with a
