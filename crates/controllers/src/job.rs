@@ -619,10 +619,23 @@ impl JobController {
         let results = join_all(ctx.active_pods.iter().map(|p| self.delete_pod(p))).await;
         let (mut deleted, mut ready, mut err) = (0, 0, None);
         for (r, p) in results.into_iter().zip(&ctx.active_pods) {
+            let name = p.metadata.name.clone().unwrap_or_default();
             match r {
-                Ok(()) => deleted += 1,
+                Ok(()) => {
+                    deleted += 1;
+                    self.recorder.normal(
+                        &ctx.job,
+                        "SuccessfulDelete",
+                        format!("Deleted pod: {name}"),
+                    );
+                }
                 Err(e) if runner::is_not_found(&e) => deleted += 1,
                 Err(e) => {
+                    self.recorder.warning(
+                        &ctx.job,
+                        "FailedDelete",
+                        format!("Error deleting: {}", api_message(&e)),
+                    );
                     err = Some(e);
                     continue;
                 }

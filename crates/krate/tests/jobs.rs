@@ -297,6 +297,7 @@ async fn active_deadline_fails_a_job_and_deletes_its_running_pods() {
         }
     })
     .await;
+    wait_event(&client, "slow", "SuccessfulDelete", "Deleted pod: slow-").await;
     wait_event(
         &client,
         "slow",
