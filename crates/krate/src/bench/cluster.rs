@@ -49,6 +49,9 @@ pub struct ClusterArgs {
     /// Parent of the server's temporary data directory.
     #[arg(long, default_value_os_t = std::env::temp_dir())]
     dir: PathBuf,
+    /// Another flag for the server (repeatable), e.g. `--server-flag=--disable-controllers`.
+    #[arg(long)]
+    server_flag: Vec<String>,
 }
 
 fn mib(bytes: u64) -> String {
@@ -112,7 +115,12 @@ struct Progress {
     all_running: Option<Instant>,
 }
 
-fn watch_progress(client: &Client, ns: &str, n: usize) -> Arc<Mutex<Progress>> {
+fn watch_progress(
+    client: &Client,
+    ns: &str,
+    n: usize,
+    tasks: &mut tokio::task::JoinSet<()>,
+) -> Arc<Mutex<Progress>> {
     let progress = Arc::new(Mutex::new(Progress {
         bound: HashSet::new(),
         running: HashSet::new(),
@@ -121,7 +129,7 @@ fn watch_progress(client: &Client, ns: &str, n: usize) -> Arc<Mutex<Progress>> {
     }));
     let api: Api<Pod> = Api::namespaced(client.clone(), ns);
     let p = progress.clone();
-    tokio::spawn(async move {
+    tasks.spawn(async move {
         let mut stream = watcher(api, watcher::Config::default()).boxed();
         while let Some(ev) = stream.next().await {
             let pod = match ev {
@@ -181,10 +189,11 @@ async fn ready_nodes(client: &Client) -> Result<usize> {
 
 pub async fn run(args: ClusterArgs) -> Result<()> {
     let started = Instant::now();
-    let mut server = Server::start_with(
-        &args.dir,
-        &["--simulated-nodes".to_string(), args.nodes.to_string()],
-    )?;
+    let mut flags = vec!["--simulated-nodes".to_string(), args.nodes.to_string()];
+    flags.extend(args.server_flag.iter().cloned());
+    let mut server = Server::start_with(&args.dir, &flags)?;
+    // The watches end before the server does.
+    let mut watches = tokio::task::JoinSet::new();
     let client = server.wait_ready().await?;
     let pid = server.pid();
     let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
@@ -219,7 +228,7 @@ pub async fn run(args: ClusterArgs) -> Result<()> {
     // Baseline: pods bound at creation.
     let nodes = args.nodes;
     create_namespace(&client, "bench-bound").await?;
-    let base = watch_progress(&client, "bench-bound", args.baseline_pods);
+    let base = watch_progress(&client, "bench-bound", args.baseline_pods, &mut watches);
     let base_wall = create_pods(
         &client,
         "bench-bound",
@@ -240,9 +249,15 @@ pub async fn run(args: ClusterArgs) -> Result<()> {
         base_rate
     );
 
+    println!("baseline: server RSS {}", mib(rss(pid)?));
+
     // Scheduling.
+    if args.pods == 0 {
+        watches.abort_all();
+        return Ok(());
+    }
     create_namespace(&client, "bench-sched").await?;
-    let sched = watch_progress(&client, "bench-sched", args.pods);
+    let sched = watch_progress(&client, "bench-sched", args.pods, &mut watches);
     tokio::time::sleep(Duration::from_millis(500)).await;
     let t0 = Instant::now();
     let create_wall = create_pods(&client, "bench-sched", args.pods, args.concurrency, |_| {
@@ -325,5 +340,6 @@ pub async fn run(args: ClusterArgs) -> Result<()> {
         );
     }
     println!("total: {:.1}s", started.elapsed().as_secs_f64());
+    watches.abort_all();
     Ok(())
 }
