@@ -5,6 +5,7 @@
 //! through `pods/binding`.
 
 pub mod algorithm;
+pub mod bench;
 pub mod cache;
 mod driver;
 pub mod filters;
