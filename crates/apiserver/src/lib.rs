@@ -9,6 +9,7 @@
 pub mod admission;
 pub mod authz;
 pub mod cache;
+pub mod convert;
 pub mod crd;
 pub mod discovery;
 pub mod filter;

@@ -1056,7 +1056,9 @@ impl Registry {
     /// Applies a patch to an object (or to its status) and writes it, with
     /// the same checks as an update. A race with another writer is retried
     /// on fresh data unless the patch itself names a resourceVersion.
-    /// Server-side apply of a missing object creates it.
+    /// Server-side apply of a missing object creates it. `r` is the
+    /// version the client addressed; the object returned is at its storage
+    /// version, as from every other write.
     #[allow(clippy::too_many_arguments)]
     pub async fn patch(
         &self,
@@ -1077,8 +1079,11 @@ impl Registry {
                 .server_side_apply(r, namespace, name, subresource, patch, opts)
                 .await;
         }
+        // A patch is written against the version the client addressed; the
+        // object is read and written at its storage version.
+        let stored = crate::convert::storage_info(r);
         for _attempt in 0..16 {
-            let current = match self.get(r, namespace, name).await {
+            let current = match self.get(stored, namespace, name).await {
                 Ok(c) => c,
                 Err(e) if e.code == 404 && kind == PatchKind::Apply && subresource.is_none() => {
                     let mut obj = patch.clone();
@@ -1089,13 +1094,15 @@ impl Registry {
                 }
                 Err(e) => return Err(e),
             };
+            let current = crate::convert::to_served(r, current)?;
             let rv = current.pointer("/metadata/resourceVersion").cloned();
             let mut patched = apply_patch(r, kind, current, patch)?;
             if !pinned {
                 meta_mut(&mut patched).insert("resourceVersion".into(), rv.unwrap_or(Value::Null));
             }
+            let patched = crate::convert::to_storage(r, patched)?;
             match self
-                .update(r, namespace, name, subresource, patched, opts)
+                .update(stored, namespace, name, subresource, patched, opts)
                 .await
             {
                 Ok((obj, _)) => return Ok(obj),
@@ -1129,9 +1136,10 @@ impl Registry {
             ));
         };
         let schema = self.customs.get(r).and_then(|v| v.schema.clone());
+        let stored = crate::convert::storage_info(r);
         for _attempt in 0..16 {
-            let live = match self.get(r, namespace, name).await {
-                Ok(o) => Some(o),
+            let live = match self.get(stored, namespace, name).await {
+                Ok(o) => Some(crate::convert::to_served(r, o)?),
                 Err(e) if e.code == 404 && subresource.is_none() => None,
                 Err(e) => return Err(e),
             };
@@ -1154,8 +1162,10 @@ impl Registry {
                 },
                 schema: schema.as_ref(),
             };
-            let mut merged =
-                api::apply::apply_in(live.as_ref(), applied, &o, scope).map_err(apply_error)?;
+            let mut merged = crate::convert::to_storage(
+                r,
+                api::apply::apply_in(live.as_ref(), applied, &o, scope).map_err(apply_error)?,
+            )?;
             let mut wopts = opts.clone();
             wopts.tracked = true;
             match live {
@@ -1163,7 +1173,7 @@ impl Registry {
                     if merged.pointer("/metadata/name").is_none() {
                         meta_mut(&mut merged).insert("name".into(), json!(name));
                     }
-                    match self.create(r, namespace, merged, &wopts).await {
+                    match self.create(stored, namespace, merged, &wopts).await {
                         Err(e) if e.reason == "AlreadyExists" => continue,
                         other => return other,
                     }
@@ -1174,7 +1184,7 @@ impl Registry {
                         live["metadata"]["resourceVersion"].clone(),
                     );
                     match self
-                        .update(r, namespace, name, subresource, merged, &wopts)
+                        .update(stored, namespace, name, subresource, merged, &wopts)
                         .await
                     {
                         Ok((obj, _)) => return Ok(obj),

@@ -600,6 +600,9 @@ impl ApiServer {
         wopts: WriteOptions,
     ) -> ApiResult<Response<Body>> {
         let r = rr.info;
+        // The registry reads and writes objects at their storage version;
+        // bodies and answers are converted from and to the version asked.
+        let sr = crate::convert::storage_info(r);
         let ns = rr.namespace.as_deref();
         if let Some(sub) = rr.subresource.as_deref() {
             let sub_verbs = r.subresource(sub).map(|s| s.verbs).unwrap_or(&[]);
@@ -609,7 +612,7 @@ impl ApiServer {
             let name = rr.name.as_deref().unwrap_or("");
             match (sub, rr.verb) {
                 ("status", Verb::Get) => {
-                    let obj = self.registry.get(r, ns, name).await?;
+                    let obj = self.registry.get(sr, ns, name).await?;
                     return Ok(self.object_response(StatusCode::OK, r, obj, &ctx));
                 }
                 ("status", Verb::Update) => {}
@@ -726,7 +729,7 @@ impl ApiServer {
         match rr.verb {
             Verb::Get => {
                 let name = rr.name.as_deref().unwrap_or("");
-                let obj = self.registry.get(r, ns, name).await?;
+                let obj = self.registry.get(sr, ns, name).await?;
                 Ok(self.object_response(StatusCode::OK, r, obj, &ctx))
             }
             Verb::List => {
@@ -758,7 +761,7 @@ impl ApiServer {
                             ))
                         })?;
                     let t = self.table(
-                        r,
+                        sr,
                         &items,
                         list["metadata"]["resourceVersion"].as_str(),
                         list["metadata"]["continue"].as_str(),
@@ -766,6 +769,7 @@ impl ApiServer {
                     );
                     return Ok(json_response(StatusCode::OK, &t));
                 }
+                let list = crate::convert::list_to_served(r, list)?;
                 Ok(negotiated_response(StatusCode::OK, &list, &ctx.accept))
             }
             Verb::Watch => {
@@ -797,6 +801,7 @@ impl ApiServer {
                 let include = table::IncludeObject::from_param(ctx.query.get("includeObject"))
                     .unwrap_or_default();
                 let custom = self.registry.customs().get(r);
+                let converted = crate::convert::converts(r);
                 let body = events.map(move |ev| {
                     let line = if as_table && ev.kind != "ERROR" && ev.kind != "BOOKMARK" {
                         let objects = [(*ev.object).clone()];
@@ -807,6 +812,8 @@ impl ApiServer {
                             None => table::to_table_with(r, &objects, None, None, include),
                         };
                         watch::WatchEvent::new(ev.kind, t).line()
+                    } else if converted {
+                        served_event(r, &ev).line()
                     } else {
                         ev.line()
                     };
@@ -824,19 +831,19 @@ impl ApiServer {
                 Ok(resp)
             }
             Verb::Create => {
-                let body = self.body_json(&ctx)?;
+                let body = crate::convert::to_storage(r, self.body_json(&ctx)?)?;
                 if rr.name.is_some() {
                     return Err(ApiError::method_not_allowed());
                 }
-                let obj = self.registry.create(r, ns, body, &wopts).await?;
+                let obj = self.registry.create(sr, ns, body, &wopts).await?;
                 Ok(self.object_response(StatusCode::CREATED, r, obj, &ctx))
             }
             Verb::Update => {
-                let body = self.body_json(&ctx)?;
+                let body = crate::convert::to_storage(r, self.body_json(&ctx)?)?;
                 let name = rr.name.as_deref().unwrap_or("");
                 let (obj, created) = self
                     .registry
-                    .update(r, ns, name, rr.subresource.as_deref(), body, &wopts)
+                    .update(sr, ns, name, rr.subresource.as_deref(), body, &wopts)
                     .await?;
                 let code = if created {
                     StatusCode::CREATED
@@ -862,7 +869,7 @@ impl ApiServer {
                 };
                 let opts = DeleteOptions::from_request(body.as_ref(), &ctx.query)?;
                 let name = rr.name.as_deref().unwrap_or("");
-                let obj = self.registry.delete(r, ns, name, &opts).await?;
+                let obj = self.registry.delete(sr, ns, name, &opts).await?;
                 // An object still being deleted (finalizers, grace) comes
                 // back as itself; one that is gone is answered with a
                 // Success Status, except for the kinds whose upstream store
@@ -913,10 +920,10 @@ impl ApiServer {
                         .map(str::to_string);
                     match self
                         .registry
-                        .delete(r, item_ns.as_deref(), &name, &opts)
+                        .delete(sr, item_ns.as_deref(), &name, &opts)
                         .await
                     {
-                        Ok(o) => deleted.push(o),
+                        Ok(o) => deleted.push(crate::convert::to_served(r, o)?),
                         Err(e) if e.code == 404 => {}
                         Err(e) => return Err(e),
                     }
@@ -950,6 +957,8 @@ impl ApiServer {
         }
     }
 
+    /// An object read or written at its storage version, answered as `r`
+    /// (the version the client asked for) or as a Table.
     fn object_response(
         &self,
         code: StatusCode,
@@ -964,9 +973,29 @@ impl ApiServer {
                 .map(str::to_string);
             let include = table::IncludeObject::from_param(ctx.query.get("includeObject"))
                 .unwrap_or_default();
-            return json_response(code, &self.table(r, &[obj], rv.as_deref(), None, include));
+            let sr = crate::convert::storage_info(r);
+            return json_response(code, &self.table(sr, &[obj], rv.as_deref(), None, include));
         }
-        negotiated_response(code, &obj, &ctx.accept)
+        match crate::convert::to_served(r, obj) {
+            Ok(obj) => negotiated_response(code, &obj, &ctx.accept),
+            Err(e) => error_response(&e),
+        }
+    }
+}
+
+/// A watch event read at the storage version, as a client of `r` sees it.
+fn served_event(r: &crate::resources::ResourceInfo, ev: &watch::WatchEvent) -> watch::WatchEvent {
+    let mut object = ev.to_json()["object"].take();
+    match ev.kind {
+        "ERROR" => watch::WatchEvent::new(ev.kind, object),
+        "BOOKMARK" => {
+            object["apiVersion"] = json!(r.api_version());
+            watch::WatchEvent::new(ev.kind, object)
+        }
+        kind => match crate::convert::to_served(r, object) {
+            Ok(o) => watch::WatchEvent::new(kind, o),
+            Err(e) => watch::WatchEvent::new("ERROR", e.to_status()),
+        },
     }
 }
 
