@@ -1,6 +1,8 @@
-//! The watch cache: one watch on the whole registry, every object decoded
+//! The watch cache: one watch on the whole registry, every object encoded
 //! once and shared, lists served from memory and watches fanned out from
-//! memory (upstream's cacher). A list is served only once the cache has
+//! memory (upstream's cacher). Objects are kept as their JSON encoding and
+//! a small filter index, not as decoded trees: a decoded pod takes about
+//! ten times the memory of its encoding. A list is served only once the cache has
 //! caught up with the store's current revision, so reads stay consistent.
 //! Watches that start before the cache's window of recent events fall back
 //! to the store.
@@ -16,6 +18,7 @@ use serde_json::Value;
 use store::{EventKind, RangeRequest, Revision, Store, StoreError};
 use tokio::sync::{mpsc, Notify};
 
+use crate::filter::Index;
 use crate::registry::set_resource_version;
 
 /// Everything the API server stores lives under this prefix.
@@ -27,7 +30,65 @@ const WATCHER_BUFFER: usize = 10_000;
 /// How long a list waits for the cache to catch up before going to the store.
 const FRESHNESS_WAIT: Duration = Duration::from_secs(3);
 
-/// One change as every watcher sees it: objects decoded once, with their
+/// An object as the cache keeps it: its JSON encoding (with its resource
+/// version), which lists and watch events send as they are, and the small
+/// index filters read. The decoded form is kept only for the kinds read on
+/// every request (RBAC); everything else is decoded when a caller asks.
+#[derive(Debug)]
+pub struct Cached {
+    pub bytes: Bytes,
+    pub index: Index,
+    value: Option<Arc<Value>>,
+}
+
+/// Kinds whose decoded objects stay in the cache: the authorizer reads
+/// every role and binding on each request.
+fn keep_decoded(group: &str) -> bool {
+    group == "rbac.authorization.k8s.io"
+}
+
+/// The group and resource of a storage key (`/registry/<group>/<resource>/...`).
+fn group_resource(key: &[u8]) -> (&str, &str) {
+    let rest = key.strip_prefix(ROOT.as_bytes()).unwrap_or(key);
+    let rest = std::str::from_utf8(rest).unwrap_or("");
+    let mut parts = rest.splitn(3, '/');
+    let group = parts.next().unwrap_or("");
+    let resource = parts.next().unwrap_or("");
+    (if group == "core" { "" } else { group }, resource)
+}
+
+impl Cached {
+    /// The cached form of `obj` stored under `key`; `obj` has its resource
+    /// version set.
+    pub fn new(key: &[u8], obj: Value) -> Option<Cached> {
+        let (group, resource) = group_resource(key);
+        let index = Index::of(group, resource, &obj);
+        let bytes = Bytes::from(serde_json::to_vec(&obj).ok()?);
+        let value = keep_decoded(group).then(|| Arc::new(obj));
+        Some(Cached {
+            bytes,
+            index,
+            value,
+        })
+    }
+
+    /// Decodes a stored value at revision `rev`.
+    fn decode(key: &[u8], value: &[u8], rev: Revision) -> Option<Arc<Cached>> {
+        let mut obj: Value = serde_json::from_slice(value).ok()?;
+        set_resource_version(&mut obj, rev);
+        Cached::new(key, obj).map(Arc::new)
+    }
+
+    /// The object, decoded.
+    pub fn value(&self) -> Value {
+        match &self.value {
+            Some(v) => (**v).clone(),
+            None => serde_json::from_slice(&self.bytes).unwrap_or(Value::Null),
+        }
+    }
+}
+
+/// One change as every watcher sees it: objects encoded once, with their
 /// resource versions set.
 #[derive(Debug)]
 pub struct CacheEvent {
@@ -35,11 +96,10 @@ pub struct CacheEvent {
     pub key: Bytes,
     pub revision: Revision,
     /// The object after the change (puts).
-    pub object: Option<Arc<Value>>,
+    pub object: Option<Arc<Cached>>,
     /// The object before the change (updates and deletes).
-    pub prev: Option<Arc<Value>>,
-    encoded: std::sync::OnceLock<Option<Bytes>>,
-    deleted: std::sync::OnceLock<Option<(Arc<Value>, Bytes)>>,
+    pub prev: Option<Arc<Cached>>,
+    deleted: std::sync::OnceLock<Option<Bytes>>,
 }
 
 impl CacheEvent {
@@ -47,8 +107,8 @@ impl CacheEvent {
         kind: EventKind,
         key: Bytes,
         revision: Revision,
-        object: Option<Arc<Value>>,
-        prev: Option<Arc<Value>>,
+        object: Option<Arc<Cached>>,
+        prev: Option<Arc<Cached>>,
     ) -> CacheEvent {
         CacheEvent {
             kind,
@@ -56,32 +116,23 @@ impl CacheEvent {
             revision,
             object,
             prev,
-            encoded: Default::default(),
             deleted: Default::default(),
         }
     }
 
     /// The object after the change as JSON, encoded once for every watcher.
     pub fn object_bytes(&self) -> Option<Bytes> {
-        self.encoded
-            .get_or_init(|| {
-                self.object
-                    .as_ref()
-                    .and_then(|o| serde_json::to_vec(&**o).ok())
-                    .map(Bytes::from)
-            })
-            .clone()
+        self.object.as_ref().map(|o| o.bytes.clone())
     }
 
     /// A deleted object as watchers see it: its last state, at the
     /// revision of the deletion; encoded once.
-    pub fn deleted_object(&self) -> Option<(Arc<Value>, Bytes)> {
+    pub fn deleted_object(&self) -> Option<Bytes> {
         self.deleted
             .get_or_init(|| {
-                let mut obj = (**self.prev.as_ref()?).clone();
+                let mut obj = self.prev.as_ref()?.value();
                 set_resource_version(&mut obj, self.revision);
-                let bytes = serde_json::to_vec(&obj).ok()?;
-                Some((Arc::new(obj), Bytes::from(bytes)))
+                serde_json::to_vec(&obj).ok().map(Bytes::from)
             })
             .clone()
     }
@@ -104,7 +155,7 @@ struct Watcher {
 #[derive(Default)]
 struct State {
     revision: Revision,
-    objects: BTreeMap<Bytes, Arc<Value>>,
+    objects: BTreeMap<Bytes, Arc<Cached>>,
     events: VecDeque<Arc<CacheEvent>>,
     watchers: Vec<Watcher>,
 }
@@ -114,12 +165,6 @@ pub struct WatchCache {
     state: RwLock<State>,
     ready: AtomicBool,
     progressed: Notify,
-}
-
-fn decode(value: &[u8], rev: Revision) -> Option<Arc<Value>> {
-    let mut obj: Value = serde_json::from_slice(value).ok()?;
-    set_resource_version(&mut obj, rev);
-    Some(Arc::new(obj))
 }
 
 impl WatchCache {
@@ -180,7 +225,7 @@ impl WatchCache {
             let resp = self.store.range(req.clone()).await?;
             req.revision = resp.revision;
             for kv in &resp.kvs {
-                if let Some(obj) = decode(&kv.value, kv.mod_revision) {
+                if let Some(obj) = Cached::decode(&kv.key, &kv.value, kv.mod_revision) {
                     objects.insert(kv.key.clone(), obj);
                 }
             }
@@ -207,38 +252,28 @@ impl WatchCache {
             let ev = ev?;
             let rev = ev.revision();
             let object = match ev.kind {
-                EventKind::Put => decode(&ev.kv.value, rev),
+                EventKind::Put => Cached::decode(&ev.kv.key, &ev.kv.value, rev),
                 EventKind::Delete => None,
             };
-            let prev = ev.prev.as_ref().and_then(|p| {
-                // The previous object as watchers saw it: at its own revision.
-                decode(&p.value, p.mod_revision)
-            });
-            let cached = Arc::new(CacheEvent::new(
-                ev.kind,
-                ev.kv.key.clone(),
-                rev,
-                object.clone(),
-                prev,
-            ));
             let mut st = self.write();
             let prev_cached = match &object {
                 Some(o) => st.objects.insert(ev.kv.key.clone(), o.clone()),
                 None => st.objects.remove(&ev.kv.key),
             };
-            // The store may not carry a previous value (compacted); the
-            // cache knows it.
-            let cached = if cached.prev.is_none() && prev_cached.is_some() {
-                Arc::new(CacheEvent::new(
-                    cached.kind,
-                    cached.key.clone(),
-                    rev,
-                    object,
-                    prev_cached,
-                ))
-            } else {
-                cached
-            };
+            // The previous object as watchers saw it (at its own revision)
+            // is the one the cache held; the store's copy only if the cache
+            // had none.
+            let prev = prev_cached.or_else(|| {
+                let p = ev.prev.as_ref()?;
+                Cached::decode(&p.key, &p.value, p.mod_revision)
+            });
+            let cached = Arc::new(CacheEvent::new(
+                ev.kind,
+                ev.kv.key.clone(),
+                rev,
+                object,
+                prev,
+            ));
             st.revision = rev;
             st.events.push_back(cached.clone());
             while st.events.len() > WINDOW {
@@ -289,7 +324,7 @@ impl WatchCache {
 
     /// The objects under `prefix` and the revision they are at, once the
     /// cache is fresh; `None` to read from the store instead.
-    pub async fn list(&self, prefix: &str) -> Option<(Vec<Arc<Value>>, Revision)> {
+    pub async fn list(&self, prefix: &str) -> Option<(Vec<Arc<Cached>>, Revision)> {
         if !self.wait_fresh().await {
             return None;
         }

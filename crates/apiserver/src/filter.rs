@@ -1,6 +1,11 @@
 //! List and watch filters from `labelSelector` and `fieldSelector`, with
 //! the field labels each kind supports upstream (`metadata.name`,
 //! `spec.nodeName` for pods, `involvedObject.*` for events, ...).
+//!
+//! A filter matches either a decoded object or the [`Index`] the watch
+//! cache keeps beside each object's encoding (name, namespace, labels and
+//! the kind's field labels), so that cached objects are filtered without
+//! being decoded.
 
 use std::sync::Arc;
 
@@ -10,12 +15,11 @@ use serde_json::Value;
 use crate::request::Query;
 use crate::resources::ResourceInfo;
 use crate::status::{ApiError, ApiResult};
-use crate::watch::Filter;
 
 /// The field labels a kind can be selected by, besides `metadata.name` and
 /// `metadata.namespace`.
-fn kind_fields(r: &ResourceInfo) -> &'static [&'static str] {
-    match (r.group, r.resource) {
+fn kind_fields(group: &str, resource: &str) -> &'static [&'static str] {
+    match (group, resource) {
         ("", "pods") => &[
             "spec.nodeName",
             "spec.restartPolicy",
@@ -83,10 +87,170 @@ fn field_value(obj: &Value, field: &str) -> Option<String> {
     }
 }
 
+fn meta_str<'a>(obj: &'a Value, field: &str) -> &'a str {
+    obj.get("metadata")
+        .and_then(|m| m.get(field))
+        .and_then(Value::as_str)
+        .unwrap_or("")
+}
+
 fn labels_of<'a>(obj: &'a Value, key: &str) -> Option<&'a str> {
     obj.pointer("/metadata/labels")
         .and_then(|l| l.get(key))
         .and_then(Value::as_str)
+}
+
+/// What filters read of an object, kept small: its name, namespace, labels
+/// and the non-empty values of its kind's field labels.
+#[derive(Debug, Default)]
+pub struct Index {
+    name: Box<str>,
+    namespace: Box<str>,
+    labels: Box<[(Box<str>, Box<str>)]>,
+    fields: Box<[(&'static str, Box<str>)]>,
+}
+
+impl Index {
+    /// The index of `obj`, an object of `resource` in `group`.
+    pub fn of(group: &str, resource: &str, obj: &Value) -> Index {
+        let labels = obj
+            .pointer("/metadata/labels")
+            .and_then(Value::as_object)
+            .map(|m| {
+                m.iter()
+                    .filter_map(|(k, v)| Some((k.as_str().into(), v.as_str()?.into())))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let fields = kind_fields(group, resource)
+            .iter()
+            .filter_map(|f| {
+                let v = field_value(obj, f).unwrap_or_default();
+                (!v.is_empty()).then(|| (*f, v.into_boxed_str()))
+            })
+            .collect();
+        Index {
+            name: meta_str(obj, "name").into(),
+            namespace: meta_str(obj, "namespace").into(),
+            labels,
+            fields,
+        }
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    pub fn namespace(&self) -> &str {
+        &self.namespace
+    }
+
+    fn label(&self, key: &str) -> Option<&str> {
+        self.labels
+            .iter()
+            .find(|(k, _)| &**k == key)
+            .map(|(_, v)| &**v)
+    }
+
+    fn field(&self, name: &str) -> &str {
+        match name {
+            "metadata.name" => &self.name,
+            "metadata.namespace" => &self.namespace,
+            _ => self
+                .fields
+                .iter()
+                .find(|(f, _)| *f == name)
+                .map(|(_, v)| &**v)
+                .unwrap_or(""),
+        }
+    }
+}
+
+/// A list or watch filter: label and field selectors, and for watches of
+/// one object its name. Cheap to clone.
+#[derive(Clone, Default)]
+pub struct Filter(Arc<Selectors>);
+
+#[derive(Default)]
+struct Selectors {
+    labels: Option<LabelSelector>,
+    fields: Option<FieldSelector>,
+    name: Option<String>,
+}
+
+impl Filter {
+    /// Matches every object.
+    pub fn everything() -> Filter {
+        Filter::default()
+    }
+
+    pub fn is_everything(&self) -> bool {
+        self.0.labels.is_none() && self.0.fields.is_none() && self.0.name.is_none()
+    }
+
+    /// This filter, and only the object named `name`.
+    pub fn named(&self, name: &str) -> Filter {
+        Filter(Arc::new(Selectors {
+            labels: self.0.labels.clone(),
+            fields: self.0.fields.clone(),
+            name: Some(name.to_string()),
+        }))
+    }
+
+    /// Whether a decoded object matches.
+    pub fn matches(&self, obj: &Value) -> bool {
+        let s = &self.0;
+        if let Some(n) = &s.name {
+            if meta_str(obj, "name") != n {
+                return false;
+            }
+        }
+        if let Some(l) = &s.labels {
+            if !l.matches_with(|k| labels_of(obj, k)) {
+                return false;
+            }
+        }
+        if let Some(f) = &s.fields {
+            let values: Vec<(String, String)> = f
+                .requirements()
+                .iter()
+                .map(|req| req.field.as_str())
+                .map(|name| {
+                    let v = match name {
+                        "metadata.name" => meta_str(obj, "name").to_string(),
+                        "metadata.namespace" => meta_str(obj, "namespace").to_string(),
+                        other => field_value(obj, other).unwrap_or_default(),
+                    };
+                    (name.to_string(), v)
+                })
+                .collect();
+            if !f.matches_with(|k| values.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str())) {
+                return false;
+            }
+        }
+        true
+    }
+
+    /// Whether the object an index was made of matches.
+    pub fn matches_index(&self, index: &Index) -> bool {
+        let s = &self.0;
+        if let Some(n) = &s.name {
+            if index.name() != n {
+                return false;
+            }
+        }
+        if let Some(l) = &s.labels {
+            if !l.matches_with(|k| index.label(k)) {
+                return false;
+            }
+        }
+        if let Some(f) = &s.fields {
+            if !f.matches_with(|k| Some(index.field(k))) {
+                return false;
+            }
+        }
+        true
+    }
 }
 
 /// The filter a list or watch request asks for.
@@ -100,7 +264,7 @@ pub fn from_query(r: &'static ResourceInfo, query: &Query) -> ApiResult<Filter> 
     let fields = match query.get("fieldSelector") {
         Some(s) if !s.trim().is_empty() => {
             let sel = FieldSelector::parse(s).map_err(|e| ApiError::bad_request(e.to_string()))?;
-            let supported = kind_fields(r);
+            let supported = kind_fields(r.group, r.resource);
             for req in sel.requirements() {
                 let f = req.field.as_str();
                 if f == "metadata.name" || f == "metadata.namespace" || supported.contains(&f) {
@@ -119,38 +283,62 @@ pub fn from_query(r: &'static ResourceInfo, query: &Query) -> ApiResult<Filter> 
         }
         _ => None,
     };
-    Ok(Arc::new(move |obj: &Value| {
-        if let Some(l) = &labels {
-            if !l.matches_with(|k| labels_of(obj, k)) {
-                return false;
-            }
+    Ok(Filter(Arc::new(Selectors {
+        labels,
+        fields,
+        name: None,
+    })))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn filter(group: &str, resource: &str, labels: &str, fields: &str) -> Filter {
+        let _ = (group, resource);
+        Filter(Arc::new(Selectors {
+            labels: (!labels.is_empty()).then(|| LabelSelector::parse(labels).unwrap()),
+            fields: (!fields.is_empty()).then(|| FieldSelector::parse(fields).unwrap()),
+            name: None,
+        }))
+    }
+
+    #[test]
+    fn index_matches_as_the_decoded_object_does() {
+        let pod = json!({
+            "metadata": { "name": "p", "namespace": "ns", "labels": { "app": "web", "tier": "" } },
+            "spec": { "nodeName": "n1", "restartPolicy": "Always" },
+            "status": { "phase": "Running", "podIP": "10.42.0.5" },
+        });
+        let index = Index::of("", "pods", &pod);
+        for (labels, fields) in [
+            ("", ""),
+            ("app=web", ""),
+            ("app!=web", ""),
+            ("tier", ""),
+            ("!tier", ""),
+            ("app in (a,web)", "spec.nodeName=n1"),
+            ("", "spec.nodeName=n2"),
+            ("", "spec.nodeName!=n2,status.phase=Running"),
+            ("", "spec.hostNetwork=false"),
+            ("", "spec.hostNetwork!=false"),
+            ("", "status.podIPs=10.42.0.5"),
+            ("", "status.nominatedNodeName="),
+            ("", "metadata.name=p,metadata.namespace=ns"),
+            ("", "metadata.namespace!=ns"),
+            ("app=web", "spec.schedulerName=default-scheduler"),
+        ] {
+            let f = filter("", "pods", labels, fields);
+            assert_eq!(
+                f.matches(&pod),
+                f.matches_index(&index),
+                "labels {labels:?} fields {fields:?}"
+            );
         }
-        if let Some(f) = &fields {
-            let values: Vec<(String, String)> = f
-                .requirements()
-                .iter()
-                .map(|req| req.field.as_str())
-                .map(|name| {
-                    let v = match name {
-                        "metadata.name" => obj
-                            .pointer("/metadata/name")
-                            .and_then(Value::as_str)
-                            .unwrap_or("")
-                            .to_string(),
-                        "metadata.namespace" => obj
-                            .pointer("/metadata/namespace")
-                            .and_then(Value::as_str)
-                            .unwrap_or("")
-                            .to_string(),
-                        other => field_value(obj, other).unwrap_or_default(),
-                    };
-                    (name.to_string(), v)
-                })
-                .collect();
-            if !f.matches_with(|k| values.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str())) {
-                return false;
-            }
-        }
-        true
-    }))
+        let named = Filter::everything().named("p");
+        assert!(named.matches(&pod) && named.matches_index(&index));
+        let other = Filter::everything().named("q");
+        assert!(!other.matches(&pod) && !other.matches_index(&index));
+    }
 }

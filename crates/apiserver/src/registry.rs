@@ -231,6 +231,97 @@ pub struct ListOptions {
     pub resource_version_match: Option<String>,
 }
 
+impl ListOptions {
+    /// Whether the watch cache can answer: the latest state, whole.
+    fn is_plain(&self) -> bool {
+        self.continue_token.as_deref().unwrap_or("").is_empty()
+            && self.limit == 0
+            && self.resource_version_match.as_deref() != Some("Exact")
+    }
+}
+
+/// An item of a list: shared with the watch cache, or decoded from the
+/// store.
+pub enum ListItem {
+    Cached(Arc<crate::cache::Cached>),
+    Decoded(Value),
+}
+
+/// A list whose items are shared with the watch cache where it could
+/// answer; encoded without decoding them.
+pub struct SharedList {
+    pub kind: &'static str,
+    pub api_version: String,
+    pub revision: Revision,
+    pub continue_token: Option<String>,
+    pub items: Vec<ListItem>,
+}
+
+impl SharedList {
+    fn metadata(&self) -> Value {
+        let mut meta = json!({ "resourceVersion": self.revision.to_string() });
+        if let Some(c) = &self.continue_token {
+            meta["continue"] = json!(c);
+        }
+        meta
+    }
+
+    /// The items, decoded.
+    pub fn values(&self) -> Vec<Value> {
+        self.items
+            .iter()
+            .map(|i| match i {
+                ListItem::Cached(c) => c.value(),
+                ListItem::Decoded(v) => v.clone(),
+            })
+            .collect()
+    }
+
+    /// The list as one decoded object.
+    pub fn to_value(&self) -> Value {
+        json!({
+            "kind": self.kind,
+            "apiVersion": self.api_version,
+            "metadata": self.metadata(),
+            "items": self.values(),
+        })
+    }
+
+    /// The list as JSON, written from the items' encodings.
+    pub fn to_json(&self) -> Vec<u8> {
+        let cached: usize = self
+            .items
+            .iter()
+            .map(|i| match i {
+                ListItem::Cached(c) => c.bytes.len() + 1,
+                ListItem::Decoded(_) => 1024,
+            })
+            .sum();
+        let mut out = Vec::with_capacity(cached + 256);
+        // Keys in the order serde_json writes a decoded list.
+        out.extend_from_slice(b"{\"apiVersion\":");
+        let _ = serde_json::to_writer(&mut out, &self.api_version);
+        out.extend_from_slice(b",\"items\":[");
+        for (n, item) in self.items.iter().enumerate() {
+            if n > 0 {
+                out.push(b',');
+            }
+            match item {
+                ListItem::Cached(c) => out.extend_from_slice(&c.bytes),
+                ListItem::Decoded(v) => {
+                    let _ = serde_json::to_writer(&mut out, v);
+                }
+            }
+        }
+        out.extend_from_slice(b"],\"kind\":");
+        let _ = serde_json::to_writer(&mut out, self.kind);
+        out.extend_from_slice(b",\"metadata\":");
+        let _ = serde_json::to_writer(&mut out, &self.metadata());
+        out.push(b'}');
+        out
+    }
+}
+
 #[derive(Clone, Debug, Default)]
 pub struct DeleteOptions {
     pub grace_period_seconds: Option<i64>,
@@ -991,11 +1082,7 @@ impl Registry {
         subresource: Option<&str>,
     ) -> ApiResult<Value> {
         if subresource == Some("status") {
-            // A status update changes only status (upstream resets the
-            // rest of the object to the stored one).
-            let mut out = old.clone();
-            out["status"] = new.get("status").cloned().unwrap_or(json!({}));
-            return Ok(out);
+            return Ok(strategy::status_update(s, old, &new));
         }
         let old_meta = meta(old).cloned().unwrap_or_default();
         {
@@ -1258,7 +1345,7 @@ impl Registry {
     }
 
     /// Lists objects at the latest revision (or the one a continue token
-    /// names), filtered by `filter`, paged by `limit`.
+    /// names), filtered by `filter`, paged by `limit`, decoded.
     pub async fn list(
         &self,
         r: &ResourceInfo,
@@ -1267,15 +1354,12 @@ impl Registry {
         filter: &(dyn Fn(&Value) -> bool + Send + Sync),
     ) -> ApiResult<Value> {
         let prefix = Self::list_prefix(r, namespace);
-        let plain = opts.continue_token.as_deref().unwrap_or("").is_empty()
-            && opts.limit == 0
-            && opts.resource_version_match.as_deref() != Some("Exact");
-        if let (true, Some(cache)) = (plain, &self.cache) {
+        if let (true, Some(cache)) = (opts.is_plain(), &self.cache) {
             if let Some((objects, revision)) = cache.list(&prefix).await {
                 let items: Vec<Value> = objects
                     .iter()
+                    .map(|o| o.value())
                     .filter(|o| filter(o))
-                    .map(|o| (**o).clone())
                     .collect();
                 return Ok(json!({
                     "kind": r.list_kind,
@@ -1285,6 +1369,70 @@ impl Registry {
                 }));
             }
         }
+        self.list_store(r, namespace, opts, filter).await
+    }
+
+    /// Lists objects as [`Registry::list`] does, with the items the watch
+    /// cache holds shared rather than decoded.
+    pub async fn list_shared(
+        &self,
+        r: &ResourceInfo,
+        namespace: Option<&str>,
+        opts: &ListOptions,
+        filter: &crate::filter::Filter,
+    ) -> ApiResult<SharedList> {
+        let prefix = Self::list_prefix(r, namespace);
+        if let (true, Some(cache)) = (opts.is_plain(), &self.cache) {
+            if let Some((objects, revision)) = cache.list(&prefix).await {
+                let items = objects
+                    .into_iter()
+                    .filter(|o| filter.matches_index(&o.index))
+                    .map(ListItem::Cached)
+                    .collect();
+                return Ok(SharedList {
+                    kind: r.list_kind,
+                    api_version: r.api_version(),
+                    revision,
+                    continue_token: None,
+                    items,
+                });
+            }
+        }
+        let list = self
+            .list_store(r, namespace, opts, &|o| filter.matches(o))
+            .await?;
+        let Value::Object(mut list) = list else {
+            return Err(ApiError::internal("a list is not an object"));
+        };
+        let items = match list.remove("items") {
+            Some(Value::Array(items)) => items.into_iter().map(ListItem::Decoded).collect(),
+            _ => Vec::new(),
+        };
+        let meta = list.get("metadata");
+        let field = |f: &str| {
+            meta.and_then(|m| m.get(f))
+                .and_then(Value::as_str)
+                .map(str::to_string)
+        };
+        Ok(SharedList {
+            kind: r.list_kind,
+            api_version: r.api_version(),
+            revision: field("resourceVersion")
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0),
+            continue_token: field("continue"),
+            items,
+        })
+    }
+
+    async fn list_store(
+        &self,
+        r: &ResourceInfo,
+        namespace: Option<&str>,
+        opts: &ListOptions,
+        filter: &(dyn Fn(&Value) -> bool + Send + Sync),
+    ) -> ApiResult<Value> {
+        let prefix = Self::list_prefix(r, namespace);
         let (mut revision, mut start) = match &opts.continue_token {
             Some(t) if !t.is_empty() => {
                 let t = decode_continue(t)?;

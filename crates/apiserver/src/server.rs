@@ -749,10 +749,9 @@ impl ApiServer {
                         .get("resourceVersionMatch")
                         .map(str::to_string),
                 };
-                let f = filter.clone();
-                let list = self.registry.list(r, ns, &opts, &move |o| f(o)).await?;
+                let list = self.registry.list_shared(r, ns, &opts, &filter).await?;
                 if table::wants_table(&ctx.accept) {
-                    let items = list["items"].as_array().cloned().unwrap_or_default();
+                    let items = list.values();
                     let include = table::IncludeObject::from_param(ctx.query.get("includeObject"))
                         .ok_or_else(|| {
                             ApiError::bad_request(format!(
@@ -763,14 +762,29 @@ impl ApiServer {
                     let t = self.table(
                         sr,
                         &items,
-                        list["metadata"]["resourceVersion"].as_str(),
-                        list["metadata"]["continue"].as_str(),
+                        Some(&list.revision.to_string()),
+                        list.continue_token.as_deref(),
                         include,
                     );
                     return Ok(json_response(StatusCode::OK, &t));
                 }
-                let list = crate::convert::list_to_served(r, list)?;
-                Ok(negotiated_response(StatusCode::OK, &list, &ctx.accept))
+                if crate::convert::converts(r) {
+                    let list = crate::convert::list_to_served(r, list.to_value())?;
+                    return Ok(negotiated_response(StatusCode::OK, &list, &ctx.accept));
+                }
+                if prefers_protobuf(&ctx.accept) {
+                    return Ok(negotiated_response(
+                        StatusCode::OK,
+                        &list.to_value(),
+                        &ctx.accept,
+                    ));
+                }
+                let mut resp = Response::new(full(list.to_json()));
+                resp.headers_mut().insert(
+                    header::CONTENT_TYPE,
+                    HeaderValue::from_static("application/json"),
+                );
+                Ok(resp)
             }
             Verb::Watch => {
                 let opts = WatchOptions {
@@ -786,14 +800,7 @@ impl ApiServer {
                 let filter = match &rr.name {
                     // A watch of one object (`fieldSelector=metadata.name=x`
                     // or the name in the path).
-                    Some(name) => {
-                        let name = name.clone();
-                        let f = filter.clone();
-                        Arc::new(move |o: &Value| {
-                            o.pointer("/metadata/name").and_then(Value::as_str) == Some(&name)
-                                && f(o)
-                        }) as watch::Filter
-                    }
+                    Some(name) => filter.named(name),
                     None => filter,
                 };
                 let events = watch::watch(&self.registry, r, ns, opts, filter).await?;
@@ -804,7 +811,7 @@ impl ApiServer {
                 let converted = crate::convert::converts(r);
                 let body = events.map(move |ev| {
                     let line = if as_table && ev.kind != "ERROR" && ev.kind != "BOOKMARK" {
-                        let objects = [(*ev.object).clone()];
+                        let objects = [ev.object()];
                         let t = match &custom {
                             Some(v) => table::to_table_custom_with(
                                 &v.columns, &objects, None, None, include,
@@ -902,10 +909,9 @@ impl ApiServer {
                     Some(self.body_json(&ctx)?)
                 };
                 let opts = DeleteOptions::from_request(body.as_ref(), &ctx.query)?;
-                let f = filter.clone();
                 let list = self
                     .registry
-                    .list(r, ns, &ListOptions::default(), &move |o| f(o))
+                    .list(r, ns, &ListOptions::default(), &|o| filter.matches(o))
                     .await?;
                 let mut deleted = Vec::new();
                 for item in list["items"].as_array().cloned().unwrap_or_default() {

@@ -13,11 +13,10 @@ use serde_json::{json, Value};
 use store::{EventKind, Revision, StoreError};
 
 use crate::cache::{CacheEvent, CacheItem};
-use crate::registry::{set_resource_version, ListOptions, Registry};
+pub use crate::filter::Filter;
+use crate::registry::{set_resource_version, ListItem, ListOptions, Registry};
 use crate::resources::ResourceInfo;
 use crate::status::{from_store, ApiError, ApiResult};
-
-pub type Filter = Arc<dyn Fn(&Value) -> bool + Send + Sync>;
 
 #[derive(Clone, Debug, Default)]
 pub struct WatchOptions {
@@ -28,11 +27,12 @@ pub struct WatchOptions {
 }
 
 /// One event of a watch response. Events from the watch cache carry their
-/// object already encoded, shared by every watcher that receives it.
+/// object already encoded, shared by every watcher that receives it, and
+/// are decoded only when a caller asks for the object.
 #[derive(Clone, Debug, PartialEq)]
 pub struct WatchEvent {
     pub kind: &'static str,
-    pub object: Arc<Value>,
+    object: Option<Arc<Value>>,
     encoded: Option<Bytes>,
 }
 
@@ -40,13 +40,31 @@ impl WatchEvent {
     pub fn new(kind: &'static str, object: Value) -> WatchEvent {
         WatchEvent {
             kind,
-            object: Arc::new(object),
+            object: Some(Arc::new(object)),
             encoded: None,
         }
     }
 
+    /// An event whose object is already encoded as JSON.
+    pub fn encoded(kind: &'static str, bytes: Bytes) -> WatchEvent {
+        WatchEvent {
+            kind,
+            object: None,
+            encoded: Some(bytes),
+        }
+    }
+
+    /// The event's object.
+    pub fn object(&self) -> Value {
+        match (&self.object, &self.encoded) {
+            (Some(o), _) => (**o).clone(),
+            (None, Some(b)) => serde_json::from_slice(b).unwrap_or(Value::Null),
+            (None, None) => Value::Null,
+        }
+    }
+
     pub fn to_json(&self) -> Value {
-        json!({ "type": self.kind, "object": *self.object })
+        json!({ "type": self.kind, "object": self.object() })
     }
 
     /// The event as one line of a JSON watch stream.
@@ -55,13 +73,14 @@ impl WatchEvent {
         out.extend_from_slice(b"{\"type\":\"");
         out.extend_from_slice(self.kind.as_bytes());
         out.extend_from_slice(b"\",\"object\":");
-        match &self.encoded {
-            Some(bytes) => out.extend_from_slice(bytes),
-            None => {
-                if serde_json::to_writer(&mut out, &*self.object).is_err() {
+        match (&self.encoded, &self.object) {
+            (Some(bytes), _) => out.extend_from_slice(bytes),
+            (None, Some(object)) => {
+                if serde_json::to_writer(&mut out, &**object).is_err() {
                     out.extend_from_slice(b"null");
                 }
             }
+            (None, None) => out.extend_from_slice(b"null"),
         }
         out.extend_from_slice(b"}\n");
         out
@@ -106,17 +125,14 @@ pub async fn watch(
     let from = match rv {
         Some(from) if !opts.send_initial_events => from,
         _ => {
-            let f = filter.clone();
             let list = registry
-                .list(r, namespace, &ListOptions::default(), &move |o| f(o))
+                .list_shared(r, namespace, &ListOptions::default(), &filter)
                 .await?;
-            let rev: Revision = list["metadata"]["resourceVersion"]
-                .as_str()
-                .and_then(|s| s.parse().ok())
-                .unwrap_or(0);
-            if let Some(items) = list["items"].as_array() {
-                initial.extend(items.iter().map(|o| WatchEvent::new("ADDED", o.clone())));
-            }
+            let rev = list.revision;
+            initial.extend(list.items.into_iter().map(|item| match item {
+                ListItem::Cached(c) => WatchEvent::encoded("ADDED", c.bytes.clone()),
+                ListItem::Decoded(o) => WatchEvent::new("ADDED", o),
+            }));
             if opts.send_initial_events && opts.allow_bookmarks {
                 initial.push(bookmark(r, rev, true));
             }
@@ -235,8 +251,8 @@ async fn next_event(mut st: WatchState) -> Option<(Vec<WatchEvent>, WatchState)>
             EventKind::Delete => None,
         };
         let old = ev.prev.as_ref().and_then(|p| decode_object(&p.value, rev));
-        let new_matches = new.as_ref().is_some_and(|o| (st.filter)(o));
-        let old_matches = old.as_ref().is_some_and(|o| (st.filter)(o));
+        let new_matches = new.as_ref().is_some_and(|o| st.filter.matches(o));
+        let old_matches = old.as_ref().is_some_and(|o| st.filter.matches(o));
         let out = match (ev.kind, old_matches, new_matches) {
             (EventKind::Put, true, true) => Some(("MODIFIED", new)),
             (EventKind::Put, false, true) => Some(("ADDED", new)),
@@ -263,36 +279,24 @@ struct CacheWatchState {
 /// The watch event a change makes for a filtered watcher, if any. The
 /// object is shared, not copied, and encoded once for all watchers.
 fn filtered_event(ev: &CacheEvent, filter: &Filter) -> Option<WatchEvent> {
-    let new_matches = ev.object.as_ref().is_some_and(|o| filter(o));
-    let old_matches = ev.prev.as_ref().is_some_and(|o| filter(o));
-    match (ev.kind, old_matches, new_matches) {
-        (EventKind::Put, true, true) => {
-            Some(shared("MODIFIED", ev.object.as_ref()?, ev.object_bytes()))
-        }
-        (EventKind::Put, false, true) => {
-            Some(shared("ADDED", ev.object.as_ref()?, ev.object_bytes()))
-        }
-        (EventKind::Put, true, false) => {
-            Some(shared("DELETED", ev.object.as_ref()?, ev.object_bytes()))
-        }
+    let new_matches = ev
+        .object
+        .as_ref()
+        .is_some_and(|o| filter.matches_index(&o.index));
+    let old_matches = ev
+        .prev
+        .as_ref()
+        .is_some_and(|o| filter.matches_index(&o.index));
+    let kind = match (ev.kind, old_matches, new_matches) {
+        (EventKind::Put, true, true) => "MODIFIED",
+        (EventKind::Put, false, true) => "ADDED",
+        (EventKind::Put, true, false) => "DELETED",
         (EventKind::Delete, true, _) => {
-            let (object, bytes) = ev.deleted_object()?;
-            Some(WatchEvent {
-                kind: "DELETED",
-                object,
-                encoded: Some(bytes),
-            })
+            return Some(WatchEvent::encoded("DELETED", ev.deleted_object()?));
         }
-        _ => None,
-    }
-}
-
-fn shared(kind: &'static str, object: &Arc<Value>, bytes: Option<Bytes>) -> WatchEvent {
-    WatchEvent {
-        kind,
-        object: object.clone(),
-        encoded: bytes,
-    }
+        _ => return None,
+    };
+    Some(WatchEvent::encoded(kind, ev.object_bytes()?))
 }
 
 async fn next_cached(mut st: CacheWatchState) -> Option<(Vec<WatchEvent>, CacheWatchState)> {
