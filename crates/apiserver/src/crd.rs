@@ -428,6 +428,11 @@ impl Strategy for CustomStrategy {
         self.0.status
     }
 
+    /// A status update of a custom resource writes its status alone.
+    fn status_kept_metadata(&self) -> Option<&'static [&'static str]> {
+        None
+    }
+
     fn prepare_for_create(&self, obj: &mut Value) {
         if self.0.status {
             if let Some(o) = obj.as_object_mut() {

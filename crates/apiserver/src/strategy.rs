@@ -27,6 +27,18 @@ pub trait Strategy: Send + Sync {
     /// Carries over what an update of the main resource may not change.
     fn prepare_for_update(&self, _new: &mut Value, _old: &Value) {}
 
+    /// The metadata a status update may not change, besides what no
+    /// update changes (uid, generation, deletion): upstream's status
+    /// strategies reset the spec and, per kind, some of the metadata.
+    /// `None` keeps all of it (custom resources).
+    fn status_kept_metadata(&self) -> Option<&'static [&'static str]> {
+        Some(&[])
+    }
+
+    /// Carries over what a status update may not change beyond
+    /// [`Strategy::status_kept_metadata`].
+    fn prepare_for_status_update(&self, _new: &mut Value, _old: &Value) {}
+
     fn validate(&self, _obj: &Value) -> Vec<Cause> {
         Vec::new()
     }
@@ -68,6 +80,49 @@ pub struct Generic {
     pub generation: bool,
     pub status_subresource: bool,
     pub name_rule: NameRule,
+    /// [`Strategy::status_kept_metadata`].
+    pub status_kept_metadata: &'static [&'static str],
+}
+
+/// What `metav1.ResetObjectMetaForStatus` takes from the stored object.
+pub const RESET_OBJECT_META_FOR_STATUS: &[&str] =
+    &["labels", "annotations", "finalizers", "ownerReferences"];
+
+/// The object a status update writes: the client's status and metadata,
+/// everything else (the spec) from the stored object, and of the metadata
+/// what the kind's status strategy keeps.
+pub fn status_update(s: &dyn Strategy, old: &Value, new: &Value) -> Value {
+    let mut out = old.clone();
+    out["status"] = new.get("status").cloned().unwrap_or(json!({}));
+    let Some(kept) = s.status_kept_metadata() else {
+        return out;
+    };
+    let (Some(old_meta), Some(new_meta)) = (
+        old.get("metadata").and_then(Value::as_object),
+        new.get("metadata").and_then(Value::as_object),
+    ) else {
+        return out;
+    };
+    const IMMUTABLE: &[&str] = &[
+        "name",
+        "namespace",
+        "uid",
+        "creationTimestamp",
+        "deletionTimestamp",
+        "deletionGracePeriodSeconds",
+        "generation",
+        "selfLink",
+    ];
+    let mut meta = new_meta.clone();
+    for field in IMMUTABLE.iter().chain(kept.iter()) {
+        match old_meta.get(*field) {
+            Some(v) => meta.insert(field.to_string(), v.clone()),
+            None => meta.remove(*field),
+        };
+    }
+    out["metadata"] = Value::Object(meta);
+    s.prepare_for_status_update(&mut out, old);
+    out
 }
 
 impl Strategy for Generic {
@@ -91,6 +146,10 @@ impl Strategy for Generic {
 
     fn name_rule(&self) -> NameRule {
         self.name_rule
+    }
+
+    fn status_kept_metadata(&self) -> Option<&'static [&'static str]> {
+        Some(self.status_kept_metadata)
     }
 }
 
@@ -207,6 +266,12 @@ impl Strategy for Pods {
         true
     }
 
+    /// Old node agents corrupted owner references; the pod status
+    /// strategy keeps them for the garbage collector's sake.
+    fn status_kept_metadata(&self) -> Option<&'static [&'static str]> {
+        Some(&["ownerReferences"])
+    }
+
     fn prepare_for_create(&self, obj: &mut Value) {
         let qos = pod_qos(obj);
         obj["status"] = json!({ "phase": "Pending", "qosClass": qos });
@@ -248,7 +313,7 @@ impl Strategy for Jobs {
             ("controller-uid", &uid),
             ("batch.kubernetes.io/controller-uid", &uid),
         ];
-        let mut add_labels = |labels: &mut Value| {
+        let add_labels = |labels: &mut Value| {
             if !labels.is_object() {
                 *labels = json!({});
             }
@@ -301,6 +366,76 @@ impl Strategy for Jobs {
     }
 }
 
+/// DaemonSets: upstream's internal `spec.templateGeneration`, which
+/// apps/v1 shows as the `deprecated.daemonset.template.generation`
+/// annotation: 1 on create, +1 (with the generation) whenever the pod
+/// template changes, never set by clients. The DaemonSet controller labels
+/// its pods with it (`pod-template-generation`).
+pub struct DaemonSets;
+
+/// `appsv1.DeprecatedTemplateGeneration`.
+pub const DEPRECATED_TEMPLATE_GENERATION: &str = "deprecated.daemonset.template.generation";
+
+fn template_generation(ds: &Value) -> Option<i64> {
+    ds.pointer("/metadata/annotations")
+        .and_then(|a| a.get(DEPRECATED_TEMPLATE_GENERATION))
+        .and_then(Value::as_str)
+        .and_then(|v| v.parse().ok())
+}
+
+fn set_template_generation(ds: &mut Value, generation: i64) {
+    if !ds.get("metadata").is_some_and(Value::is_object) {
+        ds["metadata"] = json!({});
+    }
+    if !ds["metadata"]
+        .get("annotations")
+        .is_some_and(Value::is_object)
+    {
+        ds["metadata"]["annotations"] = json!({});
+    }
+    ds["metadata"]["annotations"][DEPRECATED_TEMPLATE_GENERATION] = json!(generation.to_string());
+}
+
+impl Strategy for DaemonSets {
+    fn has_generation(&self) -> bool {
+        true
+    }
+
+    fn status_is_subresource(&self) -> bool {
+        true
+    }
+
+    fn prepare_for_create(&self, obj: &mut Value) {
+        if let Some(map) = obj.as_object_mut() {
+            if map.contains_key("status") {
+                map.insert("status".into(), json!({}));
+            }
+        }
+        let generation = template_generation(obj).filter(|g| *g >= 1).unwrap_or(1);
+        set_template_generation(obj, generation);
+    }
+
+    fn prepare_for_update(&self, new: &mut Value, old: &Value) {
+        let current = template_generation(old).unwrap_or(0);
+        let changed = new.pointer("/spec/template") != old.pointer("/spec/template");
+        set_template_generation(new, if changed { current + 1 } else { current });
+    }
+
+    fn prepare_for_status_update(&self, new: &mut Value, old: &Value) {
+        match template_generation(old) {
+            Some(g) => set_template_generation(new, g),
+            None => {
+                if let Some(a) = new
+                    .pointer_mut("/metadata/annotations")
+                    .and_then(Value::as_object_mut)
+                {
+                    a.remove(DEPRECATED_TEMPLATE_GENERATION);
+                }
+            }
+        }
+    }
+}
+
 /// The strategy of a built-in resource.
 pub fn for_resource(r: &ResourceInfo) -> Box<dyn Strategy> {
     let status_subresource = r.subresource("status").is_some();
@@ -327,10 +462,19 @@ pub fn for_resource(r: &ResourceInfo) -> Box<dyn Strategy> {
         ("", "nodes") => Box::new(Nodes),
         ("", "pods") => Box::new(Pods),
         ("batch", "jobs") => Box::new(Jobs),
+        ("apps", "daemonsets") => Box::new(DaemonSets),
         _ => Box::new(Generic {
             generation,
             status_subresource,
             name_rule,
+            status_kept_metadata: match (r.group, r.resource) {
+                ("apps", "deployments") => &["labels"],
+                ("storage.k8s.io", "volumeattachments")
+                | ("admissionregistration.k8s.io", "validatingadmissionpolicies") => {
+                    RESET_OBJECT_META_FOR_STATUS
+                }
+                _ => &[],
+            },
         }),
     }
 }
@@ -338,6 +482,78 @@ pub fn for_resource(r: &ResourceInfo) -> Box<dyn Strategy> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn strategy_of(group: &str, resource: &str) -> Box<dyn Strategy> {
+        let r = crate::resources::BUILTIN
+            .iter()
+            .find(|r| r.group == group && r.resource == resource)
+            .unwrap();
+        for_resource(r)
+    }
+
+    fn written(group: &str, resource: &str) -> Value {
+        let old = json!({
+            "metadata": { "name": "a", "uid": "1", "generation": 2, "labels": { "l": "old" }, "annotations": { "a": "old" } },
+            "spec": { "replicas": 1 },
+            "status": { "replicas": 0 }
+        });
+        let new = json!({
+            "metadata": { "name": "a", "uid": "2", "generation": 9, "labels": { "l": "new" }, "annotations": { "a": "new" }, "finalizers": ["f"] },
+            "spec": { "replicas": 5 },
+            "status": { "replicas": 1 }
+        });
+        status_update(strategy_of(group, resource).as_ref(), &old, &new)
+    }
+
+    #[test]
+    fn deployment_status_updates_write_annotations_but_not_labels_or_spec() {
+        let out = written("apps", "deployments");
+        assert_eq!(out["status"]["replicas"], 1);
+        assert_eq!(out["spec"]["replicas"], 1);
+        assert_eq!(out["metadata"]["annotations"]["a"], "new");
+        assert_eq!(out["metadata"]["labels"]["l"], "old");
+        assert_eq!(out["metadata"]["finalizers"], json!(["f"]));
+        assert_eq!(out["metadata"]["uid"], "1");
+        assert_eq!(out["metadata"]["generation"], 2);
+    }
+
+    #[test]
+    fn daemonset_template_generation_starts_at_one_and_follows_template_changes() {
+        let s = strategy_of("apps", "daemonsets");
+        let mut ds = json!({ "metadata": { "name": "d" }, "spec": { "template": { "spec": { "containers": [] } } } });
+        s.prepare_for_create(&mut ds);
+        assert_eq!(template_generation(&ds), Some(1));
+        // A client may not set it; a template change bumps it.
+        let mut same = ds.clone();
+        set_template_generation(&mut same, 7);
+        s.prepare_for_update(&mut same, &ds);
+        assert_eq!(template_generation(&same), Some(1));
+        let mut changed = ds.clone();
+        changed["spec"]["template"]["metadata"] = json!({ "labels": { "a": "b" } });
+        s.prepare_for_update(&mut changed, &ds);
+        assert_eq!(template_generation(&changed), Some(2));
+        let mut status = ds.clone();
+        status["metadata"]["annotations"] = json!({});
+        let out = status_update(s.as_ref(), &ds, &status);
+        assert_eq!(template_generation(&out), Some(1));
+    }
+
+    #[test]
+    fn replicaset_status_updates_write_labels_and_annotations() {
+        let out = written("apps", "replicasets");
+        assert_eq!(out["metadata"]["labels"]["l"], "new");
+        assert_eq!(out["metadata"]["annotations"]["a"], "new");
+        assert_eq!(out["spec"]["replicas"], 1);
+    }
+
+    #[test]
+    fn reset_object_meta_for_status_kinds_keep_the_stored_metadata() {
+        let out = written("storage.k8s.io", "volumeattachments");
+        assert_eq!(out["metadata"]["labels"]["l"], "old");
+        assert_eq!(out["metadata"]["annotations"]["a"], "old");
+        assert!(out["metadata"].get("finalizers").is_none());
+        assert_eq!(out["status"]["replicas"], 1);
+    }
 
     #[test]
     fn qos_classes_follow_upstream() {
