@@ -14,6 +14,7 @@ pub mod crd;
 pub mod discovery;
 pub mod filter;
 pub mod namespaces;
+pub mod partial;
 pub mod registry;
 pub mod request;
 pub mod resources;

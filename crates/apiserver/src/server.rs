@@ -768,6 +768,13 @@ impl ApiServer {
                     );
                     return Ok(json_response(StatusCode::OK, &t));
                 }
+                if let Some(partial) = crate::partial::wanted(&ctx.accept) {
+                    return Ok(negotiated_response(
+                        StatusCode::OK,
+                        &partial.list(&list.to_value()),
+                        &ctx.accept,
+                    ));
+                }
                 if crate::convert::converts(r) {
                     let list = crate::convert::list_to_served(r, list.to_value())?;
                     return Ok(negotiated_response(StatusCode::OK, &list, &ctx.accept));
@@ -809,6 +816,7 @@ impl ApiServer {
                     .unwrap_or_default();
                 let custom = self.registry.customs().get(r);
                 let converted = crate::convert::converts(r);
+                let partial = crate::partial::wanted(&ctx.accept);
                 let body = events.map(move |ev| {
                     let line = if as_table && ev.kind != "ERROR" && ev.kind != "BOOKMARK" {
                         let objects = [ev.object()];
@@ -819,6 +827,8 @@ impl ApiServer {
                             None => table::to_table_with(r, &objects, None, None, include),
                         };
                         watch::WatchEvent::new(ev.kind, t).line()
+                    } else if let Some(p) = partial.filter(|_| ev.kind != "ERROR") {
+                        watch::WatchEvent::new(ev.kind, p.object(&ev.object())).line()
                     } else if converted {
                         served_event(r, &ev).line()
                     } else {
@@ -981,6 +991,9 @@ impl ApiServer {
                 .unwrap_or_default();
             let sr = crate::convert::storage_info(r);
             return json_response(code, &self.table(sr, &[obj], rv.as_deref(), None, include));
+        }
+        if let Some(partial) = crate::partial::wanted(&ctx.accept) {
+            return negotiated_response(code, &partial.object(&obj), &ctx.accept);
         }
         match crate::convert::to_served(r, obj) {
             Ok(obj) => negotiated_response(code, &obj, &ctx.accept),
