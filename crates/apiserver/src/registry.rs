@@ -345,10 +345,13 @@ impl DeleteOptions {
                 .get("propagationPolicy")
                 .and_then(Value::as_str)
                 .map(str::to_string);
-            if b.get("orphanDependents").and_then(Value::as_bool) == Some(true)
-                && o.propagation_policy.is_none()
-            {
-                o.propagation_policy = Some("Orphan".into());
+            if o.propagation_policy.is_none() {
+                // The deprecated flag, either way, overrides a kind's default.
+                o.propagation_policy = match b.get("orphanDependents").and_then(Value::as_bool) {
+                    Some(true) => Some("Orphan".into()),
+                    Some(false) => Some("Background".into()),
+                    None => None,
+                };
             }
             if let Some(p) = b.get("preconditions") {
                 o.precondition_uid = p.get("uid").and_then(Value::as_str).map(str::to_string);
@@ -1583,7 +1586,8 @@ impl Registry {
             {
                 fins.push(crate::crd::CLEANUP_FINALIZER.into());
             }
-            match opts.propagation_policy.as_deref() {
+            let default_policy = || self.strategy(r).orphans_by_default().then_some("Orphan");
+            match opts.propagation_policy.as_deref().or_else(default_policy) {
                 Some("Orphan") if !fins.iter().any(|f| f == "orphan") => fins.push("orphan".into()),
                 Some("Foreground") if !fins.iter().any(|f| f == "foregroundDeletion") => {
                     fins.push("foregroundDeletion".into())

@@ -47,6 +47,14 @@ pub trait Strategy: Send + Sync {
         self.validate(new)
     }
 
+    /// Whether a delete that names no propagation policy orphans the
+    /// object's dependents (upstream's `DefaultGarbageCollectionPolicy`
+    /// returning `OrphanDependents`) rather than deleting them in the
+    /// background.
+    fn orphans_by_default(&self) -> bool {
+        false
+    }
+
     /// Whether a PUT of a missing object creates it.
     fn allow_create_on_update(&self) -> bool {
         false
@@ -82,6 +90,8 @@ pub struct Generic {
     pub name_rule: NameRule,
     /// [`Strategy::status_kept_metadata`].
     pub status_kept_metadata: &'static [&'static str],
+    /// [`Strategy::orphans_by_default`].
+    pub orphans_by_default: bool,
 }
 
 /// What `metav1.ResetObjectMetaForStatus` takes from the stored object.
@@ -150,6 +160,10 @@ impl Strategy for Generic {
 
     fn status_kept_metadata(&self) -> Option<&'static [&'static str]> {
         Some(self.status_kept_metadata)
+    }
+
+    fn orphans_by_default(&self) -> bool {
+        self.orphans_by_default
     }
 }
 
@@ -475,6 +489,9 @@ pub fn for_resource(r: &ResourceInfo) -> Box<dyn Strategy> {
                 }
                 _ => &[],
             },
+            // ReplicationControllers orphaned their pods before the
+            // server-side garbage collector existed and still do.
+            orphans_by_default: (r.group, r.resource) == ("", "replicationcontrollers"),
         }),
     }
 }
