@@ -34,7 +34,14 @@ use crate::{preemption, volumes};
 pub const SCHEDULER_NAME: &str = "default-scheduler";
 
 /// Bindings in flight at once; the loop waits when they are all busy.
-const MAX_BINDINGS_IN_FLIGHT: usize = 512;
+/// More only queues inside the API server and opens more connections.
+const MAX_BINDINGS_IN_FLIGHT: usize = 128;
+
+/// `Scheduled` events waiting to be written, and the writers. As upstream's
+/// event broadcaster, events beyond the queue are dropped rather than slow
+/// scheduling down.
+const MAX_QUEUED_EVENTS: usize = 1000;
+const EVENT_WRITERS: usize = 4;
 
 pub(crate) struct Shared {
     pub cache: Mutex<Cache>,
@@ -267,7 +274,27 @@ pub async fn lead(client: Client) {
             }
         }
     });
+    let (events, queued) = tokio::sync::mpsc::channel::<(Arc<Pod>, String)>(MAX_QUEUED_EVENTS);
+    let queued = Arc::new(tokio::sync::Mutex::new(queued));
+    for _ in 0..EVENT_WRITERS {
+        let queued = queued.clone();
+        let client = client.clone();
+        tasks.spawn(async move {
+            loop {
+                let next = queued.lock().await.recv().await;
+                let Some((pod, node)) = next else { return };
+                let message = format!(
+                    "Successfully assigned {}/{} to {}",
+                    pod.metadata.namespace.as_deref().unwrap_or_default(),
+                    pod.metadata.name.as_deref().unwrap_or_default(),
+                    node
+                );
+                write_event(client.clone(), &pod, "Normal", "Scheduled", message).await;
+            }
+        });
+    }
     let scheduler = Scheduler {
+        events,
         client: client.clone(),
         shared,
         objects,
@@ -279,6 +306,7 @@ pub async fn lead(client: Client) {
 }
 
 struct Scheduler {
+    events: tokio::sync::mpsc::Sender<(Arc<Pod>, String)>,
     client: Client,
     shared: Arc<Shared>,
     objects: InformerObjects,
@@ -332,6 +360,7 @@ impl Scheduler {
                         self.client.clone(),
                         self.shared.clone(),
                         self.recorder.clone(),
+                        self.events.clone(),
                         pod,
                         placement,
                         qp.attempts,
@@ -346,12 +375,13 @@ impl Scheduler {
             if scheduled % 64 == 0 {
                 tokio::task::yield_now().await;
             }
-            if last_report.elapsed() > Duration::from_secs(30) {
-                tracing::debug!(
-                    scheduled,
-                    pending = self.shared.queue.lock().unwrap().len(),
-                    "scheduler progress"
-                );
+            if last_report.elapsed() > Duration::from_secs(10) {
+                let (pending, active) = {
+                    let q = self.shared.queue.lock().unwrap();
+                    (q.len(), q.active_len())
+                };
+                let binding = MAX_BINDINGS_IN_FLIGHT - self.bindings.available_permits();
+                tracing::debug!(scheduled, pending, active, binding, "scheduler progress");
                 last_report = Instant::now();
             }
         }
@@ -463,6 +493,7 @@ async fn bind(
     client: Client,
     shared: Arc<Shared>,
     recorder: Recorder,
+    events: tokio::sync::mpsc::Sender<(Arc<Pod>, String)>,
     pod: Arc<Pod>,
     placement: Placement,
     attempts: u32,
@@ -491,17 +522,10 @@ async fn bind(
     .await;
     match result {
         Ok(()) => {
-            write_event(
-                client,
-                &pod,
-                "Normal",
-                "Scheduled",
-                format!(
-                    "Successfully assigned {}/{} to {}",
-                    key.namespace, key.name, placement.node
-                ),
-            )
-            .await;
+            // Written by the event writers, so it does not hold the slot.
+            if events.try_send((pod, placement.node)).is_err() {
+                tracing::debug!(pod = %key, "event queue full; Scheduled event dropped");
+            }
         }
         Err(e) => {
             shared.cache.lock().unwrap().forget(&key);

@@ -294,8 +294,8 @@ impl SchedulingQueue {
             .filter_map(|k| self.entries.get_key_value(k))
             .filter(|(_, (qp, _))| {
                 plugins.is_none_or(|ps| {
-                        qp.plugins.is_empty() || qp.plugins.iter().any(|p| ps.contains(p))
-                    })
+                    qp.plugins.is_empty() || qp.plugins.iter().any(|p| ps.contains(p))
+                })
             })
             .map(|(k, _)| k.clone())
             .collect();
