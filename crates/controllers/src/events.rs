@@ -8,6 +8,7 @@
 //! background: a controller never waits on its events.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -19,6 +20,10 @@ use kube::{Client, Resource};
 use serde_json::json;
 
 const AGGREGATION_WINDOW: Duration = Duration::from_secs(600);
+
+/// Remembered signatures at which expired ones start being swept (then each
+/// time the map doubles), so a burst of distinct events costs amortised O(1).
+const SWEEP_AT: usize = 1024;
 
 pub const NORMAL: &str = "Normal";
 pub const WARNING: &str = "Warning";
@@ -47,6 +52,8 @@ pub struct Recorder {
     component: &'static str,
     host: Option<String>,
     seen: Arc<Mutex<HashMap<Signature, Seen>>>,
+    /// How many signatures were left after the last sweep.
+    swept_len: Arc<AtomicUsize>,
 }
 
 impl Recorder {
@@ -57,6 +64,7 @@ impl Recorder {
             component,
             host: None,
             seen: Arc::default(),
+            swept_len: Arc::default(),
         }
     }
 
@@ -112,7 +120,12 @@ impl Recorder {
         let now = Utc::now();
         let repeat = {
             let mut seen = self.seen.lock().unwrap();
-            seen.retain(|_, s| s.at.elapsed() < AGGREGATION_WINDOW);
+            // Forget expired signatures when the map has doubled since the
+            // last sweep, not on every call: a sweep is linear in its size.
+            if seen.len() >= SWEEP_AT.max(2 * self.swept_len.load(Ordering::Relaxed)) {
+                seen.retain(|_, s| s.at.elapsed() < AGGREGATION_WINDOW);
+                self.swept_len.store(seen.len(), Ordering::Relaxed);
+            }
             match seen.get_mut(&signature) {
                 Some(s) => {
                     s.count += 1;
