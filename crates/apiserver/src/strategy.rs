@@ -122,6 +122,9 @@ pub fn status_update(s: &dyn Strategy, old: &Value, new: &Value) -> Value {
         "deletionGracePeriodSeconds",
         "generation",
         "selfLink",
+        // Field tracking starts from the stored entries on a subresource
+        // (upstream's decodeLiveOrNew), whatever the client sent.
+        "managedFields",
     ];
     let mut meta = new_meta.clone();
     for field in IMMUTABLE.iter().chain(kept.iter()) {
