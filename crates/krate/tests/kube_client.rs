@@ -554,7 +554,8 @@ async fn services_get_a_cluster_ip_keep_it_across_replace_and_json_patch() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn list_pages_with_limit_and_continue_from_one_snapshot() {
-    let c = Cluster::start();
+    // The API alone: no controller adds objects (kube-root-ca.crt, ReplicaSets, pods).
+    let c = Cluster::start_with(&["--disable-controllers"]);
     let client = client(&c).await;
     create_namespace(&client, "paging").await;
     let api: Api<ConfigMap> = Api::namespaced(client, "paging");
@@ -745,7 +746,8 @@ async fn not_found_and_already_exists_are_api_errors_with_upstream_wording() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_watch_from_zero_replays_existing_objects_then_streams_changes_in_order() {
-    let c = Cluster::start();
+    // The API alone: no controller adds objects (kube-root-ca.crt, ReplicaSets, pods).
+    let c = Cluster::start_with(&["--disable-controllers"]);
     let client = client(&c).await;
     create_namespace(&client, "watched").await;
     let api: Api<ConfigMap> = Api::namespaced(client, "watched");
@@ -894,7 +896,8 @@ async fn a_watch_with_a_label_selector_sees_objects_enter_and_leave_it() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_watch_that_allows_bookmarks_gets_one_within_35_seconds() {
-    let c = Cluster::start();
+    // The API alone: no controller adds objects (kube-root-ca.crt, ReplicaSets, pods).
+    let c = Cluster::start_with(&["--disable-controllers"]);
     let api: Api<ConfigMap> = Api::default_namespaced(client(&c).await);
     let made = api
         .create(&PostParams::default(), &configmap("mark", &[]))

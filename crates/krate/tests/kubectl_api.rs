@@ -210,7 +210,8 @@ fn objects_survive_a_server_restart_with_the_same_credentials() {
 
 #[test]
 fn creating_in_a_missing_namespace_is_refused() {
-    let c = Cluster::start();
+    // The API alone: no controller adds objects (kube-root-ca.crt, ReplicaSets, pods).
+    let c = Cluster::start_with(&["--disable-controllers"]);
     let err = c.fails_stdin(
         &["create", "-n", "nope", "-f", "-", "--validate=false"],
         CONFIGMAP,
@@ -221,7 +222,8 @@ fn creating_in_a_missing_namespace_is_refused() {
 
 #[test]
 fn an_invalid_name_is_rejected_with_the_upstream_message() {
-    let c = Cluster::start();
+    // The API alone: no controller adds objects (kube-root-ca.crt, ReplicaSets, pods).
+    let c = Cluster::start_with(&["--disable-controllers"]);
     let bad = CONFIGMAP.replace("app-config", "Bad_Name");
     let err = c.fails_stdin(&["create", "-f", "-", "--validate=false"], &bad);
     assert!(
@@ -239,7 +241,8 @@ fn an_invalid_name_is_rejected_with_the_upstream_message() {
 
 #[test]
 fn a_watch_streams_changes_as_they_happen() {
-    let c = Cluster::start();
+    // The API alone: no controller adds objects (kube-root-ca.crt, ReplicaSets, pods).
+    let c = Cluster::start_with(&["--disable-controllers"]);
     let path = "/api/v1/namespaces/default/configmaps?watch=1&timeoutSeconds=4";
     let watcher = {
         let kubeconfig = c.kubeconfig.clone();
@@ -701,7 +704,8 @@ fn kubectl_scale_and_edit_go_through_the_api() {
 
 #[test]
 fn label_and_field_selectors_filter_lists() {
-    let c = Cluster::start();
+    // The API alone: no controller adds objects (kube-root-ca.crt, ReplicaSets, pods).
+    let c = Cluster::start_with(&["--disable-controllers"]);
     for (name, app) in [("a", "web"), ("b", "web"), ("c", "db")] {
         c.ok_stdin(
             &["create", "-f", "-", "--validate=false"],
@@ -746,7 +750,8 @@ fn label_and_field_selectors_filter_lists() {
 
 #[test]
 fn list_pages_with_limit_and_continue() {
-    let c = Cluster::start();
+    // The API alone: no controller adds objects (kube-root-ca.crt, ReplicaSets, pods).
+    let c = Cluster::start_with(&["--disable-controllers"]);
     for i in 0..7 {
         c.ok_stdin(
             &["create", "-f", "-", "--validate=false"],

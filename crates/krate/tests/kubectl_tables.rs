@@ -347,7 +347,8 @@ fn services_print_type_cluster_ip_external_ip_and_ports() {
 
 #[test]
 fn deployments_print_ready_up_to_date_available_and_wide_columns() {
-    let c = Cluster::start();
+    // The API alone: no controller adds objects (kube-root-ca.crt, ReplicaSets, pods).
+    let c = Cluster::start_with(&["--disable-controllers"]);
     create(
         &c,
         r#"{"apiVersion":"apps/v1","kind":"Deployment","metadata":{"name":"web"},"spec":{"replicas":3,
@@ -551,7 +552,8 @@ fn events_print_last_seen_object_and_wide_columns() {
 
 #[test]
 fn jobs_and_cron_jobs_print_status_completions_and_schedule() {
-    let c = Cluster::start();
+    // The API alone: no controller adds objects (kube-root-ca.crt, ReplicaSets, pods).
+    let c = Cluster::start_with(&["--disable-controllers"]);
     create(
         &c,
         r#"{"apiVersion":"v1","kind":"List","items":[
