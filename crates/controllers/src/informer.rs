@@ -3,11 +3,17 @@
 //! A cache holds each object once, behind an `Arc`, with `managedFields`
 //! stripped as upstream's informers do; controllers read it instead of the
 //! API and register handlers that turn changes into work-queue keys.
+//!
+//! The scheduler and the simulated nodes in the same process share the
+//! controllers' caches ([`Informers::with_client`]): a pod is held once, not
+//! once per component, while each component writes with its own client.
+//! Handlers belong to the handle they were registered through and stop when
+//! every clone of it is dropped (a component that loses leadership).
 
 use std::any::{Any, TypeId};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex, RwLock, Weak};
 
 use futures::StreamExt;
 use kube::api::Api;
@@ -133,7 +139,9 @@ impl<K> Cache<K> {
 
 struct Inner<K> {
     cache: RwLock<Cache<K>>,
-    handlers: RwLock<Vec<Handler<K>>>,
+    /// Handlers with the token of the [`Informers`] handle that registered
+    /// them; a handler whose token is gone is skipped and dropped.
+    handlers: RwLock<Vec<(Weak<()>, Handler<K>)>>,
     synced: watch::Sender<bool>,
 }
 
@@ -141,12 +149,14 @@ struct Inner<K> {
 /// the same cache.
 pub struct Informer<K> {
     inner: Arc<Inner<K>>,
+    owner: Weak<()>,
 }
 
 impl<K> Clone for Informer<K> {
     fn clone(&self) -> Self {
         Informer {
             inner: self.inner.clone(),
+            owner: self.owner.clone(),
         }
     }
 }
@@ -172,6 +182,7 @@ impl<K: Object> Informer<K> {
                 handlers: RwLock::new(Vec::new()),
                 synced: watch::channel(false).0,
             }),
+            owner: Weak::new(),
         }
     }
 
@@ -250,8 +261,20 @@ impl<K: Object> Informer<K> {
     }
 
     fn dispatch(&self, change: &Change<'_, K>) {
-        for handler in self.inner.handlers.read().unwrap().iter() {
+        let mut orphans = false;
+        for (owner, handler) in self.inner.handlers.read().unwrap().iter() {
+            if owner.strong_count() == 0 {
+                orphans = true;
+                continue;
+            }
             handler(change);
+        }
+        if orphans {
+            self.inner
+                .handlers
+                .write()
+                .unwrap()
+                .retain(|(owner, _)| owner.strong_count() > 0);
         }
     }
 
@@ -273,7 +296,7 @@ impl<K: Object> Informer<K> {
         for obj in &existing {
             handler(&Change::Added(obj));
         }
-        handlers.push(Box::new(handler));
+        handlers.push((self.owner.clone(), Box::new(handler)));
     }
 
     /// Adds a named index: `func` gives the values an object is found under.
@@ -366,17 +389,25 @@ fn strip<K: Resource>(mut obj: K) -> K {
 /// started on first use. Their watches stop when the last handle is dropped.
 #[derive(Clone)]
 pub struct Informers {
+    /// This handle's client: the component's identity for its writes.
     client: Client,
-    by_type: Arc<Mutex<HashMap<TypeId, Box<dyn Any + Send + Sync>>>>,
-    _watches: Arc<Watches>,
+    shared: Arc<Shared>,
+    /// Handlers registered through this handle (and its clones) live as
+    /// long as this token.
+    owner: Arc<()>,
 }
 
-#[derive(Default)]
-struct Watches(Mutex<Vec<tokio::task::AbortHandle>>);
+/// The caches and their watches, shared by every handle.
+struct Shared {
+    /// The client the watches use.
+    client: Client,
+    by_type: Mutex<HashMap<TypeId, Box<dyn Any + Send + Sync>>>,
+    watches: Mutex<Vec<tokio::task::AbortHandle>>,
+}
 
-impl Drop for Watches {
+impl Drop for Shared {
     fn drop(&mut self) {
-        for task in self.0.lock().unwrap().drain(..) {
+        for task in self.watches.lock().unwrap().drain(..) {
             task.abort();
         }
     }
@@ -385,9 +416,24 @@ impl Drop for Watches {
 impl Informers {
     pub fn new(client: Client) -> Informers {
         Informers {
+            shared: Arc::new(Shared {
+                client: client.clone(),
+                by_type: Mutex::new(HashMap::new()),
+                watches: Mutex::new(Vec::new()),
+            }),
             client,
-            by_type: Arc::new(Mutex::new(HashMap::new())),
-            _watches: Arc::default(),
+            owner: Arc::new(()),
+        }
+    }
+
+    /// Another handle on the same caches, for a component that writes with
+    /// `client`. Handlers registered through it stop when it (and every
+    /// clone of it) is dropped; the caches live while any handle does.
+    pub fn with_client(&self, client: Client) -> Informers {
+        Informers {
+            client,
+            shared: self.shared.clone(),
+            owner: Arc::new(()),
         }
     }
 
@@ -400,16 +446,77 @@ impl Informers {
     where
         K: Object,
     {
-        let mut by_type = self.by_type.lock().unwrap();
-        if let Some(existing) = by_type.get(&TypeId::of::<K>()) {
-            if let Some(informer) = existing.downcast_ref::<Informer<K>>() {
-                return informer.clone();
+        let mut by_type = self.shared.by_type.lock().unwrap();
+        let informer = match by_type
+            .get(&TypeId::of::<K>())
+            .and_then(|existing| existing.downcast_ref::<Informer<K>>())
+        {
+            Some(informer) => informer.clone(),
+            None => {
+                let informer = Informer::<K>::new();
+                let task = informer.start(Api::<K>::all(self.shared.client.clone()));
+                self.shared.watches.lock().unwrap().push(task);
+                by_type.insert(TypeId::of::<K>(), Box::new(informer.clone()));
+                informer
             }
+        };
+        Informer {
+            inner: informer.inner,
+            owner: Arc::downgrade(&self.owner),
         }
-        let informer = Informer::<K>::new();
-        let task = informer.start(Api::<K>::all(self.client.clone()));
-        self._watches.0.lock().unwrap().push(task);
-        by_type.insert(TypeId::of::<K>(), Box::new(informer.clone()));
-        informer
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use k8s_openapi::api::core::v1::ConfigMap;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    fn configmap(name: &str) -> Arc<ConfigMap> {
+        let mut cm = ConfigMap::default();
+        cm.metadata.name = Some(name.into());
+        cm.metadata.namespace = Some("default".into());
+        Arc::new(cm)
+    }
+
+    #[test]
+    fn handlers_stop_when_the_handle_that_registered_them_is_dropped() {
+        let cache = Informer::<ConfigMap>::new();
+        let kept = Arc::new(());
+        let dropped = Arc::new(());
+        let handle = |owner: &Arc<()>| Informer {
+            inner: cache.inner.clone(),
+            owner: Arc::downgrade(owner),
+        };
+        let (seen_kept, seen_dropped) =
+            (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+        let s = seen_kept.clone();
+        handle(&kept).on_change(move |_| {
+            s.fetch_add(1, Ordering::SeqCst);
+        });
+        let s = seen_dropped.clone();
+        handle(&dropped).on_change(move |_| {
+            s.fetch_add(1, Ordering::SeqCst);
+        });
+        cache.apply(configmap("a"));
+        assert_eq!(
+            (
+                seen_kept.load(Ordering::SeqCst),
+                seen_dropped.load(Ordering::SeqCst)
+            ),
+            (1, 1)
+        );
+        drop(dropped);
+        cache.apply(configmap("b"));
+        assert_eq!(
+            (
+                seen_kept.load(Ordering::SeqCst),
+                seen_dropped.load(Ordering::SeqCst)
+            ),
+            (2, 1)
+        );
+        assert_eq!(cache.inner.handlers.read().unwrap().len(), 1);
+        assert_eq!(cache.len(), 2);
     }
 }

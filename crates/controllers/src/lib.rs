@@ -95,9 +95,14 @@ pub struct Context {
 
 impl Context {
     pub fn new(client: Client, options: Options) -> Context {
+        Context::with_informers(Informers::new(client.clone()), options)
+    }
+
+    /// A context reading from `informers` and writing with its client.
+    pub fn with_informers(informers: Informers, options: Options) -> Context {
         Context {
-            informers: Informers::new(client.clone()),
-            client,
+            client: informers.client().clone(),
+            informers,
             options,
         }
     }
@@ -134,10 +139,20 @@ pub fn start_all(ctx: &Context) -> JoinSet<()> {
 /// Runs the controllers while this process holds the
 /// `kube-controller-manager` Lease (leader election), forever.
 pub async fn run(client: Client, options: Options, identity: String) {
+    run_with(Informers::new(client), options, identity).await
+}
+
+/// [`run`] reading from `informers` (shared with other components of the
+/// process) and writing with their client.
+pub async fn run_with(informers: Informers, options: Options, identity: String) {
+    let client = informers.client().clone();
     let election = leader::LeaderElection::new("kube-controller-manager", &identity);
     election
         .run(client.clone(), || {
-            let ctx = Context::new(client.clone(), options.clone());
+            // Each term registers its handlers through its own handle, so
+            // that they stop with the term.
+            let ctx =
+                Context::with_informers(informers.with_client(client.clone()), options.clone());
             async move {
                 let mut tasks = start_all(&ctx);
                 while tasks.join_next().await.is_some() {}

@@ -487,6 +487,10 @@ fn start_components(
 ) -> Result<tokio::task::JoinSet<()>> {
     let mut tasks = tokio::task::JoinSet::new();
     let identity = format!("{}_{}", hostname, uuid::Uuid::new_v4());
+    // One set of informer caches for every component: each object is held
+    // once in this process; each component writes with its own identity.
+    let informers =
+        controllers::informer::Informers::new(loopback_client(pki, url, "system:krate-informers")?);
     if !args.disable_controllers {
         let client = loopback_client(pki, url, "system:kube-controller-manager")?;
         let options = controllers::Options {
@@ -497,9 +501,13 @@ fn start_components(
             pod_gc_orphan_quarantine: args.pod_gc_orphan_quarantine,
             ..Default::default()
         };
-        tasks.spawn(controllers::run(client, options, identity.clone()));
+        tasks.spawn(controllers::run_with(
+            informers.with_client(client),
+            options,
+            identity.clone(),
+        ));
         let client = loopback_client(pki, url, "system:kube-scheduler")?;
-        tasks.spawn(scheduler::run(client, identity));
+        tasks.spawn(scheduler::run_with(informers.with_client(client), identity));
     }
     if args.simulated_nodes > 0 {
         let client = loopback_client(pki, url, "system:krate-simulated-nodes")?;
@@ -512,12 +520,17 @@ fn start_components(
         for item in &args.simulated_node_capacity {
             match item.split_once('=') {
                 Some((k, v)) if !k.trim().is_empty() && !v.trim().is_empty() => {
-                    options.capacity.insert(k.trim().to_string(), v.trim().to_string());
+                    options
+                        .capacity
+                        .insert(k.trim().to_string(), v.trim().to_string());
                 }
                 _ => bail!("--simulated-node-capacity {item:?}: want RESOURCE=QUANTITY"),
             }
         }
-        tasks.spawn(node::simulated::run(client, options));
+        tasks.spawn(node::simulated::run_with(
+            informers.with_client(client),
+            options,
+        ));
     }
     Ok(tasks)
 }

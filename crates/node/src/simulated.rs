@@ -95,6 +95,12 @@ impl Default for Options {
 
 /// Registers the simulated nodes and runs their pods, forever.
 pub async fn run(client: Client, options: Options) {
+    run_with(Informers::new(client), options).await
+}
+
+/// [`run`] reading from `informers` (shared with other components of the
+/// process) and writing with their client.
+pub async fn run_with(informers: Informers, options: Options) {
     let count = options.count.min(nodes::MAX_NODES);
     if count < options.count {
         tracing::warn!(
@@ -106,7 +112,7 @@ pub async fn run(client: Client, options: Options) {
     if count == 0 {
         return std::future::pending().await;
     }
-    let sim = Arc::new(Sim::new(client, options, count));
+    let sim = Arc::new(Sim::new(informers, options, count));
     sim.register_all().await;
     sim.pods.wait_synced().await;
     sim.reserve_existing_addresses();
@@ -158,8 +164,8 @@ struct Sim {
 const BY_NODE: &str = "spec.nodeName";
 
 impl Sim {
-    fn new(client: Client, options: Options, count: usize) -> Sim {
-        let informers = Informers::new(client.clone());
+    fn new(informers: Informers, options: Options, count: usize) -> Sim {
+        let client = informers.client().clone();
         let pods = informers.get::<Pod>();
         pods.add_index(BY_NODE, |p: &Pod| {
             p.spec

@@ -241,13 +241,30 @@ fn watch_volumes(objects: &InformerObjects, shared: &Arc<Shared>) {
 /// Schedules pending pods while this process holds the `kube-scheduler`
 /// Lease, forever.
 pub async fn run(client: Client, identity: String) {
+    run_with(Informers::new(client), identity).await
+}
+
+/// [`run`] reading from `informers` (shared with other components of the
+/// process) and writing with their client.
+pub async fn run_with(informers: Informers, identity: String) {
+    let client = informers.client().clone();
     let election = controllers::leader::LeaderElection::new("kube-scheduler", &identity);
-    election.run(client.clone(), || lead(client.clone())).await
+    election
+        .run(client.clone(), || {
+            lead_with(informers.with_client(client.clone()))
+        })
+        .await
 }
 
 /// Runs the scheduler until dropped (leadership lost).
 pub async fn lead(client: Client) {
-    let informers = Informers::new(client.clone());
+    lead_with(Informers::new(client)).await
+}
+
+/// [`lead`] reading from `informers` and writing with their client; the
+/// handlers it registers stop with `informers`.
+pub async fn lead_with(informers: Informers) {
+    let client = informers.client().clone();
     let shared = Shared::new();
     let pods = informers.get::<Pod>();
     let nodes = informers.get::<Node>();

@@ -18,7 +18,7 @@ pub mod snapshot;
 pub mod spread;
 pub mod volumes;
 
-pub use driver::{lead, SCHEDULER_NAME};
+pub use driver::{lead, lead_with, run_with, SCHEDULER_NAME};
 
 use kube::Client;
 
