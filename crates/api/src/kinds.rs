@@ -57,7 +57,7 @@ mod apps;
 mod batch;
 mod common;
 mod core;
-mod cron;
+pub mod cron;
 mod misc;
 mod networking;
 mod pod;

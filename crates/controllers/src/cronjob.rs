@@ -10,7 +10,8 @@
 //! 4. asks to be woken at the next schedule time (plus 100 ms, as upstream).
 //!
 //! The decision of step 3 is [`decide`], a pure function of the CronJob,
-//! the time and the schedule; [`schedule`] parses and walks schedules.
+//! the time and the schedule; schedules are parsed by [`api::kinds::cron`]
+//! (as API validation parses them) and walked by [`schedule::next`].
 
 pub mod schedule;
 
@@ -31,7 +32,7 @@ use crate::queue::WorkQueue;
 use crate::runner::{self, Action, Reconciler, Result};
 use crate::Context;
 
-pub use schedule::Schedule;
+pub use api::kinds::cron::Schedule;
 
 const COMPONENT: &str = "cronjob-controller";
 /// Upstream's `nextScheduleDelta`: wake a little after the schedule time.
@@ -64,8 +65,8 @@ impl Zone {
 
     pub fn next(&self, sched: &Schedule, after: DateTime<Utc>) -> Option<DateTime<Utc>> {
         match self {
-            Zone::Local => sched.next(after, &chrono::Local),
-            Zone::Named(tz) => sched.next(after, tz),
+            Zone::Local => schedule::next(sched, after, &chrono::Local),
+            Zone::Named(tz) => schedule::next(sched, after, tz),
         }
     }
 
@@ -428,7 +429,7 @@ pub fn start(ctx: &Context, tasks: &mut JoinSet<()>) {
 /// The schedule and zone of a CronJob, or upstream's error text.
 fn parse_for(cj: &CronJob) -> Result<(Schedule, Zone), String> {
     let spec = cj.spec.clone().unwrap_or_default();
-    let sched = schedule::parse(&spec.schedule)?;
+    let sched = api::kinds::cron::parse(&spec.schedule)?;
     let zone = match (&sched.zone, &spec.time_zone) {
         (Some(prefix), _) => Zone::parse(prefix)
             .map_err(|_| format!("provided bad location {prefix}: unknown time zone {prefix}"))?,

@@ -1,4 +1,5 @@
 use super::*;
+use api::kinds::cron;
 use k8s_openapi::api::batch::v1::{CronJobSpec, JobCondition, JobStatus, JobTemplateSpec};
 
 fn at(s: &str) -> DateTime<Utc> {
@@ -21,7 +22,7 @@ fn utc() -> Zone {
 }
 
 fn every_minute() -> Schedule {
-    schedule::parse("* * * * *").unwrap()
+    cron::parse("* * * * *").unwrap()
 }
 
 #[test]
@@ -103,7 +104,7 @@ fn a_run_later_than_its_starting_deadline_is_missed() {
     let mut cj = inputs("2024-05-01T09:00:00Z");
     cj.last_schedule_time = Some(at("2024-05-01T09:00:00Z"));
     cj.starting_deadline_seconds = Some(10);
-    let hourly = schedule::parse("0 * * * *").unwrap();
+    let hourly = cron::parse("0 * * * *").unwrap();
     // 10:00 was due; now is 10:00:30, 20 s past the deadline. Nothing in the
     // deadline window: upstream then finds no run at all.
     let d = decide(&cj, at("2024-05-01T10:00:30Z"), &hourly, &utc());
@@ -146,7 +147,7 @@ fn allow_runs_alongside_an_active_job() {
 #[test]
 fn schedules_follow_the_cronjob_time_zone() {
     let zone = Zone::parse("Europe/Berlin").unwrap();
-    let daily6 = schedule::parse("0 6 * * *").unwrap();
+    let daily6 = cron::parse("0 6 * * *").unwrap();
     let cj = inputs("2024-07-01T00:00:00Z");
     // 06:00 in Berlin in July is 04:00 UTC.
     let d = decide(&cj, at("2024-07-01T04:00:01Z"), &daily6, &zone);
