@@ -23,6 +23,12 @@ use kube::{Client, Config, ResourceExt};
 use serde_json::json;
 use support::Cluster;
 
+/// A server with the API alone: these tests count and watch objects, and no
+/// controller may add its own (such as `kube-root-ca.crt` in every namespace).
+fn api_server() -> Cluster {
+    Cluster::start_with(&["--disable-controllers"])
+}
+
 async fn client(c: &Cluster) -> Client {
     let kubeconfig = Kubeconfig::read_from(&c.kubeconfig).expect("reading the admin kubeconfig");
     let config = Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
@@ -184,7 +190,7 @@ async fn restart_with_history_compacted(c: &mut Cluster) -> u64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn configmaps_create_get_list_replace_patch_and_delete_through_typed_api() {
-    let c = Cluster::start();
+    let c = api_server();
     let api: Api<ConfigMap> = Api::default_namespaced(client(&c).await);
 
     let created = api
@@ -282,7 +288,7 @@ async fn configmaps_create_get_list_replace_patch_and_delete_through_typed_api()
 /// `finalizeDelete`), which kube-rs hands back as `Either::Right`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn deleting_a_configmap_answers_a_success_status() {
-    let c = Cluster::start();
+    let c = api_server();
     let api: Api<ConfigMap> = Api::default_namespaced(client(&c).await);
     let created = api
         .create(&PostParams::default(), &configmap("gone", &[]))
@@ -340,7 +346,7 @@ fn containers(d: &Deployment) -> Vec<(String, String)> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn deployments_round_trip_and_strategic_merge_patch_merges_containers_by_name() {
-    let c = Cluster::start();
+    let c = api_server();
     let api: Api<Deployment> = Api::default_namespaced(client(&c).await);
 
     let created = api
@@ -427,7 +433,7 @@ async fn deployments_round_trip_and_strategic_merge_patch_merges_containers_by_n
 /// (pkg/apis/apps/v1/defaults.go, pkg/apis/core/v1/defaults.go).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_created_deployment_carries_upstream_defaults() {
-    let c = Cluster::start();
+    let c = api_server();
     let api: Api<Deployment> = Api::default_namespaced(client(&c).await);
     let created = api
         .create(&PostParams::default(), &deployment())
@@ -468,7 +474,7 @@ async fn a_created_deployment_carries_upstream_defaults() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn services_get_a_cluster_ip_keep_it_across_replace_and_json_patch() {
-    let c = Cluster::start();
+    let c = api_server();
     let api: Api<Service> = Api::default_namespaced(client(&c).await);
     let svc: Service = serde_json::from_value(json!({
         "apiVersion": "v1",
@@ -554,8 +560,7 @@ async fn services_get_a_cluster_ip_keep_it_across_replace_and_json_patch() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn list_pages_with_limit_and_continue_from_one_snapshot() {
-    // The API alone: no controller adds objects (kube-root-ca.crt, ReplicaSets, pods).
-    let c = Cluster::start_with(&["--disable-controllers"]);
+    let c = api_server();
     let client = client(&c).await;
     create_namespace(&client, "paging").await;
     let api: Api<ConfigMap> = Api::namespaced(client, "paging");
@@ -620,7 +625,7 @@ async fn list_pages_with_limit_and_continue_from_one_snapshot() {
 /// unfiltered list (feature RemainingItemCount, on by default).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_replace_with_a_stale_resource_version_is_a_409_conflict() {
-    let c = Cluster::start();
+    let c = api_server();
     let client = client(&c).await;
     let api: Api<ConfigMap> = Api::default_namespaced(client.clone());
     let stale = api
@@ -683,7 +688,7 @@ async fn a_replace_with_a_stale_resource_version_is_a_409_conflict() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn not_found_and_already_exists_are_api_errors_with_upstream_wording() {
-    let c = Cluster::start();
+    let c = api_server();
     let client = client(&c).await;
     let api: Api<ConfigMap> = Api::default_namespaced(client.clone());
 
@@ -746,8 +751,7 @@ async fn not_found_and_already_exists_are_api_errors_with_upstream_wording() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_watch_from_zero_replays_existing_objects_then_streams_changes_in_order() {
-    // The API alone: no controller adds objects (kube-root-ca.crt, ReplicaSets, pods).
-    let c = Cluster::start_with(&["--disable-controllers"]);
+    let c = api_server();
     let client = client(&c).await;
     create_namespace(&client, "watched").await;
     let api: Api<ConfigMap> = Api::namespaced(client, "watched");
@@ -815,7 +819,7 @@ async fn a_watch_from_zero_replays_existing_objects_then_streams_changes_in_orde
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_watch_from_a_resource_version_sees_only_later_changes() {
-    let c = Cluster::start();
+    let c = api_server();
     let api: Api<ConfigMap> = Api::default_namespaced(client(&c).await);
     let first = api
         .create(&PostParams::default(), &configmap("before", &[]))
@@ -837,7 +841,7 @@ async fn a_watch_from_a_resource_version_sees_only_later_changes() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_watch_with_a_label_selector_sees_objects_enter_and_leave_it() {
-    let c = Cluster::start();
+    let c = api_server();
     let api: Api<ConfigMap> = Api::default_namespaced(client(&c).await);
     let list = api.list(&ListParams::default()).await.unwrap();
     let from = list.metadata.resource_version.unwrap();
@@ -896,8 +900,7 @@ async fn a_watch_with_a_label_selector_sees_objects_enter_and_leave_it() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_watch_that_allows_bookmarks_gets_one_within_35_seconds() {
-    // The API alone: no controller adds objects (kube-root-ca.crt, ReplicaSets, pods).
-    let c = Cluster::start_with(&["--disable-controllers"]);
+    let c = api_server();
     let api: Api<ConfigMap> = Api::default_namespaced(client(&c).await);
     let made = api
         .create(&PostParams::default(), &configmap("mark", &[]))
@@ -928,7 +931,7 @@ async fn a_watch_that_allows_bookmarks_gets_one_within_35_seconds() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_watch_from_a_compacted_resource_version_gets_410_gone() {
-    let mut c = Cluster::start();
+    let mut c = api_server();
     let api: Api<ConfigMap> = Api::default_namespaced(client(&c).await);
     let old = api
         .create(&PostParams::default(), &configmap("old", &[]))
@@ -988,7 +991,7 @@ async fn a_watch_from_a_compacted_resource_version_gets_410_gone() {
 }
 
 async fn reflector_converges_while_objects_change(config: watcher::Config) {
-    let c = Cluster::start();
+    let c = api_server();
     let client = client(&c).await;
     create_namespace(&client, "reflected").await;
     let api: Api<ConfigMap> = Api::namespaced(client, "reflected");
@@ -1082,7 +1085,7 @@ async fn a_streaming_list_reflector_converges_to_the_server_state() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_watcher_relists_after_a_restart_that_compacted_its_history() {
-    let mut c = Cluster::start();
+    let mut c = api_server();
     let api: Api<ConfigMap> = Api::default_namespaced(client(&c).await);
     for name in ["a", "b", "c"] {
         api.create(&PostParams::default(), &labelled(name, "r"))
@@ -1156,7 +1159,7 @@ async fn the_watcher_relists_after_a_restart_that_compacted_its_history() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn discovery_finds_deployments_with_their_scope_verbs_and_subresources() {
-    let c = Cluster::start();
+    let c = api_server();
     let discovery = Discovery::new(client(&c).await)
         .run()
         .await
