@@ -47,6 +47,14 @@ fn keep_decoded(group: &str) -> bool {
     group == "rbac.authorization.k8s.io"
 }
 
+/// The JSON encoding of an object, in an allocation of its size (the
+/// encoder's buffer grows by doubling).
+fn encode(obj: &Value) -> Option<Bytes> {
+    let mut bytes = serde_json::to_vec(obj).ok()?;
+    bytes.shrink_to_fit();
+    Some(Bytes::from(bytes))
+}
+
 /// The group and resource of a storage key (`/registry/<group>/<resource>/...`).
 fn group_resource(key: &[u8]) -> (&str, &str) {
     let rest = key.strip_prefix(ROOT.as_bytes()).unwrap_or(key);
@@ -63,7 +71,7 @@ impl Cached {
     pub fn new(key: &[u8], obj: Value) -> Option<Cached> {
         let (group, resource) = group_resource(key);
         let index = Index::of(group, resource, &obj);
-        let bytes = Bytes::from(serde_json::to_vec(&obj).ok()?);
+        let bytes = encode(&obj)?;
         let value = keep_decoded(group).then(|| Arc::new(obj));
         Some(Cached {
             bytes,
@@ -132,7 +140,7 @@ impl CacheEvent {
             .get_or_init(|| {
                 let mut obj = self.prev.as_ref()?.value();
                 set_resource_version(&mut obj, self.revision);
-                serde_json::to_vec(&obj).ok().map(Bytes::from)
+                encode(&obj)
             })
             .clone()
     }
