@@ -89,18 +89,4 @@ mod tests {
         assert_eq!(b.pods, 300);
         assert_eq!(b.evaluated_per_pod, 100.0);
     }
-
-    /// `cargo test --release -p scheduler algorithm_throughput -- --ignored --nocapture`
-    #[test]
-    #[ignore]
-    fn algorithm_throughput() {
-        for nodes in [1_000, 5_000] {
-            let b = super::algorithm(nodes, 20_000);
-            println!(
-                "{nodes} nodes: {:.0} decisions/s, {:.0} nodes filtered per pod",
-                b.per_second(),
-                b.evaluated_per_pod
-            );
-        }
-    }
 }

@@ -2,6 +2,7 @@
 //! nodes. A real `krate server --simulated-nodes N` runs as a child
 //! process; kube-rs clients create pods and a Deployment and watch them.
 //! Figures:
+//! - the scheduling algorithm alone, in this process, without IO;
 //! - the baseline: pods created with `spec.nodeName` already set (the API
 //!   and simulated nodes alone, no scheduling), per second;
 //! - scheduling throughput: pods created unbound, from the first create to
@@ -188,6 +189,15 @@ async fn ready_nodes(client: &Client) -> Result<usize> {
 }
 
 pub async fn run(args: ClusterArgs) -> Result<()> {
+    // The scheduling algorithm alone, without IO: the ceiling the binding
+    // loop could reach if API writes were free.
+    let alone = scheduler::bench::algorithm(args.nodes, 20_000);
+    println!(
+        "algorithm alone: {:.0} decisions/s on {} nodes ({:.0} nodes filtered per pod)",
+        alone.per_second(),
+        thousands(args.nodes as u64),
+        alone.evaluated_per_pod
+    );
     let started = Instant::now();
     let mut flags = vec!["--simulated-nodes".to_string(), args.nodes.to_string()];
     flags.extend(args.server_flag.iter().cloned());
