@@ -6,6 +6,12 @@ mod server;
 
 use std::path::PathBuf;
 
+/// mimalloc rather than glibc's malloc: with many threads, glibc keeps freed
+/// memory in per-thread arenas, and a server of 150,000 pods held about
+/// twice its live data after a burst of scheduling.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 
