@@ -181,7 +181,10 @@ mod tests {
         q.add("a");
         let k = q.get().await;
         q.add("a");
-        assert!(q.is_empty(), "a second worker must not get a key in progress");
+        assert!(
+            q.is_empty(),
+            "a second worker must not get a key in progress"
+        );
         q.done(&k);
         assert_eq!(q.len(), 1);
         assert_eq!(q.get().await, "a");

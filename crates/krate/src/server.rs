@@ -468,10 +468,7 @@ fn loopback_client(pki: &Pki, url: &str, name: &str) -> Result<kube::Client> {
 
 fn pem_der(pem: &str) -> Result<Vec<u8>> {
     use base64::Engine;
-    let body: String = pem
-        .lines()
-        .filter(|l| !l.starts_with("-----"))
-        .collect();
+    let body: String = pem.lines().filter(|l| !l.starts_with("-----")).collect();
     base64::engine::general_purpose::STANDARD
         .decode(body)
         .context("decoding the CA certificate")

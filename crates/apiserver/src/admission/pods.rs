@@ -285,7 +285,12 @@ impl PodAdmission {
                         .unwrap_or("")
                         .to_string()
                 };
-                let n = |c: &Value| c.pointer("/metadata/name").and_then(Value::as_str).unwrap_or("").to_string();
+                let n = |c: &Value| {
+                    c.pointer("/metadata/name")
+                        .and_then(Value::as_str)
+                        .unwrap_or("")
+                        .to_string()
+                };
                 t(a).cmp(&t(b)).then_with(|| n(b).cmp(&n(a)))
             });
         if let Some(class) = default {
