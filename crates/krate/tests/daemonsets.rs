@@ -8,7 +8,7 @@ mod support;
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use k8s_openapi::api::apps::v1::DaemonSet;
+use k8s_openapi::api::apps::v1::{DaemonSet, DaemonSetStatus};
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, ListParams};
 use serde_json::{json, Value};
@@ -100,6 +100,24 @@ async fn get_ds(client: &kube::Client, name: &str) -> DaemonSet {
         .get(name)
         .await
         .unwrap()
+}
+
+/// Waits until `pick` of the DaemonSet's status equals `want`.
+async fn wait_counts<T: PartialEq + std::fmt::Debug>(
+    client: &kube::Client,
+    name: &str,
+    pick: impl Fn(&DaemonSetStatus) -> T,
+    want: T,
+) {
+    eventually(WAIT, &format!("{name} status {want:?}"), || async {
+        let got = get_ds(client, name).await.status.as_ref().map(&pick);
+        if got.as_ref() == Some(&want) {
+            Ok(())
+        } else {
+            Err(format!("status counts {got:?}"))
+        }
+    })
+    .await
 }
 
 fn chrono_now() -> k8s_openapi::apimachinery::pkg::apis::meta::v1::Time {
@@ -238,8 +256,8 @@ async fn daemonset_node_selector_restricts_and_follows_node_labels() {
     // A node that stops matching loses its pod.
     c.ok(&["label", "node", "sim-node-1", "disk-"]);
     wait_on_nodes(&client, "ssd", &["sim-node-2"]).await;
-    let s = get_ds(&client, "ssd").await.status.unwrap();
-    assert_eq!(s.desired_number_scheduled, 1);
+    // Status follows the pods once the controller has written it.
+    wait_counts(&client, "ssd", |s| s.desired_number_scheduled, 1).await;
 }
 
 #[tokio::test]
@@ -261,8 +279,13 @@ async fn daemonset_skips_a_tainted_node_unless_it_tolerates_the_taint() {
     );
     wait_on_nodes(&client, "plain", &["sim-node-1", "sim-node-2"]).await;
     wait_on_nodes(&client, "tolerant", &ALL).await;
-    let s = get_ds(&client, "plain").await.status.unwrap();
-    assert_eq!((s.desired_number_scheduled, s.number_ready), (2, 2));
+    wait_counts(
+        &client,
+        "plain",
+        |s| (s.desired_number_scheduled, s.number_ready),
+        (2, 2),
+    )
+    .await;
 
     // A cordoned node still runs daemon pods (automatic toleration).
     c.ok(&["cordon", "sim-node-1"]);
