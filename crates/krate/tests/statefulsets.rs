@@ -603,8 +603,14 @@ async fn on_delete_updates_a_pod_only_when_the_user_deletes_it() {
     .await;
     let pods = live_pods(&client, "web").await;
     assert_eq!(image(&pods[0]), "nginx:1.25");
-    let s = get_set(&client, "web").await.status.unwrap();
-    assert_eq!((s.updated_replicas, s.current_replicas), (Some(1), Some(1)));
+    eventually(WAIT, "status counts one updated pod", || async {
+        let s = get_set(&client, "web").await.status.unwrap_or_default();
+        match (s.updated_replicas, s.current_replicas) {
+            (Some(1), Some(1)) => Ok(()),
+            other => Err(format!("updated, current: {other:?}")),
+        }
+    })
+    .await;
 }
 
 #[tokio::test]
