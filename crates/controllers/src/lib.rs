@@ -37,6 +37,7 @@ pub mod endpointslice;
 pub mod garbage_collector;
 pub mod horizontal;
 pub mod job;
+pub mod node_ipam;
 pub mod node_lifecycle;
 pub mod persistent_volume;
 pub mod podgc;
@@ -70,6 +71,11 @@ pub struct Options {
     pub local_path_root: std::path::PathBuf,
     /// The cluster CA (PEM), published as `kube-root-ca.crt` in every namespace.
     pub root_ca_pem: String,
+    /// The range nodes' pod CIDRs are allocated from (`--cluster-cidr`);
+    /// `None`: pod CIDRs are not allocated.
+    pub cluster_cidr: Option<String>,
+    /// The prefix length of each node's pod CIDR (`--node-cidr-mask-size`).
+    pub node_cidr_mask_size: u8,
 }
 
 impl Default for Options {
@@ -80,6 +86,8 @@ impl Default for Options {
             pod_gc_orphan_quarantine: Duration::from_secs(40),
             local_path_root: "/var/lib/krate/storage".into(),
             root_ca_pem: String::new(),
+            cluster_cidr: None,
+            node_cidr_mask_size: 24,
         }
     }
 }
@@ -128,6 +136,7 @@ pub fn start_all(ctx: &Context) -> JoinSet<()> {
     endpoints::start(ctx, &mut tasks);
     endpointslice::start(ctx, &mut tasks);
     node_lifecycle::start(ctx, &mut tasks);
+    node_ipam::start(ctx, &mut tasks);
     podgc::start(ctx, &mut tasks);
     disruption::start(ctx, &mut tasks);
     resource_quota::start(ctx, &mut tasks);

@@ -39,6 +39,9 @@ pub struct ServerArgs {
     /// The range Service ClusterIPs are allocated from.
     #[arg(long, default_value = "10.43.0.0/16")]
     pub service_cidr: String,
+    /// The range nodes' pod CIDRs (one /24 each) are allocated from.
+    #[arg(long, default_value = "10.42.0.0/16")]
+    pub cluster_cidr: String,
     /// The range NodePorts are allocated from.
     #[arg(long, default_value = "30000-32767")]
     pub service_node_port_range: String,
@@ -496,6 +499,7 @@ fn start_components(
             node_monitor_grace_period: args.node_monitor_grace_period,
             terminated_pod_gc_threshold: args.terminated_pod_gc_threshold,
             pod_gc_orphan_quarantine: args.pod_gc_orphan_quarantine,
+            cluster_cidr: Some(args.cluster_cidr.clone()),
             ..Default::default()
         };
         tasks.spawn(controllers::run_with(
