@@ -213,7 +213,7 @@ impl Cni {
     /// Attaches the sandbox `container_id`, whose network namespace is
     /// `netns`, to the loopback network and the configured network, and
     /// returns the pod's addresses on `eth0`. If the configured network fails,
-    /// what it set up is deleted again and the plugin's error returned.
+    /// both networks are deleted again and the plugin's error returned.
     pub async fn add(
         &self,
         container_id: &str,
@@ -262,7 +262,7 @@ impl Cni {
             Err(err) => {
                 // Undo what the first plugins did (containerd tears the
                 // network down after a failed setup as well).
-                if let Err(del_err) = self.del_list(&list, &rt, None).await {
+                if let Err(del_err) = self.del(container_id, Some(netns), pod).await {
                     tracing::warn!(container_id, error = %del_err, "cleaning up after a failed CNI ADD");
                 }
                 Err(err)
