@@ -2,3 +2,46 @@
 //! distribution API or imported from OCI/docker archives, each layer verified
 //! by digest and unpacked once into a content-addressed directory that the
 //! runtime stacks with overlayfs.
+//!
+//! ```no_run
+//! # async fn f() -> image::Result<()> {
+//! let store = image::Store::open("/var/lib/krate/images")?;
+//! let image = match store.resolve("busybox") {
+//!     Some(image) => image,
+//!     None => store.pull("busybox", None).await?,
+//! };
+//! println!("{} {:?} {:?}", image.id, image.config.cmd, image.layers);
+//! # Ok(()) }
+//! ```
+
+mod archive;
+pub mod auth;
+mod digest;
+mod error;
+pub mod layer;
+pub mod reference;
+mod registry;
+pub mod spec;
+mod store;
+pub mod testing;
+
+pub use auth::Credentials;
+pub use error::{Error, Result};
+pub use reference::Reference;
+pub use registry::RegistriesConfig;
+pub use store::{GcReport, Image, ImageConfig, Removed, Store};
+
+impl Store {
+    /// Pulls `name` (a tag or digest reference) from its registry, or from
+    /// its mirrors in the registries config, with `auth` (from an
+    /// imagePullSecret) when given, and records it. Blobs and layers already
+    /// in the store are not fetched again.
+    pub async fn pull(&self, name: &str, auth: Option<&Credentials>) -> Result<Image> {
+        registry::pull(self, name, auth).await
+    }
+}
+
+/// `sha256:<hex>` of `bytes`, as image IDs and digests are written.
+pub fn sha256_digest(bytes: &[u8]) -> String {
+    digest::sha256(bytes)
+}
