@@ -47,6 +47,8 @@ const CACHE_KIND: &str = "cniCacheV1";
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
+    #[error("invalid characters in containerID: {0:?}")]
+    InvalidContainerId(String),
     #[error("no network config found in {0}")]
     NoConfig(PathBuf),
     #[error("failed to load CNI config {path}: {message}")]
@@ -221,6 +223,7 @@ impl Cni {
         pod: &PodRef,
         port_mappings: &[PortMapping],
     ) -> Result<Vec<IpAddr>> {
+        validate_container_id(container_id)?;
         let list = self.network()?;
         let netns_str = netns.to_string_lossy().into_owned();
 
@@ -278,8 +281,9 @@ impl Cni {
     /// plugin's ipMasq rules) clean up fully only while it exists, so delete
     /// before removing the namespace.
     pub async fn del(&self, container_id: &str, netns: Option<&Path>, pod: &PodRef) -> Result<()> {
+        validate_container_id(container_id)?;
         let netns_str = match netns {
-            Some(path) if path.exists() => path.to_string_lossy().into_owned(),
+            Some(path) if crate::netns::exists(path) => path.to_string_lossy().into_owned(),
             _ => String::new(),
         };
         let rt = RuntimeConf {
@@ -318,6 +322,7 @@ impl Cni {
     /// Asks the plugins whether the sandbox's network is still as they set
     /// it up (CHECK with the cached result).
     pub async fn check(&self, container_id: &str, netns: &Path, pod: &PodRef) -> Result<()> {
+        validate_container_id(container_id)?;
         let netns_str = netns.to_string_lossy().into_owned();
         for ifname in [LOOPBACK_IFNAME, DEFAULT_IFNAME] {
             let Some(cached) = self.cached(container_id, ifname)? else {
@@ -612,6 +617,20 @@ impl Cni {
             }));
         }
         Ok(None)
+    }
+}
+
+/// libcni's rule for container ids (they name cache files): a letter or
+/// digit, then letters, digits, `_`, `.` and `-`.
+fn validate_container_id(id: &str) -> Result<()> {
+    let valid = id.chars().next().is_some_and(|c| c.is_ascii_alphanumeric())
+        && id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'));
+    if valid {
+        Ok(())
+    } else {
+        Err(Error::InvalidContainerId(id.to_owned()))
     }
 }
 

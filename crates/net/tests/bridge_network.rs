@@ -22,16 +22,13 @@ async fn two_pods_on_the_bridge_reach_each_other_and_the_host_and_del_releases_t
     // Creating an existing namespace keeps it.
     assert_eq!(net.netns("pod-a"), ns_a);
 
-    let ips_a = net
-        .cni
-        .add("sandbox-a", &ns_a, &pod("a"), &[])
-        .await
-        .unwrap();
-    let ips_b = net
-        .cni
-        .add("sandbox-b", &ns_b, &pod("b"), &[])
-        .await
-        .unwrap();
+    // Both at once, as pod workers do.
+    let (pod_a, pod_b) = (pod("a"), pod("b"));
+    let (ips_a, ips_b) = tokio::join!(
+        net.cni.add("sandbox-a", &ns_a, &pod_a, &[]),
+        net.cni.add("sandbox-b", &ns_b, &pod_b, &[]),
+    );
+    let (ips_a, ips_b) = (ips_a.unwrap(), ips_b.unwrap());
     assert_eq!(ips_a.len(), 1, "{ips_a:?}");
     assert_eq!(ips_b.len(), 1, "{ips_b:?}");
     let (ip_a, ip_b) = (ips_a[0], ips_b[0]);

@@ -388,6 +388,15 @@ async fn a_missing_plugin_or_config_is_named_in_the_error() {
     .unwrap();
     let err = f
         .cni
+        .add("../escape", &f.netns(), &pod(), &[])
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        r#"invalid characters in containerID: "../escape""#
+    );
+    let err = f
+        .cni
         .add("sandbox4", &f.netns(), &pod(), &[])
         .await
         .unwrap_err();
