@@ -309,10 +309,8 @@ pub fn serve_in(ns: &Path, addr: SocketAddr, greeting: &'static str, count: usiz
         .unwrap();
     let local = listener.local_addr().unwrap();
     std::thread::spawn(move || {
-        for stream in listener.incoming().take(count) {
-            if let Ok(mut stream) = stream {
-                let _ = stream.write_all(greeting.as_bytes());
-            }
+        for mut stream in listener.incoming().take(count).flatten() {
+            let _ = stream.write_all(greeting.as_bytes());
         }
     });
     local
