@@ -1,0 +1,216 @@
+//! Where the kernel keeps a container's cgroup files, on a cgroup v1 host
+//! (one hierarchy per controller under /sys/fs/cgroup) or a unified v2 host,
+//! what the host supports, the stats read from them, and removal of the
+//! cgroup tree the runtime made.
+
+use std::path::{Path, PathBuf};
+
+use crate::spec::{HostDevice, HostInfo};
+
+pub const MOUNT: &str = "/sys/fs/cgroup";
+
+pub fn is_v2() -> bool {
+    Path::new(MOUNT).join("cgroup.controllers").exists()
+}
+
+/// `/a/b` + `c/` + `d` = `/a/b/c/d`; empty parts are skipped.
+pub fn join(parts: &[&str]) -> String {
+    let mut out = String::new();
+    for p in parts {
+        for seg in p.split('/').filter(|s| !s.is_empty()) {
+            out.push('/');
+            out.push_str(seg);
+        }
+    }
+    if out.is_empty() {
+        out.push('/');
+    }
+    out
+}
+
+/// The directory of `cgroups_path` in the hierarchy of `controller` (v1) or
+/// the unified hierarchy (v2).
+pub fn dir(controller: &str, cgroups_path: &str) -> PathBuf {
+    let rel = cgroups_path.trim_start_matches('/');
+    if is_v2() {
+        Path::new(MOUNT).join(rel)
+    } else {
+        Path::new(MOUNT).join(controller).join(rel)
+    }
+}
+
+/// The file whose `oom_kill` line counts OOM kills in the cgroup.
+pub fn oom_file(cgroups_path: &str) -> PathBuf {
+    if is_v2() {
+        dir("", cgroups_path).join("memory.events")
+    } else {
+        dir("memory", cgroups_path).join("memory.oom_control")
+    }
+}
+
+pub fn host_info() -> HostInfo {
+    let v2 = is_v2();
+    let swap_accounting = if v2 {
+        std::fs::read_dir(MOUNT)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .any(|e| e.path().join("memory.swap.max").exists())
+    } else {
+        Path::new(MOUNT)
+            .join("memory/memory.memsw.limit_in_bytes")
+            .exists()
+    };
+    let cap_last_cap = std::fs::read_to_string("/proc/sys/kernel/cap_last_cap")
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(40);
+    HostInfo {
+        cgroup_v2: v2,
+        swap_accounting,
+        cap_last_cap,
+        devices: host_devices(),
+    }
+}
+
+/// The device nodes of the host's /dev (one level of subdirectories), for
+/// privileged containers.
+fn host_devices() -> Vec<HostDevice> {
+    use std::os::unix::fs::{FileTypeExt, MetadataExt};
+    let mut out = Vec::new();
+    let mut dirs = vec![PathBuf::from("/dev")];
+    let mut depth = 0;
+    while !dirs.is_empty() && depth < 2 {
+        let mut next = Vec::new();
+        for d in dirs {
+            for entry in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+                let path = entry.path();
+                // devpts, mqueue and shm are mounted by the container itself.
+                if [
+                    "/dev/pts",
+                    "/dev/shm",
+                    "/dev/mqueue",
+                    "/dev/console",
+                    "/dev/ptmx",
+                ]
+                .iter()
+                .any(|p| path == Path::new(p))
+                {
+                    continue;
+                }
+                let Ok(meta) = std::fs::symlink_metadata(&path) else {
+                    continue;
+                };
+                let ft = meta.file_type();
+                let kind = if ft.is_char_device() {
+                    "c"
+                } else if ft.is_block_device() {
+                    "b"
+                } else {
+                    if ft.is_dir() {
+                        next.push(path);
+                    }
+                    continue;
+                };
+                let dev = meta.rdev();
+                out.push(HostDevice {
+                    path: path.display().to_string(),
+                    kind,
+                    major: ((dev >> 8) & 0xfff) | ((dev >> 32) & !0xfff),
+                    minor: (dev & 0xff) | ((dev >> 12) & !0xff),
+                    file_mode: meta.mode() & 0o7777,
+                    uid: meta.uid(),
+                    gid: meta.gid(),
+                });
+            }
+        }
+        dirs = next;
+        depth += 1;
+    }
+    out
+}
+
+/// CPU time and working set of a cgroup (working set as cAdvisor and the
+/// kubelet compute it: usage minus inactive file pages).
+pub fn stats(cgroups_path: &str) -> (Option<u64>, Option<u64>) {
+    let read = |p: PathBuf| std::fs::read_to_string(p).ok();
+    let stat_value = |text: &str, key: &str| {
+        text.lines().find_map(|l| {
+            l.strip_prefix(key)?
+                .strip_prefix(' ')?
+                .trim()
+                .parse::<u64>()
+                .ok()
+        })
+    };
+    if is_v2() {
+        let d = dir("", cgroups_path);
+        let cpu = read(d.join("cpu.stat"))
+            .and_then(|t| stat_value(&t, "usage_usec"))
+            .map(|us| us * 1000);
+        let usage = read(d.join("memory.current")).and_then(|t| t.trim().parse::<u64>().ok());
+        let inactive = read(d.join("memory.stat"))
+            .and_then(|t| stat_value(&t, "inactive_file"))
+            .unwrap_or(0);
+        (cpu, usage.map(|u| u.saturating_sub(inactive)))
+    } else {
+        let cpu = read(dir("cpuacct", cgroups_path).join("cpuacct.usage"))
+            .and_then(|t| t.trim().parse::<u64>().ok());
+        let m = dir("memory", cgroups_path);
+        let usage =
+            read(m.join("memory.usage_in_bytes")).and_then(|t| t.trim().parse::<u64>().ok());
+        let inactive = read(m.join("memory.stat"))
+            .and_then(|t| stat_value(&t, "total_inactive_file"))
+            .unwrap_or(0);
+        (cpu, usage.map(|u| u.saturating_sub(inactive)))
+    }
+}
+
+/// Removes the cgroup `cgroups_path` and everything below it in every
+/// hierarchy, deepest first; cgroups that still hold processes stay.
+pub fn remove_tree(cgroups_path: &str) {
+    let rel = cgroups_path.trim_start_matches('/');
+    if rel.is_empty() {
+        return;
+    }
+    let roots: Vec<PathBuf> = if is_v2() {
+        vec![PathBuf::from(MOUNT)]
+    } else {
+        std::fs::read_dir(MOUNT)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| p.is_dir() && !p.is_symlink())
+            .collect()
+    };
+    for root in roots {
+        remove_dirs(&root.join(rel));
+    }
+}
+
+fn remove_dirs(dir: &Path) {
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for e in entries.flatten() {
+            if e.file_type().is_ok_and(|t| t.is_dir()) {
+                remove_dirs(&e.path());
+            }
+        }
+    }
+    let _ = std::fs::remove_dir(dir);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn join_makes_one_absolute_path() {
+        assert_eq!(
+            join(&["/kubepods", "burstable/pod1/", "abc"]),
+            "/kubepods/burstable/pod1/abc"
+        );
+        assert_eq!(join(&["", "x"]), "/x");
+        assert_eq!(join(&[]), "/");
+    }
+}

@@ -1,0 +1,358 @@
+//! [`Runc`]: the [`RuntimeService`] on the OCI runtime `runc`. Each lifecycle
+//! verb lives in a module of its own (`sandbox_run.rs`, `container_start.rs`,
+//! ...); this module holds the configuration, the on-disk layout and the
+//! helpers they share.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use async_trait::async_trait;
+
+use crate::cri::*;
+use crate::spec::HostInfo;
+use crate::state::{self, ContainerRecord, SandboxRecord, ShimStatus};
+
+/// How the runtime runs runc, its shims and the pod network.
+#[derive(Clone, Debug)]
+pub struct RuncConfig {
+    /// `<data-dir>/runtime`: sandboxes, containers and runc's own state.
+    pub root: PathBuf,
+    /// The runc binary ("runc": looked up in PATH).
+    pub runc: PathBuf,
+    /// The binary that runs the shim and the arguments before `launch DIR`:
+    /// by default this executable with `__shim` (krate's hidden subcommand).
+    pub shim: PathBuf,
+    pub shim_args: Vec<String>,
+    /// The pod network; `None` gives each sandbox a network namespace with
+    /// only loopback, up.
+    pub cni: Option<net::Cni>,
+    /// Network namespaces are pinned at `<run_dir>/netns/<name>`.
+    pub run_dir: PathBuf,
+    /// The cgroup every pod goes under (one per cluster on a shared machine);
+    /// a sandbox's `cgroup_parent` is relative to it.
+    pub cgroup_root: String,
+}
+
+impl RuncConfig {
+    pub fn new(root: impl Into<PathBuf>) -> RuncConfig {
+        RuncConfig {
+            root: root.into(),
+            runc: PathBuf::from("runc"),
+            shim: std::env::current_exe().unwrap_or_else(|_| PathBuf::from("krate")),
+            shim_args: vec!["__shim".into()],
+            cni: None,
+            run_dir: PathBuf::from(net::netns::DEFAULT_RUN_DIR),
+            cgroup_root: "/kubepods".into(),
+        }
+    }
+}
+
+/// The annotation of a container config that carries the image's
+/// `StopSignal` (`SIGQUIT`, `3`, ...); SIGTERM without it.
+pub const STOP_SIGNAL_ANNOTATION: &str = "io.krate.image.stop-signal";
+
+pub struct Runc {
+    pub(crate) cfg: RuncConfig,
+    pub(crate) host: HostInfo,
+}
+
+impl Runc {
+    pub fn new(cfg: RuncConfig) -> Result<Runc> {
+        let runc = Runc {
+            host: crate::cgroups::host_info(),
+            cfg,
+        };
+        for dir in [
+            runc.runc_root(),
+            runc.sandboxes_dir(),
+            runc.containers_dir(),
+        ] {
+            std::fs::create_dir_all(&dir).map_err(io_err(format!("creating {}", dir.display())))?;
+        }
+        Ok(runc)
+    }
+
+    pub fn config(&self) -> &RuncConfig {
+        &self.cfg
+    }
+
+    /// Removes the cgroups under `cgroup_root` (after every sandbox is gone:
+    /// cgroups that still hold processes stay).
+    pub fn remove_cgroup_root(&self) {
+        crate::cgroups::remove_tree(&self.cfg.cgroup_root);
+    }
+
+    pub(crate) fn runc_root(&self) -> PathBuf {
+        self.cfg.root.join("runc")
+    }
+    pub(crate) fn sandboxes_dir(&self) -> PathBuf {
+        self.cfg.root.join("sandboxes")
+    }
+    pub(crate) fn containers_dir(&self) -> PathBuf {
+        self.cfg.root.join("containers")
+    }
+    pub(crate) fn sandbox_dir(&self, id: &str) -> PathBuf {
+        self.sandboxes_dir().join(id)
+    }
+    pub(crate) fn container_dir(&self, id: &str) -> PathBuf {
+        self.containers_dir().join(id)
+    }
+
+    pub(crate) fn load_sandbox(&self, id: &str) -> Result<SandboxRecord> {
+        check_id(id)?;
+        state::read_json(&self.sandbox_dir(id).join(state::SANDBOX_RECORD)).map_err(|_| {
+            Error::NotFound {
+                kind: "sandbox",
+                id: id.to_string(),
+            }
+        })
+    }
+
+    pub(crate) fn save_sandbox(&self, rec: &SandboxRecord) -> Result<()> {
+        let path = self.sandbox_dir(&rec.id).join(state::SANDBOX_RECORD);
+        state::write_json(&path, rec).map_err(io_err(format!("writing {}", path.display())))
+    }
+
+    pub(crate) fn load_container(&self, id: &str) -> Result<ContainerRecord> {
+        check_id(id)?;
+        state::read_json(&self.container_dir(id).join(state::CONTAINER_RECORD)).map_err(|_| {
+            Error::NotFound {
+                kind: "container",
+                id: id.to_string(),
+            }
+        })
+    }
+
+    /// The shim's status of a container or sandbox directory (`None`: never
+    /// started).
+    pub(crate) fn shim_status(dir: &Path) -> Option<ShimStatus> {
+        state::read_json(&dir.join(state::STATUS)).ok()
+    }
+
+    /// Ids of the records in `dir`, oldest first.
+    pub(crate) fn ids(dir: &Path) -> Vec<String> {
+        let mut ids: Vec<(std::time::SystemTime, String)> = std::fs::read_dir(dir)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|e| {
+                let name = e.file_name().into_string().ok()?;
+                let t = e.metadata().ok()?.modified().ok()?;
+                Some((t, name))
+            })
+            .collect();
+        ids.sort();
+        ids.into_iter().map(|(_, id)| id).collect()
+    }
+
+    /// Runs runc with `args` and returns its stdout; a failure carries runc's
+    /// error message.
+    pub(crate) async fn runc(&self, op: &str, args: &[&str]) -> Result<Vec<u8>> {
+        let out = tokio::process::Command::new(&self.cfg.runc)
+            .arg("--root")
+            .arg(self.runc_root())
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .output()
+            .await
+            .map_err(io_err(format!("running {}", self.cfg.runc.display())))?;
+        if !out.status.success() {
+            return Err(Error::Runtime {
+                op: op.to_string(),
+                message: runc_message(&out.stderr),
+            });
+        }
+        Ok(out.stdout)
+    }
+
+    /// Starts a shim for the bundle whose `shim.json` is in `dir` and waits
+    /// for its one-line answer: the container's pid, or why it did not start.
+    pub(crate) async fn launch_shim(&self, dir: &Path) -> Result<i32, String> {
+        let out = tokio::process::Command::new(&self.cfg.shim)
+            .args(&self.cfg.shim_args)
+            .arg("launch")
+            .arg(dir)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .output()
+            .await
+            .map_err(|e| format!("starting the shim {}: {e}", self.cfg.shim.display()))?;
+        let text = String::from_utf8_lossy(&out.stdout);
+        let line = text.lines().next().unwrap_or_default();
+        if let Some(pid) = line.strip_prefix("ok ") {
+            return pid
+                .trim()
+                .parse()
+                .map_err(|_| format!("the shim answered {line:?}"));
+        }
+        Err(line
+            .strip_prefix("error ")
+            .map(str::to_string)
+            .unwrap_or_else(|| format!("the shim exited ({}) without an answer", out.status)))
+    }
+
+    /// Waits until the shim of `dir` recorded an exit, up to `timeout`;
+    /// whether it did.
+    pub(crate) async fn wait_exited(dir: &Path, timeout: Duration) -> bool {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            match Self::shim_status(dir) {
+                Some(s) if s.exited() => return true,
+                Some(s) if !s.shim_alive() => return true,
+                None => return true,
+                _ => {}
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return false;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+}
+
+/// runc's error on stderr, without logrus' decoration.
+pub(crate) fn runc_message(stderr: &[u8]) -> String {
+    let text = String::from_utf8_lossy(stderr);
+    let line = text
+        .lines()
+        .rev()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or("");
+    if let Some(i) = line.find("msg=\"") {
+        let rest = &line[i + 5..];
+        if let Some(end) = rest.rfind('"') {
+            return rest[..end].replace("\\\"", "\"");
+        }
+    }
+    line.trim().to_string()
+}
+
+pub(crate) fn io_err(op: String) -> impl FnOnce(std::io::Error) -> Error {
+    move |source| Error::Io { op, source }
+}
+
+/// IDs name directories: refuse anything that could leave them.
+fn check_id(id: &str) -> Result<()> {
+    if id.is_empty() || id.contains('/') || id == "." || id == ".." || id.contains('\0') {
+        return Err(Error::InvalidArgument(format!("invalid id {id:?}")));
+    }
+    Ok(())
+}
+
+#[async_trait]
+impl RuntimeService for Runc {
+    async fn version(&self) -> Result<String> {
+        let out = self.runc("version", &["--version"]).await?;
+        let text = String::from_utf8_lossy(&out);
+        let version = text
+            .lines()
+            .next()
+            .and_then(|l| l.strip_prefix("runc version "))
+            .map(|v| v.split('+').next().unwrap_or(v).trim().to_string())
+            .unwrap_or_else(|| "unknown".into());
+        Ok(format!("runc://{version}"))
+    }
+
+    async fn run_pod_sandbox(&self, config: &PodSandboxConfig) -> Result<String> {
+        self.run_sandbox(config).await
+    }
+    async fn stop_pod_sandbox(&self, id: &str) -> Result<()> {
+        self.stop_sandbox(id).await
+    }
+    async fn remove_pod_sandbox(&self, id: &str) -> Result<()> {
+        self.remove_sandbox(id).await
+    }
+    async fn pod_sandbox_status(&self, id: &str) -> Result<PodSandboxStatus> {
+        self.sandbox_status(id)
+    }
+    async fn list_pod_sandbox(&self) -> Result<Vec<PodSandboxStatus>> {
+        Ok(Self::ids(&self.sandboxes_dir())
+            .iter()
+            .filter_map(|id| self.sandbox_status(id).ok())
+            .collect())
+    }
+
+    async fn create_container(
+        &self,
+        sandbox_id: &str,
+        config: &ContainerConfig,
+        sandbox_config: &PodSandboxConfig,
+    ) -> Result<String> {
+        self.create(sandbox_id, config, sandbox_config).await
+    }
+    async fn start_container(&self, id: &str) -> Result<()> {
+        self.start(id).await
+    }
+    async fn stop_container(&self, id: &str, timeout: Duration) -> Result<()> {
+        self.stop(id, timeout).await
+    }
+    async fn remove_container(&self, id: &str) -> Result<()> {
+        self.remove(id).await
+    }
+    async fn container_status(&self, id: &str) -> Result<ContainerStatus> {
+        self.status(id)
+    }
+    async fn list_containers(&self) -> Result<Vec<ContainerStatus>> {
+        Ok(Self::ids(&self.containers_dir())
+            .iter()
+            .filter_map(|id| self.status(id).ok())
+            .collect())
+    }
+    async fn update_container_resources(
+        &self,
+        id: &str,
+        resources: &LinuxContainerResources,
+    ) -> Result<()> {
+        self.update_resources(id, resources).await
+    }
+    async fn reopen_container_log(&self, id: &str) -> Result<()> {
+        self.reopen_log(id).await
+    }
+
+    async fn exec_sync(
+        &self,
+        id: &str,
+        cmd: &[String],
+        timeout: Duration,
+    ) -> Result<ExecSyncResponse> {
+        self.exec_collect(id, cmd, timeout).await
+    }
+    async fn exec(&self, id: &str, cmd: &[String], opts: &StreamOptions) -> Result<StreamSession> {
+        self.exec_streams(id, cmd, opts).await
+    }
+    async fn attach(&self, id: &str, opts: &StreamOptions) -> Result<StreamSession> {
+        self.attach_streams(id, opts).await
+    }
+    async fn port_forward(&self, sandbox_id: &str, port: u16) -> Result<tokio::net::TcpStream> {
+        self.connect_in_sandbox(sandbox_id, port).await
+    }
+
+    async fn container_stats(&self, id: &str) -> Result<ContainerStats> {
+        let rec = self.load_container(id)?;
+        let (cpu, mem) = crate::cgroups::stats(&rec.cgroups_path);
+        Ok(ContainerStats {
+            container_id: id.to_string(),
+            cpu_usage_nano_cores: None,
+            cpu_usage_core_nano_seconds: cpu,
+            memory_working_set_bytes: mem,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn runc_messages_lose_the_logrus_decoration() {
+        assert_eq!(
+            runc_message(b"time=\"2024\" level=error msg=\"container \\\"x\\\" does not exist\"\n"),
+            "container \"x\" does not exist"
+        );
+        assert_eq!(runc_message(b"plain error\n"), "plain error");
+    }
+}

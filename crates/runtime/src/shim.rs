@@ -1,0 +1,543 @@
+//! The per-container shim (as containerd-shim / conmon): a process of its own
+//! session that outlives the node agent, starts the container with
+//! `runc create` + `runc start`, is the subreaper its init is re-parented to,
+//! owns its stdio (stdout/stderr into the CRI log, stdin kept open for
+//! attach), serves attach on a unix socket, and records the exit code, finish
+//! time and OOM kill in `status.json` when the container exits.
+//!
+//! Invoked as `<binary> __shim launch <dir>` by the runtime; `launch` starts
+//! `run` detached and exits at once, so the runtime never has a shim child to
+//! reap. `run` prints one line on the stdout it inherited (`ok <pid>` or
+//! `error <message>`) and then lets go of it: the runtime reads to EOF.
+//!
+//! Attach protocol on `<dir>/attach.sock`: the client sends one JSON line
+//! ([`AttachHeader`]), then frames `[kind u8][len u32 BE][data]` both ways
+//! (client: [`frame::STDIN`], [`frame::STDIN_CLOSE`], [`frame::RESIZE`];
+//! shim: [`frame::STDOUT`], [`frame::STDERR`], [`frame::EXIT`]).
+
+use std::fs::{File, OpenOptions};
+use std::io::{self, BufRead, BufReader, Read, Write};
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::{mpsc, Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use chrono::Utc;
+use serde::{Deserialize, Serialize};
+
+use crate::cri_log::{self, LineSplitter};
+use crate::state::{self, ShimConfig, ShimStatus};
+use crate::sys;
+
+/// Exit code and reason containerd reports for a container that failed to start.
+pub const START_ERROR_EXIT_CODE: i32 = 128;
+pub const START_ERROR_REASON: &str = "StartError";
+
+pub mod frame {
+    pub const STDIN: u8 = 0;
+    pub const STDIN_CLOSE: u8 = 1;
+    pub const RESIZE: u8 = 2;
+    pub const STDOUT: u8 = 1;
+    pub const STDERR: u8 = 2;
+    pub const EXIT: u8 = 3;
+
+    pub fn encode(kind: u8, data: &[u8]) -> Vec<u8> {
+        let mut out = Vec::with_capacity(5 + data.len());
+        out.push(kind);
+        out.extend_from_slice(&(data.len() as u32).to_be_bytes());
+        out.extend_from_slice(data);
+        out
+    }
+}
+
+/// The first line an attach client sends.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct AttachHeader {
+    #[serde(default)]
+    pub stdin: bool,
+    #[serde(default)]
+    pub stdout: bool,
+    #[serde(default)]
+    pub stderr: bool,
+    /// Not an attach: re-open the log file (after the kubelet rotated it).
+    #[serde(default)]
+    pub reopen_log: bool,
+}
+
+/// The shim's entry point; `args` are what follows `__shim`.
+pub fn main(args: &[String]) -> i32 {
+    match args {
+        [cmd, _dir] if cmd == "launch" => launch(),
+        [cmd, dir] if cmd == "run" => run(Path::new(dir)),
+        _ => {
+            eprintln!("usage: __shim launch|run DIR");
+            2
+        }
+    }
+}
+
+/// Starts this same command with `run` instead of `launch`, not waiting for it.
+fn launch() -> i32 {
+    let mut argv: Vec<String> = std::env::args().skip(1).collect();
+    let n = argv.len();
+    argv[n - 2] = "run".into();
+    let exe = match std::env::current_exe() {
+        Ok(exe) => exe,
+        Err(e) => {
+            println!("error finding the shim binary: {e}");
+            return 1;
+        }
+    };
+    match Command::new(exe)
+        .args(argv)
+        .stdin(Stdio::null())
+        .stdout(Stdio::inherit())
+        .stderr(Stdio::null())
+        .spawn()
+    {
+        Ok(_) => 0,
+        Err(e) => {
+            println!("error starting the shim: {e}");
+            1
+        }
+    }
+}
+
+struct Client {
+    stream: UnixStream,
+    stdout: bool,
+    stderr: bool,
+}
+
+struct Shared {
+    log_path: Option<PathBuf>,
+    log: Mutex<Option<File>>,
+    clients: Mutex<Vec<Client>>,
+    exit: Mutex<Option<i32>>,
+    stdin: Mutex<Option<File>>,
+    stdin_once: bool,
+    /// The pty master of a tty container, for resizes.
+    master: Option<File>,
+}
+
+impl Shared {
+    fn output(&self, stream: &str, kind: u8, splitter: &mut LineSplitter, data: Option<&[u8]>) {
+        {
+            let mut log = self.log.lock().unwrap();
+            if let Some(file) = log.as_mut() {
+                let now = Utc::now();
+                let mut write = |line: &[u8], tag| {
+                    let _ = cri_log::write_record(file, now, stream, tag, line);
+                };
+                match data {
+                    Some(d) => splitter.push(d, &mut write),
+                    None => splitter.finish(&mut write),
+                }
+            }
+        }
+        if let Some(d) = data {
+            let frame = frame::encode(kind, d);
+            let mut clients = self.clients.lock().unwrap();
+            clients.retain_mut(|c| {
+                let wants = if kind == frame::STDOUT {
+                    c.stdout
+                } else {
+                    c.stderr
+                };
+                !wants || c.stream.write_all(&frame).is_ok()
+            });
+        }
+    }
+
+    fn reopen_log(&self) -> io::Result<()> {
+        let file = open_log(self.log_path.as_deref())?;
+        *self.log.lock().unwrap() = file;
+        Ok(())
+    }
+}
+
+fn open_log(path: Option<&Path>) -> io::Result<Option<File>> {
+    let Some(path) = path else { return Ok(None) };
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent)?;
+    }
+    OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .map(Some)
+}
+
+struct Started {
+    pid: i32,
+    stdout: Option<File>,
+    stderr: Option<File>,
+    stdin: Option<File>,
+    master: Option<File>,
+}
+
+fn run(dir: &Path) -> i32 {
+    let _ = sys::setsid();
+    let _ = sys::set_child_subreaper();
+    let me = std::process::id() as i32;
+    let mut status = ShimStatus {
+        shim_pid: me,
+        shim_start_time: state::process_start_time(me).unwrap_or_default(),
+        ..ShimStatus::default()
+    };
+    let status_path = dir.join(state::STATUS);
+    let cfg: ShimConfig = match state::read_json(&dir.join(state::SHIM_CONFIG)) {
+        Ok(cfg) => cfg,
+        Err(e) => {
+            report(&format!("error reading the shim config: {e}"));
+            return 1;
+        }
+    };
+    let log = match open_log(cfg.log_path.as_deref()) {
+        Ok(log) => log,
+        Err(e) => {
+            report(&format!("error opening the log file: {e}"));
+            return 1;
+        }
+    };
+    let started = match start(dir, &cfg) {
+        Ok(started) => started,
+        Err(message) => {
+            status.finished_at = Some(Utc::now());
+            status.exit_code = Some(START_ERROR_EXIT_CODE);
+            status.reason = Some(START_ERROR_REASON.into());
+            status.message = Some(message.clone());
+            let _ = state::write_json(&status_path, &status);
+            runc_delete(&cfg);
+            report(&format!("error {message}"));
+            return 1;
+        }
+    };
+    status.pid = Some(started.pid);
+    status.started_at = Some(Utc::now());
+    if let Err(e) = state::write_json(&status_path, &status) {
+        let _ = sys::kill(started.pid, libc::SIGKILL);
+        report(&format!("error writing the status file: {e}"));
+        return 1;
+    }
+    let shared = Arc::new(Shared {
+        log_path: cfg.log_path.clone(),
+        log: Mutex::new(log),
+        clients: Mutex::new(Vec::new()),
+        exit: Mutex::new(None),
+        stdin: Mutex::new(started.stdin.or_else(|| {
+            started
+                .master
+                .as_ref()
+                .filter(|_| cfg.stdin)
+                .and_then(|m| m.try_clone().ok())
+        })),
+        stdin_once: cfg.stdin_once,
+        master: started.master.as_ref().and_then(|m| m.try_clone().ok()),
+    });
+
+    let (done_tx, done_rx) = mpsc::channel::<()>();
+    let mut outputs = 0;
+    for (name, kind, reader) in [
+        ("stdout", frame::STDOUT, started.stdout.or(started.master)),
+        ("stderr", frame::STDERR, started.stderr),
+    ] {
+        let Some(mut reader) = reader else { continue };
+        outputs += 1;
+        let shared = shared.clone();
+        let done = done_tx.clone();
+        std::thread::spawn(move || {
+            let mut splitter = LineSplitter::default();
+            let mut buf = vec![0u8; 32 * 1024];
+            loop {
+                match reader.read(&mut buf) {
+                    Ok(0) => break,
+                    Ok(n) => shared.output(name, kind, &mut splitter, Some(&buf[..n])),
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                    // EIO: the pty's last holder closed it.
+                    Err(_) => break,
+                }
+            }
+            shared.output(name, kind, &mut splitter, None);
+            let _ = done.send(());
+        });
+    }
+    drop(done_tx);
+
+    let socket = dir.join(state::ATTACH_SOCKET);
+    let _ = std::fs::remove_file(&socket);
+    match UnixListener::bind(&socket) {
+        Ok(listener) => {
+            let shared = shared.clone();
+            std::thread::spawn(move || {
+                for conn in listener.incoming().flatten() {
+                    let shared = shared.clone();
+                    std::thread::spawn(move || serve_client(conn, &shared));
+                }
+            });
+        }
+        Err(e) => eprintln!("binding {}: {e}", socket.display()),
+    }
+
+    report(&format!("ok {}", started.pid));
+
+    let code = loop {
+        match sys::wait_any() {
+            Ok(Some(r)) if r.pid == started.pid => break r.code,
+            Ok(Some(_)) => continue,
+            // No children: the init is gone without us seeing it.
+            Ok(None) | Err(_) => break 255,
+        }
+    };
+    let finished_at = Utc::now();
+    // Drain what the container wrote before it exited; processes it left
+    // behind in a shared PID namespace may hold the pipes, so not forever.
+    let deadline = Instant::now() + Duration::from_secs(2);
+    for _ in 0..outputs {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if done_rx.recv_timeout(left).is_err() {
+            break;
+        }
+    }
+    let oom = cfg.oom_file.as_deref().is_some_and(oom_killed);
+    status.exit_code = Some(code);
+    status.finished_at = Some(finished_at);
+    if oom {
+        status.reason = Some("OOMKilled".into());
+    }
+    let _ = state::write_json(&status_path, &status);
+    {
+        let mut clients = shared.clients.lock().unwrap();
+        *shared.exit.lock().unwrap() = Some(code);
+        let frame = frame::encode(frame::EXIT, &code.to_be_bytes());
+        for c in clients.iter_mut() {
+            let _ = c.stream.write_all(&frame);
+            let _ = c.stream.shutdown(std::net::Shutdown::Both);
+        }
+        clients.clear();
+    }
+    runc_delete(&cfg);
+    let _ = std::fs::remove_file(&socket);
+    0
+}
+
+/// Prints the one line the runtime waits for, then lets go of that stdout.
+fn report(line: &str) {
+    let mut out = io::stdout().lock();
+    let _ = writeln!(out, "{line}");
+    let _ = out.flush();
+    drop(out);
+    if let Ok(null) = File::options().read(true).write(true).open("/dev/null") {
+        for fd in 0..3 {
+            let _ = sys::dup_onto(null.as_raw_fd(), fd);
+        }
+    }
+}
+
+fn runc(cfg: &ShimConfig) -> Command {
+    let mut cmd = Command::new(&cfg.runc);
+    cmd.arg("--root").arg(&cfg.runc_root);
+    cmd
+}
+
+fn runc_delete(cfg: &ShimConfig) {
+    let _ = runc(cfg)
+        .args(["delete", "--force", &cfg.id])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status();
+}
+
+fn pipe() -> Result<(File, File), String> {
+    let (r, w) = io::pipe().map_err(|e| format!("creating a pipe: {e}"))?;
+    Ok((File::from(OwnedFd::from(r)), File::from(OwnedFd::from(w))))
+}
+
+fn start(dir: &Path, cfg: &ShimConfig) -> Result<Started, String> {
+    let runc_log = dir.join("runc.log");
+    let pid_file = dir.join("init.pid");
+    let _ = std::fs::remove_file(&pid_file);
+    let mut cmd = runc(cfg);
+    cmd.arg("--log")
+        .arg(&runc_log)
+        .args(["--log-format", "json", "create", "--bundle"])
+        .arg(&cfg.bundle)
+        .arg("--pid-file")
+        .arg(&pid_file);
+    let mut started = Started {
+        pid: 0,
+        stdout: None,
+        stderr: None,
+        stdin: None,
+        master: None,
+    };
+    let console = if cfg.tty {
+        let path = dir.join("console.sock");
+        let _ = std::fs::remove_file(&path);
+        let listener =
+            UnixListener::bind(&path).map_err(|e| format!("binding the console socket: {e}"))?;
+        cmd.arg("--console-socket").arg(&path);
+        cmd.stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            let got = listener
+                .accept()
+                .and_then(|(conn, _)| sys::recv_fd(&conn))
+                .map(File::from);
+            let _ = tx.send(got);
+        });
+        Some((path, rx))
+    } else {
+        let (out_r, out_w) = pipe()?;
+        let (err_r, err_w) = pipe()?;
+        started.stdout = Some(out_r);
+        started.stderr = Some(err_r);
+        cmd.stdout(out_w).stderr(err_w);
+        if cfg.stdin {
+            let (in_r, in_w) = pipe()?;
+            started.stdin = Some(in_w);
+            cmd.stdin(in_r);
+        } else {
+            cmd.stdin(Stdio::null());
+        }
+        None
+    };
+    cmd.arg(&cfg.id);
+    let result = cmd.status();
+    // The container's ends of the pipes are the container's alone now.
+    drop(cmd);
+    let ok = result.map_err(|e| format!("running {}: {e}", cfg.runc.display()))?;
+    if !ok.success() {
+        return Err(
+            runc_error(&runc_log).unwrap_or_else(|| format!("runc create exited with {ok}"))
+        );
+    }
+    if let Some((path, rx)) = console {
+        let master = rx
+            .recv_timeout(Duration::from_secs(10))
+            .map_err(|_| "runc sent no console".to_string())?
+            .map_err(|e| format!("receiving the console: {e}"))?;
+        let _ = std::fs::remove_file(path);
+        started.master = Some(master);
+    }
+    let pid: i32 = std::fs::read_to_string(&pid_file)
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .ok_or_else(|| format!("runc left no pid in {}", pid_file.display()))?;
+    started.pid = pid;
+    let out = runc(cfg)
+        .arg("--log")
+        .arg(&runc_log)
+        .args(["--log-format", "json", "start", &cfg.id])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .output()
+        .map_err(|e| format!("running {}: {e}", cfg.runc.display()))?;
+    if !out.status.success() {
+        let _ = sys::kill(pid, libc::SIGKILL);
+        return Err(runc_error(&runc_log)
+            .unwrap_or_else(|| String::from_utf8_lossy(&out.stderr).trim().to_string()));
+    }
+    Ok(started)
+}
+
+/// The last error runc logged, worded as containerd reports it.
+fn runc_error(log: &Path) -> Option<String> {
+    let text = std::fs::read_to_string(log).ok()?;
+    let msg = text.lines().rev().find_map(|line| {
+        let v: serde_json::Value = serde_json::from_str(line).ok()?;
+        (v["level"] == "error" || v["level"] == "fatal")
+            .then(|| v["msg"].as_str().map(str::to_string))
+            .flatten()
+    })?;
+    Some(format!(
+        "failed to create containerd task: failed to create shim task: OCI runtime create failed: {msg}: unknown"
+    ))
+}
+
+/// Whether the container's memory cgroup counted an OOM kill.
+fn oom_killed(file: &Path) -> bool {
+    std::fs::read_to_string(file).is_ok_and(|text| {
+        text.lines().any(|l| {
+            l.strip_prefix("oom_kill ")
+                .and_then(|n| n.trim().parse::<u64>().ok())
+                .is_some_and(|n| n > 0)
+        })
+    })
+}
+
+fn serve_client(conn: UnixStream, shared: &Shared) {
+    let Ok(write_half) = conn.try_clone() else {
+        return;
+    };
+    let mut reader = BufReader::new(conn);
+    let mut line = String::new();
+    if reader.read_line(&mut line).is_err() {
+        return;
+    }
+    let Ok(header) = serde_json::from_str::<AttachHeader>(line.trim()) else {
+        return;
+    };
+    if header.reopen_log {
+        let reply = match shared.reopen_log() {
+            Ok(()) => "ok\n".to_string(),
+            Err(e) => format!("error {e}\n"),
+        };
+        let mut w = write_half;
+        let _ = w.write_all(reply.as_bytes());
+        return;
+    }
+    {
+        let mut clients = shared.clients.lock().unwrap();
+        if let Some(code) = *shared.exit.lock().unwrap() {
+            let mut w = write_half;
+            let _ = w.write_all(&frame::encode(frame::EXIT, &code.to_be_bytes()));
+            return;
+        }
+        clients.push(Client {
+            stream: write_half,
+            stdout: header.stdout,
+            stderr: header.stderr,
+        });
+    }
+    loop {
+        let mut head = [0u8; 5];
+        if reader.read_exact(&mut head).is_err() {
+            break;
+        }
+        let len = u32::from_be_bytes([head[1], head[2], head[3], head[4]]) as usize;
+        let mut data = vec![0u8; len.min(1 << 20)];
+        if reader.read_exact(&mut data).is_err() {
+            break;
+        }
+        match head[0] {
+            frame::STDIN if header.stdin => {
+                let mut stdin = shared.stdin.lock().unwrap();
+                if let Some(f) = stdin.as_mut() {
+                    if f.write_all(&data).is_err() {
+                        *stdin = None;
+                    }
+                }
+            }
+            frame::STDIN_CLOSE => break,
+            frame::RESIZE if data.len() == 4 => {
+                if let Some(m) = &shared.master {
+                    let w = u16::from_be_bytes([data[0], data[1]]);
+                    let h = u16::from_be_bytes([data[2], data[3]]);
+                    let _ = sys::set_winsize(m.as_raw_fd(), w, h);
+                }
+            }
+            _ => {}
+        }
+    }
+    if header.stdin && shared.stdin_once {
+        // The first attach's stdin ends the container's (stdinOnce).
+        shared.stdin.lock().unwrap().take();
+    }
+}

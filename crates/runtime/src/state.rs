@@ -1,0 +1,138 @@
+//! What the runtime keeps on disk, so that a restarted node agent finds every
+//! sandbox and container again: the records the runtime writes at creation,
+//! the shim's config, and the status file the shim keeps up to date.
+//!
+//! ```text
+//! <root>/runc/                        runc --root
+//! <root>/sandboxes/<id>/sandbox.json  + hostname, hosts, resolv.conf, shm/, bundle/
+//! <root>/containers/<id>/container.json  + bundle/, upper/, work/
+//! <dir>/shim.json  <dir>/status.json  <dir>/attach.sock   (per shim)
+//! ```
+
+use std::io;
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+
+use chrono::{DateTime, Utc};
+use serde::{de::DeserializeOwned, Deserialize, Serialize};
+
+use crate::cri::{ContainerConfig, PodSandboxConfig};
+
+pub const SHIM_CONFIG: &str = "shim.json";
+pub const STATUS: &str = "status.json";
+pub const ATTACH_SOCKET: &str = "attach.sock";
+pub const SANDBOX_RECORD: &str = "sandbox.json";
+pub const CONTAINER_RECORD: &str = "container.json";
+
+/// Written by the runtime when a sandbox is created, updated when it stops.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct SandboxRecord {
+    pub id: String,
+    pub config: PodSandboxConfig,
+    pub created_at: DateTime<Utc>,
+    /// The pinned network namespace; `None` with host networking or after stop.
+    pub netns: Option<PathBuf>,
+    pub ips: Vec<IpAddr>,
+    /// `<cgroup_root>/<cgroup_parent>`: the pause and containers' cgroups go below.
+    pub cgroup_parent: String,
+    /// The sandbox's /dev/shm tmpfs (`None` with hostIPC).
+    pub shm: Option<PathBuf>,
+    pub stopped: bool,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ContainerRecord {
+    pub id: String,
+    pub sandbox_id: String,
+    pub config: ContainerConfig,
+    pub created_at: DateTime<Utc>,
+    /// Absolute path of the CRI log file.
+    pub log_path: PathBuf,
+    pub cgroups_path: String,
+}
+
+/// How a shim runs one container (or a sandbox's pause).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ShimConfig {
+    pub id: String,
+    pub runc: PathBuf,
+    pub runc_root: PathBuf,
+    pub bundle: PathBuf,
+    /// `None` for the pause process, whose output is dropped.
+    pub log_path: Option<PathBuf>,
+    pub stdin: bool,
+    pub stdin_once: bool,
+    pub tty: bool,
+    /// The file whose `oom_kill` counter tells an OOM kill (v1
+    /// `memory.oom_control`, v2 `memory.events`).
+    pub oom_file: Option<PathBuf>,
+}
+
+/// Kept by the shim: the container's process and, once it exited, how.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ShimStatus {
+    pub shim_pid: i32,
+    /// /proc/<pid>/stat start time of the shim, so that a reused pid after a
+    /// reboot is not taken for the shim.
+    pub shim_start_time: u64,
+    pub pid: Option<i32>,
+    pub started_at: Option<DateTime<Utc>>,
+    pub finished_at: Option<DateTime<Utc>>,
+    pub exit_code: Option<i32>,
+    pub reason: Option<String>,
+    pub message: Option<String>,
+}
+
+impl ShimStatus {
+    /// Whether the shim that wrote this is still running.
+    pub fn shim_alive(&self) -> bool {
+        self.shim_pid > 0 && process_start_time(self.shim_pid) == Some(self.shim_start_time)
+    }
+
+    pub fn exited(&self) -> bool {
+        self.exit_code.is_some()
+    }
+}
+
+/// Field 22 of /proc/<pid>/stat (clock ticks after boot).
+pub fn process_start_time(pid: i32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name (field 2) is in parentheses and may hold spaces.
+    let after = &stat[stat.rfind(')')? + 2..];
+    after.split(' ').nth(19)?.parse().ok()
+}
+
+pub fn read_json<T: DeserializeOwned>(path: &Path) -> io::Result<T> {
+    let data = std::fs::read(path)?;
+    serde_json::from_slice(&data).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
+}
+
+/// Written aside and renamed, so a reader never sees half a file.
+pub fn write_json<T: Serialize>(path: &Path, value: &T) -> io::Result<()> {
+    let data = serde_json::to_vec_pretty(value).map_err(io::Error::other)?;
+    let tmp = path.with_extension("json.tmp");
+    std::fs::write(&tmp, data)?;
+    std::fs::rename(&tmp, path)
+}
+
+/// 64 hex characters, as containerd's IDs.
+pub fn new_id() -> String {
+    use rand::RngCore;
+    let mut bytes = [0u8; 32];
+    rand::thread_rng().fill_bytes(&mut bytes);
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn this_process_has_a_start_time_and_ids_are_unique_hex() {
+        assert!(process_start_time(std::process::id() as i32).is_some());
+        let (a, b) = (new_id(), new_id());
+        assert_eq!(a.len(), 64);
+        assert_ne!(a, b);
+        assert!(a.chars().all(|c| c.is_ascii_hexdigit()));
+    }
+}
