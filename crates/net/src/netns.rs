@@ -15,6 +15,7 @@
 
 use std::fs::{self, File, OpenOptions};
 use std::io;
+use std::net::SocketAddr;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
@@ -203,4 +204,20 @@ where
         .join()
         .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
     })
+}
+
+/// Opens a TCP connection from inside the network namespace at `path` (a
+/// pod's `localhost:port` for port-forward). Only the socket is made on a
+/// thread in the namespace, which fixes the socket's namespace for good; the
+/// connect itself is asynchronous.
+pub async fn connect_tcp(path: &Path, addr: SocketAddr) -> io::Result<tokio::net::TcpStream> {
+    let socket = run_in(path, || {
+        if addr.is_ipv4() {
+            tokio::net::TcpSocket::new_v4()
+        } else {
+            tokio::net::TcpSocket::new_v6()
+        }
+    })
+    .map_err(io::Error::other)??;
+    socket.connect(addr).await
 }

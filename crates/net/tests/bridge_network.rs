@@ -58,6 +58,20 @@ async fn two_pods_on_the_bridge_reach_each_other_and_the_host_and_del_releases_t
     assert_eq!(fetch(Some(&ns_a), server).unwrap(), "hello from b");
     assert_eq!(fetch(None, server).unwrap(), "hello from b");
 
+    // Port-forward's way in: a connection made from inside the pod to its
+    // own loopback.
+    let local = serve_in(&ns_b, "127.0.0.1:0".parse().unwrap(), "hello on lo", 1);
+    let mut stream = netns::connect_tcp(&ns_b, local).await.unwrap();
+    let mut text = String::new();
+    tokio::io::AsyncReadExt::read_to_string(&mut stream, &mut text)
+        .await
+        .unwrap();
+    assert_eq!(text, "hello on lo");
+    assert!(
+        netns::connect_tcp(&ns_a, local).await.is_err(),
+        "pod a has no such listener"
+    );
+
     // CHECK agrees with what ADD did.
     net.cni.check("sandbox-a", &ns_a, &pod("a")).await.unwrap();
 
