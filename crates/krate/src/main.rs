@@ -59,6 +59,12 @@ enum SnapshotCommand {
 }
 
 fn main() -> Result<()> {
+    // `krate __shim launch|run DIR`: a container's shim (runtime::shim),
+    // started by the node agent; no logging setup, no async runtime.
+    let args: Vec<String> = std::env::args().collect();
+    if args.get(1).map(String::as_str) == Some("__shim") {
+        std::process::exit(runtime::shim::main(&args[2..]));
+    }
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
