@@ -497,3 +497,6 @@ pub fn busybox_docker_archive(path: &Path, name: &str) -> io::Result<TestImage> 
     write_docker_archive(path, std::slice::from_ref(&image))?;
     Ok(image)
 }
+
+mod registry;
+pub use registry::{HttpResponse, TestRegistry, REGISTRY_BINARY};
