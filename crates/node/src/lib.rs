@@ -1,4 +1,6 @@
 //! krate's node agent. [`simulated`]: nodes without containers, as KWOK
 //! does, to run controllers and the scheduler at scale.
 
+pub mod env;
 pub mod simulated;
+pub mod volumes;
