@@ -188,6 +188,24 @@ impl Cni {
         }
     }
 
+    /// Whether pods can be networked now: a config is there and every plugin
+    /// it names is installed. The error says what is missing (the node's
+    /// NetworkReady condition carries it, as "cni plugin not initialized"
+    /// does upstream).
+    pub fn status(&self) -> Result<()> {
+        let list = self.network()?;
+        self.find_plugin("loopback")?;
+        for plugin in &list.plugins {
+            self.find_plugin(
+                plugin
+                    .get("type")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default(),
+            )?;
+        }
+        Ok(())
+    }
+
     /// Writes the default network's config as [`DEFAULT_CONFIG_FILE`] when
     /// the config directory has no config at all (a user's own config wins).
     /// Returns whether it wrote.
@@ -293,30 +311,56 @@ impl Cni {
             args: cni_args(container_id, pod),
             capability_args: Map::new(),
         };
-        let cached = self.cached(container_id, DEFAULT_IFNAME)?;
-        match cached {
+        let (list, rt_main, result) = match self.cached(container_id, DEFAULT_IFNAME)? {
             Some(cached) => {
                 let rt = RuntimeConf {
                     netns: rt.netns.clone(),
                     ..cached.rt
                 };
-                self.del_list(&cached.list, &rt, cached.result).await?;
+                (Some(cached.list), rt, cached.result)
             }
-            None => {
-                // Nothing cached: an ADD that failed or never finished. The
-                // current config's plugins find their state by container id.
-                if let Some((_, list)) = conf::load_first(&self.config.conf_dir)? {
-                    self.del_list(&list, &rt, None).await?;
-                }
-            }
+            // Nothing cached: an ADD that failed or never finished. The
+            // current config's plugins find their state by container id.
+            None => (
+                conf::load_first(&self.config.conf_dir)?.map(|(_, list)| list),
+                rt.clone(),
+                None,
+            ),
+        };
+        if let Some(list) = list {
+            self.del_forgiving(&list, &rt_main, result).await?;
         }
         let lo_rt = RuntimeConf {
             ifname: LOOPBACK_IFNAME.to_owned(),
             ..rt
         };
-        let lo_cached = self.cached(container_id, LOOPBACK_IFNAME)?;
-        let result = lo_cached.and_then(|c| c.result);
-        self.del_list(&loopback_network(), &lo_rt, result).await
+        let result = self
+            .cached(container_id, LOOPBACK_IFNAME)?
+            .and_then(|c| c.result);
+        self.del_forgiving(&loopback_network(), &lo_rt, result)
+            .await
+    }
+
+    /// DEL that, like containerd's go-cni, takes "not found" (and, without a
+    /// namespace, "no such file or directory") from a plugin as already
+    /// deleted: not every plugin cleans up quietly when its resources or the
+    /// namespace are gone.
+    async fn del_forgiving(
+        &self,
+        list: &NetworkList,
+        rt: &RuntimeConf,
+        result: Option<Value>,
+    ) -> Result<()> {
+        match self.del_list(list, rt, result).await {
+            Err(Error::Plugin { message, .. })
+                if message.contains("not found")
+                    || (rt.netns.is_empty() && message.contains("no such file or directory")) =>
+            {
+                tracing::debug!(network = %list.name, container_id = %rt.container_id, %message, "CNI DEL: already gone");
+                self.cache_del(&list.name, &rt.container_id, &rt.ifname)
+            }
+            other => other,
+        }
     }
 
     /// Asks the plugins whether the sandbox's network is still as they set

@@ -368,6 +368,7 @@ async fn an_error_result_becomes_the_error_with_the_plugins_message() {
 #[tokio::test]
 async fn a_missing_plugin_or_config_is_named_in_the_error() {
     let f = Fixture::new(&["fake-ipam"]);
+    assert!(matches!(f.cni.status(), Err(cni::Error::NoConfig(_))));
     let err = f
         .cni
         .add("sandbox4", &f.netns(), &pod(), &[])
@@ -386,6 +387,14 @@ async fn a_missing_plugin_or_config_is_named_in_the_error() {
         two_plugin_list("testnet"),
     )
     .unwrap();
+    assert_eq!(
+        f.cni.status().unwrap_err().to_string(),
+        format!(
+            "failed to find plugin \"fake-ports\" in path [{} {}]",
+            f.root().join("missing-bin").display(),
+            f.root().join("bin").display()
+        )
+    );
     let err = f
         .cni
         .add("../escape", &f.netns(), &pod(), &[])
@@ -450,4 +459,43 @@ fn write_default_config_if_missing_keeps_a_users_config() {
         1,
         "no temporary file is left"
     );
+}
+
+#[tokio::test]
+async fn del_takes_a_plugins_not_found_as_already_deleted() {
+    let f = Fixture::new(&["fake-ipam", "fake-ports"]);
+    fs::write(
+        f.root().join("net.d/10-test.conflist"),
+        two_plugin_list("testnet"),
+    )
+    .unwrap();
+    let netns = f.netns();
+    f.cni.add("sandbox5", &netns, &pod(), &[]).await.unwrap();
+    f.cni.status().unwrap();
+
+    fs::write(
+        f.root().join("fail-DEL-fake-ports"),
+        json!({"code": 999, "msg": "container veth not found"}).to_string(),
+    )
+    .unwrap();
+    f.cni.del("sandbox5", Some(&netns), &pod()).await.unwrap();
+    assert!(!f.cache_file("testnet", "sandbox5", "eth0").exists());
+
+    // Any other failure is the caller's to retry.
+    f.cni.add("sandbox6", &netns, &pod(), &[]).await.unwrap();
+    fs::write(
+        f.root().join("fail-DEL-fake-ports"),
+        json!({"code": 999, "msg": "iptables is locked"}).to_string(),
+    )
+    .unwrap();
+    let err = f
+        .cni
+        .del("sandbox6", Some(&netns), &pod())
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        r#"plugin type="fake-ports" name="testnet" failed (delete): iptables is locked"#
+    );
+    assert!(f.cache_file("testnet", "sandbox6", "eth0").exists());
 }
