@@ -13,6 +13,7 @@ pub mod convert;
 pub mod crd;
 pub mod discovery;
 pub mod filter;
+pub mod kubelet;
 pub mod namespaces;
 pub mod partial;
 pub mod registry;

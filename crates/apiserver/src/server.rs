@@ -71,6 +71,7 @@ pub struct ApiServer {
     /// `host:port` clients reach this server at (for `/api`).
     pub server_address: String,
     ready: AtomicBool,
+    kubelet: std::sync::OnceLock<Arc<crate::kubelet::KubeletClient>>,
 }
 
 fn full(bytes: impl Into<Bytes>) -> Body {
@@ -148,6 +149,8 @@ struct Ctx {
     accept: String,
     content_type: String,
     body: Bytes,
+    /// The client's connection once a 101 answer switches its protocol.
+    upgrade: Option<hyper::upgrade::OnUpgrade>,
 }
 
 impl ApiServer {
@@ -179,6 +182,7 @@ impl ApiServer {
             catalog: Arc::default(),
             server_address,
             ready: AtomicBool::new(false),
+            kubelet: Default::default(),
         })
     }
 
@@ -208,6 +212,12 @@ impl ApiServer {
             self.registry.clone(),
             self.catalog.clone(),
         ));
+    }
+
+    /// Enables the subresources served by kubelets (pods/log, exec, attach,
+    /// portforward, nodes/proxy).
+    pub fn set_kubelet_client(&self, client: crate::kubelet::KubeletClient) {
+        let _ = self.kubelet.set(Arc::new(client));
     }
 
     pub fn set_ready(&self) {
@@ -272,7 +282,8 @@ impl ApiServer {
     }
 
     pub async fn handle(self: Arc<Self>, req: Request<Incoming>, user: User) -> Response<Body> {
-        let (parts, body) = req.into_parts();
+        let (mut parts, body) = req.into_parts();
+        let upgrade = parts.extensions.remove::<hyper::upgrade::OnUpgrade>();
         // A client certificate authenticates first; otherwise a bearer
         // token may. An invalid token is refused, not treated as anonymous.
         let mut user = user;
@@ -311,6 +322,7 @@ impl ApiServer {
             accept: header(header::ACCEPT),
             content_type: header(header::CONTENT_TYPE),
             body,
+            upgrade,
         };
         let target = match request::route(&self.catalog, &ctx.method, parts.uri.path(), &ctx.query)
         {
@@ -327,6 +339,32 @@ impl ApiServer {
             };
             if !allowed {
                 return error_response(&forbidden(&user, &target, parts.uri.path()));
+            }
+            // A WebSocket exec, attach or port-forward arrives as a GET but
+            // starts a process or a connection: it also needs `create`
+            // (upstream's AuthorizePodWebsocketUpgradeCreatePermission).
+            if let Target::Resource(rr) = &target {
+                if rr.verb == Verb::Get
+                    && rr.info.resource == "pods"
+                    && matches!(
+                        rr.subresource.as_deref(),
+                        Some("exec" | "attach" | "portforward")
+                    )
+                {
+                    let mut create = attrs.clone();
+                    create.verb = "create".into();
+                    let (allowed, _) =
+                        crate::authz::authorize(&self.registry, &user, &create).await;
+                    if !allowed {
+                        let mut as_create = rr.clone();
+                        as_create.verb = Verb::Create;
+                        return error_response(&forbidden(
+                            &user,
+                            &Target::Resource(as_create),
+                            parts.uri.path(),
+                        ));
+                    }
+                }
             }
         }
         match self.dispatch(target, ctx, &user).await {
@@ -404,6 +442,131 @@ impl ApiServer {
             }
             Target::Resource(rr) => self.resource(rr, ctx, user).await,
         }
+    }
+
+    fn kubelet_client(&self) -> ApiResult<&crate::kubelet::KubeletClient> {
+        self.kubelet
+            .get()
+            .map(|k| k.as_ref())
+            .ok_or_else(|| ApiError::unavailable("this server does not reach kubelets"))
+    }
+
+    async fn pod_and_node(&self, ns: &str, name: &str) -> ApiResult<(Value, Option<Value>)> {
+        let pods = crate::resources::lookup("", "v1", "pods").expect("pods are served");
+        let pod = self.registry.get(pods, Some(ns), name).await?;
+        let node_name = pod
+            .pointer("/spec/nodeName")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string();
+        if node_name.is_empty() {
+            return Ok((pod, None));
+        }
+        let nodes = crate::resources::lookup("", "v1", "nodes").expect("nodes are served");
+        let node = self.registry.get(nodes, None, &node_name).await?;
+        Ok((pod, Some(node)))
+    }
+
+    /// `GET pods/<name>/log`: the container's log from its kubelet.
+    async fn pod_log(&self, ns: &str, name: &str, ctx: Ctx) -> ApiResult<Response<Body>> {
+        let pods = crate::resources::lookup("", "v1", "pods").expect("pods are served");
+        crate::kubelet::validate_log_options(pods, name, &ctx.query)?;
+        let (pod, node) = self.pod_and_node(ns, name).await?;
+        let container = crate::kubelet::validate_container(&pod, ctx.query.get("container"))?;
+        let Some(node) = node else {
+            // Not scheduled yet: nothing to read, as upstream answers.
+            return Ok(text_response(StatusCode::OK, String::new()));
+        };
+        crate::kubelet::check_log_status(&pod, &container, ctx.query.flag("previous"))?;
+        let (host, port) = crate::kubelet::node_endpoint(&node)?;
+        let path = format!(
+            "/containerLogs/{ns}/{name}/{container}{}",
+            ctx.uri.query().map(|q| format!("?{q}")).unwrap_or_default()
+        );
+        let client = self.kubelet_client()?;
+        crate::kubelet::forward(
+            client,
+            &host,
+            port,
+            Method::GET,
+            &path,
+            &ctx.headers,
+            Bytes::new(),
+            None,
+        )
+        .await
+    }
+
+    /// `pods/<name>/exec|attach|portforward`: the stream, upgraded, from the
+    /// pod's kubelet.
+    async fn pod_stream(
+        &self,
+        sub: &str,
+        ns: &str,
+        name: &str,
+        ctx: Ctx,
+    ) -> ApiResult<Response<Body>> {
+        let (pod, node) = self.pod_and_node(ns, name).await?;
+        let path = match sub {
+            "portforward" => format!("/portForward/{ns}/{name}"),
+            _ => {
+                let container =
+                    crate::kubelet::validate_container(&pod, ctx.query.get("container"))?;
+                format!("/{sub}/{ns}/{name}/{container}")
+            }
+        };
+        let Some(node) = node else {
+            return Err(ApiError::bad_request(format!(
+                "pod {name} does not have a host assigned"
+            )));
+        };
+        let (host, port) = crate::kubelet::node_endpoint(&node)?;
+        let path = format!(
+            "{path}{}",
+            ctx.uri.query().map(|q| format!("?{q}")).unwrap_or_default()
+        );
+        let client = self.kubelet_client()?;
+        crate::kubelet::forward(
+            client,
+            &host,
+            port,
+            ctx.method.clone(),
+            &path,
+            &ctx.headers,
+            ctx.body.clone(),
+            ctx.upgrade,
+        )
+        .await
+    }
+
+    /// `nodes/<name>/proxy/<path>`: any request, forwarded to the kubelet.
+    async fn node_proxy(&self, name: &str, ctx: Ctx) -> ApiResult<Response<Body>> {
+        let nodes = crate::resources::lookup("", "v1", "nodes").expect("nodes are served");
+        let node = self.registry.get(nodes, None, name).await?;
+        let (host, port) = crate::kubelet::node_endpoint(&node)?;
+        let full_path = ctx.uri.path();
+        let marker = format!("/nodes/{name}/proxy");
+        let rest = full_path
+            .find(&marker)
+            .map(|i| &full_path[i + marker.len()..])
+            .unwrap_or("");
+        let rest = if rest.is_empty() { "/" } else { rest };
+        let path = format!(
+            "{rest}{}",
+            ctx.uri.query().map(|q| format!("?{q}")).unwrap_or_default()
+        );
+        let client = self.kubelet_client()?;
+        crate::kubelet::forward(
+            client,
+            &host,
+            port,
+            ctx.method.clone(),
+            &path,
+            &ctx.headers,
+            ctx.body.clone(),
+            ctx.upgrade,
+        )
+        .await
     }
 
     async fn health(&self, endpoint: &str, check: Option<&str>, query: &Query) -> Response<Body> {
@@ -670,6 +833,17 @@ impl ApiServer {
                     let status =
                         subresources::bind(&self.registry, ns.unwrap_or(""), name, &body).await?;
                     return Ok(json_response(StatusCode::CREATED, &status));
+                }
+                ("log", Verb::Get) if r.resource == "pods" => {
+                    return self.pod_log(ns.unwrap_or(""), name, ctx).await;
+                }
+                ("exec" | "attach" | "portforward", Verb::Get | Verb::Create)
+                    if r.resource == "pods" =>
+                {
+                    return self.pod_stream(sub, ns.unwrap_or(""), name, ctx).await;
+                }
+                ("proxy", _) if r.resource == "nodes" => {
+                    return self.node_proxy(name, ctx).await;
                 }
                 (sub, _) => {
                     return Err(ApiError::new(
