@@ -1,0 +1,262 @@
+//! The Node this agent registers and the status it reports (upstream
+//! `kubelet_node_status.go`): addresses, capacity read from the machine,
+//! node info, labels, and the four conditions.
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+use std::path::Path;
+
+use k8s_openapi::api::core::v1::{
+    DaemonEndpoint, Node, NodeAddress, NodeCondition, NodeDaemonEndpoints, NodeSpec, NodeStatus,
+    NodeSystemInfo,
+};
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+
+/// What the machine is, read once at start.
+#[derive(Clone, Debug, Default)]
+pub struct Machine {
+    pub cpus: usize,
+    pub memory_bytes: u64,
+    pub ephemeral_storage_bytes: u64,
+    pub kernel_version: String,
+    pub os_image: String,
+    pub machine_id: String,
+    pub boot_id: String,
+    pub system_uuid: String,
+}
+
+fn read_trimmed(path: &str) -> String {
+    std::fs::read_to_string(path)
+        .map(|s| s.trim().to_string())
+        .unwrap_or_default()
+}
+
+/// `MemTotal` of /proc/meminfo, in bytes.
+pub fn parse_meminfo(meminfo: &str) -> Option<u64> {
+    let line = meminfo.lines().find(|l| l.starts_with("MemTotal:"))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024)
+}
+
+/// `PRETTY_NAME` of an os-release file.
+pub fn parse_os_release(text: &str) -> Option<String> {
+    text.lines().find_map(|l| {
+        let v = l.strip_prefix("PRETTY_NAME=")?;
+        Some(v.trim().trim_matches('"').to_string())
+    })
+}
+
+impl Machine {
+    pub fn read(root_dir: &Path) -> Machine {
+        let cpus = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1);
+        let memory_bytes = std::fs::read_to_string("/proc/meminfo")
+            .ok()
+            .and_then(|m| parse_meminfo(&m))
+            .unwrap_or(0);
+        let ephemeral_storage_bytes = nix::sys::statvfs::statvfs(root_dir)
+            .map(|s| s.blocks() as u64 * s.fragment_size() as u64)
+            .unwrap_or(0);
+        let os_image = std::fs::read_to_string("/etc/os-release")
+            .ok()
+            .and_then(|t| parse_os_release(&t))
+            .unwrap_or_else(|| "Linux".into());
+        let machine_id = read_trimmed("/etc/machine-id");
+        let mut system_uuid = read_trimmed("/sys/class/dmi/id/product_uuid").to_lowercase();
+        if system_uuid.is_empty() && machine_id.len() == 32 {
+            let m = &machine_id;
+            system_uuid = format!(
+                "{}-{}-{}-{}-{}",
+                &m[0..8],
+                &m[8..12],
+                &m[12..16],
+                &m[16..20],
+                &m[20..32]
+            );
+        }
+        Machine {
+            cpus,
+            memory_bytes,
+            ephemeral_storage_bytes,
+            kernel_version: read_trimmed("/proc/sys/kernel/osrelease"),
+            os_image,
+            machine_id,
+            boot_id: read_trimmed("/proc/sys/kernel/random/boot_id"),
+            system_uuid,
+        }
+    }
+
+    /// cpu, memory (Ki), pods 110, ephemeral-storage (bytes), no huge pages.
+    pub fn capacity(&self) -> BTreeMap<String, Quantity> {
+        [
+            ("cpu", self.cpus.to_string()),
+            (
+                "ephemeral-storage",
+                format!("{}Ki", self.ephemeral_storage_bytes / 1024),
+            ),
+            ("hugepages-1Gi", "0".into()),
+            ("hugepages-2Mi", "0".into()),
+            ("memory", format!("{}Ki", self.memory_bytes / 1024)),
+            ("pods", "110".into()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), Quantity(v)))
+        .collect()
+    }
+}
+
+/// The IPv4 address of the interface the default route leaves through
+/// (from /proc/net/route), else the first non-loopback address, else
+/// 127.0.0.1.
+pub fn default_node_ip() -> IpAddr {
+    let iface = std::fs::read_to_string("/proc/net/route")
+        .ok()
+        .and_then(|t| {
+            t.lines().skip(1).find_map(|l| {
+                let f: Vec<&str> = l.split_whitespace().collect();
+                (f.len() > 2 && f[1] == "00000000").then(|| f[0].to_string())
+            })
+        });
+    let addrs = if_addrs::get_if_addrs().unwrap_or_default();
+    let v4 = |a: &&if_addrs::Interface| a.ip().is_ipv4() && !a.is_loopback();
+    if let Some(iface) = iface {
+        if let Some(a) = addrs.iter().filter(v4).find(|a| a.name == iface) {
+            return a.ip();
+        }
+    }
+    addrs
+        .iter()
+        .find(v4)
+        .map(|a| a.ip())
+        .unwrap_or(IpAddr::from([127, 0, 0, 1]))
+}
+
+/// Everything the kubelet says about its node besides conditions.
+#[derive(Clone, Debug)]
+pub struct Identity {
+    pub name: String,
+    pub ip: IpAddr,
+    pub hostname: String,
+    pub kubelet_version: String,
+    pub runtime_version: String,
+    pub control_plane: bool,
+    pub kubelet_port: i32,
+}
+
+pub fn labels(id: &Identity) -> BTreeMap<String, String> {
+    let mut labels: BTreeMap<String, String> = [
+        ("beta.kubernetes.io/arch", "amd64"),
+        ("beta.kubernetes.io/os", "linux"),
+        ("kubernetes.io/arch", "amd64"),
+        ("kubernetes.io/hostname", id.hostname.as_str()),
+        ("kubernetes.io/os", "linux"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect();
+    if id.control_plane {
+        labels.insert(
+            "node-role.kubernetes.io/control-plane".into(),
+            "true".into(),
+        );
+    }
+    labels
+}
+
+pub fn status(
+    id: &Identity,
+    machine: &Machine,
+    old: &[NodeCondition],
+    now: chrono::DateTime<chrono::Utc>,
+) -> NodeStatus {
+    let capacity = machine.capacity();
+    NodeStatus {
+        addresses: Some(vec![
+            NodeAddress {
+                type_: "InternalIP".into(),
+                address: id.ip.to_string(),
+            },
+            NodeAddress {
+                type_: "Hostname".into(),
+                address: id.hostname.clone(),
+            },
+        ]),
+        allocatable: Some(capacity.clone()),
+        capacity: Some(capacity),
+        conditions: Some(crate::simulated::nodes::conditions(old, now)),
+        daemon_endpoints: Some(NodeDaemonEndpoints {
+            kubelet_endpoint: Some(DaemonEndpoint {
+                port: id.kubelet_port,
+            }),
+        }),
+        node_info: Some(NodeSystemInfo {
+            architecture: "amd64".into(),
+            boot_id: machine.boot_id.clone(),
+            container_runtime_version: id.runtime_version.clone(),
+            kernel_version: machine.kernel_version.clone(),
+            kube_proxy_version: String::new(),
+            kubelet_version: id.kubelet_version.clone(),
+            machine_id: machine.machine_id.clone(),
+            operating_system: "linux".into(),
+            os_image: machine.os_image.clone(),
+            system_uuid: machine.system_uuid.clone(),
+        }),
+        ..Default::default()
+    }
+}
+
+pub fn object(id: &Identity, machine: &Machine, now: chrono::DateTime<chrono::Utc>) -> Node {
+    Node {
+        metadata: ObjectMeta {
+            name: Some(id.name.clone()),
+            labels: Some(labels(id)),
+            annotations: Some(crate::simulated::nodes::annotations()),
+            ..Default::default()
+        },
+        spec: Some(NodeSpec::default()),
+        status: Some(status(id, machine, &[], now)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn machine_files_parse() {
+        assert_eq!(
+            parse_meminfo("MemTotal:        8024580 kB\nMemFree: 1 kB\n"),
+            Some(8024580 * 1024)
+        );
+        assert_eq!(
+            parse_os_release("NAME=\"Debian\"\nPRETTY_NAME=\"Debian GNU/Linux 12 (bookworm)\"\n")
+                .as_deref(),
+            Some("Debian GNU/Linux 12 (bookworm)")
+        );
+    }
+
+    #[test]
+    fn a_server_node_is_labelled_control_plane() {
+        let id = Identity {
+            name: "host".into(),
+            ip: "192.0.2.1".parse().unwrap(),
+            hostname: "host".into(),
+            kubelet_version: "v1.32.0".into(),
+            runtime_version: "runc://1.1.5".into(),
+            control_plane: true,
+            kubelet_port: 10250,
+        };
+        let l = labels(&id);
+        assert_eq!(l["node-role.kubernetes.io/control-plane"], "true");
+        assert_eq!(l["kubernetes.io/hostname"], "host");
+        let m = Machine {
+            cpus: 2,
+            memory_bytes: 2048 * 1024,
+            ..Default::default()
+        };
+        assert_eq!(m.capacity()["memory"].0, "2048Ki");
+        assert_eq!(m.capacity()["pods"].0, "110");
+    }
+}
