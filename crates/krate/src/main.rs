@@ -2,6 +2,7 @@
 //! and the wiring; every component lives in its own crate.
 
 mod bench;
+mod image;
 mod server;
 
 use std::path::PathBuf;
@@ -26,6 +27,8 @@ struct Cli {
 enum Command {
     /// Run a krate server (control plane).
     Server(server::ServerArgs),
+    /// The node's images: import archives, list, remove, pull.
+    Image(image::ImageArgs),
     /// Save or restore a snapshot of the datastore.
     #[command(subcommand)]
     Snapshot(SnapshotCommand),
@@ -103,6 +106,7 @@ fn main() -> Result<()> {
                 Ok(())
             }
             Command::Bench(cmd) => bench::run(cmd).await,
+            Command::Image(args) => image::run(args).await,
             Command::CrashWriter { .. } => unreachable!("handled before the runtime starts"),
         }
     })
