@@ -280,6 +280,52 @@ impl Pki {
         let leaf = issue_client(&self.ca, common_name, organizations, validity)?;
         Ok((leaf.cert_pem, leaf.key_pem))
     }
+
+    /// Issues a kubelet serving certificate signed by the CA for node
+    /// `node_name`, naming `hostnames` and `ips` (besides loopback).
+    /// Returns `(cert_pem, key_pem)`.
+    pub fn issue_kubelet_serving_cert(
+        &self,
+        node_name: &str,
+        hostnames: &[String],
+        ips: &[IpAddr],
+        validity: Duration,
+    ) -> Result<(String, String), TlsError> {
+        let mut names = ServingNames {
+            dns: BTreeSet::new(),
+            ips: [
+                IpAddr::V4(Ipv4Addr::LOCALHOST),
+                IpAddr::V6(Ipv6Addr::LOCALHOST),
+            ]
+            .into_iter()
+            .chain(ips.iter().copied())
+            .collect(),
+        };
+        for h in std::iter::once(node_name).chain(hostnames.iter().map(String::as_str)) {
+            let h = h.trim().trim_end_matches('.').to_ascii_lowercase();
+            if !h.is_empty() {
+                names.dns.insert(h);
+            }
+        }
+        let leaf = issue_serving_cert_for(&self.ca, node_name, &names, validity)?;
+        Ok((leaf.cert_pem, leaf.key_pem))
+    }
+
+    /// The API server's client certificate for kubelets
+    /// (`kube-apiserver-kubelet-client` in `system:masters`).
+    pub fn kubelet_client(&self) -> Result<crate::kubelet::KubeletClient, TlsError> {
+        let (cert, key) = self.issue_client_cert(
+            crate::kubelet::KUBELET_CLIENT_USER,
+            &[MASTERS_GROUP],
+            LEAF_VALIDITY,
+        )?;
+        crate::kubelet::KubeletClient::new(&self.ca_cert_pem, &cert, &key).map_err(|reason| {
+            TlsError::InvalidSubject {
+                what: "the kubelet client certificate".into(),
+                reason,
+            }
+        })
+    }
 }
 
 /// The user (CommonName) and groups (each Organization) a client certificate
@@ -548,13 +594,22 @@ impl ServingNames {
 }
 
 fn issue_serving_cert(ca: &Ca, names: &ServingNames, validity: Duration) -> Result<Leaf, TlsError> {
+    issue_serving_cert_for(ca, "kube-apiserver", names, validity)
+}
+
+fn issue_serving_cert_for(
+    ca: &Ca,
+    common_name: &str,
+    names: &ServingNames,
+    validity: Duration,
+) -> Result<Leaf, TlsError> {
     let issue_error = |source| TlsError::Issue {
         what: "the serving certificate".into(),
         path: ca.cert_path.clone(),
         source,
     };
     let mut params = CertificateParams::default();
-    params.distinguished_name = common_name_dn("kube-apiserver");
+    params.distinguished_name = common_name_dn(common_name);
     for name in &names.dns {
         let name = name
             .clone()

@@ -425,6 +425,10 @@ pub async fn run(args: ServerArgs) -> Result<()> {
     let issuer = TokenIssuer::load_or_create(&args.data_dir.join("tls"))
         .context("preparing the service account token key")?;
     api.set_token_issuer(Arc::new(issuer));
+    api.set_kubelet_client(
+        pki.kubelet_client()
+            .context("preparing the kubelet client certificate")?,
+    );
     limits.attach(api.registry());
     bootstrap(api.registry(), first_service_ip, args.https_listen_port).await?;
     let url = format!("https://127.0.0.1:{}", args.https_listen_port);
