@@ -70,7 +70,25 @@ pub fn host_info() -> HostInfo {
         swap_accounting,
         cap_last_cap,
         devices: host_devices(),
+        min_oom_score_adj: min_oom_score_adj(),
     }
+}
+
+fn min_oom_score_adj() -> i64 {
+    const CAP_SYS_RESOURCE: u32 = 24;
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let eff = status
+        .lines()
+        .find_map(|l| l.strip_prefix("CapEff:"))
+        .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
+        .unwrap_or(0);
+    if eff & (1 << CAP_SYS_RESOURCE) != 0 {
+        return -1000;
+    }
+    std::fs::read_to_string("/proc/self/oom_score_adj")
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(0)
 }
 
 /// The device nodes of the host's /dev (one level of subdirectories), for

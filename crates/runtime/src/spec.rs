@@ -117,6 +117,10 @@ pub struct HostInfo {
     pub cap_last_cap: u32,
     /// The host's device nodes, given to privileged containers.
     pub devices: Vec<HostDevice>,
+    /// The lowest oom_score_adj a container may get: without
+    /// CAP_SYS_RESOURCE a process cannot go below its own (containerd
+    /// restricts the same way).
+    pub min_oom_score_adj: i64,
 }
 
 impl Default for HostInfo {
@@ -126,6 +130,7 @@ impl Default for HostInfo {
             swap_accounting: true,
             cap_last_cap: 40,
             devices: Vec::new(),
+            min_oom_score_adj: -1000,
         }
     }
 }
@@ -218,7 +223,7 @@ pub fn sandbox_spec(input: &SandboxSpecInput) -> Value {
             "cwd": "/",
             "capabilities": {"bounding": [], "effective": [], "permitted": []},
             "noNewPrivileges": true,
-            "oomScoreAdj": -998,
+            "oomScoreAdj": (-998i64).max(input.host.min_oom_score_adj),
         },
         "root": {"path": input.rootfs, "readonly": true},
         "mounts": mounts,
@@ -352,7 +357,7 @@ pub fn container_spec(input: &ContainerSpecInput) -> Result<Value, SpecError> {
         "noNewPrivileges": sc.no_new_privs && !sc.privileged,
     });
     if let Some(adj) = cfg.resources.oom_score_adj {
-        process["oomScoreAdj"] = json!(adj);
+        process["oomScoreAdj"] = json!(adj.max(input.host.min_oom_score_adj));
     }
 
     let mut linux = json!({
