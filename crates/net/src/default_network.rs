@@ -3,8 +3,25 @@
 //! gateway, traffic leaving the pod CIDR masqueraded) with `host-local`
 //! addresses from the node's pod CIDR, and `portmap` for hostPorts. The
 //! pod's `lo` is the loopback plugin's, run by [`crate::Cni`] for every pod.
+//!
+//! The bridge (ipMasq) and portmap plugins run the `iptables` command; on
+//! Debian 12 that is iptables-nft (the alternatives' default), which is what
+//! the tests run with. The legacy backend works as well, as long as one node
+//! does not mix them with its service proxy's rules.
+//!
+//! [`tear_down`] removes what the network leaves on the host after its last
+//! pod is gone (the bridge, host-local's state) and anything a pod's DEL
+//! could not (rules of pods whose DEL never ran): for `krate uninstall` and
+//! for test harnesses that run whole clusters.
+
+use std::path::Path;
+use std::process::Command;
 
 use serde_json::json;
+
+/// Where the host-local plugin keeps its allocations unless told otherwise:
+/// one directory per network name.
+pub const HOST_LOCAL_DATA_DIR: &str = "/var/lib/cni/networks";
 
 /// What the default network is made of. The bridge name and the network name
 /// (which names host-local's state directory and the iptables chains'
@@ -63,6 +80,77 @@ pub fn default_config(network: &DefaultNetwork) -> String {
     let mut text = serde_json::to_string_pretty(&list).expect("JSON values serialize");
     text.push('\n');
     text
+}
+
+/// Removes the default network `network` from the host: its bridge (and so
+/// the veths still on it), host-local's allocations for its name, and every
+/// nat rule whose comment names it (the bridge plugin's ipMasq chains and
+/// portmap's DNAT chains). Pods' namespaces and cached results are the
+/// caller's. Whatever is already gone is skipped; the error is a command
+/// that could not run.
+pub fn tear_down(network: &DefaultNetwork) -> std::io::Result<()> {
+    // The bridge may be gone: `ip` says so, which is fine.
+    Command::new("ip")
+        .args(["link", "del", &network.bridge])
+        .output()?;
+    for iptables in ["iptables", "ip6tables"] {
+        remove_nat_rules(iptables, &network.name)?;
+    }
+    match std::fs::remove_dir_all(Path::new(HOST_LOCAL_DATA_DIR).join(&network.name)) {
+        Err(err) if err.kind() != std::io::ErrorKind::NotFound => Err(err),
+        _ => Ok(()),
+    }
+}
+
+/// Deletes the nat rules whose comment names `network` (the reference
+/// plugins write `name: "<network>" id: "<container id>"`) and the CNI-
+/// chains they jump to. `-S` prints rules shell-quoted, so each is replayed
+/// with `-D` through sh.
+fn remove_nat_rules(iptables: &str, network: &str) -> std::io::Result<()> {
+    let listed = match Command::new(iptables)
+        .args(["-w", "-t", "nat", "-S"])
+        .output()
+    {
+        Ok(out) => out,
+        // No ip6tables here: nothing of ours can be in it.
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(err) => return Err(err),
+    };
+    let marker = format!("name: \\\"{network}\\\" id: ");
+    let mut chains = Vec::new();
+    for rule in String::from_utf8_lossy(&listed.stdout).lines() {
+        let Some(spec) = rule.strip_prefix("-A ") else {
+            continue;
+        };
+        if !rule.contains(&marker) {
+            continue;
+        }
+        if let Some(target) = spec
+            .split(" -j ")
+            .nth(1)
+            .and_then(|t| t.split_whitespace().next())
+        {
+            // The shared CNI-HOSTPORT-* chains serve every portmap network.
+            if target.starts_with("CNI-") && !target.starts_with("CNI-HOSTPORT-") {
+                chains.push(target.to_owned());
+            }
+        }
+        Command::new("sh")
+            .arg("-c")
+            .arg(format!("{iptables} -w -t nat -D {spec}"))
+            .output()?;
+    }
+    chains.sort();
+    chains.dedup();
+    for chain in chains {
+        Command::new(iptables)
+            .args(["-w", "-t", "nat", "-F", &chain])
+            .output()?;
+        Command::new(iptables)
+            .args(["-w", "-t", "nat", "-X", &chain])
+            .output()?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -236,3 +236,38 @@ fn run_in_runs_in_the_namespace_and_leaves_the_caller_where_it_was() {
     assert!(err.to_string().contains("only-lo"), "{err}");
     assert!(netns::create(run_dir.path(), "a/b").is_err());
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn tear_down_removes_what_pods_without_a_del_left_behind() {
+    let net = TestNet::new(|block| block);
+    let ns = net.netns("orphan");
+    let mappings = [PortMapping {
+        protocol: "tcp".into(),
+        container_port: 80,
+        host_port: free_port(),
+        host_ip: String::new(),
+    }];
+    let ip = net
+        .cni
+        .add("sandbox-orphan", &ns, &pod("orphan"), &mappings)
+        .await
+        .unwrap()[0];
+    // The node dies: the namespace goes, no DEL runs.
+    netns::remove(&ns).unwrap();
+    assert!(!net.nat_rules_for("sandbox-orphan").is_empty());
+
+    net::default_network::tear_down(&net.network()).unwrap();
+    assert!(
+        net.nat_rules_for("sandbox-orphan").is_empty(),
+        "{:?}",
+        net.nat_rules_for("sandbox-orphan")
+    );
+    assert!(!net.ipam_file(ip).exists());
+    let bridge = std::process::Command::new("ip")
+        .args(["link", "show", &net.bridge])
+        .output()
+        .unwrap();
+    assert!(!bridge.status.success(), "the bridge is gone");
+    // Twice is fine.
+    net::default_network::tear_down(&net.network()).unwrap();
+}

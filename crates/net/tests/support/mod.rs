@@ -88,6 +88,15 @@ impl TestNet {
         IpAddr::from([a, b, c, n])
     }
 
+    pub fn network(&self) -> DefaultNetwork {
+        DefaultNetwork {
+            name: self.name.clone(),
+            bridge: self.bridge.clone(),
+            pod_cidr: String::new(),
+            mtu: None,
+        }
+    }
+
     /// Records routes to remove on drop.
     pub fn track_routes(&mut self, cidrs: &[IpNet]) {
         self.routes.extend_from_slice(cidrs);
@@ -125,11 +134,7 @@ impl TestNet {
 impl Drop for TestNet {
     fn drop(&mut self) {
         let _ = netns::remove_all(self.run_dir.path());
-        let _ = Command::new("ip")
-            .args(["link", "del", &self.bridge])
-            .output();
-        remove_nat_rules(&self.name);
-        let _ = fs::remove_dir_all(Path::new("/var/lib/cni/networks").join(&self.name));
+        let _ = net::default_network::tear_down(&self.network());
         let _ = net::routes::remove_unreachable(&self.routes);
         let _ = fs::remove_file(&self.lock);
     }
@@ -243,43 +248,6 @@ pub fn nat_rules() -> Vec<String> {
         .lines()
         .map(str::to_owned)
         .collect()
-}
-
-/// Deletes the nat rules whose comment names `network` (the bridge
-/// plugin's ipMasq rules and portmap's DNAT jumps) and the chains they jump
-/// to. `iptables -S` prints rules shell-quoted, so they are replayed with sh.
-fn remove_nat_rules(network: &str) {
-    let marker = format!("name: \\\"{network}\\\" id: ");
-    let mut chains = Vec::new();
-    for rule in nat_rules() {
-        let Some(spec) = rule.strip_prefix("-A ") else {
-            continue;
-        };
-        if !rule.contains(&marker) {
-            continue;
-        }
-        if let Some(target) = spec
-            .split(" -j ")
-            .nth(1)
-            .map(|t| t.split_whitespace().next().unwrap_or_default())
-        {
-            if target.starts_with("CNI-") && !target.starts_with("CNI-HOSTPORT-") {
-                chains.push(target.to_owned());
-            }
-        }
-        let _ = Command::new("sh")
-            .arg("-c")
-            .arg(format!("iptables -w -t nat -D {spec}"))
-            .output();
-    }
-    for chain in chains {
-        let _ = Command::new("iptables")
-            .args(["-w", "-t", "nat", "-F", &chain])
-            .output();
-        let _ = Command::new("iptables")
-            .args(["-w", "-t", "nat", "-X", &chain])
-            .output();
-    }
 }
 
 /// `busybox ping -c1 -W1 <ip>` from inside `ns`, retried until `deadline`
