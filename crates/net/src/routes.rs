@@ -15,6 +15,15 @@
 //! Adding is idempotent and never replaces a route of another type for the
 //! same prefix (someone who routes the whole range elsewhere keeps it);
 //! removing deletes only `unreachable` routes.
+//!
+//! Mind the service CIDR: a process on the host itself (hostNetwork pods,
+//! `curl <ClusterIP>` on the node) looks its route up in connect(), before
+//! the nat table's OUTPUT chain could rewrite a service address, so under an
+//! `unreachable` route the host cannot reach ClusterIPs at all (EHOSTUNREACH;
+//! pods are not affected: their packets are rewritten in PREROUTING, before
+//! routing). A service proxy that serves the host must replace the service
+//! CIDR's route with one that lets packets reach the nat table (a route to a
+//! dummy device, plus a REJECT for addresses no service holds).
 
 use std::process::Command;
 
