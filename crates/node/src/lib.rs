@@ -3,5 +3,6 @@
 
 pub mod agent;
 pub mod env;
+pub mod server;
 pub mod simulated;
 pub mod volumes;
