@@ -399,6 +399,42 @@ impl Cni {
         Ok(())
     }
 
+    /// The container ids that have a cached attachment (an ADD without its
+    /// DEL), sorted: after a restart, the ones no sandbox owns any more are
+    /// to be deleted (what libcni's GetCachedAttachments is for).
+    pub fn attached(&self) -> Result<Vec<String>> {
+        let dir = self.config.cache_dir.join("results");
+        let entries = match std::fs::read_dir(&dir) {
+            Ok(entries) => entries,
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(source) => {
+                return Err(Error::Io {
+                    op: "read CNI cache directory",
+                    path: dir,
+                    source,
+                })
+            }
+        };
+        let mut ids = Vec::new();
+        for entry in entries.filter_map(|e| e.ok()) {
+            let Ok(bytes) = std::fs::read(entry.path()) else {
+                continue;
+            };
+            let Ok(info) = serde_json::from_slice::<Value>(&bytes) else {
+                continue;
+            };
+            if info.get("kind").and_then(Value::as_str) != Some(CACHE_KIND) {
+                continue;
+            }
+            if let Some(id) = info.get("containerId").and_then(Value::as_str) {
+                ids.push(id.to_owned());
+            }
+        }
+        ids.sort();
+        ids.dedup();
+        Ok(ids)
+    }
+
     async fn add_list(&self, list: &NetworkList, rt: &RuntimeConf) -> Result<Value> {
         let mut result: Option<Value> = None;
         for plugin in &list.plugins {

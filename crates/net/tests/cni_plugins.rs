@@ -230,6 +230,7 @@ async fn plugins_run_in_order_with_the_previous_result_and_their_capabilities() 
     assert_eq!(cached["result"], final_result);
     assert!(f.cache_file("cni-loopback", "sandbox1", "lo").exists());
 
+    assert_eq!(f.cni.attached().unwrap(), ["sandbox1"]);
     f.cni.check("sandbox1", &netns, &pod()).await.unwrap();
     assert_eq!(f.stdin("CHECK", "fake-ports")["prevResult"], final_result);
 }
@@ -283,6 +284,7 @@ async fn del_runs_the_cached_config_in_reverse_with_the_cached_result() {
     assert!(f.env("DEL", "fake-ipam").contains("CNI_NETNS=\n"));
     assert!(!f.cache_file("testnet", "sandbox2", "eth0").exists());
     assert!(!f.cache_file("cni-loopback", "sandbox2", "lo").exists());
+    assert!(f.cni.attached().unwrap().is_empty());
 
     // A second DEL has no cache: the current config's plugins are asked,
     // without a previous result, and nothing fails.
