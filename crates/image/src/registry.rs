@@ -203,9 +203,17 @@ pub(crate) async fn pull(store: &Store, name: &str, auth: Option<&Credentials>) 
             authorization: None,
             reference: reference.clone(),
             endpoint: endpoint.clone(),
+            created_blobs: Vec::new(),
+            created_layers: Vec::new(),
         };
         match session.resolve().await {
-            Ok(resolved) => return session.fetch(store, resolved).await,
+            Ok(resolved) => {
+                let result = session.fetch(store, resolved).await;
+                if result.is_err() {
+                    store.discard(&session.created_blobs, &session.created_layers);
+                }
+                return result;
+            }
             Err(e) => {
                 tracing::debug!(endpoint = %endpoint.base, error = %e, "registry endpoint failed");
                 last = Some(e);
@@ -240,6 +248,9 @@ struct Session {
     authorization: Option<String>,
     reference: Reference,
     endpoint: Endpoint,
+    /// Blobs and layers this pull added: removed again when it fails.
+    created_blobs: Vec<String>,
+    created_layers: Vec<String>,
 }
 
 impl Session {
@@ -364,6 +375,7 @@ impl Session {
                 .await
                 .map_err(|e| self.copy_failed(format!("reading {url}: {e}")))?;
             store.put_blob(&bytes, &manifest.config.digest, &format!("config {url}"))?;
+            self.created_blobs.push(manifest.config.digest.clone());
             bytes.to_vec()
         };
         let config: spec::ConfigFile = serde_json::from_slice(&config_bytes)
@@ -385,9 +397,12 @@ impl Session {
             let s = store.clone();
             let d = diff_id.clone();
             let b = blob.clone();
-            tokio::task::spawn_blocking(move || s.ensure_layer(&b, &d))
+            let created = tokio::task::spawn_blocking(move || s.ensure_layer(&b, &d))
                 .await
                 .expect("unpacking a layer does not panic")?;
+            if created {
+                self.created_layers.push(diff_id.clone());
+            }
             let size = std::fs::metadata(&blob)
                 .map(|m| m.len())
                 .unwrap_or(desc.size.max(0) as u64);
@@ -481,6 +496,7 @@ impl Session {
             });
         }
         let kept = store.adopt_blob(&tmp, digest)?;
+        self.created_blobs.push(digest.to_string());
         // Renamed into the store: the guard has nothing to delete.
         let _ = tmp.keep();
         Ok(kept)

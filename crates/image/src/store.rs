@@ -226,6 +226,38 @@ impl Store {
         crate::archive::import(self, path)
     }
 
+    /// Imports every archive (`*.tar`, `*.tar.gz`, `*.tgz`, `*.tar.zst`)
+    /// in `dir`, in name order, as k3s does with its agent images
+    /// directory at start; a missing directory holds none. One archive's
+    /// failure does not stop the others.
+    pub fn import_dir(&self, dir: &Path) -> Vec<(PathBuf, Result<Vec<Image>>)> {
+        let Ok(entries) = fs::read_dir(dir) else {
+            return Vec::new();
+        };
+        let mut files: Vec<PathBuf> = entries
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| {
+                let name = p
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default();
+                p.is_file()
+                    && [".tar", ".tar.gz", ".tgz", ".tar.zst", ".tar.zstd"]
+                        .iter()
+                        .any(|s| name.ends_with(s))
+            })
+            .collect();
+        files.sort();
+        files
+            .into_iter()
+            .map(|f| {
+                let result = self.import(&f);
+                (f, result)
+            })
+            .collect()
+    }
+
     /// Removes `name_or_id`: a tag or digest loses that reference, an ID
     /// loses all of them; an image left without references is deleted
     /// unless a container uses it (its ID in `in_use`), and what no image
@@ -340,6 +372,33 @@ impl Store {
             }
         }
         Ok(report)
+    }
+
+    /// Removes blobs and layers that a failed pull added, unless an image
+    /// references them by now.
+    pub(crate) fn discard(&self, blobs: &[String], layers: &[String]) {
+        let Ok(index) = self.index() else { return };
+        let referenced = |d: &String| {
+            index.images.iter().any(|r| {
+                r.id == *d
+                    || r.manifest.as_ref() == Some(d)
+                    || r.layers.iter().any(|l| l.digest == *d || l.diff_id == *d)
+            })
+        };
+        for digest in blobs.iter().filter(|d| !referenced(d)) {
+            if let Ok(path) = self.blob_path(digest) {
+                let _ = fs::remove_file(path);
+            }
+        }
+        for diff_id in layers.iter().filter(|d| !referenced(d)) {
+            let path = self.layer_dir(diff_id);
+            let trash = self
+                .tmp_dir()
+                .join(format!("discard-{}", diff_id.trim_start_matches("sha256:")));
+            if fs::rename(&path, &trash).is_ok() {
+                let _ = fs::remove_dir_all(&trash);
+            }
+        }
     }
 
     pub(crate) fn image_of(&self, r: &Record) -> Image {

@@ -60,7 +60,8 @@ enum ImageCommand {
 
 pub async fn run(args: ImageArgs) -> Result<()> {
     let root = args.data_dir.join("images");
-    let store = ::image::Store::open(&root).with_context(|| format!("opening the image store in {}", root.display()))?;
+    let store = ::image::Store::open(&root)
+        .with_context(|| format!("opening the image store in {}", root.display()))?;
     match args.command {
         ImageCommand::Import { files } => {
             for file in files {
@@ -148,12 +149,22 @@ fn table(images: &[::image::Image], digests: bool, no_trunc: bool) -> String {
     }];
     for image in images {
         let hex = image.id.strip_prefix("sha256:").unwrap_or(&image.id);
-        let id = if no_trunc { image.id.clone() } else { hex[..hex.len().min(13)].to_string() };
+        let id = if no_trunc {
+            image.id.clone()
+        } else {
+            hex[..hex.len().min(13)].to_string()
+        };
         let digest = image
             .repo_digests
             .first()
             .and_then(|d| d.split_once("@sha256:"))
-            .map(|(_, d)| if no_trunc { format!("sha256:{d}") } else { d[..d.len().min(13)].to_string() })
+            .map(|(_, d)| {
+                if no_trunc {
+                    format!("sha256:{d}")
+                } else {
+                    d[..d.len().min(13)].to_string()
+                }
+            })
             .unwrap_or_else(|| "<none>".into());
         let mut names: Vec<(String, String)> = image
             .repo_tags
@@ -184,7 +195,13 @@ fn table(images: &[::image::Image], digests: bool, no_trunc: bool) -> String {
     // text/tabwriter as crictl sets it up: min width 20, padding 3.
     let columns = rows[0].len();
     let widths: Vec<usize> = (0..columns)
-        .map(|c| rows.iter().map(|r| r[c].len() + 3).max().unwrap_or(0).max(20))
+        .map(|c| {
+            rows.iter()
+                .map(|r| r[c].len() + 3)
+                .max()
+                .unwrap_or(0)
+                .max(20)
+        })
         .collect();
     let mut out = String::new();
     for row in rows {
@@ -241,7 +258,10 @@ mod tests {
     fn images_list_one_row_per_tag_like_crictl() {
         let image = ::image::Image {
             id: format!("sha256:{}", "ab".repeat(32)),
-            repo_tags: vec!["docker.io/library/busybox:latest".into(), "localhost:5000/bb:v1".into()],
+            repo_tags: vec![
+                "docker.io/library/busybox:latest".into(),
+                "localhost:5000/bb:v1".into(),
+            ],
             repo_digests: vec![],
             size: 2_164_000,
             config: Default::default(),
