@@ -977,6 +977,12 @@ fn setup_empty_dir(dir: &Path, memory: bool, size: Option<u64>) -> Result<(), St
     Ok(())
 }
 
+/// Unmounts everything under `root` and removes it (test harnesses' clean-up,
+/// which must work without an async runtime and after failures).
+pub fn clean_root(root: &Path) -> io::Result<()> {
+    remove_pod_dir(root)
+}
+
 fn remove_pod_dir(dir: &Path) -> io::Result<()> {
     if !dir.exists() {
         return Ok(());

@@ -1,8 +1,6 @@
 use std::collections::BTreeMap;
 
-use k8s_openapi::api::core::v1::{
-    Container, ObjectFieldSelector, Pod, ResourceFieldSelector, ResourceRequirements, Service,
-};
+use k8s_openapi::api::core::v1::{ObjectFieldSelector, Pod, ResourceFieldSelector, Service};
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use serde_json::json;
 
@@ -183,9 +181,4 @@ fn service_links_cover_the_namespace_and_the_kubernetes_service() {
     let env: BTreeMap<String, String> = service_env(&services, "shop", false).into_iter().collect();
     assert!(env.contains_key("KUBERNETES_SERVICE_HOST"));
     assert!(!env.contains_key("WEB_API_SERVICE_HOST"));
-}
-
-#[test]
-fn unused_imports_guard() {
-    let _ = (Container::default(), ResourceRequirements::default());
 }
