@@ -63,6 +63,12 @@ pub const ADMIN_GROUP: &str = "system:masters";
 pub enum Error {
     #[error("TLS configuration of the kubelet server: {0}")]
     Tls(String),
+    #[error("listening on {addr} for the kubelet API: {source}")]
+    Listen {
+        addr: std::net::SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 /// The rustls configuration of the kubelet server: its serving certificate,
@@ -94,6 +100,33 @@ pub fn tls_config(
     // HTTP/1.1 only: upgrades (WebSocket, SPDY) need it.
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok(Arc::new(config))
+}
+
+/// Starts the kubelet API on `addr` (port 0: any free port) with the
+/// serving certificate `cert_pem`/`key_pem`, accepting clients whose
+/// certificates `client_ca_pem` signed. Returns the bound address (the
+/// port goes into the Node's `daemonEndpoints.kubeletEndpoint.Port`) and
+/// the serving task.
+///
+/// A server's own agent gets its certificate from the server's PKI
+/// (`apiserver::tls::Pki::issue_kubelet_serving_cert`) and `Pki::ca_cert_pem`.
+pub async fn start(
+    runtime: Arc<dyn RuntimeService>,
+    addr: std::net::SocketAddr,
+    cert_pem: &str,
+    key_pem: &str,
+    client_ca_pem: &str,
+) -> Result<(std::net::SocketAddr, tokio::task::JoinHandle<()>), Error> {
+    let tls = tls_config(cert_pem, key_pem, client_ca_pem)?;
+    let listener = TcpListener::bind(addr)
+        .await
+        .map_err(|e| Error::Listen { addr, source: e })?;
+    let bound = listener
+        .local_addr()
+        .map_err(|e| Error::Listen { addr, source: e })?;
+    let task = tokio::spawn(KubeletServer::new(runtime).serve(listener, tls));
+    tracing::info!(%bound, "kubelet API listening");
+    Ok((bound, task))
 }
 
 /// The kubelet API over `runtime`.

@@ -261,10 +261,16 @@ async fn start(forward_to: u16) -> Harness {
         forward_to: Mutex::new(forward_to),
     });
     let certs = certs();
-    let tls = tls_config(&certs.serving.0, &certs.serving.1, &certs.ca_pem).unwrap();
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let server = tokio::spawn(KubeletServer::new(rt).serve(listener, tls));
+    let (bound, server) = super::start(
+        rt,
+        "127.0.0.1:0".parse().unwrap(),
+        &certs.serving.0,
+        &certs.serving.1,
+        &certs.ca_pem,
+    )
+    .await
+    .unwrap();
+    let port = bound.port();
     Harness {
         port,
         certs,
