@@ -7,7 +7,6 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use crate::cri::*;
 use crate::runc::Runc;
 use crate::shim::{frame, AttachHeader};
-use crate::state;
 
 impl Runc {
     pub(crate) async fn attach_streams(
@@ -24,7 +23,7 @@ impl Runc {
         }
         let rec = self.load_container(id)?;
         let tty = rec.config.tty;
-        let sock = self.container_dir(id).join(state::ATTACH_SOCKET);
+        let sock = self.socket_path(id, "");
         let mut conn = tokio::net::UnixStream::connect(&sock)
             .await
             .map_err(|source| Error::Io {

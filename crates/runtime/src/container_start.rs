@@ -32,6 +32,7 @@ impl Runc {
             stdin_once: cfg.stdin_once,
             tty: cfg.tty,
             oom_file: Some(crate::cgroups::oom_file(&rec.cgroups_path)),
+            attach_socket: self.socket_path(id, ""),
         };
         let path = dir.join(state::SHIM_CONFIG);
         state::write_json(&path, &shim).map_err(io_err(format!("writing {}", path.display())))?;

@@ -9,7 +9,6 @@ use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use crate::cri::*;
 use crate::runc::{runc_message, Runc};
 use crate::shim::AttachHeader;
-use crate::state;
 
 impl Runc {
     pub(crate) fn status(&self, id: &str) -> Result<ContainerStatus> {
@@ -100,7 +99,7 @@ impl Runc {
 
     pub(crate) async fn reopen_log(&self, id: &str) -> Result<()> {
         self.load_container(id)?;
-        let sock = self.container_dir(id).join(state::ATTACH_SOCKET);
+        let sock = self.socket_path(id, "");
         let not_running = |e: std::io::Error| Error::Runtime {
             op: "reopening the container log".into(),
             message: format!("container {id} is not running: {e}"),

@@ -152,17 +152,28 @@ impl Runc {
         cmd: &[String],
         opts: &StreamOptions,
     ) -> Result<StreamSession> {
-        let sock: PathBuf = self
-            .container_dir(id)
-            .join(format!("exec-{}.sock", &state::new_id()[..16]));
+        let sock: PathBuf = self.socket_path(id, &format!("-exec-{}", &state::new_id()[..8]));
         let listener =
             std::os::unix::net::UnixListener::bind(&sock).map_err(|source| Error::Io {
                 op: format!("binding {}", sock.display()),
                 source,
             })?;
         let sock_arg = sock.display().to_string();
-        let spawned = self
-            .exec_command(id, &["--tty", "--console-socket", &sock_arg], cmd)
+        let pid_file = self
+            .container_dir(id)
+            .join(format!("exec-{}.pid", &state::new_id()[..16]));
+        let pid_arg = pid_file.display().to_string();
+        let spawned = tokio::process::Command::new(&self.cfg.shim)
+            .args(&self.cfg.shim_args)
+            .arg("exec-wait")
+            .arg(&pid_file)
+            .arg(&self.cfg.runc)
+            .arg("--root")
+            .arg(self.runc_root())
+            .args(["exec", "--detach", "--tty", "--console-socket", &sock_arg])
+            .args(["--pid-file", &pid_arg])
+            .arg(id)
+            .args(cmd)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())

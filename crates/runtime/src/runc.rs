@@ -99,6 +99,13 @@ impl Runc {
         self.containers_dir().join(id)
     }
 
+    /// A unix socket path for container `id`, short enough for sun_path.
+    pub(crate) fn socket_path(&self, id: &str, suffix: &str) -> PathBuf {
+        let dir = self.cfg.run_dir.join("shim");
+        let _ = std::fs::create_dir_all(&dir);
+        dir.join(format!("{}{suffix}.sock", &id[..id.len().min(16)]))
+    }
+
     pub(crate) fn load_sandbox(&self, id: &str) -> Result<SandboxRecord> {
         check_id(id)?;
         state::read_json(&self.sandbox_dir(id).join(state::SANDBOX_RECORD)).map_err(|_| {

@@ -178,6 +178,7 @@ impl Runc {
             stdin_once: false,
             tty: false,
             oom_file: None,
+            attach_socket: self.socket_path(&rec.id, ""),
         };
         let shim_json = dir.join(state::SHIM_CONFIG);
         state::write_json(&shim_json, &shim)

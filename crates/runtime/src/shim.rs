@@ -71,9 +71,43 @@ pub fn main(args: &[String]) -> i32 {
     match args {
         [cmd, _dir] if cmd == "launch" => launch(),
         [cmd, dir] if cmd == "run" => run(Path::new(dir)),
+        [cmd, pid_file, runc, rest @ ..] if cmd == "exec-wait" => {
+            exec_wait(Path::new(pid_file), runc, rest)
+        }
         _ => {
-            eprintln!("usage: __shim launch|run DIR");
+            eprintln!("usage: __shim launch|run DIR | exec-wait PID_FILE RUNC ARGS...");
             2
+        }
+    }
+}
+
+/// `runc exec --detach` (the only way runc hands a tty's master to a console
+/// socket) leaves the exec'd process to the nearest subreaper: this is that
+/// subreaper, for one exec. It exits with the process's exit code (255 and
+/// runc's error on stderr when runc failed).
+fn exec_wait(pid_file: &Path, runc: &str, args: &[String]) -> i32 {
+    let _ = sys::set_child_subreaper();
+    match Command::new(runc).args(args).stdin(Stdio::null()).status() {
+        Ok(s) if s.success() => {}
+        Ok(_) => return 255,
+        Err(e) => {
+            eprintln!("running {runc}: {e}");
+            return 255;
+        }
+    }
+    let Some(pid) = std::fs::read_to_string(pid_file)
+        .ok()
+        .and_then(|s| s.trim().parse::<i32>().ok())
+    else {
+        eprintln!("runc left no pid in {}", pid_file.display());
+        return 255;
+    };
+    let _ = std::fs::remove_file(pid_file);
+    loop {
+        match sys::wait_any() {
+            Ok(Some(r)) if r.pid == pid => return r.code,
+            Ok(Some(_)) => continue,
+            Ok(None) | Err(_) => return 255,
         }
     }
 }
@@ -266,7 +300,7 @@ fn run(dir: &Path) -> i32 {
     }
     drop(done_tx);
 
-    let socket = dir.join(state::ATTACH_SOCKET);
+    let socket = cfg.attach_socket.clone();
     let _ = std::fs::remove_file(&socket);
     match UnixListener::bind(&socket) {
         Ok(listener) => {
@@ -375,7 +409,7 @@ fn start(dir: &Path, cfg: &ShimConfig) -> Result<Started, String> {
         master: None,
     };
     let console = if cfg.tty {
-        let path = dir.join("console.sock");
+        let path = cfg.attach_socket.with_extension("console");
         let _ = std::fs::remove_file(&path);
         let listener =
             UnixListener::bind(&path).map_err(|e| format!("binding the console socket: {e}"))?;

@@ -6,7 +6,8 @@
 //! <root>/runc/                        runc --root
 //! <root>/sandboxes/<id>/sandbox.json  + hostname, hosts, resolv.conf, shm/, bundle/
 //! <root>/containers/<id>/container.json  + bundle/, upper/, work/
-//! <dir>/shim.json  <dir>/status.json  <dir>/attach.sock   (per shim)
+//! <dir>/shim.json  <dir>/status.json                     (per shim)
+//! <run_dir>/shim/<id[..16]>.sock (attach), <id[..16]>-*.sock (consoles)
 //! ```
 
 use std::io;
@@ -20,7 +21,6 @@ use crate::cri::{ContainerConfig, PodSandboxConfig};
 
 pub const SHIM_CONFIG: &str = "shim.json";
 pub const STATUS: &str = "status.json";
-pub const ATTACH_SOCKET: &str = "attach.sock";
 pub const SANDBOX_RECORD: &str = "sandbox.json";
 pub const CONTAINER_RECORD: &str = "container.json";
 
@@ -66,6 +66,10 @@ pub struct ShimConfig {
     /// The file whose `oom_kill` counter tells an OOM kill (v1
     /// `memory.oom_control`, v2 `memory.events`).
     pub oom_file: Option<PathBuf>,
+    /// Where the shim serves attach; kept short (unix socket paths are
+    /// limited to 108 bytes), so under the run directory rather than beside
+    /// the bundle.
+    pub attach_socket: PathBuf,
 }
 
 /// Kept by the shim: the container's process and, once it exited, how.

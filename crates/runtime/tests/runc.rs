@@ -70,3 +70,495 @@ async fn a_container_runs_in_a_sandbox_and_its_output_lands_in_the_cri_log() {
         Err(Error::NotFound { .. })
     ));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn exit_code_and_finish_time_are_recorded() {
+    require_root!();
+    let node = Node::new();
+    let sb_cfg = node.sandbox_config("exits");
+    let sb = node.runtime.run_pod_sandbox(&sb_cfg).await.unwrap();
+    let cfg = node.container_config("fail", &["sh", "-c", "printf 'no newline'; exit 3"]);
+    let id = node.run(&sb, &sb_cfg, &cfg).await;
+    let st = node.wait_exited(&id).await;
+    assert_eq!(st.exit_code, Some(3));
+    assert_eq!(st.reason.as_deref(), Some("Error"));
+    assert!(st.finished_at.unwrap() >= st.started_at.unwrap());
+    let raw = std::fs::read_to_string(&st.log_path).unwrap();
+    assert!(raw.trim_end().ends_with(" stdout P no newline"), "{raw}");
+    // Starting it again is refused; the status stays.
+    assert!(node.runtime.start_container(&id).await.is_err());
+    assert_eq!(
+        node.runtime.container_status(&id).await.unwrap().exit_code,
+        Some(3)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_missing_command_fails_to_start_with_start_error() {
+    require_root!();
+    let node = Node::new();
+    let sb_cfg = node.sandbox_config("nope");
+    let sb = node.runtime.run_pod_sandbox(&sb_cfg).await.unwrap();
+    let cfg = node.container_config("app", &["nope"]);
+    let id = node
+        .runtime
+        .create_container(&sb, &cfg, &sb_cfg)
+        .await
+        .unwrap();
+    let err = node.runtime.start_container(&id).await.unwrap_err();
+    let Error::Start { message, .. } = &err else {
+        panic!("expected Error::Start, got {err:?}");
+    };
+    assert!(
+        message.contains(r#"exec: "nope": executable file not found in $PATH"#),
+        "{message}"
+    );
+    let st = node.runtime.container_status(&id).await.unwrap();
+    assert_eq!(st.state, ContainerState::Exited);
+    assert_eq!(st.exit_code, Some(128));
+    assert_eq!(st.reason.as_deref(), Some("StartError"));
+    assert_eq!(st.message.as_deref(), Some(message.as_str()));
+    assert!(st.started_at.is_none());
+    // The sandbox is unharmed.
+    assert_eq!(
+        node.runtime.pod_sandbox_status(&sb).await.unwrap().state,
+        PodSandboxState::Ready
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_container_over_its_memory_limit_is_oom_killed_with_137() {
+    require_root!();
+    let node = Node::new();
+    let sb_cfg = node.sandbox_config("oom");
+    let sb = node.runtime.run_pod_sandbox(&sb_cfg).await.unwrap();
+    let mut cfg = node.container_config(
+        "hog",
+        &["sh", "-c", "x=0123456789; while :; do x=$x$x; done"],
+    );
+    cfg.resources.memory_limit_in_bytes = Some(32 << 20);
+    let id = node.run(&sb, &sb_cfg, &cfg).await;
+    let st = node.wait_exited(&id).await;
+    assert_eq!(st.exit_code, Some(137));
+    assert_eq!(st.reason.as_deref(), Some("OOMKilled"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn stop_sends_sigterm_then_sigkill_after_the_timeout() {
+    require_root!();
+    let node = Node::new();
+    let sb_cfg = node.sandbox_config("stop");
+    let sb = node.runtime.run_pod_sandbox(&sb_cfg).await.unwrap();
+    let polite = node.container_config(
+        "polite",
+        &[
+            "sh",
+            "-c",
+            "trap 'echo bye; exit 7' TERM; while :; do sleep 0.1; done",
+        ],
+    );
+    let stubborn = node.container_config(
+        "stubborn",
+        &["sh", "-c", "trap '' TERM; while :; do sleep 0.1; done"],
+    );
+    let polite = node.run(&sb, &sb_cfg, &polite).await;
+    let stubborn = node.run(&sb, &sb_cfg, &stubborn).await;
+    // The traps are set once the shell runs its loop.
+    for id in [&polite, &stubborn] {
+        wait_for(Duration::from_secs(10), || async {
+            let out = node
+                .exec(id, &["sh", "-c", "ps -o comm | grep -c sleep"])
+                .await;
+            (out.exit_code == 0).then_some(())
+        })
+        .await;
+    }
+    let t = std::time::Instant::now();
+    node.runtime
+        .stop_container(&polite, Duration::from_secs(30))
+        .await
+        .unwrap();
+    assert!(t.elapsed() < Duration::from_secs(10));
+    let st = node.runtime.container_status(&polite).await.unwrap();
+    assert_eq!(st.exit_code, Some(7));
+    assert_eq!(log_lines(&st.log_path, "stdout"), ["bye"]);
+
+    node.runtime
+        .stop_container(&stubborn, Duration::from_millis(500))
+        .await
+        .unwrap();
+    let st = node.runtime.container_status(&stubborn).await.unwrap();
+    assert_eq!(st.exit_code, Some(137));
+    // Stopping again is fine.
+    node.runtime
+        .stop_container(&stubborn, Duration::from_secs(1))
+        .await
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn killing_the_app_container_keeps_the_pod_network_namespace() {
+    require_root!();
+    let node = Node::new();
+    let sb_cfg = node.sandbox_config("keep");
+    let sb = node.runtime.run_pod_sandbox(&sb_cfg).await.unwrap();
+    let netns = node
+        .runtime
+        .pod_sandbox_status(&sb)
+        .await
+        .unwrap()
+        .netns_path
+        .unwrap();
+    use std::os::unix::fs::MetadataExt;
+    let ino = std::fs::metadata(&netns).unwrap().ino();
+    let expected = format!("net:[{ino}]");
+    let cfg = node.container_config("app", &["sleep", "1000"]);
+    let first = node.run(&sb, &sb_cfg, &cfg).await;
+    let link = node.exec(&first, &["readlink", "/proc/self/ns/net"]).await;
+    assert_eq!(String::from_utf8_lossy(&link.stdout).trim(), expected);
+    let lo = node
+        .exec(&first, &["cat", "/sys/class/net/lo/operstate"])
+        .await;
+    assert_ne!(String::from_utf8_lossy(&lo.stdout).trim(), "down");
+
+    node.runtime
+        .stop_container(&first, Duration::ZERO)
+        .await
+        .unwrap();
+    assert_eq!(
+        node.runtime.pod_sandbox_status(&sb).await.unwrap().state,
+        PodSandboxState::Ready
+    );
+    let mut again = cfg.clone();
+    again.metadata.attempt = 1;
+    again.log_path = "app/1.log".into();
+    let second = node.run(&sb, &sb_cfg, &again).await;
+    let link = node.exec(&second, &["readlink", "/proc/self/ns/net"]).await;
+    assert_eq!(String::from_utf8_lossy(&link.stdout).trim(), expected);
+    let host = node.exec(&second, &["hostname"]).await;
+    assert_eq!(String::from_utf8_lossy(&host.stdout).trim(), "keep");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_dead_pause_process_makes_the_sandbox_not_ready() {
+    require_root!();
+    let node = Node::new();
+    let sb_cfg = node.sandbox_config("pause");
+    let sb = node.runtime.run_pod_sandbox(&sb_cfg).await.unwrap();
+    let dir = node.cfg.root.join("sandboxes").join(&sb);
+    let status: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("status.json")).unwrap()).unwrap();
+    let pid = status["pid"].as_i64().unwrap();
+    // runc start returns when the init was told to exec; it may not have yet.
+    wait_for(Duration::from_secs(10), || async {
+        let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap();
+        cmdline.starts_with(b"/pause").then_some(())
+    })
+    .await;
+    std::process::Command::new("kill")
+        .args(["-9", &pid.to_string()])
+        .status()
+        .unwrap();
+    wait_for(Duration::from_secs(10), || async {
+        let st = node.runtime.pod_sandbox_status(&sb).await.unwrap();
+        (st.state == PodSandboxState::NotReady).then_some(())
+    })
+    .await;
+    node.runtime.stop_pod_sandbox(&sb).await.unwrap();
+    node.runtime.remove_pod_sandbox(&sb).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn share_process_namespace_shows_pause_as_pid_1() {
+    require_root!();
+    let node = Node::new();
+    let mut sb_cfg = node.sandbox_config("shared");
+    sb_cfg.namespace_options.pid = NamespaceMode::Pod;
+    let sb = node.runtime.run_pod_sandbox(&sb_cfg).await.unwrap();
+    let cfg = node.container_config("app", &["sleep", "1000"]);
+    let id = node.run(&sb, &sb_cfg, &cfg).await;
+    let ps = node.exec(&id, &["ps", "-o", "pid,comm,args"]).await;
+    let out = String::from_utf8_lossy(&ps.stdout);
+    let first = out
+        .lines()
+        .find(|l| l.split_whitespace().next() == Some("1"))
+        .unwrap_or_else(|| panic!("no PID 1 in {out}"));
+    assert!(first.contains("/pause"), "{out}");
+    assert!(out.contains("sleep 1000"), "{out}");
+
+    // Without sharing, the container's own command is PID 1.
+    let sb2_cfg = node.sandbox_config("private");
+    let sb2 = node.runtime.run_pod_sandbox(&sb2_cfg).await.unwrap();
+    let id2 = node.run(&sb2, &sb2_cfg, &cfg).await;
+    let ps = node.exec(&id2, &["ps", "-o", "pid,args"]).await;
+    let out = String::from_utf8_lossy(&ps.stdout);
+    assert!(!out.contains("/pause"), "{out}");
+    assert!(
+        out.lines()
+            .any(|l| l.trim().starts_with("1 ") && l.contains("sleep 1000")),
+        "{out}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn exec_sync_returns_output_and_exit_code() {
+    require_root!();
+    let node = Node::new();
+    let sb_cfg = node.sandbox_config("exec");
+    let sb = node.runtime.run_pod_sandbox(&sb_cfg).await.unwrap();
+    let mut cfg = node.container_config("app", &["sleep", "1000"]);
+    cfg.envs = vec![("GREETING".into(), "hi there".into())];
+    let id = node.run(&sb, &sb_cfg, &cfg).await;
+    let out = node
+        .exec(&id, &["sh", "-c", "echo $GREETING; echo err >&2; exit 4"])
+        .await;
+    assert_eq!(out.stdout, b"hi there\n");
+    assert_eq!(out.stderr, b"err\n");
+    assert_eq!(out.exit_code, 4);
+    let cmd: Vec<String> = ["sleep", "10"].iter().map(|s| s.to_string()).collect();
+    let t = std::time::Instant::now();
+    let err = node
+        .runtime
+        .exec_sync(&id, &cmd, Duration::from_millis(300))
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("timed out"), "{err}");
+    assert!(t.elapsed() < Duration::from_secs(5));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn exec_with_a_tty_runs_in_a_terminal_that_resizes() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    require_root!();
+    let node = Node::new();
+    let sb_cfg = node.sandbox_config("tty");
+    let sb = node.runtime.run_pod_sandbox(&sb_cfg).await.unwrap();
+    let id = node
+        .run(
+            &sb,
+            &sb_cfg,
+            &node.container_config("app", &["sleep", "1000"]),
+        )
+        .await;
+    let opts = StreamOptions {
+        stdin: true,
+        stdout: true,
+        stderr: false,
+        tty: true,
+    };
+    let mut session = node
+        .runtime
+        .exec(&id, &["sh".to_string()], &opts)
+        .await
+        .unwrap();
+    assert!(session.stderr.is_none());
+    session
+        .resize
+        .as_ref()
+        .unwrap()
+        .send(TerminalSize {
+            width: 100,
+            height: 40,
+        })
+        .await
+        .unwrap();
+    let mut stdin = session.stdin.take().unwrap();
+    let mut stdout = session.stdout.take().unwrap();
+    stdin.write_all(b"tty; stty size; exit 3\n").await.unwrap();
+    let mut seen = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(20), async {
+        let mut buf = [0u8; 4096];
+        loop {
+            match stdout.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => seen.extend_from_slice(&buf[..n]),
+            }
+        }
+    })
+    .await;
+    assert!(
+        read.is_ok(),
+        "no EOF; saw {}",
+        String::from_utf8_lossy(&seen)
+    );
+    let text = String::from_utf8_lossy(&seen);
+    assert!(text.contains("/dev/pts/"), "{text}");
+    assert!(text.contains("40 100"), "{text}");
+    assert_eq!(session.exit.await.unwrap(), 3);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn attach_reaches_a_container_reading_stdin() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    require_root!();
+    let node = Node::new();
+    let sb_cfg = node.sandbox_config("attach");
+    let sb = node.runtime.run_pod_sandbox(&sb_cfg).await.unwrap();
+    let mut cfg = node.container_config("cat", &["cat"]);
+    cfg.stdin = true;
+    cfg.stdin_once = true;
+    let id = node.run(&sb, &sb_cfg, &cfg).await;
+    let opts = StreamOptions {
+        stdin: true,
+        stdout: true,
+        stderr: true,
+        tty: false,
+    };
+    let mut session = node.runtime.attach(&id, &opts).await.unwrap();
+    let mut stdin = session.stdin.take().unwrap();
+    let mut stdout = session.stdout.take().unwrap();
+    stdin.write_all(b"hello attach\n").await.unwrap();
+    let mut buf = vec![0u8; 64];
+    let n = tokio::time::timeout(Duration::from_secs(10), stdout.read(&mut buf))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(&buf[..n], b"hello attach\n");
+    // Closing stdin (stdinOnce) ends cat.
+    stdin.shutdown().await.unwrap();
+    drop(stdin);
+    let code = tokio::time::timeout(Duration::from_secs(10), session.exit)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(code, 0);
+    let st = node.wait_exited(&id).await;
+    assert_eq!(log_lines(&st.log_path, "stdout"), ["hello attach"]);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn port_forward_connects_to_a_server_inside_the_pod() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    require_root!();
+    let node = Node::new();
+    let sb_cfg = node.sandbox_config("web");
+    let sb = node.runtime.run_pod_sandbox(&sb_cfg).await.unwrap();
+    let cfg = node.container_config(
+        "httpd",
+        &[
+            "sh",
+            "-c",
+            "echo hello from the pod > /www/index.html; exec httpd -f -p 127.0.0.1:8080 -h /www",
+        ],
+    );
+    node.run(&sb, &sb_cfg, &cfg).await;
+    let mut conn = wait_for(Duration::from_secs(10), || async {
+        node.runtime.port_forward(&sb, 8080).await.ok()
+    })
+    .await;
+    conn.write_all(b"GET /index.html HTTP/1.0\r\n\r\n")
+        .await
+        .unwrap();
+    let mut resp = String::new();
+    tokio::time::timeout(Duration::from_secs(10), conn.read_to_string(&mut resp))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(resp.starts_with("HTTP/1.1 200 OK"), "{resp}");
+    assert!(resp.contains("hello from the pod"), "{resp}");
+    // Nothing listens on the host's loopback at that port for this pod.
+    let err = node.runtime.port_forward(&sb, 8081).await.unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("failed to connect to localhost:8081"),
+        "{err}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_shim_outlives_the_runtime_and_a_new_runtime_sees_the_container() {
+    require_root!();
+    let node = Node::new();
+    let sb_cfg = node.sandbox_config("restart");
+    let (sb, id) = {
+        // A runtime of its own, dropped like an agent that exits.
+        let first = node.reopen();
+        let sb = first.run_pod_sandbox(&sb_cfg).await.unwrap();
+        let cfg = node.container_config(
+            "app",
+            &[
+                "sh",
+                "-c",
+                "while [ ! -f /tmp/go ]; do sleep 0.1; done; echo done; exit 4",
+            ],
+        );
+        let id = first.create_container(&sb, &cfg, &sb_cfg).await.unwrap();
+        first.start_container(&id).await.unwrap();
+        (sb, id)
+    };
+    let second = node.reopen();
+    let st = second.container_status(&id).await.unwrap();
+    assert_eq!(st.state, ContainerState::Running);
+    assert_eq!(
+        second.pod_sandbox_status(&sb).await.unwrap().state,
+        PodSandboxState::Ready
+    );
+    assert_eq!(second.list_pod_sandbox().await.unwrap().len(), 1);
+    let touch: Vec<String> = ["touch", "/tmp/go"].iter().map(|s| s.to_string()).collect();
+    let out = second
+        .exec_sync(&id, &touch, Duration::from_secs(10))
+        .await
+        .unwrap();
+    assert_eq!(out.exit_code, 0);
+    let st = wait_for(Duration::from_secs(10), || async {
+        let s = second.container_status(&id).await.unwrap();
+        (s.state == ContainerState::Exited).then_some(s)
+    })
+    .await;
+    assert_eq!(st.exit_code, Some(4));
+    assert_eq!(log_lines(&st.log_path, "stdout"), ["done"]);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn security_context_read_only_rootfs_dropped_capabilities_and_run_as_user() {
+    require_root!();
+    let node = Node::new();
+    let sb_cfg = node.sandbox_config("secure");
+    let sb = node.runtime.run_pod_sandbox(&sb_cfg).await.unwrap();
+
+    let mut ro = node.container_config("ro", &["sleep", "1000"]);
+    ro.security_context.readonly_rootfs = true;
+    let ro = node.run(&sb, &sb_cfg, &ro).await;
+    let out = node.exec(&ro, &["touch", "/x"]).await;
+    assert_ne!(out.exit_code, 0);
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("Read-only file system"),
+        "{out:?}"
+    );
+    // /dev/shm stays writable.
+    assert_eq!(node.exec(&ro, &["touch", "/dev/shm/x"]).await.exit_code, 0);
+
+    let mut nocaps = node.container_config("nocaps", &["sleep", "1000"]);
+    nocaps.security_context.capabilities = Some(Capability {
+        add: vec![],
+        drop: vec!["ALL".into()],
+    });
+    let nocaps = node.run(&sb, &sb_cfg, &nocaps).await;
+    let out = node.exec(&nocaps, &["chown", "65534", "/tmp"]).await;
+    assert_ne!(out.exit_code, 0);
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("Operation not permitted"),
+        "{out:?}"
+    );
+    let mut caps = node.container_config("caps", &["sleep", "1000"]);
+    caps.log_path = "caps/0.log".into();
+    let caps = node.run(&sb, &sb_cfg, &caps).await;
+    assert_eq!(
+        node.exec(&caps, &["chown", "65534", "/tmp"])
+            .await
+            .exit_code,
+        0
+    );
+
+    let mut nobody = node.container_config("nobody", &["sleep", "1000"]);
+    nobody.security_context.run_as_user = Some(65534);
+    nobody.security_context.supplemental_groups = vec![1234];
+    let nobody = node.run(&sb, &sb_cfg, &nobody).await;
+    let id = node.exec(&nobody, &["id"]).await;
+    let text = String::from_utf8_lossy(&id.stdout);
+    assert!(
+        text.starts_with("uid=65534(nobody) gid=65534(nogroup)"),
+        "{text}"
+    );
+    assert!(text.contains("1234"), "{text}");
+}
