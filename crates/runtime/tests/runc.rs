@@ -562,3 +562,48 @@ async fn security_context_read_only_rootfs_dropped_capabilities_and_run_as_user(
     );
     assert!(text.contains("1234"), "{text}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn killing_the_app_container_keeps_the_pod_ip() {
+    require_root!();
+    let node = Node::with_cni();
+    let sb_cfg = node.sandbox_config("ip");
+    let sb = node.runtime.run_pod_sandbox(&sb_cfg).await.unwrap();
+    let status = node.runtime.pod_sandbox_status(&sb).await.unwrap();
+    assert_eq!(status.ips.len(), 1, "{status:?}");
+    let ip = status.ips[0].to_string();
+    assert!(ip.starts_with("10.201."), "{ip}");
+
+    let cfg = node.container_config("app", &["sleep", "1000"]);
+    let first = node.run(&sb, &sb_cfg, &cfg).await;
+    let addr = node
+        .exec(&first, &["ip", "-4", "-o", "addr", "show", "eth0"])
+        .await;
+    assert!(String::from_utf8_lossy(&addr.stdout).contains(&format!("inet {ip}/")));
+    let hosts = node.exec(&first, &["cat", "/etc/hosts"]).await;
+    assert!(String::from_utf8_lossy(&hosts.stdout).contains(&format!("{ip}\tip\n")));
+
+    node.runtime
+        .stop_container(&first, Duration::ZERO)
+        .await
+        .unwrap();
+    node.runtime.remove_container(&first).await.unwrap();
+    let mut again = cfg.clone();
+    again.metadata.attempt = 1;
+    again.log_path = "app/1.log".into();
+    let second = node.run(&sb, &sb_cfg, &again).await;
+    let addr = node
+        .exec(&second, &["ip", "-4", "-o", "addr", "show", "eth0"])
+        .await;
+    assert!(String::from_utf8_lossy(&addr.stdout).contains(&format!("inet {ip}/")));
+    assert_eq!(
+        node.runtime.pod_sandbox_status(&sb).await.unwrap().ips,
+        status.ips
+    );
+
+    node.runtime.stop_pod_sandbox(&sb).await.unwrap();
+    let stopped = node.runtime.pod_sandbox_status(&sb).await.unwrap();
+    assert!(stopped.netns_path.is_none());
+    assert!(!status.netns_path.unwrap().exists());
+    node.runtime.remove_pod_sandbox(&sb).await.unwrap();
+}

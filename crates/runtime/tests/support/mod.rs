@@ -39,6 +39,8 @@ static SEQ: AtomicU32 = AtomicU32::new(0);
 
 pub struct Node {
     pub runtime: Arc<Runc>,
+    /// The pod network of [`Node::with_cni`], torn down on drop.
+    pub network: Option<net::DefaultNetwork>,
     pub cfg: RuncConfig,
     pub layer: PathBuf,
     pub logs: PathBuf,
@@ -79,6 +81,17 @@ pub fn busybox_layer(dir: &Path) -> PathBuf {
 
 impl Node {
     pub fn new() -> Node {
+        Node::build(false)
+    }
+
+    /// A node whose pods get addresses from a bridge network of their own
+    /// (a unique bridge and network name, a /24 of 10.201.0.0/16 picked by
+    /// process id), through the reference CNI plugins.
+    pub fn with_cni() -> Node {
+        Node::build(true)
+    }
+
+    fn build(with_cni: bool) -> Node {
         let tmp = tempfile::Builder::new()
             .prefix("krate-runtime-test")
             .tempdir()
@@ -92,9 +105,29 @@ impl Node {
             std::process::id(),
             SEQ.fetch_add(1, Ordering::SeqCst)
         );
+        let mut network = None;
+        if with_cni {
+            let seq = SEQ.fetch_add(1, Ordering::SeqCst);
+            let pid = std::process::id();
+            let cni = net::Cni::new(net::CniConfig {
+                conf_dir: dir.join("net.d"),
+                cache_dir: dir.join("cni-cache"),
+                ..net::CniConfig::default()
+            });
+            let net = net::DefaultNetwork {
+                name: format!("krate-rt-test-{pid}-{seq}"),
+                bridge: format!("krr{:x}-{seq}", pid & 0xfffff),
+                pod_cidr: format!("10.201.{}.0/24", (pid + seq) % 250),
+                mtu: None,
+            };
+            cni.write_default_config_if_missing(&net).unwrap();
+            cfg.cni = Some(cni);
+            network = Some(net);
+        }
         let runtime = Arc::new(Runc::new(cfg.clone()).unwrap());
         Node {
             runtime,
+            network,
             cfg,
             layer: busybox_layer(&dir),
             logs: dir.join("logs"),
@@ -179,6 +212,7 @@ impl Node {
         let runtime = self.runtime.clone();
         let cfg = self.cfg.clone();
         let dir = tmp.path().to_path_buf();
+        let network = self.network.clone();
         // The test's own async runtime may be the one dropping us.
         std::thread::spawn(move || {
             let rt = tokio::runtime::Builder::new_current_thread()
@@ -235,6 +269,9 @@ impl Node {
                     .status();
             }
             let _ = net::netns::remove_all(&cfg.run_dir);
+            if let Some(network) = network {
+                let _ = net::default_network::tear_down(&network);
+            }
             runtime.remove_cgroup_root();
             drop(tmp);
         })
