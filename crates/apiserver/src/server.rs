@@ -66,6 +66,9 @@ impl From<CertIdentity> for User {
 pub struct ApiServer {
     registry: Arc<Registry>,
     tokens: std::sync::OnceLock<Arc<crate::tokens::TokenIssuer>>,
+    /// The shared node join token: a bearer `<token>:<node-name>` is the
+    /// user `system:node:<node-name>` in group `system:nodes`.
+    node_token: std::sync::OnceLock<String>,
     openapi: Arc<openapi::OpenApi>,
     catalog: Arc<crate::resources::Catalog>,
     /// `host:port` clients reach this server at (for `/api`).
@@ -178,6 +181,7 @@ impl ApiServer {
         Arc::new(ApiServer {
             registry: Arc::new(registry),
             tokens: Default::default(),
+            node_token: Default::default(),
             openapi,
             catalog: Arc::default(),
             server_address,
@@ -199,6 +203,28 @@ impl ApiServer {
     /// authentication).
     pub fn set_token_issuer(&self, issuer: Arc<crate::tokens::TokenIssuer>) {
         let _ = self.tokens.set(issuer);
+    }
+
+    /// Accepts `token` (with the node's name appended, `<token>:<name>`)
+    /// as the credentials of node agents joining the cluster.
+    pub fn set_node_token(&self, token: String) {
+        let _ = self.node_token.set(token);
+    }
+
+    /// The node a bearer token names, when it is the join token.
+    fn node_user(&self, bearer: &str) -> Option<User> {
+        let token = self.node_token.get().filter(|t| !t.is_empty())?;
+        let (secret, node) = bearer.rsplit_once(':')?;
+        let same = secret.len() == token.len()
+            && secret
+                .bytes()
+                .zip(token.bytes())
+                .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+                == 0;
+        (same && !node.is_empty()).then(|| User {
+            name: format!("system:node:{node}"),
+            groups: vec!["system:nodes".into(), "system:authenticated".into()],
+        })
     }
 
     /// Starts the server's own controllers (custom resource definitions).
@@ -296,6 +322,9 @@ impl ApiServer {
             {
                 match self.tokens.get().and_then(|t| t.verify(token.trim(), &[])) {
                     Some(claims) => user = claims.user(),
+                    None if self.node_user(token.trim()).is_some() => {
+                        user = self.node_user(token.trim()).unwrap_or_else(User::anonymous)
+                    }
                     None => {
                         return error_response(&ApiError::new(401, "Unauthorized", "Unauthorized"))
                     }

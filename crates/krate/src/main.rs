@@ -1,6 +1,7 @@
 //! `krate`: Kubernetes in Rust, in one binary. This crate is only the CLI
 //! and the wiring; every component lives in its own crate.
 
+mod agent;
 mod bench;
 mod image;
 mod server;
@@ -27,6 +28,8 @@ struct Cli {
 enum Command {
     /// Run a krate server (control plane).
     Server(server::ServerArgs),
+    /// Run a node agent that joins a krate server.
+    Agent(agent::AgentCommand),
     /// The node's images: import archives, list, remove, pull.
     Image(image::ImageArgs),
     /// Save or restore a snapshot of the datastore.
@@ -90,6 +93,7 @@ fn main() -> Result<()> {
     rt.block_on(async move {
         match cli.command {
             Command::Server(args) => server::run(args).await,
+            Command::Agent(cmd) => agent::join(cmd).await,
             Command::Snapshot(SnapshotCommand::Save { data_dir, file }) => {
                 snapshot_save(&data_dir, &file).await
             }

@@ -68,6 +68,8 @@ pub struct ServerArgs {
     /// Do not run a node agent on this machine.
     #[arg(long)]
     pub disable_agent: bool,
+    #[command(flatten)]
+    pub agent: crate::agent::AgentArgs,
     /// Run only the API server: no controllers and no scheduler.
     #[arg(long, hide = true)]
     pub disable_controllers: bool,
@@ -242,6 +244,24 @@ async fn bootstrap_rbac(registry: &Registry) -> Result<()> {
                 { "nonResourceURLs": ["/healthz", "/livez", "/readyz", "/version", "/version/"], "verbs": ["get"] },
             ]),
         ),
+        // What a kubelet does (upstream's system:node role; bound to the
+        // group system:nodes while joins use a shared token).
+        (
+            "system:node",
+            json!([
+                { "apiGroups": [""], "resources": ["nodes"], "verbs": ["create", "get", "list", "watch", "update", "patch", "delete"] },
+                { "apiGroups": [""], "resources": ["nodes/status"], "verbs": ["patch", "update"] },
+                { "apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list", "watch", "create", "delete"] },
+                { "apiGroups": [""], "resources": ["pods/status"], "verbs": ["patch", "update"] },
+                { "apiGroups": [""], "resources": ["pods/eviction"], "verbs": ["create"] },
+                { "apiGroups": [""], "resources": ["configmaps", "secrets", "services", "endpoints", "persistentvolumeclaims", "persistentvolumes"], "verbs": ["get", "list", "watch"] },
+                { "apiGroups": [""], "resources": ["serviceaccounts/token"], "verbs": ["create"] },
+                { "apiGroups": ["", "events.k8s.io"], "resources": ["events"], "verbs": ["create", "patch", "update"] },
+                { "apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": ["get", "create", "update", "patch", "delete"] },
+                { "apiGroups": ["storage.k8s.io"], "resources": ["csidrivers", "csinodes", "volumeattachments"], "verbs": ["get", "list", "watch"] },
+                { "apiGroups": ["node.k8s.io"], "resources": ["runtimeclasses"], "verbs": ["get", "list", "watch"] },
+            ]),
+        ),
     ];
     for (name, rules) in cluster_roles {
         let role = json!({ "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole", "metadata": meta(name), "rules": rules });
@@ -259,6 +279,7 @@ async fn bootstrap_rbac(registry: &Registry) -> Result<()> {
         ("cluster-admin", json!([group("system:masters")])),
         ("system:basic-user", json!([group("system:authenticated")])),
         ("system:discovery", json!([group("system:authenticated")])),
+        ("system:node", json!([group("system:nodes")])),
         (
             "system:public-info-viewer",
             json!([
@@ -429,6 +450,7 @@ pub async fn run(args: ServerArgs) -> Result<()> {
         pki.kubelet_client()
             .context("preparing the kubelet client certificate")?,
     );
+    api.set_node_token(ensure_token(&args.data_dir)?);
     limits.attach(api.registry());
     bootstrap(api.registry(), first_service_ip, args.https_listen_port).await?;
     let url = format!("https://127.0.0.1:{}", args.https_listen_port);
@@ -452,6 +474,37 @@ pub async fn run(args: ServerArgs) -> Result<()> {
     drop(components);
     serving.abort();
     Ok(())
+}
+
+/// The shared join token of `krate agent --token` (`<data-dir>/token`),
+/// made once.
+fn ensure_token(data_dir: &Path) -> Result<String> {
+    let path = data_dir.join("token");
+    if let Ok(token) = std::fs::read_to_string(&path) {
+        if !token.trim().is_empty() {
+            return Ok(token.trim().to_string());
+        }
+    }
+    let token = format!(
+        "{}{}",
+        uuid::Uuid::new_v4().simple(),
+        uuid::Uuid::new_v4().simple()
+    );
+    std::fs::create_dir_all(data_dir)
+        .with_context(|| format!("creating {}", data_dir.display()))?;
+    {
+        use std::io::Write;
+        use std::os::unix::fs::OpenOptionsExt;
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&path)
+            .with_context(|| format!("writing {}", path.display()))?;
+        writeln!(f, "{token}").with_context(|| format!("writing {}", path.display()))?;
+    }
+    Ok(token)
 }
 
 /// A kube-rs client of this server for an in-process component, with a
@@ -513,6 +566,33 @@ fn start_components(
         ));
         let client = loopback_client(pki, url, "system:kube-scheduler")?;
         tasks.spawn(scheduler::run_with(informers.with_client(client), identity));
+    }
+    if !args.disable_agent {
+        let node_name = args
+            .agent
+            .node_name
+            .clone()
+            .map(|n| n.to_lowercase())
+            .unwrap_or_else(node::agent::default_node_name);
+        let client = loopback_client(pki, url, &format!("system:node:{node_name}"))?;
+        let mut agent_args = args.agent.clone();
+        agent_args.node_name = Some(node_name);
+        let (data_dir, cluster_cidr, service_cidr) = (
+            args.data_dir.clone(),
+            args.cluster_cidr.clone(),
+            args.service_cidr.clone(),
+        );
+        tasks.spawn(async move {
+            let setup = crate::agent::Setup {
+                data_dir: &data_dir,
+                cluster_cidr: &cluster_cidr,
+                service_cidr: &service_cidr,
+                control_plane: true,
+            };
+            if let Err(e) = crate::agent::run(client, agent_args, setup).await {
+                tracing::error!(error = format!("{e:#}"), "the node agent stopped");
+            }
+        });
     }
     if args.simulated_nodes > 0 {
         let client = loopback_client(pki, url, "system:krate-simulated-nodes")?;

@@ -15,7 +15,23 @@ pub struct Cluster {
     pub kubeconfig: PathBuf,
     /// The extra `krate server` flags, kept for restarts.
     extra: Vec<String>,
+    /// The host-global names of this cluster's node agent, when it runs one.
+    pub agent: Option<AgentNames>,
 }
+
+/// What a test cluster's agent creates on the machine under names of its
+/// own, so that the harness can remove it (see `Drop for Cluster`).
+#[derive(Clone, Debug)]
+pub struct AgentNames {
+    pub bridge: String,
+    pub cluster_cidr: String,
+    pub service_cidr: String,
+    /// The cgroup (relative to each hierarchy) pods go under.
+    pub cgroup_parent: String,
+}
+
+/// The image every agent cluster has: busybox, imported at start.
+pub const BUSYBOX: &str = "krate.test/busybox:1";
 
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
@@ -30,8 +46,59 @@ impl Cluster {
         Self::start_with(&[])
     }
 
+    /// A cluster without a node agent (`--disable-agent`) and `extra` flags.
     pub fn start_with(extra: &[&str]) -> Cluster {
+        let mut flags = extra.to_vec();
+        if !flags.contains(&"--disable-agent") {
+            flags.insert(0, "--disable-agent");
+        }
+        Self::spawn(&flags, None, |_| {})
+    }
+
+    /// A cluster whose server runs a node agent on this machine, with a
+    /// bridge, pod and service CIDRs and cgroup of its own, and the busybox
+    /// image ([`BUSYBOX`]) imported.
+    pub fn start_with_agent(extra: &[&str]) -> Cluster {
+        static SEQ: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let seq = SEQ.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let n = (std::process::id().wrapping_mul(7).wrapping_add(seq)) % 1024;
+        let names = AgentNames {
+            bridge: format!("krt{}", std::process::id() % 100_000 * 10 + seq % 10),
+            cluster_cidr: format!("10.{}.{}.0/24", 244 + n / 256, n % 256),
+            service_cidr: format!("10.{}.{}.0/24", 248 + n / 256, n % 256),
+            cgroup_parent: format!("krate-test-{}-{seq}", std::process::id()),
+        };
+        let cgroup_root = format!("/{}/kubepods", names.cgroup_parent);
+        let mut flags: Vec<String> = vec![
+            "--cni-bridge".into(),
+            names.bridge.clone(),
+            "--cluster-cidr".into(),
+            names.cluster_cidr.clone(),
+            "--service-cidr".into(),
+            names.service_cidr.clone(),
+            "--cgroup-root".into(),
+            cgroup_root,
+        ];
+        flags.extend(extra.iter().map(|s| s.to_string()));
+        let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
+        let cluster = Self::spawn(&flags, Some(names), |data| {
+            let images = data.join("agent").join("images");
+            std::fs::create_dir_all(&images).unwrap();
+            image::testing::busybox_oci_archive(&images.join("busybox.tar"), BUSYBOX)
+                .expect("writing the busybox image archive");
+        });
+        cluster
+    }
+
+    fn spawn(extra: &[&str], agent: Option<AgentNames>, prepare: impl FnOnce(&Path)) -> Cluster {
         let dir = tempfile::tempdir().unwrap();
+        prepare(&dir.path().join("data"));
+        let mut extra: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
+        if agent.is_some() {
+            extra.push("--pod-log-dir".into());
+            extra.push(dir.path().join("pod-logs").display().to_string());
+        }
+        let extra: Vec<&str> = extra.iter().map(String::as_str).collect();
         let port = free_port();
         let log = std::fs::File::create(dir.path().join("server.log")).unwrap();
         let child = Command::new(krate_bin())
@@ -44,7 +111,7 @@ impl Cluster {
                 "--bind-address",
                 "127.0.0.1",
             ])
-            .args(extra)
+            .args(&extra)
             .stdout(log.try_clone().unwrap())
             .stderr(log)
             .stdin(Stdio::null())
@@ -57,6 +124,7 @@ impl Cluster {
             port,
             kubeconfig,
             extra: extra.iter().map(|s| s.to_string()).collect(),
+            agent,
         };
         cluster.wait_ready();
         cluster
@@ -206,8 +274,117 @@ impl Cluster {
 
 impl Drop for Cluster {
     fn drop(&mut self) {
+        let Some(names) = self.agent.clone() else {
+            self.kill();
+            return;
+        };
+        // Let the agent tear its pods down (network included) first.
+        if self.child.is_some() {
+            let _ = self.kubectl(&[
+                "delete",
+                "pods",
+                "--all",
+                "-A",
+                "--wait=false",
+                "--grace-period=0",
+                "--force",
+            ]);
+            let deadline = Instant::now() + Duration::from_secs(20);
+            while Instant::now() < deadline && !self.runc_ids().is_empty() {
+                std::thread::sleep(Duration::from_millis(200));
+            }
+        }
         self.kill();
+        self.remove_agent_leftovers(&names);
     }
+}
+
+fn run_quiet(cmd: &str, args: &[&str]) -> Option<String> {
+    let out = Command::new(cmd)
+        .args(args)
+        .stdin(Stdio::null())
+        .stderr(Stdio::null())
+        .output()
+        .ok()?;
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+impl Cluster {
+    pub fn runc_root(&self) -> PathBuf {
+        self.data_dir().join("runtime").join("runc")
+    }
+
+    /// IDs of the runc containers (sandboxes included) of this cluster.
+    pub fn runc_ids(&self) -> Vec<String> {
+        let root = self.runc_root();
+        let Some(out) = run_quiet(
+            "runc",
+            &["--root", &root.display().to_string(), "list", "-q"],
+        ) else {
+            return Vec::new();
+        };
+        out.lines()
+            .map(str::to_string)
+            .filter(|l| !l.is_empty())
+            .collect()
+    }
+
+    /// `runc state` of a container as JSON.
+    pub fn runc_state(&self, id: &str) -> Option<serde_json::Value> {
+        let root = self.runc_root().display().to_string();
+        let out = run_quiet("runc", &["--root", &root, "state", id])?;
+        serde_json::from_str(&out).ok()
+    }
+
+    /// Removes what the agent left on the machine: containers, mounts,
+    /// network namespaces, the bridge, routes and cgroups.
+    fn remove_agent_leftovers(&self, names: &AgentNames) {
+        let root = self.runc_root().display().to_string();
+        for id in self.runc_ids() {
+            let _ = run_quiet("runc", &["--root", &root, "kill", &id, "KILL"]);
+        }
+        std::thread::sleep(Duration::from_millis(200));
+        for id in self.runc_ids() {
+            let _ = run_quiet("runc", &["--root", &root, "delete", "--force", &id]);
+        }
+        // Mounts under the test directory, deepest first.
+        let dir = self.dir.path().display().to_string();
+        let mut mounts: Vec<String> = std::fs::read_to_string("/proc/self/mountinfo")
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| l.split(' ').nth(4).map(str::to_string))
+            .filter(|m| m.starts_with(&dir))
+            .collect();
+        mounts.sort_by_key(|m| std::cmp::Reverse(m.len()));
+        for m in mounts {
+            let _ = run_quiet("umount", &["-l", &m]);
+        }
+        let _ = run_quiet("ip", &["link", "del", &names.bridge]);
+        for cidr in [&names.cluster_cidr, &names.service_cidr] {
+            let _ = run_quiet("ip", &["route", "del", "unreachable", cidr]);
+        }
+        let _ = std::fs::remove_dir_all(format!("/var/lib/cni/networks/krate-{}", names.bridge));
+        if let Ok(hierarchies) = std::fs::read_dir("/sys/fs/cgroup") {
+            for h in hierarchies.flatten() {
+                remove_cgroup_tree(&h.path().join(&names.cgroup_parent));
+            }
+        }
+        // Also on cgroup v2 the tree is directly under /sys/fs/cgroup.
+        remove_cgroup_tree(&Path::new("/sys/fs/cgroup").join(&names.cgroup_parent));
+    }
+}
+
+fn remove_cgroup_tree(path: &Path) {
+    if let Ok(entries) = std::fs::read_dir(path) {
+        for e in entries.flatten() {
+            if e.file_type().map(|t| t.is_dir()).unwrap_or(false) {
+                remove_cgroup_tree(&e.path());
+            }
+        }
+    }
+    let _ = std::fs::remove_dir(path);
 }
 
 pub fn write(dir: &Path, name: &str, content: &str) -> PathBuf {

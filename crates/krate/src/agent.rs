@@ -1,0 +1,304 @@
+//! The node agent's wiring: flags shared by `krate server` (which runs an
+//! agent for its own machine unless `--disable-agent`) and `krate agent
+//! --server URL --token TOKEN` (a node joining a server), and the pieces
+//! the agent drives: the image store, the runc runtime with the CNI pod
+//! network, and the volume manager.
+
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+use async_trait::async_trait;
+use clap::Args;
+use node::agent::{self, ImageInfo, ImageService, NodeNetwork, PullError, RegistryAuth};
+
+use crate::server::DEFAULT_DATA_DIR;
+
+/// Flags of the node agent (k3s' names where it has them).
+#[derive(Args, Clone, Debug)]
+pub struct AgentArgs {
+    /// The node's name (default: the hostname, lowercased).
+    #[arg(long)]
+    pub node_name: Option<String>,
+    /// The node's InternalIP (default: the address of the interface of the
+    /// default route).
+    #[arg(long)]
+    pub node_ip: Option<IpAddr>,
+    /// Directory of static pod manifests (not yet supported).
+    #[arg(long)]
+    pub pod_manifest_path: Option<PathBuf>,
+    /// Directory of CNI network configs (default:
+    /// `<data-dir>/agent/etc/cni/net.d`).
+    #[arg(long)]
+    pub cni_conf_dir: Option<PathBuf>,
+    /// Directory of CNI plugins (default: /opt/cni/bin and /usr/lib/cni).
+    #[arg(long)]
+    pub cni_bin_dir: Option<PathBuf>,
+    /// The bridge of the default pod network (unique per cluster when
+    /// several share a machine).
+    #[arg(long, default_value = "cni0", hide = true)]
+    pub cni_bridge: String,
+    /// The cgroup pods go under (unique per cluster when several share a
+    /// machine).
+    #[arg(long, default_value = "/kubepods", hide = true)]
+    pub cgroup_root: String,
+    /// Where container logs are written.
+    #[arg(long, default_value = "/var/log/pods", hide = true)]
+    pub pod_log_dir: PathBuf,
+}
+
+/// `krate agent`: a node that joins a server.
+#[derive(Args)]
+pub struct AgentCommand {
+    /// The server's URL, e.g. `https://10.0.0.1:6443`.
+    #[arg(long)]
+    pub server: String,
+    /// The join token (the server's `<data-dir>/token`).
+    #[arg(long)]
+    pub token: String,
+    /// Directory holding the agent's state.
+    #[arg(long, default_value = DEFAULT_DATA_DIR)]
+    pub data_dir: PathBuf,
+    /// The range pod CIDRs come from (for the unreachable route).
+    #[arg(long, default_value = "10.42.0.0/16")]
+    pub cluster_cidr: String,
+    /// The range Service ClusterIPs come from (for the unreachable route).
+    #[arg(long, default_value = "10.43.0.0/16")]
+    pub service_cidr: String,
+    #[command(flatten)]
+    pub agent: AgentArgs,
+}
+
+/// Everything [`start`] needs beside the flags.
+pub struct Setup<'a> {
+    pub data_dir: &'a Path,
+    pub cluster_cidr: &'a str,
+    pub service_cidr: &'a str,
+    pub control_plane: bool,
+}
+
+/// The agent's task; it stops when the handle is aborted or dropped with
+/// its JoinSet.
+pub async fn run(client: kube::Client, args: AgentArgs, setup: Setup<'_>) -> Result<()> {
+    let data_dir = setup.data_dir;
+    let node_name = args
+        .node_name
+        .clone()
+        .map(|n| n.to_lowercase())
+        .unwrap_or_else(agent::default_node_name);
+
+    let store = image::Store::open(data_dir.join("images")).context("opening the image store")?;
+    import_image_dir(&store, &data_dir.join("agent").join("images")).await;
+
+    let cni_conf_dir = args
+        .cni_conf_dir
+        .clone()
+        .unwrap_or_else(|| data_dir.join("agent/etc/cni/net.d"));
+    let mut cni_config = net::CniConfig {
+        conf_dir: cni_conf_dir,
+        cache_dir: data_dir.join("agent/cni"),
+        ..Default::default()
+    };
+    if let Some(bin) = &args.cni_bin_dir {
+        cni_config.bin_dirs = vec![bin.clone()];
+    }
+    let cni = net::Cni::new(cni_config);
+    let mut runc_config = runtime::RuncConfig::new(data_dir.join("runtime"));
+    runc_config.cni = Some(cni.clone());
+    runc_config.cgroup_root = args.cgroup_root.clone();
+    if data_dir != Path::new(DEFAULT_DATA_DIR) {
+        runc_config.run_dir = data_dir.join("run");
+    }
+    let runtime = runtime::Runc::new(runc_config).context("starting the container runtime")?;
+
+    let mut options = agent::Options::new(data_dir.to_path_buf());
+    options.node_name = node_name;
+    options.node_ip = args.node_ip;
+    options.pod_log_dir = args.pod_log_dir.clone();
+    options.control_plane = setup.control_plane;
+    options.kubelet_version = apiserver::server::KUBERNETES_VERSION.2.to_string();
+    let network = CniNetwork {
+        cni,
+        bridge: args.cni_bridge.clone(),
+        unreachable: [setup.cluster_cidr, setup.service_cidr]
+            .iter()
+            .map(|c| c.parse().with_context(|| format!("CIDR {c:?}")))
+            .collect::<Result<Vec<_>>>()?,
+    };
+    let services = agent::Services {
+        runtime: Arc::new(runtime),
+        images: Arc::new(Images(store)),
+        resources: Arc::new(agent::pod_resources::Basic {
+            root_dir: data_dir.to_path_buf(),
+        }),
+        network: Some(Arc::new(network)),
+    };
+    if args.pod_manifest_path.is_some() {
+        tracing::warn!("--pod-manifest-path: static pods are not supported yet");
+    }
+    agent::run(client, options, services).await;
+    Ok(())
+}
+
+/// Imports every archive in `dir` (k3s' `agent/images`), for air-gapped
+/// nodes and tests.
+async fn import_image_dir(store: &image::Store, dir: &Path) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if !path.is_file() {
+            continue;
+        }
+        let s = store.clone();
+        let p = path.clone();
+        match tokio::task::spawn_blocking(move || s.import(&p)).await {
+            Ok(Ok(images)) => {
+                for i in images {
+                    tracing::info!(image = ?i.repo_tags, id = %i.id, file = %path.display(), "imported an image");
+                }
+            }
+            Ok(Err(e)) => {
+                tracing::warn!(file = %path.display(), error = %e, "importing an image archive")
+            }
+            Err(e) => {
+                tracing::warn!(file = %path.display(), error = %e, "importing an image archive")
+            }
+        }
+    }
+}
+
+struct Images(image::Store);
+
+fn info(i: image::Image) -> ImageInfo {
+    let c = i.config;
+    ImageInfo {
+        image_ref: i
+            .repo_digests
+            .first()
+            .cloned()
+            .unwrap_or_else(|| i.id.clone()),
+        id: i.id,
+        layers: i.layers,
+        size: i.size,
+        config: agent::container_config::ImageConfig {
+            entrypoint: c.entrypoint,
+            cmd: c.cmd,
+            env: c.env,
+            working_dir: Some(c.working_dir).filter(|w| !w.is_empty()),
+            user: Some(c.user).filter(|u| !u.is_empty()),
+        },
+    }
+}
+
+#[async_trait]
+impl ImageService for Images {
+    async fn status(&self, name: &str) -> Result<Option<ImageInfo>, PullError> {
+        let store = self.0.clone();
+        let name = name.to_string();
+        let found = tokio::task::spawn_blocking(move || store.resolve(&name))
+            .await
+            .map_err(|e| PullError(e.to_string()))?;
+        Ok(found.map(info))
+    }
+
+    async fn pull(&self, name: &str, auth: &[RegistryAuth]) -> Result<ImageInfo, PullError> {
+        let domain = image::Reference::parse(name)
+            .map(|r| r.domain)
+            .unwrap_or_default();
+        let same = |server: &str| {
+            server == domain
+                || (domain == "docker.io"
+                    && matches!(server, "index.docker.io" | "registry-1.docker.io"))
+        };
+        let creds = auth
+            .iter()
+            .find(|a| same(&a.server))
+            .map(|a| image::Credentials {
+                username: a.username.clone(),
+                password: a.password.clone(),
+            });
+        // The store's pull future is not Send: it runs on a blocking
+        // thread of its own.
+        let (store, name) = (self.0.clone(), name.to_string());
+        let handle = tokio::runtime::Handle::current();
+        tokio::task::spawn_blocking(move || handle.block_on(store.pull(&name, creds.as_ref())))
+            .await
+            .map_err(|e| PullError(e.to_string()))?
+            .map(info)
+            .map_err(|e| PullError(e.to_string()))
+    }
+}
+
+/// The default bridge network (when the CNI config directory has none)
+/// and the unreachable routes for the cluster and service CIDRs.
+struct CniNetwork {
+    cni: net::Cni,
+    bridge: String,
+    unreachable: Vec<net::IpNet>,
+}
+
+#[async_trait]
+impl NodeNetwork for CniNetwork {
+    async fn setup(&self, pod_cidr: &str) -> Result<(), String> {
+        let network = net::DefaultNetwork {
+            // host-local keeps its state by network name: one per bridge.
+            name: if self.bridge == "cni0" {
+                "krate".into()
+            } else {
+                format!("krate-{}", self.bridge)
+            },
+            bridge: self.bridge.clone(),
+            pod_cidr: pod_cidr.to_string(),
+            mtu: None,
+        };
+        if self
+            .cni
+            .write_default_config_if_missing(&network)
+            .map_err(|e| e.to_string())?
+        {
+            tracing::info!(bridge = %self.bridge, %pod_cidr, "wrote the default CNI network config");
+        }
+        let cidrs = self.unreachable.clone();
+        tokio::task::spawn_blocking(move || net::routes::ensure_unreachable(&cidrs))
+            .await
+            .map_err(|e| e.to_string())?
+            .map_err(|e| e.to_string())
+    }
+}
+
+/// `krate agent`: joins the server with the shared token.
+pub async fn join(cmd: AgentCommand) -> Result<()> {
+    std::fs::create_dir_all(&cmd.data_dir)
+        .with_context(|| format!("creating {}", cmd.data_dir.display()))?;
+    let node_name = cmd
+        .agent
+        .node_name
+        .clone()
+        .map(|n| n.to_lowercase())
+        .unwrap_or_else(agent::default_node_name);
+    let mut config = kube::Config::new(cmd.server.parse().context("--server URL")?);
+    // The shared join token names the node: `<token>:<node-name>` is
+    // accepted as the identity system:node:<node-name>.
+    config.auth_info.token = Some(format!("{}:{node_name}", cmd.token.trim()).into());
+    config.accept_invalid_certs = true;
+    let client = kube::Client::try_from(config).context("the API client")?;
+    let mut args = cmd.agent.clone();
+    args.node_name = Some(node_name);
+    let run = run(
+        client,
+        args,
+        Setup {
+            data_dir: &cmd.data_dir,
+            cluster_cidr: &cmd.cluster_cidr,
+            service_cidr: &cmd.service_cidr,
+            control_plane: false,
+        },
+    );
+    tokio::select! {
+        r = run => r,
+        r = tokio::signal::ctrl_c() => { r.context("waiting for Ctrl-C")?; Ok(()) }
+    }
+}
