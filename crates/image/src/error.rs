@@ -14,9 +14,9 @@ pub enum Error {
     #[error("failed to resolve reference \"{reference}\": {reference}: not found")]
     NotFound { reference: String },
 
-    /// The registry refused the credentials or gave none were given where
-    /// they are needed.
-    #[error("failed to resolve reference \"{reference}\": pull access denied, repository does not exist or may require authorization: {detail}")]
+    /// The registry refused the credentials, or none were given where they
+    /// are needed.
+    #[error("failed to resolve reference \"{reference}\": {detail}")]
     Unauthorized { reference: String, detail: String },
 
     /// The registry could not be reached or answered with an unexpected

@@ -290,7 +290,9 @@ impl Session {
             }
             StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => {
                 let detail = server_message(response).await;
-                return Err(self.unauthorized(detail));
+                return Err(self.unauthorized(format!(
+                    "pull access denied, repository does not exist or may require authorization: {detail}"
+                )));
             }
             status => {
                 return Err(self.resolve_failed(format!(
@@ -543,11 +545,8 @@ impl Session {
                     .and_then(|v| v.to_str().ok())
                     .map(str::to_string);
                 match challenge {
-                    Some(c) => {
-                        self.authenticate(&c).await?;
-                        continue;
-                    }
-                    None => return Ok(response),
+                    Some(c) if self.authenticate(&c).await? => continue,
+                    _ => return Ok(response),
                 }
             }
             if status.is_redirection() {
@@ -567,18 +566,18 @@ impl Session {
 
     /// Answers a `WWW-Authenticate` challenge: a bearer token from the
     /// realm (with basic auth when credentials are given), or basic auth.
-    async fn authenticate(&mut self, challenge: &str) -> Result<()> {
+    /// Returns whether there is something new to retry with.
+    async fn authenticate(&mut self, challenge: &str) -> Result<bool> {
         let (scheme, params) = parse_challenge(challenge);
         if scheme.eq_ignore_ascii_case("basic") {
-            let credentials = self
-                .credentials
-                .as_ref()
-                .ok_or_else(|| self.unauthorized("no basic auth credentials".into()))?;
+            let Some(credentials) = self.credentials.as_ref() else {
+                return Ok(false);
+            };
             self.authorization = Some(credentials.basic_header());
-            return Ok(());
+            return Ok(true);
         }
         if !scheme.eq_ignore_ascii_case("bearer") {
-            return Err(self.unauthorized(format!("unsupported authentication scheme {scheme:?}")));
+            return Ok(false);
         }
         let realm = params
             .get("realm")
@@ -608,9 +607,16 @@ impl Session {
         };
         let response = tokio::time::timeout(REQUEST_TIMEOUT, self.client.request(request))
             .await
-            .map_err(|_| self.unauthorized(format!("failed to fetch {kind} token: timed out")))?
+            .map_err(|_| {
+                self.unauthorized(format!(
+                    "failed to authorize: failed to fetch {kind} token: timed out"
+                ))
+            })?
             .map_err(|e| {
-                self.unauthorized(format!("failed to fetch {kind} token: {}", error_chain(&e)))
+                self.unauthorized(format!(
+                    "failed to authorize: failed to fetch {kind} token: {}",
+                    error_chain(&e)
+                ))
             })?;
         if response.status() != StatusCode::OK {
             return Err(self.unauthorized(format!(
@@ -625,21 +631,28 @@ impl Session {
             #[serde(default)]
             access_token: String,
         }
-        let body = read_limited(response, 1 << 20)
-            .await
-            .map_err(|e| self.unauthorized(format!("failed to fetch {kind} token: {e}")))?;
-        let token: TokenResponse = serde_json::from_slice(&body)
-            .map_err(|e| self.unauthorized(format!("failed to fetch {kind} token: {e}")))?;
+        let body = read_limited(response, 1 << 20).await.map_err(|e| {
+            self.unauthorized(format!(
+                "failed to authorize: failed to fetch {kind} token: {e}"
+            ))
+        })?;
+        let token: TokenResponse = serde_json::from_slice(&body).map_err(|e| {
+            self.unauthorized(format!(
+                "failed to authorize: failed to fetch {kind} token: {e}"
+            ))
+        })?;
         let token = if token.token.is_empty() {
             token.access_token
         } else {
             token.token
         };
         if token.is_empty() {
-            return Err(self.unauthorized(format!("failed to fetch {kind} token: empty token")));
+            return Err(self.unauthorized(format!(
+                "failed to authorize: failed to fetch {kind} token: empty token"
+            )));
         }
         self.authorization = Some(format!("Bearer {token}"));
-        Ok(())
+        Ok(true)
     }
 }
 

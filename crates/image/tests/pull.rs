@@ -157,6 +157,10 @@ async fn a_registry_wanting_basic_auth_needs_the_pull_secret() {
 
     let err = store.pull(&name, None).await.unwrap_err();
     assert!(err.is_unauthorized(), "{err}");
+    assert_eq!(
+        err.to_string(),
+        format!("failed to resolve reference \"{name}\": pull access denied, repository does not exist or may require authorization: server message: unauthorized: authentication required")
+    );
     let wrong = Credentials {
         username: "user".into(),
         password: "wrong".into(),
