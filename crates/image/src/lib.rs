@@ -45,3 +45,16 @@ impl Store {
 pub fn sha256_digest(bytes: &[u8]) -> String {
     digest::sha256(bytes)
 }
+
+#[cfg(test)]
+mod tests {
+    /// The agent drives pulls from tokio tasks.
+    #[test]
+    fn pull_futures_are_send() {
+        fn assert_send<T: Send>(_: &T) {}
+        let dir = tempfile::tempdir().unwrap();
+        let store = crate::Store::open(dir.path()).unwrap();
+        let pull = store.pull("busybox", None);
+        assert_send(&pull);
+    }
+}

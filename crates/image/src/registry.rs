@@ -586,13 +586,16 @@ impl Session {
             .get("scope")
             .cloned()
             .unwrap_or_else(|| format!("repository:{}:pull", self.reference.path));
-        let mut query = form_urlencoded::Serializer::new(String::new());
-        if let Some(service) = params.get("service") {
-            query.append_pair("service", service);
-        }
-        query.append_pair("scope", &scope);
+        let query = {
+            let mut query = form_urlencoded::Serializer::new(String::new());
+            if let Some(service) = params.get("service") {
+                query.append_pair("service", service);
+            }
+            query.append_pair("scope", &scope);
+            query.finish()
+        };
         let sep = if realm.contains('?') { '&' } else { '?' };
-        let token_url = format!("{realm}{sep}{}", query.finish());
+        let token_url = format!("{realm}{sep}{query}");
         let mut request = Request::get(&token_url).header(header::USER_AGENT, USER_AGENT);
         if let Some(c) = &self.credentials {
             request = request.header(header::AUTHORIZATION, c.basic_header());
