@@ -61,14 +61,21 @@ pub fn host_info() -> HostInfo {
             .join("memory/memory.memsw.limit_in_bytes")
             .exists()
     };
-    let cap_last_cap = std::fs::read_to_string("/proc/sys/kernel/cap_last_cap")
+    let cap_last_cap: u32 = std::fs::read_to_string("/proc/sys/kernel/cap_last_cap")
         .ok()
         .and_then(|s| s.trim().parse().ok())
         .unwrap_or(40);
+    let bounding = std::fs::read_to_string("/proc/self/status")
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("CapBnd:"))
+        .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
+        .unwrap_or(u64::MAX);
+    let capabilities = bounding & ((2u64 << cap_last_cap.min(62)) - 1);
     HostInfo {
         cgroup_v2: v2,
         swap_accounting,
-        cap_last_cap,
+        capabilities,
         devices: host_devices(),
         min_oom_score_adj: min_oom_score_adj(),
     }

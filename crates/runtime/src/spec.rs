@@ -113,8 +113,10 @@ pub struct HostInfo {
     /// memory.memsw (v1) / memory.swap.max (v2) exists: swap is limited to
     /// the memory limit, as the kubelet asks when swap is not allowed.
     pub swap_accounting: bool,
-    /// /proc/sys/kernel/cap_last_cap: what "ALL" and privileged mean.
-    pub cap_last_cap: u32,
+    /// The capabilities the runtime itself holds (a bit per number, its
+    /// bounding set up to /proc/sys/kernel/cap_last_cap): what "ALL" and
+    /// privileged mean, as containerd takes the current process's.
+    pub capabilities: u64,
     /// The host's device nodes, given to privileged containers.
     pub devices: Vec<HostDevice>,
     /// The lowest oom_score_adj a container may get: without
@@ -128,7 +130,7 @@ impl Default for HostInfo {
         HostInfo {
             cgroup_v2: false,
             swap_accounting: true,
-            cap_last_cap: 40,
+            capabilities: (1 << ALL_CAPABILITIES.len()) - 1,
             devices: Vec::new(),
             min_oom_score_adj: -1000,
         }
@@ -305,9 +307,9 @@ pub fn container_spec(input: &ContainerSpecInput) -> Result<Value, SpecError> {
     env.extend(cfg.envs.iter().map(|(k, v)| format!("{k}={v}")));
 
     let caps = if sc.privileged {
-        all_capabilities(input.host.cap_last_cap)
+        all_capabilities(input.host.capabilities)
     } else {
-        capabilities(sc.capabilities.as_ref(), input.host.cap_last_cap)?
+        capabilities(sc.capabilities.as_ref(), input.host.capabilities)?
     };
 
     let mut namespaces = vec![json!({"type": "mount"})];
@@ -526,11 +528,12 @@ fn default_mounts(privileged: bool) -> Vec<Value> {
     ]
 }
 
-fn all_capabilities(cap_last_cap: u32) -> Vec<String> {
+fn all_capabilities(held: u64) -> Vec<String> {
     ALL_CAPABILITIES
         .iter()
-        .take(cap_last_cap as usize + 1)
-        .map(|c| c.to_string())
+        .enumerate()
+        .filter(|(i, _)| held & (1 << i) != 0)
+        .map(|(_, c)| c.to_string())
         .collect()
 }
 
@@ -540,7 +543,7 @@ fn all_capabilities(cap_last_cap: u32) -> Vec<String> {
 /// CHOWN, drop ALL + add NET_ADMIN is only NET_ADMIN).
 pub fn capabilities(
     caps: Option<&crate::cri::Capability>,
-    cap_last_cap: u32,
+    held: u64,
 ) -> Result<Vec<String>, SpecError> {
     let mut set: Vec<String> = DEFAULT_CAPABILITIES.iter().map(|c| c.to_string()).collect();
     let Some(caps) = caps else {
@@ -561,7 +564,7 @@ pub fn capabilities(
         }
     };
     if caps.add.iter().any(is_all) {
-        set = all_capabilities(cap_last_cap);
+        set = all_capabilities(held);
     }
     if caps.drop.iter().any(is_all) {
         set.clear();

@@ -607,3 +607,191 @@ async fn killing_the_app_container_keeps_the_pod_ip() {
     assert!(!status.netns_path.unwrap().exists());
     node.runtime.remove_pod_sandbox(&sb).await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn stats_resource_updates_and_log_reopening() {
+    require_root!();
+    let node = Node::new();
+    let sb_cfg = node.sandbox_config("stats");
+    let sb = node.runtime.run_pod_sandbox(&sb_cfg).await.unwrap();
+    let mut cfg = node.container_config(
+        "ticker",
+        &[
+            "sh",
+            "-c",
+            "i=0; while :; do echo line$i; i=$((i+1)); sleep 0.02; done",
+        ],
+    );
+    cfg.resources.memory_limit_in_bytes = Some(100 << 20);
+    cfg.resources.cpu_shares = Some(256);
+    let id = node.run(&sb, &sb_cfg, &cfg).await;
+    let stats = node.runtime.container_stats(&id).await.unwrap();
+    assert!(stats.cpu_usage_core_nano_seconds.is_some(), "{stats:?}");
+    assert!(stats.memory_working_set_bytes.is_some(), "{stats:?}");
+
+    let memory_limit = || {
+        let dir = runtime::cgroups::dir("memory", &format!("{}/{id}", node.cfg.cgroup_root));
+        let file = if runtime::cgroups::is_v2() {
+            "memory.max"
+        } else {
+            "memory.limit_in_bytes"
+        };
+        std::fs::read_to_string(dir.join(file))
+            .unwrap()
+            .trim()
+            .to_string()
+    };
+    assert_eq!(memory_limit(), (100u64 << 20).to_string());
+    let update = LinuxContainerResources {
+        memory_limit_in_bytes: Some(200 << 20),
+        cpu_shares: Some(512),
+        ..LinuxContainerResources::default()
+    };
+    node.runtime
+        .update_container_resources(&id, &update)
+        .await
+        .unwrap();
+    assert_eq!(memory_limit(), (200u64 << 20).to_string());
+
+    // The kubelet rotates: rename, then ask the runtime to reopen.
+    let log = node.runtime.container_status(&id).await.unwrap().log_path;
+    wait_for(Duration::from_secs(10), || async {
+        (!log_lines(&log, "stdout").is_empty()).then_some(())
+    })
+    .await;
+    let rotated = log.with_extension("log.1");
+    std::fs::rename(&log, &rotated).unwrap();
+    node.runtime.reopen_container_log(&id).await.unwrap();
+    wait_for(Duration::from_secs(10), || async {
+        (!log_lines(&log, "stdout").is_empty()).then_some(())
+    })
+    .await;
+    let old = log_lines(&rotated, "stdout");
+    let new = log_lines(&log, "stdout");
+    let last_old: u32 = old.last().unwrap()[4..].parse().unwrap();
+    let first_new: u32 = new[0][4..].parse().unwrap();
+    assert!(first_new > last_old, "{old:?} then {new:?}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_host_network_pod_shares_the_host_network_and_hostname() {
+    require_root!();
+    let node = Node::new();
+    let mut sb_cfg = node.sandbox_config("hostnet");
+    sb_cfg.namespace_options.network = NamespaceMode::Node;
+    let sb = node.runtime.run_pod_sandbox(&sb_cfg).await.unwrap();
+    let status = node.runtime.pod_sandbox_status(&sb).await.unwrap();
+    assert!(status.netns_path.is_none());
+    assert!(status.ips.is_empty());
+    let id = node
+        .run(
+            &sb,
+            &sb_cfg,
+            &node.container_config("app", &["sleep", "1000"]),
+        )
+        .await;
+    let host_ns = std::fs::read_link("/proc/self/ns/net").unwrap();
+    let out = node.exec(&id, &["readlink", "/proc/self/ns/net"]).await;
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        host_ns.to_string_lossy()
+    );
+    let hostname = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap();
+    let out = node.exec(&id, &["hostname"]).await;
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), hostname.trim());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn attach_to_a_tty_container_and_privileged_mounts() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    require_root!();
+    let node = Node::new();
+    let sb_cfg = node.sandbox_config("tty");
+    let sb = node.runtime.run_pod_sandbox(&sb_cfg).await.unwrap();
+    let mut cfg = node.container_config("shell", &["sh"]);
+    cfg.stdin = true;
+    cfg.tty = true;
+    let id = node.run(&sb, &sb_cfg, &cfg).await;
+    let opts = StreamOptions {
+        stdin: true,
+        stdout: true,
+        stderr: true,
+        tty: true,
+    };
+    let mut session = node.runtime.attach(&id, &opts).await.unwrap();
+    assert!(session.stderr.is_none());
+    session
+        .resize
+        .as_ref()
+        .unwrap()
+        .send(TerminalSize {
+            width: 90,
+            height: 30,
+        })
+        .await
+        .unwrap();
+    let mut stdin = session.stdin.take().unwrap();
+    let mut stdout = session.stdout.take().unwrap();
+    stdin
+        .write_all(b"echo hi-$((40+2)); stty size; tty\n")
+        .await
+        .unwrap();
+    let mut seen = Vec::new();
+    let ok = tokio::time::timeout(Duration::from_secs(10), async {
+        let mut buf = [0u8; 4096];
+        loop {
+            let n = stdout.read(&mut buf).await.unwrap();
+            assert!(n > 0, "EOF; saw {}", String::from_utf8_lossy(&seen));
+            seen.extend_from_slice(&buf[..n]);
+            let text = String::from_utf8_lossy(&seen);
+            if text.contains("hi-42") && text.contains("30 90") && text.contains("/dev/pts/") {
+                break;
+            }
+        }
+    })
+    .await;
+    assert!(ok.is_ok(), "saw {}", String::from_utf8_lossy(&seen));
+    stdin.write_all(b"exit 6\n").await.unwrap();
+    let code = tokio::time::timeout(Duration::from_secs(10), session.exit)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(code, 6);
+    let st = node.wait_exited(&id).await;
+    assert!(log_lines(&st.log_path, "stdout")
+        .iter()
+        .any(|l| l.contains("hi-42")));
+
+    let mut privileged = node.container_config("privileged", &["sleep", "1000"]);
+    privileged.security_context.privileged = true;
+    let privileged = node.run(&sb, &sb_cfg, &privileged).await;
+    let out = node
+        .exec(
+            &privileged,
+            &[
+                "sh",
+                "-c",
+                "mkdir -p /mnt/t && mount -t tmpfs none /mnt/t && echo mounted",
+            ],
+        )
+        .await;
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "mounted",
+        "{out:?}"
+    );
+    let plain = node
+        .run(&sb, &sb_cfg, &{
+            let mut c = node.container_config("plain", &["sleep", "1000"]);
+            c.log_path = "plain/0.log".into();
+            c
+        })
+        .await;
+    let out = node
+        .exec(
+            &plain,
+            &["sh", "-c", "mkdir -p /mnt/t && mount -t tmpfs none /mnt/t"],
+        )
+        .await;
+    assert_ne!(out.exit_code, 0);
+}

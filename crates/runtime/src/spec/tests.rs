@@ -1,6 +1,8 @@
 use super::*;
 use crate::cri::{Capability, DnsConfig, Mount, NamespaceOption};
 
+const ALL: u64 = (1 << 41) - 1;
+
 fn files() -> SandboxFiles {
     SandboxFiles {
         hostname: "/s/hostname".into(),
@@ -209,7 +211,7 @@ fn add_all_then_drop_one_is_every_capability_but_that_one() {
             add: vec!["ALL".into()],
             drop: vec!["CHOWN".into()],
         }),
-        40,
+        ALL,
     )
     .unwrap();
     assert_eq!(caps.len(), 40);
@@ -224,7 +226,7 @@ fn add_and_drop_single_capabilities() {
             add: vec!["SYS_TIME".into(), "CAP_NET_ADMIN".into(), "CHOWN".into()],
             drop: vec!["KILL".into(), "net_raw".into()],
         }),
-        40,
+        ALL,
     )
     .unwrap();
     assert!(caps.contains(&"CAP_SYS_TIME".to_string()));
@@ -241,7 +243,7 @@ fn unknown_capabilities_are_refused() {
             add: vec!["FLY".into()],
             drop: vec![],
         }),
-        40,
+        ALL,
     )
     .unwrap_err();
     assert_eq!(err, SpecError::UnknownCapability("FLY".into()));
@@ -253,7 +255,8 @@ fn privileged_gets_all_capabilities_devices_and_writable_sysfs() {
     c.security_context.privileged = true;
     c.security_context.no_new_privs = true;
     let host = HostInfo {
-        cap_last_cap: 37,
+        // No CAP_SYS_RESOURCE (24), nothing above 37.
+        capabilities: ((1 << 38) - 1) & !(1 << 24),
         devices: vec![HostDevice {
             path: "/dev/loop0".into(),
             kind: "b",
@@ -285,8 +288,10 @@ fn privileged_gets_all_capabilities_devices_and_writable_sysfs() {
             .as_array()
             .unwrap()
             .len(),
-        38
+        37
     );
+    assert!(!strings(&spec["process"]["capabilities"]["bounding"])
+        .contains(&"CAP_SYS_RESOURCE".to_string()));
     assert_eq!(spec["process"]["noNewPrivileges"], false);
     assert!(spec["linux"].get("maskedPaths").is_none());
     assert!(spec["linux"].get("readonlyPaths").is_none());
