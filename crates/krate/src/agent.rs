@@ -46,6 +46,18 @@ pub struct AgentArgs {
     /// Where container logs are written.
     #[arg(long, default_value = "/var/log/pods", hide = true)]
     pub pod_log_dir: PathBuf,
+    /// The port of the kubelet API (logs, exec, attach, port-forward);
+    /// 0 picks a free one (tests).
+    #[arg(long, default_value_t = node::server::DEFAULT_PORT)]
+    pub kubelet_port: u16,
+}
+
+/// The kubelet API's serving certificate and the CA its clients (the API
+/// server) present certificates of.
+pub struct KubeletTls {
+    pub cert_pem: String,
+    pub key_pem: String,
+    pub client_ca_pem: String,
 }
 
 /// `krate agent`: a node that joins a server.
@@ -76,6 +88,9 @@ pub struct Setup<'a> {
     pub cluster_cidr: &'a str,
     pub service_cidr: &'a str,
     pub control_plane: bool,
+    /// Serve the kubelet API with this certificate (`None`: no kubelet API,
+    /// so no logs/exec/attach/port-forward for this node's pods).
+    pub kubelet_tls: Option<KubeletTls>,
 }
 
 /// The agent's task; it stops when the handle is aborted or dropped with
@@ -126,8 +141,27 @@ pub async fn run(client: kube::Client, args: AgentArgs, setup: Setup<'_>) -> Res
             .map(|c| c.parse().with_context(|| format!("CIDR {c:?}")))
             .collect::<Result<Vec<_>>>()?,
     };
+    let runtime: Arc<dyn runtime::RuntimeService> = Arc::new(runtime);
+    // The kubelet API; it stops with this task.
+    let mut _kubelet_api = None;
+    if let Some(tls) = &setup.kubelet_tls {
+        let addr = std::net::SocketAddr::from(([0, 0, 0, 0], args.kubelet_port));
+        let (bound, task) = node::server::start(
+            runtime.clone(),
+            addr,
+            &tls.cert_pem,
+            &tls.key_pem,
+            &tls.client_ca_pem,
+        )
+        .await
+        .context("starting the kubelet API")?;
+        options.kubelet_port = bound.port() as i32;
+        _kubelet_api = Some(AbortOnDrop(task));
+    } else {
+        tracing::warn!("no kubelet serving certificate: logs, exec, attach and port-forward are not served for this node's pods");
+    }
     let services = agent::Services {
-        runtime: Arc::new(runtime),
+        runtime,
         images: Arc::new(Images(store)),
         resources: Arc::new(agent::pod_resources::Basic {
             root_dir: data_dir.to_path_buf(),
@@ -295,10 +329,20 @@ pub async fn join(cmd: AgentCommand) -> Result<()> {
             cluster_cidr: &cmd.cluster_cidr,
             service_cidr: &cmd.service_cidr,
             control_plane: false,
+            kubelet_tls: None,
         },
     );
     tokio::select! {
         r = run => r,
         r = tokio::signal::ctrl_c() => { r.context("waiting for Ctrl-C")?; Ok(()) }
+    }
+}
+
+/// Aborts a task when dropped.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }

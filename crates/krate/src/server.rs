@@ -575,6 +575,19 @@ fn start_components(
             .map(|n| n.to_lowercase())
             .unwrap_or_else(node::agent::default_node_name);
         let client = loopback_client(pki, url, &format!("system:node:{node_name}"))?;
+        let (cert_pem, key_pem) = pki
+            .issue_kubelet_serving_cert(
+                &node_name,
+                &[hostname.to_string()],
+                &args.agent.node_ip.into_iter().collect::<Vec<_>>(),
+                std::time::Duration::from_secs(365 * 24 * 3600),
+            )
+            .context("issuing the kubelet serving certificate")?;
+        let kubelet_tls = crate::agent::KubeletTls {
+            cert_pem,
+            key_pem,
+            client_ca_pem: pki.ca_cert_pem.clone(),
+        };
         let mut agent_args = args.agent.clone();
         agent_args.node_name = Some(node_name);
         let (data_dir, cluster_cidr, service_cidr) = (
@@ -588,6 +601,7 @@ fn start_components(
                 cluster_cidr: &cluster_cidr,
                 service_cidr: &service_cidr,
                 control_plane: true,
+                kubelet_tls: Some(kubelet_tls),
             };
             if let Err(e) = crate::agent::run(client, agent_args, setup).await {
                 tracing::error!(error = format!("{e:#}"), "the node agent stopped");

@@ -78,6 +78,9 @@ impl Cluster {
             names.service_cidr.clone(),
             "--cgroup-root".into(),
             cgroup_root,
+            // Any free port for the kubelet API: clusters share the machine.
+            "--kubelet-port".into(),
+            "0".into(),
         ];
         flags.extend(extra.iter().map(|s| s.to_string()));
         let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
