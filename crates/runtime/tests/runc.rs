@@ -49,7 +49,8 @@ async fn a_container_runs_in_a_sandbox_and_its_output_lands_in_the_cri_log() {
     );
     assert_eq!(log_lines(&st.log_path, "stderr"), ["oops"]);
     let raw = std::fs::read_to_string(&st.log_path).unwrap();
-    let first = raw.lines().next().unwrap();
+    // stdout and stderr are read apart: their order in the file is not fixed.
+    let first = raw.lines().find(|l| l.contains(" stdout ")).unwrap();
     assert!(first.ends_with(" stdout F hello"), "{first}");
     assert!(first.starts_with("20") && first.split(' ').next().unwrap().ends_with('Z'));
 
