@@ -224,14 +224,13 @@ pub(crate) async fn pull(store: &Store, name: &str, auth: Option<&Credentials>) 
 }
 
 async fn lock(store: &Store, key: String) -> tokio::sync::OwnedMutexGuard<()> {
-    let m = store
-        .inner
-        .pull_locks
-        .lock()
-        .await
-        .entry(key)
-        .or_default()
-        .clone();
+    let m = {
+        let mut locks = store.inner.pull_locks.lock().await;
+        // Locks nobody holds or waits for (only the map has them) go, so
+        // that the map does not grow with every blob ever pulled.
+        locks.retain(|_, m| Arc::strong_count(m) > 1);
+        locks.entry(key).or_default().clone()
+    };
     m.lock_owned().await
 }
 
