@@ -22,6 +22,7 @@ pub mod host_path;
 pub mod hosts;
 mod mounts;
 mod ownership;
+mod pod_resources;
 
 use std::collections::{BTreeMap, HashMap};
 use std::fs;
@@ -43,6 +44,7 @@ use kube::Api;
 use crate::env;
 pub use atomic_writer::{FileProjection, Payload};
 pub use container::{MountContext, MountsError};
+pub use pod_resources::{Resources, DEFAULT_REFRESH_INTERVAL};
 
 pub const EMPTY_DIR_PLUGIN: &str = "kubernetes.io~empty-dir";
 pub const CONFIGMAP_PLUGIN: &str = "kubernetes.io~configmap";
