@@ -141,38 +141,43 @@ impl Node {
     }
 
     pub fn sandbox_config(&self, name: &str) -> PodSandboxConfig {
-        let mut s = PodSandboxConfig::default();
-        s.metadata = PodSandboxMetadata {
-            name: name.into(),
-            namespace: "default".into(),
-            uid: format!("uid-{name}"),
-            attempt: 0,
-        };
-        s.hostname = name.into();
-        s.log_directory = self.logs.join(format!("default_{name}_uid-{name}"));
-        s.namespace_options.pid = NamespaceMode::Container;
-        s.dns_config = Some(DnsConfig {
-            servers: vec!["10.43.0.10".into()],
-            searches: vec!["default.svc.cluster.local".into()],
-            options: vec!["ndots:5".into()],
-        });
-        s
+        PodSandboxConfig {
+            metadata: PodSandboxMetadata {
+                name: name.into(),
+                namespace: "default".into(),
+                uid: format!("uid-{name}"),
+                attempt: 0,
+            },
+            hostname: name.into(),
+            log_directory: self.logs.join(format!("default_{name}_uid-{name}")),
+            namespace_options: NamespaceOption {
+                pid: NamespaceMode::Container,
+                ..NamespaceOption::default()
+            },
+            dns_config: Some(DnsConfig {
+                servers: vec!["10.43.0.10".into()],
+                searches: vec!["default.svc.cluster.local".into()],
+                options: vec!["ndots:5".into()],
+            }),
+            ..PodSandboxConfig::default()
+        }
     }
 
     pub fn container_config(&self, name: &str, args: &[&str]) -> ContainerConfig {
-        let mut c = ContainerConfig::default();
-        c.metadata = ContainerMetadata {
-            name: name.into(),
-            attempt: 0,
-        };
-        c.image = ImageSpec {
-            image: "busybox:test".into(),
-            image_ref: "sha256:test".into(),
-            layers: vec![self.layer.clone()],
-        };
-        c.args = args.iter().map(|s| s.to_string()).collect();
-        c.log_path = PathBuf::from(format!("{name}/0.log"));
-        c
+        ContainerConfig {
+            metadata: ContainerMetadata {
+                name: name.into(),
+                attempt: 0,
+            },
+            image: ImageSpec {
+                image: "busybox:test".into(),
+                image_ref: "sha256:test".into(),
+                layers: vec![self.layer.clone()],
+            },
+            args: args.iter().map(|s| s.to_string()).collect(),
+            log_path: PathBuf::from(format!("{name}/0.log")),
+            ..ContainerConfig::default()
+        }
     }
 
     /// Creates and starts a container.
