@@ -129,7 +129,10 @@ pub async fn run(client: kube::Client, args: AgentArgs, setup: Setup<'_>) -> Res
 
     let mut options = agent::Options::new(data_dir.to_path_buf());
     options.node_name = node_name;
-    options.node_ip = args.node_ip;
+    options.node_ip = Some(
+        args.node_ip
+            .unwrap_or_else(agent::node_status::default_node_ip),
+    );
     options.pod_log_dir = args.pod_log_dir.clone();
     options.control_plane = setup.control_plane;
     options.kubelet_version = apiserver::server::KUBERNETES_VERSION.2.to_string();
@@ -163,9 +166,14 @@ pub async fn run(client: kube::Client, args: AgentArgs, setup: Setup<'_>) -> Res
     let services = agent::Services {
         runtime,
         images: Arc::new(Images(store)),
-        resources: Arc::new(agent::pod_resources::Basic {
-            root_dir: data_dir.to_path_buf(),
-        }),
+        resources: Arc::new(agent::pod_resources::Kubelet::new(
+            node::volumes::Manager::new(data_dir.join("pods"), client.clone(), &options.node_name),
+            client.clone(),
+            options
+                .node_ip
+                .map(|ip| vec![ip.to_string()])
+                .unwrap_or_default(),
+        )),
         network: Some(Arc::new(network)),
     };
     if args.pod_manifest_path.is_some() {

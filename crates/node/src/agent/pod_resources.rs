@@ -210,3 +210,85 @@ impl PodResources for Basic {
 pub fn pod_dir(root: &Path, uid: &str) -> PathBuf {
     root.join("pods").join(uid)
 }
+
+/// The node's volume manager ([`crate::volumes::Manager`]) and environment
+/// resolver ([`crate::env::resolve`]).
+pub struct Kubelet {
+    pub volumes: crate::volumes::Manager,
+    pub client: kube::Client,
+    pub host_ips: Vec<String>,
+    set_up: std::sync::Mutex<HashMap<String, crate::volumes::PodVolumes>>,
+}
+
+impl Kubelet {
+    pub fn new(
+        volumes: crate::volumes::Manager,
+        client: kube::Client,
+        host_ips: Vec<String>,
+    ) -> Kubelet {
+        Kubelet {
+            volumes,
+            client,
+            host_ips,
+            set_up: Default::default(),
+        }
+    }
+}
+
+#[async_trait]
+impl PodResources for Kubelet {
+    async fn setup_volumes(&self, pod: &Pod) -> Result<(), String> {
+        let volumes = self.volumes.setup(pod).await.map_err(|e| e.to_string())?;
+        let uid = pod.metadata.uid.clone().unwrap_or_default();
+        self.set_up.lock().unwrap().insert(uid, volumes);
+        Ok(())
+    }
+
+    async fn teardown_volumes(&self, pod_uid: &str) -> Result<(), String> {
+        self.set_up.lock().unwrap().remove(pod_uid);
+        self.volumes
+            .teardown(pod_uid)
+            .await
+            .map_err(|e| e.to_string())
+    }
+
+    async fn container_env(
+        &self,
+        pod: &Pod,
+        container: &Container,
+        pod_ips: &[String],
+    ) -> Result<Vec<(String, String)>, String> {
+        let ctx = crate::env::EnvContext {
+            pod_ips,
+            host_ips: &self.host_ips,
+            node_allocatable: None,
+            service_env: &[],
+        };
+        let env = crate::env::resolve(&self.client, pod, container, &ctx)
+            .await
+            .map_err(|e| e.to_string())?;
+        for e in &env.events {
+            tracing::warn!(pod = ?pod.metadata.name, reason = e.reason, message = %e.message, "container environment");
+        }
+        Ok(env.vars)
+    }
+
+    async fn container_mounts(
+        &self,
+        pod: &Pod,
+        container: &Container,
+        env: &[(String, String)],
+        pod_ips: &[String],
+    ) -> Result<Vec<Mount>, String> {
+        let uid = pod.metadata.uid.clone().unwrap_or_default();
+        let cached = self.set_up.lock().unwrap().get(&uid).cloned();
+        let volumes = match cached {
+            Some(v) => v,
+            None => self.volumes.setup(pod).await.map_err(|e| e.to_string())?,
+        };
+        let ctx = crate::volumes::MountContext { pod_ips, env };
+        volumes
+            .container_mounts(pod, container, &ctx)
+            .map_err(|e| e.to_string())
+    }
+}
