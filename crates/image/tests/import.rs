@@ -228,7 +228,7 @@ fn removing_the_last_tag_of_an_image_in_use_keeps_it_until_gc_finds_it_unused() 
     assert!(store.resolve("app:v1").is_none());
 
     let report = store.gc(&HashSet::new()).unwrap();
-    assert_eq!(report.images, [imported.id.clone()]);
+    assert_eq!(report.images, std::slice::from_ref(&imported.id));
     assert_eq!(report.layers, 2);
     assert!(store.list().unwrap().is_empty());
     assert_eq!(

@@ -23,7 +23,7 @@ async fn pulls_a_gzip_image_by_tag_and_by_digest() {
     let name = format!("{}/test/busybox:v1", registry.host());
     let image = store.pull(&name, None).await.unwrap();
     assert_eq!(image.id, built.id());
-    assert_eq!(image.repo_tags, [name.clone()]);
+    assert_eq!(image.repo_tags, std::slice::from_ref(&name));
     assert_eq!(
         image.repo_digests,
         [format!("{}/test/busybox@{digest}", registry.host())]

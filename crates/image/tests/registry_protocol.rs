@@ -36,12 +36,14 @@ fn reply(status: u16, headers: &[(&str, &str)], body: &[u8]) -> Reply {
 }
 
 type Handler = dyn Fn(&Request) -> Reply + Send + Sync;
+/// (path, Authorization header) of each request.
+type RequestLog = Arc<Mutex<Vec<(String, Option<String>)>>>;
 
 /// Serves `handler` on a loopback port from a thread, one request per
 /// connection; requests are logged for the test to inspect.
 struct Scripted {
     port: u16,
-    log: Arc<Mutex<Vec<(String, Option<String>)>>>,
+    log: RequestLog,
 }
 
 impl Scripted {
