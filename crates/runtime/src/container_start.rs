@@ -1,4 +1,4 @@
-//! StartContainer: a shim of its own runs `runc create` + `runc start` and
+//! StartContainer: a shim of its own runs `runc run --detach` and
 //! reports the container's pid, or why it could not start (argv[0] missing:
 //! `Error::Start`, which the kubelet shows as StartError / RunContainerError;
 //! the status then says exit code 128, reason StartError, as containerd's).

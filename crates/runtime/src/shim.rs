@@ -1,6 +1,6 @@
 //! The per-container shim (as containerd-shim / conmon): a process of its own
 //! session that outlives the node agent, starts the container with
-//! `runc create` + `runc start`, is the subreaper its init is re-parented to,
+//! `runc run --detach`, is the subreaper its init is re-parented to,
 //! owns its stdio (stdout/stderr into the CRI log, stdin kept open for
 //! attach), serves attach on a unix socket, and records the exit code, finish
 //! time and OOM kill in `status.json` when the container exits.
@@ -397,7 +397,7 @@ fn start(dir: &Path, cfg: &ShimConfig) -> Result<Started, String> {
     let mut cmd = runc(cfg);
     cmd.arg("--log")
         .arg(&runc_log)
-        .args(["--log-format", "json", "create", "--bundle"])
+        .args(["--log-format", "json", "run", "--detach", "--bundle"])
         .arg(&cfg.bundle)
         .arg("--pid-file")
         .arg(&pid_file);
@@ -447,9 +447,7 @@ fn start(dir: &Path, cfg: &ShimConfig) -> Result<Started, String> {
     drop(cmd);
     let ok = result.map_err(|e| format!("running {}: {e}", cfg.runc.display()))?;
     if !ok.success() {
-        return Err(
-            runc_error(&runc_log).unwrap_or_else(|| format!("runc create exited with {ok}"))
-        );
+        return Err(runc_error(&runc_log).unwrap_or_else(|| format!("runc run exited with {ok}")));
     }
     if let Some((path, rx)) = console {
         let master = rx
@@ -464,24 +462,12 @@ fn start(dir: &Path, cfg: &ShimConfig) -> Result<Started, String> {
         .and_then(|s| s.trim().parse().ok())
         .ok_or_else(|| format!("runc left no pid in {}", pid_file.display()))?;
     started.pid = pid;
-    let out = runc(cfg)
-        .arg("--log")
-        .arg(&runc_log)
-        .args(["--log-format", "json", "start", &cfg.id])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .output()
-        .map_err(|e| format!("running {}: {e}", cfg.runc.display()))?;
-    if !out.status.success() {
-        let _ = sys::kill(pid, libc::SIGKILL);
-        return Err(runc_error(&runc_log)
-            .unwrap_or_else(|| String::from_utf8_lossy(&out.stderr).trim().to_string()));
-    }
     Ok(started)
 }
 
-/// The last error runc logged, worded as containerd reports it.
+/// The last error runc logged, worded as containerd reports it (containerd
+/// runs `runc create` then `runc start`; one `runc run --detach` is a runc
+/// call less per container, and fails the same way).
 fn runc_error(log: &Path) -> Option<String> {
     let text = std::fs::read_to_string(log).ok()?;
     let msg = text.lines().rev().find_map(|line| {
@@ -490,6 +476,7 @@ fn runc_error(log: &Path) -> Option<String> {
             .then(|| v["msg"].as_str().map(str::to_string))
             .flatten()
     })?;
+    let msg = msg.replacen("runc run failed:", "runc create failed:", 1);
     Some(format!(
         "failed to create containerd task: failed to create shim task: OCI runtime create failed: {msg}: unknown"
     ))

@@ -30,7 +30,7 @@ pub fn setsid() -> io::Result<()> {
     check(unsafe { libc::setsid() }).map(drop)
 }
 
-/// Orphaned descendants (the container's init once `runc create` exits) are
+/// Orphaned descendants (the container's init once `runc run --detach` exits) are
 /// re-parented to this process, which can then wait for them.
 pub fn set_child_subreaper() -> io::Result<()> {
     check(unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) }).map(drop)

@@ -110,9 +110,10 @@ async fn a_missing_command_fails_to_start_with_start_error() {
     let Error::Start { message, .. } = &err else {
         panic!("expected Error::Start, got {err:?}");
     };
-    assert!(
-        message.contains(r#"exec: "nope": executable file not found in $PATH"#),
-        "{message}"
+    // containerd's words, which the kubelet shows in the container's status.
+    assert_eq!(
+        message,
+        r#"failed to create containerd task: failed to create shim task: OCI runtime create failed: runc create failed: unable to start container process: exec: "nope": executable file not found in $PATH: unknown"#
     );
     let st = node.runtime.container_status(&id).await.unwrap();
     assert_eq!(st.state, ContainerState::Exited);
