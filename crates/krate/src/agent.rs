@@ -50,6 +50,10 @@ pub struct AgentArgs {
     /// 0 picks a free one (tests).
     #[arg(long, default_value_t = node::server::DEFAULT_PORT)]
     pub kubelet_port: u16,
+    /// Seconds between refreshes of running pods' configMap, secret,
+    /// downwardAPI and projected volumes (the kubelet's sync period).
+    #[arg(long, default_value_t = 60, hide = true)]
+    pub volume_refresh_interval: u64,
 }
 
 /// The kubelet API's serving certificate and the CA its clients (the API
@@ -163,17 +167,14 @@ pub async fn run(client: kube::Client, args: AgentArgs, setup: Setup<'_>) -> Res
     } else {
         tracing::warn!("no kubelet serving certificate: logs, exec, attach and port-forward are not served for this node's pods");
     }
+    let resources = node::volumes::Resources::new(client.clone(), data_dir, &options.node_name);
+    let _volume_refresh = AbortOnDrop(resources.spawn_refresh(std::time::Duration::from_secs(
+        args.volume_refresh_interval.max(1),
+    )));
     let services = agent::Services {
         runtime,
         images: Arc::new(Images(store)),
-        resources: Arc::new(agent::pod_resources::Kubelet::new(
-            node::volumes::Manager::new(data_dir.join("pods"), client.clone(), &options.node_name),
-            client.clone(),
-            options
-                .node_ip
-                .map(|ip| vec![ip.to_string()])
-                .unwrap_or_default(),
-        )),
+        resources: resources.clone(),
         network: Some(Arc::new(network)),
     };
     if args.pod_manifest_path.is_some() {
