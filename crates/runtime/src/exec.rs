@@ -22,6 +22,22 @@ fn exit_code(status: ExitStatus) -> i32 {
         .unwrap_or(-1)
 }
 
+/// runc's own error when the command could not be started at all (runc
+/// exits 255 and logs `exec failed: ...`), as opposed to a command that ran
+/// and failed.
+fn exec_start_failure(code: i32, stderr: &[u8]) -> Option<String> {
+    if code != 255 {
+        return None;
+    }
+    let last = String::from_utf8_lossy(stderr);
+    let last = last.lines().rev().find(|l| !l.trim().is_empty())?;
+    if !last.contains("level=error") {
+        return None;
+    }
+    let message = runc_message(last.as_bytes());
+    message.starts_with("exec failed:").then_some(message)
+}
+
 impl Runc {
     fn ensure_running(&self, id: &str) -> Result<()> {
         let status = self.status(id)?;
@@ -98,10 +114,17 @@ impl Runc {
             op: "running runc exec".into(),
             source,
         })?;
+        let code = exit_code(out.status);
+        if let Some(message) = exec_start_failure(code, &out.stderr) {
+            return Err(Error::Runtime {
+                op: "exec".into(),
+                message: format!("failed to exec in container: failed to start exec {id:?}: OCI runtime exec failed: {message}: unknown"),
+            });
+        }
         Ok(ExecSyncResponse {
             stdout: out.stdout,
             stderr: out.stderr,
-            exit_code: exit_code(out.status),
+            exit_code: code,
         })
     }
 

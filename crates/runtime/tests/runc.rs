@@ -317,6 +317,16 @@ async fn exec_sync_returns_output_and_exit_code() {
     assert_eq!(out.stdout, b"hi there\n");
     assert_eq!(out.stderr, b"err\n");
     assert_eq!(out.exit_code, 4);
+    let nope = vec!["nope".to_string()];
+    let err = node
+        .runtime
+        .exec_sync(&id, &nope, Duration::from_secs(10))
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string().contains(r#"OCI runtime exec failed: exec failed: unable to start container process: exec: "nope": executable file not found in $PATH: unknown"#),
+        "{err}"
+    );
     let cmd: Vec<String> = ["sleep", "10"].iter().map(|s| s.to_string()).collect();
     let t = std::time::Instant::now();
     let err = node
