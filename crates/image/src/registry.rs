@@ -58,6 +58,111 @@ fn http_client() -> HttpClient {
         .build(connector)
 }
 
+fn tls_client(host: &str, tls: &HostTls) -> Result<HttpClient> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let bad = |e: &dyn std::fmt::Display| {
+        Error::malformed(format!("TLS settings of registry {host}"), e.to_string())
+    };
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .expect("ring supports the default protocol versions");
+    let builder = if tls.insecure_skip_verify {
+        builder
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(NoVerification(provider)))
+    } else {
+        let mut roots = rustls::RootCertStore::empty();
+        for cert in rustls_native_certs::load_native_certs().certs {
+            let _ = roots.add(cert);
+        }
+        if let Some(ca) = &tls.ca_file {
+            let pem = std::fs::read(ca).map_err(Error::io(ca))?;
+            for cert in CertificateDer::pem_slice_iter(&pem) {
+                roots.add(cert.map_err(|e| bad(&e))?).map_err(|e| bad(&e))?;
+            }
+        }
+        builder.with_root_certificates(roots)
+    };
+    let config = match (&tls.cert_file, &tls.key_file) {
+        (Some(cert), Some(key)) => {
+            let pem = std::fs::read(cert).map_err(Error::io(cert))?;
+            let certs = CertificateDer::pem_slice_iter(&pem)
+                .collect::<std::result::Result<Vec<_>, _>>()
+                .map_err(|e| bad(&e))?;
+            let key_pem = std::fs::read(key).map_err(Error::io(key))?;
+            let key = PrivateKeyDer::from_pem_slice(&key_pem).map_err(|e| bad(&e))?;
+            builder
+                .with_client_auth_cert(certs, key)
+                .map_err(|e| bad(&e))?
+        }
+        _ => builder.with_no_client_auth(),
+    };
+    let mut http = HttpConnector::new();
+    http.enforce_http(false);
+    http.set_connect_timeout(Some(Duration::from_secs(30)));
+    let connector = hyper_rustls::HttpsConnectorBuilder::new()
+        .with_tls_config(config)
+        .https_or_http()
+        .enable_http1()
+        .wrap_connector(http);
+    Ok(
+        hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+            .build(connector),
+    )
+}
+
+/// `insecure_skip_verify`: any certificate is taken (signatures are still
+/// checked, so the session is encrypted to whoever answered).
+#[derive(Debug)]
+struct NoVerification(Arc<rustls::crypto::CryptoProvider>);
+
+impl rustls::client::danger::ServerCertVerifier for NoVerification {
+    fn verify_server_cert(
+        &self,
+        _: &rustls::pki_types::CertificateDer<'_>,
+        _: &[rustls::pki_types::CertificateDer<'_>],
+        _: &rustls::pki_types::ServerName<'_>,
+        _: &[u8],
+        _: rustls::pki_types::UnixTime,
+    ) -> std::result::Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        Ok(rustls::client::danger::ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls::pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> std::result::Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls::pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> std::result::Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
+}
+
 /// k3s's `registries.yaml`: mirrors per registry host (`"*"` for all) and
 /// credentials per endpoint host.
 #[derive(Debug, Default, Deserialize)]
@@ -78,6 +183,22 @@ pub struct Mirror {
 pub struct HostConfig {
     #[serde(default)]
     pub auth: Option<HostAuth>,
+    #[serde(default)]
+    pub tls: Option<HostTls>,
+}
+
+/// TLS toward one registry host: a CA beside the system's, a client
+/// certificate, or no verification at all.
+#[derive(Debug, Default, Deserialize)]
+pub struct HostTls {
+    #[serde(default)]
+    pub ca_file: Option<std::path::PathBuf>,
+    #[serde(default)]
+    pub cert_file: Option<std::path::PathBuf>,
+    #[serde(default)]
+    pub key_file: Option<std::path::PathBuf>,
+    #[serde(default)]
+    pub insecure_skip_verify: bool,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -120,6 +241,15 @@ impl RegistriesConfig {
             out.push(default);
         }
         out
+    }
+
+    /// The HTTP client for endpoints on `host`: `default` unless the
+    /// config has TLS settings for it.
+    pub(crate) fn client_for(&self, host: &str, default: &HttpClient) -> Result<HttpClient> {
+        match self.configs.get(host).and_then(|c| c.tls.as_ref()) {
+            None => Ok(default.clone()),
+            Some(tls) => tls_client(host, tls),
+        }
     }
 
     pub fn credentials(&self, host: &str) -> Option<Credentials> {
@@ -198,7 +328,7 @@ pub(crate) async fn pull(store: &Store, name: &str, auth: Option<&Credentials>) 
     for endpoint in config.endpoints(&reference.domain) {
         let credentials = auth.cloned().or_else(|| config.credentials(&endpoint.host));
         let mut session = Session {
-            client: client.clone(),
+            client: config.client_for(&endpoint.host, &client)?,
             credentials,
             authorization: None,
             reference: reference.clone(),

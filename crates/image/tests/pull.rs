@@ -229,3 +229,55 @@ async fn two_pulls_of_one_image_at_once_both_succeed_and_store_it_once() {
         0
     );
 }
+
+#[tokio::test]
+async fn an_https_mirror_is_trusted_through_registries_yaml_tls_settings() {
+    let registry = TestRegistry::start().unwrap();
+    let built = TestImage::new(
+        Some("app"),
+        vec![TestLayer::new(
+            LayerBuilder::new().file("tls", b"ok", 0o644).finish(),
+            Compression::Gzip,
+        )],
+        &ImageConfig::default(),
+    );
+    registry.push("app", "v1", &built).unwrap();
+    let key = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_string()]).unwrap();
+    let https = registry
+        .serve_tls(&key.cert.pem(), &key.signing_key.serialize_pem())
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let ca = dir.path().join("ca.pem");
+    fs::write(&ca, key.cert.pem()).unwrap();
+    let config = |tls: &str| {
+        format!(
+            "mirrors:\n  registry.test:\n    endpoint:\n      - https://{host}\nconfigs:\n  \"{host}\":\n    tls:\n{tls}",
+            host = https.host()
+        )
+    };
+    let registries = dir.path().join("registries.yaml");
+    let name = "registry.test/app:v1";
+
+    // The self-signed certificate is not trusted by default (and the
+    // registry's own host does not resolve).
+    fs::write(&registries, config("      {}\n")).unwrap();
+    let err = store(&dir).pull(name, None).await.unwrap_err();
+    assert!(!err.is_not_found(), "{err}");
+
+    fs::write(
+        &registries,
+        config(&format!("      ca_file: {}\n", ca.display())),
+    )
+    .unwrap();
+    let image = store(&dir).pull(name, None).await.unwrap();
+    assert_eq!(fs::read(image.layers[0].join("tls")).unwrap(), b"ok");
+
+    let other = tempfile::tempdir().unwrap();
+    fs::write(
+        other.path().join("registries.yaml"),
+        config("      insecure_skip_verify: true\n"),
+    )
+    .unwrap();
+    let image = store(&other).pull(name, None).await.unwrap();
+    assert_eq!(image.id, built.id());
+}

@@ -28,26 +28,50 @@ const HTPASSWD: &str = "user:$2b$04$xxAzV2P2XU/XMHePlJ.5ee5cQ1UyqAB1sgcJKIH4kg3j
 impl TestRegistry {
     /// Starts an open registry.
     pub fn start() -> io::Result<TestRegistry> {
-        Self::start_with(false)
+        Self::start_with(false, None, None)
     }
 
     /// Starts a registry that wants basic auth: user `user`, password
     /// `s3cret`.
     pub fn start_with_basic_auth() -> io::Result<TestRegistry> {
-        Self::start_with(true)
+        Self::start_with(true, None, None)
     }
 
-    fn start_with(auth: bool) -> io::Result<TestRegistry> {
+    /// A second registry over this one's storage that speaks HTTPS with
+    /// the given PEM certificate and key (push to `self`, pull from it).
+    pub fn serve_tls(&self, cert_pem: &str, key_pem: &str) -> io::Result<TestRegistry> {
+        Self::start_with(
+            false,
+            Some((cert_pem, key_pem)),
+            Some(self._dir.path().join("storage")),
+        )
+    }
+
+    fn start_with(
+        auth: bool,
+        tls: Option<(&str, &str)>,
+        storage: Option<PathBuf>,
+    ) -> io::Result<TestRegistry> {
         let dir = tempfile::tempdir()?;
         let port = {
             let l = TcpListener::bind("127.0.0.1:0")?;
             l.local_addr()?.port()
         };
-        let storage = dir.path().join("storage");
+        let storage = storage.unwrap_or_else(|| dir.path().join("storage"));
         let mut config = format!(
             "version: 0.1\nlog:\n  level: warn\n  accesslog:\n    disabled: true\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:{port}\n",
             storage.display()
         );
+        if let Some((cert, key)) = tls {
+            let (cert_path, key_path) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+            std::fs::write(&cert_path, cert)?;
+            std::fs::write(&key_path, key)?;
+            config.push_str(&format!(
+                "  tls:\n    certificate: {}\n    key: {}\n",
+                cert_path.display(),
+                key_path.display()
+            ));
+        }
         if auth {
             let htpasswd = dir.path().join("htpasswd");
             std::fs::write(&htpasswd, HTPASSWD)?;
@@ -75,7 +99,8 @@ impl TestRegistry {
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
             if let Ok(r) = registry.request("GET", "/v2/", &[], b"") {
-                if r.status == 200 || r.status == 401 {
+                // Over TLS a plain request gets 400: the server is up.
+                if r.status == 200 || r.status == 401 || (tls.is_some() && r.status == 400) {
                     return Ok(registry);
                 }
             }
