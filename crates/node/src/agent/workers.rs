@@ -96,6 +96,14 @@ fn is_terminal(pod: &Pod) -> bool {
     )
 }
 
+fn same_but_status(a: &Pod, b: &Pod) -> bool {
+    a.spec == b.spec
+        && a.metadata.deletion_timestamp == b.metadata.deletion_timestamp
+        && a.metadata.deletion_grace_period_seconds == b.metadata.deletion_grace_period_seconds
+        && a.metadata.labels == b.metadata.labels
+        && a.metadata.annotations == b.metadata.annotations
+}
+
 fn field_path(pod: &Pod, name: &str) -> String {
     let init = pod
         .spec
@@ -162,8 +170,17 @@ impl Pods {
                     }
                     watcher::Event::Apply(pod) => {
                         let uid = uid_of(&pod);
-                        self.pods.lock().unwrap().insert(uid.clone(), Arc::new(pod));
-                        self.dispatch(&uid);
+                        let old = self
+                            .pods
+                            .lock()
+                            .unwrap()
+                            .insert(uid.clone(), Arc::new(pod.clone()));
+                        // The status is the agent's own writing: a change
+                        // of it alone wakes nobody (upstream's config
+                        // source passes on spec and deletion changes).
+                        if old.is_none_or(|old| !same_but_status(&old, &pod)) {
+                            self.dispatch(&uid);
+                        }
                     }
                     watcher::Event::Delete(pod) => {
                         let uid = uid_of(&pod);
