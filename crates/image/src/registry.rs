@@ -324,7 +324,9 @@ pub(crate) async fn pull(store: &Store, name: &str, auth: Option<&Credentials>) 
         .expect("taking the gc lock does not panic")?;
     let config = RegistriesConfig::load(&store.inner.registries_config)?;
     let client = store.inner.http.get_or_init(http_client).clone();
-    let mut last = None;
+    // As containerd's resolver: the first error that is not a 404 wins;
+    // "not found" only when every endpoint says so.
+    let mut first_err = None;
     for endpoint in config.endpoints(&reference.domain) {
         let credentials = auth.cloned().or_else(|| config.credentials(&endpoint.host));
         let mut session = Session {
@@ -345,12 +347,16 @@ pub(crate) async fn pull(store: &Store, name: &str, auth: Option<&Credentials>) 
                 return result;
             }
             Err(e) => {
-                tracing::debug!(endpoint = %endpoint.base, error = %e, "registry endpoint failed");
-                last = Some(e);
+                tracing::debug!(endpoint = %endpoint.base, error = %e, "trying next host");
+                if !e.is_not_found() && first_err.is_none() {
+                    first_err = Some(e);
+                }
             }
         }
     }
-    Err(last.expect("there is always the registry's own endpoint"))
+    Err(first_err.unwrap_or(Error::NotFound {
+        reference: reference.to_string(),
+    }))
 }
 
 async fn lock(store: &Store, key: String) -> tokio::sync::OwnedMutexGuard<()> {
