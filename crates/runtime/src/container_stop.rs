@@ -62,6 +62,8 @@ impl Runc {
         let _ = self.runc("delete", &["delete", "--force", id]).await;
         let dir = self.container_dir(id);
         let _ = sys::unmount(&dir.join("bundle/rootfs"));
+        // Left behind only if the shim itself was killed.
+        let _ = std::fs::remove_file(self.socket_path(id, ""));
         crate::cgroups::remove_tree(&rec.cgroups_path);
         std::fs::remove_dir_all(&dir).or_else(|e| match e.kind() {
             std::io::ErrorKind::NotFound => Ok(()),

@@ -61,6 +61,7 @@ impl Runc {
             // The pod's own cgroup, if nothing else is left in it.
             crate::cgroups::remove_tree(&rec.cgroup_parent);
         }
+        let _ = std::fs::remove_file(self.socket_path(id, ""));
         let dir = self.sandbox_dir(id);
         if let Some(shm) = &rec.shm {
             let _ = crate::sys::unmount(shm);

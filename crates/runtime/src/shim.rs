@@ -521,6 +521,9 @@ fn serve_client(conn: UnixStream, shared: &Shared) {
             let _ = w.write_all(&frame::encode(frame::EXIT, &code.to_be_bytes()));
             return;
         }
+        // A client that stops reading must not stall the container's output
+        // (and with it the log): after this long it is dropped.
+        let _ = write_half.set_write_timeout(Some(Duration::from_secs(10)));
         clients.push(Client {
             stream: write_half,
             stdout: header.stdout,

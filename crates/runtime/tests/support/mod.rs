@@ -98,7 +98,10 @@ impl Node {
             .unwrap();
         let dir = tmp.path().to_path_buf();
         let mut cfg = RuncConfig::new(dir.join("runtime"));
-        cfg.shim = PathBuf::from(env!("CARGO_BIN_EXE_krate-runtime-shim"));
+        // KRATE_TEST_SHIM: run the shim from another binary (`krate`).
+        cfg.shim = std::env::var_os("KRATE_TEST_SHIM")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_krate-runtime-shim")));
         cfg.run_dir = dir.join("run");
         cfg.cgroup_root = format!(
             "/krate-test-{}-{}",
