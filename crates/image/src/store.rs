@@ -483,6 +483,7 @@ impl Store {
         let tmp_dir = self.tmp_dir();
         let mut tmp = tempfile::NamedTempFile::new_in(&tmp_dir).map_err(Error::io(&tmp_dir))?;
         tmp.write_all(bytes).map_err(Error::io(tmp.path()))?;
+        tmp.as_file().sync_all().map_err(Error::io(tmp.path()))?;
         tmp.persist(&dest).map_err(|e| Error::io(&dest)(e.error))?;
         Ok(dest)
     }
@@ -513,6 +514,10 @@ impl Store {
             .tempdir_in(&tmp_root)
             .map_err(Error::io(&tmp_root))?;
         crate::layer::unpack(blob, tmp.path(), Some(diff_id))?;
+        // Whole on disk before it gets its name: after a crash a layer
+        // directory is complete or absent.
+        let dir = File::open(tmp.path()).map_err(Error::io(tmp.path()))?;
+        rustix::fs::syncfs(&dir).map_err(|e| Error::io(tmp.path())(e.into()))?;
         let created = match fs::rename(tmp.path(), &dest) {
             Ok(()) => {
                 // Renamed away: nothing for the guard to delete.
@@ -544,8 +549,10 @@ impl Store {
         let mut reader = reader;
         io::copy(&mut reader, &mut writer).map_err(Error::io(&*path))?;
         let (digest, size, w) = writer.finish();
-        w.into_inner()
+        let file = w
+            .into_inner()
             .map_err(|e| Error::io(&*path)(e.into_error()))?;
+        file.sync_all().map_err(Error::io(&*path))?;
         Ok((path, digest, size))
     }
 
