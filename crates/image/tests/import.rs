@@ -275,3 +275,61 @@ fn concurrent_imports_of_one_archive_store_it_once() {
     assert_eq!(store.list().unwrap().len(), 1);
     assert_eq!(entries(&dir.path().join("images/layers/sha256")).len(), 1);
 }
+
+/// The runtime's contract: the layer directories, top first, are the lower
+/// dirs of an overlay mount, and whiteouts hide what is below them.
+#[test]
+fn unpacked_layers_stack_as_overlayfs_lower_dirs_with_whiteouts_applied() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path().join("images")).unwrap();
+    let base = TestLayer::new(
+        LayerBuilder::new()
+            .file("etc/gone", b"", 0o644)
+            .file("etc/kept", b"", 0o644)
+            .file("var/cache/old", b"", 0o644)
+            .finish(),
+        Compression::Gzip,
+    );
+    let top = TestLayer::new(
+        LayerBuilder::new()
+            .whiteout("etc/gone")
+            .dir("var/cache", 0o755)
+            .opaque("var/cache")
+            .file("var/cache/new", b"", 0o644)
+            .finish(),
+        Compression::Zstd,
+    );
+    let archive = dir.path().join("layers.tar");
+    testing::write_oci_archive(&archive, &[image_of("stack", vec![base, top])]).unwrap();
+    let image = store.import(&archive).unwrap().remove(0);
+
+    let lower: Vec<String> = image
+        .layers
+        .iter()
+        .rev()
+        .map(|l| l.display().to_string())
+        .collect();
+    let mnt = dir.path().join("mnt");
+    fs::create_dir(&mnt).unwrap();
+    // In a mount namespace of its own: the mount goes with the process.
+    let script = format!(
+        "mount -t overlay overlay -o lowerdir={lower} {m} && ls -A {m}/etc {m}/var/cache",
+        lower = lower.join(":"),
+        m = mnt.display()
+    );
+    let out = std::process::Command::new("unshare")
+        .args(["--mount", "--propagation", "private", "sh", "-c", &script])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let listing = String::from_utf8_lossy(&out.stdout);
+    let names: Vec<&str> = listing
+        .lines()
+        .filter(|l| !l.is_empty() && !l.ends_with(':'))
+        .collect();
+    assert_eq!(names, ["kept", "new"], "{listing}");
+}
