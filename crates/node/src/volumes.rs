@@ -414,16 +414,18 @@ impl Manager {
             }));
         }
         let claim = if let Some(c) = &volume.persistent_volume_claim {
-            Some((c.claim_name.clone(), c.read_only.unwrap_or(false)))
+            Some((c.claim_name.clone(), c.read_only.unwrap_or(false), false))
         } else if volume.ephemeral.is_some() {
             // Generic ephemeral volumes: the claim `<pod>-<volume>`.
             let pod_name = pod.metadata.name.as_deref().unwrap_or_default();
-            Some((format!("{pod_name}-{}", volume.name), false))
+            Some((format!("{pod_name}-{}", volume.name), false, true))
         } else {
             None
         };
-        if let Some((claim, read_only)) = claim {
-            return self.plan_claim(pod, volume, &claim, read_only).await;
+        if let Some((claim, read_only, ephemeral)) = claim {
+            return self
+                .plan_claim(pod, volume, &claim, read_only, ephemeral)
+                .await;
         }
         Err(VolumeError::Spec {
             volume: volume.name.clone(),
@@ -440,6 +442,7 @@ impl Manager {
         volume: &Volume,
         claim_name: &str,
         read_only: bool,
+        ephemeral: bool,
     ) -> Result<Planned, VolumeError> {
         let uid = pod.metadata.uid.as_deref().unwrap_or_default();
         let namespace = pod.metadata.namespace.as_deref().unwrap_or("default");
@@ -454,6 +457,19 @@ impl Manager {
                 kube_message(&e)
             ))
         })?;
+        let pod_uid = pod.metadata.uid.as_deref();
+        let owned = claim
+            .metadata
+            .owner_references
+            .iter()
+            .flatten()
+            .any(|r| r.controller == Some(true) && Some(r.uid.as_str()) == pod_uid);
+        if ephemeral && !owned {
+            return Err(spec_err(format!(
+                "PVC {namespace}/{claim_name} was not created for pod {namespace}/{} (pod is not owner)",
+                pod.metadata.name.as_deref().unwrap_or_default()
+            )));
+        }
         if claim.metadata.deletion_timestamp.is_some() {
             return Err(spec_err(format!(
                 "can't start pod because PVC {namespace}/{claim_name} is being deleted"
@@ -920,7 +936,14 @@ fn apply(plan: &Plan, fs_group: Option<(u32, Option<String>)>) -> Result<Mounted
             payload,
         } => {
             setup_empty_dir(dir, *memory, *size)?;
-            atomic_writer::write(dir, payload, None).map_err(|e| e.to_string())?;
+            // The new files get the group before they become visible.
+            let set_perms = |ts_dir: &Path| -> io::Result<()> {
+                match &fs_group {
+                    Some((gid, _)) => ownership::set_volume_ownership(ts_dir, *gid, true, None),
+                    None => Ok(()),
+                }
+            };
+            atomic_writer::write(dir, payload, Some(&set_perms)).map_err(|e| e.to_string())?;
             ownership(dir, true)?;
             Ok(MountedVolume {
                 host_path: dir.clone(),
@@ -972,7 +995,7 @@ fn setup_empty_dir(dir: &Path, memory: bool, size: Option<u64>) -> Result<(), St
     if mounted.is_none() {
         create_dir(dir, 0o777)?;
     }
-    if memory && !mounted.is_some_and(|m| m.fs_type == "tmpfs") {
+    if memory && mounted.is_none_or(|m| m.fs_type != "tmpfs") {
         mounts::mount_tmpfs(dir, size)
             .map_err(|e| format!("mount tmpfs on {}: {e}", dir.display()))?;
     }

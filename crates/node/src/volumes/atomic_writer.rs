@@ -38,6 +38,9 @@ impl FileProjection {
 /// Relative path -> file.
 pub type Payload = BTreeMap<String, FileProjection>;
 
+/// Runs on a new data directory before it becomes visible (fsGroup).
+pub type SetPerms<'a> = &'a dyn Fn(&Path) -> io::Result<()>;
+
 #[derive(Debug, thiserror::Error)]
 pub enum WriteError {
     #[error("invalid path: {0}")]
@@ -107,7 +110,7 @@ fn clean(path: &str) -> String {
 pub fn write(
     target_dir: &Path,
     payload: &Payload,
-    set_perms: Option<&dyn Fn(&Path) -> io::Result<()>>,
+    set_perms: Option<SetPerms<'_>>,
 ) -> Result<bool, WriteError> {
     // (1) Validate the payload.
     let mut clean_payload = Payload::new();
