@@ -283,6 +283,15 @@ impl Drop for Cluster {
         };
         // Let the agent tear its pods down (network included) first.
         if self.child.is_some() {
+            // Controllers first (orphaning their pods), or they replace
+            // the pods force-deleted below.
+            let _ = self.kubectl(&[
+                "delete",
+                "deployments,replicasets,statefulsets,daemonsets,jobs,cronjobs,replicationcontrollers",
+                "--all",
+                "-A",
+                "--cascade=orphan",
+            ]);
             let _ = self.kubectl(&[
                 "delete",
                 "pods",
@@ -364,6 +373,7 @@ impl Cluster {
         for m in mounts {
             let _ = run_quiet("umount", &["-l", &m]);
         }
+        remove_cni_nat_rules(&format!("krate-{}", names.bridge));
         let _ = run_quiet("ip", &["link", "del", &names.bridge]);
         for cidr in [&names.cluster_cidr, &names.service_cidr] {
             let _ = run_quiet("ip", &["route", "del", "unreachable", cidr]);
@@ -376,6 +386,31 @@ impl Cluster {
         }
         // Also on cgroup v2 the tree is directly under /sys/fs/cgroup.
         remove_cgroup_tree(&Path::new("/sys/fs/cgroup").join(&names.cgroup_parent));
+    }
+}
+
+/// Removes the bridge plugin's masquerade rules (and their chains) of the
+/// CNI network `network`, left when a pod's network was not torn down.
+fn remove_cni_nat_rules(network: &str) {
+    let Some(rules) = run_quiet("iptables", &["-t", "nat", "-S", "POSTROUTING"]) else {
+        return;
+    };
+    let marker = format!("name: \\\"{network}\\\"");
+    for rule in rules.lines().filter(|r| r.contains(&marker)) {
+        let Some(spec) = rule.strip_prefix("-A POSTROUTING ") else {
+            continue;
+        };
+        let chain = spec.rsplit(" -j ").next().unwrap_or("").to_string();
+        let _ = Command::new("sh")
+            .arg("-c")
+            .arg(format!("iptables -t nat -D POSTROUTING {spec}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+        if chain.starts_with("CNI-") {
+            let _ = run_quiet("iptables", &["-t", "nat", "-F", &chain]);
+            let _ = run_quiet("iptables", &["-t", "nat", "-X", &chain]);
+        }
     }
 }
 
