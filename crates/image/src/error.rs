@@ -34,7 +34,7 @@ pub enum Error {
 
     /// An image document (manifest, index, config, archive) is not what the
     /// OCI and docker formats allow, or a layer tarball is unsafe.
-    #[error("malformed image {what}: {reason}")]
+    #[error("invalid {what}: {reason}")]
     Malformed { what: String, reason: String },
 
     /// No image in the store matches the name or ID.

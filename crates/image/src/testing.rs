@@ -483,6 +483,24 @@ pub fn busybox_image(name: &str) -> io::Result<TestImage> {
     ))
 }
 
+/// An image a registry accepts but no runtime can use: its config blob is
+/// not JSON. Pulling it fails as a malformed image.
+pub fn malformed_image() -> TestImage {
+    let layer = TestLayer::new(
+        LayerBuilder::new().file("x", b"x", 0o644).finish(),
+        Compression::Gzip,
+    );
+    let mut image = TestImage::new(None, vec![layer], &ImageConfig::default());
+    image.config = b"{this is not json".to_vec();
+    image.config_digest = sha256(&image.config);
+    let mut manifest: serde_json::Value = serde_json::from_slice(&image.manifest).expect("json");
+    manifest["config"]["digest"] = json!(image.config_digest);
+    manifest["config"]["size"] = json!(image.config.len());
+    image.manifest = serde_json::to_vec(&manifest).expect("json");
+    image.manifest_digest = sha256(&image.manifest);
+    image
+}
+
 /// Writes the busybox image as an OCI archive at `path`, for `Store::import`
 /// or `krate image import`.
 pub fn busybox_oci_archive(path: &Path, name: &str) -> io::Result<TestImage> {

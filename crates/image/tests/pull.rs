@@ -284,3 +284,28 @@ async fn an_https_mirror_is_trusted_through_registries_yaml_tls_settings() {
     let image = store(&other).pull(name, None).await.unwrap();
     assert_eq!(image.id, built.id());
 }
+
+#[tokio::test]
+async fn an_image_whose_config_is_not_json_is_malformed_and_leaves_nothing() {
+    let registry = TestRegistry::start().unwrap();
+    registry
+        .push("broken", "v1", &testing::malformed_image())
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let store = store(&dir);
+    let err = store
+        .pull(&format!("{}/broken:v1", registry.host()), None)
+        .await
+        .unwrap_err();
+    assert!(err.is_malformed(), "{err}");
+    assert!(
+        err.to_string().starts_with("invalid image config sha256:"),
+        "{err}"
+    );
+    assert_eq!(
+        fs::read_dir(dir.path().join("images/blobs/sha256"))
+            .unwrap()
+            .count(),
+        0
+    );
+}
