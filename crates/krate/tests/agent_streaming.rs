@@ -115,7 +115,8 @@ fn kubectl_logs_reads_real_container_output() {
         &pod(
             "logger",
             "Always",
-            "for i in 1 2 3; do echo line $i; done; echo to-stderr >&2; sleep 3600",
+            // stdout and stderr are separate pipes: the pause orders them in the log.
+            "for i in 1 2 3; do echo line $i; done; sleep 0.5; echo to-stderr >&2; sleep 3600",
         ),
     );
     wait_running(&c, "logger");
@@ -128,6 +129,16 @@ fn kubectl_logs_reads_real_container_output() {
         }
     });
     assert_eq!(all, "line 1\nline 2\nline 3\nto-stderr\n");
+    // The same through nodes/proxy, straight to the kubelet API.
+    let node = c.ok(&["get", "nodes", "-o", "jsonpath={.items[0].metadata.name}"]);
+    assert_eq!(
+        c.ok(&[
+            "get",
+            "--raw",
+            &format!("/api/v1/nodes/{node}/proxy/containerLogs/default/logger/app?tailLines=2"),
+        ]),
+        "line 3\nto-stderr\n"
+    );
     assert_eq!(
         c.ok(&["logs", "logger", "-c", "app", "--tail=1"]),
         "to-stderr\n"
@@ -214,6 +225,11 @@ spec:
         err.contains("container \"b\" in pod \"two\" is waiting to start: ErrImageNeverPull"),
         "{err}"
     );
+    let err = c.fails(&["exec", "two", "-c", "b", "--", "true"]);
+    assert!(
+        err.contains("unable to upgrade connection: container not found (\"b\")"),
+        "{err}"
+    );
     let err = c.fails(&["get", "--raw", "/api/v1/namespaces/default/pods/two/log"]);
     assert!(
         err.contains("a container name must be specified for pod two, choose one of: [a b]"),
@@ -256,7 +272,9 @@ fn kubectl_exec_attach_and_cp_on_a_real_container() {
     let out = Command::new("script")
         .args([
             "-qec",
-            &format!("KUBECONFIG={kubeconfig} kubectl exec -it box -- sh -c 'tty; stty size'"),
+            &format!(
+                "stty rows 40 cols 100; KUBECONFIG={kubeconfig} kubectl exec -it box -- sh -c 'tty; stty size'"
+            ),
             "/dev/null",
         ])
         .env("HOME", c.dir.path())
@@ -270,6 +288,10 @@ fn kubectl_exec_attach_and_cp_on_a_real_container() {
     assert!(
         text.contains("/dev/pts/"),
         "a terminal in the container: {text}"
+    );
+    assert!(
+        text.contains("40 100"),
+        "the terminal's size reaches the container: {text}"
     );
 
     // cp: tar over exec, both ways.

@@ -23,7 +23,7 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::WebSocketStream;
 
 use super::resolve::{self, ResolveError};
-use super::{full, query_all, query_flag, status_error, Body, KubeletServer};
+use super::{full, query_all, query_flag, status_error, text, Body, KubeletServer};
 
 pub const V5: &str = "v5.channel.k8s.io";
 pub const V4: &str = "v4.channel.k8s.io";
@@ -143,6 +143,20 @@ pub async fn serve(
     if opts.tty && opts.stderr {
         return bad("you may not specify tty=true and stderr=true");
     }
+    // The container first: a client that fails the WebSocket upgrade
+    // retries with SPDY and shows the error of that second attempt.
+    let rt = server.runtime().clone();
+    let c = match resolve::running(rt.as_ref(), ns, pod, container).await {
+        Ok(c) => c,
+        // In upstream's words (kubectl: "unable to upgrade connection: ...").
+        Err(ResolveError::ContainerNotFound { .. }) => {
+            return text(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format!("container not found ({container:?})"),
+            )
+        }
+        Err(e) => return text(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    };
     if !is_websocket(&req) {
         return bad(
             "this endpoint serves WebSocket streams (v5.channel.k8s.io, v4.channel.k8s.io) only",
@@ -150,20 +164,6 @@ pub async fn serve(
     }
     let Some(protocol) = negotiate(&req, &[V5, V4]) else {
         return bad("requested protocol(s) are not supported: the server supports [v5.channel.k8s.io v4.channel.k8s.io]");
-    };
-    let rt = server.runtime().clone();
-    let c = match resolve::running(rt.as_ref(), ns, pod, container).await {
-        Ok(c) => c,
-        Err(e @ ResolveError::ContainerNotFound { .. }) => {
-            return status_error(StatusCode::NOT_FOUND, "NotFound", e.to_string())
-        }
-        Err(e) => {
-            return status_error(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "InternalError",
-                e.to_string(),
-            )
-        }
     };
     let session = if attach {
         rt.attach(&c.id, &opts).await
