@@ -55,12 +55,16 @@ pub const STOP_SIGNAL_ANNOTATION: &str = "io.krate.image.stop-signal";
 pub struct Runc {
     pub(crate) cfg: RuncConfig,
     pub(crate) host: HostInfo,
+    /// The last CPU usage sample per container, for a usage rate
+    /// (nanocores) between two stats calls, as containerd keeps one.
+    cpu_samples: std::sync::Mutex<std::collections::HashMap<String, (std::time::Instant, u64)>>,
 }
 
 impl Runc {
     pub fn new(cfg: RuncConfig) -> Result<Runc> {
         let runc = Runc {
             host: crate::cgroups::host_info(),
+            cpu_samples: Default::default(),
             cfg,
         };
         for dir in [
@@ -224,6 +228,16 @@ impl Runc {
     }
 }
 
+/// CPU usage in nanocores (nanoseconds of CPU per second) between two
+/// samples of cumulative usage.
+fn nano_cores(prev: (std::time::Instant, u64), now: (std::time::Instant, u64)) -> Option<u64> {
+    let elapsed = now.0.checked_duration_since(prev.0)?.as_nanos();
+    if elapsed == 0 || now.1 < prev.1 {
+        return None;
+    }
+    Some(((now.1 - prev.1) as u128 * 1_000_000_000 / elapsed) as u64)
+}
+
 /// runc's error on stderr, without logrus' decoration.
 pub(crate) fn runc_message(stderr: &[u8]) -> String {
     let text = String::from_utf8_lossy(stderr);
@@ -344,9 +358,17 @@ impl RuntimeService for Runc {
     async fn container_stats(&self, id: &str) -> Result<ContainerStats> {
         let rec = self.load_container(id)?;
         let (cpu, mem) = crate::cgroups::stats(&rec.cgroups_path);
+        let now = std::time::Instant::now();
+        let mut samples = self.cpu_samples.lock().unwrap();
+        samples.retain(|_, (t, _)| now.duration_since(*t) < Duration::from_secs(600));
+        let nano_cores = cpu.and_then(|usage| {
+            let prev = samples.insert(id.to_string(), (now, usage))?;
+            nano_cores(prev, (now, usage))
+        });
+        drop(samples);
         Ok(ContainerStats {
             container_id: id.to_string(),
-            cpu_usage_nano_cores: None,
+            cpu_usage_nano_cores: nano_cores,
             cpu_usage_core_nano_seconds: cpu,
             memory_working_set_bytes: mem,
         })
@@ -356,6 +378,18 @@ impl RuntimeService for Runc {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn nano_cores_is_cpu_time_per_wall_second() {
+        let t = std::time::Instant::now();
+        let later = t + Duration::from_millis(500);
+        assert_eq!(
+            nano_cores((t, 1_000), (later, 250_001_000)),
+            Some(500_000_000)
+        );
+        assert_eq!(nano_cores((t, 10), (t, 20)), None);
+        assert_eq!(nano_cores((t, 20), (later, 10)), None);
+    }
 
     #[test]
     fn runc_messages_lose_the_logrus_decoration() {

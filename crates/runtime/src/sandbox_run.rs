@@ -121,7 +121,12 @@ impl Runc {
                     rec.ips = cni
                         .add(&rec.id, &netns, &pod_ref(&cfg), &mappings)
                         .await
-                        .map_err(|e| Error::Network(e.to_string()))?;
+                        .map_err(|e| {
+                            Error::Network(format!(
+                                "failed to setup network for sandbox {:?}: {e}",
+                                rec.id
+                            ))
+                        })?;
                     self.save_sandbox(rec)?;
                 }
                 None => {

@@ -640,6 +640,12 @@ async fn stats_resource_updates_and_log_reopening() {
     let stats = node.runtime.container_stats(&id).await.unwrap();
     assert!(stats.cpu_usage_core_nano_seconds.is_some(), "{stats:?}");
     assert!(stats.memory_working_set_bytes.is_some(), "{stats:?}");
+    assert!(
+        stats.cpu_usage_nano_cores.is_none(),
+        "one sample is no rate"
+    );
+    let stats = node.runtime.container_stats(&id).await.unwrap();
+    assert!(stats.cpu_usage_nano_cores.is_some(), "{stats:?}");
 
     let memory_limit = || {
         let dir = runtime::cgroups::dir("memory", &format!("{}/{id}", node.cfg.cgroup_root));
