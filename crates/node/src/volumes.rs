@@ -303,17 +303,15 @@ impl Manager {
         Ok(())
     }
 
-    /// Pod directories under the root whose pods are not in `active` (pods
-    /// deleted while the agent was down): the agent tears them down.
-    pub fn orphaned_pods(&self, active: &std::collections::HashSet<String>) -> Vec<String> {
+    /// The uids of the pods that have a directory under the root.
+    pub fn pod_uids(&self) -> std::collections::HashSet<String> {
         let Ok(entries) = fs::read_dir(&self.root) else {
-            return Vec::new();
+            return Default::default();
         };
         entries
             .filter_map(Result::ok)
             .filter(|e| e.file_type().map(|t| t.is_dir()).unwrap_or(false))
             .filter_map(|e| e.file_name().to_str().map(str::to_string))
-            .filter(|uid| !active.contains(uid))
             .collect()
     }
 

@@ -74,64 +74,49 @@ impl Resources {
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
                 tick.tick().await;
-                this.refresh_all().await;
-                this.remove_orphans().await;
+                this.sync_once().await;
             }
         })
     }
 
-    /// One pass over the pods whose volumes are set up, with their current
-    /// objects (labels and annotations reach downwardAPI files this way).
-    pub async fn refresh_all(&self) {
-        let tracked: Vec<(String, String, String)> = self
-            .pods
-            .lock()
-            .expect("lock")
-            .iter()
-            .map(|(uid, (ns, name, _))| (uid.clone(), ns.clone(), name.clone()))
-            .collect();
-        for (uid, namespace, name) in tracked {
-            let api: Api<Pod> = Api::namespaced(self.client.clone(), &namespace);
-            let pod = match api.get_opt(&name).await {
-                Ok(Some(p)) if p.metadata.uid.as_deref() == Some(uid.as_str()) => p,
-                Ok(_) => continue,
-                Err(e) => {
-                    tracing::debug!(pod = %name, error = %e, "getting a pod to refresh its volumes");
-                    continue;
-                }
-            };
-            let phase = pod.status.as_ref().and_then(|s| s.phase.as_deref());
-            if matches!(phase, Some("Succeeded") | Some("Failed")) {
-                continue;
-            }
-            if let Err(e) = self.manager.refresh(&pod).await {
-                tracing::warn!(pod = %name, namespace = %namespace, error = %e, "refreshing the pod's volumes");
-                self.recorder.warning(&pod, "FailedMount", e.to_string());
-            }
-        }
-    }
-
-    /// Tears down pod directories whose pods are neither known to this
-    /// agent nor bound to this node in the API (deleted while it was down).
-    pub async fn remove_orphans(&self) {
+    /// One pass over the node's pods: those with volumes on this node get
+    /// their configMap/secret/downwardAPI/projected volumes brought up to
+    /// date from their current objects (labels reach downwardAPI files this
+    /// way, also for pods adopted after an agent restart); directories of
+    /// pods that are gone (deleted while the agent was down) are torn down.
+    pub async fn sync_once(&self) {
         // The directory listing comes first: a pod with a directory was
         // created before the API listing below, so it is in it if it exists.
-        let mut known: HashSet<String> = self.pods.lock().expect("lock").keys().cloned().collect();
-        let candidates = self.manager.orphaned_pods(&known);
-        if candidates.is_empty() {
+        let on_disk = self.manager.pod_uids();
+        if on_disk.is_empty() {
             return;
         }
         let api: Api<Pod> = Api::all(self.client.clone());
         let params = ListParams::default().fields(&format!("spec.nodeName={}", self.node_name));
         let pods = match api.list(&params).await {
-            Ok(list) => list,
+            Ok(list) => list.items,
             Err(e) => {
                 tracing::debug!(error = %e, "listing the node's pods");
                 return;
             }
         };
-        known.extend(pods.items.into_iter().filter_map(|p| p.metadata.uid));
-        for uid in candidates.into_iter().filter(|u| !known.contains(u)) {
+        let mut known: HashSet<String> = self.pods.lock().expect("lock").keys().cloned().collect();
+        for pod in pods {
+            let Some(uid) = pod.metadata.uid.clone() else {
+                continue;
+            };
+            known.insert(uid.clone());
+            let phase = pod.status.as_ref().and_then(|s| s.phase.as_deref());
+            let finished = matches!(phase, Some("Succeeded") | Some("Failed"));
+            if !on_disk.contains(&uid) || finished || pod.metadata.deletion_timestamp.is_some() {
+                continue;
+            }
+            if let Err(e) = self.manager.refresh(&pod).await {
+                tracing::warn!(pod = ?pod.metadata.name, error = %e, "refreshing the pod's volumes");
+                self.recorder.warning(&pod, "FailedMount", e.to_string());
+            }
+        }
+        for uid in on_disk.into_iter().filter(|u| !known.contains(u)) {
             match self.manager.teardown(&uid).await {
                 Ok(()) => {
                     tracing::info!(pod_uid = %uid, "removed the volumes of a pod that is gone")
