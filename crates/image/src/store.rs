@@ -185,6 +185,11 @@ impl Store {
             let d = root.join(dir);
             fs::create_dir_all(&d).map_err(Error::io(&d))?;
         }
+        // Layers hold images' set-user-ID files owned by root: no user of
+        // the host may reach them (containers see them through overlay
+        // mounts, which root made).
+        use std::os::unix::fs::PermissionsExt as _;
+        fs::set_permissions(&root, fs::Permissions::from_mode(0o700)).map_err(Error::io(&root))?;
         Ok(Store {
             inner: Arc::new(Inner {
                 root,
