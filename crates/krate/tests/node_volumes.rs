@@ -276,6 +276,34 @@ async fn pod_volumes_are_set_up_refreshed_and_torn_down() {
         "default"
     );
     assert_eq!(mount_type(&projected).as_deref(), Some("tmpfs"));
+    // The token authenticates as the pod's service account.
+    let admin: serde_json::Value =
+        serde_json::from_str(&cluster.ok(&["config", "view", "--raw", "-o", "json"])).unwrap();
+    let token_config = work.join("token.kubeconfig");
+    std::fs::write(
+        &token_config,
+        json!({
+            "apiVersion": "v1", "kind": "Config", "current-context": "sa",
+            "clusters": [{ "name": "c", "cluster": admin["clusters"][0]["cluster"] }],
+            "users": [{ "name": "sa", "user": { "token": token } }],
+            "contexts": [{ "name": "sa", "context": { "cluster": "c", "user": "sa" } }]
+        })
+        .to_string(),
+    )
+    .unwrap();
+    let out = cluster.kubectl(&[
+        "--kubeconfig",
+        token_config.to_str().unwrap(),
+        "get",
+        "secrets",
+    ]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(
+            "User \"system:serviceaccount:default:default\" cannot list resource \"secrets\""
+        ),
+        "{stderr}"
+    );
 
     let container = &pod.spec.as_ref().unwrap().containers[0];
     let ips = vec!["10.42.0.9".to_string()];
