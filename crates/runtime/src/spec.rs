@@ -238,7 +238,7 @@ pub fn sandbox_spec(input: &SandboxSpecInput) -> Value {
             },
             "maskedPaths": MASKED_PATHS,
             "readonlyPaths": READONLY_PATHS,
-            "sysctl": sysctls(cfg, host_network),
+            "sysctl": sysctls(cfg),
         },
         "annotations": {
             "io.kubernetes.cri.container-type": "sandbox",
@@ -254,12 +254,21 @@ pub fn sandbox_spec(input: &SandboxSpecInput) -> Value {
 }
 
 /// Namespaced sysctls apply to the pod; network ones only with its own
-/// network namespace.
-fn sysctls(cfg: &PodSandboxConfig, host_network: bool) -> Value {
+/// network namespace, IPC ones (upstream's list) only with its own IPC
+/// namespace: the host's are not the pod's to change.
+fn sysctls(cfg: &PodSandboxConfig) -> Value {
+    let host_network = cfg.namespace_options.network == NamespaceMode::Node;
+    let host_ipc = cfg.namespace_options.ipc == NamespaceMode::Node;
+    let ipc = |k: &str| {
+        ["kernel.shm", "kernel.msg", "kernel.sem", "fs.mqueue."]
+            .iter()
+            .any(|p| k.starts_with(p))
+    };
     let map: serde_json::Map<String, Value> = cfg
         .sysctls
         .iter()
         .filter(|(k, _)| !(host_network && k.starts_with("net.")))
+        .filter(|(k, _)| !(host_ipc && ipc(k)))
         .map(|(k, v)| (k.clone(), json!(v)))
         .collect();
     Value::Object(map)
@@ -366,7 +375,7 @@ pub fn container_spec(input: &ContainerSpecInput) -> Result<Value, SpecError> {
         "namespaces": namespaces,
         "cgroupsPath": input.cgroups_path,
         "resources": resources(&cfg.resources, input.host, sc.privileged),
-        "sysctl": sysctls(input.sandbox, host_network),
+        "sysctl": sysctls(input.sandbox),
     });
     if sc.privileged {
         linux["devices"] = json!(input

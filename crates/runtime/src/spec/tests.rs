@@ -151,6 +151,9 @@ fn host_namespaces_are_not_unshared() {
     let spec = spec_of(&container(), &s);
     let ns = spec["linux"]["namespaces"].as_array().unwrap();
     assert_eq!(ns, &vec![json!({"type": "mount"})]);
+    assert_eq!(spec["linux"]["sysctl"], json!({}));
+    s.namespace_options.ipc = NamespaceMode::Pod;
+    let spec = spec_of(&container(), &s);
     assert_eq!(
         spec["linux"]["sysctl"],
         json!({"kernel.shm_rmid_forced": "1"})
