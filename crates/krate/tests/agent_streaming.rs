@@ -348,6 +348,59 @@ spec:
 }
 
 #[test]
+fn kubectl_run_attaches_to_the_new_pod() {
+    let c = Cluster::start_with_agent(&[]);
+    let t = Duration::from_secs(90);
+    let out = kubectl_within(
+        &c,
+        &[
+            "run",
+            "-i",
+            "--rm",
+            "--restart=Never",
+            "once",
+            &format!("--image={BUSYBOX}"),
+            "--",
+            "sh",
+            "-c",
+            "read line; echo got $line",
+        ],
+        Some("typed\n"),
+        t,
+    );
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    assert!(
+        stdout(&out).contains("got typed"),
+        "{}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    // A terminal: kubectl run -it, driven through script's pty.
+    let kubeconfig = c.kubeconfig.display().to_string();
+    let child = Command::new("script")
+        .args([
+            "-qec",
+            &format!(
+                "KUBECONFIG={kubeconfig} kubectl run -it --rm --restart=Never tty --image={BUSYBOX} -- sh -c 'sleep 1; tty; echo done'"
+            ),
+            "/dev/null",
+        ])
+        .env("HOME", c.dir.path())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let out = wait_output(child, t, "kubectl run -it");
+    let text = stdout(&out);
+    assert!(
+        text.contains("/dev/pts/") && text.contains("done"),
+        "{text}{}",
+        stderr(&out)
+    );
+}
+
+#[test]
 fn kubectl_port_forward_reaches_busybox_httpd() {
     let c = Cluster::start_with_agent(&[]);
     apply(
