@@ -103,6 +103,20 @@ impl PodVolumes {
                 Some("Bidirectional") => MountPropagation::Bidirectional,
                 _ => MountPropagation::Private,
             };
+            // A missing source is made a directory, as containerd's CRI
+            // does for bind mounts (hostPath volumes without a type).
+            if fs::symlink_metadata(&host_path).is_err() {
+                fs::create_dir_all(&host_path)
+                    .and_then(|()| {
+                        fs::set_permissions(&host_path, fs::Permissions::from_mode(0o755))
+                    })
+                    .map_err(|e| {
+                        MountsError::Io(format!(
+                            "failed to mkdir {:?}: {e}",
+                            host_path.display().to_string()
+                        ))
+                    })?;
+            }
             mounts.push(Mount {
                 container_path: vm.mount_path.clone(),
                 host_path,
@@ -110,7 +124,14 @@ impl PodVolumes {
                 propagation,
             });
         }
-        if !mounts_etc_hosts && !ctx.pod_ips.is_empty() {
+        // Host-network pods get the node's hosts file even when their
+        // sandbox reports no IPs of its own.
+        let host_network = pod
+            .spec
+            .as_ref()
+            .and_then(|s| s.host_network)
+            .unwrap_or(false);
+        if !mounts_etc_hosts && (!ctx.pod_ips.is_empty() || host_network) {
             let path = self.write_etc_hosts(pod, ctx.pod_ips)?;
             mounts.push(Mount {
                 container_path: ETC_HOSTS_PATH.to_string(),

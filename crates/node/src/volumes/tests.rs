@@ -369,6 +369,44 @@ fn container_mounts_follow_volume_mounts_then_hosts_and_termination_log() {
 }
 
 #[test]
+fn missing_host_paths_become_directories_and_host_network_pods_get_the_nodes_hosts() {
+    let tmp = tempfile::tempdir().unwrap();
+    let missing = tmp.path().join("made/by/mount");
+    let volumes = PodVolumes {
+        pod_dir: tmp.path().join("uid-1"),
+        volumes: BTreeMap::from([(
+            "h".to_string(),
+            MountedVolume {
+                host_path: missing.clone(),
+                read_only: false,
+            },
+        )]),
+        cluster_domain: "cluster.local".into(),
+    };
+    let mut pod = test_pod();
+    pod.spec.as_mut().unwrap().host_network = Some(true);
+    let container: Container = serde_json::from_value(json!({
+        "name": "app",
+        "volumeMounts": [{ "name": "h", "mountPath": "/h" }]
+    }))
+    .unwrap();
+    let mounts = volumes
+        .container_mounts(&pod, &container, &MountContext::default())
+        .unwrap();
+    assert!(missing.is_dir());
+    assert_eq!(mounts[1].container_path, "/etc/hosts");
+    let hosts = fs::read_to_string(&mounts[1].host_path).unwrap();
+    assert!(
+        hosts.starts_with("# Kubernetes-managed hosts file (host network).\n"),
+        "{hosts}"
+    );
+    assert!(
+        hosts.ends_with("\n# Entries added by HostAliases.\n10.1.2.3\tfoo\tbar\n"),
+        "{hosts}"
+    );
+}
+
+#[test]
 fn sub_path_symlinks_out_of_the_volume_are_refused() {
     let tmp = tempfile::tempdir().unwrap();
     let pod_dir = tmp.path().join("uid-1");
