@@ -333,3 +333,42 @@ fn unpacked_layers_stack_as_overlayfs_lower_dirs_with_whiteouts_applied() {
         .collect();
     assert_eq!(names, ["kept", "new"], "{listing}");
 }
+
+/// The store's root is 0700, yet a container running as nobody reads its
+/// root file system through the overlay mount.
+#[test]
+fn a_non_root_process_reads_the_image_through_an_overlay_of_its_layers() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path().join("images")).unwrap();
+    let archive = dir.path().join("busybox.tar");
+    testing::busybox_oci_archive(&archive, "busybox:nobody").unwrap();
+    let image = store.import(&archive).unwrap().remove(0);
+    let (mnt, upper, work) = (
+        dir.path().join("mnt"),
+        dir.path().join("upper"),
+        dir.path().join("work"),
+    );
+    for d in [&mnt, &upper, &work] {
+        fs::create_dir(d).unwrap();
+    }
+    let script = format!(
+        "mount -t overlay overlay -o lowerdir={lower},upperdir={u},workdir={w} {m} && chroot --userspec=65534:65534 {m} /bin/sh -c 'id -u; cat /etc/passwd >/dev/null; ls /bin/busybox'",
+        lower = image.layers[0].display(),
+        u = upper.display(),
+        w = work.display(),
+        m = mnt.display()
+    );
+    let out = std::process::Command::new("unshare")
+        .args(["--mount", "--propagation", "private", "sh", "-c", &script])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "65534\n/bin/busybox\n"
+    );
+}
