@@ -13,7 +13,6 @@ use crate::runc::{io_err, Runc};
 use crate::sandbox_run::sandbox_files;
 use crate::spec::{self, ContainerSpecInput};
 use crate::state::{self, ContainerRecord};
-use crate::sys;
 
 /// The overlayfs options for `layers` (lowest first): overlay takes the
 /// lowerdirs top first.
@@ -74,17 +73,18 @@ impl Runc {
                     .map_err(io_err(format!("creating {}", empty.display())))?;
                 layers.push(&empty);
             }
-            sys::mount(
-                "overlay",
-                &rootfs,
-                "overlay",
-                0,
-                Some(&overlay_options(&layers, &upper, &work)),
-            )
-            .map_err(io_err(format!(
-                "mounting the rootfs at {}",
-                rootfs.display()
-            )))?;
+            self.sys
+                .mount(
+                    "overlay",
+                    &rootfs,
+                    "overlay",
+                    0,
+                    Some(&overlay_options(&layers, &upper, &work)),
+                )
+                .map_err(io_err(format!(
+                    "mounting the rootfs at {}",
+                    rootfs.display()
+                )))?;
 
             let passwd = std::fs::read_to_string(rootfs.join("etc/passwd")).ok();
             let group = std::fs::read_to_string(rootfs.join("etc/group")).ok();
@@ -127,7 +127,7 @@ impl Runc {
         match result {
             Ok(()) => Ok(id),
             Err(e) => {
-                let _ = sys::unmount(&rootfs);
+                let _ = self.sys.unmount(&rootfs);
                 let _ = std::fs::remove_dir_all(&dir);
                 Err(e)
             }

@@ -100,7 +100,7 @@ impl Runc {
                     .ok()
                     .and_then(|s| s.trim().parse::<i32>().ok())
                 {
-                    let _ = sys::kill(pid, libc::SIGKILL);
+                    let _ = self.sys.kill(pid, libc::SIGKILL);
                 }
                 let _ = std::fs::remove_file(&pid_file);
                 return Err(Error::Runtime {

@@ -23,7 +23,7 @@ mod sandbox_run;
 mod sandbox_status;
 mod sandbox_stop;
 mod stream;
-mod sys;
+pub mod sys;
 
 pub use cri::*;
 pub use runc::{Runc, RuncConfig, STOP_SIGNAL_ANNOTATION};

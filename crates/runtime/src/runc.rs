@@ -54,6 +54,7 @@ pub const STOP_SIGNAL_ANNOTATION: &str = "io.krate.image.stop-signal";
 
 pub struct Runc {
     pub(crate) cfg: RuncConfig,
+    pub(crate) sys: std::sync::Arc<dyn crate::sys::Syscall>,
     pub(crate) host: HostInfo,
     /// The last CPU usage sample per container, for a usage rate
     /// (nanocores) between two stats calls, as containerd keeps one.
@@ -62,7 +63,16 @@ pub struct Runc {
 
 impl Runc {
     pub fn new(cfg: RuncConfig) -> Result<Runc> {
+        Runc::with_syscall(cfg, std::sync::Arc::new(crate::sys::Linux))
+    }
+
+    /// A runtime whose mounts and signals go to `sys` (tests record them).
+    pub fn with_syscall(
+        cfg: RuncConfig,
+        sys: std::sync::Arc<dyn crate::sys::Syscall>,
+    ) -> Result<Runc> {
         let runc = Runc {
+            sys,
             host: crate::cgroups::host_info(),
             cpu_samples: Default::default(),
             cfg,

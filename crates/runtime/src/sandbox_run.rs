@@ -77,17 +77,18 @@ impl Runc {
         if ns.ipc != NamespaceMode::Node {
             let shm = dir.join("shm");
             std::fs::create_dir_all(&shm).map_err(io_err(format!("creating {}", shm.display())))?;
-            sys::mount(
-                "shm",
-                &shm,
-                "tmpfs",
-                libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC,
-                Some("mode=1777,size=65536k"),
-            )
-            .map_err(io_err(format!(
-                "mounting the sandbox shm at {}",
-                shm.display()
-            )))?;
+            self.sys
+                .mount(
+                    "shm",
+                    &shm,
+                    "tmpfs",
+                    libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC,
+                    Some("mode=1777,size=65536k"),
+                )
+                .map_err(io_err(format!(
+                    "mounting the sandbox shm at {}",
+                    shm.display()
+                )))?;
             rec.shm = Some(shm);
             self.save_sandbox(rec)?;
         }
@@ -214,7 +215,7 @@ impl Runc {
             }
         }
         if let Some(shm) = &rec.shm {
-            let _ = sys::unmount(shm);
+            let _ = self.sys.unmount(shm);
         }
     }
 }

@@ -64,7 +64,7 @@ impl Runc {
         let _ = std::fs::remove_file(self.socket_path(id, ""));
         let dir = self.sandbox_dir(id);
         if let Some(shm) = &rec.shm {
-            let _ = crate::sys::unmount(shm);
+            let _ = self.sys.unmount(shm);
         }
         std::fs::remove_dir_all(&dir).or_else(|e| match e.kind() {
             std::io::ErrorKind::NotFound => Ok(()),

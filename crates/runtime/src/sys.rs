@@ -1,7 +1,8 @@
 //! Every syscall the runtime makes that the standard library does not wrap:
 //! mounts, namespaces, process reaping, signals, file descriptor passing and
 //! terminal sizes. The only module of the workspace allowed `unsafe`; each
-//! function here is a thin, safe wrapper that checks the return value.
+//! function here is a thin, safe wrapper that checks the return value. The
+//! ones the lifecycle verbs use go through the [`Syscall`] trait.
 #![allow(unsafe_code)]
 
 use std::ffi::CString;
@@ -216,6 +217,105 @@ pub fn signal_number(name: &str) -> Option<i32> {
         "ALRM" => libc::SIGALRM,
         _ => return None,
     })
+}
+
+/// The syscalls the runtime's lifecycle verbs make, behind one trait so that
+/// their logic can be tested without root: [`Linux`] makes them,
+/// [`Recording`] writes them down (and succeeds).
+pub trait Syscall: Send + Sync + 'static {
+    fn mount(
+        &self,
+        source: &str,
+        target: &Path,
+        fstype: &str,
+        flags: libc::c_ulong,
+        data: Option<&str>,
+    ) -> io::Result<()>;
+    /// `Ok(false)` when nothing is mounted at `target`.
+    fn unmount(&self, target: &Path) -> io::Result<bool>;
+    /// `Ok(false)` when there is no such process.
+    fn kill(&self, pid: i32, signal: i32) -> io::Result<bool>;
+}
+
+/// The real syscalls.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Linux;
+
+impl Syscall for Linux {
+    fn mount(
+        &self,
+        source: &str,
+        target: &Path,
+        fstype: &str,
+        flags: libc::c_ulong,
+        data: Option<&str>,
+    ) -> io::Result<()> {
+        mount(source, target, fstype, flags, data)
+    }
+    fn unmount(&self, target: &Path) -> io::Result<bool> {
+        unmount(target)
+    }
+    fn kill(&self, pid: i32, signal: i32) -> io::Result<bool> {
+        kill(pid, signal)
+    }
+}
+
+/// One call [`Recording`] saw.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Call {
+    Mount {
+        source: String,
+        target: std::path::PathBuf,
+        fstype: String,
+        data: Option<String>,
+    },
+    Unmount(std::path::PathBuf),
+    Kill {
+        pid: i32,
+        signal: i32,
+    },
+}
+
+/// Records calls instead of making them.
+#[derive(Debug, Default)]
+pub struct Recording {
+    calls: std::sync::Mutex<Vec<Call>>,
+}
+
+impl Recording {
+    pub fn calls(&self) -> Vec<Call> {
+        self.calls.lock().unwrap().clone()
+    }
+    fn record(&self, call: Call) {
+        self.calls.lock().unwrap().push(call);
+    }
+}
+
+impl Syscall for Recording {
+    fn mount(
+        &self,
+        source: &str,
+        target: &Path,
+        fstype: &str,
+        _flags: libc::c_ulong,
+        data: Option<&str>,
+    ) -> io::Result<()> {
+        self.record(Call::Mount {
+            source: source.into(),
+            target: target.into(),
+            fstype: fstype.into(),
+            data: data.map(Into::into),
+        });
+        Ok(())
+    }
+    fn unmount(&self, target: &Path) -> io::Result<bool> {
+        self.record(Call::Unmount(target.into()));
+        Ok(true)
+    }
+    fn kill(&self, pid: i32, signal: i32) -> io::Result<bool> {
+        self.record(Call::Kill { pid, signal });
+        Ok(true)
+    }
 }
 
 #[cfg(test)]
