@@ -381,12 +381,20 @@ pub async fn forward(
     body: Bytes,
     on_upgrade: Option<hyper::upgrade::OnUpgrade>,
 ) -> ApiResult<Response<Body>> {
+    // Upstream's wording, with no reason: kubectl prints "Error from
+    // server: error dialing backend: ...".
     let dial = |e: String| {
         ApiError::new(
             500,
-            "InternalError",
+            "",
             format!("error dialing backend: dial tcp {host}:{port}: {e}"),
         )
+    };
+    let connect_error = |e: std::io::Error| match e.kind() {
+        std::io::ErrorKind::ConnectionRefused => "connect: connection refused".to_string(),
+        std::io::ErrorKind::HostUnreachable => "connect: no route to host".to_string(),
+        std::io::ErrorKind::NetworkUnreachable => "connect: network is unreachable".to_string(),
+        _ => e.to_string(),
     };
     let tcp = tokio::time::timeout(
         Duration::from_secs(30),
@@ -394,7 +402,7 @@ pub async fn forward(
     )
     .await
     .map_err(|_| dial("i/o timeout".into()))?
-    .map_err(|e| dial(e.to_string()))?;
+    .map_err(|e| dial(connect_error(e)))?;
     let _ = tcp.set_nodelay(true);
     let server_name = ServerName::try_from(host.to_string()).map_err(|e| dial(e.to_string()))?;
     let tls = client

@@ -538,3 +538,33 @@ fn port_forward_reaches_the_pods_port() {
         "port-forward keeps running"
     );
 }
+
+#[test]
+fn an_unreachable_kubelet_is_reported_as_upstream_words_it() {
+    let s = setup();
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    s.rt.block_on(async {
+        let nodes: Api<k8s_openapi::api::core::v1::Node> = Api::all(s.cluster.client().await);
+        nodes
+            .patch_status(
+                "host-node",
+                &PatchParams::default(),
+                &Patch::Merge(json!({ "status": {
+                    "daemonEndpoints": { "kubeletEndpoint": { "Port": closed } },
+                }})),
+            )
+            .await
+            .unwrap();
+    });
+    let err = s.cluster.fails(&["logs", "web"]);
+    assert!(
+        err.contains(&format!(
+            "Error from server: error dialing backend: dial tcp 127.0.0.1:{closed}: connect: connection refused"
+        )),
+        "{err}"
+    );
+}
