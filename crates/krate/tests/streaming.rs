@@ -203,24 +203,50 @@ struct Setup {
     logs: tempfile::TempDir,
 }
 
-/// A one-shot HTTP server: answers every request with `hello from the pod`.
+/// An HTTP/1.0 server: `GET /big` answers 8 MiB, `PUT /sink` the size and
+/// byte sum of the body it got, anything else `hello from the pod`.
 fn http_backend() -> u16 {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
     std::thread::spawn(move || {
-        for stream in listener.incoming().take(16) {
-            let Ok(mut s) = stream else { continue };
-            let mut buf = [0u8; 1024];
-            let _ = s.read(&mut buf);
-            let body = "hello from the pod\n";
-            let _ = write!(
-                s,
-                "HTTP/1.0 200 OK\r\nContent-Length: {}\r\n\r\n{body}",
-                body.len()
-            );
+        for stream in listener.incoming().take(32) {
+            let Ok(s) = stream else { continue };
+            std::thread::spawn(move || serve_one(s));
         }
     });
     port
+}
+
+fn serve_one(mut s: std::net::TcpStream) {
+    let mut reader = BufReader::new(s.try_clone().unwrap());
+    let mut request = String::new();
+    let _ = reader.read_line(&mut request);
+    let mut length = 0usize;
+    loop {
+        let mut h = String::new();
+        if reader.read_line(&mut h).unwrap_or(0) == 0 || h.trim().is_empty() {
+            break;
+        }
+        if let Some(v) = h.to_ascii_lowercase().strip_prefix("content-length:") {
+            length = v.trim().parse().unwrap_or(0);
+        }
+    }
+    let body: Vec<u8> = if request.starts_with("GET /big") {
+        (0..8 << 20).map(|i| (i % 251) as u8).collect()
+    } else if request.starts_with("PUT /sink") {
+        let mut got = vec![0u8; length];
+        let _ = reader.read_exact(&mut got);
+        let sum: u64 = got.iter().map(|b| *b as u64).sum();
+        format!("{} {sum}\n", got.len()).into_bytes()
+    } else {
+        b"hello from the pod\n".to_vec()
+    };
+    let _ = write!(
+        s,
+        "HTTP/1.0 200 OK\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
+    let _ = s.write_all(&body);
 }
 
 fn setup() -> Setup {
@@ -533,6 +559,35 @@ fn port_forward_reaches_the_pods_port() {
         conn.read_to_string(&mut answer).unwrap();
         assert!(answer.ends_with("hello from the pod\n"), "{answer}");
     }
+    // Megabytes both ways through the SPDY streams.
+    let mut conn = std::net::TcpStream::connect(("127.0.0.1", local_port)).unwrap();
+    conn.set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    conn.write_all(b"GET /big HTTP/1.0\r\n\r\n").unwrap();
+    let mut answer = Vec::new();
+    conn.read_to_end(&mut answer).unwrap();
+    let start = answer.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
+    let body = &answer[start..];
+    assert_eq!(body.len(), 8 << 20);
+    assert!(body.iter().enumerate().all(|(i, b)| *b == (i % 251) as u8));
+    let upload: Vec<u8> = (0..4 << 20).map(|i| (i % 7) as u8).collect();
+    let sum: u64 = upload.iter().map(|b| *b as u64).sum();
+    let mut conn = std::net::TcpStream::connect(("127.0.0.1", local_port)).unwrap();
+    conn.set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    write!(
+        conn,
+        "PUT /sink HTTP/1.0\r\nContent-Length: {}\r\n\r\n",
+        upload.len()
+    )
+    .unwrap();
+    conn.write_all(&upload).unwrap();
+    let mut answer = String::new();
+    conn.read_to_string(&mut answer).unwrap();
+    assert!(
+        answer.ends_with(&format!("{} {sum}\n", upload.len())),
+        "{answer}"
+    );
     assert!(
         child.0.try_wait().unwrap().is_none(),
         "port-forward keeps running"
