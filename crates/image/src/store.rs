@@ -645,12 +645,17 @@ impl Store {
     fn update_index<T>(&self, f: impl FnOnce(&mut IndexFile) -> Result<T>) -> Result<T> {
         let _lock = self.lock_file("index.lock", FlockOperation::LockExclusive)?;
         let path = self.inner.root.join("images.json");
-        let mut index = match fs::metadata(&path) {
-            Ok(_) => read_index(&path)?,
-            Err(_) => IndexFile::default(),
+        let (mut index, before) = match fs::read(&path) {
+            Ok(bytes) => (parse_index(&path, &bytes)?, bytes),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => (IndexFile::default(), Vec::new()),
+            Err(e) => return Err(Error::io(&path)(e)),
         };
         let out = f(&mut index)?;
         let bytes = serde_json::to_vec_pretty(&index).expect("the index serializes");
+        if bytes == before {
+            // Pulling an image that is already here changes nothing.
+            return Ok(out);
+        }
         let mut tmp = tempfile::NamedTempFile::new_in(&self.inner.root)
             .map_err(Error::io(&self.inner.root))?;
         tmp.write_all(&bytes).map_err(Error::io(tmp.path()))?;
@@ -666,7 +671,11 @@ impl Store {
 
 fn read_index(path: &Path) -> Result<IndexFile> {
     let bytes = fs::read(path).map_err(Error::io(path))?;
-    serde_json::from_slice(&bytes)
+    parse_index(path, &bytes)
+}
+
+fn parse_index(path: &Path, bytes: &[u8]) -> Result<IndexFile> {
+    serde_json::from_slice(bytes)
         .map_err(|e| Error::malformed(format!("store index {}", path.display()), e))
 }
 

@@ -32,7 +32,14 @@ async fn pulls_a_gzip_image_by_tag_and_by_digest() {
     assert!(image.layers[0].join("bin/busybox").is_file());
     assert_eq!(store.resolve(&name), Some(image.clone()));
 
-    // Pulling again fetches the manifest only, and by digest works too.
+    // Pulling again fetches the manifest only and writes nothing; by
+    // digest works too.
+    let index = dir.path().join("images/images.json");
+    let inode =
+        |p: &std::path::Path| std::os::unix::fs::MetadataExt::ino(&fs::metadata(p).unwrap());
+    let before = inode(&index);
+    store.pull(&name, None).await.unwrap();
+    assert_eq!(inode(&index), before);
     let again = store.pull(&image.repo_digests[0], None).await.unwrap();
     assert_eq!(again.id, image.id);
     assert_eq!(store.list().unwrap().len(), 1);
