@@ -14,10 +14,14 @@ use support::{eventually_blocking, Cluster, BUSYBOX};
 
 const WAIT: Duration = Duration::from_secs(90);
 
-/// The agent refreshes configMap/secret volumes every 2 s (instead of the
-/// kubelet's minute) so that updates show quickly.
+/// A cluster whose agent refreshes pods' configMap/secret/downwardAPI
+/// volumes every `seconds` (the kubelet's minute by default).
+fn cluster_refreshing_every(seconds: u64) -> Cluster {
+    Cluster::start_with_agent(&["--volume-refresh-interval", &seconds.to_string()])
+}
+
 fn cluster() -> Cluster {
-    Cluster::start_with_agent(&["--volume-refresh-interval", "2"])
+    cluster_refreshing_every(2)
 }
 
 fn json(c: &Cluster, args: &[&str]) -> Value {
@@ -87,7 +91,9 @@ fn event_message(c: &Cluster, pod: &str, reason: &str, containing: &str) -> Stri
 
 #[test]
 fn a_pod_reads_its_volumes_and_env_and_sees_configmap_edits() {
-    let c = cluster();
+    // No periodic refresh during the test: the edit comes through the
+    // agent's watch on the configMap.
+    let c = cluster_refreshing_every(3600);
     let host_dir = c.dir.path().join("host");
     let manifest = format!(
         r#"apiVersion: v1
@@ -193,7 +199,8 @@ spec:
         "from-pod\n"
     );
 
-    // An edited configMap reaches the running container.
+    // An edited configMap reaches the running container (at once: the
+    // agent watches the configMaps and secrets its pods mount).
     c.ok(&[
         "patch",
         "configmap",
@@ -348,4 +355,41 @@ spec:
     }
     // The agent keeps serving other pods.
     wait_running(&c, "healthy");
+}
+
+#[test]
+fn new_labels_reach_a_running_pods_downward_api_volume() {
+    let c = cluster();
+    apply(
+        &c,
+        &format!(
+            r#"apiVersion: v1
+kind: Pod
+metadata:
+  name: labelled
+  labels:
+    app: one
+spec:
+  terminationGracePeriodSeconds: 1
+  containers:
+  - name: app
+    image: {BUSYBOX}
+    command: ["sh", "-c", "while true; do echo \"labels=`cat /info/labels | tr '\\n' ' '`\"; sleep 1; done"]
+    volumeMounts:
+    - {{ name: info, mountPath: /info }}
+  volumes:
+  - name: info
+    downwardAPI:
+      items:
+      - {{ path: labels, fieldRef: {{ fieldPath: metadata.labels }} }}
+"#
+        ),
+    );
+    wait_running(&c, "labelled");
+    assert_eq!(log_line(&c, "labelled", "app", "labels="), "app=\"one\"");
+    c.ok(&["label", "pod", "labelled", "app=two", "--overwrite"]);
+    eventually_blocking(WAIT, "the new label in the container", || {
+        let line = log_line(&c, "labelled", "app", "labels=");
+        (line == "app=\"two\"").then_some(()).ok_or(line)
+    });
 }

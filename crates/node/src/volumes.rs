@@ -23,6 +23,7 @@ pub mod hosts;
 mod mounts;
 mod ownership;
 mod pod_resources;
+pub mod watches;
 
 use std::collections::{BTreeMap, HashMap};
 use std::fs;

@@ -3,9 +3,10 @@
 //! managers and `makeEnvironmentVariables` do for each pod.
 //!
 //! Besides answering the agent, it keeps the configMap, secret, downwardAPI
-//! and projected volumes of running pods up to date (every `refresh
-//! interval`, upstream's sync period) and removes the directories of pods
-//! that were deleted while the agent was down.
+//! and projected volumes of running pods up to date (when a mounted
+//! configMap or secret changes, and every `refresh interval`, upstream's
+//! sync period) and removes the directories of pods that were deleted while
+//! the agent was down.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::Path;
@@ -20,6 +21,7 @@ use kube::api::ListParams;
 use kube::Api;
 use runtime::cri::Mount;
 
+use super::watches::{ObjectKey, Watches};
 use super::{Manager, MountContext, PodVolumes};
 use crate::agent::PodResources;
 use crate::env::{self, EnvContext};
@@ -39,6 +41,8 @@ pub struct Resources {
     /// Pods whose volumes are set up: uid -> (namespace, name, volumes).
     pods: Mutex<HashMap<String, (String, String, PodVolumes)>>,
     node_info: Mutex<Option<(Instant, NodeInfo)>>,
+    watches: Watches,
+    changes: Mutex<Option<tokio::sync::mpsc::UnboundedReceiver<ObjectKey>>>,
 }
 
 #[derive(Clone, Debug, Default)]
@@ -51,7 +55,10 @@ impl Resources {
     /// `data_dir` is the agent's root (pods live in `<data_dir>/pods`).
     pub fn new(client: kube::Client, data_dir: &Path, node_name: impl Into<String>) -> Arc<Self> {
         let node_name = node_name.into();
+        let (watches, changes) = Watches::new(client.clone());
         Arc::new(Resources {
+            watches,
+            changes: Mutex::new(Some(changes)),
             manager: Manager::new(data_dir.join("pods"), client.clone(), node_name.clone()),
             recorder: Recorder::new(client.clone(), "kubelet").with_host(node_name.clone()),
             client,
@@ -65,18 +72,54 @@ impl Resources {
         &self.manager
     }
 
-    /// Refreshes running pods' volumes every `interval` and removes the
-    /// directories of pods this node no longer has, until aborted.
+    /// Refreshes running pods' volumes when what they mount changes and
+    /// every `interval`, and removes the directories of pods this node no
+    /// longer has, until aborted.
     pub fn spawn_refresh(self: &Arc<Self>, interval: Duration) -> tokio::task::JoinHandle<()> {
         let this = self.clone();
+        let mut changes = self.changes.lock().expect("lock").take();
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(interval);
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
-                tick.tick().await;
-                this.sync_once().await;
+                let changed = async {
+                    match changes.as_mut() {
+                        Some(rx) => rx.recv().await,
+                        None => std::future::pending().await,
+                    }
+                };
+                tokio::select! {
+                    _ = tick.tick() => this.sync_once().await,
+                    key = changed => match key {
+                        Some(key) => this.object_changed(&key).await,
+                        None => changes = None,
+                    },
+                }
             }
         })
+    }
+
+    /// Refreshes the pods that mount `key`, which just changed.
+    async fn object_changed(&self, key: &ObjectKey) {
+        for uid in self.watches.pods_of(key) {
+            let Some((namespace, name)) = self
+                .pods
+                .lock()
+                .expect("lock")
+                .get(&uid)
+                .map(|(ns, name, _)| (ns.clone(), name.clone()))
+            else {
+                continue;
+            };
+            let api: Api<Pod> = Api::namespaced(self.client.clone(), &namespace);
+            let pod = match api.get_opt(&name).await {
+                Ok(Some(p)) if p.metadata.uid.as_deref() == Some(uid.as_str()) => p,
+                _ => continue,
+            };
+            if let Err(e) = self.manager.refresh(&pod).await {
+                tracing::warn!(pod = %name, error = %e, "refreshing the pod's volumes");
+            }
+        }
     }
 
     /// One pass over the node's pods: those with volumes on this node get
@@ -201,6 +244,7 @@ impl PodResources for Resources {
         // Memory-backed volumes are sized by the node's allocatable memory.
         self.node_info().await;
         let volumes = self.manager.setup(pod).await.map_err(|e| e.to_string())?;
+        self.watches.add_pod(pod);
         self.pods.lock().expect("lock").insert(
             pod.metadata.uid.clone().unwrap_or_default(),
             (
@@ -214,6 +258,7 @@ impl PodResources for Resources {
 
     async fn teardown_volumes(&self, pod_uid: &str) -> Result<(), String> {
         self.pods.lock().expect("lock").remove(pod_uid);
+        self.watches.remove_pod(pod_uid);
         self.manager
             .teardown(pod_uid)
             .await
