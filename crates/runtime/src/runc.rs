@@ -113,11 +113,20 @@ impl Runc {
         self.containers_dir().join(id)
     }
 
-    /// A unix socket path for container `id`, short enough for sun_path.
+    /// A unix socket path for container `id`: `<run_dir>/shim/<id[..16]>`,
+    /// or, when the run directory is too deep for sun_path (108 bytes), a
+    /// directory named after it under /run/krate-shim.
     pub(crate) fn socket_path(&self, id: &str, suffix: &str) -> PathBuf {
-        let dir = self.cfg.run_dir.join("shim");
+        let name = format!("{}{suffix}.sock", &id[..id.len().min(16)]);
+        let mut dir = self.cfg.run_dir.join("shim");
+        if dir.as_os_str().len() + name.len() + 16 > 100 {
+            use std::hash::{Hash, Hasher};
+            let mut h = std::collections::hash_map::DefaultHasher::new();
+            self.cfg.run_dir.hash(&mut h);
+            dir = PathBuf::from(format!("/run/krate-shim/{:016x}", h.finish()));
+        }
         let _ = std::fs::create_dir_all(&dir);
-        dir.join(format!("{}{suffix}.sock", &id[..id.len().min(16)]))
+        dir.join(name)
     }
 
     pub(crate) fn load_sandbox(&self, id: &str) -> Result<SandboxRecord> {
@@ -151,20 +160,14 @@ impl Runc {
         state::read_json(&dir.join(state::STATUS)).ok()
     }
 
-    /// Ids of the records in `dir`, oldest first.
+    /// Ids of the records in `dir`.
     pub(crate) fn ids(dir: &Path) -> Vec<String> {
-        let mut ids: Vec<(std::time::SystemTime, String)> = std::fs::read_dir(dir)
+        std::fs::read_dir(dir)
             .into_iter()
             .flatten()
             .flatten()
-            .filter_map(|e| {
-                let name = e.file_name().into_string().ok()?;
-                let t = e.metadata().ok()?.modified().ok()?;
-                Some((t, name))
-            })
-            .collect();
-        ids.sort();
-        ids.into_iter().map(|(_, id)| id).collect()
+            .filter_map(|e| e.file_name().into_string().ok())
+            .collect()
     }
 
     /// Runs runc with `args` and returns its stdout; a failure carries runc's
@@ -304,10 +307,12 @@ impl RuntimeService for Runc {
         self.sandbox_status(id)
     }
     async fn list_pod_sandbox(&self) -> Result<Vec<PodSandboxStatus>> {
-        Ok(Self::ids(&self.sandboxes_dir())
+        let mut all: Vec<PodSandboxStatus> = Self::ids(&self.sandboxes_dir())
             .iter()
             .filter_map(|id| self.sandbox_status(id).ok())
-            .collect())
+            .collect();
+        all.sort_by_key(|s| s.created_at);
+        Ok(all)
     }
 
     async fn create_container(
@@ -331,10 +336,12 @@ impl RuntimeService for Runc {
         self.status(id)
     }
     async fn list_containers(&self) -> Result<Vec<ContainerStatus>> {
-        Ok(Self::ids(&self.containers_dir())
+        let mut all: Vec<ContainerStatus> = Self::ids(&self.containers_dir())
             .iter()
             .filter_map(|id| self.status(id).ok())
-            .collect())
+            .collect();
+        all.sort_by_key(|s| s.created_at);
+        Ok(all)
     }
     async fn update_container_resources(
         &self,

@@ -302,18 +302,23 @@ pub fn container_spec(input: &ContainerSpecInput) -> Result<Value, SpecError> {
 
     let (uid, gid, additional_gids) = resolve_user(cfg, input.passwd, input.group)?;
 
-    let mut env: Vec<String> = Vec::new();
-    let has = |name: &str| cfg.envs.iter().any(|(k, _)| k == name);
-    if !has("PATH") {
-        env.push(format!("PATH={DEFAULT_PATH}"));
+    // containerd's order: PATH, HOSTNAME and TERM first, then the config's
+    // (the image's env merged with the container's); a later value of a name
+    // replaces the earlier one in place, so the process sees one of each.
+    let mut env: Vec<(String, String)> = vec![("PATH".into(), DEFAULT_PATH.into())];
+    if !input.sandbox.hostname.is_empty() {
+        env.push(("HOSTNAME".into(), input.sandbox.hostname.clone()));
     }
-    if !host_network || !input.sandbox.hostname.is_empty() {
-        env.push(format!("HOSTNAME={}", input.sandbox.hostname));
+    if cfg.tty {
+        env.push(("TERM".into(), "xterm".into()));
     }
-    if cfg.tty && !has("TERM") {
-        env.push("TERM=xterm".into());
+    for (k, v) in &cfg.envs {
+        match env.iter_mut().find(|(name, _)| name == k) {
+            Some(slot) => slot.1 = v.clone(),
+            None => env.push((k.clone(), v.clone())),
+        }
     }
-    env.extend(cfg.envs.iter().map(|(k, v)| format!("{k}={v}")));
+    let env: Vec<String> = env.into_iter().map(|(k, v)| format!("{k}={v}")).collect();
 
     let caps = if sc.privileged {
         all_capabilities(input.host.capabilities)

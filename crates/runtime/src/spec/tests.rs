@@ -108,9 +108,30 @@ fn a_path_in_the_env_replaces_the_default_and_tty_sets_term() {
     c.working_dir = Some("/work".into());
     let spec = spec_of(&c, &sandbox());
     let env = strings(&spec["process"]["env"]);
-    assert_eq!(env, ["HOSTNAME=web", "TERM=xterm", "PATH=/x", "A=b"]);
+    assert_eq!(env, ["PATH=/x", "HOSTNAME=web", "TERM=xterm", "A=b"]);
     assert_eq!(spec["process"]["terminal"], true);
     assert_eq!(spec["process"]["cwd"], "/work");
+}
+
+#[test]
+fn a_later_value_of_an_env_name_replaces_the_earlier_in_place() {
+    let mut c = container();
+    c.envs = vec![
+        ("IMAGE".into(), "1".into()),
+        ("MODE".into(), "image".into()),
+        ("HOSTNAME".into(), "mine".into()),
+        ("MODE".into(), "pod".into()),
+    ];
+    let spec = spec_of(&c, &sandbox());
+    assert_eq!(
+        strings(&spec["process"]["env"]),
+        [
+            format!("PATH={DEFAULT_PATH}"),
+            "HOSTNAME=mine".into(),
+            "IMAGE=1".into(),
+            "MODE=pod".into()
+        ]
+    );
 }
 
 #[test]
