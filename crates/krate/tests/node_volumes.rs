@@ -537,3 +537,74 @@ async fn container_env_comes_from_configmaps_secrets_and_the_pod() {
         "couldn't find key nope in Secret default/sec"
     );
 }
+
+#[tokio::test]
+async fn directories_of_pods_that_are_gone_are_torn_down() {
+    if !is_root() {
+        eprintln!("skipped: needs root");
+        return;
+    }
+    let cluster = Cluster::start_with(&["--disable-agent"]);
+    let client = cluster.client().await;
+    let data_dir = cluster.dir.path().join("work");
+    let pods_root = PodsRoot(data_dir.join("pods"));
+    let resources = node::volumes::Resources::new(client.clone(), &data_dir, "node-1");
+
+    // A pod of this node whose volumes were set up before an agent restart.
+    let _: ConfigMap = create(
+        &client,
+        json!({ "metadata": { "name": "cfg" }, "data": { "a": "1" } }),
+    )
+    .await;
+    let kept: Pod = create(
+        &client,
+        json!({
+            "metadata": { "name": "kept" },
+            "spec": {
+                "nodeName": "node-1", "automountServiceAccountToken": false,
+                "containers": [{ "name": "app", "image": "busybox" }],
+                "volumes": [
+                    { "name": "cfg", "configMap": { "name": "cfg" } },
+                    { "name": "mem", "emptyDir": { "medium": "Memory" } }
+                ]
+            }
+        }),
+    )
+    .await;
+    let kept_uid = kept.metadata.uid.clone().unwrap();
+    resources.manager().setup(&kept).await.unwrap();
+    // A pod deleted while the agent was down: only its directory is left.
+    let mut gone = kept.clone();
+    gone.metadata.uid = Some("00000000-0000-0000-0000-00000000dead".into());
+    resources.manager().setup(&gone).await.unwrap();
+    let gone_mem = pods_root
+        .0
+        .join("00000000-0000-0000-0000-00000000dead/volumes/kubernetes.io~empty-dir/mem");
+    assert_eq!(mount_type(&gone_mem).as_deref(), Some("tmpfs"));
+
+    let cms: Api<ConfigMap> = Api::namespaced(client.clone(), "default");
+    cms.patch(
+        "cfg",
+        &PatchParams::default(),
+        &Patch::Merge(json!({ "data": { "a": "2" } })),
+    )
+    .await
+    .unwrap();
+    resources.sync_once().await;
+
+    assert!(!pods_root
+        .0
+        .join("00000000-0000-0000-0000-00000000dead")
+        .exists());
+    assert_eq!(mount_type(&gone_mem), None);
+    let cfg = pods_root
+        .0
+        .join(&kept_uid)
+        .join("volumes/kubernetes.io~configmap/cfg");
+    assert_eq!(
+        std::fs::read_to_string(cfg.join("a")).unwrap(),
+        "2",
+        "the adopted pod's configMap volume is refreshed"
+    );
+    resources.manager().teardown(&kept_uid).await.unwrap();
+}
