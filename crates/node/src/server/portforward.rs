@@ -23,13 +23,18 @@ use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::Message;
 
-use super::remotecommand::{accept, is_websocket, negotiate, upgraded_websocket};
+use super::remotecommand::{accept, channel_message, is_websocket, negotiate, upgraded_websocket};
 use super::resolve::{self, ResolveError};
 use super::spdy::{self, Frame};
-use super::{full, status_error, Body, KubeletServer};
+use super::{full, query_all, status_error, Body, KubeletServer};
 
 pub const PROTOCOL: &str = "portforward.k8s.io";
 pub const WEBSOCKET_TUNNEL: &str = "SPDY/3.1+portforward.k8s.io";
+/// The older WebSocket port-forward (kube-rs, client libraries): the ports
+/// in the query, channel `2i` carries port `i`'s data and `2i+1` its
+/// errors; the server first sends each channel its port (2 bytes, little
+/// endian).
+pub const CHANNELS_V4: &str = "v4.channel.k8s.io";
 
 /// Opens a connection to a port of the pod.
 pub type Connector = Arc<
@@ -67,18 +72,30 @@ pub async fn serve(
         })
     });
     if is_websocket(&req) {
-        if negotiate(&req, &[WEBSOCKET_TUNNEL]).is_none() {
+        let Some(protocol) = negotiate(&req, &[WEBSOCKET_TUNNEL, CHANNELS_V4]) else {
             return status_error(
                 StatusCode::BAD_REQUEST,
                 "BadRequest",
-                format!("requested protocol(s) are not supported: the server supports [{WEBSOCKET_TUNNEL}]"),
+                format!("requested protocol(s) are not supported: the server supports [{WEBSOCKET_TUNNEL} {CHANNELS_V4}]"),
             );
-        }
-        let resp = accept(&req, WEBSOCKET_TUNNEL);
+        };
+        let ports = if protocol == CHANNELS_V4 {
+            match channel_ports(req.uri().query()) {
+                Ok(p) => p,
+                Err(e) => return status_error(StatusCode::BAD_REQUEST, "BadRequest", e),
+            }
+        } else {
+            Vec::new()
+        };
+        let resp = accept(&req, &protocol);
         let on_upgrade = hyper::upgrade::on(&mut req);
         tokio::spawn(async move {
             if let Some(ws) = upgraded_websocket(on_upgrade).await {
-                tunnel(ws, connector, pod_name).await;
+                if protocol == CHANNELS_V4 {
+                    channels(ws, connector, pod_name, ports).await;
+                } else {
+                    tunnel(ws, connector, pod_name).await;
+                }
             }
         });
         return resp;
@@ -367,4 +384,110 @@ async fn forward(pair: Pair, connector: Connector, frames: mpsc::Sender<Frame>, 
     }
     let _ = frames.send(finish(data_stream)).await;
     let _ = frames.send(finish(error_stream)).await;
+}
+
+/// The `ports` of a channel port-forward: repeated or comma-separated.
+fn channel_ports(query: Option<&str>) -> Result<Vec<u16>, String> {
+    let mut ports = Vec::new();
+    for v in query_all(query, "ports") {
+        for p in v.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+            match p.parse::<u16>() {
+                Ok(n) if n > 0 => ports.push(n),
+                _ => return Err(format!("invalid port {p:?}")),
+            }
+        }
+    }
+    if ports.is_empty() {
+        return Err("query parameter \"ports\" is required".into());
+    }
+    Ok(ports)
+}
+
+/// Port-forward over `v4.channel.k8s.io`: one connection per port, for the
+/// life of the socket.
+pub async fn channels<S>(
+    ws: tokio_tungstenite::WebSocketStream<S>,
+    connector: Connector,
+    pod: String,
+    ports: Vec<u16>,
+) where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let (mut sink, mut incoming) = ws.split();
+    let (tx, mut rx) = mpsc::channel::<Message>(64);
+    let writer = tokio::spawn(async move {
+        while let Some(m) = rx.recv().await {
+            if sink.send(m).await.is_err() {
+                return;
+            }
+        }
+        let _ = sink.close().await;
+    });
+    let mut to_pod = Vec::new();
+    let mut tasks = Vec::new();
+    for (i, port) in ports.iter().copied().enumerate() {
+        let (data, error) = ((2 * i) as u8, (2 * i + 1) as u8);
+        let _ = tx.send(channel_message(data, &port.to_le_bytes())).await;
+        let _ = tx.send(channel_message(error, &port.to_le_bytes())).await;
+        let (in_tx, mut in_rx) = mpsc::channel::<Bytes>(64);
+        to_pod.push(in_tx);
+        let (tx, connector, pod) = (tx.clone(), connector.clone(), pod.clone());
+        tasks.push(tokio::spawn(async move {
+            match connector(port).await {
+                Ok(tcp) => {
+                    let (mut rd, mut wr) = tcp.into_split();
+                    let upstream = tokio::spawn(async move {
+                        while let Some(b) = in_rx.recv().await {
+                            if wr.write_all(&b).await.is_err() {
+                                return;
+                            }
+                        }
+                        let _ = wr.shutdown().await;
+                    });
+                    let mut buf = vec![0u8; 32 * 1024];
+                    loop {
+                        match rd.read(&mut buf).await {
+                            Ok(0) | Err(_) => break,
+                            Ok(n) => {
+                                if tx.send(channel_message(data, &buf[..n])).await.is_err() {
+                                    break;
+                                }
+                            }
+                        }
+                    }
+                    upstream.abort();
+                }
+                Err(e) => {
+                    let message = format!("error forwarding port {port} to pod {pod}: failed to connect to localhost:{port} inside the pod's network namespace: {e}");
+                    let _ = tx.send(channel_message(error, message.as_bytes())).await;
+                }
+            }
+        }));
+    }
+    drop(tx);
+    let aborts: Vec<_> = tasks.iter().map(|t| t.abort_handle()).collect();
+    let all_done = futures::future::join_all(tasks);
+    tokio::pin!(all_done);
+    loop {
+        tokio::select! {
+            _ = &mut all_done => break,
+            m = incoming.next() => match m {
+                Some(Ok(Message::Binary(b))) if !b.is_empty() => {
+                    let ch = b[0] as usize;
+                    if ch % 2 == 0 {
+                        if let Some(t) = to_pod.get(ch / 2) {
+                            let _ = t.send(b.slice(1..)).await;
+                        }
+                    }
+                }
+                Some(Ok(Message::Close(_))) | None | Some(Err(_)) => break,
+                Some(Ok(_)) => {}
+            }
+        }
+    }
+    drop(to_pod);
+    for a in aborts {
+        a.abort();
+    }
+    let _ = writer.await;
 }

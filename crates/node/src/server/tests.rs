@@ -500,3 +500,47 @@ async fn port_forward_tunnels_spdy_in_a_websocket() {
     assert_eq!(replies, 2);
     assert_eq!(data, b"pong:hello");
 }
+
+#[tokio::test]
+async fn port_forward_over_websocket_channels_as_client_libraries_speak_it() {
+    let backend = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let backend_port = backend.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        let (mut s, _) = backend.accept().await.unwrap();
+        let mut buf = [0u8; 5];
+        s.read_exact(&mut buf).await.unwrap();
+        s.write_all(b"pong:").await.unwrap();
+        s.write_all(&buf).await.unwrap();
+    });
+    let h = start(backend_port).await;
+    let (mut ws, protocol) =
+        websocket(&h, "/portForward/default/web?ports=80", "v4.channel.k8s.io").await;
+    assert_eq!(protocol, "v4.channel.k8s.io");
+    let mut first = Vec::new();
+    while first.len() < 2 {
+        match ws.next().await {
+            Some(Ok(Message::Binary(b))) => first.push(b.to_vec()),
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    first.sort();
+    assert_eq!(first, vec![vec![0, 80, 0], vec![1, 80, 0]]);
+    ws.send(Message::Binary(Bytes::from_static(b"\x00hello")))
+        .await
+        .unwrap();
+    let mut data = Vec::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while data.len() < 10 {
+        let m = tokio::time::timeout_at(deadline, ws.next())
+            .await
+            .expect("the pod answers in time");
+        match m {
+            Some(Ok(Message::Binary(b))) => {
+                assert_eq!(b[0], 0, "data channel: {b:?}");
+                data.extend_from_slice(&b[1..]);
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert_eq!(data, b"pong:hello");
+}
