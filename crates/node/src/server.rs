@@ -11,7 +11,8 @@
 //! - `/portForward/{ns}/{pod}` speaks SPDY/3.1 `portforward.k8s.io`, either
 //!   over a plain HTTP upgrade or tunneled inside a WebSocket
 //!   (`SPDY/3.1+portforward.k8s.io`, kubectl 1.32's default) ([`portforward`],
-//!   [`spdy`]).
+//!   [`spdy`]), or over WebSocket `v4.channel.k8s.io` with `?ports=` (client
+//!   libraries).
 //!
 //! Every client presents a certificate signed by the cluster CA; only
 //! `system:masters` (the API server's kubelet client certificate is
