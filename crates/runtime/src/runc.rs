@@ -52,6 +52,9 @@ impl RuncConfig {
 /// `StopSignal` (`SIGQUIT`, `3`, ...); SIGTERM without it.
 pub const STOP_SIGNAL_ANNOTATION: &str = "io.krate.image.stop-signal";
 
+/// How long starting a container (the shim's `runc run`) may take.
+const SHIM_ANSWER_TIMEOUT: Duration = Duration::from_secs(120);
+
 pub struct Runc {
     pub(crate) cfg: RuncConfig,
     pub(crate) sys: std::sync::Arc<dyn crate::sys::Syscall>,
@@ -195,7 +198,7 @@ impl Runc {
     /// Starts a shim for the bundle whose `shim.json` is in `dir` and waits
     /// for its one-line answer: the container's pid, or why it did not start.
     pub(crate) async fn launch_shim(&self, dir: &Path) -> Result<i32, String> {
-        let out = tokio::process::Command::new(&self.cfg.shim)
+        let shim = tokio::process::Command::new(&self.cfg.shim)
             .args(&self.cfg.shim_args)
             .arg("launch")
             .arg(dir)
@@ -205,8 +208,17 @@ impl Runc {
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
-            .output()
+            .kill_on_drop(true)
+            .output();
+        // runc hanging (a stuck mount, a hook) must not hang the caller.
+        let out = tokio::time::timeout(SHIM_ANSWER_TIMEOUT, shim)
             .await
+            .map_err(|_| {
+                format!(
+                    "the shim did not answer within {}s",
+                    SHIM_ANSWER_TIMEOUT.as_secs()
+                )
+            })?
             .map_err(|e| format!("starting the shim {}: {e}", self.cfg.shim.display()))?;
         let text = String::from_utf8_lossy(&out.stdout);
         let line = text.lines().next().unwrap_or_default();

@@ -692,11 +692,15 @@ async fn stats_resource_updates_and_log_reopening() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn a_host_network_pod_shares_the_host_network_and_hostname() {
+async fn a_host_network_pid_and_ipc_pod_shares_the_host_namespaces() {
     require_root!();
     let node = Node::new();
     let mut sb_cfg = node.sandbox_config("hostnet");
-    sb_cfg.namespace_options.network = NamespaceMode::Node;
+    sb_cfg.namespace_options = NamespaceOption {
+        network: NamespaceMode::Node,
+        pid: NamespaceMode::Node,
+        ipc: NamespaceMode::Node,
+    };
     let sb = node.runtime.run_pod_sandbox(&sb_cfg).await.unwrap();
     let status = node.runtime.pod_sandbox_status(&sb).await.unwrap();
     assert!(status.netns_path.is_none());
@@ -714,6 +718,17 @@ async fn a_host_network_pod_shares_the_host_network_and_hostname() {
         String::from_utf8_lossy(&out.stdout).trim(),
         host_ns.to_string_lossy()
     );
+    for ns in ["pid", "ipc"] {
+        let host = std::fs::read_link(format!("/proc/self/ns/{ns}")).unwrap();
+        let out = node
+            .exec(&id, &["readlink", &format!("/proc/self/ns/{ns}")])
+            .await;
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout).trim(),
+            host.to_string_lossy(),
+            "{ns}"
+        );
+    }
     let hostname = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap();
     let out = node.exec(&id, &["hostname"]).await;
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), hostname.trim());
