@@ -623,3 +623,71 @@ fn an_unreachable_kubelet_is_reported_as_upstream_words_it() {
         "{err}"
     );
 }
+
+#[test]
+fn rbac_verbs_are_upstreams_get_for_logs_and_create_for_exec() {
+    let s = setup();
+    let c = &s.cluster;
+    c.ok(&["create", "serviceaccount", "viewer"]);
+    c.ok(&[
+        "create",
+        "role",
+        "logs-only",
+        "--verb=get",
+        "--resource=pods,pods/log",
+    ]);
+    c.ok(&[
+        "create",
+        "rolebinding",
+        "viewer",
+        "--role=logs-only",
+        "--serviceaccount=default:viewer",
+    ]);
+    let token = c.ok(&["create", "token", "viewer"]);
+    // The admin kubeconfig with the token instead of the client certificate.
+    let admin = std::fs::read_to_string(&c.kubeconfig).unwrap();
+    let viewer: String = admin
+        .lines()
+        .filter(|l| !l.contains("client-certificate-data") && !l.contains("client-key-data"))
+        .map(|l| {
+            if l.trim() == "user:" {
+                format!("{l}\n    token: {}", token.trim())
+            } else {
+                l.to_string()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    let config = c.dir.path().join("viewer.kubeconfig");
+    std::fs::write(&config, viewer).unwrap();
+    let config = config.display().to_string();
+    assert_eq!(
+        c.ok(&["--kubeconfig", &config, "logs", "web"]),
+        "hello\nworld\n"
+    );
+    let err = c.fails(&["--kubeconfig", &config, "exec", "web", "--", "true"]);
+    assert!(
+        err.contains("pods \"web\" is forbidden: User \"system:serviceaccount:default:viewer\" cannot create resource \"pods/exec\" in API group \"\" in the namespace \"default\""),
+        "{err}"
+    );
+    // get alone does not open a WebSocket exec: it needs create too.
+    c.ok(&[
+        "create",
+        "role",
+        "exec-get",
+        "--verb=get",
+        "--resource=pods/exec",
+    ]);
+    c.ok(&[
+        "create",
+        "rolebinding",
+        "viewer-exec-get",
+        "--role=exec-get",
+        "--serviceaccount=default:viewer",
+    ]);
+    let err = c.fails(&["--kubeconfig", &config, "exec", "web", "--", "true"]);
+    assert!(
+        err.contains("cannot create resource \"pods/exec\""),
+        "{err}"
+    );
+}
