@@ -520,6 +520,32 @@ fn cp_copies_files_both_ways_through_tar_over_exec() {
         &back.display().to_string(),
     ]);
     assert_eq!(std::fs::read_to_string(&back).unwrap(), "from the pod\n");
+    // A file of 16 MiB, there and back.
+    let big: Vec<u8> = (0..16u32 << 20)
+        .map(|i| (i.wrapping_mul(2654435761) >> 24) as u8)
+        .collect();
+    let big_local = work.path().join("big.bin");
+    std::fs::write(&big_local, &big).unwrap();
+    let big_remote = remote_dir.join("big.bin");
+    s.cluster.ok(&[
+        "cp",
+        &big_local.display().to_string(),
+        &format!("web:{}", big_remote.display()),
+    ]);
+    assert!(
+        std::fs::read(&big_remote).unwrap() == big,
+        "16 MiB to the pod"
+    );
+    let big_back = work.path().join("big-back.bin");
+    s.cluster.ok(&[
+        "cp",
+        &format!("web:{}", big_remote.display()),
+        &big_back.display().to_string(),
+    ]);
+    assert!(
+        std::fs::read(&big_back).unwrap() == big,
+        "16 MiB from the pod"
+    );
 }
 
 #[test]
