@@ -11,6 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
+use futures::StreamExt;
 use http::{header, Request, Response, StatusCode, Uri};
 use http_body_util::{BodyExt, Empty};
 use hyper::body::Incoming;
@@ -376,6 +377,7 @@ struct Resolved {
     bytes: Bytes,
 }
 
+#[derive(Clone)]
 struct Session {
     client: HttpClient,
     credentials: Option<Credentials>,
@@ -527,29 +529,42 @@ impl Session {
                 ),
             ));
         }
+        // Up to three layers download at once (containerd's default), each
+        // unpacked as soon as it is here; the order of the layers is kept.
+        let jobs = manifest
+            .layers
+            .iter()
+            .zip(&config.rootfs.diff_ids)
+            .map(|(desc, diff_id)| {
+                let mut sub = Session {
+                    created_blobs: Vec::new(),
+                    created_layers: Vec::new(),
+                    ..self.clone()
+                };
+                let (desc, diff_id, store) = (desc.clone(), diff_id.clone(), store.clone());
+                async move {
+                    let result = sub.layer(&store, &desc, &diff_id).await;
+                    (result, sub.created_blobs, sub.created_layers)
+                }
+            });
+        // Collected first: a lazy iterator held across the await would make
+        // the future not Send.
+        let jobs: Vec<_> = jobs.collect();
+        let results: Vec<_> = futures::stream::iter(jobs).buffered(3).collect().await;
         let mut layers = Vec::new();
-        for (desc, diff_id) in manifest.layers.iter().zip(&config.rootfs.diff_ids) {
-            digest::hex_of(diff_id)?;
-            let blob = self.blob(store, &desc.digest).await?;
-            let s = store.clone();
-            let d = diff_id.clone();
-            let b = blob.clone();
-            let created = tokio::task::spawn_blocking(move || s.ensure_layer(&b, &d))
-                .await
-                .expect("unpacking a layer does not panic")?;
-            if created {
-                self.created_layers.push(diff_id.clone());
+        let mut first_err = None;
+        for (result, blobs, unpacked) in results {
+            self.created_blobs.extend(blobs);
+            self.created_layers.extend(unpacked);
+            match result {
+                Ok(layer) => layers.push(layer),
+                Err(e) => {
+                    first_err.get_or_insert(e);
+                }
             }
-            let size = std::fs::metadata(&blob)
-                .map(|m| m.len())
-                .unwrap_or(desc.size.max(0) as u64);
-            layers.push((
-                LayerRecord {
-                    digest: desc.digest.clone(),
-                    diff_id: diff_id.clone(),
-                },
-                size,
-            ));
+        }
+        if let Some(e) = first_err {
+            return Err(e);
         }
         store.put_blob(&top_bytes, &top_digest, "manifest")?;
         let prepared = Prepared {
@@ -565,6 +580,34 @@ impl Session {
         tokio::task::spawn_blocking(move || s.commit(prepared, tags, digests))
             .await
             .expect("recording an image does not panic")
+    }
+
+    /// Downloads (when missing) and unpacks (once) one layer.
+    async fn layer(
+        &mut self,
+        store: &Store,
+        desc: &spec::Descriptor,
+        diff_id: &str,
+    ) -> Result<(LayerRecord, u64)> {
+        digest::hex_of(diff_id)?;
+        let blob = self.blob(store, &desc.digest).await?;
+        let (s, d, b) = (store.clone(), diff_id.to_string(), blob.clone());
+        let created = tokio::task::spawn_blocking(move || s.ensure_layer(&b, &d))
+            .await
+            .expect("unpacking a layer does not panic")?;
+        if created {
+            self.created_layers.push(diff_id.to_string());
+        }
+        let size = std::fs::metadata(&blob)
+            .map(|m| m.len())
+            .unwrap_or(desc.size.max(0) as u64);
+        Ok((
+            LayerRecord {
+                digest: desc.digest.clone(),
+                diff_id: diff_id.to_string(),
+            },
+            size,
+        ))
     }
 
     fn blob_failed(&self, url: &str, status: StatusCode) -> Error {

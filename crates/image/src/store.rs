@@ -413,11 +413,7 @@ impl Store {
             repo_digests: r.repo_digests.clone(),
             size: r.size,
             config: r.config.clone(),
-            layers: r
-                .layers
-                .iter()
-                .map(|l| self.layer_dir(&l.diff_id))
-                .collect(),
+            layers: lower_dirs(r.layers.iter().map(|l| self.layer_dir(&l.diff_id))),
         }
     }
 
@@ -669,6 +665,21 @@ impl Store {
     }
 }
 
+/// The layer directories to stack, lowest first, each once: overlayfs
+/// refuses a directory twice (ELOOP), and a layer that comes again (empty
+/// layers often do) only needs its last place, as everything between its
+/// two places lies below its content either way.
+fn lower_dirs(dirs: impl Iterator<Item = PathBuf>) -> Vec<PathBuf> {
+    let dirs: Vec<PathBuf> = dirs.collect();
+    let mut out = Vec::with_capacity(dirs.len());
+    for (i, d) in dirs.iter().enumerate() {
+        if !dirs[i + 1..].contains(d) {
+            out.push(d.clone());
+        }
+    }
+    out
+}
+
 fn read_index(path: &Path) -> Result<IndexFile> {
     let bytes = fs::read(path).map_err(Error::io(path))?;
     parse_index(path, &bytes)
@@ -752,6 +763,13 @@ mod tests {
             layers: vec![],
             manifest: None,
         }
+    }
+
+    #[test]
+    fn a_layer_that_comes_again_is_stacked_once_at_its_last_place() {
+        let p = |s: &str| PathBuf::from(s);
+        let dirs = [p("empty"), p("a"), p("empty"), p("b")];
+        assert_eq!(lower_dirs(dirs.into_iter()), [p("a"), p("empty"), p("b")]);
     }
 
     #[test]

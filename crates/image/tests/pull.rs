@@ -316,3 +316,35 @@ async fn an_image_whose_config_is_not_json_is_malformed_and_leaves_nothing() {
         0
     );
 }
+
+#[tokio::test]
+async fn a_layer_that_comes_twice_is_fetched_once_and_stacked_once() {
+    let registry = TestRegistry::start().unwrap();
+    let empty = TestLayer::new(LayerBuilder::new().finish(), Compression::Gzip);
+    let app = TestLayer::new(
+        LayerBuilder::new().file("app", b"1", 0o755).finish(),
+        Compression::Zstd,
+    );
+    let built = TestImage::new(
+        None,
+        vec![empty.clone(), app.clone(), empty.clone()],
+        &ImageConfig::default(),
+    );
+    registry.push("twice", "v1", &built).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let store = store(&dir);
+
+    let image = store
+        .pull(&format!("{}/twice:v1", registry.host()), None)
+        .await
+        .unwrap();
+    let layers = dir.path().join("images/layers/sha256");
+    assert_eq!(
+        image.layers,
+        [
+            layers.join(&app.diff_id[7..]),
+            layers.join(&empty.diff_id[7..])
+        ]
+    );
+    assert_eq!(fs::read_dir(&layers).unwrap().count(), 2);
+}
