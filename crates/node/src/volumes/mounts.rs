@@ -56,13 +56,21 @@ pub fn mounts() -> io::Result<Vec<MountInfo>> {
     )?))
 }
 
+/// `path` as the mount table spells it (symlinks resolved), when it exists.
+fn real(path: &Path) -> PathBuf {
+    path.canonicalize().unwrap_or_else(|_| path.to_path_buf())
+}
+
 /// The mount at exactly `path`, the last one when several are stacked.
 pub fn mount_at(path: &Path) -> io::Result<Option<MountInfo>> {
+    let path = real(path);
     Ok(mounts()?.into_iter().rev().find(|m| m.mount_point == path))
 }
 
 /// Mount points at or below `dir`, deepest first (the order to unmount).
 pub fn mounts_under(dir: &Path) -> io::Result<Vec<PathBuf>> {
+    let dir = real(dir);
+    let dir = dir.as_path();
     let mut found: Vec<PathBuf> = mounts()?
         .into_iter()
         .map(|m| m.mount_point)

@@ -609,7 +609,12 @@ fn local_volumes_are_bind_mounted_and_their_data_survives_teardown() {
     let source = tmp.path().join("pv");
     fs::create_dir(&source).unwrap();
     fs::write(source.join("keep"), "data").unwrap();
-    let pod_dir = tmp.path().join("uid-local");
+    // The pods root is reached through a symlink: the mount table names
+    // the real path, and teardown must still find (and unmount) the PV
+    // before removing anything.
+    fs::create_dir(tmp.path().join("real")).unwrap();
+    std::os::unix::fs::symlink(tmp.path().join("real"), tmp.path().join("link")).unwrap();
+    let pod_dir = tmp.path().join("link/uid-local");
     struct Cleanup(PathBuf);
     impl Drop for Cleanup {
         fn drop(&mut self) {
