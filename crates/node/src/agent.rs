@@ -21,6 +21,7 @@ pub mod images;
 pub mod node_status;
 pub mod pod_resources;
 pub mod pod_status;
+pub mod probes;
 pub mod workers;
 
 use std::net::IpAddr;

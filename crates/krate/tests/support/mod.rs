@@ -61,11 +61,14 @@ impl Cluster {
     pub fn start_with_agent(extra: &[&str]) -> Cluster {
         static SEQ: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
         let seq = SEQ.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-        let n = (std::process::id().wrapping_mul(7).wrapping_add(seq)) % 1024;
+        // A /23 cluster CIDR (the node gets its first /24: the bridge's
+        // route must be more specific than the cluster CIDR's unreachable
+        // route) out of 10.244.0.0/14, a /24 service CIDR out of 10.248.0.0/14.
+        let n = (std::process::id().wrapping_mul(7).wrapping_add(seq)) % 512;
         let names = AgentNames {
             bridge: format!("krt{}", std::process::id() % 100_000 * 10 + seq % 10),
-            cluster_cidr: format!("10.{}.{}.0/24", 244 + n / 256, n % 256),
-            service_cidr: format!("10.{}.{}.0/24", 248 + n / 256, n % 256),
+            cluster_cidr: format!("10.{}.{}.0/23", 244 + n / 128, (n % 128) * 2),
+            service_cidr: format!("10.{}.{}.0/24", 248 + n / 128, (n % 128) * 2),
             cgroup_parent: format!("krate-test-{}-{seq}", std::process::id()),
         };
         let cgroup_root = format!("/{}/kubepods", names.cgroup_parent);

@@ -33,6 +33,7 @@ use super::backoff::{go_duration, Backoff};
 use super::container_config::{self as cc, format_pod};
 use super::images::{self, ImageInfo};
 use super::pod_status::{self, SyncErrors};
+use super::probes;
 use super::{Options, Services};
 
 const RELIST_PERIOD: Duration = Duration::from_secs(1);
@@ -78,6 +79,18 @@ struct WorkerState {
     last_written: Option<k8s_openapi::api::core::v1::PodStatus>,
     /// Earliest time a back-off ends: the worker wakes then.
     wake_at: Option<chrono::DateTime<Utc>>,
+    /// The worker's own wake-up, for its probes.
+    wake: Arc<Notify>,
+    probe_results: Arc<Mutex<probes::Results>>,
+    probe_tasks: HashMap<(String, probes::Kind), tokio::task::JoinHandle<()>>,
+}
+
+impl Drop for WorkerState {
+    fn drop(&mut self) {
+        for (_, task) in self.probe_tasks.drain() {
+            task.abort();
+        }
+    }
 }
 
 enum Next {
@@ -265,6 +278,7 @@ impl Pods {
 
     async fn worker(self: Arc<Self>, uid: String, wake: Arc<Notify>) {
         let mut state = WorkerState::default();
+        state.wake = wake.clone();
         loop {
             let notified = wake.notified();
             tokio::pin!(notified);
@@ -364,6 +378,7 @@ impl Pods {
             self.kill_pod(pod, &rt, grace_period(pod)).await;
             return Ok(Next::After(RESYNC_PERIOD * 6));
         }
+        self.probe_results(pod, &rt, state);
         let acts = actions::compute(pod, &rt, &state.liveness_failed);
         state.liveness_failed.clear();
         if acts.kill_pod {
@@ -375,6 +390,8 @@ impl Pods {
             self.apply(pod, &rt, &acts, state).await;
         }
         let rt = self.runtime_pod(uid).await?;
+        self.ensure_probes(pod, &rt, state);
+        self.probe_results(pod, &rt, state);
         self.write_status(pod, &rt, state, false).await;
         Ok(Next::After(RESYNC_PERIOD))
     }
@@ -729,6 +746,108 @@ impl Pods {
             }
         }
         images::registry_auths(&secrets)
+    }
+
+    /// Starts the probes of running app containers that have them and
+    /// stops those of containers that are gone.
+    fn ensure_probes(&self, pod: &Pod, rt: &RuntimePod, state: &mut WorkerState) {
+        let spec = pod.spec.clone().unwrap_or_default();
+        let pod_ip = rt
+            .sandboxes
+            .first()
+            .and_then(|s| s.ips.first())
+            .map(|ip| ip.to_string());
+        let mut live: Vec<String> = Vec::new();
+        for c in &spec.containers {
+            let Some(status) = rt
+                .latest(&c.name)
+                .filter(|s| s.state == ContainerState::Running)
+            else {
+                continue;
+            };
+            live.push(status.id.clone());
+            for kind in [
+                probes::Kind::Startup,
+                probes::Kind::Liveness,
+                probes::Kind::Readiness,
+            ] {
+                if kind.of(c).is_none() {
+                    continue;
+                }
+                let key = (status.id.clone(), kind);
+                if state.probe_tasks.contains_key(&key) {
+                    continue;
+                }
+                let target = probes::Target {
+                    pod_ip: pod_ip.clone(),
+                    container_id: status.id.clone(),
+                    container: c.clone(),
+                };
+                let task = tokio::spawn(probes::run(
+                    kind,
+                    target,
+                    status.started_at.unwrap_or(status.created_at),
+                    self.cfg.services.runtime.clone(),
+                    state.probe_results.clone(),
+                    state.wake.clone(),
+                ));
+                state.probe_tasks.insert(key, task);
+            }
+        }
+        state.probe_tasks.retain(|(id, _), task| {
+            let keep = live.contains(id);
+            if !keep {
+                task.abort();
+            }
+            keep
+        });
+        state.probe_results.lock().unwrap().forget_except(&live);
+    }
+
+    /// Reads the probe results into the worker's state and records the
+    /// failures as `Unhealthy` events.
+    fn probe_results(&self, pod: &Pod, rt: &RuntimePod, state: &mut WorkerState) {
+        let spec = pod.spec.clone().unwrap_or_default();
+        let events = {
+            let mut results = state.probe_results.lock().unwrap();
+            state.readiness.clear();
+            state.startup.clear();
+            state.liveness_failed.clear();
+            for c in &spec.containers {
+                let Some(status) = rt
+                    .latest(&c.name)
+                    .filter(|s| s.state == ContainerState::Running)
+                else {
+                    continue;
+                };
+                let get = |kind| results.get(&c.name, &status.id, kind);
+                if c.readiness_probe.is_some() {
+                    state
+                        .readiness
+                        .insert(c.name.clone(), get(probes::Kind::Readiness) == Some(true));
+                }
+                if c.startup_probe.is_some() {
+                    state
+                        .startup
+                        .insert(c.name.clone(), get(probes::Kind::Startup) == Some(true));
+                }
+                if get(probes::Kind::Liveness) == Some(false)
+                    || get(probes::Kind::Startup) == Some(false)
+                {
+                    state.liveness_failed.insert(c.name.clone());
+                }
+            }
+            std::mem::take(&mut results.events)
+        };
+        for (container, kind, message) in events {
+            self.event(
+                pod,
+                Some(&container),
+                true,
+                "Unhealthy",
+                format!("{} probe failed: {}", kind.word(), message.trim_end()),
+            );
+        }
     }
 
     fn sandbox_config(&self, pod: &Pod, attempt: u32) -> PodSandboxConfig {

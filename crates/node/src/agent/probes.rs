@@ -1,0 +1,282 @@
+//! Container probes (upstream `pkg/kubelet/prober`): one task per probe of
+//! a running container, with initialDelaySeconds, periodSeconds (10),
+//! timeoutSeconds (1), successThreshold (1) and failureThreshold (3).
+//! Readiness starts failed and startup unknown; liveness and readiness
+//! wait until the startup probe succeeded. A failed probe records an
+//! `Unhealthy` event (`Liveness probe failed: ...`); the worker restarts
+//! a container whose liveness probe failed and reports readiness in the
+//! pod status.
+//!
+//! Handlers: exec (through the runtime's `exec_sync`), httpGet (HTTP/1.1
+//! to the pod IP, 200-399 is success), tcpSocket (a connection within the
+//! timeout). gRPC probes are reported as failing: not supported yet.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::{Container, Probe};
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+use runtime::RuntimeService;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::sync::Notify;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Kind {
+    Liveness,
+    Readiness,
+    Startup,
+}
+
+impl Kind {
+    pub fn word(self) -> &'static str {
+        match self {
+            Kind::Liveness => "Liveness",
+            Kind::Readiness => "Readiness",
+            Kind::Startup => "Startup",
+        }
+    }
+
+    pub fn of(self, c: &Container) -> Option<&Probe> {
+        match self {
+            Kind::Liveness => c.liveness_probe.as_ref(),
+            Kind::Readiness => c.readiness_probe.as_ref(),
+            Kind::Startup => c.startup_probe.as_ref(),
+        }
+    }
+}
+
+/// The probe results of one pod, by (container name, container ID).
+#[derive(Default)]
+pub struct Results {
+    results: HashMap<(String, String, Kind), bool>,
+    /// Failed probes not yet reported as events: (container, kind, message).
+    pub events: Vec<(String, Kind, String)>,
+}
+
+impl Results {
+    pub fn get(&self, name: &str, id: &str, kind: Kind) -> Option<bool> {
+        self.results
+            .get(&(name.to_string(), id.to_string(), kind))
+            .copied()
+    }
+
+    fn set(&mut self, name: &str, id: &str, kind: Kind, ok: bool) -> bool {
+        let key = (name.to_string(), id.to_string(), kind);
+        self.results.insert(key, ok) != Some(ok)
+    }
+
+    pub fn forget_except(&mut self, live_ids: &[String]) {
+        self.results.retain(|(_, id, _), _| live_ids.contains(id));
+    }
+}
+
+/// Where a probe connects: the pod's IP.
+pub struct Target {
+    pub pod_ip: Option<String>,
+    pub container_id: String,
+    pub container: Container,
+}
+
+fn port_number(port: &IntOrString, c: &Container) -> Option<u16> {
+    match port {
+        IntOrString::Int(p) => u16::try_from(*p).ok(),
+        IntOrString::String(name) => c
+            .ports
+            .iter()
+            .flatten()
+            .find(|p| p.name.as_deref() == Some(name))
+            .and_then(|p| u16::try_from(p.container_port).ok())
+            .or_else(|| name.parse().ok()),
+    }
+}
+
+/// Runs one probe once: Ok(output) on success, Err(message) on failure.
+pub async fn run_once(
+    probe: &Probe,
+    target: &Target,
+    runtime: &Arc<dyn RuntimeService>,
+) -> Result<String, String> {
+    let timeout = Duration::from_secs(probe.timeout_seconds.unwrap_or(1).max(1) as u64);
+    if let Some(exec) = &probe.exec {
+        let cmd = exec.command.clone().unwrap_or_default();
+        return match runtime.exec_sync(&target.container_id, &cmd, timeout).await {
+            Ok(r) => {
+                let mut out = String::from_utf8_lossy(&r.stdout).into_owned();
+                out.push_str(&String::from_utf8_lossy(&r.stderr));
+                if r.exit_code == 0 {
+                    Ok(out)
+                } else {
+                    Err(out)
+                }
+            }
+            Err(e) => Err(e.to_string()),
+        };
+    }
+    let host = |h: Option<&String>| {
+        h.cloned()
+            .filter(|h| !h.is_empty())
+            .or_else(|| target.pod_ip.clone())
+            .unwrap_or_else(|| "127.0.0.1".into())
+    };
+    if let Some(http) = &probe.http_get {
+        let host = host(http.host.as_ref());
+        let port = port_number(&http.port, &target.container).unwrap_or(80);
+        let path = http
+            .path
+            .clone()
+            .filter(|p| !p.is_empty())
+            .unwrap_or_else(|| "/".into());
+        let scheme = http.scheme.as_deref().unwrap_or("HTTP").to_lowercase();
+        let url = format!("{scheme}://{host}:{port}{path}");
+        if scheme != "http" {
+            return Err(format!("Get {url:?}: HTTPS probes are not supported"));
+        }
+        let mut request = format!(
+            "GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\nUser-Agent: kube-probe/1.32\r\nAccept: */*\r\nConnection: close\r\n"
+        );
+        for h in http.http_headers.iter().flatten() {
+            request.push_str(&format!("{}: {}\r\n", h.name, h.value));
+        }
+        request.push_str("\r\n");
+        let exchange = async {
+            let mut s = tokio::net::TcpStream::connect((host.as_str(), port))
+                .await
+                .map_err(|e| format!("Get {url:?}: dial tcp {host}:{port}: {}", dial_error(&e)))?;
+            s.write_all(request.as_bytes())
+                .await
+                .map_err(|e| format!("Get {url:?}: {e}"))?;
+            let mut buf = Vec::new();
+            let mut chunk = [0u8; 4096];
+            loop {
+                let n = s
+                    .read(&mut chunk)
+                    .await
+                    .map_err(|e| format!("Get {url:?}: {e}"))?;
+                if n == 0 || buf.len() > 10 * 1024 {
+                    break;
+                }
+                buf.extend_from_slice(&chunk[..n]);
+            }
+            let text = String::from_utf8_lossy(&buf).into_owned();
+            let code: u16 = text
+                .split_whitespace()
+                .nth(1)
+                .and_then(|c| c.parse().ok())
+                .ok_or_else(|| format!("Get {url:?}: malformed HTTP response"))?;
+            let body = text
+                .split_once("\r\n\r\n")
+                .map(|(_, b)| b.to_string())
+                .unwrap_or_default();
+            if (200..400).contains(&code) {
+                Ok(body)
+            } else {
+                Err(format!("HTTP probe failed with statuscode: {code}"))
+            }
+        };
+        return match tokio::time::timeout(timeout, exchange).await {
+            Ok(r) => r,
+            Err(_) => Err(format!(
+                "Get {url:?}: context deadline exceeded (Client.Timeout exceeded while awaiting headers)"
+            )),
+        };
+    }
+    if let Some(tcp) = &probe.tcp_socket {
+        let host = host(tcp.host.as_ref());
+        let port = port_number(&tcp.port, &target.container).unwrap_or(0);
+        return match tokio::time::timeout(
+            timeout,
+            tokio::net::TcpStream::connect((host.as_str(), port)),
+        )
+        .await
+        {
+            Ok(Ok(_)) => Ok(String::new()),
+            Ok(Err(e)) => Err(format!("dial tcp {host}:{port}: {}", dial_error(&e))),
+            Err(_) => Err(format!("dial tcp {host}:{port}: i/o timeout")),
+        };
+    }
+    if probe.grpc.is_some() {
+        return Err("gRPC probes are not supported by this node".into());
+    }
+    Err("missing probe handler".into())
+}
+
+/// An IO error as Go's net package words it (`connect: connection refused`).
+fn dial_error(e: &std::io::Error) -> String {
+    let text = e.to_string();
+    let text = text.split(" (os error").next().unwrap_or(&text);
+    let mut chars = text.chars();
+    let lower = match chars.next() {
+        Some(first) => first.to_lowercase().chain(chars).collect(),
+        None => String::new(),
+    };
+    format!("connect: {lower}")
+}
+
+/// Runs the probe `kind` of a running container until aborted, writing
+/// results into `results` and waking the pod's worker on each change.
+pub async fn run(
+    kind: Kind,
+    target: Target,
+    started_at: chrono::DateTime<chrono::Utc>,
+    runtime: Arc<dyn RuntimeService>,
+    results: Arc<Mutex<Results>>,
+    wake: Arc<Notify>,
+) {
+    let Some(probe) = kind.of(&target.container).cloned() else {
+        return;
+    };
+    let name = target.container.name.clone();
+    let id = target.container_id.clone();
+    let period = Duration::from_secs(probe.period_seconds.unwrap_or(10).max(1) as u64);
+    let success_threshold = probe.success_threshold.unwrap_or(1).max(1);
+    let failure_threshold = probe.failure_threshold.unwrap_or(3).max(1);
+    let initial = chrono::Duration::seconds(probe.initial_delay_seconds.unwrap_or(0).into());
+    let delay = (started_at + initial - chrono::Utc::now())
+        .to_std()
+        .unwrap_or_default();
+    tokio::time::sleep(delay).await;
+    let (mut successes, mut failures) = (0, 0);
+    loop {
+        // Liveness and readiness wait for the startup probe.
+        let gated = kind != Kind::Startup
+            && target.container.startup_probe.is_some()
+            && results.lock().unwrap().get(&name, &id, Kind::Startup) != Some(true);
+        if !gated {
+            let outcome = run_once(&probe, &target, &runtime).await;
+            let mut r = results.lock().unwrap();
+            let changed = match outcome {
+                Ok(_) => {
+                    failures = 0;
+                    successes += 1;
+                    successes >= success_threshold && r.set(&name, &id, kind, true)
+                }
+                Err(message) => {
+                    successes = 0;
+                    failures += 1;
+                    r.events.push((name.clone(), kind, message));
+                    let mut changed =
+                        failures >= failure_threshold && r.set(&name, &id, kind, false);
+                    if kind == Kind::Readiness && r.get(&name, &id, kind).is_none() {
+                        changed |= r.set(&name, &id, kind, false);
+                    }
+                    changed
+                }
+            };
+            let has_events = !r.events.is_empty();
+            drop(r);
+            if changed || has_events {
+                wake.notify_one();
+            }
+            // A container that failed liveness or finished starting is
+            // not probed for that again (the worker restarts it).
+            let r = results.lock().unwrap();
+            if (kind == Kind::Liveness && r.get(&name, &id, kind) == Some(false))
+                || (kind == Kind::Startup && r.get(&name, &id, kind) == Some(true))
+            {
+                return;
+            }
+        }
+        tokio::time::sleep(period).await;
+    }
+}
