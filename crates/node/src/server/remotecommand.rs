@@ -170,21 +170,23 @@ pub async fn serve(
     } else {
         rt.exec(&c.id, &command, &opts).await
     };
-    let session = match session {
-        Ok(s) => Some(s),
+    // A session that could not start is reported on the error channel, in
+    // the kubelet's words (kubectl prints "error: Internal error occurred:
+    // error executing command in container: ...").
+    let (session, start_error) = match session {
+        Ok(s) => (Some(s), None),
         Err(e) => {
-            // Reported on the error channel, where kubectl prints it.
             tracing::debug!(container = %c.id, error = %e, "exec/attach failed to start");
-            None
+            let what = if attach {
+                "attaching to container"
+            } else {
+                "executing command in container"
+            };
+            (
+                None,
+                Some(format!("Internal error occurred: error {what}: {e}")),
+            )
         }
-    };
-    let start_error = if session.is_none() {
-        Some(format!(
-            "failed to {} container {container:?} in pod {pod:?}: could not start the session",
-            if attach { "attach to" } else { "exec in" }
-        ))
-    } else {
-        None
     };
     let resp = accept(&req, &protocol);
     let on_upgrade = hyper::upgrade::on(&mut req);

@@ -544,3 +544,30 @@ async fn port_forward_over_websocket_channels_as_client_libraries_speak_it() {
     }
     assert_eq!(data, b"pong:hello");
 }
+
+#[tokio::test]
+async fn an_exec_that_cannot_start_reports_an_internal_error_on_the_error_channel() {
+    let h = start(0).await;
+    let (mut ws, _) = websocket(
+        &h,
+        "/exec/default/web/app?command=/no/such/binary&stdout=true",
+        "v5.channel.k8s.io",
+    )
+    .await;
+    let mut status = Vec::new();
+    while let Some(Ok(m)) = ws.next().await {
+        match m {
+            Message::Binary(b) if b[0] == 3 => status.extend_from_slice(&b[1..]),
+            Message::Close(_) => break,
+            _ => {}
+        }
+    }
+    let status: serde_json::Value = serde_json::from_slice(&status).unwrap();
+    assert_eq!(status["status"], "Failure");
+    assert_eq!(status["reason"], "InternalError");
+    let message = status["message"].as_str().unwrap();
+    assert!(
+        message.starts_with("Internal error occurred: error executing command in container: "),
+        "{message}"
+    );
+}
