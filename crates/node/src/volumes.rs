@@ -1012,7 +1012,31 @@ fn remove_pod_dir(dir: &Path) -> io::Result<()> {
         return Ok(());
     }
     mounts::unmount_all_under(dir)?;
-    fs::remove_dir_all(dir)
+    use std::os::unix::fs::MetadataExt;
+    let dev = fs::symlink_metadata(dir)?.dev();
+    remove_on_device(dir, dev)
+}
+
+/// `remove_dir_all` that never crosses into another filesystem: a mount
+/// the mount table did not show is an error, not a tree to empty.
+fn remove_on_device(dir: &Path, dev: u64) -> io::Result<()> {
+    use std::os::unix::fs::MetadataExt;
+    for entry in fs::read_dir(dir)? {
+        let path = entry?.path();
+        let meta = fs::symlink_metadata(&path)?;
+        if meta.is_dir() {
+            if meta.dev() != dev {
+                return Err(io::Error::other(format!(
+                    "{} is on another filesystem (still mounted?); not removed",
+                    path.display()
+                )));
+            }
+            remove_on_device(&path, dev)?;
+        } else {
+            fs::remove_file(&path)?;
+        }
+    }
+    fs::remove_dir(dir)
 }
 
 #[cfg(test)]
