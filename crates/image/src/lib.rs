@@ -3,6 +3,21 @@
 //! by digest and unpacked once into a content-addressed directory that the
 //! runtime stacks with overlayfs.
 //!
+//! Registries on loopback (`localhost`, `127.0.0.0/8`, `[::1]`) are spoken
+//! to over plain HTTP, all others over HTTPS. Mirrors, credentials and TLS
+//! settings per registry host come from a k3s-style `registries.yaml`
+//! (`<root>/../registries.yaml` by default):
+//!
+//! ```yaml
+//! mirrors:
+//!   docker.io:
+//!     endpoint: ["http://127.0.0.1:5000", "https://mirror.example.com"]
+//! configs:
+//!   mirror.example.com:
+//!     auth: {username: user, password: secret}
+//!     tls: {ca_file: /etc/ssl/mirror-ca.pem}
+//! ```
+//!
 //! ```no_run
 //! # async fn f() -> image::Result<()> {
 //! let store = image::Store::open("/var/lib/krate/images")?;
