@@ -539,6 +539,9 @@ impl ApiServer {
         let path = match sub {
             "portforward" => format!("/portForward/{ns}/{name}"),
             _ => {
+                if sub == "exec" && ctx.query.get("command").is_none() {
+                    return Err(ApiError::bad_request("you must specify at least 1 command"));
+                }
                 let container =
                     crate::kubelet::validate_container(&pod, ctx.query.get("container"))?;
                 format!("/{sub}/{ns}/{name}/{container}")

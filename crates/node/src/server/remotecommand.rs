@@ -127,21 +127,20 @@ pub async fn serve(
     let query = req.uri().query().map(str::to_string);
     let q = query.as_deref();
     let command = query_all(q, "command");
+    let tty = query_flag(q, "tty");
     let opts = StreamOptions {
         stdin: query_flag(q, "stdin"),
         stdout: query_flag(q, "stdout"),
-        stderr: query_flag(q, "stderr"),
-        tty: query_flag(q, "tty"),
+        // A terminal merges stderr into stdout (upstream bypasses stderr).
+        stderr: query_flag(q, "stderr") && !tty,
+        tty,
     };
     let bad = |m: &str| status_error(StatusCode::BAD_REQUEST, "BadRequest", m.to_string());
     if !attach && command.is_empty() {
         return bad("you must specify at least 1 command");
     }
-    if !(opts.stdin || opts.stdout || opts.stderr) {
-        return bad("you must specify at least one of stdin, stdout, stderr");
-    }
-    if opts.tty && opts.stderr {
-        return bad("you may not specify tty=true and stderr=true");
+    if !(opts.stdin || opts.stdout || query_flag(q, "stderr")) {
+        return bad("you must specify at least 1 of stdin, stdout, stderr");
     }
     // The container first: a client that fails the WebSocket upgrade
     // retries with SPDY and shows the error of that second attempt.

@@ -571,3 +571,27 @@ async fn an_exec_that_cannot_start_reports_an_internal_error_on_the_error_channe
         "{message}"
     );
 }
+
+#[tokio::test]
+async fn exec_falls_back_to_v4_for_clients_that_offer_only_v4() {
+    let h = start(0).await;
+    let (mut ws, protocol) = websocket(
+        &h,
+        "/exec/default/web/app?command=sh&command=-c&command=echo%20v4&stdout=true",
+        "v4.channel.k8s.io",
+    )
+    .await;
+    assert_eq!(protocol, "v4.channel.k8s.io");
+    let (mut stdout, mut status) = (Vec::new(), Vec::new());
+    while let Some(Ok(m)) = ws.next().await {
+        match m {
+            Message::Binary(b) if b[0] == 1 => stdout.extend_from_slice(&b[1..]),
+            Message::Binary(b) if b[0] == 3 => status.extend_from_slice(&b[1..]),
+            Message::Close(_) => break,
+            _ => {}
+        }
+    }
+    assert_eq!(stdout, b"v4\n");
+    let status: serde_json::Value = serde_json::from_slice(&status).unwrap();
+    assert_eq!(status["status"], "Success");
+}
