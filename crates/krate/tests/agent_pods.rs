@@ -547,3 +547,217 @@ fn restarting_the_server_leaves_containers_running_and_readopts_them() {
     let raw = id.as_str().unwrap().trim_start_matches("runc://");
     assert_eq!(c.runc_state(raw).unwrap()["status"], "running");
 }
+
+#[test]
+fn init_containers_run_in_order_before_the_app_container() {
+    let c = Cluster::start_with_agent(&[]);
+    node(&c);
+    apply(
+        &c,
+        &format!(
+            r#"apiVersion: v1
+kind: Pod
+metadata:
+  name: inits
+spec:
+  terminationGracePeriodSeconds: 1
+  volumes:
+  - name: work
+    emptyDir: {{}}
+  initContainers:
+  - name: first
+    image: {BUSYBOX}
+    command: ["sh", "-c", "echo first >> /work/order"]
+    volumeMounts: [{{name: work, mountPath: /work}}]
+  - name: second
+    image: {BUSYBOX}
+    command: ["sh", "-c", "sleep 2; echo second >> /work/order"]
+    volumeMounts: [{{name: work, mountPath: /work}}]
+  containers:
+  - name: app
+    image: {BUSYBOX}
+    command: ["sh", "-c", "cat /work/order; sleep 3600"]
+    volumeMounts: [{{name: work, mountPath: /work}}]
+"#
+        ),
+    );
+    // While the second init container runs, the app waits PodInitializing.
+    let p = eventually_blocking(
+        Duration::from_secs(60),
+        "the second init container running",
+        || {
+            let p = pod(&c, "inits");
+            if p["status"]["initContainerStatuses"][1]["state"]["running"].is_object() {
+                Ok(p)
+            } else {
+                Err(format!("{}", p["status"]))
+            }
+        },
+    );
+    assert_eq!(
+        p["status"]["containerStatuses"][0]["state"]["waiting"]["reason"],
+        "PodInitializing"
+    );
+    assert_eq!(
+        p["status"]["initContainerStatuses"][0]["state"]["terminated"]["reason"],
+        "Completed"
+    );
+    let init = p["status"]["conditions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["type"] == "Initialized")
+        .unwrap()
+        .clone();
+    assert_eq!(init["status"], "False");
+    assert_eq!(
+        init["message"],
+        "containers with incomplete status: [second]"
+    );
+    let out = c.ok(&["get", "pod", "inits"]);
+    assert!(out.contains("Init:1/2"), "{out}");
+    let p = wait_phase(&c, "inits", "Running", 60);
+    assert_eq!(
+        p["status"]["initContainerStatuses"][1]["state"]["terminated"]["exitCode"],
+        0
+    );
+    eventually_blocking(Duration::from_secs(30), "the app's log", || {
+        let logs = c.kubectl(&["logs", "inits", "-c", "app"]);
+        let text = String::from_utf8_lossy(&logs.stdout).to_string();
+        if text == "first\nsecond\n" {
+            Ok(())
+        } else {
+            Err(format!(
+                "{text:?} {}",
+                String::from_utf8_lossy(&logs.stderr)
+            ))
+        }
+    });
+}
+
+/// The cgroup directory of `pid` in the hierarchy of `controller` (v1).
+fn cgroup_dir(pid: u64, controller: &str) -> std::path::PathBuf {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap();
+    let line = text
+        .lines()
+        .find(|l| {
+            l.split(':')
+                .nth(1)
+                .is_some_and(|c| c.split(',').any(|c| c == controller))
+        })
+        .unwrap_or_else(|| panic!("no {controller} cgroup in {text}"));
+    let path = line.splitn(3, ':').nth(2).unwrap();
+    let dir = std::fs::read_dir("/sys/fs/cgroup")
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| {
+            p.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .split(',')
+                .any(|c| c == controller)
+        })
+        .unwrap();
+    dir.join(path.trim_start_matches('/'))
+}
+
+#[test]
+fn resources_become_cgroup_limits_under_the_pods_qos_cgroup() {
+    if !std::path::Path::new("/sys/fs/cgroup/memory").exists() {
+        eprintln!("skipped: cgroup v1 memory hierarchy not mounted");
+        return;
+    }
+    let c = Cluster::start_with_agent(&[]);
+    node(&c);
+    apply(
+        &c,
+        &format!(
+            r#"apiVersion: v1
+kind: Pod
+metadata:
+  name: limited
+spec:
+  terminationGracePeriodSeconds: 1
+  containers:
+  - name: app
+    image: {BUSYBOX}
+    command: ["sleep", "3600"]
+    resources:
+      requests:
+        cpu: 250m
+        memory: 32Mi
+      limits:
+        cpu: 500m
+        memory: 64Mi
+"#
+        ),
+    );
+    let p = wait_phase(&c, "limited", "Running", 60);
+    assert_eq!(p["status"]["qosClass"], "Burstable");
+    let uid = p["metadata"]["uid"].as_str().unwrap();
+    let id = p["status"]["containerStatuses"][0]["containerID"]
+        .as_str()
+        .unwrap()
+        .trim_start_matches("runc://")
+        .to_string();
+    let pid = c.runc_state(&id).unwrap()["pid"].as_u64().unwrap();
+    let memory = cgroup_dir(pid, "memory");
+    assert!(
+        memory
+            .display()
+            .to_string()
+            .contains(&format!("burstable/pod{uid}")),
+        "{}",
+        memory.display()
+    );
+    let read = |dir: &std::path::Path, file: &str| {
+        std::fs::read_to_string(dir.join(file))
+            .unwrap()
+            .trim()
+            .to_string()
+    };
+    assert_eq!(read(&memory, "memory.limit_in_bytes"), "67108864");
+    let cpu = cgroup_dir(pid, "cpu");
+    assert_eq!(read(&cpu, "cpu.shares"), "256");
+    assert_eq!(read(&cpu, "cpu.cfs_quota_us"), "50000");
+    assert_eq!(read(&cpu, "cpu.cfs_period_us"), "100000");
+}
+
+#[test]
+fn a_graceful_delete_sends_sigterm_and_waits_for_the_container() {
+    let c = Cluster::start_with_agent(&[]);
+    node(&c);
+    apply(
+        &c,
+        &format!(
+            r#"apiVersion: v1
+kind: Pod
+metadata:
+  name: graceful
+spec:
+  terminationGracePeriodSeconds: 30
+  containers:
+  - name: app
+    image: {BUSYBOX}
+    command: ["sh", "-c", "trap 'echo got TERM > /dev/termination-log; exit 0' TERM; while true; do sleep 0.2; done"]
+"#
+        ),
+    );
+    wait_phase(&c, "graceful", "Running", 60);
+    let started = std::time::Instant::now();
+    c.ok(&["delete", "pod", "graceful", "--wait=true", "--timeout=60s"]);
+    // SIGTERM ended it well before the 30 s grace period.
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "{:?}",
+        started.elapsed()
+    );
+    let events = c.ok(&[
+        "get",
+        "events",
+        "--field-selector",
+        "involvedObject.name=graceful",
+    ]);
+    assert!(events.contains("Stopping container app"), "{events}");
+}
