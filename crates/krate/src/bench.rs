@@ -4,6 +4,7 @@
 mod api;
 mod churn;
 mod cluster;
+mod pods;
 mod store;
 
 use anyhow::Result;
@@ -24,6 +25,10 @@ pub enum BenchCommand {
     /// throughput against pods created already bound, server memory, and a
     /// Deployment to all Ready.
     Cluster(cluster::ClusterArgs),
+    /// Real containers on a server's node agent: pod start latency (one
+    /// after another, and many at once) against a bare `runc run` measured
+    /// in the same run, and a joined `krate agent`'s memory idle and with pods.
+    Pods(pods::PodsArgs),
     /// Crash soak: SIGKILL a writer KILLS times and check every acknowledged write.
     Crash {
         #[arg(long, default_value_t = 100)]
@@ -39,6 +44,7 @@ pub async fn run(cmd: BenchCommand) -> Result<()> {
         BenchCommand::Store(args) => store::run(args).await,
         BenchCommand::Churn(args) => churn::run(args).await,
         BenchCommand::Cluster(args) => cluster::run(args).await,
+        BenchCommand::Pods(args) => pods::run(args).await,
         BenchCommand::Crash { kills, writers } => crash(kills, writers).await,
     }
 }
