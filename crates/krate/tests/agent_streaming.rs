@@ -273,7 +273,7 @@ fn kubectl_exec_attach_and_cp_on_a_real_container() {
         .args([
             "-qec",
             &format!(
-                "stty rows 40 cols 100; KUBECONFIG={kubeconfig} kubectl exec -it box -- sh -c 'tty; stty size'"
+                "stty rows 40 cols 100; KUBECONFIG={kubeconfig} kubectl exec -it box -- sh -c 'tty; sleep 1; stty size'"
             ),
             "/dev/null",
         ])
