@@ -87,13 +87,12 @@ impl Cluster {
         ];
         flags.extend(extra.iter().map(|s| s.to_string()));
         let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
-        let cluster = Self::spawn(&flags, Some(names), |data| {
+        Self::spawn(&flags, Some(names), |data| {
             let images = data.join("agent").join("images");
             std::fs::create_dir_all(&images).unwrap();
             image::testing::busybox_oci_archive(&images.join("busybox.tar"), BUSYBOX)
                 .expect("writing the busybox image archive");
-        });
-        cluster
+        })
     }
 
     fn spawn(extra: &[&str], agent: Option<AgentNames>, prepare: impl FnOnce(&Path)) -> Cluster {

@@ -57,7 +57,7 @@ impl Machine {
             .and_then(|m| parse_meminfo(&m))
             .unwrap_or(0);
         let ephemeral_storage_bytes = nix::sys::statvfs::statvfs(root_dir)
-            .map(|s| s.blocks() as u64 * s.fragment_size() as u64)
+            .map(|s| s.blocks() * s.fragment_size())
             .unwrap_or(0);
         let os_image = std::fs::read_to_string("/etc/os-release")
             .ok()

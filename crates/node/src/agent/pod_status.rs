@@ -276,7 +276,7 @@ pub fn generate(pod: &Pod, rt: &RuntimePod, ctx: &Context<'_>) -> PodStatus {
         // by its exit codes, as upstream's terminal status does.
         let all_stopped = containers
             .iter()
-            .all(|s| !s.state.as_ref().is_some_and(|st| st.running.is_some()));
+            .all(|s| s.state.as_ref().is_none_or(|st| st.running.is_none()));
         if all_stopped && restart_policy(pod) == "Always" {
             phase = if containers.iter().all(|s| exit_code(s) == Some(0)) {
                 "Succeeded".into()

@@ -860,7 +860,7 @@ impl Pods {
         let dns_config = match dns_policy {
             "Default" => None,
             "ClusterFirstWithHostNet" | "ClusterFirst"
-                if !(host_network && dns_policy == "ClusterFirst")
+                if (dns_policy == "ClusterFirstWithHostNet" || !host_network)
                     && !self.cfg.options.cluster_dns.is_empty() =>
             {
                 let d = &self.cfg.options.cluster_domain;
