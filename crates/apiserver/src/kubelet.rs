@@ -368,21 +368,33 @@ const RETURNED_HEADERS: &[&str] = &[
     "content-type",
 ];
 
-/// Sends `method path_and_query` to the kubelet at `host:port` and answers
-/// with its response: streamed, or, when it switches protocols, the 101
-/// with both connections joined.
+/// A request for a kubelet: what the client sent, re-addressed.
+pub struct KubeletRequest<'a> {
+    pub method: Method,
+    /// The kubelet's path and query (`/containerLogs/ns/pod/c?follow=true`).
+    pub path_and_query: String,
+    pub headers: &'a HeaderMap,
+    pub body: Bytes,
+    /// The client's connection, for an answer that switches protocols.
+    pub upgrade: Option<hyper::upgrade::OnUpgrade>,
+}
+
+/// Sends `req` to the kubelet at `host:port` and answers with its
+/// response: streamed, or, when it switches protocols, the 101 with both
+/// connections joined.
 pub async fn forward(
     client: &KubeletClient,
     host: &str,
     port: u16,
-    method: Method,
-    path_and_query: &str,
-    headers: &HeaderMap,
-    body: Bytes,
-    on_upgrade: Option<hyper::upgrade::OnUpgrade>,
+    req: KubeletRequest<'_>,
 ) -> ApiResult<Response<Body>> {
-    // Upstream's wording, with no reason: kubectl prints "Error from
-    // server: error dialing backend: ...".
+    let KubeletRequest {
+        method,
+        path_and_query,
+        headers,
+        body,
+        upgrade: on_upgrade,
+    } = req;
     let dial = |e: String| {
         ApiError::new(
             500,
@@ -418,16 +430,14 @@ pub async fn forward(
     });
     let mut req = Request::builder()
         .method(method)
-        .uri(path_and_query)
+        .uri(path_and_query.as_str())
         .header(header::HOST, format!("{host}:{port}"));
     for name in FORWARDED_HEADERS {
         for v in headers.get_all(*name) {
             req = req.header(*name, v.clone());
         }
     }
-    let req = req
-        .body(Full::new(body))
-        .map_err(|e| ApiError::internal(e))?;
+    let req = req.body(Full::new(body)).map_err(ApiError::internal)?;
     let mut resp = sender.send_request(req).await.map_err(|e| {
         ApiError::new(
             500,

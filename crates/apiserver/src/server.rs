@@ -513,17 +513,14 @@ impl ApiServer {
             ctx.uri.query().map(|q| format!("?{q}")).unwrap_or_default()
         );
         let client = self.kubelet_client()?;
-        crate::kubelet::forward(
-            client,
-            &host,
-            port,
-            Method::GET,
-            &path,
-            &ctx.headers,
-            Bytes::new(),
-            None,
-        )
-        .await
+        let req = crate::kubelet::KubeletRequest {
+            method: Method::GET,
+            path_and_query: path,
+            headers: &ctx.headers,
+            body: Bytes::new(),
+            upgrade: None,
+        };
+        crate::kubelet::forward(client, &host, port, req).await
     }
 
     /// `pods/<name>/exec|attach|portforward`: the stream, upgraded, from the
@@ -558,17 +555,14 @@ impl ApiServer {
             ctx.uri.query().map(|q| format!("?{q}")).unwrap_or_default()
         );
         let client = self.kubelet_client()?;
-        crate::kubelet::forward(
-            client,
-            &host,
-            port,
-            ctx.method.clone(),
-            &path,
-            &ctx.headers,
-            ctx.body.clone(),
-            ctx.upgrade,
-        )
-        .await
+        let req = crate::kubelet::KubeletRequest {
+            method: ctx.method.clone(),
+            path_and_query: path,
+            headers: &ctx.headers,
+            body: ctx.body.clone(),
+            upgrade: ctx.upgrade,
+        };
+        crate::kubelet::forward(client, &host, port, req).await
     }
 
     /// `nodes/<name>/proxy/<path>`: any request, forwarded to the kubelet.
@@ -588,17 +582,14 @@ impl ApiServer {
             ctx.uri.query().map(|q| format!("?{q}")).unwrap_or_default()
         );
         let client = self.kubelet_client()?;
-        crate::kubelet::forward(
-            client,
-            &host,
-            port,
-            ctx.method.clone(),
-            &path,
-            &ctx.headers,
-            ctx.body.clone(),
-            ctx.upgrade,
-        )
-        .await
+        let req = crate::kubelet::KubeletRequest {
+            method: ctx.method.clone(),
+            path_and_query: path,
+            headers: &ctx.headers,
+            body: ctx.body.clone(),
+            upgrade: ctx.upgrade,
+        };
+        crate::kubelet::forward(client, &host, port, req).await
     }
 
     async fn health(&self, endpoint: &str, check: Option<&str>, query: &Query) -> Response<Body> {

@@ -173,14 +173,13 @@ where
     let (out_tx, mut out_rx) = mpsc::channel::<Bytes>(32);
     let reader = tokio::spawn(async move {
         while let Some(Ok(m)) = incoming.next().await {
-            match m {
-                Message::Binary(b) => {
-                    if in_tx.send(b).await.is_err() {
-                        return;
-                    }
-                }
+            let b = match m {
+                Message::Binary(b) => b,
                 Message::Close(_) => return,
-                _ => {}
+                _ => continue,
+            };
+            if in_tx.send(b).await.is_err() {
+                return;
             }
         }
     });
@@ -474,7 +473,7 @@ pub async fn channels<S>(
             m = incoming.next() => match m {
                 Some(Ok(Message::Binary(b))) if !b.is_empty() => {
                     let ch = b[0] as usize;
-                    if ch % 2 == 0 {
+                    if ch.is_multiple_of(2) {
                         if let Some(t) = to_pod.get(ch / 2) {
                             let _ = t.send(b.slice(1..)).await;
                         }
