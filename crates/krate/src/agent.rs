@@ -25,7 +25,8 @@ pub struct AgentArgs {
     /// default route).
     #[arg(long)]
     pub node_ip: Option<IpAddr>,
-    /// Directory of static pod manifests (not yet supported).
+    /// Directory of static pod manifests (one Pod per `.yaml`, `.yml` or
+    /// `.json` file), run as pods named `<name>-<node>`.
     #[arg(long)]
     pub pod_manifest_path: Option<PathBuf>,
     /// Directory of CNI network configs (default:
@@ -177,9 +178,7 @@ pub async fn run(client: kube::Client, args: AgentArgs, setup: Setup<'_>) -> Res
         resources: resources.clone(),
         network: Some(Arc::new(network)),
     };
-    if args.pod_manifest_path.is_some() {
-        tracing::warn!("--pod-manifest-path: static pods are not supported yet");
-    }
+    options.pod_manifest_path = args.pod_manifest_path.clone();
     agent::run(client, options, services).await;
     Ok(())
 }

@@ -22,6 +22,7 @@ pub mod node_status;
 pub mod pod_resources;
 pub mod pod_status;
 pub mod probes;
+pub mod static_pods;
 pub mod workers;
 
 use std::net::IpAddr;
@@ -67,6 +68,8 @@ pub struct Options {
     /// Cluster DNS servers and domain written into pods' resolv.conf.
     pub cluster_dns: Vec<String>,
     pub cluster_domain: String,
+    /// Directory of static pod manifests (`--pod-manifest-path`).
+    pub pod_manifest_path: Option<PathBuf>,
     /// How often the Lease is renewed (10 s).
     pub lease_period: Duration,
     /// How often the node status is computed (10 s) and, when unchanged,
@@ -87,6 +90,7 @@ impl Options {
             kubelet_port: 10250,
             cluster_dns: vec!["10.43.0.10".into()],
             cluster_domain: "cluster.local".into(),
+            pod_manifest_path: None,
             lease_period: Duration::from_secs(10),
             status_update_period: Duration::from_secs(10),
             status_report_period: Duration::from_secs(300),
@@ -179,6 +183,13 @@ pub async fn run(client: Client, options: Options, services: Services) {
             tokio::time::sleep(delay).await;
             delay = (delay * 2).min(Duration::from_secs(30));
         }
+    }
+    if let Some(dir) = options.pod_manifest_path.clone() {
+        tasks.spawn(static_pods::run(
+            client.clone(),
+            dir,
+            options.node_name.clone(),
+        ));
     }
     let pods = workers::Pods::new(workers::Config {
         client,
