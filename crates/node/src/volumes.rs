@@ -201,6 +201,18 @@ impl Manager {
         self.root.join(pod_uid)
     }
 
+    /// A uid names one directory under the root, never the root itself or
+    /// anything outside it.
+    fn checked_pod_dir(&self, pod_uid: &str) -> io::Result<PathBuf> {
+        if pod_uid.is_empty() || pod_uid == "." || pod_uid == ".." || pod_uid.contains('/') {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("invalid pod uid {pod_uid:?}"),
+            ));
+        }
+        Ok(self.pod_dir(pod_uid))
+    }
+
     fn pod_lock(&self, pod_uid: &str) -> Arc<tokio::sync::Mutex<()>> {
         self.locks
             .lock()
@@ -226,9 +238,12 @@ impl Manager {
 
     async fn sync(&self, pod: &Pod, only_files: bool) -> Result<PodVolumes, VolumeError> {
         let uid = pod.metadata.uid.clone().unwrap_or_default();
+        let pod_dir = self.checked_pod_dir(&uid).map_err(|e| VolumeError::Spec {
+            volume: String::new(),
+            message: e.to_string(),
+        })?;
         let lock = self.pod_lock(&uid);
         let _guard = lock.lock().await;
-        let pod_dir = self.pod_dir(&uid);
         if only_files && !pod_dir.exists() {
             // Torn down (or never set up): nothing to refresh.
             return Ok(self.pod_volumes(pod_dir, BTreeMap::new()));
@@ -285,9 +300,14 @@ impl Manager {
     /// etc-hosts, termination-log files). Works for pods the API no longer
     /// knows, from what is on disk and in the mount table.
     pub async fn teardown(&self, pod_uid: &str) -> Result<(), VolumeError> {
+        let dir = self
+            .checked_pod_dir(pod_uid)
+            .map_err(|source| VolumeError::TearDown {
+                pod_uid: pod_uid.to_string(),
+                source,
+            })?;
         let lock = self.pod_lock(pod_uid);
         let guard = lock.lock().await;
-        let dir = self.pod_dir(pod_uid);
         let result = tokio::task::spawn_blocking(move || remove_pod_dir(&dir))
             .await
             .unwrap_or_else(|e| Err(io::Error::other(e.to_string())));

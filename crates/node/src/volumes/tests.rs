@@ -653,3 +653,20 @@ fn is_root() -> bool {
         .map(|m| m.uid() == 0)
         .unwrap_or(false)
 }
+
+#[tokio::test]
+async fn teardown_refuses_uids_that_are_not_one_directory_under_the_root() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("pods");
+    fs::create_dir_all(root.join("keep")).unwrap();
+    let client =
+        kube::Client::try_from(kube::Config::new("http://127.0.0.1:9".parse().unwrap())).unwrap();
+    let manager = Manager::new(&root, client, "node-1");
+    for uid in ["", ".", "..", "../pods", "a/b"] {
+        assert!(manager.teardown(uid).await.is_err(), "{uid:?}");
+    }
+    assert!(root.join("keep").exists());
+    manager.teardown("keep").await.unwrap();
+    assert!(!root.join("keep").exists());
+    assert!(root.exists());
+}
