@@ -298,6 +298,15 @@ async fn stream_file(
                 }
                 return;
             }
+            // Rotated (the runtime moved the file aside and started a new
+            // one at the same path): go on with the new file.
+            if rotated(&file, &path).await {
+                if let Ok(f) = tokio::fs::File::open(&path).await {
+                    file = f;
+                    offset = 0;
+                    continue;
+                }
+            }
             tokio::select! {
                 _ = tokio::time::sleep(server.follow_interval) => {}
                 _ = tx.closed() => return,
@@ -319,6 +328,15 @@ async fn stream_file(
         if done {
             return;
         }
+    }
+}
+
+/// Whether `path` now names another file than the open `file`.
+async fn rotated(file: &tokio::fs::File, path: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    match (file.metadata().await, tokio::fs::metadata(path).await) {
+        (Ok(open), Ok(named)) => open.ino() != named.ino() || open.dev() != named.dev(),
+        _ => false,
     }
 }
 

@@ -233,7 +233,7 @@ fn certs() -> Certs {
 struct Harness {
     port: u16,
     certs: Certs,
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
     server: tokio::task::JoinHandle<()>,
 }
 
@@ -274,7 +274,7 @@ async fn start(forward_to: u16) -> Harness {
     Harness {
         port,
         certs,
-        _dir: dir,
+        dir,
         server,
     }
 }
@@ -594,4 +594,37 @@ async fn exec_falls_back_to_v4_for_clients_that_offer_only_v4() {
     assert_eq!(stdout, b"v4\n");
     let status: serde_json::Value = serde_json::from_slice(&status).unwrap();
     assert_eq!(status["status"], "Success");
+}
+
+#[tokio::test]
+async fn follow_goes_on_in_the_new_file_after_a_rotation() {
+    let h = start(0).await;
+    let mut s = connect(&h, &h.certs.admin).await;
+    s.write_all(
+        b"GET /containerLogs/default/web/app?follow=true HTTP/1.0\r\nHost: localhost\r\n\r\n",
+    )
+    .await
+    .unwrap();
+    let mut got = Vec::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    let mut rotated = false;
+    while !String::from_utf8_lossy(&got).contains("after rotation\n") {
+        let mut buf = [0u8; 4096];
+        let n = tokio::time::timeout_at(deadline, s.read(&mut buf))
+            .await
+            .expect("the followed log goes on")
+            .unwrap();
+        assert!(n > 0, "the stream ended: {}", String::from_utf8_lossy(&got));
+        got.extend_from_slice(&buf[..n]);
+        if !rotated && String::from_utf8_lossy(&got).contains("world\n") {
+            let dir = h.dir.path().join("app");
+            std::fs::rename(dir.join("1.log"), dir.join("1.log.20240501-100003")).unwrap();
+            std::fs::write(
+                dir.join("1.log"),
+                "2024-05-01T10:00:04.000000000Z stdout F after rotation\n",
+            )
+            .unwrap();
+            rotated = true;
+        }
+    }
 }
