@@ -393,3 +393,56 @@ spec:
         (line == "app=\"two\"").then_some(()).ok_or(line)
     });
 }
+
+#[test]
+fn fs_group_lets_a_non_root_container_share_and_read_its_volumes() {
+    let c = cluster();
+    apply(
+        &c,
+        &format!(
+            r#"apiVersion: v1
+kind: Secret
+metadata:
+  name: sec
+stringData:
+  password: hunter2
+---
+apiVersion: v1
+kind: Pod
+metadata:
+  name: grouped
+spec:
+  terminationGracePeriodSeconds: 1
+  securityContext:
+    runAsUser: 1000
+    runAsGroup: 3000
+    fsGroup: 2000
+  containers:
+  - name: app
+    image: {BUSYBOX}
+    command:
+    - sh
+    - -c
+    - |
+      echo "groups=`id -G`"
+      echo "secret=`cat /sec/password 2>&1`"
+      mkdir /data/dir && touch /data/dir/file
+      echo "file=`stat -c '%u %g' /data/dir/file`"
+      sleep 3600
+    volumeMounts:
+    - {{ name: data, mountPath: /data }}
+    - {{ name: sec, mountPath: /sec }}
+  volumes:
+  - {{ name: data, emptyDir: {{ medium: Memory }} }}
+  - {{ name: sec, secret: {{ secretName: sec, defaultMode: 0400 }} }}
+"#
+        ),
+    );
+    wait_running(&c, "grouped");
+    let groups = log_line(&c, "grouped", "app", "groups=");
+    assert!(groups.split(' ').any(|g| g == "2000"), "{groups}");
+    // 0400 plus group read from fsGroup: the secret is readable.
+    assert_eq!(log_line(&c, "grouped", "app", "secret="), "hunter2");
+    // The volume's root is setgid: new files get the fsGroup.
+    assert_eq!(log_line(&c, "grouped", "app", "file="), "1000 2000");
+}
