@@ -446,3 +446,48 @@ spec:
     // The volume's root is setgid: new files get the fsGroup.
     assert_eq!(log_line(&c, "grouped", "app", "file="), "1000 2000");
 }
+
+#[test]
+fn sub_paths_mount_one_key_or_one_directory_of_a_volume() {
+    let c = cluster();
+    apply(
+        &c,
+        &format!(
+            r#"apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: cfg
+data:
+  app.conf: "port=80"
+  other: "x"
+---
+apiVersion: v1
+kind: Pod
+metadata:
+  name: subs
+spec:
+  terminationGracePeriodSeconds: 1
+  containers:
+  - name: app
+    image: {BUSYBOX}
+    env:
+    - {{ name: POD_NAME, valueFrom: {{ fieldRef: {{ fieldPath: metadata.name }} }} }}
+    command: ["sh", "-c", "echo \"conf=`cat /etc/app.conf`\"; echo mine > /logs/out; sleep 3600"]
+    volumeMounts:
+    - {{ name: cfg, mountPath: /etc/app.conf, subPath: app.conf }}
+    - {{ name: logs, mountPath: /logs, subPathExpr: "$(POD_NAME)" }}
+  - name: all
+    image: {BUSYBOX}
+    command: ["sh", "-c", "until [ -f /all/subs/out ]; do sleep 0.2; done; echo \"all=`ls /all` `cat /all/subs/out`\"; sleep 3600"]
+    volumeMounts:
+    - {{ name: logs, mountPath: /all }}
+  volumes:
+  - {{ name: cfg, configMap: {{ name: cfg }} }}
+  - {{ name: logs, emptyDir: {{}} }}
+"#
+        ),
+    );
+    wait_running(&c, "subs");
+    assert_eq!(log_line(&c, "subs", "app", "conf="), "port=80");
+    assert_eq!(log_line(&c, "subs", "all", "all="), "subs mine");
+}
