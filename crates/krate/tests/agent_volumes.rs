@@ -491,3 +491,48 @@ spec:
     assert_eq!(log_line(&c, "subs", "app", "conf="), "port=80");
     assert_eq!(log_line(&c, "subs", "all", "all="), "subs mine");
 }
+
+#[test]
+fn services_of_the_namespace_are_in_the_environment() {
+    let c = cluster();
+    apply(
+        &c,
+        "apiVersion: v1\nkind: Service\nmetadata:\n  name: web-api\nspec:\n  selector: { app: none }\n  ports:\n  - { name: http, port: 8080 }\n",
+    );
+    let ip = c.ok(&["get", "svc", "web-api", "-o", "jsonpath={.spec.clusterIP}"]);
+    let kubernetes = c.ok(&[
+        "get",
+        "svc",
+        "kubernetes",
+        "-o",
+        "jsonpath={.spec.clusterIP}",
+    ]);
+    let pod = |name: &str, links: bool| {
+        format!(
+            r#"apiVersion: v1
+kind: Pod
+metadata:
+  name: {name}
+spec:
+  enableServiceLinks: {links}
+  terminationGracePeriodSeconds: 1
+  containers:
+  - name: app
+    image: {BUSYBOX}
+    command: ["sh", "-c", "echo \"links=$WEB_API_SERVICE_HOST:$WEB_API_SERVICE_PORT_HTTP $WEB_API_PORT k8s=$KUBERNETES_SERVICE_HOST\"; sleep 3600"]
+"#
+        )
+    };
+    apply(&c, &pod("linked", true));
+    apply(&c, &pod("unlinked", false));
+    wait_running(&c, "linked");
+    wait_running(&c, "unlinked");
+    assert_eq!(
+        log_line(&c, "linked", "app", "links="),
+        format!("{ip}:8080 tcp://{ip}:8080 k8s={kubernetes}")
+    );
+    assert_eq!(
+        log_line(&c, "unlinked", "app", "links="),
+        format!(":  k8s={kubernetes}")
+    );
+}
