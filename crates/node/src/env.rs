@@ -66,8 +66,16 @@ pub enum EnvError {
     /// An unsupported or malformed fieldRef / resourceFieldRef.
     #[error("{0}")]
     Field(String),
-    #[error("{0}")]
+    #[error("{}", api_message(.0))]
     Api(#[source] kube::Error),
+}
+
+/// An API error as upstream's clients print it (the Status message).
+fn api_message(e: &kube::Error) -> String {
+    match e {
+        kube::Error::Api(status) => status.message.clone(),
+        e => e.to_string(),
+    }
 }
 
 /// Builds `container`'s environment (upstream's `makeEnvironmentVariables`).
