@@ -343,8 +343,7 @@ pub trait RuntimeService: Send + Sync + 'static {
         timeout: Duration,
     ) -> Result<ExecSyncResponse>;
     /// Runs `cmd` in the container with streams (kubectl exec).
-    async fn exec(&self, id: &str, cmd: &[String], opts: &StreamOptions)
-        -> Result<StreamSession>;
+    async fn exec(&self, id: &str, cmd: &[String], opts: &StreamOptions) -> Result<StreamSession>;
     /// Connects to the container's own stdio (kubectl attach).
     async fn attach(&self, id: &str, opts: &StreamOptions) -> Result<StreamSession>;
     /// A TCP connection to `port` on the pod's loopback, made inside the

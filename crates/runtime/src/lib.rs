@@ -4,6 +4,7 @@
 //! behind the same interface. All syscalls and `unsafe` live in this crate
 //! (in `sys`).
 
+pub mod bare;
 pub mod cgroups;
 pub mod cri;
 pub mod cri_log;

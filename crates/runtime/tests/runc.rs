@@ -828,3 +828,20 @@ async fn attach_to_a_tty_container_and_privileged_mounts() {
         .await;
     assert_ne!(out.exit_code, 0);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_bare_runc_run_of_the_image_is_timed_and_cleaned_up() {
+    require_root!();
+    let node = Node::new();
+    let work = node.cfg.root.join("bare");
+    let took = runtime::bare::bare_runc_run(
+        std::path::Path::new("runc"),
+        &work,
+        std::slice::from_ref(&node.layer),
+        &["sleep", "1000"],
+    )
+    .await
+    .unwrap();
+    assert!(took > Duration::ZERO);
+    assert_eq!(std::fs::read_dir(&work).unwrap().count(), 0);
+}
