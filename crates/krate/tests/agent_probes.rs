@@ -126,7 +126,13 @@ spec:
             _ => Err(format!("{}\n{}", p["status"], events(&c, "httpok"))),
         }
     });
-    for name in ["http404", "tcpclosed"] {
+    for (name, why) in [
+        (
+            "http404",
+            "Readiness probe failed: HTTP probe failed with statuscode: 404",
+        ),
+        ("tcpclosed", "connect: connection refused"),
+    ] {
         eventually_blocking(
             Duration::from_secs(60),
             &format!("{name} Running and not Ready with an event"),
@@ -134,7 +140,7 @@ spec:
                 let p = pod(&c, name);
                 let running = p["status"]["phase"] == "Running";
                 let ev = events(&c, name);
-                if running && ready(&p) == Some("False") && ev.contains("Readiness probe failed") {
+                if running && ready(&p) == Some("False") && ev.contains(why) {
                     Ok(())
                 } else {
                     Err(format!("{} {ev}", p["status"]))
@@ -142,13 +148,6 @@ spec:
             },
         );
     }
-    let ev = events(&c, "http404");
-    assert!(
-        ev.contains("Readiness probe failed: HTTP probe failed with statuscode: 404"),
-        "{ev}"
-    );
-    let ev = events(&c, "tcpclosed");
-    assert!(ev.contains("connect: connection refused"), "{ev}");
     let p = pod(&c, "http404");
     assert_eq!(p["status"]["containerStatuses"][0]["ready"], false);
     let cond = p["status"]["conditions"]
