@@ -536,3 +536,49 @@ spec:
         format!(":  k8s={kubernetes}")
     );
 }
+
+#[test]
+fn host_to_container_propagation_shows_later_host_mounts_in_the_container() {
+    let c = cluster();
+    apply(
+        &c,
+        &format!(
+            r#"apiVersion: v1
+kind: Pod
+metadata:
+  name: prop
+spec:
+  terminationGracePeriodSeconds: 1
+  containers:
+  - name: app
+    image: {BUSYBOX}
+    command: ["sh", "-c", "while true; do echo \"seen=`cat /vol/sub/marker 2>/dev/null`\"; sleep 0.5; done"]
+    volumeMounts:
+    - {{ name: vol, mountPath: /vol, mountPropagation: HostToContainer }}
+  volumes:
+  - {{ name: vol, emptyDir: {{}} }}
+"#
+        ),
+    );
+    let pod = wait_running(&c, "prop");
+    let uid = pod["metadata"]["uid"].as_str().unwrap();
+    let dir = c
+        .data_dir()
+        .join("pods")
+        .join(uid)
+        .join("volumes/kubernetes.io~empty-dir/vol/sub");
+    std::fs::create_dir_all(&dir).unwrap();
+    // A mount made on the host after the container started (the harness
+    // unmounts everything under the test directory).
+    let status = std::process::Command::new("mount")
+        .args(["-t", "tmpfs", "tmpfs"])
+        .arg(&dir)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    std::fs::write(dir.join("marker"), "from-host").unwrap();
+    eventually_blocking(WAIT, "the host's mount in the container", || {
+        let line = log_line(&c, "prop", "app", "seen=");
+        (line == "from-host").then_some(()).ok_or(line)
+    });
+}

@@ -197,6 +197,16 @@ impl Manager {
         &self.node_name
     }
 
+    /// Makes the pods root a shared mount (bind-mounted onto itself when
+    /// needed), as the kubelet does with its root directory, so that
+    /// volumes mounted with HostToContainer or Bidirectional propagation
+    /// see mounts made under them. The mount stays until the root is
+    /// unmounted (on uninstall, or by test harnesses).
+    pub fn make_root_shared(&self) -> io::Result<()> {
+        fs::create_dir_all(&self.root)?;
+        mounts::make_rshared(&self.root)
+    }
+
     pub fn pod_dir(&self, pod_uid: &str) -> PathBuf {
         self.root.join(pod_uid)
     }

@@ -12,6 +12,8 @@ use nix::mount::{MntFlags, MsFlags};
 pub struct MountInfo {
     pub mount_point: PathBuf,
     pub fs_type: String,
+    /// In a shared peer group (`shared:N` among the optional fields).
+    pub shared: bool,
 }
 
 /// Parses `/proc/self/mountinfo` (octal escapes such as `\040` decoded).
@@ -20,10 +22,19 @@ pub fn parse_mountinfo(text: &str) -> Vec<MountInfo> {
         .filter_map(|line| {
             let mut fields = line.split(' ');
             let mount_point = fields.nth(4)?;
-            let fs_type = fields.skip_while(|f| *f != "-").nth(1)?;
+            let _options = fields.next()?;
+            let mut shared = false;
+            for f in fields.by_ref() {
+                if f == "-" {
+                    break;
+                }
+                shared |= f.starts_with("shared:");
+            }
+            let fs_type = fields.next()?;
             Some(MountInfo {
                 mount_point: PathBuf::from(unescape(mount_point)),
                 fs_type: fs_type.to_string(),
+                shared,
             })
         })
         .collect()
@@ -136,4 +147,33 @@ pub fn unmount_all_under(dir: &Path) -> io::Result<()> {
             p.display()
         ))),
     }
+}
+
+/// Makes `dir` a shared mount (recursively), bind-mounting it onto itself
+/// first when it is not a mount point (upstream's `MakeRShared` of the
+/// kubelet's root), so that mounts made under it reach containers that
+/// mount them with HostToContainer or Bidirectional propagation.
+pub fn make_rshared(dir: &Path) -> io::Result<()> {
+    let dir = real(dir);
+    let all = mounts()?;
+    // The mount `dir` is on: the deepest mount point above it.
+    let containing = all
+        .iter()
+        .rev()
+        .filter(|m| dir.starts_with(&m.mount_point))
+        .max_by_key(|m| m.mount_point.components().count());
+    if containing.is_some_and(|m| m.shared) {
+        return Ok(());
+    }
+    if containing.is_none_or(|m| m.mount_point != dir) {
+        bind_mount(&dir, &dir)?;
+    }
+    nix::mount::mount(
+        None::<&str>,
+        &dir,
+        None::<&str>,
+        MsFlags::MS_SHARED | MsFlags::MS_REC,
+        None::<&str>,
+    )
+    .map_err(io::Error::from)
 }

@@ -75,7 +75,12 @@ impl Resources {
     /// Refreshes running pods' volumes when what they mount changes and
     /// every `interval`, and removes the directories of pods this node no
     /// longer has, until aborted.
+    /// Also makes the pods root a shared mount first, as the kubelet does
+    /// with its root directory at start.
     pub fn spawn_refresh(self: &Arc<Self>, interval: Duration) -> tokio::task::JoinHandle<()> {
+        if let Err(e) = self.manager.make_root_shared() {
+            tracing::warn!(root = %self.manager.root().display(), error = %e, "making the pods directory a shared mount (mount propagation to containers will not work)");
+        }
         let this = self.clone();
         let mut changes = self.changes.lock().expect("lock").take();
         tokio::spawn(async move {

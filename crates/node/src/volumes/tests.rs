@@ -543,6 +543,10 @@ fn mountinfo_lines_are_parsed_with_escapes() {
     assert_eq!(m[0].mount_point, Path::new("/mnt with space"));
     assert_eq!(m[0].fs_type, "ext3");
     assert_eq!(m[1].fs_type, "tmpfs");
+    assert!(!m[0].shared && !m[1].shared);
+    let shared = mounts::parse_mountinfo("40 1 0:7 / /srv rw shared:5 master:1 - ext4 /dev/x rw\n");
+    assert!(shared[0].shared);
+    assert_eq!(shared[0].fs_type, "ext4");
 }
 
 /// Runs as root: a memory-backed volume is a tmpfs of the computed size,
@@ -669,4 +673,32 @@ async fn teardown_refuses_uids_that_are_not_one_directory_under_the_root() {
     manager.teardown("keep").await.unwrap();
     assert!(!root.join("keep").exists());
     assert!(root.exists());
+}
+
+/// Runs as root: the pods root becomes a shared mount, once.
+#[test]
+fn the_pods_root_is_made_a_shared_mount_once() {
+    if !is_root() {
+        eprintln!("skipped: needs root");
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("pods");
+    fs::create_dir(&root).unwrap();
+    struct Cleanup(PathBuf);
+    impl Drop for Cleanup {
+        fn drop(&mut self) {
+            let _ = mounts::unmount_all_under(&self.0);
+        }
+    }
+    let _cleanup = Cleanup(root.clone());
+    mounts::make_rshared(&root).unwrap();
+    mounts::make_rshared(&root).unwrap();
+    let at_root: Vec<_> = mounts::mounts()
+        .unwrap()
+        .into_iter()
+        .filter(|m| m.mount_point == root.canonicalize().unwrap())
+        .collect();
+    assert_eq!(at_root.len(), 1, "{at_root:?}");
+    assert!(at_root[0].shared);
 }
