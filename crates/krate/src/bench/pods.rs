@@ -195,7 +195,7 @@ async fn measure(b: &mut Bench, args: &PodsArgs) -> Result<()> {
             let shims = shim_pids(&b.agent_data());
             let shim_pss: u64 = shims.iter().filter_map(|p| pss(*p)).sum();
             println!(
-                "agent with {} pods (created at once, all Running {} after the first create, each p50 {}, p99 {}): VmRSS {} = {:.1} MB; its {} container shims {} in all (PSS)",
+                "agent with {} pods (created at once, all Running {} after the first create, each p50 {}, p99 {}): VmRSS {} = {:.1} MB; its {} shims (sandboxes and containers) {} in all (PSS)",
                 args.burst,
                 secs(burst.all),
                 ms(percentile(&burst.each, 50)),
@@ -208,7 +208,7 @@ async fn measure(b: &mut Bench, args: &PodsArgs) -> Result<()> {
             delete_pods(&pods, &[b.agent_runc_root()], Duration::from_secs(120)).await?;
         }
     }
-    running.stop();
+    drop(running);
     println!("total: {:.1}s", started.elapsed().as_secs_f64());
     Ok(())
 }
@@ -349,8 +349,10 @@ impl Running {
         }
         Ok(())
     }
+}
 
-    fn stop(self) {
+impl Drop for Running {
+    fn drop(&mut self) {
         self.task.abort();
     }
 }
