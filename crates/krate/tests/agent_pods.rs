@@ -761,3 +761,78 @@ spec:
     ]);
     assert!(events.contains("Stopping container app"), "{events}");
 }
+
+#[test]
+fn killing_the_sandbox_recreates_the_pods_containers() {
+    let c = Cluster::start_with_agent(&[]);
+    node(&c);
+    apply(&c, &pod_manifest("resandbox", "Always", "sleep 3600"));
+    let p = wait_phase(&c, "resandbox", "Running", 60);
+    let id = p["status"]["containerStatuses"][0]["containerID"]
+        .as_str()
+        .unwrap()
+        .trim_start_matches("runc://")
+        .to_string();
+    let sandbox = c
+        .runc_ids()
+        .into_iter()
+        .find(|i| *i != id)
+        .expect("the sandbox's runc container");
+    let pid = c.runc_state(&sandbox).unwrap()["pid"].as_u64().unwrap();
+    std::process::Command::new("kill")
+        .args(["-9", &pid.to_string()])
+        .status()
+        .unwrap();
+    eventually_blocking(
+        Duration::from_secs(60),
+        "the pod running again in a new sandbox",
+        || {
+            let p = pod(&c, "resandbox");
+            let cs = &p["status"]["containerStatuses"][0];
+            let new_container = cs["containerID"] != format!("runc://{id}").as_str();
+            if cs["restartCount"].as_i64() >= Some(1)
+                && cs["state"]["running"].is_object()
+                && new_container
+            {
+                Ok(())
+            } else {
+                Err(format!("{}", p["status"]))
+            }
+        },
+    );
+    let events = c.ok(&[
+        "get",
+        "events",
+        "--field-selector",
+        "involvedObject.name=resandbox",
+    ]);
+    assert!(
+        events.contains("Pod sandbox changed, it will be killed and re-created."),
+        "{events}"
+    );
+}
+
+#[test]
+fn a_host_network_pod_has_the_node_ip() {
+    let c = Cluster::start_with_agent(&[]);
+    node(&c);
+    apply(
+        &c,
+        &format!(
+            r#"apiVersion: v1
+kind: Pod
+metadata:
+  name: hostnet
+spec:
+  hostNetwork: true
+  terminationGracePeriodSeconds: 1
+  containers:
+  - name: app
+    image: {BUSYBOX}
+    command: ["sleep", "3600"]
+"#
+        ),
+    );
+    let p = wait_phase(&c, "hostnet", "Running", 60);
+    assert_eq!(p["status"]["podIP"], p["status"]["hostIP"]);
+}

@@ -393,6 +393,7 @@ impl Pods {
         self.ensure_probes(pod, &rt, state);
         self.probe_results(pod, &rt, state);
         self.write_status(pod, &rt, state, false).await;
+        self.remove_dead(&rt).await;
         Ok(Next::After(RESYNC_PERIOD))
     }
 
@@ -408,7 +409,13 @@ impl Pods {
         let sandbox_config = self.sandbox_config(pod, acts.attempt);
         let sandbox_id = if acts.create_sandbox {
             if !rt.sandboxes.is_empty() {
-                tracing::info!(pod = %format_pod(pod), "the pod's sandbox changed; it will be killed and re-created");
+                self.event(
+                    pod,
+                    None,
+                    false,
+                    "SandboxChanged",
+                    "Pod sandbox changed, it will be killed and re-created.".into(),
+                );
                 self.kill_pod(pod, rt, grace_period(pod)).await;
             }
             match runtime.run_pod_sandbox(&sandbox_config).await {
@@ -989,6 +996,35 @@ impl Pods {
         {
             if let Err(e) = runtime.stop_pod_sandbox(&s.id).await {
                 tracing::warn!(sandbox = %s.id, error = %e, "stopping a sandbox");
+            }
+        }
+    }
+
+    /// Upstream's container GC for one pod: of each container's exited
+    /// instances the two newest stay (the status' lastState and `kubectl
+    /// logs --previous`), older ones are removed, and so are sandboxes
+    /// that are neither the newest nor hold a container any more.
+    async fn remove_dead(&self, rt: &RuntimePod) {
+        let runtime = &self.cfg.services.runtime;
+        let mut seen: HashMap<&str, usize> = HashMap::new();
+        let mut kept_sandboxes: HashSet<&str> = HashSet::new();
+        for c in &rt.containers {
+            let n = seen.entry(c.metadata.name.as_str()).or_default();
+            *n += 1;
+            if *n > 2 && c.state == ContainerState::Exited {
+                if let Err(e) = runtime.remove_container(&c.id).await {
+                    tracing::debug!(container = %c.id, error = %e, "removing a dead container");
+                }
+            } else {
+                kept_sandboxes.insert(c.pod_sandbox_id.as_str());
+            }
+        }
+        for s in rt.sandboxes.iter().skip(1) {
+            if s.state != runtime::PodSandboxState::Ready && !kept_sandboxes.contains(s.id.as_str())
+            {
+                if let Err(e) = runtime.remove_pod_sandbox(&s.id).await {
+                    tracing::debug!(sandbox = %s.id, error = %e, "removing a dead sandbox");
+                }
             }
         }
     }
