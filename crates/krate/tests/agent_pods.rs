@@ -836,3 +836,25 @@ spec:
     let p = wait_phase(&c, "hostnet", "Running", 60);
     assert_eq!(p["status"]["podIP"], p["status"]["hostIP"]);
 }
+
+#[test]
+fn a_force_deleted_pod_is_torn_down() {
+    let c = Cluster::start_with_agent(&[]);
+    node(&c);
+    apply(&c, &pod_manifest("forced", "Always", "sleep 3600"));
+    wait_phase(&c, "forced", "Running", 60);
+    assert!(!c.runc_ids().is_empty());
+    c.ok(&["delete", "pod", "forced", "--grace-period=0", "--force"]);
+    eventually_blocking(
+        Duration::from_secs(30),
+        "its containers and sandbox removed",
+        || {
+            let ids = c.runc_ids();
+            if ids.is_empty() {
+                Ok(())
+            } else {
+                Err(format!("{ids:?}"))
+            }
+        },
+    );
+}
