@@ -582,3 +582,43 @@ spec:
         (line == "from-host").then_some(()).ok_or(line)
     });
 }
+
+#[test]
+fn a_host_network_pod_has_the_nodes_ip_and_hosts_file() {
+    let c = cluster();
+    apply(
+        &c,
+        &format!(
+            r#"apiVersion: v1
+kind: Pod
+metadata:
+  name: hostnet
+spec:
+  hostNetwork: true
+  terminationGracePeriodSeconds: 1
+  containers:
+  - name: app
+    image: {BUSYBOX}
+    env:
+    - {{ name: POD_IP, valueFrom: {{ fieldRef: {{ fieldPath: status.podIP }} }} }}
+    - {{ name: HOST_IP, valueFrom: {{ fieldRef: {{ fieldPath: status.hostIP }} }} }}
+    command: ["sh", "-c", "echo \"ips=$POD_IP $HOST_IP\"; echo \"hosts=`head -n 1 /etc/hosts`\"; sleep 3600"]
+"#
+        ),
+    );
+    wait_running(&c, "hostnet");
+    let node = c.ok(&[
+        "get",
+        "nodes",
+        "-o",
+        "jsonpath={.items[0].status.addresses[?(@.type==\"InternalIP\")].address}",
+    ]);
+    assert_eq!(
+        log_line(&c, "hostnet", "app", "ips="),
+        format!("{node} {node}")
+    );
+    assert_eq!(
+        log_line(&c, "hostnet", "app", "hosts="),
+        "# Kubernetes-managed hosts file (host network)."
+    );
+}

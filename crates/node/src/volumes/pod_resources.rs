@@ -278,6 +278,17 @@ impl PodResources for Resources {
     ) -> Result<Vec<(String, String)>, String> {
         let node = self.node_info().await;
         let service_env = self.service_env(pod).await;
+        // Host-network pods have the node's IPs.
+        let host_network = pod
+            .spec
+            .as_ref()
+            .and_then(|s| s.host_network)
+            .unwrap_or(false);
+        let pod_ips = if pod_ips.is_empty() && host_network {
+            &node.host_ips
+        } else {
+            pod_ips
+        };
         let ctx = EnvContext {
             pod_ips,
             host_ips: &node.host_ips,
