@@ -717,3 +717,107 @@ fn rbac_verbs_are_upstreams_get_for_logs_and_create_for_exec() {
         "{err}"
     );
 }
+
+/// kubectl as older clients (kubectl 1.29, client-go's SPDY executor)
+/// speak: SPDY/3.1 for exec, attach and port-forward.
+fn kubectl_spdy(c: &Cluster, args: &[&str], stdin: Option<&str>) -> std::process::Output {
+    let mut cmd = Command::new("kubectl");
+    cmd.args(args)
+        .env("KUBECONFIG", &c.kubeconfig)
+        .env("HOME", c.dir.path())
+        .env("KUBECTL_REMOTE_COMMAND_WEBSOCKETS", "false")
+        .env("KUBECTL_PORT_FORWARD_WEBSOCKETS", "false")
+        .stdin(if stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn().unwrap();
+    if let Some(input) = stdin {
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(input.as_bytes())
+            .unwrap();
+    }
+    child.wait_with_output().unwrap()
+}
+
+#[test]
+fn exec_and_port_forward_over_spdy_for_older_clients() {
+    let s = setup();
+    let c = &s.cluster;
+    let local_port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut child = Command::new("kubectl")
+        .args(["port-forward", "pod/web", &format!("{local_port}:80")])
+        .env("KUBECONFIG", &c.kubeconfig)
+        .env("HOME", c.dir.path())
+        .env("KUBECTL_PORT_FORWARD_WEBSOCKETS", "false")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    struct Kill(std::process::Child);
+    impl Drop for Kill {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    let _child = Kill(child);
+    let mut line = String::new();
+    out.read_line(&mut line).unwrap();
+    assert!(line.starts_with("Forwarding from"), "{line}");
+    let mut conn = std::net::TcpStream::connect(("127.0.0.1", local_port)).unwrap();
+    conn.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    conn.write_all(b"GET / HTTP/1.0\r\n\r\n").unwrap();
+    let mut answer = String::new();
+    conn.read_to_string(&mut answer).unwrap();
+    assert!(answer.ends_with("hello from the pod\n"), "{answer}");
+    let out = kubectl_spdy(
+        c,
+        &[
+            "exec",
+            "web",
+            "--",
+            "sh",
+            "-c",
+            "echo hi; echo err >&2; exit 3",
+        ],
+        None,
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "hi\n",
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("err"));
+    assert_eq!(out.status.code(), Some(3));
+    let out = kubectl_spdy(
+        c,
+        &["exec", "-i", "web", "--", "sh", "-c", "tr a-z A-Z"],
+        Some("spdy stdin\n"),
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "SPDY STDIN\n");
+    let out = kubectl_spdy(c, &["attach", "-i", "web"], Some("over spdy\n"));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("over spdy"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

@@ -7,7 +7,8 @@
 //!   `sinceSeconds`, `sinceTime` and `limitBytes`.
 //! - `/exec/{ns}/{pod}/{container}?command=..` and `/attach/...` speak the
 //!   WebSocket channel protocols `v5.channel.k8s.io` / `v4.channel.k8s.io`
-//!   ([`remotecommand`]).
+//!   ([`remotecommand`]), or SPDY/3.1 `v4.channel.k8s.io` for older clients
+//!   ([`remotecommand_spdy`]).
 //! - `/portForward/{ns}/{pod}` speaks SPDY/3.1 `portforward.k8s.io`, either
 //!   over a plain HTTP upgrade or tunneled inside a WebSocket
 //!   (`SPDY/3.1+portforward.k8s.io`, kubectl 1.32's default) ([`portforward`],
@@ -30,6 +31,7 @@
 pub mod logs;
 pub mod portforward;
 pub mod remotecommand;
+pub mod remotecommand_spdy;
 pub mod resolve;
 pub mod spdy;
 #[cfg(test)]

@@ -22,6 +22,7 @@ use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::WebSocketStream;
 
+use super::remotecommand_spdy;
 use super::resolve::{self, ResolveError};
 use super::{full, query_all, query_flag, status_error, text, Body, KubeletServer};
 
@@ -156,13 +157,16 @@ pub async fn serve(
         }
         Err(e) => return text(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
     };
-    if !is_websocket(&req) {
-        return bad(
-            "this endpoint serves WebSocket streams (v5.channel.k8s.io, v4.channel.k8s.io) only",
-        );
-    }
-    let Some(protocol) = negotiate(&req, &[V5, V4]) else {
-        return bad("requested protocol(s) are not supported: the server supports [v5.channel.k8s.io v4.channel.k8s.io]");
+    let spdy = !is_websocket(&req) && remotecommand_spdy::wants_spdy(&req);
+    let protocol = if spdy {
+        remotecommand_spdy::PROTOCOL.to_string()
+    } else if !is_websocket(&req) {
+        return bad("unable to upgrade: the server supports WebSocket (v5.channel.k8s.io, v4.channel.k8s.io) and SPDY/3.1 (v4.channel.k8s.io)");
+    } else {
+        match negotiate(&req, &[V5, V4]) {
+            Some(p) => p,
+            None => return bad("requested protocol(s) are not supported: the server supports [v5.channel.k8s.io v4.channel.k8s.io]"),
+        }
     };
     let session = if attach {
         rt.attach(&c.id, &opts).await
@@ -187,6 +191,23 @@ pub async fn serve(
             )
         }
     };
+    if spdy {
+        let expected = remotecommand_spdy::expected_streams(&opts);
+        let on_upgrade = hyper::upgrade::on(&mut req);
+        tokio::spawn(async move {
+            if let Ok(upgraded) = on_upgrade.await {
+                remotecommand_spdy::run(
+                    TokioIo::new(upgraded),
+                    session,
+                    start_error,
+                    command,
+                    expected,
+                )
+                .await;
+            }
+        });
+        return remotecommand_spdy::accept();
+    }
     let resp = accept(&req, &protocol);
     let on_upgrade = hyper::upgrade::on(&mut req);
     let v5 = protocol == V5;

@@ -628,3 +628,71 @@ async fn follow_goes_on_in_the_new_file_after_a_rotation() {
         }
     }
 }
+
+#[tokio::test]
+async fn exec_over_spdy_for_older_clients() {
+    let h = start(0).await;
+    let mut s = connect(&h, &h.certs.admin).await;
+    s.write_all(
+        b"POST /exec/default/web/app?command=sh&command=-c&command=echo%20hi%3B%20exit%203&stdout=true&stderr=true HTTP/1.1\r\n\
+          Host: localhost\r\nConnection: Upgrade\r\nUpgrade: SPDY/3.1\r\n\
+          X-Stream-Protocol-Version: v4.channel.k8s.io\r\nContent-Length: 0\r\n\r\n",
+    )
+    .await
+    .unwrap();
+    // The 101 answer, up to its blank line.
+    let mut head = Vec::new();
+    while !head.ends_with(b"\r\n\r\n") {
+        let mut b = [0u8; 1];
+        s.read_exact(&mut b).await.unwrap();
+        head.push(b[0]);
+    }
+    let head = String::from_utf8_lossy(&head).to_string();
+    assert!(head.starts_with("HTTP/1.1 101"), "{head}");
+    let mut w = spdy::Writer::default();
+    let mut out = BytesMut::new();
+    for (id, kind) in [(1, "error"), (3, "stdout"), (5, "stderr")] {
+        w.encode(
+            &Frame::SynStream {
+                stream_id: id,
+                fin: false,
+                headers: vec![("streamType".into(), kind.into())],
+            },
+            &mut out,
+        );
+    }
+    s.write_all(&out).await.unwrap();
+    let mut r = spdy::Reader::default();
+    let mut buf = BytesMut::new();
+    let (mut stdout, mut status, mut error_closed) = (Vec::new(), Vec::new(), false);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while !error_closed {
+        let mut chunk = [0u8; 4096];
+        let n = tokio::time::timeout_at(deadline, s.read(&mut chunk))
+            .await
+            .expect("the session ends in time")
+            .unwrap();
+        assert!(n > 0, "connection closed early");
+        buf.extend_from_slice(&chunk[..n]);
+        while let Some(f) = r.decode(&mut buf).unwrap() {
+            match f {
+                Frame::Data {
+                    stream_id: 3, data, ..
+                } => stdout.extend_from_slice(&data),
+                Frame::Data {
+                    stream_id: 1,
+                    data,
+                    fin,
+                } => {
+                    status.extend_from_slice(&data);
+                    error_closed |= fin;
+                }
+                _ => {}
+            }
+        }
+    }
+    assert_eq!(stdout, b"hi\n");
+    let status: serde_json::Value = serde_json::from_slice(&status).unwrap();
+    assert_eq!(status["reason"], "NonZeroExitCode");
+    assert_eq!(status["details"]["causes"][0]["message"], "3");
+}
