@@ -293,6 +293,27 @@ fn kubectl_exec_attach_and_cp_on_a_real_container() {
         text.contains("40 100"),
         "the terminal's size reaches the container: {text}"
     );
+    // The same over SPDY, as kubectl up to 1.29 speaks it.
+    let out = Command::new("script")
+        .args([
+            "-qec",
+            &format!(
+                "stty rows 30 cols 90; KUBECTL_REMOTE_COMMAND_WEBSOCKETS=false KUBECONFIG={kubeconfig} kubectl exec -it box -- sh -c 'tty; sleep 1; stty size'"
+            ),
+            "/dev/null",
+        ])
+        .env("HOME", c.dir.path())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let out = wait_output(out, t, "kubectl exec -it over SPDY");
+    let text = stdout(&out);
+    assert!(
+        text.contains("/dev/pts/") && text.contains("30 90"),
+        "a terminal of the client's size over SPDY: {text}"
+    );
 
     // cp: tar over exec, both ways.
     let work = tempfile::tempdir().unwrap();
