@@ -169,6 +169,9 @@ pub async fn run(client: kube::Client, args: AgentArgs, setup: Setup<'_>) -> Res
         tracing::warn!("no kubelet serving certificate: logs, exec, attach and port-forward are not served for this node's pods");
     }
     let resources = node::volumes::Resources::new(client.clone(), data_dir, &options.node_name);
+    resources
+        .manager()
+        .set_cluster_domain(options.cluster_domain.clone());
     let _volume_refresh = AbortOnDrop(resources.spawn_refresh(std::time::Duration::from_secs(
         args.volume_refresh_interval.max(1),
     )));
