@@ -159,6 +159,8 @@ pub async fn run(client: Client, options: Options, services: Services) {
     let recorder = Recorder::new(client.clone(), "kubelet").with_host(options.node_name.clone());
     let node = NodeAgent {
         client: client.clone(),
+        network_ready: Default::default(),
+        status_wake: Default::default(),
         identity: identity.clone(),
         machine: machine.clone(),
         recorder: recorder.clone(),
@@ -184,6 +186,9 @@ pub async fn run(client: Client, options: Options, services: Services) {
             delay = (delay * 2).min(Duration::from_secs(30));
         }
     }
+    node.network_ready
+        .store(true, std::sync::atomic::Ordering::SeqCst);
+    node.status_wake.notify_one();
     if let Some(dir) = options.pod_manifest_path.clone() {
         tasks.spawn(static_pods::run(
             client.clone(),
@@ -207,6 +212,10 @@ pub async fn run(client: Client, options: Options, services: Services) {
 #[derive(Clone)]
 struct NodeAgent {
     client: Client,
+    /// The pod network is set up: the node may report Ready.
+    network_ready: Arc<std::sync::atomic::AtomicBool>,
+    /// Wakes the status loop (the network became ready).
+    status_wake: Arc<tokio::sync::Notify>,
     identity: node_status::Identity,
     machine: node_status::Machine,
     recorder: Recorder,
@@ -235,6 +244,10 @@ fn is_ready(node: &Node) -> bool {
 }
 
 impl NodeAgent {
+    fn network_ready(&self) -> bool {
+        self.network_ready.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
     /// Registers the Node (or brings an existing one up to date), retrying
     /// until it succeeds; returns its UID.
     async fn register(&self) -> String {
@@ -254,7 +267,8 @@ impl NodeAgent {
     async fn try_register(&self) -> Result<String, kube::Error> {
         let api: Api<Node> = Api::all(self.client.clone());
         let name = &self.identity.name;
-        let desired = node_status::object(&self.identity, &self.machine, now());
+        let network_ready = self.network_ready();
+        let desired = node_status::object(&self.identity, &self.machine, now(), network_ready);
         self.recorder.record(
             node_ref(name),
             NORMAL,
@@ -276,7 +290,8 @@ impl NodeAgent {
                     .as_ref()
                     .and_then(|s| s.conditions.clone())
                     .unwrap_or_default();
-                let status = node_status::status(&self.identity, &self.machine, &old, now());
+                let status =
+                    node_status::status(&self.identity, &self.machine, &old, now(), network_ready);
                 let node = api
                     .patch_status(
                         name,
@@ -306,7 +321,7 @@ impl NodeAgent {
             "NodeAllocatableEnforced",
             "Updated Node Allocatable limit across pods".into(),
         );
-        if !was_ready {
+        if !was_ready && network_ready {
             self.recorder.record(
                 node_ref(name),
                 NORMAL,
@@ -392,7 +407,11 @@ impl NodeAgent {
         let name = self.identity.name.clone();
         let mut last_report = tokio::time::Instant::now();
         loop {
-            tokio::time::sleep(self.options.status_update_period).await;
+            tokio::select! {
+                _ = tokio::time::sleep(self.options.status_update_period) => {}
+                _ = self.status_wake.notified() => {}
+            }
+            let network_ready = self.network_ready();
             let node = match api.get_opt(&name).await {
                 Ok(Some(node)) => node,
                 Ok(None) => {
@@ -410,12 +429,13 @@ impl NodeAgent {
                 .as_ref()
                 .and_then(|s| s.conditions.clone())
                 .unwrap_or_default();
-            let current = crate::simulated::nodes::conditions_current(&old);
+            let current = node_status::conditions_current(&old, network_ready);
             let due = last_report.elapsed() >= self.options.status_report_period;
             if current && !due {
                 continue;
             }
-            let mut status = node_status::status(&self.identity, &self.machine, &old, now());
+            let mut status =
+                node_status::status(&self.identity, &self.machine, &old, now(), network_ready);
             let mut conditions = status.conditions.take().unwrap_or_default();
             let ours: Vec<String> = conditions.iter().map(|c| c.type_.clone()).collect();
             conditions.extend(old.iter().filter(|c| !ours.contains(&c.type_)).cloned());
@@ -430,7 +450,7 @@ impl NodeAgent {
             {
                 Ok(_) => {
                     last_report = tokio::time::Instant::now();
-                    if !is_ready(&node) {
+                    if !is_ready(&node) && network_ready {
                         self.recorder.record(
                             node_ref(&name),
                             NORMAL,

@@ -165,11 +165,60 @@ pub fn labels(id: &Identity) -> BTreeMap<String, String> {
     labels
 }
 
+/// The Ready condition's message while the pod network is not set up
+/// (upstream, with containerd before a CNI config exists).
+pub const NETWORK_NOT_READY: &str = "container runtime network not ready: NetworkReady=false reason:NetworkPluginNotReady message:Network plugin returns error: cni plugin not initialized";
+
+/// The kubelet's four conditions (keeping the transition times of `old`
+/// conditions whose status is unchanged); Ready is False with reason
+/// `KubeletNotReady` until the pod network is set up.
+pub fn conditions(
+    old: &[NodeCondition],
+    now: chrono::DateTime<chrono::Utc>,
+    network_ready: bool,
+) -> Vec<NodeCondition> {
+    let mut conditions = crate::simulated::nodes::conditions(old, now);
+    if !network_ready {
+        for c in conditions.iter_mut().filter(|c| c.type_ == "Ready") {
+            c.status = "False".into();
+            c.reason = Some("KubeletNotReady".into());
+            c.message = Some(NETWORK_NOT_READY.into());
+            c.last_transition_time = old
+                .iter()
+                .find(|o| o.type_ == "Ready" && o.status == "False")
+                .and_then(|o| o.last_transition_time.clone())
+                .or(Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+                    now,
+                )));
+        }
+    }
+    conditions
+}
+
+/// Whether `current` says what this node would report now (times aside).
+pub fn conditions_current(current: &[NodeCondition], network_ready: bool) -> bool {
+    conditions(
+        &[],
+        chrono::DateTime::<chrono::Utc>::UNIX_EPOCH,
+        network_ready,
+    )
+    .iter()
+    .all(|want| {
+        current.iter().any(|c| {
+            c.type_ == want.type_
+                && c.status == want.status
+                && c.reason == want.reason
+                && c.message == want.message
+        })
+    })
+}
+
 pub fn status(
     id: &Identity,
     machine: &Machine,
     old: &[NodeCondition],
     now: chrono::DateTime<chrono::Utc>,
+    network_ready: bool,
 ) -> NodeStatus {
     let capacity = machine.capacity();
     NodeStatus {
@@ -185,7 +234,7 @@ pub fn status(
         ]),
         allocatable: Some(capacity.clone()),
         capacity: Some(capacity),
-        conditions: Some(crate::simulated::nodes::conditions(old, now)),
+        conditions: Some(conditions(old, now, network_ready)),
         daemon_endpoints: Some(NodeDaemonEndpoints {
             kubelet_endpoint: Some(DaemonEndpoint {
                 port: id.kubelet_port,
@@ -207,7 +256,12 @@ pub fn status(
     }
 }
 
-pub fn object(id: &Identity, machine: &Machine, now: chrono::DateTime<chrono::Utc>) -> Node {
+pub fn object(
+    id: &Identity,
+    machine: &Machine,
+    now: chrono::DateTime<chrono::Utc>,
+    network_ready: bool,
+) -> Node {
     Node {
         metadata: ObjectMeta {
             name: Some(id.name.clone()),
@@ -216,7 +270,7 @@ pub fn object(id: &Identity, machine: &Machine, now: chrono::DateTime<chrono::Ut
             ..Default::default()
         },
         spec: Some(NodeSpec::default()),
-        status: Some(status(id, machine, &[], now)),
+        status: Some(status(id, machine, &[], now, network_ready)),
     }
 }
 
@@ -258,5 +312,22 @@ mod tests {
         };
         assert_eq!(m.capacity()["memory"].0, "2048Ki");
         assert_eq!(m.capacity()["pods"].0, "110");
+    }
+
+    #[test]
+    fn the_node_is_not_ready_until_its_pod_network_is() {
+        let t0 = chrono::DateTime::<chrono::Utc>::UNIX_EPOCH;
+        let t1 = t0 + chrono::Duration::seconds(5);
+        let before = conditions(&[], t0, false);
+        let ready = before.iter().find(|c| c.type_ == "Ready").unwrap();
+        assert_eq!(ready.status, "False");
+        assert_eq!(ready.reason.as_deref(), Some("KubeletNotReady"));
+        assert!(conditions_current(&before, false));
+        assert!(!conditions_current(&before, true));
+        let after = conditions(&before, t1, true);
+        let ready = after.iter().find(|c| c.type_ == "Ready").unwrap();
+        assert_eq!(ready.status, "True");
+        assert_eq!(ready.reason.as_deref(), Some("KubeletReady"));
+        assert_eq!(ready.last_transition_time.as_ref().unwrap().0, t1);
     }
 }
