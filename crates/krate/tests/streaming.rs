@@ -384,6 +384,10 @@ fn logs_with_kubectls_options_and_upstreams_errors() {
     );
     assert_eq!(c.ok(&["logs", "web", "--limit-bytes=3"]), "hel");
     assert_eq!(c.ok(&["logs", "web", "--since=1h"]), "");
+    assert_eq!(
+        c.ok(&["logs", "web", "--since-time=2024-05-01T10:00:02Z"]),
+        "world\n"
+    );
     let err = c.fails(&["logs", "two", "-c", "b"]);
     assert!(
         err.contains("container \"b\" in pod \"two\" is waiting to start: ContainerCreating"),
