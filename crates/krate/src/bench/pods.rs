@@ -4,7 +4,8 @@
 //! pod and service CIDRs and cgroup; a kube-rs watch sees pods reach
 //! Running. Figures:
 //! - the baseline, in the same run: a bare `runc run --detach` of `sleep`
-//!   from a bundle whose rootfs is an overlay of the same image's layers;
+//!   (`runtime::bare`) from a bundle whose rootfs is an overlay of the same
+//!   image's layers, the mount included;
 //! - pod start latency, create → Running (phase Running and the container
 //!   running) seen by the watch, the image present, for pods created one
 //!   after another, p50/p99 and the p50 as a ratio to bare runc's;
@@ -109,14 +110,11 @@ async fn measure(b: &mut Bench, args: &PodsArgs) -> Result<()> {
     );
 
     // Baseline: bare runc on an overlay of the same image's layers.
-    let bare_dir = b.path().join("bare");
-    let cgroup = b.names.runc_cgroup.clone();
     let runs = args.runc_runs.max(1);
-    let bare = tokio::task::spawn_blocking(move || bare_runc(&bare_dir, &archive, &cgroup, runs))
-        .await??;
+    let bare = bare_runc(&b.path().join("bare"), &archive, runs).await?;
     let bare_p50 = percentile(&bare, 50);
     println!(
-        "bare runc: `runc run --detach` of sleep on an overlay of the image's layers, {runs} runs: p50 {}, p99 {}",
+        "bare runc: overlay mount + `runc run --detach` of sleep from the image's layers, {runs} runs: p50 {}, p99 {}",
         ms(bare_p50),
         ms(percentile(&bare, 99))
     );
@@ -530,101 +528,33 @@ fn verdict(met: bool) -> &'static str {
     }
 }
 
-/// The baseline: `runs` times `runc run --detach` of `sleep 3600` from one
-/// bundle whose rootfs is an overlay of the image's layers (imported into
-/// a store of its own), each deleted before the next. Returns each run's
-/// time to runc's exit, when the process runs.
-fn bare_runc(dir: &Path, archive: &Path, cgroup: &str, runs: usize) -> Result<Vec<Duration>> {
-    let store = image::Store::open(dir.join("images")).context("opening an image store")?;
-    store.import(archive).context("importing the image")?;
-    let image = store
-        .resolve(IMAGE)
-        .with_context(|| format!("{IMAGE} not in the store after import"))?;
-    let bundle = dir.join("bundle");
-    let (rootfs, upper, work) = (bundle.join("rootfs"), dir.join("upper"), dir.join("work"));
-    for d in [&rootfs, &upper, &work] {
-        std::fs::create_dir_all(d).with_context(|| format!("creating {}", d.display()))?;
-    }
-    let lower: Vec<String> = image
-        .layers
-        .iter()
-        .rev()
-        .map(|l| l.display().to_string())
-        .collect();
-    let options = format!(
-        "lowerdir={},upperdir={},workdir={}",
-        lower.join(":"),
-        upper.display(),
-        work.display()
-    );
-    command("mount", |c| {
-        c.args(["-t", "overlay", "overlay", "-o", &options])
-            .arg(&rootfs)
-    })?;
-    command("runc", |c| c.arg("spec").arg("--bundle").arg(&bundle))?;
-    let config_path = bundle.join("config.json");
-    let mut config: serde_json::Value = serde_json::from_slice(&std::fs::read(&config_path)?)?;
-    config["process"]["terminal"] = json!(false);
-    config["process"]["args"] = json!(["sleep", "3600"]);
-    config["linux"]["cgroupsPath"] = json!(format!("/{cgroup}/bare"));
-    std::fs::write(&config_path, serde_json::to_vec_pretty(&config)?)?;
-
-    let root = dir.join("runc");
-    let log = dir.join("runc.log");
+/// The baseline: `runs` times the runtime's bare `runc run --detach` of
+/// `sleep 3600` (an overlay of the image's layers as its root, new
+/// namespaces, no pod sandbox or network), each removed before the next.
+/// The layers come from a store of its own that imports the same archive.
+async fn bare_runc(dir: &Path, archive: &Path, runs: usize) -> Result<Vec<Duration>> {
+    let (store_dir, archive) = (dir.join("images"), archive.to_path_buf());
+    let image = tokio::task::spawn_blocking(move || -> Result<image::Image> {
+        let store = image::Store::open(store_dir).context("opening an image store")?;
+        store.import(&archive).context("importing the image")?;
+        store
+            .resolve(IMAGE)
+            .with_context(|| format!("{IMAGE} not in the store after import"))
+    })
+    .await??;
     let mut took = Vec::with_capacity(runs);
-    for i in 0..runs {
-        let id = format!("bare-{i}");
-        // The container inherits runc's stdio: a file, not a pipe nobody reads.
-        let out = std::fs::File::create(&log)?;
-        let t0 = Instant::now();
-        let status = Command::new("runc")
-            .arg("--root")
-            .arg(&root)
-            .args(["run", "--detach", "--bundle"])
-            .arg(&bundle)
-            .arg(&id)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(out)
-            .status()
-            .context("running runc")?;
-        let elapsed = t0.elapsed();
-        if !status.success() {
-            bail!(
-                "runc run --detach: {status}: {}",
-                std::fs::read_to_string(&log).unwrap_or_default()
-            );
-        }
-        let state = command("runc", |c| c.arg("--root").arg(&root).args(["state", &id]))?;
-        let state: serde_json::Value = serde_json::from_str(&state)?;
-        if state["status"] != "running" {
-            bail!("bare runc container {id}: {}", state["status"]);
-        }
-        took.push(elapsed);
-        command("runc", |c| {
-            c.arg("--root").arg(&root).args(["delete", "--force", &id])
-        })?;
+    for _ in 0..runs {
+        let t = runtime::bare::bare_runc_run(
+            Path::new("runc"),
+            &dir.join("runs"),
+            &image.layers,
+            &["sleep", "3600"],
+        )
+        .await
+        .context("bare runc run")?;
+        took.push(t);
     }
-    command("umount", |c| c.arg(&rootfs))?;
     Ok(took)
-}
-
-/// Runs a command to success; returns its stdout.
-fn command(program: &str, args: impl FnOnce(&mut Command) -> &mut Command) -> Result<String> {
-    let mut cmd = Command::new(program);
-    args(&mut cmd);
-    let out = cmd
-        .stdin(Stdio::null())
-        .output()
-        .with_context(|| format!("running {program}"))?;
-    if !out.status.success() {
-        bail!(
-            "{program}: {}: {}",
-            out.status,
-            String::from_utf8_lossy(&out.stderr).trim()
-        );
-    }
-    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
 fn run_quiet(program: &str, args: &[&str]) -> Option<String> {
@@ -712,7 +642,7 @@ fn shim_pids(under: &Path) -> Vec<u32> {
         .collect()
 }
 
-/// The host-global names this run's agents and baseline use, unique on
+/// The host-global names this run's agents use, unique on
 /// the machine: bridges, cgroups, node names, and pod and service CIDRs
 /// no route uses yet.
 struct Names {
@@ -725,7 +655,6 @@ struct Names {
     service_cidr: String,
     server_cgroup: String,
     agent_cgroup: String,
-    runc_cgroup: String,
 }
 
 impl Names {
@@ -761,7 +690,6 @@ impl Names {
             service_cidr: format!("10.239.{k}.0/24"),
             server_cgroup: format!("krate-bench-{pid}-server"),
             agent_cgroup: format!("krate-bench-{pid}-agent"),
-            runc_cgroup: format!("krate-bench-{pid}-runc"),
         }
     }
 }
@@ -814,12 +742,17 @@ impl Bench {
         self.agent_data().join("runtime/runc")
     }
 
-    fn runc_roots(&self) -> [PathBuf; 3] {
-        [
-            self.server_runc_root(),
-            self.agent_runc_root(),
-            self.path().join("bare/runc"),
-        ]
+    /// The agents' runc roots, then the baseline's (one per run).
+    fn runc_roots(&self) -> Vec<PathBuf> {
+        let bare = std::fs::read_dir(self.path().join("bare/runs"))
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|e| e.path().join("runc"));
+        [self.server_runc_root(), self.agent_runc_root()]
+            .into_iter()
+            .chain(bare)
+            .collect()
     }
 
     /// The agent flags that keep host-global names to this run.
@@ -992,11 +925,7 @@ impl Bench {
         for cidr in [&self.names.cluster_cidr, &self.names.service_cidr] {
             let _ = run_quiet("ip", &["route", "del", "unreachable", cidr]);
         }
-        for cgroup in [
-            &self.names.server_cgroup,
-            &self.names.agent_cgroup,
-            &self.names.runc_cgroup,
-        ] {
+        for cgroup in [&self.names.server_cgroup, &self.names.agent_cgroup] {
             if let Ok(hierarchies) = std::fs::read_dir("/sys/fs/cgroup") {
                 for h in hierarchies.flatten() {
                     remove_cgroup_tree(&h.path().join(cgroup));
