@@ -825,3 +825,42 @@ fn exec_and_port_forward_over_spdy_for_older_clients() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+#[test]
+fn kube_rs_exec_and_port_forward_speak_the_client_library_protocols() {
+    use kube::api::AttachParams;
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let s = setup();
+    s.rt.block_on(async {
+        let pods: Api<k8s_openapi::api::core::v1::Pod> =
+            Api::namespaced(s.cluster.client().await, "default");
+        let mut attached = pods
+            .exec(
+                "web",
+                ["sh", "-c", "echo from kube-rs"],
+                &AttachParams::default().stderr(false),
+            )
+            .await
+            .unwrap();
+        let mut out = String::new();
+        attached
+            .stdout()
+            .unwrap()
+            .read_to_string(&mut out)
+            .await
+            .unwrap();
+        assert_eq!(out, "from kube-rs\n");
+        let status = attached.take_status().unwrap().await.unwrap();
+        assert_eq!(status.status.as_deref(), Some("Success"));
+
+        let mut forwarder = pods.portforward("web", &[80]).await.unwrap();
+        let mut conn = forwarder.take_stream(80).unwrap();
+        conn.write_all(b"GET / HTTP/1.0\r\n\r\n").await.unwrap();
+        let mut answer = Vec::new();
+        conn.read_to_end(&mut answer).await.unwrap();
+        let answer = String::from_utf8_lossy(&answer);
+        assert!(answer.ends_with("hello from the pod\n"), "{answer}");
+        drop(conn);
+        let _ = forwarder.join().await;
+    });
+}
