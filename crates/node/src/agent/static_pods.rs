@@ -102,10 +102,15 @@ fn hash_of(pod: &Pod) -> Option<&str> {
 /// Keeps the mirror pods of `dir` in the API, forever.
 pub async fn run(client: Client, dir: PathBuf, node: String) {
     loop {
-        if let Err(e) = sync(&client, &dir, &node).await {
-            tracing::warn!(dir = %dir.display(), error = %e, "static pods");
-        }
-        tokio::time::sleep(CHECK_PERIOD).await;
+        let wait = match sync(&client, &dir, &node).await {
+            Ok(()) => CHECK_PERIOD,
+            Err(e) => {
+                // E.g. the namespace's service account is not made yet.
+                tracing::warn!(dir = %dir.display(), error = %e, "static pods; retrying");
+                Duration::from_secs(2)
+            }
+        };
+        tokio::time::sleep(wait).await;
     }
 }
 
