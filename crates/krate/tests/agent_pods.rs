@@ -858,3 +858,43 @@ fn a_force_deleted_pod_is_torn_down() {
         },
     );
 }
+
+#[test]
+fn an_absent_image_with_pull_policy_never_is_err_image_never_pull() {
+    let c = Cluster::start_with_agent(&[]);
+    node(&c);
+    apply(
+        &c,
+        r#"apiVersion: v1
+kind: Pod
+metadata:
+  name: neverpull
+spec:
+  containers:
+  - name: app
+    image: krate.test/absent:1
+    imagePullPolicy: Never
+"#,
+    );
+    let p = eventually_blocking(Duration::from_secs(60), "ErrImageNeverPull", || {
+        let p = pod(&c, "neverpull");
+        if p["status"]["containerStatuses"][0]["state"]["waiting"]["reason"] == "ErrImageNeverPull"
+        {
+            Ok(p)
+        } else {
+            Err(format!("{}", p["status"]))
+        }
+    });
+    assert_eq!(
+        p["status"]["containerStatuses"][0]["state"]["waiting"]["message"],
+        "Container image \"krate.test/absent:1\" is not present with pull policy of Never"
+    );
+    let events = c.ok(&[
+        "get",
+        "events",
+        "--field-selector",
+        "involvedObject.name=neverpull",
+    ]);
+    assert!(events.contains("ErrImageNeverPull"), "{events}");
+    assert!(!events.contains("Pulling"), "{events}");
+}
