@@ -12,6 +12,7 @@ use support::{eventually_blocking, Cluster};
 /// A `krate agent` process, killed by PID on drop with what it made.
 struct Agent {
     child: Child,
+    dir: std::path::PathBuf,
     bridge: String,
     cidrs: Vec<String>,
     cgroup: String,
@@ -21,6 +22,21 @@ impl Drop for Agent {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        // Mounts the agent made under its data directory, deepest first.
+        let dir = self.dir.display().to_string();
+        let mut mounts: Vec<String> = std::fs::read_to_string("/proc/self/mountinfo")
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| l.split(' ').nth(4).map(str::to_string))
+            .filter(|m| m.starts_with(&dir))
+            .collect();
+        mounts.sort_by_key(|m| std::cmp::Reverse(m.len()));
+        for m in mounts {
+            let _ = Command::new("umount")
+                .args(["-l", &m])
+                .stderr(Stdio::null())
+                .status();
+        }
         let _ = Command::new("ip")
             .args(["link", "del", &self.bridge])
             .stderr(Stdio::null())
@@ -91,6 +107,7 @@ fn an_agent_joins_with_the_server_token_and_gets_a_pod_cidr() {
         .unwrap();
     let _agent = Agent {
         child,
+        dir: dir.clone(),
         bridge,
         cidrs: vec![cluster_cidr.clone(), service_cidr.clone()],
         cgroup,
