@@ -273,10 +273,10 @@ mod tests {
         };
         assert_eq!(
             table(&[image, untagged], false, false),
-            "IMAGE                        TAG                 IMAGE ID            SIZE\n\
-             docker.io/library/busybox    latest              ababababababa       2.16MB\n\
-             localhost:5000/bb            v1                  ababababababa       2.16MB\n\
-             <none>                       <none>              ababababababa       2.16MB\n"
+            "IMAGE                       TAG                 IMAGE ID            SIZE\n\
+             docker.io/library/busybox   latest              ababababababa       2.16MB\n\
+             localhost:5000/bb           v1                  ababababababa       2.16MB\n\
+             <none>                      <none>              ababababababa       2.16MB\n"
         );
     }
 }
