@@ -113,6 +113,18 @@ impl Reconciler for EndpointsController {
     }
 
     async fn sync(&self, key: &Key) -> Result<Action> {
+        let result = self.sync_service(key).await;
+        if result.is_err() {
+            // The write failed: the changes the trigger time covered are
+            // still to be written, so the retry reports them again.
+            self.triggers.rollback(key);
+        }
+        result
+    }
+}
+
+impl EndpointsController {
+    async fn sync_service(&self, key: &Key) -> Result<Action> {
         let api: Api<Endpoints> = Api::namespaced(self.client.clone(), &key.namespace);
         let Some(service) = self.services.get(key) else {
             // The Service is gone: so are its Endpoints.
@@ -556,6 +568,9 @@ pub(crate) struct TriggerTimeTracker {
 struct TriggerState {
     pods: HashMap<String, DateTime<Utc>>,
     service: Option<DateTime<Utc>>,
+    /// What `pods` and `service` were before the last `compute`, for
+    /// `rollback`.
+    previous: Option<(HashMap<String, DateTime<Utc>>, Option<DateTime<Utc>>)>,
 }
 
 impl TriggerTimeTracker {
@@ -592,9 +607,22 @@ impl TriggerTimeTracker {
                 earliest = Some(earliest.map_or(t, |e| e.min(t)));
             }
         }
-        state.pods = seen;
-        state.service = created;
+        let pods = std::mem::replace(&mut state.pods, seen);
+        let service = std::mem::replace(&mut state.service, created);
+        state.previous = Some((pods, service));
         earliest
+    }
+
+    /// Forgets the last `compute` for this Service (its write failed), so
+    /// that the next one reports the same changes again.
+    pub(crate) fn rollback(&self, key: &Key) {
+        let mut states = self.states.lock().unwrap();
+        if let Some(state) = states.get_mut(key) {
+            if let Some((pods, service)) = state.previous.take() {
+                state.pods = pods;
+                state.service = service;
+            }
+        }
     }
 
     pub(crate) fn delete_service(&self, key: &Key) {
@@ -647,6 +675,24 @@ mod tests {
                 ..Default::default()
             }),
         })
+    }
+
+    #[test]
+    fn a_failed_write_reports_the_same_trigger_time_again() {
+        let tracker = TriggerTimeTracker::default();
+        let key = Key::new("default", "web");
+        let mut svc = service(IntOrString::Int(8080));
+        let created = Utc::now();
+        svc.metadata.creation_timestamp = Some(
+            k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(created),
+        );
+        let pods = [pod("a", "10.42.0.5", true, "http", 8080)];
+        assert_eq!(tracker.compute(&key, &svc, &pods), Some(created));
+        // The write of that sync failed: the retry reports the same time.
+        tracker.rollback(&key);
+        assert_eq!(tracker.compute(&key, &svc, &pods), Some(created));
+        // Written: a later sync without changes has no trigger.
+        assert_eq!(tracker.compute(&key, &svc, &pods), None);
     }
 
     fn service(target: IntOrString) -> Service {

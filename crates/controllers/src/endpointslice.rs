@@ -518,6 +518,18 @@ impl Reconciler for EndpointSliceController {
     }
 
     async fn sync(&self, key: &Key) -> Result<Action> {
+        let result = self.sync_service(key).await;
+        if result.is_err() {
+            // The write failed: the changes the trigger time covered are
+            // still to be written, so the retry reports them again.
+            self.triggers.rollback(key);
+        }
+        result
+    }
+}
+
+impl EndpointSliceController {
+    async fn sync_service(&self, key: &Key) -> Result<Action> {
         let Some(service) = self.services.get(key) else {
             // The slices are owned by the Service: the garbage collector
             // deletes them.
