@@ -918,21 +918,13 @@ impl Bench {
             let _ = run_quiet("umount", &["-l", &m]);
         }
         for bridge in [&self.names.server_bridge, &self.names.agent_bridge] {
-            remove_cni_nat_rules(&format!("krate-{bridge}"));
-            let _ = run_quiet("ip", &["link", "del", bridge]);
-            let _ = std::fs::remove_dir_all(format!("/var/lib/cni/networks/krate-{bridge}"));
+            let _ = net::default_network::tear_down(&agent_network(bridge));
         }
         for cidr in [&self.names.cluster_cidr, &self.names.service_cidr] {
             let _ = run_quiet("ip", &["route", "del", "unreachable", cidr]);
         }
         for cgroup in [&self.names.server_cgroup, &self.names.agent_cgroup] {
-            if let Ok(hierarchies) = std::fs::read_dir("/sys/fs/cgroup") {
-                for h in hierarchies.flatten() {
-                    remove_cgroup_tree(&h.path().join(cgroup));
-                }
-            }
-            // On cgroup v2 the tree is directly under /sys/fs/cgroup.
-            remove_cgroup_tree(&Path::new("/sys/fs/cgroup").join(cgroup));
+            runtime::cgroups::remove_tree(cgroup);
         }
     }
 }
@@ -951,41 +943,14 @@ impl Drop for Bench {
     }
 }
 
-/// Removes the bridge plugin's masquerade rules (and their chains) of the
-/// CNI network `network`, left when a pod's network was not torn down.
-fn remove_cni_nat_rules(network: &str) {
-    let Some(rules) = run_quiet("iptables", &["-t", "nat", "-S", "POSTROUTING"]) else {
-        return;
-    };
-    let marker = format!("name: \\\"{network}\\\"");
-    for rule in rules.lines().filter(|r| r.contains(&marker)) {
-        let Some(spec) = rule.strip_prefix("-A POSTROUTING ") else {
-            continue;
-        };
-        let chain = spec.rsplit(" -j ").next().unwrap_or("").to_string();
-        // The rule's comment is quoted: the shell splits it as iptables -S printed it.
-        let _ = Command::new("sh")
-            .arg("-c")
-            .arg(format!("iptables -t nat -D POSTROUTING {spec}"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status();
-        if chain.starts_with("CNI-") {
-            let _ = run_quiet("iptables", &["-t", "nat", "-F", &chain]);
-            let _ = run_quiet("iptables", &["-t", "nat", "-X", &chain]);
-        }
+/// The CNI network an agent with a non-default bridge writes (see
+/// `krate::agent`): named after its bridge.
+fn agent_network(bridge: &str) -> net::DefaultNetwork {
+    net::DefaultNetwork {
+        name: format!("krate-{bridge}"),
+        bridge: bridge.to_string(),
+        ..Default::default()
     }
-}
-
-fn remove_cgroup_tree(path: &Path) {
-    if let Ok(entries) = std::fs::read_dir(path) {
-        for e in entries.flatten() {
-            if e.file_type().map(|t| t.is_dir()).unwrap_or(false) {
-                remove_cgroup_tree(&e.path());
-            }
-        }
-    }
-    let _ = std::fs::remove_dir(path);
 }
 
 #[cfg(test)]

@@ -375,56 +375,16 @@ impl Cluster {
         for m in mounts {
             let _ = run_quiet("umount", &["-l", &m]);
         }
-        remove_cni_nat_rules(&format!("krate-{}", names.bridge));
-        let _ = run_quiet("ip", &["link", "del", &names.bridge]);
+        let _ = net::default_network::tear_down(&net::DefaultNetwork {
+            name: format!("krate-{}", names.bridge),
+            bridge: names.bridge.clone(),
+            ..Default::default()
+        });
         for cidr in [&names.cluster_cidr, &names.service_cidr] {
             let _ = run_quiet("ip", &["route", "del", "unreachable", cidr]);
         }
-        let _ = std::fs::remove_dir_all(format!("/var/lib/cni/networks/krate-{}", names.bridge));
-        if let Ok(hierarchies) = std::fs::read_dir("/sys/fs/cgroup") {
-            for h in hierarchies.flatten() {
-                remove_cgroup_tree(&h.path().join(&names.cgroup_parent));
-            }
-        }
-        // Also on cgroup v2 the tree is directly under /sys/fs/cgroup.
-        remove_cgroup_tree(&Path::new("/sys/fs/cgroup").join(&names.cgroup_parent));
+        runtime::cgroups::remove_tree(&names.cgroup_parent);
     }
-}
-
-/// Removes the bridge plugin's masquerade rules (and their chains) of the
-/// CNI network `network`, left when a pod's network was not torn down.
-fn remove_cni_nat_rules(network: &str) {
-    let Some(rules) = run_quiet("iptables", &["-t", "nat", "-S", "POSTROUTING"]) else {
-        return;
-    };
-    let marker = format!("name: \\\"{network}\\\"");
-    for rule in rules.lines().filter(|r| r.contains(&marker)) {
-        let Some(spec) = rule.strip_prefix("-A POSTROUTING ") else {
-            continue;
-        };
-        let chain = spec.rsplit(" -j ").next().unwrap_or("").to_string();
-        let _ = Command::new("sh")
-            .arg("-c")
-            .arg(format!("iptables -t nat -D POSTROUTING {spec}"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status();
-        if chain.starts_with("CNI-") {
-            let _ = run_quiet("iptables", &["-t", "nat", "-F", &chain]);
-            let _ = run_quiet("iptables", &["-t", "nat", "-X", &chain]);
-        }
-    }
-}
-
-fn remove_cgroup_tree(path: &Path) {
-    if let Ok(entries) = std::fs::read_dir(path) {
-        for e in entries.flatten() {
-            if e.file_type().map(|t| t.is_dir()).unwrap_or(false) {
-                remove_cgroup_tree(&e.path());
-            }
-        }
-    }
-    let _ = std::fs::remove_dir(path);
 }
 
 pub fn write(dir: &Path, name: &str, content: &str) -> PathBuf {
