@@ -5,6 +5,7 @@
 
 pub mod limits;
 pub mod pods;
+pub mod runtime_class;
 pub mod services;
 pub mod storage;
 
@@ -47,6 +48,26 @@ pub trait Admission: Send + Sync {
 
     /// The object was removed from the store.
     async fn deleted(&self, _r: &ResourceInfo, _obj: &Value) {}
+}
+
+/// The registry a plugin reads other objects through, known once that
+/// registry exists (plugins are built before it).
+#[derive(Default)]
+pub struct RegistryRef(std::sync::OnceLock<std::sync::Weak<crate::registry::Registry>>);
+
+impl RegistryRef {
+    pub fn attach(&self, registry: &Arc<crate::registry::Registry>) {
+        let _ = self.0.set(Arc::downgrade(registry));
+    }
+
+    pub fn get(&self) -> ApiResult<Arc<crate::registry::Registry>> {
+        self.0
+            .get()
+            .and_then(std::sync::Weak::upgrade)
+            .ok_or_else(|| {
+                crate::status::ApiError::unavailable("the server is not ready to admit objects")
+            })
+    }
 }
 
 /// The plugins in the order they run.

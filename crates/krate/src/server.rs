@@ -9,6 +9,7 @@ use std::sync::Arc;
 use anyhow::{bail, Context, Result};
 use apiserver::admission::limits::LimitsAdmission;
 use apiserver::admission::pods::{PodAdmission, SYSTEM_PRIORITY_CLASSES};
+use apiserver::admission::runtime_class::RuntimeClassAdmission;
 use apiserver::admission::services::{Cidr, ServiceAllocator};
 use apiserver::admission::storage::StorageObjectInUseProtection;
 use apiserver::registry::{Registry, WriteOptions};
@@ -428,6 +429,7 @@ pub async fn run(args: ServerArgs) -> Result<()> {
         args.default_unreachable_toleration_seconds,
     );
     let limits = LimitsAdmission::new();
+    let runtime_classes = RuntimeClassAdmission::new();
     let registry = Registry::new(store.clone())
         .with_admission(Arc::new(ServiceAllocator::new(
             store,
@@ -435,6 +437,7 @@ pub async fn run(args: ServerArgs) -> Result<()> {
             node_ports,
         )))
         .with_admission(pods.clone())
+        .with_admission(runtime_classes.clone())
         .with_admission(limits.clone())
         .with_admission(Arc::new(StorageObjectInUseProtection))
         .with_cache();
@@ -443,6 +446,7 @@ pub async fn run(args: ServerArgs) -> Result<()> {
         format!("{}:{}", "127.0.0.1", args.https_listen_port),
     );
     pods.attach(api.registry());
+    runtime_classes.attach(api.registry());
     let issuer = TokenIssuer::load_or_create(&args.data_dir.join("tls"))
         .context("preparing the service account token key")?;
     api.set_token_issuer(Arc::new(issuer));

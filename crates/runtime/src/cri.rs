@@ -292,6 +292,10 @@ pub enum Error {
     Runtime { op: String, message: String },
     #[error("network: {0}")]
     Network(String),
+    /// A sandbox asked for a RuntimeClass handler this runtime does not
+    /// have (containerd's words).
+    #[error("failed to get sandbox runtime: no runtime for {0:?} is configured")]
+    NoRuntimeHandler(String),
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -32,6 +32,10 @@ pub struct RuncConfig {
     /// The cgroup every pod goes under (one per cluster on a shared machine);
     /// a sandbox's `cgroup_parent` is relative to it.
     pub cgroup_root: String,
+    /// The RuntimeClass handlers a sandbox may ask for, all run by runc
+    /// (containerd's `runtimes` table; k3s names its runc handler `runc`).
+    /// The empty handler is the default runtime's.
+    pub runtime_handlers: Vec<String>,
 }
 
 impl RuncConfig {
@@ -44,6 +48,7 @@ impl RuncConfig {
             cni: None,
             run_dir: PathBuf::from(net::netns::DEFAULT_RUN_DIR),
             cgroup_root: "/kubepods".into(),
+            runtime_handlers: vec![String::new(), "runc".into()],
         }
     }
 }

@@ -40,6 +40,9 @@ pub(crate) fn pod_ref(cfg: &PodSandboxConfig) -> net::cni::PodRef {
 
 impl Runc {
     pub(crate) async fn run_sandbox(&self, config: &PodSandboxConfig) -> Result<String> {
+        if !self.cfg.runtime_handlers.contains(&config.runtime_handler) {
+            return Err(Error::NoRuntimeHandler(config.runtime_handler.clone()));
+        }
         let id = state::new_id();
         let dir = self.sandbox_dir(&id);
         let mut rec = SandboxRecord {
@@ -217,5 +220,34 @@ impl Runc {
         if let Some(shm) = &rec.shm {
             let _ = self.sys.unmount(shm);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use crate::cri::*;
+    use crate::runc::{Runc, RuncConfig};
+    use crate::sys::Recording;
+
+    #[tokio::test]
+    async fn a_sandbox_for_an_unconfigured_handler_is_refused_in_containerd_words() {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut cfg = RuncConfig::new(tmp.path().join("runtime"));
+        cfg.runc = "/nonexistent/runc".into();
+        let sys = Arc::new(Recording::default());
+        let runc = Runc::with_syscall(cfg, sys.clone()).unwrap();
+        let config = PodSandboxConfig {
+            runtime_handler: "kata".into(),
+            ..Default::default()
+        };
+        let err = runc.run_pod_sandbox(&config).await.unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            r#"failed to get sandbox runtime: no runtime for "kata" is configured"#
+        );
+        assert!(runc.list_pod_sandbox().await.unwrap().is_empty());
+        assert!(sys.calls().is_empty());
     }
 }
