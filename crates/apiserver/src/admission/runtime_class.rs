@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use api::Quantity;
 use async_trait::async_trait;
-use serde_json::{json, Map, Value};
+use serde_json::{Map, Value};
 
 use super::{Admission, RegistryRef};
 use crate::registry::Registry;
@@ -255,6 +255,7 @@ impl Admission for RuntimeClassAdmission {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     fn class(extra: Value) -> Value {
         let mut c = json!({ "metadata": { "name": "kata" }, "handler": "kata" });
