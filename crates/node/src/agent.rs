@@ -17,6 +17,7 @@
 pub mod actions;
 pub mod backoff;
 pub mod container_config;
+pub mod hooks;
 pub mod images;
 pub mod node_status;
 pub mod pod_resources;

@@ -3,13 +3,18 @@
 //! timeoutSeconds (1), successThreshold (1) and failureThreshold (3).
 //! Readiness starts failed and startup unknown; liveness and readiness
 //! wait until the startup probe succeeded. A failed probe records an
-//! `Unhealthy` event (`Liveness probe failed: ...`); the worker restarts
-//! a container whose liveness probe failed and reports readiness in the
-//! pod status.
+//! `Unhealthy` event (`Liveness probe failed: ...`), a success with a
+//! warning (a redirect to another host) a `ProbeWarning` event; the
+//! worker restarts a container whose liveness probe failed and reports
+//! readiness in the pod status.
 //!
-//! Handlers: exec (through the runtime's `exec_sync`), httpGet (HTTP/1.1
-//! to the pod IP, 200-399 is success), tcpSocket (a connection within the
-//! timeout). gRPC probes are reported as failing: not supported yet.
+//! Handlers: exec (through the runtime's `exec_sync`), httpGet
+//! ([`http`]: HTTP or HTTPS to the pod IP, 200-399 is success), tcpSocket
+//! (a connection within the timeout) and grpc ([`grpc`]: the gRPC health
+//! protocol).
+
+pub mod grpc;
+pub mod http;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -18,7 +23,6 @@ use std::time::Duration;
 use k8s_openapi::api::core::v1::{Container, Probe};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use runtime::RuntimeService;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::Notify;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -46,12 +50,29 @@ impl Kind {
     }
 }
 
+/// What one run of a probe found (upstream `probe.Result`).
+#[derive(Debug, PartialEq, Eq)]
+pub enum Outcome {
+    Success(String),
+    /// A success that is reported as a `ProbeWarning` event.
+    Warning(String),
+    Failure(String),
+}
+
+/// An event a probe has to report on its container.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Event {
+    pub container: String,
+    pub reason: &'static str,
+    pub message: String,
+}
+
 /// The probe results of one pod, by (container name, container ID).
 #[derive(Default)]
 pub struct Results {
     results: HashMap<(String, String, Kind), bool>,
-    /// Failed probes not yet reported as events: (container, kind, message).
-    pub events: Vec<(String, Kind, String)>,
+    /// Events not yet recorded (failures and warnings).
+    pub events: Vec<Event>,
 }
 
 impl Results {
@@ -91,12 +112,12 @@ fn port_number(port: &IntOrString, c: &Container) -> Option<u16> {
     }
 }
 
-/// Runs one probe once: Ok(output) on success, Err(message) on failure.
+/// Runs one probe once.
 pub async fn run_once(
     probe: &Probe,
     target: &Target,
     runtime: &Arc<dyn RuntimeService>,
-) -> Result<String, String> {
+) -> Outcome {
     let timeout = Duration::from_secs(probe.timeout_seconds.unwrap_or(1).max(1) as u64);
     if let Some(exec) = &probe.exec {
         let cmd = exec.command.clone().unwrap_or_default();
@@ -105,80 +126,24 @@ pub async fn run_once(
                 let mut out = String::from_utf8_lossy(&r.stdout).into_owned();
                 out.push_str(&String::from_utf8_lossy(&r.stderr));
                 if r.exit_code == 0 {
-                    Ok(out)
+                    Outcome::Success(out)
                 } else {
-                    Err(out)
+                    Outcome::Failure(out)
                 }
             }
-            Err(e) => Err(e.to_string()),
+            Err(e) => Outcome::Failure(e.to_string()),
         };
     }
+    let pod_ip = target.pod_ip.as_deref().unwrap_or("127.0.0.1");
     let host = |h: Option<&String>| {
         h.cloned()
             .filter(|h| !h.is_empty())
-            .or_else(|| target.pod_ip.clone())
-            .unwrap_or_else(|| "127.0.0.1".into())
+            .unwrap_or_else(|| pod_ip.to_string())
     };
-    if let Some(http) = &probe.http_get {
-        let host = host(http.host.as_ref());
-        let port = port_number(&http.port, &target.container).unwrap_or(80);
-        let path = http
-            .path
-            .clone()
-            .filter(|p| !p.is_empty())
-            .unwrap_or_else(|| "/".into());
-        let scheme = http.scheme.as_deref().unwrap_or("HTTP").to_lowercase();
-        let url = format!("{scheme}://{host}:{port}{path}");
-        if scheme != "http" {
-            return Err(format!("Get {url:?}: HTTPS probes are not supported"));
-        }
-        let mut request = format!(
-            "GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\nUser-Agent: kube-probe/1.32\r\nAccept: */*\r\nConnection: close\r\n"
-        );
-        for h in http.http_headers.iter().flatten() {
-            request.push_str(&format!("{}: {}\r\n", h.name, h.value));
-        }
-        request.push_str("\r\n");
-        let exchange = async {
-            let mut s = tokio::net::TcpStream::connect((host.as_str(), port))
-                .await
-                .map_err(|e| format!("Get {url:?}: dial tcp {host}:{port}: {}", dial_error(&e)))?;
-            s.write_all(request.as_bytes())
-                .await
-                .map_err(|e| format!("Get {url:?}: {e}"))?;
-            let mut buf = Vec::new();
-            let mut chunk = [0u8; 4096];
-            loop {
-                let n = s
-                    .read(&mut chunk)
-                    .await
-                    .map_err(|e| format!("Get {url:?}: {e}"))?;
-                if n == 0 || buf.len() > 10 * 1024 {
-                    break;
-                }
-                buf.extend_from_slice(&chunk[..n]);
-            }
-            let text = String::from_utf8_lossy(&buf).into_owned();
-            let code: u16 = text
-                .split_whitespace()
-                .nth(1)
-                .and_then(|c| c.parse().ok())
-                .ok_or_else(|| format!("Get {url:?}: malformed HTTP response"))?;
-            let body = text
-                .split_once("\r\n\r\n")
-                .map(|(_, b)| b.to_string())
-                .unwrap_or_default();
-            if (200..400).contains(&code) {
-                Ok(body)
-            } else {
-                Err(format!("HTTP probe failed with statuscode: {code}"))
-            }
-        };
-        return match tokio::time::timeout(timeout, exchange).await {
-            Ok(r) => r,
-            Err(_) => Err(format!(
-                "Get {url:?}: context deadline exceeded (Client.Timeout exceeded while awaiting headers)"
-            )),
+    if let Some(action) = &probe.http_get {
+        return match http::Request::for_action(action, &target.container, pod_ip, "probe") {
+            Ok(req) => http::probe(&req, timeout).await,
+            Err(e) => Outcome::Failure(e),
         };
     }
     if let Some(tcp) = &probe.tcp_socket {
@@ -190,15 +155,19 @@ pub async fn run_once(
         )
         .await
         {
-            Ok(Ok(_)) => Ok(String::new()),
-            Ok(Err(e)) => Err(format!("dial tcp {host}:{port}: {}", dial_error(&e))),
-            Err(_) => Err(format!("dial tcp {host}:{port}: i/o timeout")),
+            Ok(Ok(_)) => Outcome::Success(String::new()),
+            Ok(Err(e)) => Outcome::Failure(format!("dial tcp {host}:{port}: {}", dial_error(&e))),
+            Err(_) => Outcome::Failure(format!("dial tcp {host}:{port}: i/o timeout")),
         };
     }
-    if probe.grpc.is_some() {
-        return Err("gRPC probes are not supported by this node".into());
+    if let Some(g) = &probe.grpc {
+        let Ok(port) = u16::try_from(g.port) else {
+            return Outcome::Failure(format!("invalid port number: {}", g.port));
+        };
+        let service = g.service.as_deref().unwrap_or_default();
+        return grpc::probe(pod_ip, port, service, timeout).await;
     }
-    Err("missing probe handler".into())
+    Outcome::Failure("missing probe handler".into())
 }
 
 /// An IO error as Go's net package words it (`connect: connection refused`).
@@ -245,16 +214,28 @@ pub async fn run(
         if !gated {
             let outcome = run_once(&probe, &target, &runtime).await;
             let mut r = results.lock().unwrap();
+            let warning = |message: String| Event {
+                container: name.clone(),
+                reason: "ProbeWarning",
+                message: format!("{} probe warning: {message}", kind.word()),
+            };
             let changed = match outcome {
-                Ok(_) => {
+                Outcome::Success(_) | Outcome::Warning(_) => {
+                    if let Outcome::Warning(message) = outcome {
+                        r.events.push(warning(message));
+                    }
                     failures = 0;
                     successes += 1;
                     successes >= success_threshold && r.set(&name, &id, kind, true)
                 }
-                Err(message) => {
+                Outcome::Failure(message) => {
                     successes = 0;
                     failures += 1;
-                    r.events.push((name.clone(), kind, message));
+                    r.events.push(Event {
+                        container: name.clone(),
+                        reason: "Unhealthy",
+                        message: format!("{} probe failed: {}", kind.word(), message.trim_end()),
+                    });
                     let mut changed =
                         failures >= failure_threshold && r.set(&name, &id, kind, false);
                     if kind == Kind::Readiness && r.get(&name, &id, kind).is_none() {

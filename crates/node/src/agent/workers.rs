@@ -31,6 +31,7 @@ use tokio::sync::Notify;
 use super::actions::{self, RuntimePod};
 use super::backoff::{go_duration, Backoff};
 use super::container_config::{self as cc, format_pod};
+use super::hooks;
 use super::images::{self, ImageInfo};
 use super::pod_status::{self, SyncErrors};
 use super::probes;
@@ -433,14 +434,11 @@ impl Pods {
                 None => return,
             }
         };
+        let pod_ip = self.pod_ip(pod, rt);
         for (id, name, message) in &acts.containers_to_kill {
-            self.event(pod, Some(name), false, "Killing", message.clone());
-            if let Err(e) = runtime
-                .stop_container(id, grace_duration(grace_period(pod)))
-                .await
-            {
-                tracing::warn!(container = %id, error = %e, "stopping a container");
-            }
+            let (ip, grace) = (pod_ip.as_deref(), grace_period(pod));
+            self.kill_container(pod, ip, id, name, message.clone(), grace)
+                .await;
         }
         let spec = pod.spec.clone().unwrap_or_default();
         // A fresh sandbox starts from scratch: no container has run in it.
@@ -637,6 +635,31 @@ impl Pods {
             "Started",
             format!("Started container {}", c.name),
         );
+        if let Some(handler) = c.lifecycle.as_ref().and_then(|l| l.post_start.as_ref()) {
+            let pod_ip = pod_ips
+                .first()
+                .cloned()
+                .or_else(|| self.host_network_ip(pod));
+            let target = hooks::Target {
+                pod,
+                container: c,
+                container_id: &id,
+                pod_ip: pod_ip.as_deref(),
+            };
+            let ran = hooks::run(handler, &target, runtime).await;
+            self.hook_fallback_event(pod, &ran);
+            if let Some(msg) = ran.error {
+                tracing::info!(pod = %format_pod(pod), container = %c.name, error = %msg, "postStart hook failed");
+                // The message stays out of the event: it may hold secrets.
+                let failed = "PostStartHook failed".to_string();
+                self.event(pod, Some(&c.name), true, "FailedPostStartHook", failed);
+                let reason = "FailedPostStartHook".to_string();
+                let (ip, grace) = (pod_ip.as_deref(), grace_period(pod));
+                self.kill_container(pod, ip, &id, &c.name, reason, grace)
+                    .await;
+                return Err(("PostStartHookError".into(), msg));
+            }
+        }
         Ok(())
     }
 
@@ -759,11 +782,7 @@ impl Pods {
     /// stops those of containers that are gone.
     fn ensure_probes(&self, pod: &Pod, rt: &RuntimePod, state: &mut WorkerState) {
         let spec = pod.spec.clone().unwrap_or_default();
-        let pod_ip = rt
-            .sandboxes
-            .first()
-            .and_then(|s| s.ips.first())
-            .map(|ip| ip.to_string());
+        let pod_ip = self.pod_ip(pod, rt);
         let mut live: Vec<String> = Vec::new();
         for c in &spec.containers {
             let Some(status) = rt
@@ -846,14 +865,8 @@ impl Pods {
             }
             std::mem::take(&mut results.events)
         };
-        for (container, kind, message) in events {
-            self.event(
-                pod,
-                Some(&container),
-                true,
-                "Unhealthy",
-                format!("{} probe failed: {}", kind.word(), message.trim_end()),
-            );
+        for e in events {
+            self.event(pod, Some(&e.container), true, e.reason, e.message);
         }
     }
 
@@ -965,25 +978,26 @@ impl Pods {
     }
 
     /// Upstream `killPodWithSyncResult`: stop every running container
-    /// (SIGTERM, SIGKILL after the grace period), then the sandboxes.
+    /// (preStop, SIGTERM, SIGKILL after the grace period), then the
+    /// sandboxes.
     async fn kill_pod(&self, pod: &Pod, rt: &RuntimePod, grace: i64) {
         let runtime = &self.cfg.services.runtime;
+        let pod_ip = self.pod_ip(pod, rt);
         let stops = rt
             .containers
             .iter()
             .filter(|c| matches!(c.state, ContainerState::Running | ContainerState::Created))
             .map(|c| {
-                if c.state == ContainerState::Running {
-                    self.event(
-                        pod,
-                        Some(&c.metadata.name),
-                        false,
-                        "Killing",
-                        format!("Stopping container {}", c.metadata.name),
-                    );
-                }
+                let name = &c.metadata.name;
+                let pod_ip = pod_ip.as_deref();
                 async move {
-                    if let Err(e) = runtime.stop_container(&c.id, grace_duration(grace)).await {
+                    if c.state == ContainerState::Running {
+                        let message = format!("Stopping container {name}");
+                        self.kill_container(pod, pod_ip, &c.id, name, message, grace)
+                            .await;
+                    } else if let Err(e) =
+                        runtime.stop_container(&c.id, grace_duration(grace)).await
+                    {
                         tracing::warn!(container = %c.id, error = %e, "stopping a container");
                     }
                 }
@@ -998,6 +1012,70 @@ impl Pods {
                 tracing::warn!(sandbox = %s.id, error = %e, "stopping a sandbox");
             }
         }
+    }
+
+    /// Upstream `killContainer`: the `Killing` event, the preStop hook
+    /// within the grace period, then SIGTERM and SIGKILL after what is left
+    /// of it.
+    async fn kill_container(
+        &self,
+        pod: &Pod,
+        pod_ip: Option<&str>,
+        id: &str,
+        name: &str,
+        message: String,
+        grace: i64,
+    ) {
+        self.event(pod, Some(name), false, "Killing", message);
+        let mut took = 0;
+        let container = hooks::container_spec(pod, name);
+        let pre_stop = container.and_then(|c| c.lifecycle.as_ref()?.pre_stop.as_ref());
+        if let (Some(container), Some(handler)) = (container, pre_stop.filter(|_| grace > 0)) {
+            let target = hooks::Target {
+                pod,
+                container,
+                container_id: id,
+                pod_ip,
+            };
+            let runtime = &self.cfg.services.runtime;
+            let (seconds, ran) = hooks::pre_stop(handler, &target, runtime, grace).await;
+            took = seconds;
+            if let Some(ran) = ran {
+                self.hook_fallback_event(pod, &ran);
+                if let Some(msg) = ran.error {
+                    tracing::info!(pod = %format_pod(pod), container = %name, error = %msg, "preStop hook failed");
+                    let failed = "PreStopHook failed".to_string();
+                    self.event(pod, Some(name), true, "FailedPreStopHook", failed);
+                }
+            }
+        }
+        let grace = grace_duration(hooks::remaining_grace(grace, took));
+        if let Err(e) = self.cfg.services.runtime.stop_container(id, grace).await {
+            tracing::warn!(container = %id, error = %e, "stopping a container");
+        }
+    }
+
+    fn hook_fallback_event(&self, pod: &Pod, ran: &hooks::Ran) {
+        if let Some(msg) = &ran.http_fallback {
+            self.event(pod, None, true, "LifecycleHTTPFallback", msg.clone());
+        }
+    }
+
+    /// Where probes and hooks reach the pod: its IP, the node's for a
+    /// hostNetwork pod.
+    fn pod_ip(&self, pod: &Pod, rt: &RuntimePod) -> Option<String> {
+        rt.sandboxes
+            .first()
+            .and_then(|s| s.ips.first())
+            .map(|ip| ip.to_string())
+            .or_else(|| self.host_network_ip(pod))
+    }
+
+    fn host_network_ip(&self, pod: &Pod) -> Option<String> {
+        let host_network = pod.spec.as_ref().and_then(|s| s.host_network);
+        host_network
+            .unwrap_or(false)
+            .then(|| self.cfg.host_ip.clone())
     }
 
     /// Upstream's container GC for one pod: of each container's exited
