@@ -23,6 +23,7 @@ pub mod node_status;
 pub mod pod_resources;
 pub mod pod_status;
 pub mod probes;
+pub mod runtime_class;
 pub mod static_pods;
 pub mod workers;
 

@@ -419,7 +419,9 @@ impl Pods {
                 );
                 self.kill_pod(pod, rt, grace_period(pod)).await;
             }
-            match runtime.run_pod_sandbox(&sandbox_config).await {
+            let client = &self.cfg.client;
+            let run = super::runtime_class::run_pod_sandbox(client, &**runtime, pod, &sandbox_config);
+            match run.await {
                 Ok(id) => id,
                 Err(e) => {
                     let msg = format!("Failed to create pod sandbox: {e}");
