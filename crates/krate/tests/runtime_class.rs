@@ -256,3 +256,33 @@ fn runtime_class_scheduling_is_merged_into_the_pod() {
         "{err}"
     );
 }
+
+#[test]
+fn the_runtime_class_overhead_counts_toward_resource_quota() {
+    let c = Cluster::start();
+    create(
+        &c,
+        &runtime_class(
+            "kata",
+            "kata",
+            json!({"overhead": {"podFixed": {"cpu": "250m"}}}),
+        ),
+    );
+    create(
+        &c,
+        &json!({
+            "apiVersion": "v1", "kind": "ResourceQuota",
+            "metadata": {"name": "compute"},
+            "spec": {"hard": {"requests.cpu": "500m"}}
+        }),
+    );
+    create(&c, &pod("first", Some("kata"), "100m", json!({})));
+    let err = c.fails_stdin(
+        &["create", "-f", "-"],
+        &pod("second", Some("kata"), "100m", json!({})).to_string(),
+    );
+    assert!(
+        err.contains(r#"pods "second" is forbidden: exceeded quota: compute, requested: requests.cpu=350m, used: requests.cpu=350m, limited: requests.cpu=500m"#),
+        "{err}"
+    );
+}

@@ -183,6 +183,28 @@ fn pod_usage(pod: &Value) -> BTreeMap<String, Quantity> {
             }
         }
     }
+    // The RuntimeClass overhead, as upstream's PodRequests (always) and
+    // PodLimits (where the containers set a limit) add it.
+    let overhead = pod.pointer("/spec/overhead").and_then(Value::as_object);
+    for (res, v) in overhead.into_iter().flatten() {
+        let Some(v) = q(Some(v)).filter(|_| res != "pods") else {
+            continue;
+        };
+        add(&format!("requests.{res}"), v.clone());
+        if res == "cpu" || res == "memory" {
+            add(res, v.clone());
+        }
+        let limited = pod
+            .pointer("/spec/containers")
+            .and_then(Value::as_array)
+            .is_some_and(|cs| {
+                cs.iter()
+                    .any(|c| c["resources"]["limits"].get(res).is_some())
+            });
+        if limited {
+            add(&format!("limits.{res}"), v);
+        }
+    }
     add("pods", Quantity::parse("1").expect("1 is a quantity"));
     add("count/pods", Quantity::parse("1").expect("1 is a quantity"));
     out
@@ -417,5 +439,19 @@ mod tests {
         assert_eq!(u["limits.cpu"].to_string(), "200m");
         assert_eq!(u["memory"].to_string(), "1Gi");
         assert_eq!(u["pods"].to_string(), "1");
+    }
+
+    #[test]
+    fn pod_usage_counts_the_overhead_in_requests_and_in_set_limits() {
+        let pod = json!({ "spec": {
+            "containers": [{ "resources": { "requests": { "cpu": "100m" }, "limits": { "cpu": "200m" } } }],
+            "overhead": { "cpu": "250m", "memory": "120Mi" },
+        } });
+        let u = pod_usage(&pod);
+        assert_eq!(u["requests.cpu"].to_string(), "350m");
+        assert_eq!(u["cpu"].to_string(), "350m");
+        assert_eq!(u["limits.cpu"].to_string(), "450m");
+        assert_eq!(u["requests.memory"].to_string(), "120Mi");
+        assert!(!u.contains_key("limits.memory"));
     }
 }
