@@ -1,10 +1,12 @@
 //! Container probes on real containers: a failing liveness probe restarts
 //! the container with upstream's events, readiness decides the Ready
-//! condition (httpGet, tcpSocket), and a startup probe holds both back.
-//! Root only; in the nextest group `agent`.
+//! condition (httpGet, tcpSocket, gRPC against a real gRPC health server,
+//! HTTPS against a self-signed server), and a startup probe holds both
+//! back. Root only; in the nextest group `agent`.
 
 mod support;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::Value;
@@ -158,4 +160,142 @@ spec:
         .unwrap()
         .clone();
     assert_eq!(cond["message"], "containers with unready status: [web]");
+}
+
+/// A hostNetwork pod (its IP is the node's) whose readiness probe is
+/// `probe`: it reaches servers the test runs on the host.
+fn host_network_pod(name: &str, probe: &str) -> String {
+    format!(
+        r#"apiVersion: v1
+kind: Pod
+metadata:
+  name: {name}
+spec:
+  hostNetwork: true
+  terminationGracePeriodSeconds: 1
+  containers:
+  - name: app
+    image: {BUSYBOX}
+    command: ["sleep", "3600"]
+    readinessProbe:
+{probe}      periodSeconds: 1
+"#
+    )
+}
+
+fn wait_ready(c: &Cluster, name: &str, want: &str, event: Option<&str>) {
+    eventually_blocking(
+        Duration::from_secs(60),
+        &format!("{name} Ready={want}"),
+        || {
+            let p = pod(c, name);
+            let ev = events(c, name);
+            let running = p["status"]["phase"] == "Running";
+            if running && ready(&p) == Some(want) && event.is_none_or(|e| ev.contains(e)) {
+                Ok(())
+            } else {
+                Err(format!("{} {ev}", p["status"]))
+            }
+        },
+    );
+}
+
+fn free_port() -> u16 {
+    let l = std::net::TcpListener::bind("0.0.0.0:0").unwrap();
+    l.local_addr().unwrap().port()
+}
+
+#[test]
+fn grpc_readiness_follows_the_served_health_status() {
+    let c = Cluster::start_with_agent(&[]);
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let port = free_port();
+    let (reporter, service) = tonic_health::server::health_reporter();
+    rt.block_on(reporter.set_service_status("", tonic_health::ServingStatus::NotServing));
+    rt.spawn(
+        tonic::transport::Server::builder()
+            .add_service(service)
+            .serve(([0, 0, 0, 0], port).into()),
+    );
+    let grpc = |service: &str| {
+        format!("      grpc:\n        port: {port}\n        service: \"{service}\"\n")
+    };
+    c.ok_stdin(&["apply", "-f", "-"], &host_network_pod("grpc", &grpc("")));
+    c.ok_stdin(
+        &["apply", "-f", "-"],
+        &host_network_pod("nosuch", &grpc("nosuch")),
+    );
+    wait_ready(
+        &c,
+        "grpc",
+        "False",
+        Some(r#"Readiness probe failed: service unhealthy (responded with "NOT_SERVING")"#),
+    );
+    rt.block_on(reporter.set_service_status("", tonic_health::ServingStatus::Serving));
+    wait_ready(&c, "grpc", "True", None);
+    wait_ready(
+        &c,
+        "nosuch",
+        "False",
+        Some("error: health rpc probe failed: rpc error: code = NotFound desc = service not registered"),
+    );
+}
+
+#[test]
+fn an_https_readiness_probe_takes_a_self_signed_certificate() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let c = Cluster::start_with_agent(&[]);
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let cert = rcgen::generate_simple_self_signed(vec!["probe.test".into()]).unwrap();
+    let key = rustls::pki_types::PrivateKeyDer::Pkcs8(cert.signing_key.serialize_der().into());
+    let config = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_no_client_auth()
+    .with_single_cert(vec![cert.cert.der().clone()], key)
+    .unwrap();
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    let listener = rt
+        .block_on(tokio::net::TcpListener::bind("0.0.0.0:0"))
+        .unwrap();
+    let port = listener.local_addr().unwrap().port();
+    rt.spawn(async move {
+        loop {
+            let Ok((tcp, _)) = listener.accept().await else {
+                continue;
+            };
+            let acceptor = acceptor.clone();
+            tokio::spawn(async move {
+                let Ok(mut tls) = acceptor.accept(tcp).await else {
+                    return;
+                };
+                let mut buf = vec![0u8; 4096];
+                let _ = tls.read(&mut buf).await;
+                let answer = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
+                let _ = tls.write_all(answer.as_bytes()).await;
+                let _ = tls.shutdown().await;
+            });
+        }
+    });
+    let probe = |scheme: &str| {
+        format!("      httpGet:\n        scheme: {scheme}\n        path: /healthz\n        port: {port}\n")
+    };
+    c.ok_stdin(
+        &["apply", "-f", "-"],
+        &host_network_pod("https", &probe("HTTPS")),
+    );
+    c.ok_stdin(
+        &["apply", "-f", "-"],
+        &host_network_pod("plain", &probe("HTTP")),
+    );
+    wait_ready(&c, "https", "True", None);
+    // Plain HTTP to the TLS server gets no HTTP answer.
+    wait_ready(
+        &c,
+        "plain",
+        "False",
+        Some("Readiness probe failed: Get \"http://"),
+    );
 }
