@@ -21,6 +21,7 @@
 //!   ClusterRoleBinding.
 //! - storage.k8s.io/v1: StorageClass.
 //! - scheduling.k8s.io/v1: PriorityClass.
+//! - node.k8s.io/v1: RuntimeClass.
 //! - coordination.k8s.io/v1: Lease.
 //! - discovery.k8s.io/v1: EndpointSlice.
 //!
@@ -42,7 +43,7 @@
 //! - events.k8s.io/v1 Event, certificates.k8s.io CertificateSigningRequest,
 //!   admissionregistration.k8s.io webhooks and policies,
 //!   apiextensions.k8s.io (validated by the API server's CRD code),
-//!   flowcontrol.apiserver.k8s.io, node.k8s.io RuntimeClass,
+//!   flowcontrol.apiserver.k8s.io,
 //!   storage.k8s.io CSIDriver/CSINode/VolumeAttachment/CSIStorageCapacity,
 //!   resource.k8s.io, apps/v1 ControllerRevision.
 //! - Pod: ephemeral container updates (the subresource), resize,
@@ -60,6 +61,7 @@ mod core;
 pub mod cron;
 mod misc;
 mod networking;
+mod node;
 mod pod;
 mod rbac;
 
@@ -103,6 +105,7 @@ pub fn validate_create(group: &str, version: &str, kind: &str, obj: &Value) -> E
         ("rbac.authorization.k8s.io", "ClusterRoleBinding") => rbac::validate_binding(obj, true),
         ("storage.k8s.io", "StorageClass") => misc::validate_storage_class(obj),
         ("scheduling.k8s.io", "PriorityClass") => misc::validate_priority_class(obj),
+        ("node.k8s.io", "RuntimeClass") => node::validate_runtime_class(obj),
         ("coordination.k8s.io", "Lease") => misc::validate_lease(obj),
         ("discovery.k8s.io", "EndpointSlice") => misc::validate_endpoint_slice(obj),
         _ => ErrorList::new(),
@@ -150,6 +153,7 @@ pub fn validate_update(
         }
         ("storage.k8s.io", "StorageClass") => misc::validate_storage_class_update(new, old),
         ("scheduling.k8s.io", "PriorityClass") => misc::validate_priority_class_update(new, old),
+        ("node.k8s.io", "RuntimeClass") => node::validate_runtime_class_update(new, old),
         ("discovery.k8s.io", "EndpointSlice") => misc::validate_endpoint_slice_update(new, old),
         _ => validate_create(group, version, kind, new),
     }

@@ -286,3 +286,28 @@ fn the_runtime_class_overhead_counts_toward_resource_quota() {
         "{err}"
     );
 }
+
+#[test]
+fn a_runtime_class_handler_is_a_dns_label_and_immutable() {
+    let c = Cluster::start();
+    let err = c.fails_stdin(
+        &["create", "-f", "-"],
+        &runtime_class("bad", "Kata_Qemu", json!({})).to_string(),
+    );
+    assert!(
+        err.contains(r#"The RuntimeClass "bad" is invalid: handler: Invalid value: "Kata_Qemu": a lowercase RFC 1123 label must consist of"#),
+        "{err}"
+    );
+    create(&c, &runtime_class("kata", "kata", json!({})));
+    let err = c.fails(&[
+        "patch",
+        "runtimeclass",
+        "kata",
+        "-p",
+        r#"{"handler":"runc"}"#,
+    ]);
+    assert!(
+        err.contains(r#"The RuntimeClass "kata" is invalid: handler: Invalid value: "runc": field is immutable"#),
+        "{err}"
+    );
+}
