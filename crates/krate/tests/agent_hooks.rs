@@ -27,6 +27,25 @@ fn events(c: &Cluster, name: &str) -> String {
     ])
 }
 
+/// A pod whose one container `app` (busybox) runs `command` (a YAML
+/// list); `container` and `spec` are more YAML lines for the container
+/// and the pod spec.
+fn pod_yaml(name: &str, grace: u32, command: &str, container: &str, spec: &str) -> String {
+    format!(
+        r#"apiVersion: v1
+kind: Pod
+metadata:
+  name: {name}
+spec:
+  terminationGracePeriodSeconds: {grace}
+{spec}  containers:
+  - name: app
+    image: {BUSYBOX}
+    command: {command}
+{container}"#
+    )
+}
+
 fn running(c: &Cluster, name: &str) {
     eventually_blocking(Duration::from_secs(60), &format!("{name} Running"), || {
         let p = pod(c, name);
@@ -71,6 +90,9 @@ fn http_server() -> (u16, Arc<Mutex<Vec<String>>>) {
     (port, seen)
 }
 
+/// A container command that exits at once on SIGTERM.
+const TERMINATES: &str = r#"["sh", "-c", "trap 'exit 0' TERM; while true; do sleep 0.1; done"]"#;
+
 fn closed_port() -> u16 {
     let l = std::net::TcpListener::bind("0.0.0.0:0").unwrap();
     l.local_addr().unwrap().port()
@@ -81,22 +103,16 @@ fn a_post_start_exec_hook_runs_in_the_container_after_it_started() {
     let c = Cluster::start_with_agent(&[]);
     c.ok_stdin(
         &["apply", "-f", "-"],
-        &format!(
-            r#"apiVersion: v1
-kind: Pod
-metadata:
-  name: hooked
-spec:
-  terminationGracePeriodSeconds: 1
-  containers:
-  - name: app
-    image: {BUSYBOX}
-    command: ["sh", "-c", "echo main > /tmp/order; sleep 3600"]
-    lifecycle:
+        &pod_yaml(
+            "hooked",
+            1,
+            r#"["sh", "-c", "echo main > /tmp/order; sleep 3600"]"#,
+            r#"    lifecycle:
       postStart:
         exec:
           command: ["sh", "-c", "sleep 1; echo postStart >> /tmp/order"]
-"#
+"#,
+            "",
         ),
     );
     running(&c, "hooked");
@@ -133,22 +149,16 @@ fn a_failing_post_start_hook_kills_and_restarts_the_container() {
     });
     c.ok_stdin(
         &["apply", "-f", "-"],
-        &format!(
-            r#"apiVersion: v1
-kind: Pod
-metadata:
-  name: badhook
-spec:
-  terminationGracePeriodSeconds: 1
-  containers:
-  - name: app
-    image: {BUSYBOX}
-    command: ["sleep", "3600"]
-    lifecycle:
+        &pod_yaml(
+            "badhook",
+            1,
+            r#"["sleep", "3600"]"#,
+            r#"    lifecycle:
       postStart:
         exec:
           command: ["sh", "-c", "echo no luck; exit 3"]
-"#
+"#,
+            "",
         ),
     );
     eventually_blocking(Duration::from_secs(90), "two restarts", || {
@@ -188,25 +198,11 @@ fn post_start_http_hooks_reach_their_server_and_a_refused_one_fails() {
     let (port, seen) = http_server();
     let closed = closed_port();
     let manifest = |name: &str, port: u16| {
-        format!(
-            r#"apiVersion: v1
-kind: Pod
-metadata:
-  name: {name}
-spec:
-  hostNetwork: true
-  terminationGracePeriodSeconds: 1
-  containers:
-  - name: app
-    image: {BUSYBOX}
-    command: ["sleep", "3600"]
-    lifecycle:
-      postStart:
-        httpGet:
-          path: /started?pod={name}
-          port: {port}
-"#
-        )
+        let hook = format!(
+            "    lifecycle:\n      postStart:\n        httpGet:\n          path: /started?pod={name}\n          port: {port}\n"
+        );
+        let sleep = r#"["sleep", "3600"]"#;
+        pod_yaml(name, 1, sleep, &hook, "  hostNetwork: true\n")
     };
     c.ok_stdin(&["apply", "-f", "-"], &manifest("httphook", port));
     c.ok_stdin(&["apply", "-f", "-"], &manifest("refused", closed));
@@ -238,18 +234,12 @@ fn a_pre_stop_exec_hook_runs_before_the_container_is_stopped() {
     std::fs::create_dir_all(&shared).unwrap();
     c.ok_stdin(
         &["apply", "-f", "-"],
-        &format!(
-            r#"apiVersion: v1
-kind: Pod
-metadata:
-  name: prestop
-spec:
-  terminationGracePeriodSeconds: 20
-  containers:
-  - name: app
-    image: {BUSYBOX}
-    command: ["sh", "-c", "trap 'echo TERM >> /shared/log; exit 0' TERM; while true; do sleep 0.1; done"]
-    volumeMounts:
+        &pod_yaml(
+            "prestop",
+            20,
+            r#"["sh", "-c", "trap 'echo TERM >> /shared/log; exit 0' TERM; while true; do sleep 0.1; done"]"#,
+            &format!(
+                r#"    volumeMounts:
     - name: shared
       mountPath: /shared
     lifecycle:
@@ -262,7 +252,9 @@ spec:
       path: {}
       type: Directory
 "#,
-            shared.display()
+                shared.display()
+            ),
+            "",
         ),
     );
     running(&c, "prestop");
@@ -278,22 +270,12 @@ fn a_failing_pre_stop_hook_is_reported_and_the_container_still_stops() {
     let c = Cluster::start_with_agent(&[]);
     c.ok_stdin(
         &["apply", "-f", "-"],
-        &format!(
-            r#"apiVersion: v1
-kind: Pod
-metadata:
-  name: badstop
-spec:
-  terminationGracePeriodSeconds: 10
-  containers:
-  - name: app
-    image: {BUSYBOX}
-    command: ["sh", "-c", "trap 'exit 0' TERM; while true; do sleep 0.1; done"]
-    lifecycle:
-      preStop:
-        exec:
-          command: ["sh", "-c", "exit 1"]
-"#
+        &pod_yaml(
+            "badstop",
+            10,
+            TERMINATES,
+            "    lifecycle:\n      preStop:\n        exec:\n          command: [\"sh\", \"-c\", \"exit 1\"]\n",
+            "",
         ),
     );
     running(&c, "badstop");
@@ -307,21 +289,8 @@ spec:
 fn a_pre_stop_sleep_delays_termination_within_the_grace_period() {
     let c = Cluster::start_with_agent(&[]);
     let manifest = |name: &str, grace: u32, pre_stop: &str| {
-        format!(
-            r#"apiVersion: v1
-kind: Pod
-metadata:
-  name: {name}
-spec:
-  terminationGracePeriodSeconds: {grace}
-  containers:
-  - name: app
-    image: {BUSYBOX}
-    command: ["sh", "-c", "trap 'exit 0' TERM; while true; do sleep 0.1; done"]
-    lifecycle:
-      preStop:
-{pre_stop}"#
-        )
+        let hook = format!("    lifecycle:\n      preStop:\n{pre_stop}");
+        pod_yaml(name, grace, TERMINATES, &hook, "")
     };
     c.ok_stdin(
         &["apply", "-f", "-"],
@@ -352,5 +321,44 @@ spec:
     assert!(
         took >= Duration::from_secs(3) && took < Duration::from_secs(20),
         "{took:?}"
+    );
+}
+
+#[test]
+fn a_container_is_not_running_until_its_post_start_hook_returns() {
+    let c = Cluster::start_with_agent(&[]);
+    c.ok_stdin(
+        &["apply", "-f", "-"],
+        &pod_yaml(
+            "stuck",
+            1,
+            r#"["sleep", "3600"]"#,
+            "    lifecycle:\n      postStart:\n        exec:\n          command: [\"sleep\", \"3600\"]\n",
+            "",
+        ),
+    );
+    eventually_blocking(Duration::from_secs(60), "the container started", || {
+        let ev = events(&c, "stuck");
+        if ev.contains("Started container app") {
+            Ok(())
+        } else {
+            Err(ev)
+        }
+    });
+    std::thread::sleep(Duration::from_secs(2));
+    let p = pod(&c, "stuck");
+    assert_eq!(p["status"]["phase"], "Pending", "{}", p["status"]);
+    assert!(
+        p["status"]["containerStatuses"][0]["state"]["running"].is_null(),
+        "{}",
+        p["status"]
+    );
+    // Deleting the pod does not wait for the hook.
+    let started = Instant::now();
+    c.ok(&["delete", "pod", "stuck", "--wait=true", "--timeout=60s"]);
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "{:?}",
+        started.elapsed()
     );
 }

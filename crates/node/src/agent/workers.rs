@@ -648,7 +648,11 @@ impl Pods {
                 container_id: &id,
                 pod_ip: pod_ip.as_deref(),
             };
-            let ran = hooks::run(handler, &target, runtime).await;
+            // A pod deleted meanwhile stops waiting for its hook.
+            let ran = tokio::select! {
+                ran = hooks::run(handler, &target, runtime) => ran,
+                _ = self.until_deleted(&uid) => return Ok(()),
+            };
             self.hook_fallback_event(pod, &ran);
             if let Some(msg) = ran.error {
                 tracing::info!(pod = %format_pod(pod), container = %c.name, error = %msg, "postStart hook failed");
@@ -1071,6 +1075,17 @@ impl Pods {
             .and_then(|s| s.ips.first())
             .map(|ip| ip.to_string())
             .or_else(|| self.host_network_ip(pod))
+    }
+
+    /// Returns once the pod `uid` is being deleted or gone.
+    async fn until_deleted(&self, uid: &str) {
+        loop {
+            let pod = self.pods.lock().unwrap().get(uid).cloned();
+            if pod.is_none_or(|p| p.metadata.deletion_timestamp.is_some()) {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
     }
 
     fn host_network_ip(&self, pod: &Pod) -> Option<String> {
