@@ -90,6 +90,27 @@ fn http_server() -> (u16, Arc<Mutex<Vec<String>>>) {
     (port, seen)
 }
 
+/// A preStop hook that appends `preStop` to `log` in `dir` (a hostPath
+/// mounted at /shared).
+fn logging_pre_stop(dir: &std::path::Path) -> String {
+    format!(
+        r#"    volumeMounts:
+    - name: shared
+      mountPath: /shared
+    lifecycle:
+      preStop:
+        exec:
+          command: ["sh", "-c", "echo preStop >> /shared/log"]
+  volumes:
+  - name: shared
+    hostPath:
+      path: {}
+      type: Directory
+"#,
+        dir.display()
+    )
+}
+
 /// A container command that exits at once on SIGTERM.
 const TERMINATES: &str = r#"["sh", "-c", "trap 'exit 0' TERM; while true; do sleep 0.1; done"]"#;
 
@@ -238,22 +259,7 @@ fn a_pre_stop_exec_hook_runs_before_the_container_is_stopped() {
             "prestop",
             20,
             r#"["sh", "-c", "trap 'echo TERM >> /shared/log; exit 0' TERM; while true; do sleep 0.1; done"]"#,
-            &format!(
-                r#"    volumeMounts:
-    - name: shared
-      mountPath: /shared
-    lifecycle:
-      preStop:
-        exec:
-          command: ["sh", "-c", "echo preStop >> /shared/log"]
-  volumes:
-  - name: shared
-    hostPath:
-      path: {}
-      type: Directory
-"#,
-                shared.display()
-            ),
+            &logging_pre_stop(&shared),
             "",
         ),
     );
@@ -361,4 +367,39 @@ fn a_container_is_not_running_until_its_post_start_hook_returns() {
         "{:?}",
         started.elapsed()
     );
+}
+
+#[test]
+fn a_liveness_restart_runs_the_pre_stop_hook_first() {
+    let c = Cluster::start_with_agent(&[]);
+    let shared = c.dir.path().join("liveness");
+    std::fs::create_dir_all(&shared).unwrap();
+    c.ok_stdin(
+        &["apply", "-f", "-"],
+        &pod_yaml(
+            "unwell",
+            20,
+            r#"["sh", "-c", "trap 'echo TERM >> /shared/log; exit 0' TERM; touch /tmp/healthy; sleep 2; rm /tmp/healthy; while true; do sleep 0.1; done"]"#,
+            &format!(
+                r#"    livenessProbe:
+      exec:
+        command: ["cat", "/tmp/healthy"]
+      periodSeconds: 1
+      failureThreshold: 1
+{}"#,
+                logging_pre_stop(&shared)
+            ),
+            "",
+        ),
+    );
+    eventually_blocking(
+        Duration::from_secs(90),
+        "a liveness restart",
+        || match restarts(&c, "unwell") {
+            n if n >= 1 => Ok(()),
+            n => Err(format!("{n} restarts; {}", events(&c, "unwell"))),
+        },
+    );
+    let log = std::fs::read_to_string(shared.join("log")).unwrap();
+    assert!(log.starts_with("preStop\nTERM\n"), "{log:?}");
 }
