@@ -277,8 +277,9 @@ impl ImageService for Images {
     }
 }
 
-/// The default bridge network (when the CNI config directory has none)
-/// and the unreachable routes for the cluster and service CIDRs.
+/// The default bridge network (when the CNI config directory has none of
+/// the user's) with its masquerade, and the unreachable routes for the
+/// cluster and service CIDRs.
 struct CniNetwork {
     cni: net::Cni,
     bridge: String,
@@ -299,18 +300,20 @@ impl NodeNetwork for CniNetwork {
             pod_cidr: pod_cidr.to_string(),
             mtu: None,
         };
-        if self
+        let uses_default = self
             .cni
-            .write_default_config_if_missing(&network)
-            .map_err(|e| e.to_string())?
-        {
-            tracing::info!(bridge = %self.bridge, %pod_cidr, "wrote the default CNI network config");
-        }
+            .ensure_default_config(&network)
+            .map_err(|e| e.to_string())?;
         let cidrs = self.unreachable.clone();
-        tokio::task::spawn_blocking(move || net::routes::ensure_unreachable(&cidrs))
-            .await
-            .map_err(|e| e.to_string())?
-            .map_err(|e| e.to_string())
+        tokio::task::spawn_blocking(move || {
+            if uses_default {
+                net::default_network::ensure_masquerade(&network)
+                    .map_err(|e| format!("masquerading the pod network: {e}"))?;
+            }
+            net::routes::ensure_unreachable(&cidrs).map_err(|e| e.to_string())
+        })
+        .await
+        .map_err(|e| e.to_string())?
     }
 }
 

@@ -206,26 +206,31 @@ impl Cni {
         Ok(())
     }
 
-    /// Writes the default network's config as [`DEFAULT_CONFIG_FILE`] when
-    /// the config directory has no config at all (a user's own config wins).
-    /// Returns whether it wrote.
-    pub fn write_default_config_if_missing(&self, network: &DefaultNetwork) -> Result<bool> {
+    /// Makes the default network's config, [`DEFAULT_CONFIG_FILE`], the one
+    /// in use unless the config directory holds a config of the user's (which
+    /// wins): written when the directory has none, rewritten when the file
+    /// there is a default of other settings (another pod CIDR, an older
+    /// default). Returns whether the default network is in use.
+    pub fn ensure_default_config(&self, network: &DefaultNetwork) -> Result<bool> {
         let dir = &self.config.conf_dir;
         let io = |op, path: &Path| {
             let path = path.to_owned();
             move |source| Error::Io { op, path, source }
         };
-        if !conf::conf_files(dir)
-            .map_err(io("read CNI config directory", dir))?
-            .is_empty()
-        {
-            return Ok(false);
+        let path = dir.join(DEFAULT_CONFIG_FILE);
+        let files = conf::conf_files(dir).map_err(io("read CNI config directory", dir))?;
+        let text = default_config(network);
+        match files.first() {
+            Some(first) if *first != path => return Ok(false),
+            Some(_) if std::fs::read_to_string(&path).ok().as_deref() == Some(&text) => {
+                return Ok(true)
+            }
+            _ => {}
         }
         std::fs::create_dir_all(dir).map_err(io("create CNI config directory", dir))?;
-        let path = dir.join(DEFAULT_CONFIG_FILE);
         // Written aside and renamed, so no reader sees half a file.
         let tmp = dir.join(format!(".{DEFAULT_CONFIG_FILE}.tmp"));
-        std::fs::write(&tmp, default_config(network)).map_err(io("write", &tmp))?;
+        std::fs::write(&tmp, text).map_err(io("write", &tmp))?;
         std::fs::rename(&tmp, &path).map_err(io("rename", &path))?;
         Ok(true)
     }

@@ -1,10 +1,16 @@
 //! The network a node gets when its CNI config directory is empty: the
 //! reference plugins' `bridge` (pods on a Linux bridge, the bridge as their
-//! gateway, traffic leaving the pod CIDR masqueraded) with `host-local`
-//! addresses from the node's pod CIDR, and `portmap` for hostPorts. The
-//! pod's `lo` is the loopback plugin's, run by [`crate::Cni`] for every pod.
+//! gateway) with `host-local` addresses from the node's pod CIDR, and
+//! `portmap` for hostPorts. The pod's `lo` is the loopback plugin's, run by
+//! [`crate::Cni`] for every pod.
 //!
-//! The bridge (ipMasq) and portmap plugins run the `iptables` command; on
+//! Traffic from pods to anywhere outside the pod CIDR leaves with the
+//! node's address: [`ensure_masquerade`] installs that once for the node
+//! (as flannel does for k3s), rather than the bridge plugin's `ipMasq`,
+//! which makes a chain of its own per pod and so runs `iptables` nine
+//! times for every pod start and again at every stop.
+//!
+//! The portmap plugin and [`ensure_masquerade`] run the `iptables` command; on
 //! Debian 12 that is iptables-nft (the alternatives' default), which is what
 //! the tests run with. The legacy backend works as well, as long as one node
 //! does not mix them with its service proxy's rules.
@@ -58,7 +64,7 @@ pub fn default_config(network: &DefaultNetwork) -> String {
         "type": "bridge",
         "bridge": network.bridge,
         "isGateway": true,
-        "ipMasq": true,
+        "ipMasq": false,
         "hairpinMode": true,
         "ipam": {
             "type": "host-local",
@@ -82,10 +88,67 @@ pub fn default_config(network: &DefaultNetwork) -> String {
     text
 }
 
+/// Installs, unless there, the node-wide masquerade of `network`'s pods:
+/// in the nat table, POSTROUTING sends what comes from the pod CIDR to a
+/// chain of the network's own, which accepts traffic to the pod CIDR as it
+/// is and masquerades everything else but multicast (the bridge plugin's
+/// ipMasq rules, once for the whole CIDR). Each rule's comment names the
+/// network as the plugins' do, so [`tear_down`] removes them too.
+pub fn ensure_masquerade(network: &DefaultNetwork) -> std::io::Result<()> {
+    let v6 = network.pod_cidr.contains(':');
+    let iptables = if v6 { "ip6tables" } else { "iptables" };
+    let multicast = if v6 { "ff00::/8" } else { "224.0.0.0/4" };
+    let chain = masquerade_chain(&network.name);
+    let comment = format!("name: \"{}\" id: \"masquerade\"", network.name);
+    let run = |args: &[&str]| {
+        Command::new(iptables)
+            .args(["-w", "-t", "nat"])
+            .args(args)
+            .output()
+    };
+    // Exists already on a restart: that is fine.
+    run(&["-N", &chain])?;
+    let rules: [(&str, Vec<&str>); 3] = [
+        (&chain, vec!["-d", &network.pod_cidr, "-j", "ACCEPT"]),
+        (&chain, vec!["!", "-d", multicast, "-j", "MASQUERADE"]),
+        ("POSTROUTING", vec!["-s", &network.pod_cidr, "-j", &chain]),
+    ];
+    for (table_chain, rule) in rules {
+        let mut spec = rule.clone();
+        let at = spec.len() - 2;
+        spec.splice(at..at, ["-m", "comment", "--comment", comment.as_str()]);
+        let mut check = vec!["-C", table_chain];
+        check.extend(&spec);
+        if run(&check)?.status.success() {
+            continue;
+        }
+        let mut append = vec!["-A", table_chain];
+        append.extend(&spec);
+        let out = run(&append)?;
+        if !out.status.success() {
+            return Err(std::io::Error::other(format!(
+                "{iptables} {}: {}",
+                append.join(" "),
+                String::from_utf8_lossy(&out.stderr).trim()
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// The masquerade chain of network `name`: `CNI-MASQ-` and a stable hash
+/// of the name (FNV-1a), within iptables' 28 characters.
+fn masquerade_chain(name: &str) -> String {
+    let hash = name.bytes().fold(0xcbf29ce484222325u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x100000001b3)
+    });
+    format!("CNI-MASQ-{hash:016x}")
+}
+
 /// Removes the default network `network` from the host: its bridge (and so
 /// the veths still on it), host-local's allocations for its name, and every
-/// nat rule whose comment names it (the bridge plugin's ipMasq chains and
-/// portmap's DNAT chains). Pods' namespaces and cached results are the
+/// nat rule whose comment names it (the masquerade of [`ensure_masquerade`],
+/// portmap's DNAT chains, and ipMasq chains of configs from before). Pods' namespaces and cached results are the
 /// caller's. Whatever is already gone is skipped; the error is a command
 /// that could not run.
 pub fn tear_down(network: &DefaultNetwork) -> std::io::Result<()> {
@@ -173,7 +236,10 @@ mod tests {
         assert_eq!(bridge["type"], "bridge");
         assert_eq!(bridge["bridge"], "krt0");
         assert_eq!(bridge["isGateway"], true);
-        assert_eq!(bridge["ipMasq"], true);
+        assert_eq!(
+            bridge["ipMasq"], false,
+            "the node masquerades once for all pods"
+        );
         assert_eq!(bridge["hairpinMode"], true);
         assert_eq!(bridge["mtu"], 1450);
         assert_eq!(bridge["ipam"]["type"], "host-local");

@@ -8,7 +8,7 @@
 //! configured network; returns the pod's addresses), and on removal
 //! [`Cni::del`] *before* [`netns::remove`] (some plugins find what to clean
 //! only through the namespace). The agent writes the default config with
-//! [`Cni::write_default_config_if_missing`] once it knows the node's pod CIDR,
+//! [`Cni::ensure_default_config`] once it knows the node's pod CIDR,
 //! reports [`Cni::status`] as the node's network readiness, and installs
 //! [`routes::ensure_unreachable`] for the cluster CIDR.
 

@@ -131,7 +131,7 @@ async fn a_host_port_reaches_a_listener_in_the_pod() {
     let ip = ips[0];
     assert!(
         !net.nat_rules_for("sandbox-web").is_empty(),
-        "portmap and ipMasq rules exist"
+        "portmap's rules exist"
     );
 
     serve_in(
@@ -163,6 +163,75 @@ async fn a_host_port_reaches_a_listener_in_the_pod() {
     assert!(!net.ipam_file(ip).exists());
     let err = fetch(None, loopback).unwrap_err();
     assert_eq!(err.kind(), std::io::ErrorKind::ConnectionRefused, "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn pods_reach_beyond_the_pod_cidr_with_the_nodes_address_and_each_other_with_their_own() {
+    // Pods get the lower half of the block; the upper half plays a network
+    // beyond the node.
+    let mut net = TestNet::new(|block| IpNet::new(block.network(), 25).unwrap());
+    let before = support::nat_rules();
+    net::default_network::ensure_masquerade(&net.network()).unwrap();
+    let rules = support::nat_rules();
+    assert_eq!(net.nat_rules_for("masquerade").len(), 3, "{rules:?}");
+    // Twice is fine: nothing is added again.
+    net::default_network::ensure_masquerade(&net.network()).unwrap();
+    assert_eq!(support::nat_rules(), rules);
+    let (host_ip, outside_ip) = (net.addr(201), net.addr(202));
+    let outside = net.outside("outside", host_ip, outside_ip, 30);
+
+    let (ns_a, ns_b) = (net.netns("pod-a"), net.netns("pod-b"));
+    let ip_a = net
+        .cni
+        .add("sandbox-a", &ns_a, &pod("a"), &[])
+        .await
+        .unwrap()[0];
+    let ip_b = net
+        .cni
+        .add("sandbox-b", &ns_b, &pod("b"), &[])
+        .await
+        .unwrap()[0];
+    assert!(net.pod_cidr.contains(&ip_a), "{ip_a} in {}", net.pod_cidr);
+
+    // Beyond the pod CIDR a pod's packets carry the node's address...
+    let server = serve_peer_address(&outside, SocketAddr::new(outside_ip, 0));
+    assert_eq!(fetch(Some(&ns_a), server).unwrap(), host_ip.to_string());
+    // ...and to another pod its own.
+    let server = serve_peer_address(&ns_b, SocketAddr::new(ip_b, 0));
+    assert_eq!(fetch(Some(&ns_a), server).unwrap(), ip_a.to_string());
+
+    net.cni
+        .del("sandbox-a", Some(&ns_a), &pod("a"))
+        .await
+        .unwrap();
+    net.cni
+        .del("sandbox-b", Some(&ns_b), &pod("b"))
+        .await
+        .unwrap();
+    net::default_network::tear_down(&net.network()).unwrap();
+    let left: Vec<String> = support::nat_rules()
+        .into_iter()
+        .filter(|r| r.contains("CNI-MASQ-") && !before.contains(r))
+        .collect();
+    assert!(
+        left.is_empty(),
+        "the rules and the chain are gone: {left:?}"
+    );
+}
+
+/// Serves one connection on `addr` inside `ns`: it answers with the
+/// address the connection came from.
+fn serve_peer_address(ns: &std::path::Path, addr: SocketAddr) -> SocketAddr {
+    let listener = netns::run_in(ns, || std::net::TcpListener::bind(addr))
+        .unwrap()
+        .unwrap();
+    let local = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        if let Ok((mut stream, peer)) = listener.accept() {
+            let _ = std::io::Write::write_all(&mut stream, peer.ip().to_string().as_bytes());
+        }
+    });
+    local
 }
 
 #[tokio::test(flavor = "multi_thread")]

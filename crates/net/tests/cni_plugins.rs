@@ -422,7 +422,7 @@ async fn a_missing_plugin_or_config_is_named_in_the_error() {
 }
 
 #[test]
-fn write_default_config_if_missing_keeps_a_users_config() {
+fn the_default_config_is_written_when_missing_kept_when_current_and_never_over_a_users() {
     let dir = tempfile::tempdir().unwrap();
     let conf_dir = dir.path().join("net.d");
     let cni = Cni::new(CniConfig {
@@ -439,7 +439,7 @@ fn write_default_config_if_missing_keeps_a_users_config() {
     fs::create_dir_all(&conf_dir).unwrap();
     let user = r#"{"cniVersion":"1.0.0","name":"mine","type":"ptp"}"#;
     fs::write(conf_dir.join("99-mine.conf"), user).unwrap();
-    assert!(!cni.write_default_config_if_missing(&network).unwrap());
+    assert!(!cni.ensure_default_config(&network).unwrap());
     assert!(!conf_dir.join(cni::DEFAULT_CONFIG_FILE).exists());
     assert_eq!(cni.network().unwrap().name, "mine");
     assert_eq!(
@@ -449,10 +449,17 @@ fn write_default_config_if_missing_keeps_a_users_config() {
 
     // An empty (or missing) directory gets the default, once.
     fs::remove_dir_all(&conf_dir).unwrap();
-    assert!(cni.write_default_config_if_missing(&network).unwrap());
-    let written = fs::read_to_string(conf_dir.join(cni::DEFAULT_CONFIG_FILE)).unwrap();
+    assert!(cni.ensure_default_config(&network).unwrap());
+    let path = conf_dir.join(cni::DEFAULT_CONFIG_FILE);
+    let written = fs::read_to_string(&path).unwrap();
     assert_eq!(written, net::default_config(&network));
-    assert!(!cni.write_default_config_if_missing(&network).unwrap());
+    let modified = fs::metadata(&path).unwrap().modified().unwrap();
+    assert!(cni.ensure_default_config(&network).unwrap());
+    assert_eq!(
+        fs::metadata(&path).unwrap().modified().unwrap(),
+        modified,
+        "a current default is left as it is"
+    );
     let list = cni.network().unwrap();
     assert_eq!(list.name, "krate");
     assert_eq!(list.plugins[0]["bridge"], "krt-x");
@@ -460,6 +467,18 @@ fn write_default_config_if_missing_keeps_a_users_config() {
         fs::read_dir(&conf_dir).unwrap().count(),
         1,
         "no temporary file is left"
+    );
+
+    // A default of other settings (the node got another pod CIDR) is
+    // rewritten.
+    let moved = DefaultNetwork {
+        pod_cidr: "10.200.10.0/24".into(),
+        ..network.clone()
+    };
+    assert!(cni.ensure_default_config(&moved).unwrap());
+    assert_eq!(
+        fs::read_to_string(&path).unwrap(),
+        net::default_config(&moved)
     );
 }
 

@@ -1,7 +1,8 @@
 //! RunPodSandbox: the sandbox's files (hostname, hosts, resolv.conf), its
 //! /dev/shm tmpfs, its network namespace (pinned, set up through CNI), and
 //! the pause process run by runc under a shim, holding the pod's IPC, UTS and
-//! PID namespaces. Anything half made is undone on failure.
+//! PID namespaces; the network and the pause start at the same time. Anything
+//! half made is undone on failure.
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -62,8 +63,12 @@ impl Runc {
             Ok(()) => Ok(id),
             Err(err) => {
                 tracing::warn!(sandbox = %id, error = %err, "running the pod sandbox failed; undoing");
-                self.tear_down_sandbox(&rec).await;
-                let _ = std::fs::remove_dir_all(&dir);
+                // The pause process may run (its network failed beside it):
+                // remove the sandbox as a whole, as far as it was made.
+                if self.remove_sandbox(&id).await.is_err() {
+                    self.tear_down_sandbox(&rec).await;
+                    let _ = std::fs::remove_dir_all(&dir);
+                }
                 Err(err)
             }
         }
@@ -103,58 +108,78 @@ impl Runc {
                 .await
                 .map_err(|e| Error::Network(e.to_string()))?
                 .map_err(|e| Error::Network(e.to_string()))?;
-            rec.netns = Some(netns.clone());
+            rec.netns = Some(netns);
             self.save_sandbox(rec)?;
-            match &self.cfg.cni {
-                Some(cni) => {
-                    let mappings: Vec<net::cni::PortMapping> = cfg
-                        .port_mappings
-                        .iter()
-                        .map(|m| net::cni::PortMapping {
-                            protocol: match m.protocol {
-                                Protocol::Tcp => "tcp",
-                                Protocol::Udp => "udp",
-                                Protocol::Sctp => "sctp",
-                            }
-                            .into(),
-                            container_port: m.container_port,
-                            host_port: m.host_port,
-                            host_ip: m.host_ip.map(|ip| ip.to_string()).unwrap_or_default(),
-                        })
-                        .collect();
-                    rec.ips = cni
-                        .add(&rec.id, &netns, &pod_ref(&cfg), &mappings)
-                        .await
-                        .map_err(|e| {
-                            Error::Network(format!(
-                                "failed to setup network for sandbox {:?}: {e}",
-                                rec.id
-                            ))
-                        })?;
-                    self.save_sandbox(rec)?;
-                }
-                None => {
-                    let path = netns.clone();
-                    tokio::task::spawn_blocking(move || {
-                        net::netns::run_in(&path, sys::loopback_up)
-                    })
-                    .await
-                    .map_err(|e| Error::Network(e.to_string()))?
-                    .map_err(|e| Error::Network(e.to_string()))?
-                    .map_err(|e| Error::Network(format!("bringing up lo: {e}")))?;
-                }
-            }
         }
 
+        // The network and the pause process are independent of each other
+        // (the pause joins the namespace by its path): both at once.
+        let (ips, pause) = tokio::join!(self.set_up_network(rec), self.start_pause(dir, rec));
+        rec.ips = ips?;
+        pause?;
+        self.save_sandbox(rec)?;
+        // Only the app containers mount the hosts file, which names the
+        // pod's IP.
+        let hosts = sandbox_files(dir, rec.shm.as_deref()).hosts;
+        std::fs::write(
+            &hosts,
+            spec::hosts_file(rec.ips.first().copied(), &cfg.hostname),
+        )
+        .map_err(io_err(format!("writing {}", hosts.display())))?;
+        Ok(())
+    }
+
+    /// Attaches the sandbox's namespace to the pod network through CNI (or,
+    /// without CNI, brings its loopback up); the pod's addresses.
+    async fn set_up_network(&self, rec: &SandboxRecord) -> Result<Vec<std::net::IpAddr>> {
+        let Some(netns) = rec.netns.clone() else {
+            return Ok(Vec::new());
+        };
+        let cfg = &rec.config;
+        let Some(cni) = &self.cfg.cni else {
+            tokio::task::spawn_blocking(move || net::netns::run_in(&netns, sys::loopback_up))
+                .await
+                .map_err(|e| Error::Network(e.to_string()))?
+                .map_err(|e| Error::Network(e.to_string()))?
+                .map_err(|e| Error::Network(format!("bringing up lo: {e}")))?;
+            return Ok(Vec::new());
+        };
+        let mappings: Vec<net::cni::PortMapping> = cfg
+            .port_mappings
+            .iter()
+            .map(|m| net::cni::PortMapping {
+                protocol: match m.protocol {
+                    Protocol::Tcp => "tcp",
+                    Protocol::Udp => "udp",
+                    Protocol::Sctp => "sctp",
+                }
+                .into(),
+                container_port: m.container_port,
+                host_port: m.host_port,
+                host_ip: m.host_ip.map(|ip| ip.to_string()).unwrap_or_default(),
+            })
+            .collect();
+        cni.add(&rec.id, &netns, &pod_ref(cfg), &mappings)
+            .await
+            .map_err(|e| {
+                Error::Network(format!(
+                    "failed to setup network for sandbox {:?}: {e}",
+                    rec.id
+                ))
+            })
+    }
+
+    /// Writes the sandbox's files and bundle and starts the pause process
+    /// under its shim.
+    async fn start_pause(&self, dir: &Path, rec: &SandboxRecord) -> Result<()> {
+        let cfg = &rec.config;
+        let rootfs = dir.join("bundle/rootfs");
         let files = sandbox_files(dir, rec.shm.as_deref());
         let write = |path: &Path, text: &str| {
             std::fs::write(path, text).map_err(io_err(format!("writing {}", path.display())))
         };
         write(&files.hostname, &format!("{}\n", cfg.hostname))?;
-        write(
-            &files.hosts,
-            &spec::hosts_file(rec.ips.first().copied(), &cfg.hostname),
-        )?;
+        write(&files.hosts, &spec::hosts_file(None, &cfg.hostname))?;
         let resolv = match &cfg.dns_config {
             Some(dns) => spec::resolv_conf(dns),
             None => std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default(),
@@ -166,7 +191,7 @@ impl Runc {
         std::fs::set_permissions(&pause, std::fs::Permissions::from_mode(0o755))
             .map_err(io_err(format!("chmod {}", pause.display())))?;
         let spec = spec::sandbox_spec(&SandboxSpecInput {
-            config: &cfg,
+            config: cfg,
             rootfs: &rootfs,
             netns: rec.netns.as_deref(),
             files: &files,

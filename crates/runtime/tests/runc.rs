@@ -242,6 +242,68 @@ async fn killing_the_app_container_keeps_the_pod_network_namespace() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn a_sandbox_whose_network_fails_leaves_nothing_behind() {
+    require_root!();
+    let node = Node::with_cni();
+    // The network's last plugin fails its ADD (a sysctl the kernel does not
+    // have): the bridge has set the pod up, and the pause process started
+    // beside it, when ADD fails.
+    let conf = node
+        .cfg
+        .root
+        .parent()
+        .unwrap()
+        .join("net.d")
+        .join(net::cni::DEFAULT_CONFIG_FILE);
+    let mut list: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&conf).unwrap()).unwrap();
+    list["plugins"]
+        .as_array_mut()
+        .unwrap()
+        .push(serde_json::json!({"type": "tuning", "sysctl": {"net.krate.no_such_key": "1"}}));
+    std::fs::write(&conf, list.to_string()).unwrap();
+
+    let err = node
+        .runtime
+        .run_pod_sandbox(&node.sandbox_config("broken"))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("failed to setup network for sandbox"), "{err}");
+    assert!(err.contains("no_such_key"), "{err}");
+
+    assert!(node.runtime.list_pod_sandbox().await.unwrap().is_empty());
+    let runc = std::process::Command::new("runc")
+        .arg("--root")
+        .arg(node.cfg.root.join("runc"))
+        .args(["list", "-q"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&runc.stdout).trim(),
+        "",
+        "no pause is left"
+    );
+    let left = |dir: &std::path::Path| {
+        std::fs::read_dir(dir)
+            .map(|d| d.flatten().map(|e| e.file_name()).collect::<Vec<_>>())
+            .unwrap_or_default()
+    };
+    assert!(left(&node.cfg.root.join("sandboxes")).is_empty());
+    assert!(
+        left(&node.cfg.run_dir.join("netns")).is_empty(),
+        "no namespace is left"
+    );
+    let network = node.network.as_ref().unwrap();
+    let ips: Vec<_> =
+        left(&std::path::Path::new(net::default_network::HOST_LOCAL_DATA_DIR).join(&network.name))
+            .into_iter()
+            .filter(|n| n.to_string_lossy().starts_with("10."))
+            .collect();
+    assert!(ips.is_empty(), "the address is released: {ips:?}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn a_dead_pause_process_makes_the_sandbox_not_ready() {
     require_root!();
     let node = Node::new();

@@ -28,9 +28,12 @@ pub struct TestNet {
     pub bridge: String,
     /// The /24 this test holds.
     pub block: IpNet,
+    /// The pods' addresses: the block, or the part of it the test chose.
+    pub pod_cidr: IpNet,
     pub run_dir: tempfile::TempDir,
     pub cni: Cni,
     routes: Vec<IpNet>,
+    links: Vec<String>,
     lock: PathBuf,
 }
 
@@ -44,6 +47,7 @@ impl TestNet {
         // Interface names have at most 15 bytes.
         let bridge = format!("krt{pid:x}-{seq}");
         let name = format!("krate-test-{pid}-{seq}");
+        let pod_cidr = pod_cidr(block);
         let run_dir = tempfile::tempdir().unwrap();
         let cni = Cni::new(CniConfig {
             conf_dir: run_dir.path().join("net.d"),
@@ -57,22 +61,66 @@ impl TestNet {
             name,
             bridge,
             block,
+            pod_cidr,
             run_dir,
             cni,
             routes: Vec::new(),
+            links: Vec::new(),
             lock,
         };
-        let written = net
-            .cni
-            .write_default_config_if_missing(&DefaultNetwork {
-                name: net.name.clone(),
-                bridge: net.bridge.clone(),
-                pod_cidr: pod_cidr(block).to_string(),
-                mtu: None,
-            })
-            .unwrap();
-        assert!(written);
+        assert!(net.cni.ensure_default_config(&net.network()).unwrap());
         net
+    }
+
+    /// A namespace `name` standing for a host beyond the node: a veth from
+    /// the host (`host_ip`) to it (`peer_ip`, with a default route back via
+    /// the host), both in `prefix`-long networks.
+    pub fn outside(&mut self, name: &str, host_ip: IpAddr, peer_ip: IpAddr, prefix: u8) -> PathBuf {
+        let ns = self.netns(name);
+        let host_end = format!("kro{:x}-{}", std::process::id(), self.links.len());
+        let (tmp_end, peer_end) = (
+            format!("krp{:x}-{}", std::process::id(), self.links.len()),
+            "eth0",
+        );
+        self.links.push(host_end.clone());
+        let ip = |args: &[&str]| {
+            let out = Command::new("ip").args(args).output().unwrap();
+            assert!(
+                out.status.success(),
+                "ip {args:?}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        };
+        ip(&[
+            "link", "add", &host_end, "type", "veth", "peer", "name", &tmp_end,
+        ]);
+        ip(&[
+            "link",
+            "set",
+            &tmp_end,
+            "netns",
+            ns.to_str().unwrap(),
+            "name",
+            peer_end,
+        ]);
+        ip(&[
+            "addr",
+            "add",
+            &format!("{host_ip}/{prefix}"),
+            "dev",
+            &host_end,
+        ]);
+        ip(&["link", "set", &host_end, "up"]);
+        let host = host_ip.to_string();
+        let peer = format!("{peer_ip}/{prefix}");
+        netns::run_in(&ns, || {
+            ip(&["addr", "add", &peer, "dev", peer_end]);
+            ip(&["link", "set", peer_end, "up"]);
+            ip(&["link", "set", "lo", "up"]);
+            ip(&["route", "add", "default", "via", &host]);
+        })
+        .unwrap();
+        ns
     }
 
     pub fn netns(&self, name: &str) -> PathBuf {
@@ -92,7 +140,7 @@ impl TestNet {
         DefaultNetwork {
             name: self.name.clone(),
             bridge: self.bridge.clone(),
-            pod_cidr: String::new(),
+            pod_cidr: self.pod_cidr.to_string(),
             mtu: None,
         }
     }
@@ -136,6 +184,9 @@ impl Drop for TestNet {
         let _ = netns::remove_all(self.run_dir.path());
         let _ = net::default_network::tear_down(&self.network());
         let _ = net::routes::remove_unreachable(&self.routes);
+        for link in &self.links {
+            let _ = Command::new("ip").args(["link", "del", link]).output();
+        }
         let _ = fs::remove_file(&self.lock);
     }
 }

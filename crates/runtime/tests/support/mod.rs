@@ -123,7 +123,7 @@ impl Node {
                 pod_cidr: format!("10.201.{}.0/24", (pid + seq) % 250),
                 mtu: None,
             };
-            cni.write_default_config_if_missing(&net).unwrap();
+            cni.ensure_default_config(&net).unwrap();
             cfg.cni = Some(cni);
             network = Some(net);
         }
