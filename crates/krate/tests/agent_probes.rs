@@ -299,3 +299,41 @@ fn an_https_readiness_probe_takes_a_self_signed_certificate() {
         Some("Readiness probe failed: Get \"http://"),
     );
 }
+
+#[test]
+fn a_liveness_probes_own_grace_period_bounds_the_restart() {
+    let c = Cluster::start_with_agent(&[]);
+    // The pod's grace period is long and the container ignores SIGTERM:
+    // only the probe's 1 s (2 s at least, as upstream) lets it restart soon.
+    c.ok_stdin(
+        &["apply", "-f", "-"],
+        &format!(
+            r#"apiVersion: v1
+kind: Pod
+metadata:
+  name: quick
+spec:
+  terminationGracePeriodSeconds: 300
+  containers:
+  - name: app
+    image: {BUSYBOX}
+    command: ["sh", "-c", "touch /tmp/healthy; sleep 2; rm /tmp/healthy; sleep 3600"]
+    livenessProbe:
+      exec:
+        command: ["cat", "/tmp/healthy"]
+      periodSeconds: 1
+      failureThreshold: 1
+      terminationGracePeriodSeconds: 1
+"#
+        ),
+    );
+    eventually_blocking(Duration::from_secs(45), "a quick restart", || {
+        let p = pod(&c, "quick");
+        if p["status"]["containerStatuses"][0]["restartCount"].as_i64() >= Some(1) {
+            Ok(())
+        } else {
+            Err(format!("{}", p["status"]))
+        }
+    });
+    c.ok(&["delete", "pod", "quick", "--grace-period=1", "--wait=true"]);
+}

@@ -87,6 +87,16 @@ impl Results {
         self.results.insert(key, ok) != Some(ok)
     }
 
+    /// The grace period of a container killed because its liveness or
+    /// startup probe failed: that probe's terminationGracePeriodSeconds,
+    /// when it has one (upstream `setTerminationGracePeriod`).
+    pub fn kill_grace(&self, c: &Container, id: &str) -> Option<i64> {
+        [Kind::Liveness, Kind::Startup]
+            .into_iter()
+            .filter(|kind| self.get(&c.name, id, *kind) == Some(false))
+            .find_map(|kind| kind.of(c)?.termination_grace_period_seconds)
+    }
+
     pub fn forget_except(&mut self, live_ids: &[String]) {
         self.results.retain(|(_, id, _), _| live_ids.contains(id));
     }
@@ -259,5 +269,27 @@ pub async fn run(
             }
         }
         tokio::time::sleep(period).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_failed_probe_with_its_own_grace_period_sets_the_kill_grace() {
+        let c: Container = serde_json::from_value(serde_json::json!({
+            "name": "app",
+            "livenessProbe": {"exec": {"command": ["true"]}, "terminationGracePeriodSeconds": 3},
+            "startupProbe": {"exec": {"command": ["true"]}}
+        }))
+        .unwrap();
+        let mut r = Results::default();
+        assert_eq!(r.kill_grace(&c, "id"), None);
+        r.set("app", "id", Kind::Startup, false);
+        assert_eq!(r.kill_grace(&c, "id"), None);
+        r.set("app", "id", Kind::Liveness, false);
+        assert_eq!(r.kill_grace(&c, "id"), Some(3));
+        assert_eq!(r.kill_grace(&c, "other"), None);
     }
 }

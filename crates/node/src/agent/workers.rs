@@ -438,7 +438,13 @@ impl Pods {
         };
         let pod_ip = self.pod_ip(pod, rt);
         for (id, name, message) in &acts.containers_to_kill {
-            let (ip, grace) = (pod_ip.as_deref(), grace_period(pod));
+            let spec = hooks::container_spec(pod, name);
+            let probe_grace = {
+                let results = state.probe_results.lock().unwrap();
+                spec.and_then(|c| results.kill_grace(c, id))
+            };
+            let grace = probe_grace.unwrap_or_else(|| grace_period(pod));
+            let ip = pod_ip.as_deref();
             self.kill_container(pod, ip, id, name, message.clone(), grace)
                 .await;
         }
