@@ -33,18 +33,16 @@ fn ready(p: &Value) -> Option<&str> {
         .as_str()
 }
 
-#[test]
-fn a_failing_liveness_probe_restarts_the_container() {
-    let c = Cluster::start_with_agent(&[]);
-    c.ok_stdin(
-        &["apply", "-f", "-"],
-        &format!(
-            r#"apiVersion: v1
+/// A pod whose container is healthy for 2 s, then fails `probe` (more
+/// lines of its exec liveness probe).
+fn unhealthy_after_2s(name: &str, grace: u32, probe: &str) -> String {
+    format!(
+        r#"apiVersion: v1
 kind: Pod
 metadata:
-  name: live
+  name: {name}
 spec:
-  terminationGracePeriodSeconds: 1
+  terminationGracePeriodSeconds: {grace}
   containers:
   - name: app
     image: {BUSYBOX}
@@ -53,15 +51,16 @@ spec:
       exec:
         command: ["cat", "/tmp/healthy"]
       periodSeconds: 1
-      failureThreshold: 2
-"#
-        ),
-    );
+{probe}"#
+    )
+}
+
+fn wait_restarted(c: &Cluster, name: &str, within: u64) {
     eventually_blocking(
-        Duration::from_secs(90),
-        "a restart after the liveness probe failed",
+        Duration::from_secs(within),
+        &format!("a restart of {name} after the liveness probe failed"),
         || {
-            let p = pod(&c, "live");
+            let p = pod(c, name);
             if p["status"]["containerStatuses"][0]["restartCount"].as_i64() >= Some(1) {
                 Ok(())
             } else {
@@ -69,6 +68,16 @@ spec:
             }
         },
     );
+}
+
+#[test]
+fn a_failing_liveness_probe_restarts_the_container() {
+    let c = Cluster::start_with_agent(&[]);
+    c.ok_stdin(
+        &["apply", "-f", "-"],
+        &unhealthy_after_2s("live", 1, "      failureThreshold: 2\n"),
+    );
+    wait_restarted(&c, "live", 90);
     let ev = events(&c, "live");
     assert!(
         ev.contains("Liveness probe failed: cat: can't open '/tmp/healthy'"),
@@ -305,35 +314,11 @@ fn a_liveness_probes_own_grace_period_bounds_the_restart() {
     let c = Cluster::start_with_agent(&[]);
     // The pod's grace period is long and the container ignores SIGTERM:
     // only the probe's 1 s (2 s at least, as upstream) lets it restart soon.
+    let probe = "      failureThreshold: 1\n      terminationGracePeriodSeconds: 1\n";
     c.ok_stdin(
         &["apply", "-f", "-"],
-        &format!(
-            r#"apiVersion: v1
-kind: Pod
-metadata:
-  name: quick
-spec:
-  terminationGracePeriodSeconds: 300
-  containers:
-  - name: app
-    image: {BUSYBOX}
-    command: ["sh", "-c", "touch /tmp/healthy; sleep 2; rm /tmp/healthy; sleep 3600"]
-    livenessProbe:
-      exec:
-        command: ["cat", "/tmp/healthy"]
-      periodSeconds: 1
-      failureThreshold: 1
-      terminationGracePeriodSeconds: 1
-"#
-        ),
+        &unhealthy_after_2s("quick", 300, probe),
     );
-    eventually_blocking(Duration::from_secs(45), "a quick restart", || {
-        let p = pod(&c, "quick");
-        if p["status"]["containerStatuses"][0]["restartCount"].as_i64() >= Some(1) {
-            Ok(())
-        } else {
-            Err(format!("{}", p["status"]))
-        }
-    });
+    wait_restarted(&c, "quick", 45);
     c.ok(&["delete", "pod", "quick", "--grace-period=1", "--wait=true"]);
 }
