@@ -403,3 +403,33 @@ fn a_liveness_restart_runs_the_pre_stop_hook_first() {
     let log = std::fs::read_to_string(shared.join("log")).unwrap();
     assert!(log.starts_with("preStop\nTERM\n"), "{log:?}");
 }
+
+#[test]
+fn force_deletion_does_not_wait_for_a_pre_stop_hook() {
+    let c = Cluster::start_with_agent(&[]);
+    let hook =
+        "    lifecycle:\n      preStop:\n        exec:\n          command: [\"sleep\", \"120\"]\n";
+    c.ok_stdin(
+        &["apply", "-f", "-"],
+        &pod_yaml("lingering", 120, TERMINATES, hook, ""),
+    );
+    running(&c, "lingering");
+    c.ok(&["delete", "pod", "lingering", "--wait=false"]);
+    eventually_blocking(Duration::from_secs(30), "the Killing event", || {
+        let ev = events(&c, "lingering");
+        if ev.contains("Stopping container app") {
+            Ok(())
+        } else {
+            Err(ev)
+        }
+    });
+    let started = Instant::now();
+    c.ok(&["delete", "pod", "lingering", "--grace-period=0", "--force"]);
+    eventually_blocking(Duration::from_secs(30), "no containers left", || {
+        match c.runc_ids() {
+            ids if ids.is_empty() => Ok(()),
+            ids => Err(format!("{ids:?}")),
+        }
+    });
+    assert!(started.elapsed() < Duration::from_secs(30));
+}

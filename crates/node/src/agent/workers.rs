@@ -655,9 +655,11 @@ impl Pods {
                 pod_ip: pod_ip.as_deref(),
             };
             // A pod deleted meanwhile stops waiting for its hook.
+            let deleted =
+                |p: Option<&Pod>| p.is_none_or(|p| p.metadata.deletion_timestamp.is_some());
             let ran = tokio::select! {
                 ran = hooks::run(handler, &target, runtime) => ran,
-                _ = self.until_deleted(&uid) => return Ok(()),
+                _ = self.until_pod(&uid, deleted) => return Ok(()),
             };
             self.hook_fallback_event(pod, &ran);
             if let Some(msg) = ran.error {
@@ -1050,7 +1052,12 @@ impl Pods {
                 pod_ip,
             };
             let runtime = &self.cfg.services.runtime;
-            let (seconds, ran) = hooks::pre_stop(handler, &target, runtime, grace).await;
+            // Force deletion does not wait for the hook.
+            let uid = uid_of(pod);
+            let (seconds, ran) = tokio::select! {
+                done = hooks::pre_stop(handler, &target, runtime, grace) => done,
+                _ = self.until_pod(&uid, |p| p.is_none()) => (grace, None),
+            };
             took = seconds;
             if let Some(ran) = ran {
                 self.hook_fallback_event(pod, &ran);
@@ -1083,11 +1090,12 @@ impl Pods {
             .or_else(|| self.host_network_ip(pod))
     }
 
-    /// Returns once the pod `uid` is being deleted or gone.
-    async fn until_deleted(&self, uid: &str) {
+    /// Returns once `done` holds for the pod `uid` as the watch last saw
+    /// it (`None`: gone from the API).
+    async fn until_pod(&self, uid: &str, done: impl Fn(Option<&Pod>) -> bool) {
         loop {
             let pod = self.pods.lock().unwrap().get(uid).cloned();
-            if pod.is_none_or(|p| p.metadata.deletion_timestamp.is_some()) {
+            if done(pod.as_deref()) {
                 return;
             }
             tokio::time::sleep(Duration::from_millis(250)).await;
