@@ -80,6 +80,10 @@ fn http_server() -> (u16, Arc<Mutex<Vec<String>>>) {
                     Ok(0) | Err(_) => break,
                     Ok(n) => request.extend_from_slice(&buf[..n]),
                 }
+                // A TLS ClientHello gets the plain HTTP answer at once.
+                if request.first() == Some(&0x16) {
+                    break;
+                }
             }
             log.lock()
                 .unwrap()
@@ -219,14 +223,16 @@ fn post_start_http_hooks_reach_their_server_and_a_refused_one_fails() {
     let (port, seen) = http_server();
     let closed = closed_port();
     let manifest = |name: &str, port: u16| {
+        let scheme = if name == "fallback" { "HTTPS" } else { "HTTP" };
         let hook = format!(
-            "    lifecycle:\n      postStart:\n        httpGet:\n          path: /started?pod={name}\n          port: {port}\n"
+            "    lifecycle:\n      postStart:\n        httpGet:\n          scheme: {scheme}\n          path: /started?pod={name}\n          port: {port}\n"
         );
         let sleep = r#"["sleep", "3600"]"#;
         pod_yaml(name, 1, sleep, &hook, "  hostNetwork: true\n")
     };
     c.ok_stdin(&["apply", "-f", "-"], &manifest("httphook", port));
     c.ok_stdin(&["apply", "-f", "-"], &manifest("refused", closed));
+    c.ok_stdin(&["apply", "-f", "-"], &manifest("fallback", port));
     running(&c, "httphook");
     let requests = seen.lock().unwrap().clone();
     let request = requests
@@ -246,6 +252,21 @@ fn post_start_http_hooks_reach_their_server_and_a_refused_one_fails() {
         }
     });
     assert_eq!(restarts(&c, "httphook"), 0);
+    // HTTPS answered in plain HTTP: retried so, with a warning.
+    running(&c, "fallback");
+    let ev = events(&c, "fallback");
+    assert!(ev.contains("LifecycleHTTPFallback"), "{ev}");
+    assert!(
+        ev.contains(&format!(
+            ":{port} got HTTP response, retry with HTTP succeeded"
+        )),
+        "{ev}"
+    );
+    assert!(seen
+        .lock()
+        .unwrap()
+        .iter()
+        .any(|r| r.starts_with("GET /started?pod=fallback HTTP/1.1\r\n")));
 }
 
 #[test]
