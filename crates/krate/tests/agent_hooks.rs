@@ -375,8 +375,8 @@ fn a_container_is_not_running_until_its_post_start_hook_returns() {
     std::thread::sleep(Duration::from_secs(2));
     let p = pod(&c, "stuck");
     assert_eq!(p["status"]["phase"], "Pending", "{}", p["status"]);
-    assert!(
-        p["status"]["containerStatuses"][0]["state"]["running"].is_null(),
+    assert_eq!(
+        p["status"]["containerStatuses"][0]["state"]["waiting"]["reason"], "ContainerCreating",
         "{}",
         p["status"]
     );

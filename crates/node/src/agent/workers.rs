@@ -654,6 +654,10 @@ impl Pods {
                 container_id: &id,
                 pod_ip: pod_ip.as_deref(),
             };
+            // The container is not running for the API until its hook
+            // returned: the status says so meanwhile (upstream writes it
+            // before syncing the pod).
+            self.write_status(pod, rt, state, false).await;
             // A pod deleted meanwhile stops waiting for its hook.
             let deleted =
                 |p: Option<&Pod>| p.is_none_or(|p| p.metadata.deletion_timestamp.is_some());
