@@ -254,6 +254,46 @@ fn a_pod_that_exits_0_with_restart_never_succeeds() {
 }
 
 #[test]
+fn termination_messages_come_from_the_message_file_or_the_logs_of_a_failure() {
+    let c = Cluster::start_with_agent(&[]);
+    node(&c);
+    apply(
+        &c,
+        &pod_manifest(
+            "told",
+            "Never",
+            "printf 'disk full' > /dev/termination-log; exit 3",
+        ),
+    );
+    apply(
+        &c,
+        &format!(
+            r#"apiVersion: v1
+kind: Pod
+metadata:
+  name: logged
+spec:
+  restartPolicy: Never
+  containers:
+  - name: app
+    image: {BUSYBOX}
+    command: ["sh", "-c", "echo starting; echo cannot reach the database; exit 1"]
+    terminationMessagePolicy: FallbackToLogsOnError
+"#
+        ),
+    );
+    let told = wait_phase(&c, "told", "Failed", 60);
+    let t = &told["status"]["containerStatuses"][0]["state"]["terminated"];
+    assert_eq!(t["exitCode"], 3);
+    assert_eq!(t["message"], "disk full");
+    let logged = wait_phase(&c, "logged", "Failed", 60);
+    let t = &logged["status"]["containerStatuses"][0]["state"]["terminated"];
+    assert_eq!(t["message"], "starting\ncannot reach the database\n");
+    let describe = c.ok(&["describe", "pod", "told"]);
+    assert!(describe.contains("Message:      disk full"), "{describe}");
+}
+
+#[test]
 fn a_crashing_container_backs_off_in_crash_loop() {
     let c = Cluster::start_with_agent(&[]);
     node(&c);

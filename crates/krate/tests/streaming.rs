@@ -75,6 +75,7 @@ impl HostRuntime {
             labels: labels(Some("app")),
             annotations: BTreeMap::new(),
             log_path: self.log_dir.join(format!("app/{attempt}.log")),
+            mounts: Vec::new(),
         }
     }
 

@@ -25,6 +25,7 @@ pub mod pod_status;
 pub mod probes;
 pub mod runtime_class;
 pub mod static_pods;
+pub mod termination;
 pub mod workers;
 
 use std::net::IpAddr;

@@ -30,6 +30,7 @@ impl Runc {
             labels: rec.config.labels,
             annotations: rec.config.annotations,
             log_path: rec.log_path,
+            mounts: rec.config.mounts,
         };
         let Some(shim) = shim else {
             return Ok(status);

@@ -224,6 +224,9 @@ pub struct ContainerStatus {
     pub annotations: BTreeMap<String, String>,
     /// Absolute path of the container's log file.
     pub log_path: PathBuf,
+    /// The mounts it was created with (the node agent reads the
+    /// termination message through them).
+    pub mounts: Vec<Mount>,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]

@@ -322,6 +322,7 @@ mod tests {
             labels: Default::default(),
             annotations: Default::default(),
             log_path: Default::default(),
+            mounts: Vec::new(),
         }
     }
 

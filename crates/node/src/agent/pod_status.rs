@@ -474,6 +474,7 @@ mod tests {
                 labels: Default::default(),
                 annotations: Default::default(),
                 log_path: Default::default(),
+                mounts: Vec::new(),
             }],
         )
     }

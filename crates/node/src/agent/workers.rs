@@ -339,6 +339,10 @@ impl Pods {
                 ids.contains(c.pod_sandbox_id.as_str())
                     || c.labels.get(cc::LABEL_POD_UID).map(String::as_str) == Some(uid)
             })
+            .map(|mut c| {
+                super::termination::enrich(&mut c);
+                c
+            })
             .collect();
         Ok(RuntimePod::new(sandboxes, containers))
     }
@@ -420,7 +424,8 @@ impl Pods {
                 self.kill_pod(pod, rt, grace_period(pod)).await;
             }
             let client = &self.cfg.client;
-            let run = super::runtime_class::run_pod_sandbox(client, &**runtime, pod, &sandbox_config);
+            let run =
+                super::runtime_class::run_pod_sandbox(client, &**runtime, pod, &sandbox_config);
             match run.await {
                 Ok(id) => id,
                 Err(e) => {
@@ -608,7 +613,7 @@ impl Pods {
             stdin_once: c.stdin_once.unwrap_or(false),
             tty: c.tty.unwrap_or(false),
             labels: cc::container_labels(pod, c),
-            annotations: Default::default(),
+            annotations: super::termination::annotations(c),
             resources: cc::container_resources(pod, c, self.cfg.memory_capacity),
             security_context: security,
         };

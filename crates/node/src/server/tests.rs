@@ -64,6 +64,7 @@ impl FakeRuntime {
             labels: labels(Some("app")),
             annotations: BTreeMap::new(),
             log_path: self.log_dir.join(format!("app/{attempt}.log")),
+            mounts: Vec::new(),
         }
     }
 }
