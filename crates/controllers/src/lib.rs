@@ -28,6 +28,7 @@ pub mod pod;
 pub mod queue;
 pub mod runner;
 
+pub mod certificates;
 pub mod cronjob;
 pub mod daemonset;
 pub mod deployment;
@@ -76,6 +77,8 @@ pub struct Options {
     pub cluster_cidr: Option<String>,
     /// The prefix length of each node's pod CIDR (`--node-cidr-mask-size`).
     pub node_cidr_mask_size: u8,
+    /// Signs Approved CertificateSigningRequests (`None`: no CSR signer).
+    pub csr_authority: Option<std::sync::Arc<dyn certificates::Authority>>,
 }
 
 impl Default for Options {
@@ -88,6 +91,7 @@ impl Default for Options {
             root_ca_pem: String::new(),
             cluster_cidr: None,
             node_cidr_mask_size: 24,
+            csr_authority: None,
         }
     }
 }
@@ -142,6 +146,7 @@ pub fn start_all(ctx: &Context) -> JoinSet<()> {
     resource_quota::start(ctx, &mut tasks);
     persistent_volume::start(ctx, &mut tasks);
     horizontal::start(ctx, &mut tasks);
+    certificates::start(ctx, &mut tasks);
     tasks
 }
 
