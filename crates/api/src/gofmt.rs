@@ -59,7 +59,7 @@ fn is_go_print(c: char) -> bool {
 
 /// `fmt.Sprintf("%v", f)` for a float64: the shortest digits, in exponent
 /// form when the decimal exponent is below -4 or at least 6.
-pub(crate) fn float(f: f64) -> String {
+pub fn float(f: f64) -> String {
     if f.is_nan() {
         return "NaN".to_string();
     }

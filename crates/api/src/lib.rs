@@ -8,7 +8,7 @@
 pub mod apply;
 pub mod defaults;
 pub mod fields;
-mod gofmt;
+pub mod gofmt;
 pub mod kinds;
 pub mod labels;
 pub mod patch;

@@ -14,6 +14,8 @@
 //!   (`SPDY/3.1+portforward.k8s.io`, kubectl 1.32's default) ([`portforward`],
 //!   [`spdy`]), or over WebSocket `v4.channel.k8s.io` with `?ports=` (client
 //!   libraries).
+//! - `GET /metrics/resource`: node, pod and container CPU and memory in
+//!   Prometheus text ([`resource_metrics`]), for the metrics API.
 //!
 //! Every client presents a certificate signed by the cluster CA; only
 //! `system:masters` (the API server's kubelet client certificate is
@@ -33,6 +35,7 @@ pub mod portforward;
 pub mod remotecommand;
 pub mod remotecommand_spdy;
 pub mod resolve;
+pub mod resource_metrics;
 pub mod spdy;
 #[cfg(test)]
 mod tests;
@@ -225,6 +228,7 @@ impl KubeletServer {
         let parts: Vec<&str> = path.trim_matches('/').split('/').collect();
         match (req.method(), parts.as_slice()) {
             (&Method::GET, ["healthz"]) => text(StatusCode::OK, "ok".into()),
+            (&Method::GET, ["metrics", "resource"]) => resource_metrics::serve(self).await,
             (&Method::GET, ["containerLogs", ns, pod, container]) => {
                 let (ns, pod, container) = (ns.to_string(), pod.to_string(), container.to_string());
                 logs::serve(self, &ns, &pod, &container, req.uri().query()).await
