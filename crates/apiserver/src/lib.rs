@@ -11,6 +11,7 @@ pub mod authz;
 pub mod cache;
 pub mod convert;
 pub mod crd;
+pub mod csr;
 pub mod discovery;
 pub mod filter;
 pub mod kubelet;

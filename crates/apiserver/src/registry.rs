@@ -1087,6 +1087,9 @@ impl Registry {
         if subresource == Some("status") {
             return Ok(strategy::status_update(s, old, &new));
         }
+        if subresource == Some("approval") {
+            return Ok(crate::csr::approval_update(old, &new));
+        }
         let old_meta = meta(old).cloned().unwrap_or_default();
         {
             let m = meta_mut(&mut new);

@@ -69,6 +69,9 @@ pub struct ApiServer {
     /// The shared node join token: a bearer `<token>:<node-name>` is the
     /// user `system:node:<node-name>` in group `system:nodes`.
     node_token: std::sync::OnceLock<String>,
+    /// The cluster CA, served unauthenticated at `/cacerts` (as k3s does)
+    /// for joining nodes to check against the hash in their join token.
+    ca_certs: std::sync::OnceLock<String>,
     openapi: Arc<openapi::OpenApi>,
     catalog: Arc<crate::resources::Catalog>,
     /// `host:port` clients reach this server at (for `/api`).
@@ -182,6 +185,7 @@ impl ApiServer {
             registry: Arc::new(registry),
             tokens: Default::default(),
             node_token: Default::default(),
+            ca_certs: Default::default(),
             openapi,
             catalog: Arc::default(),
             server_address,
@@ -211,10 +215,20 @@ impl ApiServer {
         let _ = self.node_token.set(token);
     }
 
-    /// The node a bearer token names, when it is the join token.
+    /// Serves `pem` (the cluster CA) at `/cacerts`.
+    pub fn set_ca_certs(&self, pem: String) {
+        let _ = self.ca_certs.set(pem);
+    }
+
+    /// The node a bearer token names, when it is the join token (the bare
+    /// secret, or the whole `K10<ca-hash>::server:<secret>` token).
     fn node_user(&self, bearer: &str) -> Option<User> {
         let token = self.node_token.get().filter(|t| !t.is_empty())?;
         let (secret, node) = bearer.rsplit_once(':')?;
+        let secret = match secret.strip_prefix("K10") {
+            Some(rest) => rest.split_once("::server:").map_or(secret, |(_, s)| s),
+            None => secret,
+        };
         let same = secret.len() == token.len()
             && secret
                 .bytes()
@@ -309,6 +323,11 @@ impl ApiServer {
 
     pub async fn handle(self: Arc<Self>, req: Request<Incoming>, user: User) -> Response<Body> {
         let (mut parts, body) = req.into_parts();
+        if parts.uri.path() == "/cacerts" && parts.method == Method::GET {
+            if let Some(pem) = self.ca_certs.get() {
+                return text_response(StatusCode::OK, pem.clone());
+            }
+        }
         let upgrade = parts.extensions.remove::<hyper::upgrade::OnUpgrade>();
         // A client certificate authenticates first; otherwise a bearer
         // token may. An invalid token is refused, not treated as anonymous.
@@ -801,7 +820,19 @@ impl ApiServer {
                     let obj = self.registry.get(sr, ns, name).await?;
                     return Ok(self.object_response(StatusCode::OK, r, obj, &ctx));
                 }
-                ("status", Verb::Update) => {}
+                ("status", Verb::Update) | ("approval", Verb::Update) => {}
+                ("approval", Verb::Get) => {
+                    let obj = self.registry.get(sr, ns, name).await?;
+                    return Ok(self.object_response(StatusCode::OK, r, obj, &ctx));
+                }
+                ("approval", Verb::Patch) => {
+                    let (kind, patch) = self.patch_body(&ctx)?;
+                    let obj = self
+                        .registry
+                        .patch(r, ns, name, Some("approval"), kind, &patch, &wopts)
+                        .await?;
+                    return Ok(self.object_response(StatusCode::OK, r, obj, &ctx));
+                }
                 ("status", Verb::Patch) => {
                     let (kind, patch) = self.patch_body(&ctx)?;
                     let obj = self
@@ -1045,7 +1076,10 @@ impl ApiServer {
                 Ok(resp)
             }
             Verb::Create => {
-                let body = crate::convert::to_storage(r, self.body_json(&ctx)?)?;
+                let mut body = crate::convert::to_storage(r, self.body_json(&ctx)?)?;
+                if r.resource == "certificatesigningrequests" {
+                    crate::csr::set_requester(&mut body, user);
+                }
                 if rr.name.is_some() {
                     return Err(ApiError::method_not_allowed());
                 }

@@ -480,6 +480,7 @@ pub fn for_resource(r: &ResourceInfo) -> Box<dyn Strategy> {
         ("", "pods") => Box::new(Pods),
         ("batch", "jobs") => Box::new(Jobs),
         ("apps", "daemonsets") => Box::new(DaemonSets),
+        ("certificates.k8s.io", "certificatesigningrequests") => Box::new(crate::csr::Csrs),
         _ => Box::new(Generic {
             generation,
             status_subresource,

@@ -673,8 +673,49 @@ fn issue_client(
     })?;
     let key = KeyPair::generate().map_err(issue_error)?;
     let (not_before, not_after) = validity_from(OffsetDateTime::now_utc(), validity);
-    let serial = random_serial();
+    let subject = yasna::construct_der(|w| {
+        w.write_sequence(|w| {
+            write_name_attribute(w.next(), OID_COMMON_NAME, common_name);
+            for organization in organizations {
+                write_name_attribute(w.next(), OID_ORGANIZATION, organization);
+            }
+        })
+    });
+    let cert = sign_leaf(
+        ca,
+        &signature_algorithm,
+        &subject,
+        &key.subject_public_key_info(),
+        (not_before, not_after),
+        |w| {
+            // keyUsage: digitalSignature.
+            write_extension(w.next(), OID_KEY_USAGE, true, |w| {
+                w.write_bitvec_bytes(&[0x80], 1)
+            });
+            write_extension(w.next(), OID_EXT_KEY_USAGE, false, |w| {
+                w.write_sequence(|w| w.next().write_oid(&oid(OID_CLIENT_AUTH)))
+            });
+        },
+    )
+    .map_err(issue_error)?;
+    Ok(Leaf {
+        cert_pem: pem_encode("CERTIFICATE", &cert),
+        key_pem: key.serialize_pem(),
+    })
+}
 
+/// Signs a leaf certificate for `subject` (a DER Name) and `spki` (a DER
+/// SubjectPublicKeyInfo) with the CA: the `extensions` written, then
+/// basicConstraints (not a CA) and the CA's key id. Returns DER.
+fn sign_leaf(
+    ca: &Ca,
+    signature_algorithm: &SignatureAlgorithm,
+    subject: &[u8],
+    spki: &[u8],
+    (not_before, not_after): (OffsetDateTime, OffsetDateTime),
+    extensions: impl FnOnce(&mut yasna::DERWriterSeq<'_>),
+) -> Result<Vec<u8>, rcgen::Error> {
+    let serial = random_serial();
     let tbs = yasna::construct_der(|w| {
         w.write_sequence(|w| {
             w.next()
@@ -686,22 +727,11 @@ fn issue_client(
                 write_time(w.next(), not_before);
                 write_time(w.next(), not_after);
             });
-            w.next().write_sequence(|w| {
-                write_name_attribute(w.next(), OID_COMMON_NAME, common_name);
-                for organization in organizations {
-                    write_name_attribute(w.next(), OID_ORGANIZATION, organization);
-                }
-            });
-            w.next().write_der(&key.subject_public_key_info());
+            w.next().write_der(subject);
+            w.next().write_der(spki);
             w.next().write_tagged(yasna::Tag::context(3), |w| {
                 w.write_sequence(|w| {
-                    // keyUsage: digitalSignature.
-                    write_extension(w.next(), OID_KEY_USAGE, true, |w| {
-                        w.write_bitvec_bytes(&[0x80], 1)
-                    });
-                    write_extension(w.next(), OID_EXT_KEY_USAGE, false, |w| {
-                        w.write_sequence(|w| w.next().write_oid(&oid(OID_CLIENT_AUTH)))
-                    });
+                    extensions(w);
                     // basicConstraints: not a CA.
                     write_extension(w.next(), OID_BASIC_CONSTRAINTS, true, |w| {
                         w.write_sequence(|_| {})
@@ -719,18 +749,14 @@ fn issue_client(
             });
         })
     });
-    let signature = ca.issuer.key().sign(&tbs).map_err(issue_error)?;
-    let cert = yasna::construct_der(|w| {
+    let signature = ca.issuer.key().sign(&tbs)?;
+    Ok(yasna::construct_der(|w| {
         w.write_sequence(|w| {
             w.next().write_der(&tbs);
             signature_algorithm.write(w.next());
             w.next().write_bitvec_bytes(&signature, signature.len() * 8);
         })
-    });
-    Ok(Leaf {
-        cert_pem: pem_encode("CERTIFICATE", &cert),
-        key_pem: key.serialize_pem(),
-    })
+    }))
 }
 
 const OID_COMMON_NAME: &[u64] = &[2, 5, 4, 3];
@@ -971,6 +997,9 @@ fn write_atomic(path: &Path, contents: &[u8], mode: u32) -> Result<(), TlsError>
         .and_then(|d| d.sync_all())
         .map_err(io_error(parent))
 }
+
+mod authority;
+pub use authority::CsrAuthority;
 
 #[cfg(test)]
 mod tests;
