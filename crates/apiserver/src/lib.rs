@@ -15,6 +15,7 @@ pub mod csr;
 pub mod discovery;
 pub mod filter;
 pub mod kubelet;
+pub mod metrics;
 pub mod namespaces;
 pub mod partial;
 pub mod registry;

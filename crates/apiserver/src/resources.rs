@@ -1022,12 +1022,19 @@ impl Catalog {
         version: &str,
         resource: &str,
     ) -> Option<&'static ResourceInfo> {
-        lookup(group, version, resource).or_else(|| {
-            self.customs()
-                .iter()
-                .copied()
-                .find(|r| r.group == group && r.version == version && r.resource == resource)
-        })
+        lookup(group, version, resource)
+            .or_else(|| {
+                crate::metrics::RESOURCES
+                    .iter()
+                    .copied()
+                    .find(|r| r.group == group && r.version == version && r.resource == resource)
+            })
+            .or_else(|| {
+                self.customs()
+                    .iter()
+                    .copied()
+                    .find(|r| r.group == group && r.version == version && r.resource == resource)
+            })
     }
 
     /// Whether `r` is a custom resource of this catalog.
@@ -1039,7 +1046,10 @@ impl Catalog {
     /// groups in the order their definitions list them.
     pub fn groups(&self) -> Vec<(&'static str, Vec<&'static str>)> {
         let mut out = groups();
-        for r in self.customs().iter() {
+        for r in crate::metrics::RESOURCES
+            .iter()
+            .chain(self.customs().iter())
+        {
             add_group_version(&mut out, r);
         }
         out
@@ -1059,8 +1069,9 @@ impl Catalog {
     pub fn in_group_version(&self, group: &str, version: &str) -> Vec<&'static ResourceInfo> {
         let mut out: Vec<&'static ResourceInfo> = in_group_version(group, version).collect();
         out.extend(
-            self.customs()
+            crate::metrics::RESOURCES
                 .iter()
+                .chain(self.customs().iter())
                 .copied()
                 .filter(|r| r.group == group && r.version == version),
         );

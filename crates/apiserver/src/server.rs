@@ -78,6 +78,7 @@ pub struct ApiServer {
     pub server_address: String,
     ready: AtomicBool,
     kubelet: std::sync::OnceLock<Arc<crate::kubelet::KubeletClient>>,
+    metrics: Arc<crate::metrics::Metrics>,
 }
 
 fn full(bytes: impl Into<Bytes>) -> Body {
@@ -191,6 +192,7 @@ impl ApiServer {
             server_address,
             ready: AtomicBool::new(false),
             kubelet: Default::default(),
+            metrics: crate::metrics::Metrics::new(),
         })
     }
 
@@ -258,6 +260,18 @@ impl ApiServer {
     /// portforward, nodes/proxy).
     pub fn set_kubelet_client(&self, client: crate::kubelet::KubeletClient) {
         let _ = self.kubelet.set(Arc::new(client));
+    }
+
+    /// Starts collecting node and pod metrics from kubelets every
+    /// `resolution` for the metrics API (needs the kubelet client).
+    pub fn start_metrics(&self, resolution: Duration) {
+        if let Some(kubelet) = self.kubelet.get() {
+            tokio::spawn(self.metrics.clone().run(
+                self.registry.clone(),
+                kubelet.clone(),
+                resolution,
+            ));
+        }
     }
 
     pub fn set_ready(&self) {
@@ -487,6 +501,14 @@ impl ApiServer {
                     }
                     None => Err(ApiError::path_not_found()),
                 }
+            }
+            Target::Resource(rr) if rr.info.group == crate::metrics::GROUP => {
+                get_only(&ctx)?;
+                let body = self
+                    .metrics
+                    .serve(&self.registry, &rr, &ctx.query, &ctx.accept)
+                    .await?;
+                Ok(json_response(StatusCode::OK, &body))
             }
             Target::Resource(rr) => self.resource(rr, ctx, user).await,
         }

@@ -93,6 +93,10 @@ pub struct ServerArgs {
     /// (upstream's fixed 40 s; for tests).
     #[arg(long, default_value = "40s", value_parser = parse_go_duration, hide = true)]
     pub pod_gc_orphan_quarantine: std::time::Duration,
+    /// How often the metrics API scrapes kubelets (metrics-server's
+    /// `--metric-resolution`; shorter for tests).
+    #[arg(long, default_value = "15s", value_parser = parse_go_duration, hide = true)]
+    pub metric_resolution: std::time::Duration,
 }
 
 /// A Go duration as kube-controller-manager flags take them: `40s`, `1m30s`,
@@ -274,6 +278,28 @@ async fn bootstrap_rbac(registry: &Registry) -> Result<()> {
             Err(e) => bail!("creating cluster role {name}: {e}"),
         }
     }
+    // What k3s's metrics-server manifest adds: reading the metrics API,
+    // aggregated into the view, edit and admin roles.
+    let role = json!({
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "ClusterRole",
+        "metadata": {
+            "name": "system:aggregated-metrics-reader",
+            "labels": {
+                "rbac.authorization.k8s.io/aggregate-to-admin": "true",
+                "rbac.authorization.k8s.io/aggregate-to-edit": "true",
+                "rbac.authorization.k8s.io/aggregate-to-view": "true",
+            },
+        },
+        "rules": [{ "apiGroups": ["metrics.k8s.io"], "resources": ["pods", "nodes"], "verbs": ["get", "list", "watch"] }],
+    });
+    match registry
+        .create(roles, None, role, &WriteOptions::default())
+        .await
+    {
+        Ok(_) | Err(ApiError { code: 409, .. }) => {}
+        Err(e) => bail!("creating cluster role system:aggregated-metrics-reader: {e}"),
+    }
     let group =
         |g: &str| json!({ "apiGroup": "rbac.authorization.k8s.io", "kind": "Group", "name": g });
     let cluster_bindings = [
@@ -454,6 +480,7 @@ pub async fn run(args: ServerArgs) -> Result<()> {
         pki.kubelet_client()
             .context("preparing the kubelet client certificate")?,
     );
+    api.start_metrics(args.metric_resolution);
     api.set_node_token(ensure_token(&args.data_dir)?);
     limits.attach(api.registry());
     bootstrap(api.registry(), first_service_ip, args.https_listen_port).await?;

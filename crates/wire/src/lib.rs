@@ -70,7 +70,7 @@
 mod envelope;
 mod from_json;
 pub mod schema;
-mod time;
+pub mod time;
 mod to_json;
 
 use serde_json::Value;

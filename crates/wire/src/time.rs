@@ -30,7 +30,7 @@ pub(crate) fn parse_time(s: &str) -> Result<(i64, i32), String> {
 }
 
 /// Formats nanoseconds as Go's `time.Duration.String()`: "1h2m3.5s", "150ms", "0s".
-pub(crate) fn format_duration(nanos: i64) -> String {
+pub fn format_duration(nanos: i64) -> String {
     let neg = nanos < 0;
     let mut u = nanos.unsigned_abs();
     let mut out = String::new();
