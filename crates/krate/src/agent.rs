@@ -8,7 +8,7 @@ use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
 use async_trait::async_trait;
 use clap::Args;
 use node::agent::{self, ImageInfo, ImageService, NodeNetwork, PullError, RegistryAuth};
@@ -71,9 +71,15 @@ pub struct AgentCommand {
     /// The server's URL, e.g. `https://10.0.0.1:6443`.
     #[arg(long)]
     pub server: String,
-    /// The join token (the server's `<data-dir>/token`).
+    /// The join token (the server's `<data-dir>/token`,
+    /// `K10<CA hash>::server:<secret>`): the server's CA is fetched and
+    /// must match the hash.
     #[arg(long)]
     pub token: String,
+    /// The server's CA certificate (PEM), for a token that is only the
+    /// secret (no CA hash).
+    #[arg(long)]
+    pub ca_file: Option<PathBuf>,
     /// Directory holding the agent's state.
     #[arg(long, default_value = DEFAULT_DATA_DIR)]
     pub data_dir: PathBuf,
@@ -93,9 +99,14 @@ pub struct Setup<'a> {
     pub cluster_cidr: &'a str,
     pub service_cidr: &'a str,
     pub control_plane: bool,
-    /// Serve the kubelet API with this certificate (`None`: no kubelet API,
-    /// so no logs/exec/attach/port-forward for this node's pods).
+    /// Serve the kubelet API with this certificate (`None`: one from a
+    /// kubelet-serving CertificateSigningRequest when `kubelet_csr_client_ca`
+    /// is set, else no kubelet API, so no logs/exec/attach/port-forward for
+    /// this node's pods).
     pub kubelet_tls: Option<KubeletTls>,
+    /// Ask the API server for the kubelet serving certificate, accepting
+    /// clients of this CA.
+    pub kubelet_csr_client_ca: Option<String>,
 }
 
 /// The agent's task; it stops when the handle is aborted or dropped with
@@ -134,10 +145,10 @@ pub async fn run(client: kube::Client, args: AgentArgs, setup: Setup<'_>) -> Res
 
     let mut options = agent::Options::new(data_dir.to_path_buf());
     options.node_name = node_name;
-    options.node_ip = Some(
-        args.node_ip
-            .unwrap_or_else(agent::node_status::default_node_ip),
-    );
+    let node_ip = args
+        .node_ip
+        .unwrap_or_else(agent::node_status::default_node_ip);
+    options.node_ip = Some(node_ip);
     options.pod_log_dir = args.pod_log_dir.clone();
     options.control_plane = setup.control_plane;
     options.kubelet_version = apiserver::server::KUBERNETES_VERSION.2.to_string();
@@ -165,6 +176,26 @@ pub async fn run(client: kube::Client, args: AgentArgs, setup: Setup<'_>) -> Res
         .context("starting the kubelet API")?;
         options.kubelet_port = bound.port() as i32;
         _kubelet_api = Some(AbortOnDrop(task));
+    } else if let Some(client_ca) = &setup.kubelet_csr_client_ca {
+        let addr = std::net::SocketAddr::from(([0, 0, 0, 0], args.kubelet_port));
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("listening on {addr} for the kubelet API"))?;
+        options.kubelet_port = listener.local_addr()?.port() as i32;
+        // The names the Node reports: its name (the Hostname address) and
+        // its InternalIP.
+        let names = crate::kubelet_cert::Names {
+            node_name: options.node_name.clone(),
+            dns: vec![options.node_name.clone()],
+            ips: vec![node_ip],
+        };
+        _kubelet_api = Some(AbortOnDrop(tokio::spawn(crate::kubelet_cert::serve(
+            client.clone(),
+            runtime.clone(),
+            listener,
+            names,
+            client_ca.clone(),
+        ))));
     } else {
         tracing::warn!("no kubelet serving certificate: logs, exec, attach and port-forward are not served for this node's pods");
     }
@@ -327,11 +358,14 @@ pub async fn join(cmd: AgentCommand) -> Result<()> {
         .clone()
         .map(|n| n.to_lowercase())
         .unwrap_or_else(agent::default_node_name);
-    let mut config = kube::Config::new(cmd.server.parse().context("--server URL")?);
-    // The shared join token names the node: `<token>:<node-name>` is
-    // accepted as the identity system:node:<node-name>.
-    config.auth_info.token = Some(format!("{}:{node_name}", cmd.token.trim()).into());
-    config.accept_invalid_certs = true;
+    let server: http::Uri = cmd.server.parse().context("--server URL")?;
+    let (hash, secret) = crate::server::parse_token(&cmd.token);
+    let ca_pem = server_ca(&server, hash, cmd.ca_file.as_deref()).await?;
+    let mut config = kube::Config::new(server);
+    // The join secret names the node: `<secret>:<node-name>` is accepted
+    // as the identity system:node:<node-name>.
+    config.auth_info.token = Some(format!("{secret}:{node_name}").into());
+    config.root_cert = Some(pem_certs(&ca_pem)?);
     let client = kube::Client::try_from(config).context("the API client")?;
     let mut args = cmd.agent.clone();
     args.node_name = Some(node_name);
@@ -344,6 +378,7 @@ pub async fn join(cmd: AgentCommand) -> Result<()> {
             service_cidr: &cmd.service_cidr,
             control_plane: false,
             kubelet_tls: None,
+            kubelet_csr_client_ca: Some(ca_pem),
         },
     );
     tokio::select! {
@@ -352,8 +387,71 @@ pub async fn join(cmd: AgentCommand) -> Result<()> {
     }
 }
 
+/// The cluster CA the agent trusts the server by: from `--ca-file`, or
+/// fetched from the server's `/cacerts` and checked against the token's
+/// hash. A bare secret without `--ca-file` is refused: nothing would
+/// vouch for the server.
+async fn server_ca(
+    server: &http::Uri,
+    hash: Option<&str>,
+    ca_file: Option<&Path>,
+) -> Result<String> {
+    let hash_of = |pem: &str| crate::server::ca_hash(pem);
+    if let Some(file) = ca_file {
+        let pem = std::fs::read_to_string(file)
+            .with_context(|| format!("reading --ca-file {}", file.display()))?;
+        if let Some(want) = hash.filter(|h| *h != hash_of(&pem)) {
+            bail!(
+                "the CA certificate in {} does not match the token: its hash is {}, the token names {want}",
+                file.display(),
+                hash_of(&pem)
+            );
+        }
+        return Ok(pem);
+    }
+    let Some(want) = hash else {
+        bail!(
+            "the token is a bare secret, with no hash of the server's CA to check the server against: \
+             pass the whole token from the server's <data-dir>/token (K10<hash>::server:<secret>), \
+             or --ca-file with the server's CA certificate"
+        );
+    };
+    // Unverified on purpose: what comes back is checked against the hash.
+    let mut config = kube::Config::new(server.clone());
+    config.accept_invalid_certs = true;
+    let probe = kube::Client::try_from(config).context("the API client")?;
+    let request = http::Request::get("/cacerts")
+        .body(Vec::new())
+        .context("the /cacerts request")?;
+    let pem = probe
+        .request_text(request)
+        .await
+        .with_context(|| format!("fetching the CA certificate from {server}/cacerts"))?;
+    let got = hash_of(&pem);
+    if got != want {
+        bail!(
+            "the server's CA certificate does not match the token: the CA at {server}/cacerts hashes to {got}, \
+             the token names {want}; is --server the cluster the token comes from?"
+        );
+    }
+    Ok(pem)
+}
+
+/// The DER certificates of a PEM bundle.
+fn pem_certs(pem: &str) -> Result<Vec<Vec<u8>>> {
+    let certs: Vec<Vec<u8>> = x509_parser::pem::Pem::iter_from_buffer(pem.as_bytes())
+        .filter_map(|p| p.ok())
+        .filter(|p| p.label == "CERTIFICATE")
+        .map(|p| p.contents)
+        .collect();
+    if certs.is_empty() {
+        bail!("the server's CA is not a PEM certificate");
+    }
+    Ok(certs)
+}
+
 /// Aborts a task when dropped.
-struct AbortOnDrop(tokio::task::JoinHandle<()>);
+pub(crate) struct AbortOnDrop(pub(crate) tokio::task::JoinHandle<()>);
 
 impl Drop for AbortOnDrop {
     fn drop(&mut self) {

@@ -4,6 +4,7 @@
 mod agent;
 mod bench;
 mod image;
+mod kubelet_cert;
 mod server;
 
 use std::path::PathBuf;

@@ -265,6 +265,21 @@ async fn bootstrap_rbac(registry: &Registry) -> Result<()> {
                 { "apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": ["get", "create", "update", "patch", "delete"] },
                 { "apiGroups": ["storage.k8s.io"], "resources": ["csidrivers", "csinodes", "volumeattachments"], "verbs": ["get", "list", "watch"] },
                 { "apiGroups": ["node.k8s.io"], "resources": ["runtimeclasses"], "verbs": ["get", "list", "watch"] },
+                { "apiGroups": ["certificates.k8s.io"], "resources": ["certificatesigningrequests"], "verbs": ["create", "get", "list", "watch"] },
+            ]),
+        ),
+        // What the CSR approver asks before approving kubelet client
+        // certificates (upstream's bootstrap roles).
+        (
+            "system:certificates.k8s.io:certificatesigningrequests:nodeclient",
+            json!([
+                { "apiGroups": ["certificates.k8s.io"], "resources": ["certificatesigningrequests/nodeclient"], "verbs": ["create"] },
+            ]),
+        ),
+        (
+            "system:certificates.k8s.io:certificatesigningrequests:selfnodeclient",
+            json!([
+                { "apiGroups": ["certificates.k8s.io"], "resources": ["certificatesigningrequests/selfnodeclient"], "verbs": ["create"] },
             ]),
         ),
     ];
@@ -307,6 +322,12 @@ async fn bootstrap_rbac(registry: &Registry) -> Result<()> {
         ("system:basic-user", json!([group("system:authenticated")])),
         ("system:discovery", json!([group("system:authenticated")])),
         ("system:node", json!([group("system:nodes")])),
+        // Nodes renew their own client certificates (as kubeadm and k3s
+        // bind it).
+        (
+            "system:certificates.k8s.io:certificatesigningrequests:selfnodeclient",
+            json!([group("system:nodes")]),
+        ),
         (
             "system:public-info-viewer",
             json!([
@@ -481,7 +502,8 @@ pub async fn run(args: ServerArgs) -> Result<()> {
             .context("preparing the kubelet client certificate")?,
     );
     api.start_metrics(args.metric_resolution);
-    api.set_node_token(ensure_token(&args.data_dir)?);
+    api.set_node_token(ensure_token(&args.data_dir, &pki.ca_cert_pem)?);
+    api.set_ca_certs(pki.ca_cert_pem.clone());
     limits.attach(api.registry());
     bootstrap(api.registry(), first_service_ip, args.https_listen_port).await?;
     let url = format!("https://127.0.0.1:{}", args.https_listen_port);
@@ -507,20 +529,46 @@ pub async fn run(args: ServerArgs) -> Result<()> {
     Ok(())
 }
 
-/// The shared join token of `krate agent --token` (`<data-dir>/token`),
-/// made once.
-fn ensure_token(data_dir: &Path) -> Result<String> {
-    let path = data_dir.join("token");
-    if let Ok(token) = std::fs::read_to_string(&path) {
-        if !token.trim().is_empty() {
-            return Ok(token.trim().to_string());
-        }
+/// The hash a join token carries of the cluster CA: the SHA-256 of the CA
+/// certificate's PEM, hex (k3s' `K10<hash>::server:<secret>`).
+pub fn ca_hash(ca_pem: &str) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(ca_pem.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// A join token: the CA's hash, when it names one, and the secret.
+pub fn parse_token(token: &str) -> (Option<&str>, &str) {
+    let token = token.trim();
+    match token
+        .strip_prefix("K10")
+        .and_then(|rest| rest.split_once("::server:"))
+    {
+        Some((hash, secret)) => (Some(hash), secret),
+        None => (None, token),
     }
-    let token = format!(
-        "{}{}",
-        uuid::Uuid::new_v4().simple(),
-        uuid::Uuid::new_v4().simple()
-    );
+}
+
+/// The join token of `krate agent --token` (`<data-dir>/token`): the
+/// secret is made once, the file says it with the CA's hash
+/// (`K10<hash>::server:<secret>`). Returns the secret.
+fn ensure_token(data_dir: &Path, ca_pem: &str) -> Result<String> {
+    let path = data_dir.join("token");
+    let stored = std::fs::read_to_string(&path).unwrap_or_default();
+    let secret = match parse_token(&stored).1 {
+        "" => format!(
+            "{}{}",
+            uuid::Uuid::new_v4().simple(),
+            uuid::Uuid::new_v4().simple()
+        ),
+        s => s.to_string(),
+    };
+    let token = format!("K10{}::server:{secret}", ca_hash(ca_pem));
+    if stored.trim() == token {
+        return Ok(secret);
+    }
     std::fs::create_dir_all(data_dir)
         .with_context(|| format!("creating {}", data_dir.display()))?;
     {
@@ -535,7 +583,7 @@ fn ensure_token(data_dir: &Path) -> Result<String> {
             .with_context(|| format!("writing {}", path.display()))?;
         writeln!(f, "{token}").with_context(|| format!("writing {}", path.display()))?;
     }
-    Ok(token)
+    Ok(secret)
 }
 
 /// A kube-rs client of this server for an in-process component, with a
@@ -588,6 +636,10 @@ fn start_components(
             terminated_pod_gc_threshold: args.terminated_pod_gc_threshold,
             pod_gc_orphan_quarantine: args.pod_gc_orphan_quarantine,
             cluster_cidr: Some(args.cluster_cidr.clone()),
+            csr_authority: Some(Arc::new(CsrAuthority(
+                pki.csr_authority()
+                    .context("loading the CA to sign certificate requests")?,
+            ))),
             ..Default::default()
         };
         tasks.spawn(controllers::run_with(
@@ -633,6 +685,7 @@ fn start_components(
                 service_cidr: &service_cidr,
                 control_plane: true,
                 kubelet_tls: Some(kubelet_tls),
+                kubelet_csr_client_ca: None,
             };
             if let Err(e) = crate::agent::run(client, agent_args, setup).await {
                 tracing::error!(error = format!("{e:#}"), "the node agent stopped");
@@ -663,6 +716,26 @@ fn start_components(
         ));
     }
     Ok(tasks)
+}
+
+/// The cluster CA as kube-controller-manager's CSR signer.
+#[derive(Debug)]
+struct CsrAuthority(apiserver::tls::CsrAuthority);
+
+impl controllers::certificates::Authority for CsrAuthority {
+    fn sign(
+        &self,
+        request: &[u8],
+        usages: &[String],
+        not_before: std::time::SystemTime,
+        not_after: std::time::SystemTime,
+    ) -> Result<String, String> {
+        self.0.sign(request, usages, not_before, not_after)
+    }
+
+    fn not_after(&self) -> std::time::SystemTime {
+        self.0.not_after()
+    }
 }
 
 async fn wait_sigterm() -> Result<()> {
