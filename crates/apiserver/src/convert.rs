@@ -9,6 +9,9 @@
 
 mod autoscaling;
 
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+
 use serde_json::{json, Value};
 
 use crate::resources::{lookup, ResourceInfo};
@@ -32,6 +35,53 @@ const CONVERSIONS: &[Conversion] = &[Conversion {
     convert: autoscaling::convert_hpa,
 }];
 
+/// How a custom resource served at more than one version converts, as
+/// its definition's `spec.conversion` says.
+#[derive(Debug)]
+pub struct CustomConversion {
+    pub kind: String,
+    pub storage: &'static str,
+    /// The storage version, when it is served.
+    pub storage_info: Option<&'static ResourceInfo>,
+    /// Strategy `Webhook`: why the webhook cannot be called (upstream's
+    /// client error, after `failed: `). `None` is strategy `None`: only
+    /// `apiVersion` changes.
+    pub webhook_error: Option<String>,
+}
+
+type CustomConversions = HashMap<(String, String), Arc<CustomConversion>>;
+
+/// The custom resources' conversions by (group, resource), kept by the
+/// definitions controller. Resource descriptions are process-wide
+/// (interned), and so are these.
+fn custom_conversions() -> &'static RwLock<CustomConversions> {
+    static CUSTOM: std::sync::OnceLock<RwLock<CustomConversions>> = std::sync::OnceLock::new();
+    CUSTOM.get_or_init(Default::default)
+}
+
+/// Replaces the conversions of the custom resources of `definitions`
+/// (group, resource pairs).
+pub fn set_custom(conversions: Vec<((String, String), CustomConversion)>) {
+    let mut all = custom_conversions()
+        .write()
+        .unwrap_or_else(|p| p.into_inner());
+    *all = conversions
+        .into_iter()
+        .map(|(k, v)| (k, Arc::new(v)))
+        .collect();
+}
+
+fn custom(r: &ResourceInfo) -> Option<Arc<CustomConversion>> {
+    if crate::resources::lookup(r.group, r.version, r.resource).is_some() {
+        return None;
+    }
+    custom_conversions()
+        .read()
+        .unwrap_or_else(|p| p.into_inner())
+        .get(&(r.group.to_string(), r.resource.to_string()))
+        .cloned()
+}
+
 fn conversion(r: &ResourceInfo) -> Option<&'static Conversion> {
     CONVERSIONS
         .iter()
@@ -40,15 +90,40 @@ fn conversion(r: &ResourceInfo) -> Option<&'static Conversion> {
 
 /// Whether objects of `r` are converted between versions.
 pub fn converts(r: &ResourceInfo) -> bool {
-    conversion(r).is_some()
+    conversion(r).is_some() || custom(r).is_some()
 }
 
 /// The resource at its storage version: what the registry is called with.
 pub fn storage_info(r: &ResourceInfo) -> &ResourceInfo {
+    if let Some(c) = custom(r) {
+        return c.storage_info.unwrap_or(r);
+    }
     conversion(r)
         .filter(|c| c.storage != r.version)
         .and_then(|c| lookup(r.group, c.storage, r.resource))
         .unwrap_or(r)
+}
+
+/// Converts a custom resource between versions: strategy `None` changes
+/// its `apiVersion` alone; a webhook that cannot be called fails as
+/// upstream's webhook converter does.
+fn convert_custom(
+    c: &CustomConversion,
+    r: &ResourceInfo,
+    mut obj: Value,
+    from: &str,
+    to: &str,
+) -> Result<Value, String> {
+    if from != to {
+        if let Some(e) = &c.webhook_error {
+            return Err(format!(
+                "conversion webhook for {}/{from}, Kind={} failed: {e}",
+                r.group, c.kind
+            ));
+        }
+    }
+    obj["apiVersion"] = json!(format!("{}/{to}", r.group));
+    Ok(obj)
 }
 
 /// The version an object says it is in (`fallback` when it does not).
@@ -75,6 +150,21 @@ fn convert(r: &ResourceInfo, obj: Value, from: &str, to: &str) -> ApiResult<Valu
 /// version. The body's own `apiVersion` must be `served`'s (the registry
 /// checks it on the converted object, so a mismatch is refused here).
 pub fn to_storage(served: &ResourceInfo, obj: Value) -> ApiResult<Value> {
+    if let Some(c) = custom(served) {
+        if !obj.is_object() {
+            return Ok(obj);
+        }
+        if let Some(v) = obj.get("apiVersion").and_then(Value::as_str) {
+            if !v.is_empty() && v != served.api_version() {
+                return Err(ApiError::bad_request(format!(
+                    "the API version in the data ({v}) does not match the expected API version ({})",
+                    served.api_version()
+                )));
+            }
+        }
+        return convert_custom(&c, served, obj, served.version, c.storage)
+            .map_err(ApiError::internal);
+    }
     let Some(c) = conversion(served) else {
         return Ok(obj);
     };
@@ -98,6 +188,12 @@ pub fn to_storage(served: &ResourceInfo, obj: Value) -> ApiResult<Value> {
 
 /// A stored object as a client of `served` sees it.
 pub fn to_served(served: &ResourceInfo, obj: Value) -> ApiResult<Value> {
+    if let Some(c) = custom(served) {
+        let from = version_of(&obj, c.storage).to_string();
+        // upstream answers a failed read conversion with a bare 500.
+        return convert_custom(&c, served, obj, &from, served.version)
+            .map_err(|e| ApiError::new(500, "", e));
+    }
     let Some(c) = conversion(served) else {
         return Ok(obj);
     };

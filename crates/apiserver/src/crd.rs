@@ -43,6 +43,22 @@ pub struct CustomVersion {
     pub scale: Option<ScalePaths>,
     /// `additionalPrinterColumns` as the definition gives them.
     pub columns: Vec<Value>,
+    /// The `Warning` a deprecated version answers every request with.
+    pub deprecation_warning: Option<String>,
+}
+
+impl CustomVersion {
+    /// How the OpenAPI documents publish this version.
+    pub fn openapi_kind(&self) -> openapi::CustomKind {
+        let r = self.info;
+        openapi::CustomKind {
+            kind: r.openapi_kind(),
+            list_kind: r.list_kind,
+            schema: self.schema.clone(),
+            preserve_unknown_fields: false,
+            scale: self.scale.is_some(),
+        }
+    }
 }
 
 /// The custom resources a server serves, by (group, version, plural).
@@ -228,15 +244,143 @@ pub fn served_versions(crd: &Value) -> Vec<Arc<CustomVersion>> {
             status,
             scale.is_some(),
         );
+        let deprecation_warning = (v["deprecated"].as_bool() == Some(true)).then(|| {
+            v["deprecationWarning"]
+                .as_str()
+                .map(str::to_string)
+                .unwrap_or_else(|| default_deprecation_warning(version, spec))
+        });
         out.push(Arc::new(CustomVersion {
             info,
             schema: v.pointer("/schema/openAPIV3Schema").cloned(),
             status,
             scale,
             columns,
+            deprecation_warning,
         }));
     }
     out
+}
+
+/// Kubernetes' version order: GA before beta before alpha before anything
+/// else, then by major and minor number (upstream's
+/// `CompareKubeAwareVersionStrings`; greater is more stable or newer).
+fn compare_kube_versions(a: &str, b: &str) -> std::cmp::Ordering {
+    fn parse(v: &str) -> Option<(u32, u64, u64)> {
+        let rest = v.strip_prefix('v')?;
+        let digits = rest
+            .find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(rest.len());
+        let major: u64 = rest[..digits].parse().ok().filter(|m| *m > 0)?;
+        let rest = &rest[digits..];
+        if rest.is_empty() {
+            return Some((2, major, 0));
+        }
+        let (rank, minor) = if let Some(m) = rest.strip_prefix("beta") {
+            (1, m)
+        } else {
+            (0, rest.strip_prefix("alpha")?)
+        };
+        let minor: u64 = minor.parse().ok().filter(|m| *m > 0)?;
+        Some((rank, major, minor))
+    }
+    match (parse(a), parse(b)) {
+        (Some(x), Some(y)) => x.cmp(&y),
+        (None, Some(_)) => std::cmp::Ordering::Less,
+        (Some(_), None) => std::cmp::Ordering::Greater,
+        (None, None) => b.cmp(a),
+    }
+}
+
+/// upstream's `defaultDeprecationWarning`: names the newest served version
+/// that is not deprecated, when there is one newer than this.
+fn default_deprecation_warning(version: &str, spec: &Value) -> String {
+    let group = spec["group"].as_str().unwrap_or("");
+    let kind = spec
+        .pointer("/names/kind")
+        .and_then(Value::as_str)
+        .unwrap_or("");
+    let mut msg = format!("{group}/{version} {kind} is deprecated");
+    let newest = spec["versions"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|v| v["served"].as_bool() == Some(true) && v["deprecated"].as_bool() != Some(true))
+        .filter_map(|v| v["name"].as_str())
+        .filter(|n| compare_kube_versions(version, n) == std::cmp::Ordering::Less)
+        .max_by(|a, b| compare_kube_versions(a, b));
+    if let Some(newest) = newest {
+        msg.push_str(&format!("; use {group}/{newest} {kind}"));
+    }
+    msg
+}
+
+/// How the definition's resource converts between its versions, keyed by
+/// (group, plural); `None` for a definition with one version.
+fn conversion_of(
+    crd: &Value,
+    versions: &[Arc<CustomVersion>],
+    services: &[(String, String)],
+) -> Option<((String, String), crate::convert::CustomConversion)> {
+    let spec = &crd["spec"];
+    let all = spec["versions"].as_array()?;
+    if all.len() < 2 {
+        return None;
+    }
+    let group = spec["group"].as_str()?.to_string();
+    let plural = spec.pointer("/names/plural")?.as_str()?.to_string();
+    let storage = all.iter().find(|v| v["storage"].as_bool() == Some(true))?["name"].as_str()?;
+    let storage_info = versions
+        .iter()
+        .find(|v| v.info.version == storage)
+        .map(|v| v.info);
+    let webhook_error = (spec.pointer("/conversion/strategy").and_then(Value::as_str)
+        == Some("Webhook"))
+    .then(|| webhook_error(spec.pointer("/conversion/webhook/clientConfig"), services));
+    Some((
+        (group, plural),
+        crate::convert::CustomConversion {
+            kind: spec.pointer("/names/kind")?.as_str()?.to_string(),
+            storage: leak(storage),
+            storage_info,
+            webhook_error,
+        },
+    ))
+}
+
+/// Why a conversion webhook cannot be called, in the words of upstream's
+/// webhook client: this server does not call conversion webhooks, so a
+/// service that exists refuses the connection.
+fn webhook_error(config: Option<&Value>, services: &[(String, String)]) -> String {
+    let config = config.cloned().unwrap_or(Value::Null);
+    if let Some(url) = config["url"].as_str() {
+        let host = url
+            .split("://")
+            .nth(1)
+            .unwrap_or(url)
+            .split('/')
+            .next()
+            .unwrap_or("");
+        let host = if host.contains(':') {
+            host.to_string()
+        } else {
+            format!("{host}:443")
+        };
+        return format!("Post \"{url}?timeout=30s\": dial tcp {host}: connect: connection refused");
+    }
+    let svc = &config["service"];
+    let name = svc["name"].as_str().unwrap_or("");
+    let namespace = svc["namespace"].as_str().unwrap_or("");
+    let port = svc["port"].as_i64().unwrap_or(443);
+    let path = svc["path"].as_str().unwrap_or("");
+    let url = format!("https://{name}.{namespace}.svc:{port}{path}?timeout=30s");
+    if services.iter().any(|(ns, n)| ns == namespace && n == name) {
+        format!(
+            "Post \"{url}\": dial tcp {name}.{namespace}.svc:{port}: connect: connection refused"
+        )
+    } else {
+        format!("Post \"{url}\": service \"{name}\" not found")
+    }
 }
 
 /// Validation and defaults of the definitions themselves.
@@ -500,6 +644,21 @@ fn established_status(crd: &mut Value) {
     });
 }
 
+fn storage_version(crd: &Value) -> Option<String> {
+    crd.pointer("/spec/versions")?
+        .as_array()?
+        .iter()
+        .find(|v| v["storage"].as_bool() == Some(true))?["name"]
+        .as_str()
+        .map(str::to_string)
+}
+
+fn is_stored(crd: &Value, version: &str) -> bool {
+    crd.pointer("/status/storedVersions")
+        .and_then(Value::as_array)
+        .is_some_and(|s| s.iter().any(|v| v == version))
+}
+
 fn is_established(crd: &Value) -> bool {
     crd.pointer("/status/conditions")
         .and_then(Value::as_array)
@@ -525,6 +684,25 @@ async fn reconcile(
         .and_then(|s| s.parse().ok())
         .unwrap_or(0);
     let mut served = Vec::new();
+    let mut conversions = Vec::new();
+    // The services conversion webhooks may name.
+    let services: Vec<(String, String)> = match crate::resources::lookup("", "v1", "services") {
+        Some(svc) => reg
+            .list(svc, None, &ListOptions::default(), &|_| true)
+            .await?["items"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|s| {
+                let meta = &s["metadata"];
+                (
+                    meta["namespace"].as_str().unwrap_or("").to_string(),
+                    meta["name"].as_str().unwrap_or("").to_string(),
+                )
+            })
+            .collect(),
+        None => Vec::new(),
+    };
     for crd in list["items"].as_array().cloned().unwrap_or_default() {
         let name = crd
             .pointer("/metadata/name")
@@ -572,10 +750,30 @@ async fn reconcile(
                 Ok(())
             })
             .await?;
+        } else if let Some(storage) = storage_version(&crd).filter(|s| !is_stored(&crd, s)) {
+            // A new storage version joins status.storedVersions (upstream
+            // appends it when the definition is updated).
+            reg.guaranteed_update(definitions(), None, &name, |o| {
+                if let Some(stored) = o
+                    .pointer_mut("/status/storedVersions")
+                    .and_then(Value::as_array_mut)
+                {
+                    if !stored.iter().any(|v| v == storage.as_str()) {
+                        stored.push(json!(storage));
+                    }
+                }
+                Ok(())
+            })
+            .await?;
         }
+        conversions.extend(conversion_of(&crd, &versions, &services));
         served.extend(versions);
     }
+    crate::convert::set_custom(conversions);
     catalog.set_custom(served.iter().map(|v| v.info).collect());
+    if let Some(openapi) = reg.schemas() {
+        openapi.set_custom(served.iter().map(|v| v.openapi_kind()).collect());
+    }
     customs.set(served);
     Ok(rv)
 }

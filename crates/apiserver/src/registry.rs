@@ -539,6 +539,11 @@ impl Registry {
         self
     }
 
+    /// The OpenAPI documents the server publishes.
+    pub fn schemas(&self) -> Option<&Arc<openapi::OpenApi>> {
+        self.schemas.as_ref()
+    }
+
     /// Drops the fields of `obj` its kind does not declare, as decoding into
     /// a typed object does, and applies `fieldValidation`.
     fn decode_fields(

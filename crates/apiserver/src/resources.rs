@@ -91,6 +91,18 @@ impl ResourceInfo {
 
     /// The storage prefix of this resource: every object lives at
     /// `<prefix><namespace>/<name>` (namespaced) or `<prefix><name>`.
+    /// How the OpenAPI documents name and reach this resource.
+    pub fn openapi_kind(&self) -> openapi::Kind {
+        openapi::Kind {
+            group: self.group,
+            version: self.version,
+            kind: self.kind,
+            resource: self.resource,
+            namespaced: self.namespaced,
+            verbs: self.verbs,
+        }
+    }
+
     pub fn storage_prefix(&self) -> String {
         let group = if self.group.is_empty() {
             "core"

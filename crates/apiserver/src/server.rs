@@ -164,14 +164,7 @@ impl ApiServer {
     pub fn new(registry: Registry, server_address: String) -> Arc<ApiServer> {
         let kinds = crate::resources::BUILTIN
             .iter()
-            .map(|r| openapi::Kind {
-                group: r.group,
-                version: r.version,
-                kind: r.kind,
-                resource: r.resource,
-                namespaced: r.namespaced,
-                verbs: r.verbs,
-            })
+            .map(|r| r.openapi_kind())
             .collect();
         // The server validates fields itself, so it says so in its OpenAPI
         // and kubectl leaves validation to it.
@@ -810,6 +803,14 @@ impl ApiServer {
             warnings: Default::default(),
         };
         let warnings = wopts.warnings.clone();
+        if let Some(w) = self
+            .registry
+            .customs()
+            .get(r)
+            .and_then(|v| v.deprecation_warning.clone())
+        {
+            warnings.lock().unwrap_or_else(|p| p.into_inner()).push(w);
+        }
         let mut resp = self.resource_inner(rr, ctx, user, wopts).await?;
         for w in warnings.lock().unwrap_or_else(|p| p.into_inner()).iter() {
             if let Ok(v) = HeaderValue::from_str(&format!("299 - {w:?}")) {

@@ -54,6 +54,7 @@
 //! [`OpenApi::respond`] from a blocking-friendly context
 //! (`spawn_blocking`).
 
+mod custom;
 mod fields;
 mod paths;
 mod proto;
@@ -66,11 +67,12 @@ mod v3;
 
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock, RwLock};
 
 use bytes::Bytes;
 use serde_json::Value;
 
+pub use custom::{definition_name, CustomKind};
 pub use paths::group_version_path;
 
 /// The Kubernetes version the documents describe (their `info.version`).
@@ -100,7 +102,8 @@ pub struct Options {
     pub field_validation: bool,
 }
 
-/// One serialized document, kept gzip-compressed.
+/// One serialized document, kept gzip-compressed. Cheap to clone.
+#[derive(Clone)]
 pub struct Document {
     gzip: Bytes,
     etag: String,
@@ -190,6 +193,20 @@ pub struct OpenApi {
     fields: OnceLock<fields::FieldIndex>,
     /// Group/version path (`apis/apps/v1`) -> its document.
     v3: BTreeMap<String, (&'static str, &'static str, OnceLock<Document>)>,
+    /// The custom resources served now, with their documents.
+    custom: RwLock<Arc<Custom>>,
+}
+
+/// The documents that depend on the custom resources, built on first use
+/// after each change of them.
+#[derive(Default)]
+struct Custom {
+    kinds: Vec<CustomKind>,
+    v2_json: OnceLock<Document>,
+    v2_protobuf: OnceLock<Document>,
+    v3_index: OnceLock<Document>,
+    /// Custom group/version path -> its document.
+    v3: BTreeMap<String, (String, String, OnceLock<Document>)>,
 }
 
 impl OpenApi {
@@ -207,7 +224,47 @@ impl OpenApi {
             v3_index: OnceLock::new(),
             fields: OnceLock::new(),
             v3,
+            custom: RwLock::default(),
         }
+    }
+
+    fn custom(&self) -> Arc<Custom> {
+        self.custom
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Publishes the served versions of the custom resource definitions
+    /// (all of them, replacing the previous set). The documents that
+    /// depend on them are rebuilt when next asked for, if they changed.
+    pub fn set_custom(&self, kinds: Vec<CustomKind>) {
+        let mut current = self.custom.write().unwrap_or_else(|p| p.into_inner());
+        if current.kinds == kinds {
+            return;
+        }
+        let mut v3 = BTreeMap::new();
+        for k in &kinds {
+            v3.entry(group_version_path(k.kind.group, k.kind.version))
+                .or_insert_with(|| {
+                    (
+                        k.kind.group.to_string(),
+                        k.kind.version.to_string(),
+                        OnceLock::new(),
+                    )
+                });
+        }
+        *current = Arc::new(Custom {
+            kinds,
+            v3,
+            ..Custom::default()
+        });
+    }
+
+    fn v2_document(&self, customs: &[CustomKind]) -> Value {
+        let mut document = v2::document(&self.kinds, &self.options);
+        custom::extend_v2(&mut document, customs, &self.options);
+        document
     }
 
     fn field_index(&self) -> &fields::FieldIndex {
@@ -255,59 +312,106 @@ impl OpenApi {
     }
 
     /// The Swagger 2.0 document as JSON.
-    pub fn v2_json(&self) -> &Document {
-        self.v2_json.get_or_init(|| {
-            Document::build(|| Document::json(&v2::document(&self.kinds, &self.options)))
-        })
+    pub fn v2_json(&self) -> Document {
+        let custom = self.custom();
+        if custom.kinds.is_empty() {
+            return self
+                .v2_json
+                .get_or_init(|| {
+                    Document::build(|| Document::json(&v2::document(&self.kinds, &self.options)))
+                })
+                .clone();
+        }
+        custom
+            .v2_json
+            .get_or_init(|| Document::build(|| Document::json(&self.v2_document(&custom.kinds))))
+            .clone()
     }
 
     /// The Swagger 2.0 document as gnostic protobuf (what client-go's
     /// `OpenAPISchema()` decodes).
-    pub fn v2_protobuf(&self) -> &Document {
-        self.v2_protobuf.get_or_init(|| {
-            Document::build(|| {
-                Document::new(&proto::encode_v2(&v2::document(&self.kinds, &self.options)))
+    pub fn v2_protobuf(&self) -> Document {
+        let custom = self.custom();
+        if custom.kinds.is_empty() {
+            return self
+                .v2_protobuf
+                .get_or_init(|| {
+                    Document::build(|| {
+                        Document::new(&proto::encode_v2(&v2::document(&self.kinds, &self.options)))
+                    })
+                })
+                .clone();
+        }
+        custom
+            .v2_protobuf
+            .get_or_init(|| {
+                Document::build(|| {
+                    Document::new(&proto::encode_v2(&self.v2_document(&custom.kinds)))
+                })
             })
-        })
+            .clone()
     }
 
     /// The group/version paths served under `/openapi/v3/`.
-    pub fn group_versions(&self) -> impl Iterator<Item = &str> {
-        self.v3.keys().map(String::as_str)
+    pub fn group_versions(&self) -> Vec<String> {
+        let custom = self.custom();
+        let mut all: Vec<String> = self.v3.keys().chain(custom.v3.keys()).cloned().collect();
+        all.sort();
+        all.dedup();
+        all
     }
 
     /// The OpenAPI 3 document of one group/version path (`api/v1`,
     /// `apis/apps/v1`); `None` when no served kind is in it.
-    pub fn v3_document(&self, gv_path: &str) -> Option<&Document> {
-        let (group, version, cell) = self.v3.get(gv_path)?;
-        Some(cell.get_or_init(|| {
-            Document::build(|| {
-                let document =
-                    v3::document(&self.kinds, &self.options, group, version).unwrap_or(Value::Null);
-                Document::json(&document)
+    pub fn v3_document(&self, gv_path: &str) -> Option<Document> {
+        if let Some((group, version, cell)) = self.v3.get(gv_path) {
+            return Some(
+                cell.get_or_init(|| {
+                    Document::build(|| {
+                        let document = v3::document(&self.kinds, &self.options, group, version)
+                            .unwrap_or(Value::Null);
+                        Document::json(&document)
+                    })
+                })
+                .clone(),
+            );
+        }
+        let custom = self.custom();
+        let (group, version, cell) = custom.v3.get(gv_path)?;
+        Some(
+            cell.get_or_init(|| {
+                Document::build(|| {
+                    let document =
+                        custom::v3_document(&custom.kinds, &self.options, group, version)
+                            .unwrap_or(Value::Null);
+                    Document::json(&document)
+                })
             })
-        }))
+            .clone(),
+        )
     }
 
     /// The `/openapi/v3` index: `{"paths": {"apis/apps/v1":
     /// {"serverRelativeURL": "/openapi/v3/apis/apps/v1?hash=..."}}}`.
     /// Building it builds every group/version document, for their hashes.
-    pub fn v3_index(&self) -> &Document {
-        self.v3_index.get_or_init(|| {
+    pub fn v3_index(&self) -> Document {
+        let custom = self.custom();
+        let build = || {
             let paths: serde_json::Map<String, Value> = self
-                .v3
-                .keys()
+                .group_versions()
+                .into_iter()
                 .filter_map(|path| {
-                    let hash = self.v3_document(path)?.etag().to_string();
+                    let hash = self.v3_document(&path)?.etag().to_string();
                     let url = format!("/openapi/v3/{path}?hash={hash}");
-                    Some((
-                        path.clone(),
-                        serde_json::json!({ "serverRelativeURL": url }),
-                    ))
+                    Some((path, serde_json::json!({ "serverRelativeURL": url })))
                 })
                 .collect();
             Document::json(&serde_json::json!({ "paths": paths }))
-        })
+        };
+        if custom.kinds.is_empty() {
+            return self.v3_index.get_or_init(build).clone();
+        }
+        custom.v3_index.get_or_init(build).clone()
     }
 }
 

@@ -174,7 +174,18 @@ pub(crate) fn resource_paths(
         return Vec::new();
     };
     let name = (entry.schema_name)().into_owned();
-    let list = list_name(entry);
+    resource_paths_named(kind, name, list_name(entry), options, format)
+}
+
+/// The path items of one resource whose kind and list are the definitions
+/// `name` and `list` (custom resources name theirs themselves).
+pub(crate) fn resource_paths_named(
+    kind: &Kind,
+    name: String,
+    list: Option<String>,
+    options: &Options,
+    format: Format,
+) -> Vec<(String, Value)> {
     let verb = |v: &str| kind.verbs.contains(&v);
     let id = |prefix: &str, namespaced: bool, suffix: &str| {
         format!(

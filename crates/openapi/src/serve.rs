@@ -178,11 +178,11 @@ impl OpenApi {
             // Upstream offers JSON first, so `*/*` gets JSON.
             for clause in &accepted {
                 if matches(clause, JSON) {
-                    return Some(document_response(self.v2_json(), JSON, method, headers));
+                    return Some(document_response(&self.v2_json(), JSON, method, headers));
                 }
                 if clause == PROTOBUF_V2 || clause == PROTOBUF_V2_DEPRECATED {
                     return Some(document_response(
-                        self.v2_protobuf(),
+                        &self.v2_protobuf(),
                         PROTOBUF_V2,
                         method,
                         headers,
@@ -195,7 +195,7 @@ impl OpenApi {
             return Some(status(StatusCode::NOT_ACCEPTABLE));
         }
         let Some(gv) = v3_gv else {
-            return Some(document_response(self.v3_index(), JSON, method, headers));
+            return Some(document_response(&self.v3_index(), JSON, method, headers));
         };
         let Some(document) = self.v3_document(gv) else {
             return Some(not_found());
@@ -206,7 +206,7 @@ impl OpenApi {
                 .map(|(_, v)| v.to_string())
         });
         let Some(hash) = hash else {
-            return Some(document_response(document, JSON, method, headers));
+            return Some(document_response(&document, JSON, method, headers));
         };
         if hash != document.etag() {
             let mut response = status(StatusCode::MOVED_PERMANENTLY);
@@ -216,7 +216,7 @@ impl OpenApi {
             }
             return Some(response);
         }
-        let mut response = document_response(document, JSON, method, headers);
+        let mut response = document_response(&document, JSON, method, headers);
         let h = response.headers_mut();
         h.insert(
             header::CACHE_CONTROL,

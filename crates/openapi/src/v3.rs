@@ -50,7 +50,7 @@ pub(crate) fn document(
 }
 
 /// Converts one Swagger 2.0 definition to its OpenAPI 3 form.
-fn to_v3(name: &str, mut schema: Value) -> Value {
+pub(crate) fn to_v3(name: &str, mut schema: Value) -> Value {
     let one_of = match name {
         INT_OR_STRING => Some(
             json!({"format": "int-or-string", "oneOf": [{"type": "integer"}, {"type": "string"}]}),
