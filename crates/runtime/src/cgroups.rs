@@ -194,24 +194,29 @@ pub fn stats(cgroups_path: &str) -> (Option<u64>, Option<u64>) {
 /// Removes the cgroup `cgroups_path` and everything below it in every
 /// hierarchy, deepest first; cgroups that still hold processes stay.
 pub fn remove_tree(cgroups_path: &str) {
-    let rel = cgroups_path.trim_start_matches('/');
-    if rel.is_empty() {
+    if cgroups_path.trim_start_matches('/').is_empty() {
         return;
     }
-    let roots: Vec<PathBuf> = if is_v2() {
-        vec![PathBuf::from(MOUNT)]
-    } else {
-        std::fs::read_dir(MOUNT)
-            .into_iter()
-            .flatten()
-            .flatten()
-            .map(|e| e.path())
-            .filter(|p| p.is_dir() && !p.is_symlink())
-            .collect()
-    };
-    for root in roots {
-        remove_dirs(&root.join(rel));
+    for dir in dirs(cgroups_path) {
+        remove_dirs(&dir);
     }
+}
+
+/// The directory of `cgroups_path` in every hierarchy (the one unified
+/// hierarchy on v2), whether it exists or not.
+pub fn dirs(cgroups_path: &str) -> Vec<PathBuf> {
+    let rel = cgroups_path.trim_start_matches('/');
+    if is_v2() {
+        return vec![Path::new(MOUNT).join(rel)];
+    }
+    std::fs::read_dir(MOUNT)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.is_dir() && !p.is_symlink())
+        .map(|root| root.join(rel))
+        .collect()
 }
 
 fn remove_dirs(dir: &Path) {

@@ -363,7 +363,22 @@ impl Cluster {
         for id in self.runc_ids() {
             let _ = run_quiet("runc", &["--root", &root, "delete", "--force", &id]);
         }
-        // Mounts under the test directory, deepest first.
+        self.unmount_all();
+        let _ = net::default_network::tear_down(&net::DefaultNetwork {
+            name: format!("krate-{}", names.bridge),
+            bridge: names.bridge.clone(),
+            ..Default::default()
+        });
+        for cidr in [&names.cluster_cidr, &names.service_cidr] {
+            let _ = run_quiet("ip", &["route", "del", "unreachable", cidr]);
+        }
+        runtime::cgroups::remove_tree(&names.cgroup_parent);
+    }
+}
+
+impl Cluster {
+    /// Unmounts everything mounted under the test directory, deepest first.
+    fn unmount_all(&self) {
         let dir = self.dir.path().display().to_string();
         let mut mounts: Vec<String> = std::fs::read_to_string("/proc/self/mountinfo")
             .unwrap_or_default()
@@ -375,15 +390,6 @@ impl Cluster {
         for m in mounts {
             let _ = run_quiet("umount", &["-l", &m]);
         }
-        let _ = net::default_network::tear_down(&net::DefaultNetwork {
-            name: format!("krate-{}", names.bridge),
-            bridge: names.bridge.clone(),
-            ..Default::default()
-        });
-        for cidr in [&names.cluster_cidr, &names.service_cidr] {
-            let _ = run_quiet("ip", &["route", "del", "unreachable", cidr]);
-        }
-        runtime::cgroups::remove_tree(&names.cgroup_parent);
     }
 }
 
@@ -451,4 +457,119 @@ fn krate_bin() -> PathBuf {
     std::env::var_os("KRATE_BIN")
         .map(PathBuf::from)
         .unwrap_or_else(|| env!("CARGO_BIN_EXE_krate").into())
+}
+
+// ---------------------------------------------------------------------------
+// A simulated machine reboot of an agent cluster.
+
+impl Cluster {
+    /// What a reboot does to this cluster's node, the data directory left
+    /// as it is on disk: the server is killed (SIGKILL), and so is every
+    /// shim, pause and container process (by PID: the shims recorded in the
+    /// runtime's status files, the processes of the pods' cgroup tree); the
+    /// mounts under the test directory (network namespaces, sandbox shm,
+    /// container root filesystems, pod volumes), the cgroups, the veths, the
+    /// bridge, the network's iptables rules and unreachable routes, and the
+    /// run directory's contents go. host-local's IP allocations stay, as on
+    /// a real node's disk. [`Cluster::restart`] then boots the node again.
+    pub fn simulate_reboot(&mut self) {
+        let names = self.agent.clone().expect("a cluster with an agent");
+        self.kill();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let pids = self
+                .shim_pids()
+                .into_iter()
+                .chain(cgroup_pids(&names.cgroup_parent));
+            let pids: Vec<i32> = pids.collect();
+            if pids.is_empty() {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "processes outlived SIGKILL: {pids:?}"
+            );
+            for pid in pids {
+                let _ = run_quiet("kill", &["-9", &pid.to_string()]);
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        self.unmount_all();
+        runtime::cgroups::remove_tree(&names.cgroup_parent);
+        // The host ends of the pods' veths, should a namespace linger.
+        if let Some(links) = run_quiet("ip", &["-o", "link", "show", "master", &names.bridge]) {
+            for link in links.lines() {
+                if let Some(name) = link.split(": ").nth(1) {
+                    let name = name.split('@').next().unwrap_or(name);
+                    let _ = run_quiet("ip", &["link", "del", name]);
+                }
+            }
+        }
+        // tear_down also forgets host-local's allocations, which a reboot
+        // keeps: they are put back.
+        let network = format!("krate-{}", names.bridge);
+        let ips = Path::new(net::default_network::HOST_LOCAL_DATA_DIR).join(&network);
+        let kept = self.dir.path().join("host-local-before-reboot");
+        let _ = std::fs::rename(&ips, &kept);
+        net::default_network::tear_down(&net::DefaultNetwork {
+            name: network,
+            bridge: names.bridge.clone(),
+            ..Default::default()
+        })
+        .expect("removing the pod network's host side");
+        if kept.exists() {
+            std::fs::rename(&kept, &ips).unwrap();
+        }
+        for cidr in [&names.cluster_cidr, &names.service_cidr] {
+            let _ = run_quiet("ip", &["route", "del", "unreachable", cidr]);
+        }
+        let run = self.data_dir().join("run");
+        for entry in std::fs::read_dir(&run).into_iter().flatten().flatten() {
+            let path = entry.path();
+            let _ = std::fs::remove_dir_all(&path).or_else(|_| std::fs::remove_file(&path));
+        }
+    }
+
+    /// PIDs of the live shims recorded in the runtime's status files.
+    fn shim_pids(&self) -> Vec<i32> {
+        let root = self.data_dir().join("runtime");
+        ["sandboxes", "containers"]
+            .iter()
+            .flat_map(|kind| {
+                std::fs::read_dir(root.join(kind))
+                    .into_iter()
+                    .flatten()
+                    .flatten()
+            })
+            .filter_map(|e| {
+                runtime::state::read_json::<runtime::state::ShimStatus>(
+                    &e.path().join(runtime::state::STATUS),
+                )
+                .ok()
+            })
+            .filter(|s| s.shim_alive())
+            .map(|s| s.shim_pid)
+            .collect()
+    }
+}
+
+/// PIDs in the cgroup `path` and below it, in every hierarchy.
+fn cgroup_pids(path: &str) -> Vec<i32> {
+    fn walk(dir: &Path, out: &mut Vec<i32>) {
+        if let Ok(procs) = std::fs::read_to_string(dir.join("cgroup.procs")) {
+            out.extend(procs.lines().filter_map(|l| l.trim().parse::<i32>().ok()));
+        }
+        for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+            if e.file_type().is_ok_and(|t| t.is_dir()) {
+                walk(&e.path(), out);
+            }
+        }
+    }
+    let mut pids = Vec::new();
+    for dir in runtime::cgroups::dirs(path) {
+        walk(&dir, &mut pids);
+    }
+    pids.sort();
+    pids.dedup();
+    pids
 }

@@ -1026,11 +1026,9 @@ impl Pods {
                 }
             });
         futures::future::join_all(stops).await;
-        for s in rt
-            .sandboxes
-            .iter()
-            .filter(|s| s.state == runtime::PodSandboxState::Ready)
-        {
+        // Every sandbox, ready or not: one whose pause died (a reboot)
+        // still holds its IP until its network is torn down.
+        for s in &rt.sandboxes {
             if let Err(e) = runtime.stop_pod_sandbox(&s.id).await {
                 tracing::warn!(sandbox = %s.id, error = %e, "stopping a sandbox");
             }
