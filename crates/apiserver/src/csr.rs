@@ -81,12 +81,13 @@ impl Strategy for Csrs {
     /// A status update keeps the Approved and Denied conditions as stored.
     fn prepare_for_status_update(&self, new: &mut Value, old: &Value) {
         let approval = |c: &Value| matches!(c["type"].as_str(), Some("Approved" | "Denied"));
-        let mut kept: Vec<Value> = conditions(new)
+        // The approval came first; what the signer adds follows it.
+        let mut kept: Vec<Value> = conditions(old)
             .iter()
-            .filter(|c| !approval(c))
+            .filter(|c| approval(c))
             .cloned()
             .collect();
-        kept.extend(conditions(old).iter().filter(|c| approval(c)).cloned());
+        kept.extend(conditions(new).iter().filter(|c| !approval(c)).cloned());
         set_conditions(new, kept);
         populate_condition_timestamps(new, Some(old));
     }
