@@ -730,6 +730,15 @@ spec:
       limits:
         cpu: 500m
         memory: 64Mi
+  - name: side
+    image: {BUSYBOX}
+    command: ["sleep", "3600"]
+    resources:
+      requests:
+        cpu: 100m
+      limits:
+        cpu: 200m
+        memory: 16Mi
 "#
         ),
     );
@@ -762,6 +771,17 @@ spec:
     assert_eq!(read(&cpu, "cpu.shares"), "256");
     assert_eq!(read(&cpu, "cpu.cfs_quota_us"), "50000");
     assert_eq!(read(&cpu, "cpu.cfs_period_us"), "100000");
+    // The pod cgroup above holds the sum: 350m of requests, 700m and 80Mi
+    // of limits.
+    let (pod_memory, pod_cpu) = (memory.parent().unwrap(), cpu.parent().unwrap());
+    assert!(
+        pod_memory.ends_with(format!("pod{uid}")),
+        "{}",
+        pod_memory.display()
+    );
+    assert_eq!(read(pod_memory, "memory.limit_in_bytes"), "83886080");
+    assert_eq!(read(pod_cpu, "cpu.shares"), "358");
+    assert_eq!(read(pod_cpu, "cpu.cfs_quota_us"), "70000");
 }
 
 #[test]

@@ -5,6 +5,7 @@
 
 use std::path::{Path, PathBuf};
 
+use crate::cri::LinuxContainerResources;
 use crate::spec::{HostDevice, HostInfo};
 
 pub const MOUNT: &str = "/sys/fs/cgroup";
@@ -191,6 +192,71 @@ pub fn stats(cgroups_path: &str) -> (Option<u64>, Option<u64>) {
     }
 }
 
+/// Creates the cgroup `cgroups_path` (a pod's, which runc then nests the
+/// pod's containers under) with the values of `r` that are set: cpu shares
+/// (v2: the weight runc converts them to), cpu quota and period, memory
+/// limit, pids limit. On v2 the controllers are enabled down the path first.
+pub fn set_pod_resources(cgroups_path: &str, r: &LinuxContainerResources) -> std::io::Result<()> {
+    let write = |controller: &str, file: &str, value: String| -> std::io::Result<()> {
+        let d = dir(controller, cgroups_path);
+        std::fs::create_dir_all(&d)?;
+        let path = d.join(file);
+        std::fs::write(&path, &value).map_err(|e| {
+            std::io::Error::new(
+                e.kind(),
+                format!("writing {value:?} to {}: {e}", path.display()),
+            )
+        })
+    };
+    let quota = r.cpu_quota.filter(|q| *q > 0);
+    let period = r.cpu_period.unwrap_or(100_000);
+    if is_v2() {
+        let mut at = PathBuf::from(MOUNT);
+        for seg in cgroups_path.split('/').filter(|s| !s.is_empty()) {
+            // Best effort: a controller the host lacks is not ours to add.
+            let _ = std::fs::write(at.join("cgroup.subtree_control"), "+cpu +memory +pids");
+            at = at.join(seg);
+            std::fs::create_dir_all(&at)?;
+        }
+        if let Some(shares) = r.cpu_shares {
+            write("", "cpu.weight", shares_to_weight(shares).to_string())?;
+        }
+        if let Some(q) = quota {
+            write("", "cpu.max", format!("{q} {period}"))?;
+        }
+        if let Some(m) = r.memory_limit_in_bytes {
+            write("", "memory.max", m.to_string())?;
+        }
+        if let Some(p) = r.pids_limit {
+            write("", "pids.max", p.to_string())?;
+        }
+    } else {
+        if let Some(shares) = r.cpu_shares {
+            write("cpu", "cpu.shares", shares.to_string())?;
+        }
+        if let Some(q) = quota {
+            write("cpu", "cpu.cfs_period_us", period.to_string())?;
+            write("cpu", "cpu.cfs_quota_us", q.to_string())?;
+        }
+        if let Some(m) = r.memory_limit_in_bytes {
+            write("memory", "memory.limit_in_bytes", m.to_string())?;
+        }
+        if let Some(p) = r.pids_limit {
+            write("pids", "pids.max", p.to_string())?;
+        }
+    }
+    Ok(())
+}
+
+/// runc's `ConvertCPUSharesToCgroupV2Value`: shares 2..262144 onto
+/// weights 1..10000.
+pub fn shares_to_weight(shares: u64) -> u64 {
+    if shares == 0 {
+        return 0;
+    }
+    1 + (shares.saturating_sub(2) * 9999) / 262_142
+}
+
 /// Removes the cgroup `cgroups_path` and everything below it in every
 /// hierarchy, deepest first; cgroups that still hold processes stay.
 pub fn remove_tree(cgroups_path: &str) {
@@ -242,5 +308,12 @@ mod tests {
         );
         assert_eq!(join(&["", "x"]), "/x");
         assert_eq!(join(&[]), "/");
+    }
+
+    #[test]
+    fn shares_map_onto_v2_weights_as_runc_maps_them() {
+        assert_eq!(shares_to_weight(2), 1);
+        assert_eq!(shares_to_weight(1024), 39);
+        assert_eq!(shares_to_weight(262_144), 10_000);
     }
 }

@@ -122,8 +122,10 @@ pub struct PodSandboxConfig {
     pub cgroup_parent: Option<String>,
     pub namespace_options: NamespaceOption,
     pub sysctls: BTreeMap<String, String>,
-    /// Pod-level limits applied to the pod cgroup.
-    pub overhead: Option<LinuxContainerResources>,
+    /// The pod cgroup's values (cpu shares and quota, memory limit: the
+    /// kubelet's sum of its containers' requests and limits with the pod
+    /// overhead), written before the pause process starts.
+    pub resources: Option<LinuxContainerResources>,
     /// RuntimeClass handler; empty for the default (`runc`).
     pub runtime_handler: String,
 }

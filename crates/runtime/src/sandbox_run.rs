@@ -82,6 +82,15 @@ impl Runc {
             .map_err(io_err(format!("creating {}", rootfs.display())))?;
         self.save_sandbox(rec)?;
 
+        if let (Some(resources), Some(_)) = (&cfg.resources, &cfg.cgroup_parent) {
+            crate::cgroups::set_pod_resources(&rec.cgroup_parent, resources).map_err(|e| {
+                Error::Runtime {
+                    op: "setting the pod cgroup's resources".into(),
+                    message: e.to_string(),
+                }
+            })?;
+        }
+
         if ns.ipc != NamespaceMode::Node {
             let shm = dir.join("shm");
             std::fs::create_dir_all(&shm).map_err(io_err(format!("creating {}", shm.display())))?;

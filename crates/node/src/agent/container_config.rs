@@ -150,6 +150,80 @@ pub fn container_resources(
     }
 }
 
+/// The pod cgroup's values (upstream `ResourceConfigForPod`): cpu shares
+/// from the pod's cpu requests (the minimum for a BestEffort pod); a cpu
+/// quota and a memory limit only when every container declares that limit.
+/// The pod's requests and limits are the larger of its app containers' sum
+/// and its largest init container, plus the pod overhead.
+pub fn pod_resources(pod: &Pod) -> LinuxContainerResources {
+    let spec = pod.spec.as_ref();
+    let apps: Vec<&Container> = spec
+        .map(|s| s.containers.iter().collect())
+        .unwrap_or_default();
+    let inits: Vec<&Container> = spec
+        .and_then(|s| s.init_containers.as_ref())
+        .map(|i| i.iter().collect())
+        .unwrap_or_default();
+    let overhead = |name: &str| -> i64 {
+        spec.and_then(|s| s.overhead.as_ref())
+            .and_then(|o| o.get(name))
+            .and_then(|q| api::quantity::Quantity::parse(&q.0).ok())
+            .map(|q| {
+                if name == "cpu" {
+                    q.milli_value()
+                } else {
+                    q.value()
+                }
+            })
+            .unwrap_or(0)
+    };
+    // (value, whether every container declares it) of `which` `name`.
+    let total = |which: &str, name: &str| -> (i64, bool) {
+        let value = |c: &Container| {
+            let r = c.resources.as_ref();
+            let q = quantity(r, which, name).or_else(|| {
+                (which == "requests")
+                    .then(|| quantity(r, "limits", name))
+                    .flatten()
+            });
+            q.map(|q| {
+                if name == "cpu" {
+                    q.milli_value()
+                } else {
+                    q.value()
+                }
+            })
+        };
+        let declared = apps.iter().chain(&inits).all(|c| value(c).is_some());
+        let sum: i64 = apps.iter().filter_map(|c| value(c)).sum();
+        let init = inits.iter().filter_map(|c| value(c)).max().unwrap_or(0);
+        (sum.max(init) + overhead(name), declared)
+    };
+    let (cpu_requests, _) = total("requests", "cpu");
+    let (cpu_limits, cpu_declared) = total("limits", "cpu");
+    let (memory_limits, memory_declared) = total("limits", "memory");
+    let best_effort = qos_class(pod) == "BestEffort";
+    let shares = if best_effort {
+        MIN_SHARES
+    } else {
+        milli_cpu_to_shares(cpu_requests)
+    };
+    let quota = if cpu_declared && !best_effort {
+        milli_cpu_to_quota(cpu_limits, QUOTA_PERIOD)
+    } else {
+        0
+    };
+    LinuxContainerResources {
+        cpu_period: (quota > 0).then_some(QUOTA_PERIOD),
+        cpu_quota: (quota > 0).then_some(quota),
+        cpu_shares: Some(shares),
+        memory_limit_in_bytes: (memory_declared && !best_effort && memory_limits > 0)
+            .then_some(memory_limits),
+        oom_score_adj: None,
+        pids_limit: None,
+    }
+}
+
 /// Upstream `GetContainerOOMScoreAdjust`.
 pub fn oom_score_adj(qos: &str, memory_request: i64, memory_capacity: i64) -> i64 {
     match qos {
@@ -446,6 +520,52 @@ mod tests {
         assert_eq!(milli_cpu_to_quota(1, 100_000), 1000);
         assert_eq!(oom_score_adj("Burstable", 0, 1000), 999);
         assert_eq!(oom_score_adj("Burstable", 999, 1000), 3);
+    }
+
+    fn pod_of(spec: serde_json::Value) -> Pod {
+        serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "p", "uid": "u1"},
+            "spec": spec,
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn the_pod_cgroup_sums_requests_and_limits_declared_by_every_container() {
+        let burstable = pod_of(serde_json::json!({
+            "containers": [
+                {"name": "a", "resources": {"requests": {"cpu": "250m", "memory": "32Mi"},
+                                            "limits": {"cpu": "500m", "memory": "64Mi"}}},
+                {"name": "b", "resources": {"requests": {"cpu": "100m"},
+                                            "limits": {"cpu": "200m", "memory": "16Mi"}}},
+            ],
+            "initContainers": [
+                {"name": "i", "resources": {"limits": {"cpu": "1", "memory": "8Mi"}}},
+            ],
+            "overhead": {"cpu": "50m", "memory": "1Mi"},
+        }));
+        let r = pod_resources(&burstable);
+        // Requests: max(350m, the init's 1 CPU) + 50m overhead.
+        assert_eq!(r.cpu_shares, Some(milli_cpu_to_shares(1050)));
+        assert_eq!(r.cpu_quota, Some(105_000));
+        assert_eq!(r.cpu_period, Some(QUOTA_PERIOD));
+        assert_eq!(r.memory_limit_in_bytes, Some(81 << 20));
+
+        // One container without limits: shares only.
+        let partial = pod_of(serde_json::json!({
+            "containers": [
+                {"name": "a", "resources": {"requests": {"cpu": "250m"}, "limits": {"cpu": "500m"}}},
+                {"name": "b"},
+            ],
+        }));
+        let r = pod_resources(&partial);
+        assert_eq!(r.cpu_shares, Some(256));
+        assert_eq!((r.cpu_quota, r.memory_limit_in_bytes), (None, None));
+
+        let best_effort = pod_of(serde_json::json!({"containers": [{"name": "a"}]}));
+        let r = pod_resources(&best_effort);
+        assert_eq!(r.cpu_shares, Some(MIN_SHARES));
+        assert_eq!((r.cpu_quota, r.memory_limit_in_bytes), (None, None));
     }
 
     #[test]

@@ -995,7 +995,7 @@ impl Pods {
                 .into_iter()
                 .map(|s| (s.name, s.value))
                 .collect(),
-            overhead: None,
+            resources: Some(cc::pod_resources(pod)),
             runtime_handler: String::new(),
         }
     }
