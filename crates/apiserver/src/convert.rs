@@ -114,16 +114,37 @@ fn convert_custom(
     from: &str,
     to: &str,
 ) -> Result<Value, String> {
-    if from != to {
-        if let Some(e) = &c.webhook_error {
-            return Err(format!(
-                "conversion webhook for {}/{from}, Kind={} failed: {e}",
-                r.group, c.kind
-            ));
-        }
+    if let Some(e) = webhook_failure(c, r, from, to) {
+        return Err(e);
     }
     obj["apiVersion"] = json!(format!("{}/{to}", r.group));
     Ok(obj)
+}
+
+fn webhook_failure(c: &CustomConversion, r: &ResourceInfo, from: &str, to: &str) -> Option<String> {
+    let e = c.webhook_error.as_ref().filter(|_| from != to)?;
+    Some(format!(
+        "conversion webhook for {}/{from}, Kind={} failed: {e}",
+        r.group, c.kind
+    ))
+}
+
+/// The error of answering a stored custom resource as `served`, checked
+/// where the answer is built from the stored object (Tables, metadata-only
+/// answers), which upstream converts first too.
+pub fn check_served(served: &ResourceInfo, obj: &Value) -> ApiResult<()> {
+    let Some(c) = custom(served) else {
+        return Ok(());
+    };
+    match webhook_failure(&c, served, version_of(obj, c.storage), served.version) {
+        Some(e) => Err(read_error(e)),
+        None => Ok(()),
+    }
+}
+
+/// upstream answers a failed read conversion with a bare 500.
+fn read_error(message: String) -> ApiError {
+    ApiError::new(500, "", message)
 }
 
 /// The version an object says it is in (`fallback` when it does not).
@@ -190,9 +211,7 @@ pub fn to_storage(served: &ResourceInfo, obj: Value) -> ApiResult<Value> {
 pub fn to_served(served: &ResourceInfo, obj: Value) -> ApiResult<Value> {
     if let Some(c) = custom(served) {
         let from = version_of(&obj, c.storage).to_string();
-        // upstream answers a failed read conversion with a bare 500.
-        return convert_custom(&c, served, obj, &from, served.version)
-            .map_err(|e| ApiError::new(500, "", e));
+        return convert_custom(&c, served, obj, &from, served.version).map_err(read_error);
     }
     let Some(c) = conversion(served) else {
         return Ok(obj);

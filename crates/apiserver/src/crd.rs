@@ -863,6 +863,28 @@ mod tests {
     }
 
     #[test]
+    fn deprecated_versions_point_at_the_newest_stable_one() {
+        use std::cmp::Ordering::*;
+        assert_eq!(compare_kube_versions("v1", "v1beta1"), Greater);
+        assert_eq!(compare_kube_versions("v1beta2", "v1beta1"), Greater);
+        assert_eq!(compare_kube_versions("v1alpha1", "v1beta1"), Less);
+        assert_eq!(compare_kube_versions("foo", "v1alpha1"), Less);
+        let spec = json!({"group": "example.com", "names": {"kind": "Gizmo"}, "versions": [
+            {"name": "v1beta1", "served": true, "deprecated": true},
+            {"name": "v1", "served": true},
+            {"name": "v2", "served": false},
+        ]});
+        assert_eq!(
+            default_deprecation_warning("v1beta1", &spec),
+            "example.com/v1beta1 Gizmo is deprecated; use example.com/v1 Gizmo"
+        );
+        assert_eq!(
+            default_deprecation_warning("v1", &spec),
+            "example.com/v1 Gizmo is deprecated"
+        );
+    }
+
+    #[test]
     fn definitions_are_validated_like_upstream() {
         let mut bad = crd();
         bad["metadata"]["name"] = json!("wrong");

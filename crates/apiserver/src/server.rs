@@ -1003,6 +1003,9 @@ impl ApiServer {
                 let list = self.registry.list_shared(r, ns, &opts, &filter).await?;
                 if table::wants_table(&ctx.accept) {
                     let items = list.values();
+                    for item in &items {
+                        crate::convert::check_served(r, item)?;
+                    }
                     let include = table::IncludeObject::from_param(ctx.query.get("includeObject"))
                         .ok_or_else(|| {
                             ApiError::bad_request(format!(
@@ -1236,6 +1239,9 @@ impl ApiServer {
         obj: Value,
         ctx: &Ctx,
     ) -> Response<Body> {
+        if let Err(e) = crate::convert::check_served(r, &obj) {
+            return error_response(&e);
+        }
         if table::wants_table(&ctx.accept) {
             let rv = obj
                 .pointer("/metadata/resourceVersion")

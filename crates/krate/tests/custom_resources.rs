@@ -154,3 +154,219 @@ fn kubectl_explain_prints_a_custom_resource_schema_until_its_definition_is_delet
         "the group/version document outlived its definition"
     );
 }
+
+const GIZMOS: &str = r#"
+apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata:
+  name: gizmos.example.com
+spec:
+  group: example.com
+  scope: Namespaced
+  names: {plural: gizmos, singular: gizmo, kind: Gizmo}
+  versions:
+  - name: v1alpha1
+    served: true
+    storage: false
+    deprecated: true
+    deprecationWarning: "gizmos v1alpha1 goes away in the next release"
+    schema: &schema
+      openAPIV3Schema:
+        type: object
+        properties:
+          spec:
+            type: object
+            properties:
+              size: {type: integer}
+  - name: v1beta1
+    served: true
+    storage: false
+    deprecated: true
+    schema: *schema
+  - name: v1
+    served: true
+    storage: true
+    schema: *schema
+"#;
+
+fn stored_versions(c: &Cluster, crd: &str) -> String {
+    c.ok(&["get", "crd", crd, "-o", "jsonpath={.status.storedVersions}"])
+}
+
+#[test]
+fn a_multi_version_resource_is_read_in_every_served_version() {
+    let c = Cluster::start_with(&["--disable-controllers"]);
+    c.ok_stdin(&["apply", "-f", "-"], GIZMOS);
+    c.ok(&[
+        "wait",
+        "--for=condition=Established",
+        "crd/gizmos.example.com",
+        "--timeout=20s",
+    ]);
+    assert_eq!(stored_versions(&c, "gizmos.example.com"), r#"["v1"]"#);
+
+    // Written in a deprecated version: kubectl prints the default warning.
+    let gizmo = r#"{"apiVersion":"example.com/v1beta1","kind":"Gizmo","metadata":{"name":"g1"},"spec":{"size":3}}"#;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let out = loop {
+        let out = c.kubectl_stdin(&["create", "-f", "-"], Some(gizmo));
+        if out.status.success() {
+            break out;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr
+            .contains("Warning: example.com/v1beta1 Gizmo is deprecated; use example.com/v1 Gizmo"),
+        "{stderr}"
+    );
+
+    // Every version reads the same object, under its own apiVersion.
+    for (resource, api_version) in [
+        ("gizmos.v1.example.com", "example.com/v1"),
+        ("gizmos.v1beta1.example.com", "example.com/v1beta1"),
+        ("gizmos.v1alpha1.example.com", "example.com/v1alpha1"),
+    ] {
+        let out = c.kubectl(&["get", resource, "g1", "-o", "json"]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let obj: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(obj["apiVersion"], api_version);
+        assert_eq!(obj["spec"]["size"], 3);
+        let list = c.ok(&["get", resource, "-o", "jsonpath={.items[*].apiVersion}"]);
+        assert_eq!(list, api_version);
+    }
+    // A version's own deprecation warning replaces the default one.
+    let out = c.kubectl(&["get", "gizmos.v1alpha1.example.com", "g1"]);
+    assert!(
+        String::from_utf8_lossy(&out.stderr)
+            .contains("Warning: gizmos v1alpha1 goes away in the next release"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = c.kubectl(&["get", "gizmos.v1.example.com", "g1"]);
+    assert!(!String::from_utf8_lossy(&out.stderr).contains("Warning"));
+
+    // Moving storage to another version records it in storedVersions.
+    c.ok_stdin(
+        &["apply", "-f", "-"],
+        &GIZMOS
+            .replace("    storage: true", "    storage: STORAGE")
+            .replace(
+                "  - name: v1beta1\n    served: true\n    storage: false",
+                "  - name: v1beta1\n    served: true\n    storage: true",
+            )
+            .replace("STORAGE", "false"),
+    );
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while stored_versions(&c, "gizmos.example.com") != r#"["v1","v1beta1"]"# {
+        assert!(
+            Instant::now() < deadline,
+            "storedVersions: {}",
+            stored_versions(&c, "gizmos.example.com")
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    c.ok_stdin(
+        &["apply", "-f", "-"],
+        r#"{"apiVersion":"example.com/v1","kind":"Gizmo","metadata":{"name":"g2"},"spec":{"size":4}}"#,
+    );
+    let raw = c.ok(&[
+        "get",
+        "--raw",
+        "/apis/example.com/v1/namespaces/default/gizmos/g2",
+    ]);
+    assert!(raw.contains(r#""apiVersion":"example.com/v1""#), "{raw}");
+}
+
+const THINGS: &str = r#"
+apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata:
+  name: things.example.com
+spec:
+  group: example.com
+  scope: Namespaced
+  names: {plural: things, singular: thing, kind: Thing}
+  conversion:
+    strategy: Webhook
+    webhook:
+      conversionReviewVersions: [v1]
+      clientConfig:
+        service: {namespace: default, name: thing-converter, path: /convert}
+  versions:
+  - name: v1
+    served: true
+    storage: true
+    schema: &schema
+      openAPIV3Schema:
+        type: object
+        x-kubernetes-preserve-unknown-fields: true
+  - name: v2
+    served: true
+    storage: false
+    schema: *schema
+"#;
+
+#[test]
+fn reads_that_need_an_unreachable_conversion_webhook_fail_in_upstreams_words() {
+    let c = Cluster::start_with(&["--disable-controllers"]);
+    c.ok_stdin(&["apply", "-f", "-"], THINGS);
+    c.ok(&[
+        "wait",
+        "--for=condition=Established",
+        "crd/things.example.com",
+        "--timeout=20s",
+    ]);
+    let thing = r#"{"apiVersion":"example.com/v1","kind":"Thing","metadata":{"name":"t1"},"data":{"a":"b"}}"#;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !c
+        .kubectl_stdin(&["create", "-f", "-"], Some(thing))
+        .status
+        .success()
+    {
+        assert!(Instant::now() < deadline, "could not create a Thing");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    // The storage version needs no conversion.
+    assert_eq!(
+        c.ok(&[
+            "get",
+            "things.v1.example.com",
+            "t1",
+            "-o",
+            "jsonpath={.data.a}"
+        ]),
+        "b"
+    );
+    let err = c.fails(&["get", "things.v2.example.com", "t1"]);
+    assert!(
+        err.contains(
+            "Error from server: conversion webhook for example.com/v1, Kind=Thing failed: \
+             Post \"https://thing-converter.default.svc:443/convert?timeout=30s\": \
+             service \"thing-converter\" not found"
+        ),
+        "{err}"
+    );
+    let v2 = r#"{"apiVersion":"example.com/v2","kind":"Thing","metadata":{"name":"t2"}}"#;
+    let err = c.fails_stdin(&["create", "-f", "-"], v2);
+    assert!(
+        err.contains(
+            "Internal error occurred: conversion webhook for example.com/v2, Kind=Thing failed"
+        ),
+        "{err}"
+    );
+    assert!(!c
+        .kubectl(&["get", "things.v1.example.com", "t2"])
+        .status
+        .success());
+}
