@@ -93,11 +93,11 @@ impl Strategy for Csrs {
     }
 
     fn validate(&self, obj: &Value) -> Vec<Cause> {
-        causes(&validate(obj, None))
+        crate::registry::causes_of(&validate(obj, None))
     }
 
     fn validate_update(&self, new: &Value, old: &Value) -> Vec<Cause> {
-        causes(&validate_update(new, old))
+        crate::registry::causes_of(&validate_update(new, old))
     }
 }
 
@@ -169,17 +169,6 @@ fn populate_condition_timestamps(obj: &mut Value, old: Option<&Value>) {
             c["lastTransitionTime"] = same.unwrap_or_else(|| json!(now));
         }
     }
-}
-
-fn causes(errors: &ErrorList) -> Vec<Cause> {
-    errors
-        .iter()
-        .map(|e| Cause {
-            reason: e.error_type.reason().to_string(),
-            message: e.error_body(),
-            field: e.field.to_string(),
-        })
-        .collect()
 }
 
 fn str_list(v: Option<&Value>) -> Vec<&str> {

@@ -156,7 +156,7 @@ impl FieldValidation {
 }
 
 /// upstream's field errors as Status causes.
-fn causes_of(errors: &api::ErrorList) -> Vec<Cause> {
+pub(crate) fn causes_of(errors: &api::ErrorList) -> Vec<Cause> {
     errors
         .iter()
         .map(|e| Cause {

@@ -1,13 +1,16 @@
 //! `krate agent --server URL --token TOKEN`: a node joins a server with the
-//! server's shared token and registers as `system:node:<name>`; a wrong
-//! token is refused. Root only; in the nextest group `agent`.
+//! server's token, checks the server's CA against the hash in it, registers
+//! as `system:node:<name>`, and serves its kubelet API with a certificate
+//! from an auto-approved kubelet-serving CSR, so that `kubectl logs` and
+//! `kubectl exec` work for its pods; a wrong token, a wrong CA hash or a
+//! bare secret are refused. Root only; in the nextest group `agent`.
 
 mod support;
 
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use support::{eventually_blocking, Cluster};
+use support::{eventually_blocking, Cluster, BUSYBOX};
 
 /// A `krate agent` process, killed by PID on drop with what it made.
 struct Agent {
@@ -22,6 +25,20 @@ impl Drop for Agent {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        // Containers the agent left running.
+        let root = self.dir.join("runtime").join("runc").display().to_string();
+        let ids = Command::new("runc")
+            .args(["--root", &root, "list", "-q"])
+            .stderr(Stdio::null())
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+            .unwrap_or_default();
+        for id in ids.lines().filter(|l| !l.is_empty()) {
+            let _ = Command::new("runc")
+                .args(["--root", &root, "delete", "--force", id])
+                .stderr(Stdio::null())
+                .status();
+        }
         // Mounts the agent made under its data directory, deepest first.
         let dir = self.dir.display().to_string();
         let mut mounts: Vec<String> = std::fs::read_to_string("/proc/self/mountinfo")
@@ -37,25 +54,49 @@ impl Drop for Agent {
                 .stderr(Stdio::null())
                 .status();
         }
-        let _ = Command::new("ip")
-            .args(["link", "del", &self.bridge])
-            .stderr(Stdio::null())
-            .status();
+        let _ = net::default_network::tear_down(&net::DefaultNetwork {
+            name: format!("krate-{}", self.bridge),
+            bridge: self.bridge.clone(),
+            ..Default::default()
+        });
         for c in &self.cidrs {
             let _ = Command::new("ip")
                 .args(["route", "del", "unreachable", c])
                 .stderr(Stdio::null())
                 .status();
         }
-        for h in std::fs::read_dir("/sys/fs/cgroup")
-            .into_iter()
-            .flatten()
-            .flatten()
-        {
-            let _ = std::fs::remove_dir(h.path().join(&self.cgroup).join("kubepods"));
-            let _ = std::fs::remove_dir(h.path().join(&self.cgroup));
-        }
+        runtime::cgroups::remove_tree(&self.cgroup);
     }
+}
+
+/// Runs `krate agent` expecting it to give up; returns what it printed.
+fn failed_join(c: &Cluster, token: &str, name: &str) -> String {
+    let dir = c.dir.path().join(name);
+    let mut child = Command::new(krate_bin())
+        .args(["agent", "--server", &c.server_url(), "--token", token])
+        .arg("--data-dir")
+        .arg(&dir)
+        .args(["--node-name", name, "--kubelet-port", "0"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while child.try_wait().unwrap().is_none() {
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("krate agent with token {token:?} did not give up");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let out = child.wait_with_output().unwrap();
+    assert!(!out.status.success());
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
 }
 
 fn krate_bin() -> std::path::PathBuf {
@@ -65,10 +106,12 @@ fn krate_bin() -> std::path::PathBuf {
 }
 
 #[test]
-fn an_agent_joins_with_the_server_token_and_gets_a_pod_cidr() {
-    let n = std::process::id() % 250;
-    let cluster_cidr = format!("10.247.{n}.0/24");
-    let service_cidr = format!("10.251.{n}.0/24");
+fn an_agent_joins_with_the_server_token_and_serves_logs_and_exec() {
+    // A /23 (the node's /24 route is more specific than the cluster
+    // CIDR's unreachable route), away from the ranges of support's agents.
+    let n = std::process::id() % 256;
+    let cluster_cidr = format!("10.{}.{}.0/23", 240 + n / 128, (n % 128) * 2);
+    let service_cidr = format!("10.{}.{}.0/24", 252 + n / 128, (n % 128) * 2);
     let c = Cluster::start_with(&[
         "--cluster-cidr",
         &cluster_cidr,
@@ -77,6 +120,9 @@ fn an_agent_joins_with_the_server_token_and_gets_a_pod_cidr() {
     ]);
     let token = std::fs::read_to_string(c.data_dir().join("token")).unwrap();
     let dir = c.dir.path().join("worker");
+    let images = dir.join("agent").join("images");
+    std::fs::create_dir_all(&images).unwrap();
+    image::testing::busybox_oci_archive(&images.join("busybox.tar"), BUSYBOX).unwrap();
     let log = std::fs::File::create(c.dir.path().join("agent.log")).unwrap();
     let bridge = format!("krj{}", std::process::id() % 1_000_000);
     let cgroup = format!("krate-join-{}", std::process::id());
@@ -91,6 +137,7 @@ fn an_agent_joins_with_the_server_token_and_gets_a_pod_cidr() {
         .arg("--data-dir")
         .arg(&dir)
         .args(["--node-name", "Worker-1", "--cni-bridge", &bridge])
+        .args(["--kubelet-port", "0"])
         .args([
             "--cluster-cidr",
             &cluster_cidr,
@@ -131,7 +178,10 @@ fn an_agent_joins_with_the_server_token_and_gets_a_pod_cidr() {
             }
         },
     );
-    assert_eq!(node["spec"]["podCIDR"], cluster_cidr.as_str());
+    assert_eq!(
+        node["spec"]["podCIDR"],
+        cluster_cidr.replace("/23", "/24").as_str()
+    );
     assert!(node["metadata"]["labels"]["node-role.kubernetes.io/control-plane"].is_null());
     // Its Lease is renewed under its name.
     c.ok(&["get", "lease", "-n", "kube-node-lease", "worker-1"]);
@@ -171,4 +221,76 @@ fn an_agent_joins_with_the_server_token_and_gets_a_pod_cidr() {
         "{who}{}",
         String::from_utf8_lossy(&right.stderr)
     );
+
+    // The kubelet API serves with a certificate from an approved,
+    // issued kubelet-serving CSR of the node.
+    let csr = eventually_blocking(
+        Duration::from_secs(60),
+        "the node's serving CSR issued",
+        || {
+            let out = c.ok(&["get", "csr", "-o", "json"]);
+            let list: serde_json::Value = serde_json::from_str(&out).map_err(|e| e.to_string())?;
+            list["items"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .find(|i| {
+                    i["spec"]["signerName"] == "kubernetes.io/kubelet-serving"
+                        && i["spec"]["username"] == "system:node:worker-1"
+                        && i["status"]["certificate"].is_string()
+                })
+                .cloned()
+                .ok_or(out)
+        },
+    );
+    assert_eq!(csr["status"]["conditions"][0]["type"], "Approved");
+    assert_eq!(csr["status"]["conditions"][0]["reason"], "AutoApproved");
+
+    c.ok_stdin(
+        &["apply", "-f", "-"],
+        &format!(
+            "apiVersion: v1\nkind: Pod\nmetadata:\n  name: hello\nspec:\n  nodeName: worker-1\n  terminationGracePeriodSeconds: 1\n  containers:\n  - name: c\n    image: {BUSYBOX}\n    imagePullPolicy: Never\n    command: [\"sh\", \"-c\", \"echo hello from worker-1; sleep 3600\"]\n"
+        ),
+    );
+    let logs = eventually_blocking(Duration::from_secs(60), "kubectl logs of the pod", || {
+        let out = c.kubectl(&["logs", "hello"]);
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        if out.status.success() && text.contains("hello from worker-1") {
+            Ok(text)
+        } else {
+            Err(format!("{text}{}", String::from_utf8_lossy(&out.stderr)))
+        }
+    });
+    assert_eq!(logs.trim(), "hello from worker-1");
+    let out = c.ok(&[
+        "exec",
+        "hello",
+        "--",
+        "sh",
+        "-c",
+        "echo exec on $(hostname)",
+    ]);
+    assert_eq!(out.trim(), "exec on hello");
+    c.ok(&[
+        "delete",
+        "pod",
+        "hello",
+        "--grace-period=1",
+        "--wait=true",
+        "--timeout=60s",
+    ]);
+
+    // A token whose CA hash is not the server's CA: the agent refuses the
+    // server before sending it anything.
+    let secret = token.trim().rsplit_once("::server:").unwrap().1;
+    let wrong = format!("K10{}::server:{secret}", "0".repeat(64));
+    let why = failed_join(&c, &wrong, "wrong-ca");
+    assert!(
+        why.contains("the server's CA certificate does not match the token")
+            && why.contains(&"0".repeat(64)),
+        "{why}"
+    );
+    // A bare secret vouches for no server.
+    let why = failed_join(&c, secret, "bare-secret");
+    assert!(why.contains("--ca-file"), "{why}");
 }
