@@ -232,6 +232,14 @@ pub struct ListOptions {
 }
 
 impl ListOptions {
+    /// No label or field selector: upstream counts what a page leaves
+    /// (`remainingItemCount`) only then, since the store's count includes
+    /// objects a selector would drop.
+    fn unfiltered(&self) -> bool {
+        self.label_selector.as_deref().unwrap_or("").is_empty()
+            && self.field_selector.as_deref().unwrap_or("").is_empty()
+    }
+
     /// Whether the watch cache can answer: the latest state, whole.
     fn is_plain(&self) -> bool {
         self.continue_token.as_deref().unwrap_or("").is_empty()
@@ -254,6 +262,8 @@ pub struct SharedList {
     pub api_version: String,
     pub revision: Revision,
     pub continue_token: Option<String>,
+    /// `metadata.remainingItemCount`: set on a page of an unfiltered list.
+    pub remaining_item_count: Option<i64>,
     pub items: Vec<ListItem>,
 }
 
@@ -262,6 +272,9 @@ impl SharedList {
         let mut meta = json!({ "resourceVersion": self.revision.to_string() });
         if let Some(c) = &self.continue_token {
             meta["continue"] = json!(c);
+        }
+        if let Some(n) = self.remaining_item_count {
+            meta["remainingItemCount"] = json!(n);
         }
         meta
     }
@@ -1405,6 +1418,7 @@ impl Registry {
                     api_version: r.api_version(),
                     revision,
                     continue_token: None,
+                    remaining_item_count: None,
                     items,
                 });
             }
@@ -1432,8 +1446,31 @@ impl Registry {
                 .and_then(|v| v.parse().ok())
                 .unwrap_or(0),
             continue_token: field("continue"),
+            remaining_item_count: meta
+                .and_then(|m| m.get("remainingItemCount"))
+                .and_then(Value::as_i64),
             items,
         })
+    }
+
+    /// How many keys under `prefix` from `start` on exist at `revision`
+    /// (upstream reads etcd's count of the rest of the range).
+    async fn count_from(
+        &self,
+        prefix: &str,
+        start: Vec<u8>,
+        revision: Revision,
+    ) -> Result<i64, StoreError> {
+        let rest = self
+            .store
+            .range(RangeRequest {
+                prefix: prefix.as_bytes().to_vec(),
+                start: Some(start),
+                revision,
+                limit: 0,
+            })
+            .await?;
+        Ok(rest.kvs.len() as i64)
     }
 
     async fn list_store(
@@ -1460,6 +1497,7 @@ impl Registry {
         }
         let mut items = Vec::new();
         let mut next: Option<String> = None;
+        let mut remaining: Option<i64> = None;
         let page = if opts.limit == 0 {
             0
         } else {
@@ -1498,6 +1536,13 @@ impl Registry {
                     let suffix = String::from_utf8_lossy(&keys::next_key(&last)[prefix.len()..])
                         .into_owned();
                     next = Some(encode_continue(revision, &suffix));
+                    if opts.unfiltered() {
+                        remaining = Some(
+                            self.count_from(&prefix, keys::next_key(&last), revision)
+                                .await
+                                .map_err(|e| from_store(r, "", e))?,
+                        );
+                    }
                 }
                 break;
             }
@@ -1509,6 +1554,9 @@ impl Registry {
         let mut list_meta = json!({ "resourceVersion": revision.to_string() });
         if let Some(c) = next {
             list_meta["continue"] = json!(c);
+        }
+        if let Some(n) = remaining {
+            list_meta["remainingItemCount"] = json!(n);
         }
         Ok(json!({
             "kind": r.list_kind,

@@ -1013,13 +1013,16 @@ impl ApiServer {
                                 ctx.query.get("includeObject").unwrap_or("")
                             ))
                         })?;
-                    let t = self.table(
+                    let mut t = self.table(
                         sr,
                         &items,
                         Some(&list.revision.to_string()),
                         list.continue_token.as_deref(),
                         include,
                     );
+                    if let Some(n) = list.remaining_item_count {
+                        t["metadata"]["remainingItemCount"] = json!(n);
+                    }
                     return Ok(json_response(StatusCode::OK, &t));
                 }
                 if let Some(partial) = crate::partial::wanted(&ctx.accept) {
