@@ -195,6 +195,7 @@ pub async fn run(client: kube::Client, args: AgentArgs, setup: Setup<'_>) -> Res
             listener,
             names,
             client_ca.clone(),
+            data_dir.join("agent/pki/kubelet-server-current.pem"),
         ))));
     } else {
         tracing::warn!("no kubelet serving certificate: logs, exec, attach and port-forward are not served for this node's pods");

@@ -4,9 +4,13 @@
 //! for `CN=system:node:<name>, O=system:nodes` naming the node's host name
 //! and addresses, and the certificate once the request is approved and
 //! signed. The kubelet API is served with it, and the certificate is
-//! renewed when 80% of its lifetime has passed.
+//! renewed when 80% of its lifetime has passed. The current certificate and
+//! key are kept in `<data-dir>/agent/pki/kubelet-server-current.pem` (the
+//! kubelet's name) and reused after a restart while they are not due for
+//! renewal, name the same node, names and addresses, and chain to the CA.
 
 use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -116,6 +120,86 @@ pub async fn request(client: &kube::Client, names: &Names) -> Result<Issued> {
     }
 }
 
+/// The stored certificate, if it can still serve for `names` under the CA
+/// `ca_pem`.
+pub fn load(path: &Path, names: &Names, ca_pem: &str) -> Option<Issued> {
+    let pem = std::fs::read_to_string(path).ok()?;
+    let blocks: Vec<x509_parser::pem::Pem> =
+        x509_parser::pem::Pem::iter_from_buffer(pem.as_bytes())
+            .collect::<Result<_, _>>()
+            .ok()?;
+    let cert_block = blocks.iter().find(|b| b.label == "CERTIFICATE")?;
+    let key_block = blocks.iter().find(|b| b.label.ends_with("PRIVATE KEY"))?;
+    let cert = cert_block.parse_x509().ok()?;
+    let (_, ca) = x509_parser::pem::parse_x509_pem(ca_pem.as_bytes()).ok()?;
+    let ca = ca.parse_x509().ok()?;
+    cert.verify_signature(Some(ca.public_key())).ok()?;
+    if cert.subject().iter_common_name().next()?.as_str().ok()?
+        != format!("system:node:{}", names.node_name)
+    {
+        return None;
+    }
+    let san = cert.subject_alternative_name().ok()??.value;
+    let mut dns = Vec::new();
+    let mut ips = Vec::new();
+    for n in &san.general_names {
+        match n {
+            x509_parser::extensions::GeneralName::DNSName(d) => dns.push(d.to_string()),
+            x509_parser::extensions::GeneralName::IPAddress(b) => match b.len() {
+                4 => ips.push(IpAddr::from(<[u8; 4]>::try_from(*b).ok()?)),
+                16 => ips.push(IpAddr::from(<[u8; 16]>::try_from(*b).ok()?)),
+                _ => return None,
+            },
+            _ => return None,
+        }
+    }
+    if dns != names.dns || ips != names.ips {
+        return None;
+    }
+    let cert_pem = x509_pem("CERTIFICATE", &cert_block.contents);
+    let key_pem = x509_pem(&key_block.label, &key_block.contents);
+    let (not_before, not_after) = validity(&cert_pem).ok()?;
+    let issued = Issued {
+        cert_pem,
+        key_pem,
+        not_before,
+        not_after,
+    };
+    (SystemTime::now() < issued.renew_at()).then_some(issued)
+}
+
+fn x509_pem(label: &str, der: &[u8]) -> String {
+    use base64::Engine;
+    let b64 = base64::engine::general_purpose::STANDARD.encode(der);
+    let mut out = format!("-----BEGIN {label}-----\n");
+    for chunk in b64.as_bytes().chunks(64) {
+        out.push_str(std::str::from_utf8(chunk).unwrap_or(""));
+        out.push('\n');
+    }
+    out.push_str(&format!("-----END {label}-----\n"));
+    out
+}
+
+/// Keeps `issued` (certificate and key, mode 0600) for the next start.
+fn store(path: &Path, issued: &Issued) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let tmp = path.with_extension("tmp");
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&tmp)?;
+    f.write_all(issued.cert_pem.as_bytes())?;
+    f.write_all(issued.key_pem.as_bytes())?;
+    f.sync_all()?;
+    std::fs::rename(tmp, path)
+}
+
 fn validity(cert_pem: &str) -> Result<(SystemTime, SystemTime)> {
     let (_, pem) =
         x509_parser::pem::parse_x509_pem(cert_pem.as_bytes()).context("the issued certificate")?;
@@ -138,13 +222,23 @@ pub async fn serve(
     listener: TcpListener,
     names: Names,
     client_ca_pem: String,
+    stored: PathBuf,
 ) {
     let addr: Option<SocketAddr> = listener.local_addr().ok();
     let mut listener = Some(listener);
     let mut serving: Option<crate::agent::AbortOnDrop> = None;
     let mut backoff = Duration::from_secs(2);
+    let mut reuse = load(&stored, &names, &client_ca_pem);
     loop {
-        let issued = match request(&client, &names).await {
+        let requested = match reuse.take() {
+            Some(i) => Ok(i),
+            None => request(&client, &names).await.inspect(|i| {
+                if let Err(e) = store(&stored, i) {
+                    tracing::warn!(path = %stored.display(), error = %e, "keeping the kubelet serving certificate");
+                }
+            }),
+        };
+        let issued = match requested {
             Ok(i) => i,
             Err(e) => {
                 tracing::warn!(error = format!("{e:#}"), retry_in = ?backoff, "no kubelet serving certificate");
@@ -198,4 +292,68 @@ async fn rebind(addr: Option<SocketAddr>) -> Option<TcpListener> {
     }
     tracing::warn!(%addr, "the kubelet API port cannot be bound again");
     None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn signed(pki: &apiserver::tls::Pki, names: &Names) -> Issued {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let mut params = rcgen::CertificateParams::new(names.dns.clone()).unwrap();
+        params
+            .subject_alt_names
+            .extend(names.ips.iter().map(|ip| rcgen::SanType::IpAddress(*ip)));
+        params.distinguished_name.push(
+            rcgen::DnType::CommonName,
+            format!("system:node:{}", names.node_name),
+        );
+        let csr = params.serialize_request(&key).unwrap();
+        let now = SystemTime::now();
+        let cert_pem = pki
+            .csr_authority()
+            .unwrap()
+            .sign(
+                csr.der(),
+                &["digital signature".into(), "server auth".into()],
+                now - Duration::from_secs(60),
+                now + Duration::from_secs(3600),
+            )
+            .unwrap();
+        let (not_before, not_after) = validity(&cert_pem).unwrap();
+        Issued {
+            cert_pem,
+            key_pem: key.serialize_pem(),
+            not_before,
+            not_after,
+        }
+    }
+
+    #[test]
+    fn a_stored_certificate_is_reused_only_for_the_same_names_and_ca() {
+        let dir = tempfile::tempdir().unwrap();
+        let pki = |name: &str| {
+            apiserver::tls::Pki::ensure(&apiserver::tls::PkiOptions {
+                data_dir: dir.path().join(name),
+                ..Default::default()
+            })
+            .unwrap()
+        };
+        let (ours, theirs) = (pki("a"), pki("b"));
+        let names = Names {
+            node_name: "w1".into(),
+            dns: vec!["w1".into()],
+            ips: vec!["10.0.0.5".parse().unwrap()],
+        };
+        let path = dir.path().join("pki/kubelet-server-current.pem");
+        store(&path, &signed(&ours, &names)).unwrap();
+        let loaded = load(&path, &names, &ours.ca_cert_pem).expect("reused");
+        node::server::tls_config(&loaded.cert_pem, &loaded.key_pem, &ours.ca_cert_pem).unwrap();
+        assert!(load(&path, &names, &theirs.ca_cert_pem).is_none());
+        let moved = Names {
+            ips: vec!["10.0.0.6".parse().unwrap()],
+            ..names.clone()
+        };
+        assert!(load(&path, &moved, &ours.ca_cert_pem).is_none());
+    }
 }
