@@ -65,7 +65,9 @@ impl Runc {
         // Left behind only if the shim itself was killed.
         let _ = std::fs::remove_file(self.socket_path(id, ""));
         crate::cgroups::remove_tree(&rec.cgroups_path);
-        std::fs::remove_dir_all(&dir).or_else(|e| match e.kind() {
+        let removed = std::fs::remove_dir_all(&dir);
+        self.forget_record(id);
+        removed.or_else(|e| match e.kind() {
             std::io::ErrorKind::NotFound => Ok(()),
             _ => Err(Error::Io {
                 op: format!("removing {}", dir.display()),

@@ -67,6 +67,12 @@ pub struct Runc {
     /// The last CPU usage sample per container, for a usage rate
     /// (nanocores) between two stats calls, as containerd keeps one.
     cpu_samples: std::sync::Mutex<std::collections::HashMap<String, (std::time::Instant, u64)>>,
+    /// Records read or written once (a container's never changes; a
+    /// sandbox's changes only through `save_sandbox`): listing a node's
+    /// containers for every pod sync would otherwise parse each record
+    /// again. An entry counts while its directory exists.
+    container_records: std::sync::Mutex<std::collections::HashMap<String, ContainerRecord>>,
+    sandbox_records: std::sync::Mutex<std::collections::HashMap<String, SandboxRecord>>,
 }
 
 impl Runc {
@@ -83,6 +89,8 @@ impl Runc {
             sys,
             host: crate::cgroups::host_info(),
             cpu_samples: Default::default(),
+            container_records: Default::default(),
+            sandbox_records: Default::default(),
             cfg,
         };
         for dir in [
@@ -139,27 +147,59 @@ impl Runc {
 
     pub(crate) fn load_sandbox(&self, id: &str) -> Result<SandboxRecord> {
         check_id(id)?;
-        state::read_json(&self.sandbox_dir(id).join(state::SANDBOX_RECORD)).map_err(|_| {
-            Error::NotFound {
-                kind: "sandbox",
-                id: id.to_string(),
-            }
-        })
+        let dir = self.sandbox_dir(id);
+        let not_found = || Error::NotFound {
+            kind: "sandbox",
+            id: id.to_string(),
+        };
+        let mut cache = self.sandbox_records.lock().unwrap();
+        if !dir.exists() {
+            cache.remove(id);
+            return Err(not_found());
+        }
+        if let Some(rec) = cache.get(id) {
+            return Ok(rec.clone());
+        }
+        let rec: SandboxRecord =
+            state::read_json(&dir.join(state::SANDBOX_RECORD)).map_err(|_| not_found())?;
+        cache.insert(id.to_string(), rec.clone());
+        Ok(rec)
     }
 
     pub(crate) fn save_sandbox(&self, rec: &SandboxRecord) -> Result<()> {
         let path = self.sandbox_dir(&rec.id).join(state::SANDBOX_RECORD);
-        state::write_json(&path, rec).map_err(io_err(format!("writing {}", path.display())))
+        let mut cache = self.sandbox_records.lock().unwrap();
+        cache.remove(&rec.id);
+        state::write_json(&path, rec).map_err(io_err(format!("writing {}", path.display())))?;
+        cache.insert(rec.id.clone(), rec.clone());
+        Ok(())
+    }
+
+    /// Drops the cached records of a removed container or sandbox.
+    pub(crate) fn forget_record(&self, id: &str) {
+        self.container_records.lock().unwrap().remove(id);
+        self.sandbox_records.lock().unwrap().remove(id);
     }
 
     pub(crate) fn load_container(&self, id: &str) -> Result<ContainerRecord> {
         check_id(id)?;
-        state::read_json(&self.container_dir(id).join(state::CONTAINER_RECORD)).map_err(|_| {
-            Error::NotFound {
-                kind: "container",
-                id: id.to_string(),
-            }
-        })
+        let dir = self.container_dir(id);
+        let not_found = || Error::NotFound {
+            kind: "container",
+            id: id.to_string(),
+        };
+        let mut cache = self.container_records.lock().unwrap();
+        if !dir.exists() {
+            cache.remove(id);
+            return Err(not_found());
+        }
+        if let Some(rec) = cache.get(id) {
+            return Ok(rec.clone());
+        }
+        let rec: ContainerRecord =
+            state::read_json(&dir.join(state::CONTAINER_RECORD)).map_err(|_| not_found())?;
+        cache.insert(id.to_string(), rec.clone());
+        Ok(rec)
     }
 
     /// The shim's status of a container or sandbox directory (`None`: never

@@ -66,7 +66,9 @@ impl Runc {
         if let Some(shm) = &rec.shm {
             let _ = self.sys.unmount(shm);
         }
-        std::fs::remove_dir_all(&dir).or_else(|e| match e.kind() {
+        let removed = std::fs::remove_dir_all(&dir);
+        self.forget_record(id);
+        removed.or_else(|e| match e.kind() {
             std::io::ErrorKind::NotFound => Ok(()),
             _ => Err(Error::Io {
                 op: format!("removing {}", dir.display()),
