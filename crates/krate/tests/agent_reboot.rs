@@ -204,8 +204,59 @@ fn after_a_reboot_pods_come_back_as_their_restart_policy_says() {
         },
     );
 
-    // The harness removes everything through the restarted agent.
+    // What the reboot took is back: the service-account token volume (a
+    // tmpfs), the bridge between the pods and to the node.
+    let namespace = c.ok(&[
+        "exec",
+        "always",
+        "-c",
+        "app",
+        "--",
+        "cat",
+        "/var/run/secrets/kubernetes.io/serviceaccount/namespace",
+    ]);
+    assert_eq!(namespace, "default");
+    let (prefix, _) = running_ips[0].rsplit_once('.').unwrap();
+    let gateway = format!("{prefix}.1");
+    for target in [&running_ips[1], &gateway] {
+        let ping = [
+            "exec", "always", "-c", "app", "--", "ping", "-c", "1", "-W", "5",
+        ];
+        c.ok(&[&ping[..], &[target.as_str()]].concat());
+    }
+
+    // Deleting the pods removes the old sandboxes and containers with the
+    // new ones: no record, runc state, mount or address is left.
+    c.ok(&["delete", "pods", "--all", "--grace-period=1"]);
+    let runtime = c.data_dir().join("runtime");
+    eventually_blocking(Duration::from_secs(30), "the runtime emptied", || {
+        let left: Vec<PathBuf> = ["sandboxes", "containers"]
+            .iter()
+            .flat_map(|d| {
+                std::fs::read_dir(runtime.join(d))
+                    .into_iter()
+                    .flatten()
+                    .flatten()
+            })
+            .map(|e| e.path())
+            .chain(c.runc_ids().into_iter().map(PathBuf::from))
+            .collect();
+        if left.is_empty() {
+            Ok(())
+        } else {
+            Err(format!("left: {left:?}"))
+        }
+    });
+    assert_eq!(allocated_ips(&ip_dir), []);
     let dir = c.dir.path().to_path_buf();
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    let left: Vec<&str> = mounts
+        .lines()
+        .filter(|l| l.contains(&*dir.join("data/runtime").to_string_lossy()))
+        .collect();
+    assert!(left.is_empty(), "runtime mounts left: {left:?}");
+
+    // The harness removes the rest through the restarted agent.
     drop(c);
     let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
     let left: Vec<&str> = mounts

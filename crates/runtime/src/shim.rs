@@ -219,6 +219,7 @@ fn run(dir: &Path) -> i32 {
     let mut status = ShimStatus {
         shim_pid: me,
         shim_start_time: state::process_start_time(me).unwrap_or_default(),
+        boot_id: state::boot_id(),
         ..ShimStatus::default()
     };
     let status_path = dir.join(state::STATUS);

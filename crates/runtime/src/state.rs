@@ -79,6 +79,11 @@ pub struct ShimStatus {
     /// /proc/<pid>/stat start time of the shim, so that a reused pid after a
     /// reboot is not taken for the shim.
     pub shim_start_time: u64,
+    /// The kernel's boot id when the shim started: after a reboot a pid and
+    /// start time can both come round again (boots are alike), the boot id
+    /// does not. `None` in files written before it was recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub boot_id: Option<String>,
     pub pid: Option<i32>,
     pub started_at: Option<DateTime<Utc>>,
     pub finished_at: Option<DateTime<Utc>>,
@@ -90,12 +95,27 @@ pub struct ShimStatus {
 impl ShimStatus {
     /// Whether the shim that wrote this is still running.
     pub fn shim_alive(&self) -> bool {
-        self.shim_pid > 0 && process_start_time(self.shim_pid) == Some(self.shim_start_time)
+        self.shim_pid > 0
+            && self
+                .boot_id
+                .as_deref()
+                .is_none_or(|id| boot_id().as_deref() == Some(id))
+            && process_start_time(self.shim_pid) == Some(self.shim_start_time)
     }
 
     pub fn exited(&self) -> bool {
         self.exit_code.is_some()
     }
+}
+
+/// This boot's id (/proc/sys/kernel/random/boot_id), new at every boot.
+pub fn boot_id() -> Option<String> {
+    static ID: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
+    ID.get_or_init(|| {
+        let id = std::fs::read_to_string("/proc/sys/kernel/random/boot_id").ok()?;
+        Some(id.trim().to_string()).filter(|id| !id.is_empty())
+    })
+    .clone()
 }
 
 /// Field 22 of /proc/<pid>/stat (clock ticks after boot).
@@ -130,6 +150,26 @@ pub fn new_id() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_shim_of_another_boot_is_not_alive_though_its_pid_and_start_time_match() {
+        let me = std::process::id() as i32;
+        let mut status = ShimStatus {
+            shim_pid: me,
+            shim_start_time: process_start_time(me).unwrap(),
+            boot_id: boot_id(),
+            ..ShimStatus::default()
+        };
+        assert!(status.boot_id.is_some());
+        assert!(status.shim_alive());
+        status.boot_id = Some("00000000-0000-0000-0000-000000000000".into());
+        assert!(!status.shim_alive());
+        // Files from before boot ids were recorded go by pid and start time.
+        status.boot_id = None;
+        assert!(status.shim_alive());
+        status.shim_start_time += 1;
+        assert!(!status.shim_alive());
+    }
 
     #[test]
     fn this_process_has_a_start_time_and_ids_are_unique_hex() {

@@ -528,10 +528,17 @@ impl Cluster {
             let path = entry.path();
             let _ = std::fs::remove_dir_all(&path).or_else(|_| std::fs::remove_file(&path));
         }
+        // The shims' status files now come from the boot before.
+        for path in self.shim_status_files() {
+            if let Ok(mut status) = runtime::state::read_json::<runtime::state::ShimStatus>(&path) {
+                status.boot_id = Some("00000000-0000-4000-8000-000000000000".into());
+                runtime::state::write_json(&path, &status).unwrap();
+            }
+        }
     }
 
-    /// PIDs of the live shims recorded in the runtime's status files.
-    fn shim_pids(&self) -> Vec<i32> {
+    /// The runtime's shim status files, of sandboxes and containers.
+    fn shim_status_files(&self) -> Vec<PathBuf> {
         let root = self.data_dir().join("runtime");
         ["sandboxes", "containers"]
             .iter()
@@ -541,12 +548,15 @@ impl Cluster {
                     .flatten()
                     .flatten()
             })
-            .filter_map(|e| {
-                runtime::state::read_json::<runtime::state::ShimStatus>(
-                    &e.path().join(runtime::state::STATUS),
-                )
-                .ok()
-            })
+            .map(|e| e.path().join(runtime::state::STATUS))
+            .collect()
+    }
+
+    /// PIDs of the live shims recorded in the runtime's status files.
+    fn shim_pids(&self) -> Vec<i32> {
+        self.shim_status_files()
+            .iter()
+            .filter_map(|path| runtime::state::read_json::<runtime::state::ShimStatus>(path).ok())
             .filter(|s| s.shim_alive())
             .map(|s| s.shim_pid)
             .collect()
