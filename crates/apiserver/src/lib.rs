@@ -13,6 +13,7 @@ pub mod convert;
 pub mod crd;
 pub mod csr;
 pub mod discovery;
+pub mod duplicates;
 pub mod filter;
 pub mod kubelet;
 pub mod metrics;

@@ -128,6 +128,9 @@ pub struct WriteOptions {
     pub field_validation: Option<FieldValidation>,
     /// Warnings for the client (`Warning` headers), filled while writing.
     pub warnings: Arc<std::sync::Mutex<Vec<String>>>,
+    /// The fields of the JSON request body, in document order, when some
+    /// are duplicated (reported per `fieldValidation`).
+    pub body_fields: Option<Arc<Vec<crate::duplicates::Field>>>,
 }
 
 /// The `fieldValidation` parameter.
@@ -571,21 +574,23 @@ impl Registry {
         let Some(validation) = opts.field_validation else {
             return Ok(());
         };
-        if !builtin(r) {
-            return Ok(());
-        }
-        let unknown = if validation == FieldValidation::Strict {
+        let unknown = if !builtin(r) {
+            Vec::new()
+        } else if validation == FieldValidation::Strict {
             schemas.unknown_fields(r.group, r.version, r.kind, obj)
         } else {
             schemas.prune_unknown_fields(r.group, r.version, r.kind, obj)
         };
-        if unknown.is_empty() {
+        let listed: Vec<String> = match &opts.body_fields {
+            Some(fields) => crate::duplicates::json_messages(fields, &unknown),
+            None => unknown
+                .iter()
+                .map(|f| format!("unknown field \"{f}\""))
+                .collect(),
+        };
+        if listed.is_empty() {
             return Ok(());
         }
-        let listed: Vec<String> = unknown
-            .iter()
-            .map(|f| format!("unknown field \"{f}\""))
-            .collect();
         match validation {
             FieldValidation::Strict => Err(ApiError::bad_request(format!(
                 "{} in version \"{}\" cannot be handled as a {}: strict decoding error: {}",

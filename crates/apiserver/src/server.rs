@@ -792,7 +792,7 @@ impl ApiServer {
                 let program = ua.split('/').next().unwrap_or("").trim();
                 (!program.is_empty()).then(|| program.to_string())
             });
-        let wopts = WriteOptions {
+        let mut wopts = WriteOptions {
             dry_run,
             field_manager,
             force: ctx.query.flag("force"),
@@ -801,7 +801,18 @@ impl ApiServer {
                 ctx.query.get("fieldValidation"),
             )?),
             warnings: Default::default(),
+            body_fields: None,
         };
+        if matches!(rr.verb, Verb::Create | Verb::Update | Verb::Patch)
+            && wopts.field_validation != Some(crate::registry::FieldValidation::Ignore)
+            && !ctx.body.is_empty()
+            && ctx.content_type.split(';').next().unwrap_or("").trim() != wire::PROTOBUF
+            && ctx.content_type.split(';').next().unwrap_or("").trim() != "application/json-patch+json"
+        {
+            wopts.body_fields = crate::duplicates::json_fields(&ctx.body)
+                .filter(|fields| fields.iter().any(|f| f.duplicate))
+                .map(Arc::new);
+        }
         let warnings = wopts.warnings.clone();
         if let Some(w) = self
             .registry

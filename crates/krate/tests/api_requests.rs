@@ -69,3 +69,104 @@ fn pages_of_unfiltered_lists_count_the_items_that_remain() {
     assert_eq!(table.lines().count(), 4, "{table}");
     assert!(table.starts_with("NAME"), "{table}");
 }
+
+/// A ConfigMap whose body names `metadata.name`, `data.a` and
+/// `metadata.labels.app` twice, and an unknown field once.
+const DUPLICATED: &str = r#"{"apiVersion":"v1","kind":"ConfigMap",
+"metadata":{"name":"first","name":"dup","labels":{"app":"x","app":"y"}},
+"bogus":1,
+"data":{"a":"1","a":"2"}}"#;
+
+#[test]
+fn duplicate_json_fields_are_refused_or_warned_about_per_field_validation() {
+    let c = Cluster::start_with(&["--disable-controllers"]);
+    let body = support::write(c.dir.path(), "dup.json", DUPLICATED);
+    let body = body.to_str().unwrap();
+    let base = "/api/v1/namespaces/default/configmaps";
+
+    let err = c.fails(&[
+        "create",
+        "--raw",
+        &format!("{base}?fieldValidation=Strict"),
+        "-f",
+        body,
+    ]);
+    assert!(
+        err.contains(
+            "ConfigMap in version \"v1\" cannot be handled as a ConfigMap: strict decoding error: \
+             duplicate field \"metadata.name\", duplicate field \"metadata.labels.app\", \
+             unknown field \"bogus\", duplicate field \"data.a\""
+        ),
+        "{err}"
+    );
+    assert!(!c.kubectl(&["get", "cm", "dup"]).status.success());
+
+    // Warn (the default): stored with the last value of each field.
+    let out = c.kubectl(&["create", "--raw", base, "-f", body]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let warnings: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.starts_with("Warning:"))
+        .collect();
+    assert_eq!(
+        warnings,
+        [
+            "Warning: duplicate field \"metadata.name\"",
+            "Warning: duplicate field \"metadata.labels.app\"",
+            "Warning: unknown field \"bogus\"",
+            "Warning: duplicate field \"data.a\"",
+        ]
+    );
+    assert_eq!(
+        c.ok(&[
+            "get",
+            "cm",
+            "dup",
+            "-o",
+            "jsonpath={.data.a}/{.metadata.labels.app}"
+        ]),
+        "2/y"
+    );
+
+    // Ignore says nothing.
+    let out = c.kubectl(&[
+        "replace",
+        "--raw",
+        &format!("{base}/dup?fieldValidation=Ignore"),
+        "-f",
+        body,
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!String::from_utf8_lossy(&out.stderr).contains("Warning"));
+
+    // A merge patch is read the same way.
+    let patch = support::write(c.dir.path(), "patch.json", r#"{"data":{"b":"1","b":"3"}}"#);
+    let out = c.kubectl(&[
+        "patch",
+        "cm",
+        "dup",
+        "--type=merge",
+        "--patch-file",
+        patch.to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("Warning: duplicate field \"data.b\""),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(c.ok(&["get", "cm", "dup", "-o", "jsonpath={.data.b}"]), "3");
+}
