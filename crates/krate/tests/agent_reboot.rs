@@ -139,6 +139,15 @@ fn after_a_reboot_pods_come_back_as_their_restart_policy_says() {
         );
         assert_eq!(events[0]["type"], "Normal");
     }
+    // runc's state of the boot before is gone with it, as on a tmpfs.
+    let runc_ids = c.runc_ids();
+    for old in &before {
+        let id = old["status"]["containerStatuses"][0]["containerID"]
+            .as_str()
+            .unwrap()
+            .trim_start_matches("runc://");
+        assert!(!runc_ids.iter().any(|i| i == id), "{id} in {runc_ids:?}");
+    }
     // With a new sandbox the init container runs again, as upstream's
     // computePodActions says.
     let always = pod(&c, "always");

@@ -100,7 +100,32 @@ impl Runc {
         ] {
             std::fs::create_dir_all(&dir).map_err(io_err(format!("creating {}", dir.display())))?;
         }
+        runc.forget_runc_state_of_another_boot();
         Ok(runc)
+    }
+
+    /// runc's state lives on disk here, not on a tmpfs that a reboot empties
+    /// (containerd's /run): after a reboot it would name processes that are
+    /// gone, by pids that another process may hold now. Every container of
+    /// a boot before is dead, so its state goes (the runtime's records stay:
+    /// they tell how the containers ended).
+    fn forget_runc_state_of_another_boot(&self) {
+        let Some(now) = state::boot_id() else {
+            return;
+        };
+        let file = self.cfg.root.join("boot_id");
+        let before = std::fs::read_to_string(&file).ok();
+        if before.as_deref().is_some_and(|b| b.trim() != now) {
+            tracing::info!("the machine rebooted: forgetting runc's state of the boot before");
+            for id in Self::ids(&self.runc_root()) {
+                let _ = std::fs::remove_dir_all(self.runc_root().join(id));
+            }
+        }
+        if before.as_deref().map(str::trim) != Some(now.as_str()) {
+            if let Err(e) = std::fs::write(&file, &now) {
+                tracing::warn!(file = %file.display(), error = %e, "recording the boot id");
+            }
+        }
     }
 
     pub fn config(&self) -> &RuncConfig {
@@ -463,6 +488,35 @@ mod tests {
         );
         assert_eq!(nano_cores((t, 10), (t, 20)), None);
         assert_eq!(nano_cores((t, 20), (later, 10)), None);
+    }
+
+    #[test]
+    fn runc_state_of_another_boot_is_forgotten_at_start() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path().join("runtime");
+        let state = root.join("runc/c1/state.json");
+        let start = |boot: Option<&str>| {
+            std::fs::create_dir_all(state.parent().unwrap()).unwrap();
+            std::fs::write(&state, "{}").unwrap();
+            match boot {
+                Some(b) => std::fs::write(root.join("boot_id"), b).unwrap(),
+                None => {
+                    let _ = std::fs::remove_file(root.join("boot_id"));
+                }
+            }
+            let mut cfg = RuncConfig::new(&root);
+            cfg.runc = "/nonexistent/runc".into();
+            let sys = std::sync::Arc::new(crate::sys::Recording::default());
+            Runc::with_syscall(cfg, sys).unwrap();
+            state.exists()
+        };
+        let now = state::boot_id().unwrap();
+        // A first start cannot tell: the state stays.
+        assert!(start(None));
+        assert_eq!(std::fs::read_to_string(root.join("boot_id")).unwrap(), now);
+        assert!(start(Some(&now)));
+        assert!(!start(Some("00000000-0000-4000-8000-000000000000")));
+        assert_eq!(std::fs::read_to_string(root.join("boot_id")).unwrap(), now);
     }
 
     #[test]

@@ -528,13 +528,15 @@ impl Cluster {
             let path = entry.path();
             let _ = std::fs::remove_dir_all(&path).or_else(|_| std::fs::remove_file(&path));
         }
-        // The shims' status files now come from the boot before.
+        // The runtime's files now come from the boot before.
+        let boot_before = "00000000-0000-4000-8000-000000000000";
         for path in self.shim_status_files() {
             if let Ok(mut status) = runtime::state::read_json::<runtime::state::ShimStatus>(&path) {
-                status.boot_id = Some("00000000-0000-4000-8000-000000000000".into());
+                status.boot_id = Some(boot_before.into());
                 runtime::state::write_json(&path, &status).unwrap();
             }
         }
+        std::fs::write(self.data_dir().join("runtime/boot_id"), boot_before).unwrap();
     }
 
     /// The runtime's shim status files, of sandboxes and containers.
