@@ -1,7 +1,8 @@
 //! The HorizontalPodAutoscaler controller through a real `krate server`
 //! with simulated nodes: targets outside [min, max] are brought inside, and
-//! without a metrics API the conditions and events say why nothing else
-//! happens, as `kubectl describe hpa` shows them.
+//! with no metrics for their pods (simulated nodes run no containers to
+//! measure) the conditions and events say why nothing else happens, as
+//! `kubectl describe hpa` shows them.
 
 mod support;
 
@@ -39,7 +40,7 @@ fn words(line: &str) -> String {
 }
 
 #[test]
-fn hpa_brings_its_target_into_min_max_and_reports_missing_metrics() {
+fn hpa_brings_its_target_into_min_max_and_reports_pods_without_metrics() {
     let c = Cluster::start_with(&["--simulated-nodes", "2"]);
     c.ok(&[
         "create",
@@ -67,7 +68,7 @@ fn hpa_brings_its_target_into_min_max_and_reports_missing_metrics() {
     assert_eq!(field(&c, "hpa", "web", "{.status.currentReplicas}"), "1");
     assert!(!field(&c, "hpa", "web", "{.status.lastScaleTime}").is_empty());
 
-    // The next sync (15 s later) finds no metrics API.
+    // The next sync (15 s later) finds no metrics for the pods.
     let describe = eventually_blocking(WAIT, "ScalingActive False in describe", || {
         let out = c.ok(&["describe", "hpa", "web"]);
         if out.contains("FailedGetResourceMetric") && out.contains("ScalingActive") {
@@ -93,8 +94,7 @@ fn hpa_brings_its_target_into_min_max_and_reports_missing_metrics() {
     assert_eq!(
         line("ScalingActive"),
         "ScalingActive False FailedGetResourceMetric the HPA was unable to compute the replica count: \
-         unable to get metrics for resource cpu: unable to fetch metrics from resource metrics API: \
-         the server could not find the requested resource (get pods.metrics.k8s.io)"
+         unable to get metrics for resource cpu: no metrics returned from resource metrics API"
     );
     assert!(
         describe.contains("New size: 3; reason: Current number of replicas below Spec.MinReplicas"),
@@ -111,8 +111,8 @@ fn hpa_brings_its_target_into_min_max_and_reports_missing_metrics() {
         lines.iter().any(|l| l.starts_with("Warning FailedComputeMetricsReplicas")
             && l.ends_with(
                 "invalid metrics (1 invalid out of 1), first error is: failed to get cpu resource metric value: \
-                 failed to get cpu utilization: unable to get metrics for resource cpu: unable to fetch metrics \
-                 from resource metrics API: the server could not find the requested resource (get pods.metrics.k8s.io)"
+                 failed to get cpu utilization: unable to get metrics for resource cpu: no metrics returned \
+                 from resource metrics API"
             )),
         "{describe}"
     );
