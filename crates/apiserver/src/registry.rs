@@ -128,9 +128,9 @@ pub struct WriteOptions {
     pub field_validation: Option<FieldValidation>,
     /// Warnings for the client (`Warning` headers), filled while writing.
     pub warnings: Arc<std::sync::Mutex<Vec<String>>>,
-    /// The fields of the JSON request body, in document order, when some
-    /// are duplicated (reported per `fieldValidation`).
-    pub body_fields: Option<Arc<Vec<crate::duplicates::Field>>>,
+    /// The request body's duplicated fields, when it has some (reported
+    /// per `fieldValidation`).
+    pub duplicates: Option<Arc<crate::duplicates::Duplicates>>,
 }
 
 /// The `fieldValidation` parameter.
@@ -581,8 +581,8 @@ impl Registry {
         } else {
             schemas.prune_unknown_fields(r.group, r.version, r.kind, obj)
         };
-        let listed: Vec<String> = match &opts.body_fields {
-            Some(fields) => crate::duplicates::json_messages(fields, &unknown),
+        let listed: Vec<String> = match &opts.duplicates {
+            Some(d) => d.messages(&unknown, validation == FieldValidation::Strict),
             None => unknown
                 .iter()
                 .map(|f| format!("unknown field \"{f}\""))

@@ -761,6 +761,11 @@ impl ApiServer {
         if ctx.body.is_empty() {
             return Err(ApiError::bad_request("the body of the request was empty"));
         }
+        if ct == "application/yaml" {
+            return crate::duplicates::yaml(&ctx.body).map(|y| y.value).map_err(|e| {
+                ApiError::bad_request(format!("the body of the request was in an unknown format - accepted media types include: application/json, application/yaml: {e}"))
+            });
+        }
         serde_json::from_slice(&ctx.body).map_err(|e| {
             ApiError::bad_request(format!("the body of the request was in an unknown format - accepted media types include: application/json, application/yaml: {e}"))
         })
@@ -801,17 +806,14 @@ impl ApiServer {
                 ctx.query.get("fieldValidation"),
             )?),
             warnings: Default::default(),
-            body_fields: None,
+            duplicates: None,
         };
         if matches!(rr.verb, Verb::Create | Verb::Update | Verb::Patch)
             && wopts.field_validation != Some(crate::registry::FieldValidation::Ignore)
             && !ctx.body.is_empty()
-            && ctx.content_type.split(';').next().unwrap_or("").trim() != wire::PROTOBUF
-            && ctx.content_type.split(';').next().unwrap_or("").trim() != "application/json-patch+json"
         {
-            wopts.body_fields = crate::duplicates::json_fields(&ctx.body)
-                .filter(|fields| fields.iter().any(|f| f.duplicate))
-                .map(Arc::new);
+            wopts.duplicates =
+                crate::duplicates::Duplicates::of(&ctx.body, &ctx.content_type).map(Arc::new);
         }
         let warnings = wopts.warnings.clone();
         if let Some(w) = self

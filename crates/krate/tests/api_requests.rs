@@ -170,3 +170,106 @@ fn duplicate_json_fields_are_refused_or_warned_about_per_field_validation() {
     );
     assert_eq!(c.ok(&["get", "cm", "dup", "-o", "jsonpath={.data.b}"]), "3");
 }
+
+/// A Deployment in YAML whose keys `name` (line 5), `paused` (line 10)
+/// and `imagePullPolicy` (line 21) are set twice, with an unknown field.
+const DUPLICATED_YAML: &str = "apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: first
+  name: web
+spec:
+  unknown1: val1
+  selector: {matchLabels: {app: web}}
+  paused: true
+  paused: false
+  template:
+    metadata:
+      labels:
+        app: web
+    spec:
+      containers:
+      - name: web
+        image: nginx
+        unknownNested: x
+        imagePullPolicy: Always
+        imagePullPolicy: Never
+";
+
+/// POSTs `body` as YAML with the admin credentials (kubectl always sends
+/// JSON); returns the status, the `Warning` headers and the body.
+fn post_yaml(c: &Cluster, path: &str, body: &str) -> (u16, Vec<String>, String) {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let kubeconfig = kube::config::Kubeconfig::read_from(&c.kubeconfig).unwrap();
+        let config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default())
+            .await
+            .unwrap();
+        let client = kube::Client::try_from(config).unwrap();
+        let request = http::Request::post(path)
+            .header("content-type", "application/yaml")
+            .body(kube::client::Body::from(body.as_bytes().to_vec()))
+            .unwrap();
+        let response = client.send(request).await.unwrap();
+        let warnings = response
+            .headers()
+            .get_all("warning")
+            .iter()
+            .map(|v| v.to_str().unwrap().to_string())
+            .collect();
+        let status = response.status().as_u16();
+        let body = response.into_body().collect_bytes().await.unwrap();
+        (
+            status,
+            warnings,
+            String::from_utf8_lossy(&body).into_owned(),
+        )
+    })
+}
+
+#[test]
+fn duplicate_yaml_keys_are_reported_by_line_per_field_validation() {
+    let c = Cluster::start_with(&["--disable-controllers"]);
+    let base = "/apis/apps/v1/namespaces/default/deployments";
+    let (status, _, body) = post_yaml(
+        &c,
+        &format!("{base}?fieldValidation=Strict"),
+        DUPLICATED_YAML,
+    );
+    assert_eq!(status, 400, "{body}");
+    let status: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(
+        status["message"],
+        "Deployment in version \"v1\" cannot be handled as a Deployment: strict decoding error: \
+         yaml: unmarshal errors:\n  line 5: key \"name\" already set in map\n  \
+         line 10: key \"paused\" already set in map\n  \
+         line 21: key \"imagePullPolicy\" already set in map, \
+         unknown field \"spec.template.spec.containers[0].unknownNested\", \
+         unknown field \"spec.unknown1\""
+    );
+    assert!(!c.kubectl(&["get", "deploy", "web"]).status.success());
+
+    let (status, warnings, body) = post_yaml(&c, base, DUPLICATED_YAML);
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(
+        warnings,
+        [
+            r#"299 - "line 5: key \"name\" already set in map""#,
+            r#"299 - "line 10: key \"paused\" already set in map""#,
+            r#"299 - "line 21: key \"imagePullPolicy\" already set in map""#,
+            r#"299 - "unknown field \"spec.template.spec.containers[0].unknownNested\"""#,
+            r#"299 - "unknown field \"spec.unknown1\"""#,
+        ]
+    );
+    // The last value of each key is the one stored.
+    assert_eq!(
+        c.ok(&[
+            "get",
+            "deploy",
+            "web",
+            "-o",
+            "jsonpath={.spec.paused}/{.spec.template.spec.containers[0].imagePullPolicy}"
+        ]),
+        "false/Never"
+    );
+}
