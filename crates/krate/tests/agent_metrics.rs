@@ -14,11 +14,11 @@ use support::{eventually_blocking, Cluster, BUSYBOX};
 
 const RESOLUTION: &[&str] = &["--metric-resolution", "2s"];
 
-fn busy_pod(name: &str) -> String {
-    format!(
-        r#"apiVersion: v1
-kind: Pod
-metadata:
+/// The metadata and spec of a pod whose shell busy-loops, requesting
+/// 100m CPU; `indent` places it in a manifest.
+fn busy_template(name: &str, indent: &str) -> String {
+    let template = format!(
+        r#"metadata:
   name: {name}
   labels:
     app: {name}
@@ -32,7 +32,12 @@ spec:
       requests:
         cpu: 100m
 "#
-    )
+    );
+    template.lines().map(|l| format!("{indent}{l}\n")).collect()
+}
+
+fn busy_pod(name: &str) -> String {
+    format!("apiVersion: v1\nkind: Pod\n{}", busy_template(name, ""))
 }
 
 fn wait_running(c: &Cluster, name: &str) {
@@ -183,29 +188,9 @@ fn hpa_scales_a_busy_deployment_on_cpu_from_the_metrics_api() {
     c.ok_stdin(
         &["apply", "-f", "-"],
         &format!(
-            r#"apiVersion: apps/v1
-kind: Deployment
-metadata:
-  name: spin
-spec:
-  replicas: 1
-  selector:
-    matchLabels:
-      app: spin
-  template:
-    metadata:
-      labels:
-        app: spin
-    spec:
-      terminationGracePeriodSeconds: 0
-      containers:
-      - name: spin
-        image: {BUSYBOX}
-        command: ["sh", "-c", "while :; do :; done"]
-        resources:
-          requests:
-            cpu: 100m
-"#
+            "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: spin\nspec:\n  replicas: 1\n  \
+             selector:\n    matchLabels:\n      app: spin\n  template:\n{}",
+            busy_template("spin", "    ")
         ),
     );
     c.ok_stdin(
