@@ -9,8 +9,9 @@
 //! (`nodes`, cluster-scoped) and `PodMetrics` (`pods`, namespaced) are read
 //! from there in metrics-server's shape (usage `cpu` in nanocores, `memory`
 //! in bytes as canonical quantities, `timestamp`, `window`), for the Nodes
-//! and Pods the API holds that match the label selector; objects without
-//! two points yet are left out of lists and not found by name.
+//! and Pods the API holds that match the label and field selectors;
+//! objects without two points yet are left out of lists and not found by
+//! name.
 
 pub mod storage;
 pub mod text;
@@ -209,16 +210,9 @@ impl Metrics {
                 vec![item]
             }
             (Verb::List, _) => {
-                let selector = api::LabelSelector::parse(query.get("labelSelector").unwrap_or(""))
-                    .map_err(|e| ApiError::bad_request(e.to_string()))?;
+                let filter = crate::filter::from_query(core, query)?;
                 let list = registry
-                    .list(core, ns, &ListOptions::default(), &|o| {
-                        let labels: BTreeMap<String, String> = o
-                            .pointer("/metadata/labels")
-                            .and_then(|l| serde_json::from_value(l.clone()).ok())
-                            .unwrap_or_default();
-                        selector.matches(&labels)
-                    })
+                    .list(core, ns, &ListOptions::default(), &|o| filter.matches(o))
                     .await?;
                 list["items"]
                     .as_array()

@@ -178,6 +178,11 @@ fn kubectl_top_shows_a_busy_pod_near_its_real_use_and_its_node() {
     );
     let err = c.fails(&["top", "pod", "nothere"]);
     assert!(err.contains("pods \"nothere\" not found"), "{err}");
+    // Label selectors choose pods by their labels.
+    let selected = c.ok(&["top", "pod", "-l", "app=busy", "--no-headers"]);
+    assert!(selected.starts_with("busy "), "{selected}");
+    let none = c.ok(&["top", "pod", "-l", "app=other"]);
+    assert_eq!(none, "");
     let podmetrics = c.ok(&["get", "podmetrics", "busy"]);
     assert!(podmetrics.starts_with("NAME"), "{podmetrics}");
 }
