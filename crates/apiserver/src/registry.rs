@@ -575,7 +575,13 @@ impl Registry {
             return Ok(());
         };
         let unknown = if !builtin(r) {
-            Vec::new()
+            // Custom resources: what their schema prunes.
+            match self.customs.get(r).and_then(|v| v.schema.clone()) {
+                Some(schema) if validation != FieldValidation::Ignore => {
+                    crate::crd::schema::unknown_fields(&schema, obj)
+                }
+                _ => Vec::new(),
+            }
         } else if validation == FieldValidation::Strict {
             schemas.unknown_fields(r.group, r.version, r.kind, obj)
         } else {

@@ -370,3 +370,53 @@ fn reads_that_need_an_unreachable_conversion_webhook_fail_in_upstreams_words() {
         .status
         .success());
 }
+
+#[test]
+fn unknown_fields_of_a_custom_resource_are_refused_or_warned_about() {
+    let c = Cluster::start_with(&["--disable-controllers"]);
+    c.ok_stdin(&["apply", "-f", "-"], GADGETS);
+    c.ok(&[
+        "wait",
+        "--for=condition=Established",
+        "crd/gadgets.example.com",
+        "--timeout=20s",
+    ]);
+    let gadget = r#"{"apiVersion":"example.com/v1","kind":"Gadget","metadata":{"name":"g1"},
+        "spec":{"size":3,"shape":"round","parts":[1]}}"#;
+    // kubectl validates strictly by default, through the server.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let err = loop {
+        let out = c.kubectl_stdin(&["create", "-f", "-"], Some(gadget));
+        let err = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert!(
+            !out.status.success(),
+            "a Gadget with unknown fields was created"
+        );
+        if err.contains("strict decoding error") || Instant::now() > deadline {
+            break err;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert!(
+        err.contains(
+            "Gadget in version \"v1\" cannot be handled as a Gadget: strict decoding error: \
+             unknown field \"spec.parts\", unknown field \"spec.shape\""
+        ),
+        "{err}"
+    );
+    let out = c.kubectl_stdin(&["create", "-f", "-", "--validate=warn"], Some(gadget));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("Warning: unknown field \"spec.shape\""),
+        "{stderr}"
+    );
+    assert_eq!(
+        c.ok(&["get", "gadget", "g1", "-o", "jsonpath={.spec}"]),
+        r#"{"size":3}"#
+    );
+}

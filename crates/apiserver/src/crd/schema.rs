@@ -16,10 +16,26 @@ fn preserves_unknown(s: &Value) -> bool {
 /// `apiVersion`, `kind` and `metadata` of the object (and of embedded
 /// resources) are always kept.
 pub fn prune_and_default(schema: &Value, obj: &mut Value) {
-    walk(schema, obj, true);
+    walk(schema, obj, true, "", &mut Vec::new());
 }
 
-fn walk(schema: &Value, v: &mut Value, is_resource: bool) {
+/// The paths of the fields of `obj` the schema does not declare
+/// (`spec.ports[0].unknownNested`), as upstream's pruning reports them for
+/// `fieldValidation`.
+pub fn unknown_fields(schema: &Value, obj: &Value) -> Vec<String> {
+    let mut pruned = Vec::new();
+    walk(schema, &mut obj.clone(), true, "", &mut pruned);
+    pruned
+}
+
+fn walk(schema: &Value, v: &mut Value, is_resource: bool, path: &str, pruned: &mut Vec<String>) {
+    let child_path = |k: &str| {
+        if path.is_empty() {
+            k.to_string()
+        } else {
+            format!("{path}.{k}")
+        }
+    };
     match v {
         Value::Object(map) => {
             let props = schema.get("properties").and_then(Value::as_object);
@@ -47,12 +63,12 @@ fn walk(schema: &Value, v: &mut Value, is_resource: bool) {
                 match (sub, additional) {
                     (Some(ps), _) => {
                         if let Some(child) = map.get_mut(&k) {
-                            walk(ps, child, false);
+                            walk(ps, child, false, &child_path(&k), pruned);
                         }
                     }
                     (None, Some(Value::Object(_))) => {
                         if let (Some(ad), Some(child)) = (additional, map.get_mut(&k)) {
-                            walk(ad, child, false);
+                            walk(ad, child, false, &child_path(&k), pruned);
                         }
                     }
                     (None, Some(Value::Bool(true))) => {}
@@ -63,14 +79,15 @@ fn walk(schema: &Value, v: &mut Value, is_resource: bool) {
                             && schema.get("type").is_none() => {}
                     (None, _) => {
                         map.remove(&k);
+                        pruned.push(child_path(&k));
                     }
                 }
             }
         }
         Value::Array(items) => {
             if let Some(is) = schema.get("items") {
-                for item in items.iter_mut() {
-                    walk(is, item, false);
+                for (i, item) in items.iter_mut().enumerate() {
+                    walk(is, item, false, &format!("{path}[{i}]"), pruned);
                 }
             }
         }
