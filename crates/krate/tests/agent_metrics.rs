@@ -1,9 +1,9 @@
 //! Resource metrics on real containers: the kubelet's `/metrics/resource`,
 //! the metrics API (`metrics.k8s.io/v1beta1`) the server builds from it,
 //! `kubectl top pod` / `kubectl top node`, and a HorizontalPodAutoscaler
-//! scaling a busy deployment on CPU. The servers scrape every 2 s (hidden
-//! `--metric-resolution`) instead of metrics-server's 15 s. Root only; in
-//! the nextest group `agent`.
+//! scaling a busy deployment on CPU (and measuring its memory). The servers
+//! scrape every 2 s (hidden `--metric-resolution`) instead of
+//! metrics-server's 15 s. Root only; in the nextest group `agent`.
 
 mod support;
 
@@ -31,6 +31,7 @@ spec:
     resources:
       requests:
         cpu: 100m
+        memory: 64Mi
 "#
     );
     template.lines().map(|l| format!("{indent}{l}\n")).collect()
@@ -200,7 +201,7 @@ fn hpa_scales_a_busy_deployment_on_cpu_from_the_metrics_api() {
     );
     c.ok_stdin(
         &["create", "-f", "-"],
-        r#"{"apiVersion":"autoscaling/v2","kind":"HorizontalPodAutoscaler","metadata":{"name":"spin"},"spec":{"scaleTargetRef":{"apiVersion":"apps/v1","kind":"Deployment","name":"spin"},"minReplicas":1,"maxReplicas":2,"metrics":[{"type":"Resource","resource":{"name":"cpu","target":{"type":"Utilization","averageUtilization":50}}}]}}"#,
+        r#"{"apiVersion":"autoscaling/v2","kind":"HorizontalPodAutoscaler","metadata":{"name":"spin"},"spec":{"scaleTargetRef":{"apiVersion":"apps/v1","kind":"Deployment","name":"spin"},"minReplicas":1,"maxReplicas":2,"metrics":[{"type":"Resource","resource":{"name":"cpu","target":{"type":"Utilization","averageUtilization":50}}},{"type":"Resource","resource":{"name":"memory","target":{"type":"Utilization","averageUtilization":80}}}]}}"#,
     );
     eventually_blocking(Duration::from_secs(60), "the HPA scaling spin to 2", || {
         let replicas = c.ok(&[
@@ -220,10 +221,12 @@ fn hpa_scales_a_busy_deployment_on_cpu_from_the_metrics_api() {
             .into_iter()
             .flatten()
             .any(|c| c["type"] == "ScalingActive" && c["status"] == "True");
-        let utilization = hpa["status"]["currentMetrics"][0]["resource"]["current"]
-            ["averageUtilization"]
-            .as_i64();
-        (active && utilization.is_some())
+        let measured = |i: usize| {
+            hpa["status"]["currentMetrics"][i]["resource"]["current"]["averageUtilization"]
+                .as_i64()
+                .is_some()
+        };
+        (active && measured(0) && measured(1))
             .then_some(hpa.clone())
             .ok_or(hpa.to_string())
     });
@@ -231,6 +234,14 @@ fn hpa_scales_a_busy_deployment_on_cpu_from_the_metrics_api() {
     assert_eq!(metric["name"], "cpu", "{hpa}");
     assert!(
         metric["current"]["averageUtilization"].as_i64().unwrap() > 50,
+        "{hpa}"
+    );
+    // The busy shell holds far less than its 64Mi memory request: CPU
+    // decides the scale.
+    let memory = &hpa["status"]["currentMetrics"][1]["resource"];
+    assert_eq!(memory["name"], "memory", "{hpa}");
+    assert!(
+        memory["current"]["averageUtilization"].as_i64().unwrap() < 80,
         "{hpa}"
     );
     let active = hpa["status"]["conditions"]
@@ -244,6 +255,7 @@ fn hpa_scales_a_busy_deployment_on_cpu_from_the_metrics_api() {
     assert!(
         describe.contains("resource cpu on pods  (as a percentage of request):")
             && describe.contains("/ 50%")
+            && describe.contains("resource memory on pods  (as a percentage of request):")
             && describe.contains("SuccessfulRescale")
             && describe.contains("New size: 2; reason: cpu resource utilization (percentage of request) above target"),
         "{describe}"
