@@ -110,6 +110,26 @@ fn kubectl_explain_prints_a_custom_resource_schema_until_its_definition_is_delet
         "{out}"
     );
 
+    // Built-in kinds are still explained, and client-side apply (which
+    // reads the OpenAPI documents) works for the custom kind.
+    let out = c.ok(&["explain", "deployment.spec.replicas"]);
+    assert!(out.contains("FIELD: replicas <integer>"), "{out}");
+    let gadget =
+        "apiVersion: example.com/v1\nkind: Gadget\nmetadata:\n  name: g1\nspec:\n  size: 3\n";
+    assert_eq!(
+        c.ok_stdin(&["apply", "-f", "-"], gadget).trim(),
+        "gadget.example.com/g1 created"
+    );
+    assert_eq!(
+        c.ok_stdin(&["apply", "-f", "-"], gadget).trim(),
+        "gadget.example.com/g1 unchanged"
+    );
+    assert_eq!(
+        c.ok_stdin(&["apply", "-f", "-"], &gadget.replace("size: 3", "size: 4"))
+            .trim(),
+        "gadget.example.com/g1 configured"
+    );
+
     // The Swagger 2.0 document carries the kind too.
     let v2 = c.ok(&["get", "--raw", "/openapi/v2"]);
     assert!(

@@ -281,6 +281,7 @@ fn parts(
             k,
             name,
             Some(list),
+            paths::CUSTOM_PATCH_TYPES,
             options,
             format,
         ));

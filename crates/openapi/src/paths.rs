@@ -103,6 +103,13 @@ const LIST_PARAMS: &[Param] = &[
     Param { name: "watch", location: "query", kind: "boolean", description: "Watch for changes to the described resources and return them as a stream of add, update, and remove notifications. Specify resourceVersion." },
 ];
 
+/// The patch types custom resources take: no strategic merge patch, so
+/// kubectl's client-side apply sends them merge patches.
+pub(crate) const CUSTOM_PATCH_TYPES: &[&str] = &[
+    "application/json-patch+json",
+    "application/merge-patch+json",
+    "application/apply-patch+yaml",
+];
 const PATCH_TYPES: &[&str] = &[
     "application/apply-patch+yaml",
     "application/json-patch+json",
@@ -174,7 +181,7 @@ pub(crate) fn resource_paths(
         return Vec::new();
     };
     let name = (entry.schema_name)().into_owned();
-    resource_paths_named(kind, name, list_name(entry), options, format)
+    resource_paths_named(kind, name, list_name(entry), PATCH_TYPES, options, format)
 }
 
 /// The path items of one resource whose kind and list are the definitions
@@ -183,6 +190,7 @@ pub(crate) fn resource_paths_named(
     kind: &Kind,
     name: String,
     list: Option<String>,
+    patch_types: &'static [&'static str],
     options: &Options,
     format: Format,
 ) -> Vec<(String, Value)> {
@@ -299,7 +307,7 @@ pub(crate) fn resource_paths_named(
             action: "patch",
             params,
             body: Some(PATCH.to_string()),
-            consumes: PATCH_TYPES,
+            consumes: patch_types,
             responses: REPLACED,
             response: name.clone(),
         });
