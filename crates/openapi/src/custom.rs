@@ -430,10 +430,13 @@ mod tests {
         );
         assert!(schemas[OBJECT_META].is_object());
         assert!(schemas["io.k8s.apimachinery.pkg.apis.meta.v1.ManagedFieldsEntry"].is_object());
-        assert!(
-            doc["paths"]["/apis/example.com/v1/namespaces/{namespace}/widgets/{name}"]["patch"]
-                .is_object()
-        );
+        let patch =
+            &doc["paths"]["/apis/example.com/v1/namespaces/{namespace}/widgets/{name}"]["patch"];
+        // kubectl apply sends a strategic merge patch only where one is taken.
+        assert!(patch["requestBody"]["content"]["application/merge-patch+json"].is_object());
+        assert!(patch["requestBody"]["content"]
+            .get("application/strategic-merge-patch+json")
+            .is_none());
     }
 
     #[test]
