@@ -326,6 +326,15 @@ async fn ready_nodes(registry: &Registry) -> ApiResult<Vec<Value>> {
 
 /// One node's batch, from its kubelet's `/metrics/resource`.
 async fn scrape(kubelet: &KubeletClient, node: &Value) -> Result<text::Batch, String> {
+    // k3s runs metrics-server with --kubelet-use-node-status-port: a node
+    // that publishes no kubelet port (a simulated node) cannot be scraped.
+    let published = node
+        .pointer("/status/daemonEndpoints/kubeletEndpoint/Port")
+        .and_then(Value::as_u64)
+        .is_some_and(|p| p > 0);
+    if !published {
+        return Err("the node publishes no kubelet port".into());
+    }
     let (host, port) = crate::kubelet::node_endpoint(node).map_err(|e| e.message)?;
     let headers = HeaderMap::new();
     let req = KubeletRequest {
