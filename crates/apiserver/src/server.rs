@@ -1027,7 +1027,7 @@ impl ApiServer {
                             ))
                         })?;
                     let mut t = self.table(
-                        sr,
+                        r,
                         &items,
                         Some(&list.revision.to_string()),
                         list.continue_token.as_deref(),
@@ -1228,8 +1228,9 @@ impl ApiServer {
         }
     }
 
-    /// The Table of objects of `r`: custom resources print their
-    /// definition's columns.
+    /// The Table of stored objects of `r` (the version the client asked
+    /// for): custom resources print the columns their definition gives
+    /// that version, built-in kinds are printed from their storage version.
     fn table(
         &self,
         r: &crate::resources::ResourceInfo,
@@ -1242,7 +1243,13 @@ impl ApiServer {
             Some(v) => {
                 table::to_table_custom_with(&v.columns, objects, rv, continue_token, include)
             }
-            None => table::to_table_with(r, objects, rv, continue_token, include),
+            None => table::to_table_with(
+                crate::convert::storage_info(r),
+                objects,
+                rv,
+                continue_token,
+                include,
+            ),
         }
     }
 
@@ -1265,8 +1272,7 @@ impl ApiServer {
                 .map(str::to_string);
             let include = table::IncludeObject::from_param(ctx.query.get("includeObject"))
                 .unwrap_or_default();
-            let sr = crate::convert::storage_info(r);
-            return json_response(code, &self.table(sr, &[obj], rv.as_deref(), None, include));
+            return json_response(code, &self.table(r, &[obj], rv.as_deref(), None, include));
         }
         if let Some(partial) = crate::partial::wanted(&ctx.accept) {
             return negotiated_response(code, &partial.object(&obj), &ctx.accept);

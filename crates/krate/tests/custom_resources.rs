@@ -207,6 +207,8 @@ spec:
     served: true
     storage: true
     schema: *schema
+    additionalPrinterColumns:
+    - {name: Size, type: integer, jsonPath: .spec.size}
 "#;
 
 fn stored_versions(c: &Cluster, crd: &str) -> String {
@@ -265,6 +267,20 @@ fn a_multi_version_resource_is_read_in_every_served_version() {
         let list = c.ok(&["get", resource, "-o", "jsonpath={.items[*].apiVersion}"]);
         assert_eq!(list, api_version);
     }
+    // Each version prints its own columns.
+    let header = |resource: &str| -> Vec<String> {
+        let table = c.ok(&["get", resource]);
+        table
+            .lines()
+            .next()
+            .unwrap()
+            .split_whitespace()
+            .map(str::to_string)
+            .collect()
+    };
+    assert_eq!(header("gizmos.v1.example.com"), ["NAME", "SIZE"]);
+    assert_eq!(header("gizmos.v1beta1.example.com"), ["NAME", "AGE"]);
+
     // A version's own deprecation warning replaces the default one.
     let out = c.kubectl(&["get", "gizmos.v1alpha1.example.com", "g1"]);
     assert!(
