@@ -182,6 +182,13 @@ fn kubectl_top_shows_a_busy_pod_near_its_real_use_and_its_node() {
     // Label selectors choose pods by their labels.
     let selected = c.ok(&["top", "pod", "-l", "app=busy", "--no-headers"]);
     assert!(selected.starts_with("busy "), "{selected}");
+    let all = c.ok(&["top", "pod", "-A", "--containers", "--no-headers"]);
+    assert!(
+        rows(&all)
+            .iter()
+            .any(|r| r[..3] == ["default", "busy", "spin"]),
+        "{all}"
+    );
     let none = c.ok(&["top", "pod", "-l", "app=other"]);
     assert_eq!(none, "");
     let podmetrics = c.ok(&["get", "podmetrics", "busy"]);
