@@ -416,7 +416,8 @@ impl Strategy for Definitions {
     }
 
     fn prepare_for_create(&self, obj: &mut Value) {
-        obj["status"] = json!({ "acceptedNames": { "kind": "", "plural": "" }, "conditions": [], "storedVersions": [] });
+        let stored: Vec<String> = storage_version(obj).into_iter().collect();
+        obj["status"] = json!({ "acceptedNames": { "kind": "", "plural": "" }, "conditions": [], "storedVersions": stored });
         if let Some(names) = obj
             .pointer_mut("/spec/names")
             .and_then(Value::as_object_mut)
@@ -527,6 +528,16 @@ impl Strategy for Definitions {
     }
 
     fn prepare_for_update(&self, new: &mut Value, old: &Value) {
+        // A new storage version joins status.storedVersions (upstream's
+        // PrepareForUpdate).
+        if let Some(storage) = storage_version(new).filter(|s| !is_stored(new, s)) {
+            if let Some(stored) = new
+                .pointer_mut("/status/storedVersions")
+                .and_then(Value::as_array_mut)
+            {
+                stored.push(json!(storage));
+            }
+        }
         if let (Some(n), Some(o)) = (new.pointer_mut("/spec/names"), old.pointer("/spec/names")) {
             if let (Some(n), Some(o)) = (n.as_object_mut(), o.as_object()) {
                 for f in ["singular", "listKind"] {
@@ -548,6 +559,28 @@ impl Strategy for Definitions {
                 &new["spec"]["group"],
                 "field is immutable",
             ));
+        }
+        // Objects may be stored in any version ever marked storage: none
+        // of those may go (upstream's ValidateCustomResourceDefinitionStoredVersions).
+        let versions: Vec<&str> = new
+            .pointer("/spec/versions")
+            .and_then(Value::as_array)
+            .map(|vs| vs.iter().filter_map(|v| v["name"].as_str()).collect())
+            .unwrap_or_default();
+        for (i, stored) in new
+            .pointer("/status/storedVersions")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .enumerate()
+        {
+            if !stored.as_str().is_some_and(|s| versions.contains(&s)) {
+                c.push(invalid(
+                    &format!("status.storedVersions[{i}]"),
+                    stored,
+                    "must appear in spec.versions",
+                ));
+            }
         }
         if new.pointer("/spec/names/plural") != old.pointer("/spec/names/plural") {
             c.push(invalid(
@@ -747,21 +780,6 @@ async fn reconcile(
         if !is_established(&crd) && !versions.is_empty() {
             reg.guaranteed_update(definitions(), None, &name, |o| {
                 established_status(o);
-                Ok(())
-            })
-            .await?;
-        } else if let Some(storage) = storage_version(&crd).filter(|s| !is_stored(&crd, s)) {
-            // A new storage version joins status.storedVersions (upstream
-            // appends it when the definition is updated).
-            reg.guaranteed_update(definitions(), None, &name, |o| {
-                if let Some(stored) = o
-                    .pointer_mut("/status/storedVersions")
-                    .and_then(Value::as_array_mut)
-                {
-                    if !stored.iter().any(|v| v == storage.as_str()) {
-                        stored.push(json!(storage));
-                    }
-                }
                 Ok(())
             })
             .await?;

@@ -322,6 +322,23 @@ fn a_multi_version_resource_is_read_in_every_served_version() {
         "/apis/example.com/v1/namespaces/default/gizmos/g2",
     ]);
     assert!(raw.contains(r#""apiVersion":"example.com/v1""#), "{raw}");
+
+    // A version objects may still be stored in cannot be dropped.
+    let without_v1 = GIZMOS
+        .replace("    storage: true", "    storage: false")
+        .replace(
+            "  - name: v1beta1\n    served: true\n    storage: false",
+            "  - name: v1beta1\n    served: true\n    storage: true",
+        );
+    let without_v1 = &without_v1[..without_v1.find("  - name: v1\n").unwrap()];
+    let err = c.fails_stdin(&["apply", "-f", "-"], without_v1);
+    assert!(
+        err.contains(
+            "The CustomResourceDefinition \"gizmos.example.com\" is invalid: \
+             status.storedVersions[0]: Invalid value: \"v1\": must appear in spec.versions"
+        ),
+        "{err}"
+    );
 }
 
 const THINGS: &str = r#"
