@@ -25,14 +25,14 @@ fn pod(c: &Cluster, name: &str) -> Value {
 }
 
 /// A pod sleeping in `app`; with `init`, an init container that completes
-/// first.
+/// after two seconds first.
 fn manifest(name: &str, restart: &str, init: bool) -> String {
     let init = if init {
         format!(
             r#"  initContainers:
   - name: init
     image: {BUSYBOX}
-    command: ["true"]
+    command: ["sleep", "2"]
 "#
         )
     } else {
@@ -154,6 +154,15 @@ fn after_a_reboot_pods_come_back_as_their_restart_policy_says() {
     let init = &always["status"]["initContainerStatuses"][0];
     assert_eq!(init["restartCount"], 1, "{init}");
     assert_eq!(init["state"]["terminated"]["reason"], "Completed", "{init}");
+    let app = &always["status"]["containerStatuses"][0];
+    let (done, started) = (
+        init["state"]["terminated"]["finishedAt"].as_str().unwrap(),
+        app["state"]["running"]["startedAt"].as_str().unwrap(),
+    );
+    assert!(
+        done <= started,
+        "the app started at {started}, before its init container finished at {done}"
+    );
 
     let never = eventually_blocking(Duration::from_secs(60), "pod never Failed", || {
         let p = pod(&c, "never");
@@ -235,7 +244,8 @@ fn after_a_reboot_pods_come_back_as_their_restart_policy_says() {
     }
 
     // Deleting the pods removes the old sandboxes and containers with the
-    // new ones: no record, runc state, mount or address is left.
+    // new ones: no record, runc state, cached CNI result, mount or address
+    // is left.
     c.ok(&["delete", "pods", "--all", "--grace-period=1"]);
     let runtime = c.data_dir().join("runtime");
     eventually_blocking(Duration::from_secs(30), "the runtime emptied", || {
@@ -249,6 +259,13 @@ fn after_a_reboot_pods_come_back_as_their_restart_policy_says() {
             })
             .map(|e| e.path())
             .chain(c.runc_ids().into_iter().map(PathBuf::from))
+            .chain(
+                std::fs::read_dir(c.data_dir().join("agent/cni/results"))
+                    .into_iter()
+                    .flatten()
+                    .flatten()
+                    .map(|e| e.path()),
+            )
             .collect();
         if left.is_empty() {
             Ok(())

@@ -129,9 +129,17 @@ fn next_init_container<'a>(
     if inits.is_empty() {
         return (None, None, true);
     }
-    // Once an app container has run, the init containers are done.
+    // A running (or created) app container means the init containers are
+    // done; an exited one does not: after a reboot every container of the
+    // old sandbox has exited, and the new sandbox runs its init containers
+    // again (upstream's podHasInitialized).
     let containers: &[Container] = spec.map(|s| s.containers.as_slice()).unwrap_or(&[]);
-    if containers.iter().any(|c| rt.latest(&c.name).is_some()) {
+    let initialized =
+        |s: &ContainerStatus| matches!(s.state, ContainerState::Running | ContainerState::Created);
+    if containers
+        .iter()
+        .any(|c| rt.latest(&c.name).is_some_and(initialized))
+    {
         return (None, None, true);
     }
     // A failed init container is retried (or fails the pod) first.
@@ -395,6 +403,38 @@ mod tests {
         let a = compute(&pod("Always", &[], &["a"]), &rt, &none);
         assert!(a.create_sandbox);
         assert_eq!(a.attempt, 1);
+    }
+
+    #[test]
+    fn after_a_reboot_the_app_waits_for_the_init_container_of_the_new_sandbox() {
+        let none = HashSet::new();
+        let p = pod("Always", &["i1"], &["a"]);
+        let old = vec![
+            container("i1", 0, ContainerState::Exited, Some(0)),
+            container("a", 0, ContainerState::Exited, Some(255)),
+        ];
+        let sandboxes = vec![
+            sandbox(PodSandboxState::Ready, 1),
+            sandbox(PodSandboxState::NotReady, 0),
+        ];
+        let rt = |init: ContainerStatus| {
+            let mut containers = old.clone();
+            containers.push(init);
+            RuntimePod::new(sandboxes.clone(), containers)
+        };
+        let a = compute(
+            &p,
+            &rt(container("i1", 1, ContainerState::Running, None)),
+            &none,
+        );
+        assert!(a.containers_to_start.is_empty() && a.next_init_container.is_none());
+        assert!(!a.kill_pod);
+        let a = compute(
+            &p,
+            &rt(container("i1", 1, ContainerState::Exited, Some(0))),
+            &none,
+        );
+        assert_eq!(a.containers_to_start, [0]);
     }
 
     #[test]
