@@ -383,6 +383,53 @@ fn webhook_error(config: Option<&Value>, services: &[(String, String)]) -> Strin
     }
 }
 
+/// `spec.conversion` as upstream's validation wants it: a webhook exactly
+/// when the strategy is `Webhook`, and the review versions it speaks.
+fn validate_conversion(conversion: &Value) -> Vec<Cause> {
+    let mut c = Vec::new();
+    let strategy = conversion["strategy"].as_str();
+    let webhook = conversion.get("webhook").filter(|w| !w.is_null());
+    match strategy {
+        None | Some("None") => {
+            if webhook.is_some() {
+                c.push(Cause {
+                    reason: "FieldValueForbidden".into(),
+                    message: "Forbidden: should not be set when strategy is not set to Webhook"
+                        .into(),
+                    field: "spec.conversion.webhook".into(),
+                });
+            }
+        }
+        Some("Webhook") => match webhook {
+            None => c.push(Cause {
+                reason: "FieldValueRequired".into(),
+                message: "Required value: required when strategy is set to Webhook".into(),
+                field: "spec.conversion.webhook".into(),
+            }),
+            Some(w) => {
+                if w["conversionReviewVersions"]
+                    .as_array()
+                    .is_none_or(|v| v.is_empty())
+                {
+                    c.push(required("spec.conversion.webhook.conversionReviewVersions"));
+                }
+                let config = &w["clientConfig"];
+                if config["url"].is_null() == config["service"].is_null() {
+                    c.push(required("spec.conversion.webhook.clientConfig"));
+                }
+            }
+        },
+        Some(other) => c.push(Cause {
+            reason: "FieldValueNotSupported".into(),
+            message: format!(
+                "Unsupported value: {other:?}: supported values: \"None\", \"Webhook\""
+            ),
+            field: "spec.conversion.strategy".into(),
+        }),
+    }
+    c
+}
+
 /// Validation and defaults of the definitions themselves.
 pub struct Definitions;
 
@@ -492,6 +539,7 @@ impl Strategy for Definitions {
                 field: "spec.scope".into(),
             }),
         }
+        c.extend(validate_conversion(&spec["conversion"]));
         let versions = spec["versions"].as_array().cloned().unwrap_or_default();
         if versions.is_empty() {
             c.push(invalid(
@@ -912,5 +960,25 @@ mod tests {
         assert!(fields.contains(&"metadata.name"), "{causes:?}");
         assert!(fields.contains(&"spec.versions"), "{causes:?}");
         assert!(Definitions.validate(&crd()).is_empty());
+    }
+
+    #[test]
+    fn a_webhook_conversion_needs_its_webhook() {
+        let mut webhook = crd();
+        webhook["spec"]["conversion"] = json!({"strategy": "Webhook"});
+        let causes = Definitions.validate(&webhook);
+        assert_eq!(causes[0].field, "spec.conversion.webhook");
+        assert_eq!(
+            causes[0].message,
+            "Required value: required when strategy is set to Webhook"
+        );
+        webhook["spec"]["conversion"]["webhook"] = json!({"conversionReviewVersions": ["v1"],
+            "clientConfig": {"service": {"namespace": "default", "name": "conv"}}});
+        assert!(Definitions.validate(&webhook).is_empty());
+        webhook["spec"]["conversion"]["strategy"] = json!("None");
+        assert_eq!(
+            Definitions.validate(&webhook)[0].message,
+            "Forbidden: should not be set when strategy is not set to Webhook"
+        );
     }
 }
