@@ -8,10 +8,12 @@
 //! currentMetrics, lastScaleTime and the AbleToScale / ScalingActive /
 //! ScalingLimited conditions in upstream's words.
 //!
-//! Resource metrics come from the metrics.k8s.io API; while no server
-//! serves it, ScalingActive is False with reason FailedGetResourceMetric
-//! and the message upstream gives. Pods, Object and External metrics need
-//! the custom and external metrics APIs, which are not served either.
+//! Resource metrics come from the metrics.k8s.io API, which `krate server`
+//! serves from its nodes' kubelets; pods without metrics (or a server
+//! without that API) make ScalingActive False with reason
+//! FailedGetResourceMetric and the message upstream gives. Pods, Object and
+//! External metrics need the custom and external metrics APIs, which are
+//! not served.
 
 pub mod replicas;
 
