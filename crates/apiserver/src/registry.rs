@@ -131,6 +131,8 @@ pub struct WriteOptions {
     /// The request body's duplicated fields, when it has some (reported
     /// per `fieldValidation`).
     pub duplicates: Option<Arc<crate::duplicates::Duplicates>>,
+    /// Set when a server-side apply created the object (answered 201).
+    pub created: Arc<std::sync::atomic::AtomicBool>,
 }
 
 /// The `fieldValidation` parameter.
@@ -1212,7 +1214,9 @@ impl Registry {
                     if obj.pointer("/metadata/name").is_none() {
                         meta_mut(&mut obj).insert("name".into(), json!(name));
                     }
-                    return self.create(r, namespace, obj, opts).await;
+                    let created = self.create(r, namespace, obj, opts).await?;
+                    opts.created.store(true, std::sync::atomic::Ordering::Relaxed);
+                    return Ok(created);
                 }
                 Err(e) => return Err(e),
             };
@@ -1297,6 +1301,10 @@ impl Registry {
                     }
                     match self.create(stored, namespace, merged, &wopts).await {
                         Err(e) if e.reason == "AlreadyExists" => continue,
+                        Ok(created) => {
+                            opts.created.store(true, std::sync::atomic::Ordering::Relaxed);
+                            return Ok(created);
+                        }
                         other => return other,
                     }
                 }

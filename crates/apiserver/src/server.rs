@@ -739,8 +739,15 @@ impl ApiServer {
                 format!("the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml, application/strategic-merge-patch+json (got {:?})", ctx.content_type),
             )
         })?;
-        let patch: Value = serde_json::from_slice(&ctx.body)
-            .map_err(|e| ApiError::bad_request(format!("error decoding patch: {e}")))?;
+        // An apply patch may be YAML (kubectl sends JSON, a part of YAML).
+        let patch: Value = match serde_json::from_slice(&ctx.body) {
+            Ok(patch) => Ok(patch),
+            Err(_) if kind == PatchKind::Apply => {
+                crate::duplicates::yaml(&ctx.body).map(|y| y.value)
+            }
+            Err(e) => Err(e.to_string()),
+        }
+        .map_err(|e| ApiError::bad_request(format!("error decoding patch: {e}")))?;
         Ok((kind, patch))
     }
 
@@ -807,6 +814,7 @@ impl ApiServer {
             )?),
             warnings: Default::default(),
             duplicates: None,
+            created: Default::default(),
         };
         if matches!(rr.verb, Verb::Create | Verb::Update | Verb::Patch)
             && wopts.field_validation != Some(crate::registry::FieldValidation::Ignore)
@@ -1149,7 +1157,12 @@ impl ApiServer {
                     .registry
                     .patch(r, ns, name, None, kind, &patch, &wopts)
                     .await?;
-                Ok(self.object_response(StatusCode::OK, r, obj, &ctx))
+                let code = if wopts.created.load(std::sync::atomic::Ordering::Relaxed) {
+                    StatusCode::CREATED
+                } else {
+                    StatusCode::OK
+                };
+                Ok(self.object_response(code, r, obj, &ctx))
             }
             Verb::Delete => {
                 let body = if ctx.body.is_empty() {

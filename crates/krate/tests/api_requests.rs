@@ -199,6 +199,18 @@ spec:
 /// POSTs `body` as YAML with the admin credentials (kubectl always sends
 /// JSON); returns the status, the `Warning` headers and the body.
 fn post_yaml(c: &Cluster, path: &str, body: &str) -> (u16, Vec<String>, String) {
+    send(c, http::Method::POST, path, "application/yaml", body)
+}
+
+/// Sends `body` with the admin credentials; returns the status, the
+/// `Warning` headers and the answer's body.
+fn send(
+    c: &Cluster,
+    method: http::Method,
+    path: &str,
+    content_type: &str,
+    body: &str,
+) -> (u16, Vec<String>, String) {
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
         let kubeconfig = kube::config::Kubeconfig::read_from(&c.kubeconfig).unwrap();
@@ -206,8 +218,10 @@ fn post_yaml(c: &Cluster, path: &str, body: &str) -> (u16, Vec<String>, String) 
             .await
             .unwrap();
         let client = kube::Client::try_from(config).unwrap();
-        let request = http::Request::post(path)
-            .header("content-type", "application/yaml")
+        let request = http::Request::builder()
+            .method(method)
+            .uri(path)
+            .header("content-type", content_type)
             .body(kube::client::Body::from(body.as_bytes().to_vec()))
             .unwrap();
         let response = client.send(request).await.unwrap();
@@ -271,5 +285,43 @@ fn duplicate_yaml_keys_are_reported_by_line_per_field_validation() {
             "jsonpath={.spec.paused}/{.spec.template.spec.containers[0].imagePullPolicy}"
         ]),
         "false/Never"
+    );
+}
+
+#[test]
+fn a_server_side_apply_patch_may_be_yaml() {
+    let c = Cluster::start_with(&["--disable-controllers"]);
+    let path = "/api/v1/namespaces/default/configmaps/applied?fieldManager=yaml-client";
+    let body = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: applied\ndata:\n  answer: \"42\"\n  enabled: \"true\"\n";
+    let (status, _, answer) = send(
+        &c,
+        http::Method::PATCH,
+        path,
+        "application/apply-patch+yaml",
+        body,
+    );
+    assert_eq!(status, 201, "{answer}");
+    assert_eq!(
+        c.ok(&[
+            "get",
+            "cm",
+            "applied",
+            "-o",
+            "jsonpath={.data.answer}/{.data.enabled}/{.metadata.managedFields[0].manager}"
+        ]),
+        "42/true/yaml-client"
+    );
+    // Applying again changes the object in place: 200, not 201.
+    let (status, _, answer) = send(
+        &c,
+        http::Method::PATCH,
+        path,
+        "application/apply-patch+yaml",
+        &body.replace("42", "43"),
+    );
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(
+        c.ok(&["get", "cm", "applied", "-o", "jsonpath={.data.answer}"]),
+        "43"
     );
 }
