@@ -118,6 +118,7 @@ fn after_a_reboot_pods_come_back_as_their_restart_policy_says() {
     assert_eq!(allocated_ips(&ip_dir).len(), 3);
 
     c.simulate_reboot();
+    let booted = chrono::Utc::now().format("%Y-%m-%dT%H:%M:%SZ").to_string();
     c.restart();
 
     for (name, old) in ["always", "onfailure"].iter().zip(&before) {
@@ -131,6 +132,17 @@ fn after_a_reboot_pods_come_back_as_their_restart_policy_says() {
             "{name}: {cs}"
         );
         assert_ne!(cs["containerID"], last["containerID"]);
+        // It ran from its start until the runtime found it gone, as
+        // containerd records it.
+        assert_eq!(
+            last["startedAt"],
+            old["status"]["containerStatuses"][0]["state"]["running"]["startedAt"],
+            "{name}: {cs}"
+        );
+        assert!(
+            last["finishedAt"].as_str().unwrap() >= booted.as_str(),
+            "{name}: {cs}"
+        );
         let events = sandbox_changed_events(&c, name);
         assert_eq!(events.len(), 1, "{name}: {events:?}");
         assert_eq!(
@@ -179,6 +191,8 @@ fn after_a_reboot_pods_come_back_as_their_restart_policy_says() {
     assert_eq!(cs["restartCount"], 0, "{cs}");
     assert_eq!(cs["state"]["terminated"]["exitCode"], 255, "{cs}");
     assert_eq!(cs["state"]["terminated"]["reason"], "Unknown", "{cs}");
+    let finished = cs["state"]["terminated"]["finishedAt"].as_str().unwrap();
+    assert!(finished >= booted.as_str(), "{cs}");
     assert_eq!(
         cs["containerID"],
         before[2]["status"]["containerStatuses"][0]["containerID"]

@@ -53,8 +53,8 @@ impl Runc {
             // The shim died with the container (a reboot, a kill -9).
             status.state = ContainerState::Exited;
             status.finished_at = shim.started_at;
-            status.exit_code = Some(255);
-            status.reason = Some("Unknown".into());
+            status.exit_code = Some(crate::runc::LOST_EXIT_CODE);
+            status.reason = Some(crate::runc::LOST_REASON.into());
             status.message = Some("the container's shim is gone".into());
         }
         Ok(status)

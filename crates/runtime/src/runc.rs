@@ -57,6 +57,10 @@ impl RuncConfig {
 /// `StopSignal` (`SIGQUIT`, `3`, ...); SIGTERM without it.
 pub const STOP_SIGNAL_ANNOTATION: &str = "io.krate.image.stop-signal";
 
+/// containerd's exit code and reason of a container whose task vanished.
+pub(crate) const LOST_EXIT_CODE: i32 = 255;
+pub(crate) const LOST_REASON: &str = "Unknown";
+
 /// How long starting a container (the shim's `runc run`) may take.
 const SHIM_ANSWER_TIMEOUT: Duration = Duration::from_secs(120);
 
@@ -101,7 +105,29 @@ impl Runc {
             std::fs::create_dir_all(&dir).map_err(io_err(format!("creating {}", dir.display())))?;
         }
         runc.forget_runc_state_of_another_boot();
+        runc.record_lost_containers();
         Ok(runc)
+    }
+
+    /// Containers whose shim is gone without recording an exit (a reboot, a
+    /// kill -9) exited with 255 `Unknown` when the runtime found them so,
+    /// as containerd records a running container whose task vanished.
+    fn record_lost_containers(&self) {
+        for id in Self::ids(&self.containers_dir()) {
+            let path = self.container_dir(&id).join(state::STATUS);
+            let Some(mut status) = Self::shim_status(&self.container_dir(&id)) else {
+                continue;
+            };
+            if status.exited() || status.shim_alive() {
+                continue;
+            }
+            status.exit_code = Some(LOST_EXIT_CODE);
+            status.reason = Some(LOST_REASON.into());
+            status.finished_at = Some(chrono::Utc::now());
+            if let Err(e) = state::write_json(&path, &status) {
+                tracing::warn!(container = %id, error = %e, "recording a lost container's exit");
+            }
+        }
     }
 
     /// runc's state lives on disk here, not on a tmpfs that a reboot empties
@@ -517,6 +543,45 @@ mod tests {
         assert!(start(Some(&now)));
         assert!(!start(Some("00000000-0000-4000-8000-000000000000")));
         assert_eq!(std::fs::read_to_string(root.join("boot_id")).unwrap(), now);
+    }
+
+    #[test]
+    fn a_container_whose_shim_is_gone_is_recorded_exited_unknown_at_start() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path().join("runtime");
+        let dir = root.join("containers").join("c1");
+        std::fs::create_dir_all(&dir).unwrap();
+        let rec = ContainerRecord {
+            id: "c1".into(),
+            sandbox_id: "sb".into(),
+            config: ContainerConfig::default(),
+            created_at: chrono::Utc::now(),
+            log_path: dir.join("0.log"),
+            cgroups_path: "/krate-unit-test-nonexistent/c1".into(),
+        };
+        state::write_json(&dir.join(state::CONTAINER_RECORD), &rec).unwrap();
+        let started = chrono::Utc::now() - chrono::Duration::minutes(5);
+        let lost = ShimStatus {
+            // No process has this pid (above pid_max).
+            shim_pid: 1 << 23,
+            shim_start_time: 1,
+            pid: Some(1 << 23),
+            started_at: Some(started),
+            ..ShimStatus::default()
+        };
+        state::write_json(&dir.join(state::STATUS), &lost).unwrap();
+        let before = chrono::Utc::now();
+        let mut cfg = RuncConfig::new(&root);
+        cfg.runc = "/nonexistent/runc".into();
+        let sys = std::sync::Arc::new(crate::sys::Recording::default());
+        let runc = Runc::with_syscall(cfg, sys).unwrap();
+        let status = runc.status("c1").unwrap();
+        assert_eq!(status.state, ContainerState::Exited);
+        assert_eq!(status.exit_code, Some(255));
+        assert_eq!(status.reason.as_deref(), Some("Unknown"));
+        assert_eq!(status.message, None);
+        assert_eq!(status.started_at, Some(started));
+        assert!(status.finished_at.unwrap() >= before);
     }
 
     #[test]
