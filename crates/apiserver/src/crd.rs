@@ -320,7 +320,7 @@ fn default_deprecation_warning(version: &str, spec: &Value) -> String {
 fn conversion_of(
     crd: &Value,
     versions: &[Arc<CustomVersion>],
-    services: &[(String, String)],
+    services: &[(String, String, String)],
 ) -> Option<((String, String), crate::convert::CustomConversion)> {
     let spec = &crd["spec"];
     let all = spec["versions"].as_array()?;
@@ -349,9 +349,11 @@ fn conversion_of(
 }
 
 /// Why a conversion webhook cannot be called, in the words of upstream's
-/// webhook client: this server does not call conversion webhooks, so a
-/// service that exists refuses the connection.
-fn webhook_error(config: Option<&Value>, services: &[(String, String)]) -> String {
+/// webhook client. This server does not call conversion webhooks: a
+/// missing service is named as such, one that exists (or a URL) refuses the
+/// connection. `services` are (namespace, name, clusterIP); the controller
+/// reconciles again when they change.
+fn webhook_error(config: Option<&Value>, services: &[(String, String, String)]) -> String {
     let config = config.cloned().unwrap_or(Value::Null);
     if let Some(url) = config["url"].as_str() {
         let host = url
@@ -374,12 +376,18 @@ fn webhook_error(config: Option<&Value>, services: &[(String, String)]) -> Strin
     let port = svc["port"].as_i64().unwrap_or(443);
     let path = svc["path"].as_str().unwrap_or("");
     let url = format!("https://{name}.{namespace}.svc:{port}{path}?timeout=30s");
-    if services.iter().any(|(ns, n)| ns == namespace && n == name) {
-        format!(
+    match services
+        .iter()
+        .find(|(ns, n, _)| ns == namespace && n == name)
+    {
+        // A service without endpoints refuses connections to its address.
+        Some((_, _, ip)) if !ip.is_empty() && ip != "None" => {
+            format!("Post \"{url}\": dial tcp {ip}:{port}: connect: connection refused")
+        }
+        Some(_) => format!(
             "Post \"{url}\": dial tcp {name}.{namespace}.svc:{port}: connect: connection refused"
-        )
-    } else {
-        format!("Post \"{url}\": service \"{name}\" not found")
+        ),
+        None => format!("Post \"{url}\": service \"{name}\" not found"),
     }
 }
 
@@ -756,7 +764,7 @@ async fn reconcile(
     reg: &Registry,
     catalog: &Catalog,
     customs: &CustomResources,
-) -> ApiResult<store::Revision> {
+) -> ApiResult<(store::Revision, bool)> {
     let list = reg
         .list(definitions(), None, &ListOptions::default(), &|_| true)
         .await?;
@@ -767,23 +775,28 @@ async fn reconcile(
     let mut served = Vec::new();
     let mut conversions = Vec::new();
     // The services conversion webhooks may name.
-    let services: Vec<(String, String)> = match crate::resources::lookup("", "v1", "services") {
-        Some(svc) => reg
-            .list(svc, None, &ListOptions::default(), &|_| true)
-            .await?["items"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .map(|s| {
-                let meta = &s["metadata"];
-                (
-                    meta["namespace"].as_str().unwrap_or("").to_string(),
-                    meta["name"].as_str().unwrap_or("").to_string(),
-                )
-            })
-            .collect(),
-        None => Vec::new(),
-    };
+    let services: Vec<(String, String, String)> =
+        match crate::resources::lookup("", "v1", "services") {
+            Some(svc) => reg
+                .list(svc, None, &ListOptions::default(), &|_| true)
+                .await?["items"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|s| {
+                    let meta = &s["metadata"];
+                    (
+                        meta["namespace"].as_str().unwrap_or("").to_string(),
+                        meta["name"].as_str().unwrap_or("").to_string(),
+                        s.pointer("/spec/clusterIP")
+                            .and_then(Value::as_str)
+                            .unwrap_or("")
+                            .to_string(),
+                    )
+                })
+                .collect(),
+            None => Vec::new(),
+        };
     for crd in list["items"].as_array().cloned().unwrap_or_default() {
         let name = crd
             .pointer("/metadata/name")
@@ -841,7 +854,11 @@ async fn reconcile(
         openapi.set_custom(served.iter().map(|v| v.openapi_kind()).collect());
     }
     customs.set(served);
-    Ok(rv)
+    let webhook_services = list["items"].as_array().into_iter().flatten().any(|crd| {
+        crd.pointer("/spec/conversion/webhook/clientConfig/service")
+            .is_some_and(|s| !s.is_null())
+    });
+    Ok((rv, webhook_services))
 }
 
 /// Runs until the server stops: lists definitions, watches for changes,
@@ -852,8 +869,8 @@ pub async fn run_controller(
     customs: Arc<CustomResources>,
 ) {
     loop {
-        let rv = match reconcile(&reg, &catalog, &customs).await {
-            Ok(rv) => rv,
+        let (rv, webhook_services) = match reconcile(&reg, &catalog, &customs).await {
+            Ok(r) => r,
             Err(e) => {
                 tracing::warn!(error = %e, "reconciling custom resource definitions failed; retrying");
                 tokio::time::sleep(Duration::from_secs(1)).await;
@@ -869,11 +886,31 @@ pub async fn run_controller(
                 continue;
             }
         };
+        // Conversion webhooks name services: their coming and going
+        // changes how conversions fail.
+        let services = crate::resources::lookup("", "v1", "services")
+            .map(|s| s.storage_prefix())
+            .filter(|_| webhook_services);
+        let mut service_watch = match services {
+            Some(prefix) => reg.store().watch(prefix.as_bytes(), rv).await.ok(),
+            None => None,
+        };
+        let service_change = async {
+            match service_watch.as_mut() {
+                Some(w) => {
+                    w.next().await;
+                }
+                None => futures::future::pending::<()>().await,
+            }
+        };
         // Any change (or the end of the watch) means: reconcile again.
-        match watch.next().await {
-            Some(Ok(_)) => {}
-            Some(Err(e)) => tracing::debug!(error = %e, "definition watch ended"),
-            None => tokio::time::sleep(Duration::from_millis(200)).await,
+        tokio::select! {
+            next = watch.next() => match next {
+                Some(Ok(_)) => {}
+                Some(Err(e)) => tracing::debug!(error = %e, "definition watch ended"),
+                None => tokio::time::sleep(Duration::from_millis(200)).await,
+            },
+            _ = service_change => {}
         }
     }
 }

@@ -422,6 +422,36 @@ fn reads_that_need_an_unreachable_conversion_webhook_fail_in_upstreams_words() {
         .kubectl(&["get", "things.v1.example.com", "t2"])
         .status
         .success());
+
+    // Once the service exists, its address refuses the connection.
+    c.ok(&[
+        "create",
+        "service",
+        "clusterip",
+        "thing-converter",
+        "--tcp=443:8443",
+    ]);
+    let ip = c.ok(&[
+        "get",
+        "svc",
+        "thing-converter",
+        "-o",
+        "jsonpath={.spec.clusterIP}",
+    ]);
+    let want = format!(
+        "conversion webhook for example.com/v1, Kind=Thing failed: \
+         Post \"https://thing-converter.default.svc:443/convert?timeout=30s\": \
+         dial tcp {ip}:443: connect: connection refused"
+    );
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let err = c.fails(&["get", "things.v2.example.com", "t1"]);
+        if err.contains(&want) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{err}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
 }
 
 #[test]
