@@ -16,23 +16,35 @@ pub struct Field {
     pub duplicate: bool,
 }
 
-/// The fields of a JSON body in document order; `None` when it is not JSON.
+/// The fields of a JSON body in document order, or none when no field is
+/// duplicated (the common case, found without building paths); `None` when
+/// the body is not JSON.
 pub fn json_fields(body: &[u8]) -> Option<Vec<Field>> {
-    let mut fields = Vec::new();
-    let mut de = serde_json::Deserializer::from_slice(body);
-    Walk {
-        path: String::new(),
-        fields: &mut fields,
+    let walk = |paths: bool| {
+        let mut fields = Vec::new();
+        let mut de = serde_json::Deserializer::from_slice(body);
+        Walk {
+            path: String::new(),
+            paths,
+            fields: &mut fields,
+        }
+        .deserialize(&mut de)
+        .ok()?;
+        de.end().ok()?;
+        Some(fields)
+    };
+    let duplicates = walk(false)?;
+    if duplicates.is_empty() {
+        return Some(duplicates);
     }
-    .deserialize(&mut de)
-    .ok()?;
-    de.end().ok()?;
-    Some(fields)
+    walk(true)
 }
 
-/// Reads a value, noting each object key.
+/// Reads a value, noting each object key (with `paths`), or only the
+/// duplicated ones, without their paths.
 struct Walk<'a> {
     path: String,
+    paths: bool,
     fields: &'a mut Vec<Field>,
 }
 
@@ -74,7 +86,12 @@ impl<'de> Visitor<'de> for Walk<'_> {
         let mut i = 0;
         loop {
             let item = Walk {
-                path: format!("{}[{i}]", self.path),
+                path: if self.paths {
+                    format!("{}[{i}]", self.path)
+                } else {
+                    String::new()
+                },
+                paths: self.paths,
                 fields: &mut *self.fields,
             };
             if seq.next_element_seed(item)?.is_none() {
@@ -85,20 +102,23 @@ impl<'de> Visitor<'de> for Walk<'_> {
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
-        let mut seen = Map::new();
+        let mut seen = std::collections::HashSet::new();
         while let Some(key) = map.next_key::<String>()? {
-            let path = if self.path.is_empty() {
-                key.clone()
-            } else {
-                format!("{}.{key}", self.path)
+            let path = match (self.paths, self.path.is_empty()) {
+                (false, _) => String::new(),
+                (true, true) => key.clone(),
+                (true, false) => format!("{}.{key}", self.path),
             };
-            let duplicate = seen.insert(key, Value::Null).is_some();
-            self.fields.push(Field {
-                path: path.clone(),
-                duplicate,
-            });
+            let duplicate = !seen.insert(key);
+            if self.paths || duplicate {
+                self.fields.push(Field {
+                    path: path.clone(),
+                    duplicate,
+                });
+            }
             map.next_value_seed(Walk {
                 path,
+                paths: self.paths,
                 fields: &mut *self.fields,
             })?;
         }
