@@ -151,6 +151,21 @@ fn after_a_reboot_pods_come_back_as_their_restart_policy_says() {
         );
         assert_eq!(events[0]["type"], "Normal");
     }
+    // The node says it rebooted, as the kubelet does.
+    let boot_id = std::fs::read_to_string("/proc/sys/kernel/random/boot_id").unwrap();
+    let rebooted = json(
+        &c,
+        &["get", "events", "--field-selector", "reason=Rebooted"],
+    );
+    let rebooted = rebooted["items"].as_array().cloned().unwrap_or_default();
+    assert_eq!(rebooted.len(), 1, "{rebooted:?}");
+    let node = rebooted[0]["involvedObject"]["name"].as_str().unwrap();
+    assert_eq!(rebooted[0]["involvedObject"]["kind"], "Node");
+    assert_eq!(rebooted[0]["type"], "Warning");
+    assert_eq!(
+        rebooted[0]["message"],
+        format!("Node {node} has been rebooted, boot id: {}", boot_id.trim())
+    );
     // runc's state of the boot before is gone with it, as on a tmpfs.
     let runc_ids = c.runc_ids();
     for old in &before {

@@ -35,7 +35,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{SubsecRound, Utc};
-use controllers::events::{Recorder, NORMAL};
+use controllers::events::{Recorder, NORMAL, WARNING};
 use controllers::runner::{is_conflict, is_not_found};
 use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
 use k8s_openapi::api::core::v1::{Node, ObjectReference};
@@ -282,6 +282,9 @@ impl NodeAgent {
             Ok(node) => (node, false),
             Err(e) if is_conflict(&e) => {
                 let existing = api.get(name).await?;
+                if let Some(msg) = node_status::rebooted_message(name, &existing, &self.machine) {
+                    self.recorder.record(node_ref(name), WARNING, "Rebooted", msg);
+                }
                 let patch = json!({ "metadata": {
                     "labels": node_status::labels(&self.identity),
                     "annotations": crate::simulated::nodes::annotations(),

@@ -474,6 +474,19 @@ impl Cluster {
     /// a real node's disk. [`Cluster::restart`] then boots the node again.
     pub fn simulate_reboot(&mut self) {
         let names = self.agent.clone().expect("a cluster with an agent");
+        // The Node, like the files, tells of the boot before.
+        for node in self.ok(&["get", "nodes", "-o", "name"]).lines() {
+            let boot = format!(r#"{{"status":{{"nodeInfo":{{"bootID":"{BOOT_BEFORE}"}}}}}}"#);
+            let patch = [
+                "patch",
+                node,
+                "--subresource=status",
+                "--type=merge",
+                "-p",
+                &boot,
+            ];
+            self.ok(&patch);
+        }
         self.kill();
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
@@ -529,14 +542,13 @@ impl Cluster {
             let _ = std::fs::remove_dir_all(&path).or_else(|_| std::fs::remove_file(&path));
         }
         // The runtime's files now come from the boot before.
-        let boot_before = "00000000-0000-4000-8000-000000000000";
         for path in self.shim_status_files() {
             if let Ok(mut status) = runtime::state::read_json::<runtime::state::ShimStatus>(&path) {
-                status.boot_id = Some(boot_before.into());
+                status.boot_id = Some(BOOT_BEFORE.into());
                 runtime::state::write_json(&path, &status).unwrap();
             }
         }
-        std::fs::write(self.data_dir().join("runtime/boot_id"), boot_before).unwrap();
+        std::fs::write(self.data_dir().join("runtime/boot_id"), BOOT_BEFORE).unwrap();
     }
 
     /// The runtime's shim status files, of sandboxes and containers.
@@ -564,6 +576,9 @@ impl Cluster {
             .collect()
     }
 }
+
+/// The boot id [`Cluster::simulate_reboot`] gives the boot before.
+pub const BOOT_BEFORE: &str = "00000000-0000-4000-8000-000000000000";
 
 /// PIDs in the cgroup `path` and below it, in every hierarchy.
 fn cgroup_pids(path: &str) -> Vec<i32> {

@@ -256,6 +256,24 @@ pub fn status(
     }
 }
 
+/// Upstream's `Rebooted` warning when the Node last reported another boot
+/// id than the machine's now: "Node <name> has been rebooted, boot id: <id>".
+pub fn rebooted_message(name: &str, existing: &Node, machine: &Machine) -> Option<String> {
+    let before = existing
+        .status
+        .as_ref()?
+        .node_info
+        .as_ref()?
+        .boot_id
+        .as_str();
+    (!before.is_empty() && before != machine.boot_id).then(|| {
+        format!(
+            "Node {name} has been rebooted, boot id: {}",
+            machine.boot_id
+        )
+    })
+}
+
 pub fn object(
     id: &Identity,
     machine: &Machine,
@@ -277,6 +295,31 @@ pub fn object(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_node_that_reported_another_boot_id_has_been_rebooted() {
+        let machine = Machine {
+            boot_id: "b2".into(),
+            ..Machine::default()
+        };
+        let node = |boot: &str| Node {
+            status: Some(NodeStatus {
+                node_info: Some(NodeSystemInfo {
+                    boot_id: boot.into(),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        assert_eq!(
+            rebooted_message("n1", &node("b1"), &machine).as_deref(),
+            Some("Node n1 has been rebooted, boot id: b2")
+        );
+        assert_eq!(rebooted_message("n1", &node("b2"), &machine), None);
+        assert_eq!(rebooted_message("n1", &node(""), &machine), None);
+        assert_eq!(rebooted_message("n1", &Node::default(), &machine), None);
+    }
 
     #[test]
     fn machine_files_parse() {
