@@ -265,7 +265,7 @@ pub fn served_versions(crd: &Value) -> Vec<Arc<CustomVersion>> {
 /// Kubernetes' version order: GA before beta before alpha before anything
 /// else, then by major and minor number (upstream's
 /// `CompareKubeAwareVersionStrings`; greater is more stable or newer).
-fn compare_kube_versions(a: &str, b: &str) -> std::cmp::Ordering {
+pub fn compare_kube_versions(a: &str, b: &str) -> std::cmp::Ordering {
     fn parse(v: &str) -> Option<(u32, u64, u64)> {
         let rest = v.strip_prefix('v')?;
         let digits = rest

@@ -1055,14 +1055,19 @@ impl Catalog {
     }
 
     /// Groups and versions (preferred first): built-in groups, then custom
-    /// groups in the order their definitions list them.
+    /// groups with their versions most stable and newest first (upstream's
+    /// discovery controller sorts them so: v2, v1, v1beta1, v1alpha1).
     pub fn groups(&self) -> Vec<(&'static str, Vec<&'static str>)> {
         let mut out = groups();
+        let builtin = out.len();
         for r in crate::metrics::RESOURCES
             .iter()
             .chain(self.customs().iter())
         {
             add_group_version(&mut out, r);
+        }
+        for (_, versions) in out.iter_mut().skip(builtin) {
+            versions.sort_by(|a, b| crate::crd::compare_kube_versions(b, a));
         }
         out
     }

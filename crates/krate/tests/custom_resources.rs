@@ -281,6 +281,20 @@ fn a_multi_version_resource_is_read_in_every_served_version() {
     assert_eq!(header("gizmos.v1.example.com"), ["NAME", "SIZE"]);
     assert_eq!(header("gizmos.v1beta1.example.com"), ["NAME", "AGE"]);
 
+    // Unqualified, kubectl uses the preferred version: the most stable.
+    let out = c.kubectl(&["get", "gizmos"]);
+    assert!(out.status.success());
+    assert!(
+        !String::from_utf8_lossy(&out.stderr).contains("Warning"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with("NAME   SIZE"));
+    let group: serde_json::Value =
+        serde_json::from_str(&c.ok(&["get", "--raw", "/apis/example.com"])).unwrap();
+    assert_eq!(group["preferredVersion"]["version"], "v1");
+    assert_eq!(group["versions"][2]["version"], "v1alpha1");
+
     // A version's own deprecation warning replaces the default one.
     let out = c.kubectl(&["get", "gizmos.v1alpha1.example.com", "g1"]);
     assert!(
