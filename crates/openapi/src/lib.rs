@@ -30,6 +30,12 @@
 //!   `oneOf: [integer, string]` in v3, `Quantity` is a string in v2 and
 //!   `oneOf: [string, number]` in v3.
 //! - **Paths** are generated from the served kinds (see `paths`).
+//! - **Custom resources** (see `custom`): the server hands in the served
+//!   versions of its CustomResourceDefinitions with [`OpenApi::set_custom`];
+//!   each becomes a definition named as upstream's apiextensions builder
+//!   names it (`com.example.v1.Widget`) in `/openapi/v2` and in its own
+//!   `/openapi/v3/apis/<group>/<version>` document, rebuilt when next asked
+//!   for after the definitions change.
 //!
 //! Vendoring upstream's `swagger.json` (3.7 MB, and about as much again as
 //! the per group/version v3 files) or the whole `kubernetes-validate`
