@@ -20,24 +20,51 @@ pub struct Field {
 /// duplicated (the common case, found without building paths); `None` when
 /// the body is not JSON.
 pub fn json_fields(body: &[u8]) -> Option<Vec<Field>> {
-    let walk = |paths: bool| {
-        let mut fields = Vec::new();
-        let mut de = serde_json::Deserializer::from_slice(body);
-        Walk {
-            path: String::new(),
-            paths,
-            fields: &mut fields,
-        }
-        .deserialize(&mut de)
-        .ok()?;
-        de.end().ok()?;
-        Some(fields)
-    };
-    let duplicates = walk(false)?;
+    let duplicates = walk(body, false)?;
     if duplicates.is_empty() {
         return Some(duplicates);
     }
-    walk(true)
+    walk(body, true)
+}
+
+fn walk(body: &[u8], paths: bool) -> Option<Vec<Field>> {
+    let mut fields = Vec::new();
+    let mut de = serde_json::Deserializer::from_slice(body);
+    Walk {
+        path: String::new(),
+        paths,
+        fields: &mut fields,
+    }
+    .deserialize(&mut de)
+    .ok()?;
+    de.end().ok()?;
+    Some(fields)
+}
+
+/// What upstream's strict check of a JSON patch says of its operations:
+/// `json patch unknown field "[0].foo"` for a key an operation does not
+/// have, `json patch duplicate field "[1].path"` for one given twice.
+pub fn json_patch_messages(body: &[u8]) -> Vec<String> {
+    let Some(fields) = walk(body, true) else {
+        return Vec::new();
+    };
+    fields
+        .iter()
+        .filter_map(|f| {
+            // Only the operations' own keys: `[i].key`.
+            let (index, key) = f.path.split_once("].")?;
+            if !index.starts_with('[') || key.contains(['.', '[']) {
+                return None;
+            }
+            if f.duplicate {
+                Some(format!("json patch duplicate field \"{}\"", f.path))
+            } else if !matches!(key, "op" | "path" | "value" | "from") {
+                Some(format!("json patch unknown field \"{}\"", f.path))
+            } else {
+                None
+            }
+        })
+        .collect()
 }
 
 /// Reads a value, noting each object key (with `paths`), or only the
@@ -164,6 +191,8 @@ pub enum Duplicates {
     Json(Vec<Field>),
     /// yaml.v2's message for each duplicated key of a YAML body.
     Yaml(Vec<String>),
+    /// The messages about the operations of a JSON patch.
+    JsonPatch(Vec<String>),
 }
 
 impl Duplicates {
@@ -182,6 +211,9 @@ impl Duplicates {
             | "application/apply-patch+json" => json_fields(body)
                 .filter(|fields| fields.iter().any(|f| f.duplicate))
                 .map(Duplicates::Json),
+            "application/json-patch+json" => Some(json_patch_messages(body))
+                .filter(|m| !m.is_empty())
+                .map(Duplicates::JsonPatch),
             _ => None,
         }
     }
@@ -191,6 +223,15 @@ impl Duplicates {
         match self {
             Duplicates::Json(fields) => json_messages(fields, unknown),
             Duplicates::Yaml(duplicates) => yaml_messages(duplicates, unknown, strict),
+            Duplicates::JsonPatch(messages) => {
+                let mut unknown = unknown.to_vec();
+                unknown.sort();
+                messages
+                    .iter()
+                    .cloned()
+                    .chain(unknown.iter().map(|u| format!("unknown field \"{u}\"")))
+                    .collect()
+            }
         }
     }
 }
@@ -442,6 +483,19 @@ mod tests {
                 "unknown field \"spec.x\"",
                 "duplicate field \"spec.paused\"",
                 "duplicate field \"spec.template.spec.containers[0].imagePullPolicy\"",
+            ]
+        );
+    }
+
+    #[test]
+    fn json_patch_operations_with_unknown_or_duplicated_keys_are_named() {
+        let body = br#"[{"op": "add", "path": "/spec/a", "value": {"x": 1}, "foo": "bar"},
+            {"op": "add", "path": "/spec/b", "path": "/spec/c", "value": 1}]"#;
+        assert_eq!(
+            json_patch_messages(body),
+            [
+                "json patch unknown field \"[0].foo\"",
+                "json patch duplicate field \"[1].path\""
             ]
         );
     }

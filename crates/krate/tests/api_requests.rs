@@ -169,6 +169,29 @@ fn duplicate_json_fields_are_refused_or_warned_about_per_field_validation() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert_eq!(c.ok(&["get", "cm", "dup", "-o", "jsonpath={.data.b}"]), "3");
+
+    // A JSON patch: its operations' own keys are checked (kubectl itself
+    // keeps only the last of a duplicated key there).
+    let out = c.kubectl(&[
+        "patch",
+        "cm",
+        "dup",
+        "--type=json",
+        "-p",
+        r#"[{"op":"add","path":"/data/c","value":"1","foo":"bar"},{"op":"add","path":"/data/d","path":"/data/e","value":"2"}]"#,
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let warnings: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.starts_with("Warning:"))
+        .collect();
+    assert_eq!(warnings, ["Warning: json patch unknown field \"[0].foo\""]);
+    assert_eq!(c.ok(&["get", "cm", "dup", "-o", "jsonpath={.data.e}"]), "2");
 }
 
 /// A Deployment in YAML whose keys `name` (line 5), `paused` (line 10)
