@@ -1215,7 +1215,8 @@ impl Registry {
                         meta_mut(&mut obj).insert("name".into(), json!(name));
                     }
                     let created = self.create(r, namespace, obj, opts).await?;
-                    opts.created.store(true, std::sync::atomic::Ordering::Relaxed);
+                    opts.created
+                        .store(true, std::sync::atomic::Ordering::Relaxed);
                     return Ok(created);
                 }
                 Err(e) => return Err(e),
@@ -1302,7 +1303,8 @@ impl Registry {
                     match self.create(stored, namespace, merged, &wopts).await {
                         Err(e) if e.reason == "AlreadyExists" => continue,
                         Ok(created) => {
-                            opts.created.store(true, std::sync::atomic::Ordering::Relaxed);
+                            opts.created
+                                .store(true, std::sync::atomic::Ordering::Relaxed);
                             return Ok(created);
                         }
                         other => return other,

@@ -283,7 +283,8 @@ impl NodeAgent {
             Err(e) if is_conflict(&e) => {
                 let existing = api.get(name).await?;
                 if let Some(msg) = node_status::rebooted_message(name, &existing, &self.machine) {
-                    self.recorder.record(node_ref(name), WARNING, "Rebooted", msg);
+                    self.recorder
+                        .record(node_ref(name), WARNING, "Rebooted", msg);
                 }
                 let patch = json!({ "metadata": {
                     "labels": node_status::labels(&self.identity),
