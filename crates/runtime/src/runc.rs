@@ -532,6 +532,7 @@ mod tests {
             }
             let mut cfg = RuncConfig::new(&root);
             cfg.runc = "/nonexistent/runc".into();
+            cfg.run_dir = root.join("run");
             let sys = std::sync::Arc::new(crate::sys::Recording::default());
             Runc::with_syscall(cfg, sys).unwrap();
             state.exists()
@@ -573,6 +574,7 @@ mod tests {
         let before = chrono::Utc::now();
         let mut cfg = RuncConfig::new(&root);
         cfg.runc = "/nonexistent/runc".into();
+        cfg.run_dir = root.join("run");
         let sys = std::sync::Arc::new(crate::sys::Recording::default());
         let runc = Runc::with_syscall(cfg, sys).unwrap();
         let status = runc.status("c1").unwrap();

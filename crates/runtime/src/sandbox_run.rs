@@ -270,6 +270,7 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         let mut cfg = RuncConfig::new(tmp.path().join("runtime"));
         cfg.runc = "/nonexistent/runc".into();
+        cfg.run_dir = tmp.path().join("run");
         let sys = Arc::new(Recording::default());
         let runc = Runc::with_syscall(cfg, sys.clone()).unwrap();
         let config = PodSandboxConfig {
