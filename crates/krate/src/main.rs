@@ -69,14 +69,12 @@ fn main() -> Result<()> {
     // `krate __shim launch|run DIR`: a container's shim (runtime::shim),
     // started by the node agent; no logging setup, no async runtime.
     let args: Vec<String> = std::env::args().collect();
-    // The node agent and the shims are small processes that live long on
-    // every node: without transparent huge pages their heap is the pages
-    // they use (mimalloc asks for huge pages for its arena, which made a
-    // quarter of an idle agent's memory). Before the first allocation of
-    // any size.
-    if matches!(args.get(1).map(String::as_str), Some("agent" | "__shim")) {
-        let _ = nix::sys::prctl::set_thp_disable(true);
-    }
+    // Without transparent huge pages a krate process's heap is the pages it
+    // uses: mimalloc asks for huge pages for its arena, which made a quarter
+    // of an idle agent's memory and a third of an idle server's, for no
+    // throughput the API benchmark could measure. Before the first
+    // allocation of any size.
+    let _ = nix::sys::prctl::set_thp_disable(true);
     if args.get(1).map(String::as_str) == Some("__shim") {
         std::process::exit(runtime::shim::main(&args[2..]));
     }

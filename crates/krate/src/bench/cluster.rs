@@ -199,7 +199,12 @@ pub async fn run(args: ClusterArgs) -> Result<()> {
         alone.evaluated_per_pod
     );
     let started = Instant::now();
-    let mut flags = vec!["--simulated-nodes".to_string(), args.nodes.to_string()];
+    let mut flags = vec![
+        "--simulated-nodes".to_string(),
+        args.nodes.to_string(),
+        // Simulated nodes only: no real node agent beside them.
+        "--disable-agent".to_string(),
+    ];
     flags.extend(args.server_flag.iter().cloned());
     let mut server = Server::start_with(&args.dir, &flags)?;
     // The watches end before the server does.
