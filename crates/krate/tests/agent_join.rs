@@ -25,47 +25,14 @@ impl Drop for Agent {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
-        // Containers the agent left running.
-        let root = self.dir.join("runtime").join("runc").display().to_string();
-        let ids = Command::new("runc")
-            .args(["--root", &root, "list", "-q"])
-            .stderr(Stdio::null())
-            .output()
-            .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
-            .unwrap_or_default();
-        for id in ids.lines().filter(|l| !l.is_empty()) {
-            let _ = Command::new("runc")
-                .args(["--root", &root, "delete", "--force", id])
-                .stderr(Stdio::null())
-                .status();
-        }
-        // Mounts the agent made under its data directory, deepest first.
-        let dir = self.dir.display().to_string();
-        let mut mounts: Vec<String> = std::fs::read_to_string("/proc/self/mountinfo")
-            .unwrap_or_default()
-            .lines()
-            .filter_map(|l| l.split(' ').nth(4).map(str::to_string))
-            .filter(|m| m.starts_with(&dir))
-            .collect();
-        mounts.sort_by_key(|m| std::cmp::Reverse(m.len()));
-        for m in mounts {
-            let _ = Command::new("umount")
-                .args(["-l", &m])
-                .stderr(Stdio::null())
-                .status();
-        }
-        let _ = net::default_network::tear_down(&net::DefaultNetwork {
-            name: format!("krate-{}", self.bridge),
-            bridge: self.bridge.clone(),
-            ..Default::default()
-        });
-        for c in &self.cidrs {
-            let _ = Command::new("ip")
-                .args(["route", "del", "unreachable", c])
-                .stderr(Stdio::null())
-                .status();
-        }
-        runtime::cgroups::remove_tree(&self.cgroup);
+        let cidrs: Vec<&str> = self.cidrs.iter().map(String::as_str).collect();
+        support::remove_node_leftovers(
+            &self.dir.join("runtime").join("runc"),
+            &self.dir,
+            &self.bridge,
+            &cidrs,
+            &self.cgroup,
+        );
     }
 }
 

@@ -332,17 +332,7 @@ impl Cluster {
 
     /// IDs of the runc containers (sandboxes included) of this cluster.
     pub fn runc_ids(&self) -> Vec<String> {
-        let root = self.runc_root();
-        let Some(out) = run_quiet(
-            "runc",
-            &["--root", &root.display().to_string(), "list", "-q"],
-        ) else {
-            return Vec::new();
-        };
-        out.lines()
-            .map(str::to_string)
-            .filter(|l| !l.is_empty())
-            .collect()
+        runc_ids_in(&self.runc_root())
     }
 
     /// `runc state` of a container as JSON.
@@ -355,41 +345,78 @@ impl Cluster {
     /// Removes what the agent left on the machine: containers, mounts,
     /// network namespaces, the bridge, routes and cgroups.
     fn remove_agent_leftovers(&self, names: &AgentNames) {
-        let root = self.runc_root().display().to_string();
-        for id in self.runc_ids() {
-            let _ = run_quiet("runc", &["--root", &root, "kill", &id, "KILL"]);
-        }
-        std::thread::sleep(Duration::from_millis(200));
-        for id in self.runc_ids() {
-            let _ = run_quiet("runc", &["--root", &root, "delete", "--force", &id]);
-        }
-        self.unmount_all();
-        let _ = net::default_network::tear_down(&net::DefaultNetwork {
-            name: format!("krate-{}", names.bridge),
-            bridge: names.bridge.clone(),
-            ..Default::default()
-        });
-        for cidr in [&names.cluster_cidr, &names.service_cidr] {
-            let _ = run_quiet("ip", &["route", "del", "unreachable", cidr]);
-        }
-        runtime::cgroups::remove_tree(&names.cgroup_parent);
+        remove_node_leftovers(
+            &self.runc_root(),
+            self.dir.path(),
+            &names.bridge,
+            &[&names.cluster_cidr, &names.service_cidr],
+            &names.cgroup_parent,
+        );
+    }
+
+    /// Unmounts everything mounted under the test directory, deepest first.
+    fn unmount_all(&self) {
+        unmount_under(self.dir.path());
     }
 }
 
-impl Cluster {
-    /// Unmounts everything mounted under the test directory, deepest first.
-    fn unmount_all(&self) {
-        let dir = self.dir.path().display().to_string();
-        let mut mounts: Vec<String> = std::fs::read_to_string("/proc/self/mountinfo")
-            .unwrap_or_default()
-            .lines()
-            .filter_map(|l| l.split(' ').nth(4).map(str::to_string))
-            .filter(|m| m.starts_with(&dir))
-            .collect();
-        mounts.sort_by_key(|m| std::cmp::Reverse(m.len()));
-        for m in mounts {
-            let _ = run_quiet("umount", &["-l", &m]);
-        }
+/// Removes what a node agent made, after it was killed: its runc
+/// containers (`runc_root`), the mounts under `dir`, its default network on
+/// `bridge`, the unreachable routes for `cidrs` and the cgroup tree
+/// `cgroup`.
+pub fn remove_node_leftovers(
+    runc_root: &Path,
+    dir: &Path,
+    bridge: &str,
+    cidrs: &[&str],
+    cgroup: &str,
+) {
+    let root = runc_root.display().to_string();
+    for id in runc_ids_in(runc_root) {
+        let _ = run_quiet("runc", &["--root", &root, "kill", &id, "KILL"]);
+    }
+    std::thread::sleep(Duration::from_millis(200));
+    for id in runc_ids_in(runc_root) {
+        let _ = run_quiet("runc", &["--root", &root, "delete", "--force", &id]);
+    }
+    unmount_under(dir);
+    let _ = net::default_network::tear_down(&net::DefaultNetwork {
+        name: format!("krate-{bridge}"),
+        bridge: bridge.to_string(),
+        ..Default::default()
+    });
+    for cidr in cidrs {
+        let _ = run_quiet("ip", &["route", "del", "unreachable", cidr]);
+    }
+    runtime::cgroups::remove_tree(cgroup);
+}
+
+/// The ids of the containers runc knows under `root`.
+fn runc_ids_in(root: &Path) -> Vec<String> {
+    let Some(out) = run_quiet(
+        "runc",
+        &["--root", &root.display().to_string(), "list", "-q"],
+    ) else {
+        return Vec::new();
+    };
+    out.lines()
+        .map(str::to_string)
+        .filter(|l| !l.is_empty())
+        .collect()
+}
+
+/// Unmounts everything mounted under `dir`, deepest first.
+pub fn unmount_under(dir: &Path) {
+    let dir = dir.display().to_string();
+    let mut mounts: Vec<String> = std::fs::read_to_string("/proc/self/mountinfo")
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| l.split(' ').nth(4).map(str::to_string))
+        .filter(|m| m.starts_with(&dir))
+        .collect();
+    mounts.sort_by_key(|m| std::cmp::Reverse(m.len()));
+    for m in mounts {
+        let _ = run_quiet("umount", &["-l", &m]);
     }
 }
 
