@@ -1482,16 +1482,14 @@ impl Registry {
         start: Vec<u8>,
         revision: Revision,
     ) -> Result<i64, StoreError> {
-        let rest = self
-            .store
-            .range(RangeRequest {
+        self.store
+            .count_range(RangeRequest {
                 prefix: prefix.as_bytes().to_vec(),
                 start: Some(start),
                 revision,
                 limit: 0,
             })
-            .await?;
-        Ok(rest.kvs.len() as i64)
+            .await
     }
 
     async fn list_store(

@@ -562,6 +562,12 @@ impl Store for Embedded {
             .await
     }
 
+    async fn count_range(&self, request: RangeRequest) -> Result<i64> {
+        self.readers
+            .run(move |c, p| read::count_range(c, p, &request))
+            .await
+    }
+
     async fn create(&self, key: &[u8], value: Bytes, lease: LeaseId) -> Result<KeyValue> {
         check_write(key, &value)?;
         let op = WriteOp::Create {

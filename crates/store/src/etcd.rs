@@ -241,6 +241,21 @@ impl Store for Etcd {
         })
     }
 
+    async fn count_range(&self, request: RangeRequest) -> Result<i64> {
+        let (start, end) = range_bounds(&request.prefix, request.start.as_deref());
+        let options = GetOptions::new()
+            .with_range(end)
+            .with_revision(request.revision)
+            .with_count_only();
+        match timed(self.kv().get(start, Some(options))).await {
+            Ok(resp) => Ok(resp.count()),
+            Err(e) => {
+                let context = format!("counting {}", key_string(&request.prefix));
+                Err(self.revision_error(context, e, request.revision).await)
+            }
+        }
+    }
+
     async fn count(&self, prefix: &[u8]) -> Result<i64> {
         let (start, end) = range_bounds(prefix, None);
         let options = GetOptions::new().with_range(end).with_count_only();

@@ -186,6 +186,11 @@ pub trait Store: Send + Sync + 'static {
     /// How many keys exist under `prefix` at the latest revision.
     async fn count(&self, prefix: &[u8]) -> Result<i64>;
 
+    /// How many keys [`Store::range`] would return for `request` without a
+    /// limit, counted without reading their values (a list's
+    /// `remainingItemCount`).
+    async fn count_range(&self, request: RangeRequest) -> Result<i64>;
+
     /// Creates `key`; fails with [`StoreError::AlreadyExists`] if it exists.
     /// Returns the new key-value.
     async fn create(&self, key: &[u8], value: Bytes, lease: LeaseId) -> Result<KeyValue>;

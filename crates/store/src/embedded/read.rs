@@ -185,6 +185,34 @@ pub(super) fn range(
     })
 }
 
+/// The number of keys [`range`] would return without a limit.
+pub(super) fn count_range(conn: &mut Connection, path: &Path, req: &RangeRequest) -> Result<i64> {
+    let start = req.start.clone().unwrap_or_else(|| req.prefix.clone());
+    let (has_end, end) = match keys::prefix_end(&req.prefix) {
+        Some(e) => (1, e),
+        None => (0, Vec::new()),
+    };
+    in_snapshot(conn, path, |conn| {
+        let (current, compacted) = meta(conn, path)?;
+        let at = read_revision(req.revision, current, compacted)?;
+        if at == current {
+            conn.prepare_cached(
+                "SELECT count(*) FROM kv_current WHERE key >= ?1 AND (?2 = 0 OR key < ?3)",
+            )
+            .and_then(|mut s| s.query_row(params![start, has_end, end], |r| r.get(0)))
+        } else {
+            conn.prepare_cached(
+                "SELECT count(*) FROM kv_log l WHERE l.rev IN (
+                     SELECT MAX(rev) FROM kv_log
+                     WHERE key >= ?1 AND (?2 = 0 OR key < ?3) AND rev <= ?4 GROUP BY key)
+                 AND l.deleted = 0",
+            )
+            .and_then(|mut s| s.query_row(params![start, has_end, end, at], |r| r.get(0)))
+        }
+        .map_err(|e| sql_error(path, "counting a range", e))
+    })
+}
+
 pub(super) fn count(conn: &mut Connection, path: &Path, prefix: &[u8]) -> Result<i64> {
     let (has_end, end) = match keys::prefix_end(prefix) {
         Some(e) => (1, e),

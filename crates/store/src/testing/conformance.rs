@@ -379,6 +379,19 @@ pub async fn range_at_past_revision_shows_deleted_keys_and_old_values(store: Arc
         .map(|kv| (kv.key.clone(), kv.value.clone()))
         .collect();
     assert_eq!(got, vec![(b("/h/a"), b("a2")), (b("/h/c"), b("c1"))]);
+    // Counting sees the same keys as ranging, at either revision.
+    let count = |revision, start: Option<&[u8]>| {
+        store.count_range(RangeRequest {
+            prefix: b"/h/".to_vec(),
+            start: start.map(<[u8]>::to_vec),
+            revision,
+            ..Default::default()
+        })
+    };
+    assert_eq!(count(before, None).await.unwrap(), 2);
+    assert_eq!(count(before, Some(b"/h/b")).await.unwrap(), 1);
+    assert_eq!(count(0, None).await.unwrap(), 2);
+    assert_eq!(count(0, Some(b"/h/b")).await.unwrap(), 1);
 }
 
 pub async fn count_counts_live_keys_under_prefix(store: Arc<dyn Store>) {
@@ -393,6 +406,15 @@ pub async fn count_counts_live_keys_under_prefix(store: Arc<dyn Store>) {
     assert_eq!(store.count(b"/c/x/").await.unwrap(), 6);
     assert_eq!(store.count(b"/c/").await.unwrap(), 7);
     assert_eq!(store.count(b"/none/").await.unwrap(), 0);
+    let from_4 = store
+        .count_range(RangeRequest {
+            prefix: b"/c/x/".to_vec(),
+            start: Some(b"/c/x/4".to_vec()),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(from_4, 3);
 }
 
 pub async fn watch_delivers_live_changes_in_order_with_previous_values(store: Arc<dyn Store>) {
