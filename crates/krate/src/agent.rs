@@ -307,6 +307,23 @@ impl ImageService for Images {
             .map(info)
             .map_err(|e| PullError(e.to_string()))
     }
+
+    async fn list(&self) -> Result<Vec<agent::images::ListedImage>, PullError> {
+        let store = self.0.clone();
+        let images = tokio::task::spawn_blocking(move || store.list())
+            .await
+            .map_err(|e| PullError(e.to_string()))?
+            .map_err(|e| PullError(e.to_string()))?;
+        Ok(images
+            .into_iter()
+            .map(|i| agent::images::ListedImage {
+                id: i.id,
+                repo_tags: i.repo_tags,
+                repo_digests: i.repo_digests,
+                size: i.size,
+            })
+            .collect())
+    }
 }
 
 /// The default bridge network (when the CNI config directory has none of

@@ -958,3 +958,34 @@ spec:
     assert!(events.contains("ErrImageNeverPull"), "{events}");
     assert!(!events.contains("Pulling"), "{events}");
 }
+
+#[test]
+fn the_node_lists_its_images_with_their_names_and_sizes() {
+    let c = Cluster::start_with_agent(&[]);
+    node(&c);
+    let name = c.ok(&["get", "nodes", "-o", "jsonpath={.items[0].metadata.name}"]);
+    let images: Value = eventually_blocking(Duration::from_secs(30), "status.images", || {
+        let out = c.ok(&["get", "node", &name, "-o", "jsonpath={.status.images}"]);
+        serde_json::from_str::<Value>(&out).map_err(|e| format!("{e}: {out}"))
+    });
+    let busybox = images
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["names"].as_array().unwrap().iter().any(|n| n == BUSYBOX))
+        .unwrap_or_else(|| panic!("{BUSYBOX} is not in {images}"));
+    // Repo digests first, then repo tags, as containerd's CRI names them.
+    let names = busybox["names"].as_array().unwrap();
+    assert!(
+        names[0]
+            .as_str()
+            .unwrap()
+            .starts_with("krate.test/busybox@sha256:"),
+        "{busybox}"
+    );
+    assert_eq!(names.last().unwrap(), BUSYBOX);
+    assert!(
+        busybox["sizeBytes"].as_i64().unwrap() > 100_000,
+        "{busybox}"
+    );
+}

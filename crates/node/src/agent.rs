@@ -168,6 +168,7 @@ pub async fn run(client: Client, options: Options, services: Services) {
         machine: machine.clone(),
         recorder: recorder.clone(),
         options: options.clone(),
+        images: services.images.clone(),
     };
     let uid = node.register().await;
     let mut tasks = tokio::task::JoinSet::new();
@@ -223,6 +224,7 @@ struct NodeAgent {
     machine: node_status::Machine,
     recorder: Recorder,
     options: Options,
+    images: Arc<dyn ImageService>,
 }
 
 fn node_ref(name: &str) -> ObjectReference {
@@ -251,6 +253,18 @@ impl NodeAgent {
         self.network_ready.load(std::sync::atomic::Ordering::SeqCst)
     }
 
+    /// status.images from the image store (none when it cannot be read,
+    /// as upstream).
+    async fn node_images(&self) -> Option<Vec<k8s_openapi::api::core::v1::ContainerImage>> {
+        match self.images.list().await {
+            Ok(listed) => node_status::images(&listed),
+            Err(e) => {
+                tracing::warn!(error = %e, "listing the node's images");
+                None
+            }
+        }
+    }
+
     /// Registers the Node (or brings an existing one up to date), retrying
     /// until it succeeds; returns its UID.
     async fn register(&self) -> String {
@@ -271,7 +285,11 @@ impl NodeAgent {
         let api: Api<Node> = Api::all(self.client.clone());
         let name = &self.identity.name;
         let network_ready = self.network_ready();
-        let desired = node_status::object(&self.identity, &self.machine, now(), network_ready);
+        let mut desired = node_status::object(&self.identity, &self.machine, now(), network_ready);
+        let images = self.node_images().await;
+        if let Some(status) = desired.status.as_mut() {
+            status.images = images.clone();
+        }
         self.recorder.record(
             node_ref(name),
             NORMAL,
@@ -297,8 +315,9 @@ impl NodeAgent {
                     .as_ref()
                     .and_then(|s| s.conditions.clone())
                     .unwrap_or_default();
-                let status =
+                let mut status =
                     node_status::status(&self.identity, &self.machine, &old, now(), network_ready);
+                status.images = images;
                 let node = api
                     .patch_status(
                         name,
@@ -436,23 +455,27 @@ impl NodeAgent {
                 .as_ref()
                 .and_then(|s| s.conditions.clone())
                 .unwrap_or_default();
-            let current = node_status::conditions_current(&old, network_ready);
+            let images = self.node_images().await;
+            let current = node_status::conditions_current(&old, network_ready)
+                && node.status.as_ref().and_then(|s| s.images.as_ref()) == images.as_ref();
             let due = last_report.elapsed() >= self.options.status_report_period;
             if current && !due {
                 continue;
             }
             let mut status =
                 node_status::status(&self.identity, &self.machine, &old, now(), network_ready);
+            status.images = images;
             let mut conditions = status.conditions.take().unwrap_or_default();
             let ours: Vec<String> = conditions.iter().map(|c| c.type_.clone()).collect();
             conditions.extend(old.iter().filter(|c| !ours.contains(&c.type_)).cloned());
             status.conditions = Some(conditions);
+            let mut body = json!({ "status": status });
+            if status.images.is_none() {
+                // The last image went: a merge patch clears the list.
+                body["status"]["images"] = serde_json::Value::Null;
+            }
             match api
-                .patch_status(
-                    &name,
-                    &PatchParams::default(),
-                    &Patch::Merge(&json!({ "status": status })),
-                )
+                .patch_status(&name, &PatchParams::default(), &Patch::Merge(&body))
                 .await
             {
                 Ok(_) => {

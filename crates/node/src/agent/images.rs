@@ -27,6 +27,16 @@ pub struct ImageInfo {
     pub size: u64,
 }
 
+/// An image as the runtime lists it (CRI `ListImages`): what the Node's
+/// status.images reports.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ListedImage {
+    pub id: String,
+    pub repo_tags: Vec<String>,
+    pub repo_digests: Vec<String>,
+    pub size: u64,
+}
+
 /// Credentials for one registry, from a dockerconfigjson secret.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct RegistryAuth {
@@ -46,6 +56,10 @@ pub trait ImageService: Send + Sync + 'static {
     /// The image if present on the node.
     async fn status(&self, image: &str) -> Result<Option<ImageInfo>, PullError>;
     async fn pull(&self, image: &str, auth: &[RegistryAuth]) -> Result<ImageInfo, PullError>;
+    /// Every image on the node.
+    async fn list(&self) -> Result<Vec<ListedImage>, PullError> {
+        Ok(Vec::new())
+    }
 }
 
 /// The pull policy the API would default (`Never`, `Always`,

@@ -1,17 +1,24 @@
 //! The Node this agent registers and the status it reports (upstream
 //! `kubelet_node_status.go`): addresses, capacity read from the machine,
-//! node info, labels, and the four conditions.
+//! node info, labels, the four conditions and the images on the node.
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::path::Path;
 
 use k8s_openapi::api::core::v1::{
-    DaemonEndpoint, Node, NodeAddress, NodeCondition, NodeDaemonEndpoints, NodeSpec, NodeStatus,
-    NodeSystemInfo,
+    ContainerImage, DaemonEndpoint, Node, NodeAddress, NodeCondition, NodeDaemonEndpoints,
+    NodeSpec, NodeStatus, NodeSystemInfo,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+
+use super::images::ListedImage;
+
+/// How many images status.images lists (upstream's nodeStatusMaxImages
+/// default) and how many names each (MaxNamesPerImageInNodeStatus).
+pub const MAX_IMAGES: usize = 50;
+pub const MAX_NAMES_PER_IMAGE: usize = 5;
 
 /// What the machine is, read once at start.
 #[derive(Clone, Debug, Default)]
@@ -256,6 +263,31 @@ pub fn status(
     }
 }
 
+/// status.images as upstream's `nodestatus.Images` sets it: largest first
+/// (ties by ID, descending, as the image manager's `ByImageSize`), at most
+/// [`MAX_IMAGES`], each named by its repo digests then its repo tags, at
+/// most [`MAX_NAMES_PER_IMAGE`] names; unset when there is no image.
+pub fn images(listed: &[ListedImage]) -> Option<Vec<ContainerImage>> {
+    let mut sorted: Vec<&ListedImage> = listed.iter().collect();
+    sorted.sort_by(|a, b| b.size.cmp(&a.size).then_with(|| b.id.cmp(&a.id)));
+    let images: Vec<ContainerImage> = sorted
+        .into_iter()
+        .take(MAX_IMAGES)
+        .map(|i| ContainerImage {
+            names: Some(
+                i.repo_digests
+                    .iter()
+                    .chain(&i.repo_tags)
+                    .take(MAX_NAMES_PER_IMAGE)
+                    .cloned()
+                    .collect(),
+            ),
+            size_bytes: Some(i.size as i64),
+        })
+        .collect();
+    (!images.is_empty()).then_some(images)
+}
+
 /// Upstream's `Rebooted` warning when the Node last reported another boot
 /// id than the machine's now: "Node <name> has been rebooted, boot id: <id>".
 pub fn rebooted_message(name: &str, existing: &Node, machine: &Machine) -> Option<String> {
@@ -295,6 +327,32 @@ pub fn object(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn images_are_listed_largest_first_digests_then_tags_within_the_caps() {
+        let image = |id: &str, size: u64, names: usize| ListedImage {
+            id: id.into(),
+            repo_tags: (0..names).map(|n| format!("tag{n}")).collect(),
+            repo_digests: vec![format!("r@sha256:{id}")],
+            size,
+        };
+        let listed = vec![image("a", 3, 1), image("b", 10, 7), image("c", 3, 0)];
+        let got = images(&listed).unwrap();
+        let sizes: Vec<i64> = got.iter().map(|i| i.size_bytes.unwrap()).collect();
+        assert_eq!(sizes, [10, 3, 3]);
+        assert_eq!(
+            got[0].names.as_deref().unwrap(),
+            ["r@sha256:b", "tag0", "tag1", "tag2", "tag3"]
+        );
+        assert_eq!(got[1].names.as_deref().unwrap(), ["r@sha256:c"]);
+        assert_eq!(got[2].names.as_deref().unwrap(), ["r@sha256:a", "tag0"]);
+
+        let many: Vec<ListedImage> = (0..60).map(|n| image(&format!("{n:02}"), n, 1)).collect();
+        let got = images(&many).unwrap();
+        assert_eq!(got.len(), MAX_IMAGES);
+        assert_eq!(got[0].size_bytes, Some(59));
+        assert_eq!(images(&[]), None);
+    }
 
     #[test]
     fn a_node_that_reported_another_boot_id_has_been_rebooted() {
