@@ -55,6 +55,19 @@ pub struct AgentArgs {
     /// downwardAPI and projected volumes (the kubelet's sync period).
     #[arg(long, default_value_t = 60, hide = true)]
     pub volume_refresh_interval: u64,
+    /// Hard eviction thresholds, as the kubelet's flag
+    /// (`memory.available<100Mi,nodefs.available<10%`): when one is
+    /// crossed the node reports pressure and fails pods. A value given
+    /// replaces all the defaults; `<0%` switches a signal off.
+    #[arg(long, default_value = agent::eviction::DEFAULT_EVICTION_HARD, overrides_with = "eviction_hard")]
+    pub eviction_hard: String,
+    /// How long a pressure condition stays after its threshold was last
+    /// crossed.
+    #[arg(long, default_value = "5m", value_parser = crate::server::parse_go_duration)]
+    pub eviction_pressure_transition_period: std::time::Duration,
+    /// How often the eviction signals are measured.
+    #[arg(long, default_value = "10s", value_parser = crate::server::parse_go_duration, hide = true)]
+    pub eviction_monitoring_interval: std::time::Duration,
 }
 
 /// The kubelet API's serving certificate and the CA its clients (the API
@@ -214,6 +227,15 @@ pub async fn run(client: kube::Client, args: AgentArgs, setup: Setup<'_>) -> Res
         network: Some(Arc::new(network)),
     };
     options.pod_manifest_path = args.pod_manifest_path.clone();
+    options.eviction = agent::eviction::Config {
+        hard: agent::eviction::parse_thresholds(&args.eviction_hard)
+            .map_err(anyhow::Error::msg)
+            .context("--eviction-hard")?,
+        pressure_transition_period: args.eviction_pressure_transition_period,
+        monitoring_interval: args
+            .eviction_monitoring_interval
+            .max(std::time::Duration::from_millis(100)),
+    };
     agent::run(client, options, services).await;
     Ok(())
 }

@@ -101,7 +101,7 @@ pub struct ServerArgs {
 
 /// A Go duration as kube-controller-manager flags take them: `40s`, `1m30s`,
 /// `500ms`, `2h`.
-fn parse_go_duration(s: &str) -> Result<std::time::Duration, String> {
+pub(crate) fn parse_go_duration(s: &str) -> Result<std::time::Duration, String> {
     let bad = || format!("invalid duration {s:?} (want e.g. 40s, 1m30s, 500ms)");
     if s == "0" {
         return Ok(std::time::Duration::ZERO);

@@ -104,7 +104,7 @@ fn an_agent_joins_with_the_server_token_and_serves_logs_and_exec() {
         .arg("--data-dir")
         .arg(&dir)
         .args(["--node-name", "Worker-1", "--cni-bridge", &bridge])
-        .args(["--kubelet-port", "0"])
+        .args(["--kubelet-port", "0", Cluster::EVICTION_HARD])
         .args([
             "--cluster-cidr",
             &cluster_cidr,

@@ -17,6 +17,7 @@
 pub mod actions;
 pub mod backoff;
 pub mod container_config;
+pub mod eviction;
 pub mod hooks;
 pub mod images;
 pub mod node_status;
@@ -79,6 +80,8 @@ pub struct Options {
     /// how often it is reported anyway (5 min).
     pub status_update_period: Duration,
     pub status_report_period: Duration,
+    /// Node-pressure eviction (`--eviction-hard`, ...).
+    pub eviction: eviction::Config,
 }
 
 impl Options {
@@ -97,6 +100,7 @@ impl Options {
             lease_period: Duration::from_secs(10),
             status_update_period: Duration::from_secs(10),
             status_report_period: Duration::from_secs(300),
+            eviction: eviction::Config::default(),
         }
     }
 }
@@ -169,6 +173,7 @@ pub async fn run(client: Client, options: Options, services: Services) {
         recorder: recorder.clone(),
         options: options.clone(),
         images: services.images.clone(),
+        pressure: Default::default(),
     };
     let uid = node.register().await;
     let mut tasks = tokio::task::JoinSet::new();
@@ -200,15 +205,27 @@ pub async fn run(client: Client, options: Options, services: Services) {
             options.node_name.clone(),
         ));
     }
+    let runtime = services.runtime.clone();
     let pods = workers::Pods::new(workers::Config {
         client,
         services,
         recorder,
-        options,
+        options: options.clone(),
         host_ip: identity.ip.to_string(),
         runtime_name,
         memory_capacity: machine.memory_bytes as i64,
     });
+    let evictions = eviction::manager::Manager {
+        config: options.eviction.clone(),
+        runtime,
+        pods: pods.clone(),
+        state: node.pressure.clone(),
+        image_dir: options.root_dir.join("images"),
+        root_dir: options.root_dir.clone(),
+        pod_log_dir: options.pod_log_dir.clone(),
+        memory_capacity: machine.memory_bytes as i64,
+    };
+    tasks.spawn(evictions.run());
     tasks.spawn(pods.run());
     while tasks.join_next().await.is_some() {}
 }
@@ -225,6 +242,8 @@ struct NodeAgent {
     recorder: Recorder,
     options: Options,
     images: Arc<dyn ImageService>,
+    /// The eviction manager's pressure conditions.
+    pressure: eviction::manager::PressureState,
 }
 
 fn node_ref(name: &str) -> ObjectReference {
@@ -436,6 +455,7 @@ impl NodeAgent {
             tokio::select! {
                 _ = tokio::time::sleep(self.options.status_update_period) => {}
                 _ = self.status_wake.notified() => {}
+                _ = self.pressure.changed.notified() => {}
             }
             let network_ready = self.network_ready();
             let node = match api.get_opt(&name).await {
@@ -456,7 +476,9 @@ impl NodeAgent {
                 .and_then(|s| s.conditions.clone())
                 .unwrap_or_default();
             let images = self.node_images().await;
+            let pressure = self.pressure.get();
             let current = node_status::conditions_current(&old, network_ready)
+                && pressure.current(&old)
                 && node.status.as_ref().and_then(|s| s.images.as_ref()) == images.as_ref();
             let due = last_report.elapsed() >= self.options.status_report_period;
             if current && !due {
@@ -466,6 +488,7 @@ impl NodeAgent {
                 node_status::status(&self.identity, &self.machine, &old, now(), network_ready);
             status.images = images;
             let mut conditions = status.conditions.take().unwrap_or_default();
+            let events = pressure.apply(&mut conditions, &old, now());
             let ours: Vec<String> = conditions.iter().map(|c| c.type_.clone()).collect();
             conditions.extend(old.iter().filter(|c| !ours.contains(&c.type_)).cloned());
             status.conditions = Some(conditions);
@@ -480,6 +503,11 @@ impl NodeAgent {
             {
                 Ok(_) => {
                     last_report = tokio::time::Instant::now();
+                    for reason in events {
+                        let message = format!("Node {name} status is now: {reason}");
+                        self.recorder
+                            .record(node_ref(&name), NORMAL, reason, message);
+                    }
                     if !is_ready(&node) && network_ready {
                         self.recorder.record(
                             node_ref(&name),

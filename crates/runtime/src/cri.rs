@@ -273,6 +273,9 @@ pub struct ContainerStats {
     pub cpu_usage_nano_cores: Option<u64>,
     pub cpu_usage_core_nano_seconds: Option<u64>,
     pub memory_working_set_bytes: Option<u64>,
+    /// Bytes the container wrote into its writable layer (CRI
+    /// `writable_layer.used_bytes`).
+    pub writable_layer_used_bytes: Option<u64>,
 }
 
 /// Errors of a runtime call; `NotFound` lets callers treat a sandbox or

@@ -8,6 +8,7 @@ pub mod bare;
 pub mod cgroups;
 pub mod cri;
 pub mod cri_log;
+pub mod disk_usage;
 pub mod shim;
 pub mod spec;
 pub mod state;

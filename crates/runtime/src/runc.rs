@@ -496,6 +496,9 @@ impl RuntimeService for Runc {
             cpu_usage_nano_cores: nano_cores,
             cpu_usage_core_nano_seconds: cpu,
             memory_working_set_bytes: mem,
+            writable_layer_used_bytes: Some(
+                crate::disk_usage::disk_usage(&self.container_dir(id).join("upper")).0,
+            ),
         })
     }
 }

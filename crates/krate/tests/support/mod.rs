@@ -55,6 +55,10 @@ impl Cluster {
         Self::spawn(&flags, None, |_| {})
     }
 
+    /// The node agent's hard eviction thresholds in tests: memory only, and
+    /// out of reach.
+    pub const EVICTION_HARD: &'static str = "--eviction-hard=memory.available<1Ki";
+
     /// A cluster whose server runs a node agent on this machine, with a
     /// bridge, pod and service CIDRs and cgroup of its own, and the busybox
     /// image ([`BUSYBOX`]) imported.
@@ -84,6 +88,9 @@ impl Cluster {
             // Any free port for the kubelet API: clusters share the machine.
             "--kubelet-port".into(),
             "0".into(),
+            // Upstream's disk thresholds would fail every pod on a nearly
+            // full disk; a test's own `--eviction-hard` wins (last given).
+            Self::EVICTION_HARD.into(),
         ];
         flags.extend(extra.iter().map(|s| s.to_string()));
         let flags: Vec<&str> = flags.iter().map(String::as_str).collect();

@@ -65,6 +65,17 @@ pub struct Pods {
     /// The watch has listed every pod once: runtime objects of unknown
     /// pods are orphans.
     synced: std::sync::atomic::AtomicBool,
+    /// Pods the eviction manager failed, by UID, until they are gone.
+    evictions: Mutex<HashMap<String, Eviction>>,
+}
+
+/// An eviction the pod's worker carries out: kill with this grace period,
+/// report the pod Failed with this message.
+#[derive(Clone)]
+struct Eviction {
+    message: String,
+    grace: i64,
+    at: chrono::DateTime<Utc>,
 }
 
 /// What one worker remembers between syncs.
@@ -139,7 +150,38 @@ impl Pods {
             workers: Mutex::default(),
             backoff: Mutex::default(),
             synced: Default::default(),
+            evictions: Mutex::default(),
         })
+    }
+
+    /// The pods that are running or about to: neither terminal, nor being
+    /// deleted, nor evicted.
+    pub fn active_pods(&self) -> Vec<Arc<Pod>> {
+        let evictions = self.evictions.lock().unwrap();
+        let pods = self.pods.lock().unwrap();
+        pods.values()
+            .filter(|p| {
+                !is_terminal(p)
+                    && p.metadata.deletion_timestamp.is_none()
+                    && !evictions.contains_key(&uid_of(p))
+            })
+            .cloned()
+            .collect()
+    }
+
+    /// Fails the pod (upstream `killPodNow` from the eviction manager):
+    /// the `Evicted` event now; its worker kills its containers within
+    /// `grace` seconds and reports phase Failed, reason Evicted.
+    pub fn evict(self: &Arc<Self>, pod: &Pod, message: String, grace: i64) {
+        let uid = uid_of(pod);
+        self.event(pod, None, true, super::eviction::REASON, message.clone());
+        let eviction = Eviction {
+            message,
+            grace,
+            at: Utc::now(),
+        };
+        self.evictions.lock().unwrap().insert(uid.clone(), eviction);
+        self.dispatch(&uid);
     }
 
     pub async fn run(self: Arc<Self>) {
@@ -301,6 +343,7 @@ impl Pods {
                         continue;
                     }
                     workers.remove(&uid);
+                    self.evictions.lock().unwrap().remove(&uid);
                     self.backoff
                         .lock()
                         .unwrap()
@@ -378,6 +421,13 @@ impl Pods {
         };
         if pod.metadata.deletion_timestamp.is_some() {
             return self.terminate(pod, &rt, state).await;
+        }
+        let eviction = self.evictions.lock().unwrap().get(uid).cloned();
+        if let Some(eviction) = eviction {
+            self.kill_pod(pod, &rt, eviction.grace).await;
+            let rt = self.runtime_pod(uid).await?;
+            self.write_status(pod, &rt, state, false).await;
+            return Ok(Next::After(RESYNC_PERIOD * 6));
         }
         if is_terminal(pod) {
             self.kill_pod(pod, &rt, grace_period(pod)).await;
@@ -1240,7 +1290,10 @@ impl Pods {
             terminating,
             now: Utc::now(),
         };
-        let status = pod_status::generate(pod, rt, &ctx);
+        let mut status = pod_status::generate(pod, rt, &ctx);
+        if let Some(e) = self.evictions.lock().unwrap().get(&uid_of(pod)) {
+            super::eviction::set_evicted(&mut status, &e.message, e.at);
+        }
         if pod.status.as_ref() == Some(&status) || state.last_written.as_ref() == Some(&status) {
             return;
         }

@@ -1,0 +1,217 @@
+//! The eviction manager's loop (upstream `managerImpl.synchronize`): every
+//! monitoring interval it measures the signals, updates the node's
+//! pressure conditions, then fails pods that break their local storage
+//! limits, else, when a hard threshold is crossed, the one pod ranked first
+//! for the starved resource, killed at once (grace period 0).
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use k8s_openapi::api::core::v1::Pod;
+use runtime::{ContainerState, RuntimeService};
+use tokio::sync::Notify;
+
+use super::super::container_config as cc;
+use super::super::workers::Pods;
+use super::{
+    is_critical, local_storage_violation, rank, signals, thresholds_met, Config, ContainerUsage,
+    PodUsage, Pressure, PressureTracker, Stats,
+};
+
+/// The pressure the manager last decided, read by the node status loop.
+#[derive(Clone, Default)]
+pub struct PressureState {
+    pressure: Arc<Mutex<Pressure>>,
+    /// Wakes the node status loop when the pressure changed.
+    pub changed: Arc<Notify>,
+}
+
+impl PressureState {
+    pub fn get(&self) -> Pressure {
+        *self.pressure.lock().unwrap()
+    }
+
+    fn set(&self, p: Pressure) {
+        let before = std::mem::replace(&mut *self.pressure.lock().unwrap(), p);
+        if before != p {
+            tracing::info!(
+                memory = p.memory,
+                disk = p.disk,
+                pid = p.pid,
+                "node pressure changed"
+            );
+            self.changed.notify_one();
+        }
+    }
+}
+
+pub struct Manager {
+    pub config: Config,
+    pub runtime: Arc<dyn RuntimeService>,
+    pub pods: Arc<Pods>,
+    pub state: PressureState,
+    /// The agent's root directory (nodefs; pods' emptyDirs under `pods/`).
+    pub root_dir: PathBuf,
+    /// The image store's directory (imagefs).
+    pub image_dir: PathBuf,
+    pub pod_log_dir: PathBuf,
+    pub memory_capacity: i64,
+}
+
+impl Manager {
+    pub async fn run(self) {
+        let mut tracker = PressureTracker::default();
+        loop {
+            tokio::time::sleep(self.config.monitoring_interval).await;
+            self.synchronize(&mut tracker).await;
+        }
+    }
+
+    async fn synchronize(&self, tracker: &mut PressureTracker) {
+        let (root, images, capacity) = (
+            self.root_dir.clone(),
+            self.image_dir.clone(),
+            self.memory_capacity,
+        );
+        let Ok(observations) =
+            tokio::task::spawn_blocking(move || signals::observe(&root, &images, capacity)).await
+        else {
+            return;
+        };
+        let met = thresholds_met(&self.config.hard, &observations);
+        let pressure = tracker.update(
+            Pressure::of(&met),
+            std::time::Instant::now(),
+            self.config.pressure_transition_period,
+        );
+        self.state.set(pressure);
+
+        let active = self.pods.active_pods();
+        if active.is_empty() {
+            return;
+        }
+        let stats = self.stats(&active).await;
+        let mut evicted = false;
+        for pod in &active {
+            let Some(usage) = stats.get(uid(pod)) else {
+                continue;
+            };
+            if let Some(message) = local_storage_violation(pod, usage) {
+                evicted |= self.evict(pod, message).await;
+            }
+        }
+        if evicted {
+            return;
+        }
+        let Some(threshold) = met.first() else {
+            return;
+        };
+        let Some(observation) = observations.get(&threshold.signal) else {
+            return;
+        };
+        let mut ranked: Vec<&Pod> = active.iter().map(|p| &**p).collect();
+        rank(&mut ranked, threshold.signal, &stats);
+        for pod in ranked {
+            let message = super::eviction_message(pod, threshold, observation, &stats);
+            if self.evict(pod, message).await {
+                // One pod per interval: the next measure says whether
+                // more must go.
+                return;
+            }
+        }
+        tracing::info!(
+            signal = threshold.signal.name(),
+            "eviction manager: unable to evict any pods from the node"
+        );
+    }
+
+    /// Upstream `evictPod`: never a critical pod; the `Evicted` event, then
+    /// the pod's worker kills it at once and reports it Failed.
+    async fn evict(&self, pod: &Pod, message: String) -> bool {
+        if is_critical(pod) {
+            tracing::error!(pod = %pod.metadata.name.as_deref().unwrap_or_default(), "eviction manager: cannot evict a critical pod");
+            return false;
+        }
+        tracing::info!(pod = %pod.metadata.name.as_deref().unwrap_or_default(), %message, "evicting pod");
+        self.pods.evict(pod, message, 0);
+        true
+    }
+
+    /// Memory and disk use of the active pods' containers and emptyDirs.
+    async fn stats(&self, active: &[Arc<Pod>]) -> Stats {
+        let mut out: Stats = HashMap::new();
+        let containers = match self.runtime.list_containers().await {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::debug!(error = %e, "eviction manager: listing containers");
+                return out;
+            }
+        };
+        for pod in active {
+            let uid = uid(pod).to_string();
+            let ns = pod.metadata.namespace.clone().unwrap_or_default();
+            let name = pod.metadata.name.clone().unwrap_or_default();
+            let log_dir = self.pod_log_dir.join(format!("{ns}_{name}_{uid}"));
+            let mut usage = PodUsage::default();
+            let mut mine: Vec<_> = containers
+                .iter()
+                .filter(|c| c.labels.get(cc::LABEL_POD_UID) == Some(&uid))
+                .collect();
+            // The running instance of each container, else its newest.
+            mine.sort_by_key(|c| {
+                (
+                    c.state != ContainerState::Running,
+                    std::cmp::Reverse(c.created_at),
+                )
+            });
+            for c in mine {
+                let cname = c.metadata.name.clone();
+                if usage.containers.iter().any(|u| u.name == cname) {
+                    continue;
+                }
+                let s = self.runtime.container_stats(&c.id).await.ok();
+                let dir = log_dir.join(&cname);
+                let logs =
+                    tokio::task::spawn_blocking(move || runtime::disk_usage::disk_usage(&dir).0)
+                        .await
+                        .ok();
+                usage.containers.push(ContainerUsage {
+                    name: cname,
+                    memory_working_set: s
+                        .as_ref()
+                        .filter(|_| c.state == ContainerState::Running)
+                        .and_then(|s| s.memory_working_set_bytes),
+                    rootfs: s.as_ref().and_then(|s| s.writable_layer_used_bytes),
+                    logs,
+                });
+            }
+            let volumes = pod.spec.as_ref().and_then(|s| s.volumes.clone());
+            for v in volumes.iter().flatten() {
+                let Some(e) = &v.empty_dir else {
+                    continue;
+                };
+                if e.medium.as_deref() == Some("Memory") {
+                    continue;
+                }
+                let dir = crate::volumes::volume_dir(
+                    &self.root_dir.join("pods"),
+                    &uid,
+                    crate::volumes::EMPTY_DIR_PLUGIN,
+                    &v.name,
+                );
+                let used =
+                    tokio::task::spawn_blocking(move || runtime::disk_usage::disk_usage(&dir).0)
+                        .await
+                        .unwrap_or(0);
+                usage.volumes.insert(v.name.clone(), used);
+            }
+            out.insert(uid, usage);
+        }
+        out
+    }
+}
+
+fn uid(pod: &Pod) -> &str {
+    pod.metadata.uid.as_deref().unwrap_or_default()
+}
