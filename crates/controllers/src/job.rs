@@ -166,6 +166,10 @@ fn condition<'a>(job: &'a Job, type_: &str) -> Option<&'a JobCondition> {
         .find(|c| c.type_ == type_)
 }
 
+fn job_selector(job: &Job) -> api::LabelSelector {
+    owner::selector(job.spec.as_ref().and_then(|s| s.selector.as_ref()))
+}
+
 fn is_indexed(job: &Job) -> bool {
     job.spec.as_ref().and_then(|s| s.completion_mode.as_deref()) == Some("Indexed")
 }
@@ -524,6 +528,19 @@ impl JobController {
         (job.metadata.uid.as_deref() == Some(r.uid.as_str())).then_some((key, job))
     }
 
+    /// The unfinished Jobs whose selector matches `pod` (upstream
+    /// `GetPodJobs`).
+    fn matching_jobs(&self, pod: &Pod) -> Vec<Key> {
+        let ns = pod.metadata.namespace.as_deref().unwrap_or_default();
+        let labels = owner::labels(&pod.metadata);
+        self.jobs
+            .list_namespace(ns)
+            .into_iter()
+            .filter(|j| !is_finished(j) && job_selector(j).matches(labels))
+            .map(|j| Key::of(j.as_ref()))
+            .collect()
+    }
+
     fn pod_changed(&self, change: &Change<'_, Pod>) {
         let p = change.object();
         let uid = p.metadata.uid.clone().unwrap_or_default();
@@ -531,6 +548,23 @@ impl JobController {
         let Some((key, job)) = self.owner(p) else {
             if owned && has_finalizer(p) && !matches!(change, Change::Deleted(_)) {
                 self.orphans.add(Key::of(p.as_ref()));
+            }
+            if let Change::Updated { old, new } = change {
+                if let Some((old_key, _)) = self.owner(old) {
+                    self.queue.add_after(old_key, BATCH_PERIOD);
+                }
+                if old.metadata.labels == new.metadata.labels
+                    && owner::controller_of(&old.metadata) == owner::controller_of(&new.metadata)
+                {
+                    return;
+                }
+            }
+            // An orphan: the Jobs whose selector matches may adopt it.
+            if owner::controller_of(&p.metadata).is_none() && !matches!(change, Change::Deleted(_))
+            {
+                for key in self.matching_jobs(p) {
+                    self.queue.add_after(key, BATCH_PERIOD);
+                }
             }
             return;
         };
@@ -569,6 +603,27 @@ impl JobController {
             }
         }
         self.queue.add_after(key, BATCH_PERIOD);
+    }
+
+    /// The Job's pods: its own that still match its selector, plus
+    /// orphans it adopts with the tracking finalizer; its own that stopped
+    /// matching are released and lose the finalizer (upstream
+    /// `getPodsForJob`).
+    async fn claim_pods(&self, job: &Job) -> Result<Vec<Arc<Pod>>> {
+        let ns = job.metadata.namespace.clone().unwrap_or_default();
+        let selector = job_selector(job);
+        let candidates = owner::claim_candidates(&self.pods, &job.metadata);
+        let matches = |p: &Pod| selector.matches(owner::labels(&p.metadata));
+        let jobs_api: Api<Job> = Api::namespaced(self.client.clone(), &ns);
+        Ok(owner::claim(
+            &self.pods_api(&ns),
+            job,
+            &jobs_api,
+            candidates,
+            matches,
+            &[TRACKING_FINALIZER],
+        )
+        .await?)
     }
 
     fn pods_api(&self, ns: &str) -> Api<Pod> {
@@ -1195,8 +1250,7 @@ impl Reconciler for JobController {
             .get_or_insert_with(Default::default)
             .clone();
         let satisfied = self.expectations.satisfied(key);
-        let uid = job.metadata.uid.clone().unwrap_or_default();
-        let pods = self.pods.by_index(CONTROLLER_INDEX, &uid);
+        let pods = self.claim_pods(&job).await?;
         let active_pods: Vec<Arc<Pod>> =
             pods.iter().filter(|p| pod::is_active(p)).cloned().collect();
         let mut ctx = SyncCtx {

@@ -386,56 +386,13 @@ impl<K: Replicated> ReplicaSetController<K> {
     /// active pods.
     async fn claim_pods(&self, set: &K) -> Result<Vec<Arc<Pod>>> {
         let ns = set.meta().namespace.clone().unwrap_or_default();
-        let uid = set.meta().uid.clone().unwrap_or_default();
         let selector = set.selector();
-        let deleting = set.meta().deletion_timestamp.is_some();
-        let pods_api: Api<Pod> = Api::namespaced(self.client.clone(), &ns);
-        let mut claimed = Vec::new();
-        for p in self.pods.by_index(CONTROLLER_INDEX, &uid) {
-            if !pod::is_active(&p) {
-                continue;
-            }
-            if selector.matches(owner::labels(&p.metadata)) {
-                claimed.push(p);
-            } else if !deleting {
-                match owner::release(&pods_api, &p, &uid).await {
-                    Ok(_) => {}
-                    Err(e) if runner::is_not_found(&e) => {}
-                    Err(e) => return Err(e.into()),
-                }
-            }
-        }
-        if deleting {
-            return Ok(claimed);
-        }
-        let orphans: Vec<Arc<Pod>> = self
-            .pods
-            .by_index(CONTROLLER_INDEX, &owner::orphan_index_value(&ns))
+        let candidates = owner::claim_candidates(&self.pods, set.meta())
             .into_iter()
-            .filter(|p| pod::is_active(p) && selector.matches(owner::labels(&p.metadata)))
-            .collect();
-        if orphans.is_empty() {
-            return Ok(claimed);
-        }
-        // Adopt only if the set read fresh from the API is the same one and
-        // is not being deleted (upstream `RecheckDeletionTimestamp`).
-        let fresh = self
-            .api(&ns)
-            .get(set.meta().name.as_deref().unwrap_or_default())
-            .await?;
-        if fresh.meta().uid != set.meta().uid || fresh.meta().deletion_timestamp.is_some() {
-            return Ok(claimed);
-        }
-        for p in orphans {
-            match owner::adopt(&pods_api, p.as_ref(), set).await {
-                Ok(adopted) => claimed.push(Arc::new(adopted)),
-                // Gone, or changed under us: the next sync sees it.
-                Err(e) if runner::is_not_found(&e) || runner::is_conflict(&e) => {}
-                Err(e) if matches!(&e, kube::Error::Api(s) if s.code == 422) => {}
-                Err(e) => return Err(e.into()),
-            }
-        }
-        Ok(claimed)
+            .filter(|p| pod::is_active(p));
+        let pods_api: Api<Pod> = Api::namespaced(self.client.clone(), &ns);
+        let matches = |p: &Pod| selector.matches(owner::labels(&p.metadata));
+        Ok(owner::claim(&pods_api, set, &self.api(&ns), candidates, matches, &[]).await?)
     }
 
     /// Creates or deletes pods to reach the wanted count. Returns the

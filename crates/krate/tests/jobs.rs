@@ -625,3 +625,133 @@ async fn deleting_a_running_job_releases_and_removes_its_pods() {
     })
     .await;
 }
+
+fn has_tracking_finalizer(p: &Pod) -> bool {
+    p.metadata
+        .finalizers
+        .iter()
+        .flatten()
+        .any(|f| f == FINALIZER)
+}
+
+#[tokio::test]
+async fn job_adopts_a_matching_orphan_pod_and_releases_it_when_relabelled() {
+    let c = cluster();
+    let client = c.client().await;
+    let jobs: Api<Job> = Api::namespaced(client.clone(), "default");
+    let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
+    c.ok_stdin(
+        &["apply", "-f", "-"],
+        &json!({
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": { "name": "stray", "labels": { "app": "adopt-me" } },
+            "spec": {
+                "restartPolicy": "Never",
+                "containers": [{ "name": "main", "image": "busybox" }],
+            },
+        })
+        .to_string(),
+    );
+    let mut manifest: serde_json::Value = serde_json::from_str(&job_manifest(
+        "adopter",
+        json!({
+            "manualSelector": true,
+            "selector": { "matchLabels": { "app": "adopt-me" } },
+            "parallelism": 1,
+            "completions": 1,
+        }),
+        json!({ "sim.krate.io/run-seconds": "600" }),
+    ))
+    .unwrap();
+    manifest["spec"]["template"]["metadata"]["labels"] = json!({ "app": "adopt-me" });
+    c.ok_stdin(&["apply", "-f", "-"], &manifest.to_string());
+    let uid = jobs.get("adopter").await.unwrap().metadata.uid.unwrap();
+    eventually(
+        WAIT,
+        "the orphan adopted with the tracking finalizer",
+        || async {
+            let p = pods.get("stray").await.map_err(|e| e.to_string())?;
+            let owners = p.metadata.owner_references.clone().unwrap_or_default();
+            let adopted = owners
+                .iter()
+                .any(|r| r.uid == uid && r.kind == "Job" && r.controller == Some(true));
+            if adopted && has_tracking_finalizer(&p) {
+                Ok(())
+            } else {
+                Err(format!(
+                    "owners {owners:?}, finalizers {:?}",
+                    p.metadata.finalizers
+                ))
+            }
+        },
+    )
+    .await;
+    eventually(
+        WAIT,
+        "the adopted pod counted as the one active pod",
+        || async {
+            let j = jobs.get("adopter").await.map_err(|e| e.to_string())?;
+            let active = j.status.as_ref().and_then(|s| s.active).unwrap_or(0);
+            if active == 1 {
+                Ok(())
+            } else {
+                Err(format!("active {active}"))
+            }
+        },
+    )
+    .await;
+    let selected = pods
+        .list(&ListParams::default().labels("app=adopt-me"))
+        .await
+        .unwrap()
+        .items;
+    assert_eq!(selected.len(), 1, "no pod created beside the adopted one");
+
+    c.ok(&["label", "pod", "stray", "app=elsewhere", "--overwrite"]);
+    eventually(
+        WAIT,
+        "the relabelled pod released without the finalizer",
+        || async {
+            let p = pods.get("stray").await.map_err(|e| e.to_string())?;
+            if p.metadata
+                .owner_references
+                .clone()
+                .unwrap_or_default()
+                .is_empty()
+                && !has_tracking_finalizer(&p)
+            {
+                Ok(())
+            } else {
+                Err(format!(
+                    "owners {:?}, finalizers {:?}",
+                    p.metadata.owner_references, p.metadata.finalizers
+                ))
+            }
+        },
+    )
+    .await;
+    eventually(WAIT, "a replacement pod owned by the job", || async {
+        let ps = pods
+            .list(&ListParams::default().labels("app=adopt-me"))
+            .await
+            .map_err(|e| e.to_string())?
+            .items;
+        let owned = ps
+            .iter()
+            .filter(|p| {
+                p.metadata
+                    .owner_references
+                    .iter()
+                    .flatten()
+                    .any(|r| r.uid == uid)
+            })
+            .count();
+        if owned == 1 {
+            Ok(())
+        } else {
+            Err(format!("{owned} owned pods"))
+        }
+    })
+    .await;
+}
