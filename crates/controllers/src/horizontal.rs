@@ -528,7 +528,7 @@ impl HorizontalController {
                 };
                 let current_value = json!({
                     "averageUtilization": proposal.utilization,
-                    "averageValue": format!("{}m", proposal.raw),
+                    "averageValue": average_value(proposal.raw),
                 });
                 let status: MetricStatus = serde_json::from_value(match &container {
                     None => json!({ "type": "Resource", "resource": { "name": name, "current": current_value } }),
@@ -735,5 +735,29 @@ fn api_error(e: &kube::Error) -> String {
     match e {
         kube::Error::Api(s) => s.message.clone(),
         other => other.to_string(),
+    }
+}
+
+/// A current average as upstream sets it,
+/// `resource.NewMilliQuantity(raw, resource.DecimalSI)`, in its canonical
+/// text (`335872000000` milli-bytes print `335872k`).
+fn average_value(raw_milli: i64) -> String {
+    api::Quantity::new_milli(raw_milli, api::quantity::Format::DecimalSI).to_string()
+}
+
+#[cfg(test)]
+mod average_value_tests {
+    use super::average_value;
+
+    #[test]
+    fn current_average_values_print_canonically_as_upstream() {
+        assert_eq!(average_value(335_872_000_000), "335872k");
+        assert_eq!(average_value(335_872_000), "335872");
+        assert_eq!(average_value(1_080), "1080m");
+        assert_eq!(average_value(250), "250m");
+        assert_eq!(average_value(2_000), "2");
+        assert_eq!(average_value(0), "0");
+        assert_eq!(average_value(1_500_000_000_000), "1500M");
+        assert_eq!(average_value(-1_500), "-1500m");
     }
 }

@@ -269,3 +269,27 @@ fn huge_exponents_do_not_blow_up() {
     assert_eq!(q("1e4294967296").canonical(), "1");
     assert_eq!(q("1e-2147483648").to_string(), "1e-9");
 }
+
+#[test]
+fn milli_quantities_print_canonically_as_upstream() {
+    // Upstream TestQuantityString's decQuantity(n, -3, DecimalSI) cases and
+    // the HPA's NewMilliQuantity(rawUtilization, DecimalSI).
+    for (milli, text) in [
+        (1, "1m"),
+        (80, "80m"),
+        (1080, "1080m"),
+        (1000, "1"),
+        (3_000_000, "3k"),
+        (335_872_000, "335872"),
+        (335_872_000_000, "335872k"),
+        (1_234_567, "1234567m"),
+        (1_000_000_000_000, "1G"),
+        (-1080, "-1080m"),
+    ] {
+        assert_eq!(
+            Quantity::new_milli(milli, Format::DecimalSI).to_string(),
+            text,
+            "{milli}m"
+        );
+    }
+}
