@@ -453,6 +453,50 @@ impl Strategy for DaemonSets {
     }
 }
 
+/// StatefulSets: `spec.updateStrategy.rollingUpdate.maxUnavailable` is
+/// behind the alpha feature gate MaxUnavailableStatefulSet, off in v1.32,
+/// so it is dropped on create and on updates of sets that did not already
+/// use it (upstream `dropStatefulSetDisabledFields`); the controller never
+/// reads it.
+pub struct StatefulSets;
+
+fn drop_max_unavailable(sts: &mut Value) {
+    if let Some(ru) = sts
+        .pointer_mut("/spec/updateStrategy/rollingUpdate")
+        .and_then(Value::as_object_mut)
+    {
+        ru.remove("maxUnavailable");
+    }
+}
+
+impl Strategy for StatefulSets {
+    fn has_generation(&self) -> bool {
+        true
+    }
+
+    fn status_is_subresource(&self) -> bool {
+        true
+    }
+
+    fn prepare_for_create(&self, obj: &mut Value) {
+        if let Some(map) = obj.as_object_mut() {
+            if map.contains_key("status") {
+                map.insert("status".into(), json!({}));
+            }
+        }
+        drop_max_unavailable(obj);
+    }
+
+    fn prepare_for_update(&self, new: &mut Value, old: &Value) {
+        let in_use = old
+            .pointer("/spec/updateStrategy/rollingUpdate/maxUnavailable")
+            .is_some_and(|v| !v.is_null());
+        if !in_use {
+            drop_max_unavailable(new);
+        }
+    }
+}
+
 /// The strategy of a built-in resource.
 pub fn for_resource(r: &ResourceInfo) -> Box<dyn Strategy> {
     let status_subresource = r.subresource("status").is_some();
@@ -480,6 +524,7 @@ pub fn for_resource(r: &ResourceInfo) -> Box<dyn Strategy> {
         ("", "pods") => Box::new(Pods),
         ("batch", "jobs") => Box::new(Jobs),
         ("apps", "daemonsets") => Box::new(DaemonSets),
+        ("apps", "statefulsets") => Box::new(StatefulSets),
         ("certificates.k8s.io", "certificatesigningrequests") => Box::new(crate::csr::Csrs),
         _ => Box::new(Generic {
             generation,
@@ -503,6 +548,35 @@ pub fn for_resource(r: &ResourceInfo) -> Box<dyn Strategy> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn statefulset_max_unavailable_is_dropped_unless_already_in_use() {
+        let s = strategy_of("apps", "statefulsets");
+        let with = json!({
+            "spec": { "updateStrategy": { "type": "RollingUpdate",
+                "rollingUpdate": { "partition": 1, "maxUnavailable": 2 } } },
+            "status": { "replicas": 3 }
+        });
+        let mut created = with.clone();
+        s.prepare_for_create(&mut created);
+        assert_eq!(
+            created["spec"]["updateStrategy"]["rollingUpdate"],
+            json!({ "partition": 1 })
+        );
+        assert_eq!(created["status"], json!({}));
+        let mut updated = with.clone();
+        s.prepare_for_update(&mut updated, &created);
+        assert_eq!(
+            updated["spec"]["updateStrategy"]["rollingUpdate"],
+            json!({ "partition": 1 })
+        );
+        let mut kept = with.clone();
+        s.prepare_for_update(&mut kept, &with);
+        assert_eq!(
+            kept["spec"]["updateStrategy"]["rollingUpdate"]["maxUnavailable"],
+            2
+        );
+    }
 
     fn strategy_of(group: &str, resource: &str) -> Box<dyn Strategy> {
         let r = crate::resources::BUILTIN

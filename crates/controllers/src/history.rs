@@ -53,13 +53,24 @@ pub fn hash_revision(data: &Value, collision_count: Option<i32>) -> String {
     safe_encode(&fnv32(&bytes).to_string())
 }
 
-/// The hash of a pod template and collision count as upstream's
-/// `controller.ComputeHash` gives DaemonSet pods their
-/// `controller-revision-hash`: FNV-1a, safe-encoded.
+/// The hash of a pod template and collision count, upstream's
+/// `controller.ComputeHash`: FNV-1a of the template, then of the count as
+/// 8 bytes (the low 4 little-endian, as Go's
+/// `binary.LittleEndian.PutUint32` into an 8-byte buffer), the 32-bit sum
+/// in decimal, safe-encoded — so 1 to 10 characters of upstream's
+/// alphabet. It names a Deployment's ReplicaSets (`pod-template-hash`) and
+/// a DaemonSet's revisions.
+///
+/// Upstream hashes Go's `%#v`-style deep print of the struct; we hash the
+/// template's JSON, serialized from the typed value (fixed field order,
+/// sorted maps), so a template always gets the same hash, across restarts
+/// too, but not the string a Go controller would pick.
 pub fn hash_template(template: &PodTemplateSpec, collision_count: Option<i32>) -> String {
     let mut bytes = serde_json::to_vec(template).unwrap_or_default();
     if let Some(c) = collision_count {
-        bytes.extend_from_slice(c.to_string().as_bytes());
+        let mut count = [0u8; 8];
+        count[..4].copy_from_slice(&(c as u32).to_le_bytes());
+        bytes.extend_from_slice(&count);
     }
     safe_encode(&fnv32a(&bytes).to_string())
 }
@@ -147,6 +158,50 @@ mod tests {
         let s = safe_encode("3412659123");
         assert!(s.chars().all(|c| !"aeiou".contains(c)));
         assert_eq!(s.len(), 10);
+    }
+
+    fn template(image: &str) -> PodTemplateSpec {
+        serde_json::from_value(json!({
+            "metadata": {"labels": {"app": "web"}},
+            "spec": {"containers": [{"name": "c", "image": image}]}
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn template_hash_has_upstreams_alphabet_and_length() {
+        let h = hash_template(&template("nginx:1"), None);
+        // A u32 in decimal is 1 to 10 digits, each mapped to one of
+        // upstream's characters ('0'..'9' land on "4567895bcdf"'s range).
+        assert!((1..=10).contains(&h.len()), "{h}");
+        assert!(h.chars().all(|c| "bcdfghjklmnpqrstvwxz2456789".contains(c)));
+        assert!(h.chars().all(|c| "456789bcdf".contains(c)), "{h}");
+    }
+
+    #[test]
+    fn template_hash_is_stable_and_follows_the_template_and_collision_count() {
+        let t = template("nginx:1");
+        let h = hash_template(&t, None);
+        // The same template read back (as after a restart) hashes alike.
+        let reread: PodTemplateSpec =
+            serde_json::from_slice(&serde_json::to_vec(&t).unwrap()).unwrap();
+        assert_eq!(hash_template(&reread, None), h);
+        assert_ne!(hash_template(&template("nginx:2"), None), h);
+        let with_count: Vec<String> = (0..3).map(|c| hash_template(&t, Some(c))).collect();
+        assert_ne!(with_count[0], h, "a count of 0 still adds its bytes");
+        assert_ne!(with_count[0], with_count[1]);
+        assert_ne!(with_count[1], with_count[2]);
+    }
+
+    #[test]
+    fn collision_count_is_hashed_as_eight_little_endian_bytes() {
+        let t = template("nginx:1");
+        let mut bytes = serde_json::to_vec(&t).unwrap();
+        bytes.extend_from_slice(&[2, 0, 0, 0, 0, 0, 0, 0]);
+        assert_eq!(
+            hash_template(&t, Some(2)),
+            safe_encode(&fnv32a(&bytes).to_string())
+        );
     }
 
     #[test]

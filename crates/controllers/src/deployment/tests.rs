@@ -218,21 +218,6 @@ fn saturation_needs_size_annotation_and_availability_to_agree() {
 }
 
 #[test]
-fn fnv32a_matches_the_reference_vectors() {
-    // From the FNV reference test suite.
-    assert_eq!(fnv32a(FNV32_OFFSET, b""), 0x811c9dc5);
-    assert_eq!(fnv32a(FNV32_OFFSET, b"a"), 0xe40c292c);
-    assert_eq!(fnv32a(FNV32_OFFSET, b"foobar"), 0xbf9cf968);
-}
-
-#[test]
-fn safe_encoding_uses_upstreams_alphabet() {
-    // '1' is 49, 49 % 27 = 22 -> '5'; '0' is 48 -> '4'.
-    assert_eq!(safe_encode("10"), "54");
-    assert_eq!(safe_encode("123"), "567");
-}
-
-#[test]
 fn pod_template_hash_is_stable_short_and_changes_with_template_or_collisions() {
     let t = template("nginx:1");
     let h = compute_hash(&t, None);

@@ -644,41 +644,10 @@ pub fn find_new_replica_set<'a>(d: &Deployment, rss: &'a [ReplicaSet]) -> Option
         .find(|rs| equal_ignore_hash(&rs_template(rs), template))
 }
 
-const ALPHANUMS: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
-
-/// Upstream `rand.SafeEncodeString`: each character mapped into an
-/// alphabet without vowels (no words) and without look-alikes.
-pub fn safe_encode(s: &str) -> String {
-    s.chars()
-        .map(|c| ALPHANUMS[(c as usize) % ALPHANUMS.len()] as char)
-        .collect()
-}
-
-/// FNV-1a's 32-bit offset basis.
-pub(crate) const FNV32_OFFSET: u32 = 0x811c_9dc5;
-
-pub(crate) fn fnv32a(hash: u32, bytes: &[u8]) -> u32 {
-    bytes
-        .iter()
-        .fold(hash, |h, b| (h ^ u32::from(*b)).wrapping_mul(0x0100_0193))
-}
-
-/// The pod-template hash: FNV-32a over the template and the collision
-/// count, printed in decimal and safe-encoded, as upstream
-/// `controller.ComputeHash`. Upstream feeds the hash Go's `%#v` rendering
-/// of the struct; we feed it the template's JSON (serialized from the
-/// typed value, so field order and map order are fixed). The names have
-/// upstream's shape and alphabet and are stable for a template, but are
-/// not the same strings a Go controller would pick.
+/// The pod-template hash that names a Deployment's ReplicaSets
+/// (upstream `controller.ComputeHash`; see [`crate::history::hash_template`]).
 pub fn compute_hash(template: &PodTemplateSpec, collision_count: Option<i32>) -> String {
-    let json = serde_json::to_vec(template).unwrap_or_default();
-    let mut h = fnv32a(FNV32_OFFSET, &json);
-    if let Some(c) = collision_count {
-        let mut bytes = [0u8; 8];
-        bytes[..4].copy_from_slice(&(c as u32).to_le_bytes());
-        h = fnv32a(h, &bytes);
-    }
-    safe_encode(&h.to_string())
+    crate::history::hash_template(template, collision_count)
 }
 
 // ---------------------------------------------------------------------
