@@ -638,13 +638,61 @@ pub fn local_storage_violation(pod: &Pod, usage: &PodUsage) -> Option<String> {
     None
 }
 
+/// Whether a new pod may start on a node under `pressure` (upstream
+/// `managerImpl.Admit`): `None` admits it, else the rejection's message
+/// ("The node had condition: [MemoryPressure]. "). Critical pods always
+/// start; under memory pressure alone, pods that are not BestEffort or
+/// that tolerate the memory-pressure taint start too.
+pub fn admit(pod: &Pod, pressure: &Pressure) -> Option<String> {
+    let conditions: Vec<&str> = pressure
+        .conditions()
+        .iter()
+        .filter(|c| c.1)
+        .map(|c| c.0)
+        .collect();
+    if conditions.is_empty() || is_critical(pod) {
+        return None;
+    }
+    if conditions == ["MemoryPressure"] {
+        if super::container_config::qos_class(pod) != "BestEffort" {
+            return None;
+        }
+        let tolerations = pod.spec.as_ref().and_then(|s| s.tolerations.as_ref());
+        let taint = k8s_openapi::api::core::v1::Taint {
+            key: "node.kubernetes.io/memory-pressure".into(),
+            effect: "NoSchedule".into(),
+            ..Default::default()
+        };
+        if tolerations
+            .into_iter()
+            .flatten()
+            .any(|t| controllers::node_lifecycle::tolerates(t, &taint))
+        {
+            return None;
+        }
+    }
+    Some(format!(
+        "The node had condition: [{}]. ",
+        conditions.join(" ")
+    ))
+}
+
 /// What the worker writes into an evicted pod's status (upstream
 /// `evictPod`'s status function): phase Failed, reason Evicted, the
 /// message, and the DisruptionTarget condition.
-pub fn set_evicted(status: &mut PodStatus, message: &str, now: chrono::DateTime<chrono::Utc>) {
+/// A pod rejected at admission gets the same without the condition.
+pub fn set_evicted(
+    status: &mut PodStatus,
+    message: &str,
+    now: chrono::DateTime<chrono::Utc>,
+    disruption: bool,
+) {
     status.phase = Some("Failed".into());
     status.reason = Some(REASON.into());
     status.message = Some(message.into());
+    if !disruption {
+        return;
+    }
     let conditions = status.conditions.get_or_insert_with(Vec::new);
     conditions.retain(|c| c.type_ != "DisruptionTarget");
     conditions.push(PodCondition {

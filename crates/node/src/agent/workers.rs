@@ -67,6 +67,8 @@ pub struct Pods {
     synced: std::sync::atomic::AtomicBool,
     /// Pods the eviction manager failed, by UID, until they are gone.
     evictions: Mutex<HashMap<String, Eviction>>,
+    /// The eviction manager's conditions, for admitting new pods.
+    pressure: std::sync::OnceLock<super::eviction::manager::PressureState>,
 }
 
 /// An eviction the pod's worker carries out: kill with this grace period,
@@ -76,6 +78,9 @@ struct Eviction {
     message: String,
     grace: i64,
     at: chrono::DateTime<Utc>,
+    /// With the DisruptionTarget condition (not for a pod rejected at
+    /// admission).
+    disruption: bool,
 }
 
 /// What one worker remembers between syncs.
@@ -151,6 +156,7 @@ impl Pods {
             backoff: Mutex::default(),
             synced: Default::default(),
             evictions: Mutex::default(),
+            pressure: Default::default(),
         })
     }
 
@@ -173,12 +179,22 @@ impl Pods {
     /// the `Evicted` event now; its worker kills its containers within
     /// `grace` seconds and reports phase Failed, reason Evicted.
     pub fn evict(self: &Arc<Self>, pod: &Pod, message: String, grace: i64) {
+        self.fail(pod, message, grace, true);
+    }
+
+    /// New pods are admitted against these pressure conditions.
+    pub fn set_pressure(&self, state: super::eviction::manager::PressureState) {
+        let _ = self.pressure.set(state);
+    }
+
+    fn fail(self: &Arc<Self>, pod: &Pod, message: String, grace: i64, disruption: bool) {
         let uid = uid_of(pod);
         self.event(pod, None, true, super::eviction::REASON, message.clone());
         let eviction = Eviction {
             message,
             grace,
             at: Utc::now(),
+            disruption,
         };
         self.evictions.lock().unwrap().insert(uid.clone(), eviction);
         self.dispatch(&uid);
@@ -424,6 +440,9 @@ impl Pods {
         }
         let eviction = self.evictions.lock().unwrap().get(uid).cloned();
         if let Some(eviction) = eviction {
+            // Failed first, then killed, as upstream's status function
+            // runs before the containers are stopped.
+            self.write_status(pod, &rt, state, false).await;
             self.kill_pod(pod, &rt, eviction.grace).await;
             let rt = self.runtime_pod(uid).await?;
             self.write_status(pod, &rt, state, false).await;
@@ -432,6 +451,21 @@ impl Pods {
         if is_terminal(pod) {
             self.kill_pod(pod, &rt, grace_period(pod)).await;
             return Ok(Next::After(RESYNC_PERIOD * 6));
+        }
+        let new = rt.sandboxes.is_empty()
+            && rt.containers.is_empty()
+            && pod
+                .status
+                .as_ref()
+                .and_then(|s| s.start_time.as_ref())
+                .is_none();
+        if new {
+            let pressure = self.pressure.get().map(|p| p.get()).unwrap_or_default();
+            if let Some(message) = super::eviction::admit(pod, &pressure) {
+                // Upstream's admission rejection: Failed, reason Evicted.
+                self.fail(pod, message, 0, false);
+                return Ok(Next::After(RESYNC_PERIOD));
+            }
         }
         self.probe_results(pod, &rt, state);
         let acts = actions::compute(pod, &rt, &state.liveness_failed);
@@ -1292,7 +1326,7 @@ impl Pods {
         };
         let mut status = pod_status::generate(pod, rt, &ctx);
         if let Some(e) = self.evictions.lock().unwrap().get(&uid_of(pod)) {
-            super::eviction::set_evicted(&mut status, &e.message, e.at);
+            super::eviction::set_evicted(&mut status, &e.message, e.at, e.disruption);
         }
         if pod.status.as_ref() == Some(&status) || state.last_written.as_ref() == Some(&status) {
             return;

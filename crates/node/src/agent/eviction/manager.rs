@@ -61,6 +61,7 @@ pub struct Manager {
 
 impl Manager {
     pub async fn run(self) {
+        self.pods.set_pressure(self.state.clone());
         let mut tracker = PressureTracker::default();
         loop {
             tokio::time::sleep(self.config.monitoring_interval).await;

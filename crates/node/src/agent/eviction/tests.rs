@@ -369,7 +369,7 @@ fn an_evicted_status_is_failed_with_the_disruption_condition() {
         ..Default::default()
     };
     let t = chrono::DateTime::<chrono::Utc>::UNIX_EPOCH;
-    set_evicted(&mut status, "m. ", t);
+    set_evicted(&mut status, "m. ", t, true);
     assert_eq!(status.phase.as_deref(), Some("Failed"));
     assert_eq!(status.reason.as_deref(), Some("Evicted"));
     let c = &status.conditions.as_ref().unwrap()[0];
@@ -387,4 +387,41 @@ fn the_tasks_count_comes_from_loadavg() {
     assert!(pids.available > 0 && pids.available < pids.capacity);
     let (bytes, inodes) = signals::filesystem(std::path::Path::new("/")).unwrap();
     assert!(bytes.available <= bytes.capacity && inodes.capacity > 0);
+}
+
+#[test]
+fn under_memory_pressure_only_best_effort_pods_without_the_toleration_are_rejected() {
+    let memory = Pressure {
+        memory: true,
+        ..Default::default()
+    };
+    let best_effort = pod("be", 0, vec![container("c", resources(&[], &[]))]);
+    assert_eq!(admit(&best_effort, &Pressure::default()), None);
+    assert_eq!(
+        admit(&best_effort, &memory).as_deref(),
+        Some("The node had condition: [MemoryPressure]. ")
+    );
+    let burstable = pod(
+        "b",
+        0,
+        vec![container("c", resources(&[("memory", "1Mi")], &[]))],
+    );
+    assert_eq!(admit(&burstable, &memory), None);
+    let mut tolerating = best_effort.clone();
+    tolerating.spec.as_mut().unwrap().tolerations =
+        Some(vec![k8s_openapi::api::core::v1::Toleration {
+            key: Some("node.kubernetes.io/memory-pressure".into()),
+            operator: Some("Exists".into()),
+            effect: Some("NoSchedule".into()),
+            ..Default::default()
+        }]);
+    assert_eq!(admit(&tolerating, &memory), None);
+    let disk = Pressure {
+        disk: true,
+        ..Default::default()
+    };
+    assert_eq!(
+        admit(&burstable, &disk).as_deref(),
+        Some("The node had condition: [DiskPressure]. ")
+    );
 }
