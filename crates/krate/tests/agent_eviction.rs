@@ -307,9 +307,15 @@ spec:
     let status = wait_evicted(&c, "bound");
     assert_eq!(status["phase"], "Failed", "{status}");
     assert_eq!(
-        status["message"], "The node had condition: [MemoryPressure]. ",
+        status["message"], "Pod was rejected: The node had condition: [MemoryPressure]. ",
         "{status}"
     );
     let table = c.ok(&["get", "pod", "bound", "--no-headers"]);
     assert_eq!(table.split_whitespace().nth(2), Some("Evicted"), "{table}");
+    let rejected = events(&c, "bound");
+    assert!(
+        rejected.contains("Evicted")
+            && rejected.contains("The node had condition: [MemoryPressure]."),
+        "{rejected}"
+    );
 }

@@ -680,19 +680,28 @@ pub fn admit(pod: &Pod, pressure: &Pressure) -> Option<String> {
 /// What the worker writes into an evicted pod's status (upstream
 /// `evictPod`'s status function): phase Failed, reason Evicted, the
 /// message, and the DisruptionTarget condition.
-/// A pod rejected at admission gets the same without the condition.
+/// A pod rejected at admission (`disruption` false) gets only its QoS
+/// class, phase Failed, reason Evicted and "Pod was rejected: <message>"
+/// (upstream `rejectPod`).
 pub fn set_evicted(
     status: &mut PodStatus,
     message: &str,
     now: chrono::DateTime<chrono::Utc>,
     disruption: bool,
 ) {
+    if !disruption {
+        *status = PodStatus {
+            qos_class: status.qos_class.take(),
+            phase: Some("Failed".into()),
+            reason: Some(REASON.into()),
+            message: Some(format!("Pod was rejected: {message}")),
+            ..Default::default()
+        };
+        return;
+    }
     status.phase = Some("Failed".into());
     status.reason = Some(REASON.into());
     status.message = Some(message.into());
-    if !disruption {
-        return;
-    }
     let conditions = status.conditions.get_or_insert_with(Vec::new);
     conditions.retain(|c| c.type_ != "DisruptionTarget");
     conditions.push(PodCondition {

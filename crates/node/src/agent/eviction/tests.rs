@@ -375,6 +375,23 @@ fn an_evicted_status_is_failed_with_the_disruption_condition() {
     let c = &status.conditions.as_ref().unwrap()[0];
     assert_eq!(c.type_, "DisruptionTarget");
     assert_eq!(c.reason.as_deref(), Some("TerminationByKubelet"));
+
+    let mut rejected = PodStatus {
+        qos_class: Some("BestEffort".into()),
+        container_statuses: Some(vec![Default::default()]),
+        ..Default::default()
+    };
+    set_evicted(&mut rejected, "m. ", t, false);
+    assert_eq!(
+        rejected,
+        PodStatus {
+            qos_class: Some("BestEffort".into()),
+            phase: Some("Failed".into()),
+            reason: Some("Evicted".into()),
+            message: Some("Pod was rejected: m. ".into()),
+            ..Default::default()
+        }
+    );
 }
 
 #[test]
