@@ -319,3 +319,89 @@ spec:
         "{rejected}"
     );
 }
+
+#[test]
+fn a_node_under_disk_and_pid_pressure_is_tainted_and_rejects_new_pods() {
+    // Thresholds no machine is above: nearly all of the disk free, more
+    // PIDs free than any kernel has.
+    let c = Cluster::start_with_agent(&[
+        FAST,
+        "--eviction-hard=nodefs.available<99.999%,pid.available<100G",
+    ]);
+    let node = eventually_blocking(Duration::from_secs(60), "the node registered", || {
+        let names = c.ok(&["get", "nodes", "-o", "name"]);
+        match names.trim().strip_prefix("node/") {
+            Some(n) => Ok(n.to_string()),
+            None => Err(names),
+        }
+    });
+    eventually_blocking(
+        Duration::from_secs(60),
+        "DiskPressure and PIDPressure",
+        || {
+            let (disk, pid) = (
+                condition(&c, &node, "DiskPressure"),
+                condition(&c, &node, "PIDPressure"),
+            );
+            if disk["status"] == "True" && pid["status"] == "True" {
+                Ok(())
+            } else {
+                Err(format!("{disk} {pid}"))
+            }
+        },
+    );
+    let disk = condition(&c, &node, "DiskPressure");
+    assert_eq!(disk["reason"], "KubeletHasDiskPressure");
+    assert_eq!(disk["message"], "kubelet has disk pressure");
+    let pid = condition(&c, &node, "PIDPressure");
+    assert_eq!(pid["reason"], "KubeletHasInsufficientPID");
+    assert_eq!(pid["message"], "kubelet has insufficient PID available");
+    assert_eq!(
+        condition(&c, &node, "MemoryPressure")["reason"],
+        "KubeletHasSufficientMemory"
+    );
+    eventually_blocking(Duration::from_secs(30), "the pressure taints", || {
+        let describe = c.ok(&["describe", "node", &node]);
+        if describe.contains("node.kubernetes.io/disk-pressure:NoSchedule")
+            && describe.contains("node.kubernetes.io/pid-pressure:NoSchedule")
+        {
+            Ok(())
+        } else {
+            Err(describe)
+        }
+    });
+    let node_events = events(&c, &node);
+    assert!(
+        node_events.contains("NodeHasDiskPressure")
+            && node_events.contains("NodeHasInsufficientPID"),
+        "{node_events}"
+    );
+
+    // Under disk pressure even a pod that tolerates the taints and asks
+    // for memory is rejected.
+    c.ok_stdin(
+        &["apply", "-f", "-"],
+        &format!(
+            r#"apiVersion: v1
+kind: Pod
+metadata:
+  name: tolerant
+spec:
+  tolerations:
+  - operator: Exists
+  containers:
+  - name: app
+    image: {BUSYBOX}
+    command: ["sleep", "3600"]
+    resources:
+      requests:
+        memory: 1Mi
+"#
+        ),
+    );
+    let status = wait_evicted(&c, "tolerant");
+    assert_eq!(
+        status["message"], "Pod was rejected: The node had condition: [DiskPressure PIDPressure]. ",
+        "{status}"
+    );
+}
