@@ -1,4 +1,5 @@
-//! Authorization: RBAC evaluation over the Roles, ClusterRoles and their
+//! Authorization: the Node authorizer ([`crate::node_authz`]) for
+//! kubelets, then RBAC evaluation over the Roles, ClusterRoles and their
 //! bindings in the store (upstream's `rbac` authorizer), with members of
 //! `system:masters` allowed everything. The same decision answers requests
 //! and the access reviews (`kubectl auth can-i`), so what can-i says is
@@ -143,16 +144,22 @@ pub async fn rules_for(reg: &Registry, user: &User, namespace: &str) -> Vec<Valu
     rules
 }
 
-/// The decision for a request: allowed, and the reason text upstream gives.
+/// The decision for a request: allowed, and the reason text upstream gives
+/// (for a denial, what the authorizers that declined said). The Node
+/// authorizer answers first, then RBAC (upstream's `Node,RBAC`).
 pub async fn authorize(reg: &Registry, user: &User, a: &Attributes) -> (bool, String) {
     if user.groups.iter().any(|g| g == MASTERS) {
         return (true, String::new());
     }
+    let reason = match crate::node_authz::authorize(reg, user, a).await {
+        crate::node_authz::Decision::Allow => return (true, String::new()),
+        crate::node_authz::Decision::NoOpinion(reason) => reason,
+    };
     let rules = rules_for(reg, user, &a.namespace).await;
     if rules.iter().any(|r| rule_allows(r, a)) {
         return (true, "RBAC: allowed".into());
     }
-    (false, String::new())
+    (false, reason)
 }
 
 fn user_of(spec: &Value) -> User {

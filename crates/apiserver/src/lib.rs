@@ -18,6 +18,8 @@ pub mod filter;
 pub mod kubelet;
 pub mod metrics;
 pub mod namespaces;
+pub mod node_authz;
+pub mod node_restriction;
 pub mod partial;
 pub mod registry;
 pub mod request;

@@ -63,11 +63,15 @@ impl From<CertIdentity> for User {
     }
 }
 
+/// The group joining nodes authenticate in with the join token (upstream
+/// bootstrap tokens' group).
+pub const BOOTSTRAPPERS_GROUP: &str = "system:bootstrappers";
+
 pub struct ApiServer {
     registry: Arc<Registry>,
     tokens: std::sync::OnceLock<Arc<crate::tokens::TokenIssuer>>,
     /// The shared node join token: a bearer `<token>:<node-name>` is the
-    /// user `system:node:<node-name>` in group `system:nodes`.
+    /// user `system:bootstrap:<node-name>` in group `system:bootstrappers`.
     node_token: std::sync::OnceLock<String>,
     /// The cluster CA, served unauthenticated at `/cacerts` (as k3s does)
     /// for joining nodes to check against the hash in their join token.
@@ -205,7 +209,7 @@ impl ApiServer {
     }
 
     /// Accepts `token` (with the node's name appended, `<token>:<name>`)
-    /// as the credentials of node agents joining the cluster.
+    /// as the bootstrap credentials of node agents joining the cluster.
     pub fn set_node_token(&self, token: String) {
         let _ = self.node_token.set(token);
     }
@@ -215,8 +219,13 @@ impl ApiServer {
         let _ = self.ca_certs.set(pem);
     }
 
-    /// The node a bearer token names, when it is the join token (the bare
-    /// secret, or the whole `K10<ca-hash>::server:<secret>` token).
+    /// The bootstrap identity of a bearer token, when it is the join token
+    /// (the bare secret, or the whole `K10<ca-hash>::server:<secret>`
+    /// token) followed by `:<node-name>`: the user
+    /// `system:bootstrap:<node-name>` in group `system:bootstrappers`, as
+    /// upstream's bootstrap tokens authenticate. That group may only ask
+    /// for a kubelet client certificate; the node then works as
+    /// `system:node:<name>` with it (kubelet TLS bootstrap).
     fn node_user(&self, bearer: &str) -> Option<User> {
         let token = self.node_token.get().filter(|t| !t.is_empty())?;
         let (secret, node) = bearer.rsplit_once(':')?;
@@ -231,8 +240,8 @@ impl ApiServer {
                 .fold(0u8, |acc, (a, b)| acc | (a ^ b))
                 == 0;
         (same && !node.is_empty()).then(|| User {
-            name: format!("system:node:{node}"),
-            groups: vec!["system:nodes".into(), "system:authenticated".into()],
+            name: format!("system:bootstrap:{node}"),
+            groups: vec![BOOTSTRAPPERS_GROUP.into(), "system:authenticated".into()],
         })
     }
 
@@ -386,14 +395,31 @@ impl ApiServer {
         };
         let public = matches!(target, Target::Version | Target::Health { .. });
         if !public {
-            let attrs = attributes(&target, &ctx.method, parts.uri.path());
-            let (allowed, _) = if user.is_authenticated() {
+            let mut attrs = attributes(&target, &ctx.method, parts.uri.path());
+            // A list or watch of one object by name is authorized as that
+            // object (upstream's RequestInfo takes the name from the
+            // `metadata.name` field selector).
+            if attrs.name.is_empty() && matches!(attrs.verb.as_str(), "list" | "watch") {
+                if let Some(name) = ctx
+                    .query
+                    .get("fieldSelector")
+                    .and_then(|s| s.strip_prefix("metadata.name="))
+                    .filter(|n| !n.contains(','))
+                {
+                    attrs.name = name.to_string();
+                }
+            }
+            let (allowed, reason) = if user.is_authenticated() {
                 crate::authz::authorize(&self.registry, &user, &attrs).await
             } else {
                 (false, String::new())
             };
             if !allowed {
-                return error_response(&forbidden(&user, &target, parts.uri.path()));
+                let mut e = forbidden(&user, &target, parts.uri.path());
+                if !reason.is_empty() {
+                    e.message = format!("{}: {reason}", e.message);
+                }
+                return error_response(&e);
             }
             // A WebSocket exec, attach or port-forward arrives as a GET but
             // starts a process or a connection: it also needs `create`
@@ -419,6 +445,27 @@ impl ApiServer {
                             parts.uri.path(),
                         ));
                     }
+                }
+            }
+        }
+        if let Target::Resource(rr) = &target {
+            if crate::node_authz::node_identity(&user).is_some()
+                && crate::node_restriction::applies(rr)
+            {
+                use crate::node_restriction::Body;
+                let body = match rr.verb {
+                    Verb::Create | Verb::Update => {
+                        self.body_json(&ctx).map_or(Body::None, Body::Object)
+                    }
+                    Verb::Patch => self
+                        .patch_body(&ctx)
+                        .map_or(Body::None, |(kind, patch)| Body::Patch(kind, patch)),
+                    _ => Body::None,
+                };
+                if let Err(e) =
+                    crate::node_restriction::check(&self.registry, &user, rr, body).await
+                {
+                    return error_response(&e);
                 }
             }
         }

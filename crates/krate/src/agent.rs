@@ -388,7 +388,8 @@ impl NodeNetwork for CniNetwork {
     }
 }
 
-/// `krate agent`: joins the server with the shared token.
+/// `krate agent`: joins the server with the shared token (kubelet TLS
+/// bootstrap: the token only gets the node its client certificate).
 pub async fn join(cmd: AgentCommand) -> Result<()> {
     std::fs::create_dir_all(&cmd.data_dir)
         .with_context(|| format!("creating {}", cmd.data_dir.display()))?;
@@ -401,12 +402,25 @@ pub async fn join(cmd: AgentCommand) -> Result<()> {
     let server: http::Uri = cmd.server.parse().context("--server URL")?;
     let (hash, secret) = crate::server::parse_token(&cmd.token);
     let ca_pem = server_ca(&server, hash, cmd.ca_file.as_deref()).await?;
-    let mut config = kube::Config::new(server);
-    // The join secret names the node: `<secret>:<node-name>` is accepted
-    // as the identity system:node:<node-name>.
+    let mut config = kube::Config::new(server.clone());
+    // The join secret names the node: `<secret>:<node-name>` authenticates
+    // as the bootstrapper system:bootstrap:<node-name>, which may only ask
+    // for the node's client certificate; the node works with that.
     config.auth_info.token = Some(format!("{secret}:{node_name}").into());
     config.root_cert = Some(pem_certs(&ca_pem)?);
-    let client = kube::Client::try_from(config).context("the API client")?;
+    let bootstrap = kube::Client::try_from(config).context("the bootstrap API client")?;
+    let stored = crate::kubelet_client_cert::stored_path(&cmd.data_dir);
+    let issued =
+        crate::kubelet_client_cert::bootstrap(&bootstrap, &ca_pem, &node_name, &stored).await?;
+    let node = crate::kubelet_client_cert::NodeClient::new(
+        server,
+        pem_certs(&ca_pem)?,
+        issued,
+        &node_name,
+        stored,
+    )?;
+    let client = node.client.clone();
+    let _rotation = AbortOnDrop(tokio::spawn(node.rotate()));
     let mut args = cmd.agent.clone();
     args.node_name = Some(node_name);
     let run = run(

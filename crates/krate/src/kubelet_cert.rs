@@ -69,6 +69,36 @@ pub async fn request(client: &kube::Client, names: &Names) -> Result<Issued> {
         .serialize_request(&key)
         .and_then(|r| r.pem())
         .context("writing the certificate signing request")?;
+    let cert_pem = submit(
+        client,
+        request_pem,
+        "kubernetes.io/kubelet-serving",
+        // An ECDSA key: no key encipherment.
+        &["digital signature", "server auth"],
+        "kubelet serving",
+    )
+    .await?;
+    let (not_before, not_after) = validity(&cert_pem)?;
+    Ok(Issued {
+        cert_pem,
+        key_pem: key.serialize_pem(),
+        not_before,
+        not_after,
+    })
+}
+
+/// Creates a CertificateSigningRequest for the PEM `request_pem` with
+/// `signer` and `usages`, and waits until it is issued (the kubelet's
+/// `csr.RequestCertificate` and `WaitForCertificate`): the certificate,
+/// PEM. A denied or failed request is an error. `what` names the
+/// certificate in logs.
+pub(crate) async fn submit(
+    client: &kube::Client,
+    request_pem: String,
+    signer: &str,
+    usages: &[&str],
+    what: &str,
+) -> Result<String> {
     let csr = CertificateSigningRequest {
         metadata: ObjectMeta {
             generate_name: Some("csr-".into()),
@@ -76,9 +106,8 @@ pub async fn request(client: &kube::Client, names: &Names) -> Result<Issued> {
         },
         spec: CertificateSigningRequestSpec {
             request: ByteString(request_pem.into_bytes()),
-            signer_name: "kubernetes.io/kubelet-serving".into(),
-            // An ECDSA key: no key encipherment.
-            usages: Some(vec!["digital signature".into(), "server auth".into()]),
+            signer_name: signer.into(),
+            usages: Some(usages.iter().map(|u| u.to_string()).collect()),
             ..Default::default()
         },
         status: None,
@@ -87,9 +116,9 @@ pub async fn request(client: &kube::Client, names: &Names) -> Result<Issued> {
     let created = api
         .create(&PostParams::default(), &csr)
         .await
-        .context("creating the kubelet serving certificate signing request")?;
+        .with_context(|| format!("creating the {what} certificate signing request"))?;
     let name = created.metadata.name.unwrap_or_default();
-    tracing::info!(csr = %name, "waiting for the kubelet serving certificate to be approved and issued");
+    tracing::info!(csr = %name, "waiting for the {what} certificate to be approved and issued");
     loop {
         let csr = api
             .get(&name)
@@ -106,15 +135,8 @@ pub async fn request(client: &kube::Client, names: &Names) -> Result<Issued> {
             }
         }
         if let Some(cert) = status.certificate.filter(|c| !c.0.is_empty()) {
-            let cert_pem = String::from_utf8(cert.0).context("the issued certificate")?;
-            let (not_before, not_after) = validity(&cert_pem)?;
-            tracing::info!(csr = %name, "kubelet serving certificate issued");
-            return Ok(Issued {
-                cert_pem,
-                key_pem: key.serialize_pem(),
-                not_before,
-                not_after,
-            });
+            tracing::info!(csr = %name, "{what} certificate issued");
+            return String::from_utf8(cert.0).context("the issued certificate");
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
@@ -123,6 +145,25 @@ pub async fn request(client: &kube::Client, names: &Names) -> Result<Issued> {
 /// The stored certificate, if it can still serve for `names` under the CA
 /// `ca_pem`.
 pub fn load(path: &Path, names: &Names, ca_pem: &str) -> Option<Issued> {
+    let stored = load_stored(path, ca_pem, &names.node_name)?;
+    if stored.dns != names.dns || stored.ips != names.ips {
+        return None;
+    }
+    (SystemTime::now() < stored.issued.renew_at()).then_some(stored.issued)
+}
+
+/// A certificate and key kept on disk, signed by the CA and issued to
+/// `system:node:<name>`.
+pub(crate) struct Stored {
+    pub issued: Issued,
+    pub organizations: Vec<String>,
+    pub dns: Vec<String>,
+    pub ips: Vec<IpAddr>,
+}
+
+/// Reads the certificate and key at `path` when the certificate chains to
+/// `ca_pem` and names node `node_name` (whatever its validity).
+pub(crate) fn load_stored(path: &Path, ca_pem: &str, node_name: &str) -> Option<Stored> {
     let pem = std::fs::read_to_string(path).ok()?;
     let blocks: Vec<x509_parser::pem::Pem> =
         x509_parser::pem::Pem::iter_from_buffer(pem.as_bytes())
@@ -135,40 +176,47 @@ pub fn load(path: &Path, names: &Names, ca_pem: &str) -> Option<Issued> {
     let ca = ca.parse_x509().ok()?;
     cert.verify_signature(Some(ca.public_key())).ok()?;
     if cert.subject().iter_common_name().next()?.as_str().ok()?
-        != format!("system:node:{}", names.node_name)
+        != format!("system:node:{node_name}")
     {
         return None;
     }
-    let san = cert.subject_alternative_name().ok()??.value;
+    let organizations = cert
+        .subject()
+        .iter_organization()
+        .filter_map(|o| o.as_str().ok().map(str::to_string))
+        .collect();
     let mut dns = Vec::new();
     let mut ips = Vec::new();
-    for n in &san.general_names {
-        match n {
-            x509_parser::extensions::GeneralName::DNSName(d) => dns.push(d.to_string()),
-            x509_parser::extensions::GeneralName::IPAddress(b) => match b.len() {
-                4 => ips.push(IpAddr::from(<[u8; 4]>::try_from(*b).ok()?)),
-                16 => ips.push(IpAddr::from(<[u8; 16]>::try_from(*b).ok()?)),
+    if let Ok(Some(san)) = cert.subject_alternative_name() {
+        for n in &san.value.general_names {
+            match n {
+                x509_parser::extensions::GeneralName::DNSName(d) => dns.push(d.to_string()),
+                x509_parser::extensions::GeneralName::IPAddress(b) => match b.len() {
+                    4 => ips.push(IpAddr::from(<[u8; 4]>::try_from(*b).ok()?)),
+                    16 => ips.push(IpAddr::from(<[u8; 16]>::try_from(*b).ok()?)),
+                    _ => return None,
+                },
                 _ => return None,
-            },
-            _ => return None,
+            }
         }
-    }
-    if dns != names.dns || ips != names.ips {
-        return None;
     }
     let cert_pem = x509_pem("CERTIFICATE", &cert_block.contents);
     let key_pem = x509_pem(&key_block.label, &key_block.contents);
     let (not_before, not_after) = validity(&cert_pem).ok()?;
-    let issued = Issued {
-        cert_pem,
-        key_pem,
-        not_before,
-        not_after,
-    };
-    (SystemTime::now() < issued.renew_at()).then_some(issued)
+    Some(Stored {
+        issued: Issued {
+            cert_pem,
+            key_pem,
+            not_before,
+            not_after,
+        },
+        organizations,
+        dns,
+        ips,
+    })
 }
 
-fn x509_pem(label: &str, der: &[u8]) -> String {
+pub(crate) fn x509_pem(label: &str, der: &[u8]) -> String {
     use base64::Engine;
     let b64 = base64::engine::general_purpose::STANDARD.encode(der);
     let mut out = format!("-----BEGIN {label}-----\n");
@@ -181,7 +229,7 @@ fn x509_pem(label: &str, der: &[u8]) -> String {
 }
 
 /// Keeps `issued` (certificate and key, mode 0600) for the next start.
-fn store(path: &Path, issued: &Issued) -> std::io::Result<()> {
+pub(crate) fn store(path: &Path, issued: &Issued) -> std::io::Result<()> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
     if let Some(dir) = path.parent() {
@@ -200,7 +248,7 @@ fn store(path: &Path, issued: &Issued) -> std::io::Result<()> {
     std::fs::rename(tmp, path)
 }
 
-fn validity(cert_pem: &str) -> Result<(SystemTime, SystemTime)> {
+pub(crate) fn validity(cert_pem: &str) -> Result<(SystemTime, SystemTime)> {
     let (_, pem) =
         x509_parser::pem::parse_x509_pem(cert_pem.as_bytes()).context("the issued certificate")?;
     let cert = pem.parse_x509().context("the issued certificate")?;
@@ -295,29 +343,29 @@ async fn rebind(addr: Option<SocketAddr>) -> Option<TcpListener> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn signed(pki: &apiserver::tls::Pki, names: &Names) -> Issued {
+    /// A certificate for `params` signed by the CA of `pki` with `usages`,
+    /// valid from a minute ago for `life`.
+    pub(crate) fn issue(
+        pki: &apiserver::tls::Pki,
+        params: rcgen::CertificateParams,
+        usages: &[&str],
+        life: Duration,
+    ) -> Issued {
         let key = rcgen::KeyPair::generate().unwrap();
-        let mut params = rcgen::CertificateParams::new(names.dns.clone()).unwrap();
-        params
-            .subject_alt_names
-            .extend(names.ips.iter().map(|ip| rcgen::SanType::IpAddress(*ip)));
-        params.distinguished_name.push(
-            rcgen::DnType::CommonName,
-            format!("system:node:{}", names.node_name),
-        );
         let csr = params.serialize_request(&key).unwrap();
         let now = SystemTime::now();
+        let usages: Vec<String> = usages.iter().map(|u| u.to_string()).collect();
         let cert_pem = pki
             .csr_authority()
             .unwrap()
             .sign(
                 csr.der(),
-                &["digital signature".into(), "server auth".into()],
+                &usages,
                 now - Duration::from_secs(60),
-                now + Duration::from_secs(3600),
+                now + life,
             )
             .unwrap();
         let (not_before, not_after) = validity(&cert_pem).unwrap();
@@ -327,6 +375,23 @@ mod tests {
             not_before,
             not_after,
         }
+    }
+
+    fn signed(pki: &apiserver::tls::Pki, names: &Names) -> Issued {
+        let mut params = rcgen::CertificateParams::new(names.dns.clone()).unwrap();
+        params
+            .subject_alt_names
+            .extend(names.ips.iter().map(|ip| rcgen::SanType::IpAddress(*ip)));
+        params.distinguished_name.push(
+            rcgen::DnType::CommonName,
+            format!("system:node:{}", names.node_name),
+        );
+        issue(
+            pki,
+            params,
+            &["digital signature", "server auth"],
+            Duration::from_secs(3600),
+        )
     }
 
     #[test]

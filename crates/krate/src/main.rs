@@ -5,6 +5,7 @@ mod agent;
 mod bench;
 mod image;
 mod kubelet_cert;
+mod kubelet_client_cert;
 mod server;
 
 use std::path::PathBuf;

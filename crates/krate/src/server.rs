@@ -249,8 +249,9 @@ async fn bootstrap_rbac(registry: &Registry) -> Result<()> {
                 { "nonResourceURLs": ["/healthz", "/livez", "/readyz", "/version", "/version/"], "verbs": ["get"] },
             ]),
         ),
-        // What a kubelet does (upstream's system:node role; bound to the
-        // group system:nodes while joins use a shared token).
+        // What a kubelet does (upstream's system:node role, kept for those
+        // who bind it; nodes get it from the Node authorizer, which also
+        // narrows it to their own objects).
         (
             "system:node",
             json!([
@@ -265,6 +266,14 @@ async fn bootstrap_rbac(registry: &Registry) -> Result<()> {
                 { "apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": ["get", "create", "update", "patch", "delete"] },
                 { "apiGroups": ["storage.k8s.io"], "resources": ["csidrivers", "csinodes", "volumeattachments"], "verbs": ["get", "list", "watch"] },
                 { "apiGroups": ["node.k8s.io"], "resources": ["runtimeclasses"], "verbs": ["get", "list", "watch"] },
+                { "apiGroups": ["certificates.k8s.io"], "resources": ["certificatesigningrequests"], "verbs": ["create", "get", "list", "watch"] },
+            ]),
+        ),
+        // What a joining node's bootstrap identity may do: ask for its
+        // client certificate (upstream's system:node-bootstrapper).
+        (
+            "system:node-bootstrapper",
+            json!([
                 { "apiGroups": ["certificates.k8s.io"], "resources": ["certificatesigningrequests"], "verbs": ["create", "get", "list", "watch"] },
             ]),
         ),
@@ -321,7 +330,20 @@ async fn bootstrap_rbac(registry: &Registry) -> Result<()> {
         ("cluster-admin", json!([group("system:masters")])),
         ("system:basic-user", json!([group("system:authenticated")])),
         ("system:discovery", json!([group("system:authenticated")])),
-        ("system:node", json!([group("system:nodes")])),
+        // No subjects, as upstream since the Node authorizer: a node may
+        // read only what its pods use.
+        ("system:node", json!([])),
+        // Joining nodes (the join token's group) ask for their client
+        // certificate and get it approved (kubeadm's kubelet-bootstrap
+        // and node-autoapprove-bootstrap bindings).
+        (
+            "system:node-bootstrapper",
+            json!([group(apiserver::server::BOOTSTRAPPERS_GROUP)]),
+        ),
+        (
+            "system:certificates.k8s.io:certificatesigningrequests:nodeclient",
+            json!([group(apiserver::server::BOOTSTRAPPERS_GROUP)]),
+        ),
         // Nodes renew their own client certificates (as kubeadm and k3s
         // bind it).
         (
@@ -350,6 +372,27 @@ async fn bootstrap_rbac(registry: &Registry) -> Result<()> {
         {
             Ok(_) | Err(ApiError { code: 409, .. }) => {}
             Err(e) => bail!("creating cluster role binding {name}: {e}"),
+        }
+    }
+    // A cluster started before the Node authorizer bound every node to
+    // system:node: take that away, or nodes would read every secret.
+    if let Ok(mut binding) = registry.get(bindings, None, "system:node").await {
+        let nodes = group(apiserver::node_authz::NODES_GROUP);
+        if let Some(subjects) = binding["subjects"].as_array_mut() {
+            if subjects.contains(&nodes) {
+                subjects.retain(|s| *s != nodes);
+                registry
+                    .update(
+                        bindings,
+                        None,
+                        "system:node",
+                        None,
+                        binding,
+                        &WriteOptions::default(),
+                    )
+                    .await
+                    .context("unbinding system:nodes from the system:node cluster role")?;
+            }
         }
     }
     Ok(())
@@ -589,11 +632,16 @@ fn ensure_token(data_dir: &Path, ca_pem: &str) -> Result<String> {
 /// A kube-rs client of this server for an in-process component, with a
 /// client certificate of its own (user `name`, group `system:masters`).
 fn loopback_client(pki: &Pki, url: &str, name: &str) -> Result<kube::Client> {
+    loopback_client_in(pki, url, name, "system:masters")
+}
+
+/// A loopback client of user `name` in `group` only.
+fn loopback_client_in(pki: &Pki, url: &str, name: &str, group: &str) -> Result<kube::Client> {
     use base64::Engine;
     let (cert, key) = pki
         .issue_client_cert(
             name,
-            &["system:masters"],
+            &[group],
             std::time::Duration::from_secs(365 * 24 * 3600),
         )
         .with_context(|| format!("issuing the client certificate of {name}"))?;
@@ -657,7 +705,21 @@ fn start_components(
             .clone()
             .map(|n| n.to_lowercase())
             .unwrap_or_else(node::agent::default_node_name);
-        let client = loopback_client(pki, url, &format!("system:node:{node_name}"))?;
+        // The server's node is a node like any other: the Node authorizer
+        // and NodeRestriction apply to it.
+        let client = loopback_client_in(
+            pki,
+            url,
+            &format!("system:node:{node_name}"),
+            "system:nodes",
+        )?;
+        // Its role label is the server's to set: NodeRestriction keeps
+        // node-role.kubernetes.io/ labels from kubelets (k3s sets them the
+        // same way).
+        tasks.spawn(label_control_plane(
+            loopback_client(pki, url, "system:krate-node-roles")?,
+            node_name.clone(),
+        ));
         let (cert_pem, key_pem) = pki
             .issue_kubelet_serving_cert(
                 &node_name,
@@ -683,7 +745,7 @@ fn start_components(
                 data_dir: &data_dir,
                 cluster_cidr: &cluster_cidr,
                 service_cidr: &service_cidr,
-                control_plane: true,
+                control_plane: false,
                 kubelet_tls: Some(kubelet_tls),
                 kubelet_csr_client_ca: None,
             };
@@ -716,6 +778,44 @@ fn start_components(
         ));
     }
     Ok(tasks)
+}
+
+/// Keeps the server's own Node labelled `node-role.kubernetes.io/control-plane`
+/// (again after the Node is deleted and registers anew).
+async fn label_control_plane(client: kube::Client, node_name: String) {
+    use k8s_openapi::api::core::v1::Node;
+    use kube::api::{Api, Patch, PatchParams};
+    const ROLE: &str = "node-role.kubernetes.io/control-plane";
+    let api: Api<Node> = Api::all(client);
+    loop {
+        let labelled = match api.get_opt(&node_name).await {
+            Ok(Some(node))
+                if node
+                    .metadata
+                    .labels
+                    .as_ref()
+                    .is_some_and(|l| l.contains_key(ROLE)) =>
+            {
+                true
+            }
+            Ok(Some(_)) => {
+                let patch = json!({ "metadata": { "labels": { ROLE: "true" } } });
+                match api
+                    .patch(&node_name, &PatchParams::default(), &Patch::Merge(&patch))
+                    .await
+                {
+                    Ok(_) => true,
+                    Err(e) => {
+                        tracing::debug!(error = %e, "labelling the server's node");
+                        false
+                    }
+                }
+            }
+            _ => false,
+        };
+        let wait = if labelled { 10_000 } else { 200 };
+        tokio::time::sleep(std::time::Duration::from_millis(wait)).await;
+    }
 }
 
 /// The cluster CA as kube-controller-manager's CSR signer.

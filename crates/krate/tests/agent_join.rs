@@ -1,10 +1,13 @@
 //! `krate agent --server URL --token TOKEN`: a node joins a server with the
-//! server's token, checks the server's CA against the hash in it, registers
-//! as `system:node:<name>`, and serves its kubelet API with a certificate
+//! server's token, checks the server's CA against the hash in it, gets a
+//! kubelet client certificate with the token (TLS bootstrap), registers
+//! as `system:node:<name>` with it, and serves its kubelet API with a certificate
 //! from an auto-approved kubelet-serving CSR, so that `kubectl logs` and
 //! `kubectl exec` work for its pods; a wrong token, a wrong CA hash or a
 //! bare secret are refused. Root only; in the nextest group `agent`.
 
+#[path = "agent_join/node_auth.rs"]
+mod node_auth;
 mod support;
 
 use std::process::{Child, Command, Stdio};
@@ -152,7 +155,7 @@ fn an_agent_joins_with_the_server_token_and_serves_logs_and_exec() {
     assert!(node["metadata"]["labels"]["node-role.kubernetes.io/control-plane"].is_null());
     // Its Lease is renewed under its name.
     c.ok(&["get", "lease", "-n", "kube-node-lease", "worker-1"]);
-    // The join token is a node identity, nothing more: a wrong one is refused.
+    // A wrong join token is refused.
     let wrong = Command::new("kubectl")
         .args([
             "--server",
@@ -169,26 +172,6 @@ fn an_agent_joins_with_the_server_token_and_serves_logs_and_exec() {
     assert!(!wrong.status.success());
     let why = String::from_utf8_lossy(&wrong.stderr);
     assert!(why.contains("You must be logged in to the server"), "{why}");
-    let right = Command::new("kubectl")
-        .args([
-            "--server",
-            &c.server_url(),
-            "--insecure-skip-tls-verify",
-            "--token",
-            &format!("{}:worker-1", token.trim()),
-            "auth",
-            "whoami",
-        ])
-        .env("KUBECONFIG", "/dev/null")
-        .output()
-        .unwrap();
-    let who = String::from_utf8_lossy(&right.stdout);
-    assert!(
-        who.contains("system:node:worker-1") && who.contains("system:nodes"),
-        "{who}{}",
-        String::from_utf8_lossy(&right.stderr)
-    );
-
     // The kubelet API serves with a certificate from an approved,
     // issued kubelet-serving CSR of the node.
     let csr = eventually_blocking(
@@ -238,6 +221,7 @@ fn an_agent_joins_with_the_server_token_and_serves_logs_and_exec() {
         "echo exec on $(hostname)",
     ]);
     assert_eq!(out.trim(), "exec on hello");
+    node_auth::node_credentials_are_its_own(&c, token.trim(), "worker-1", &dir);
     c.ok(&[
         "delete",
         "pod",
