@@ -477,7 +477,10 @@ impl NodeAgent {
                 .unwrap_or_default();
             let images = self.node_images().await;
             let pressure = self.pressure.get();
-            let current = node_status::conditions_current(&old, network_ready)
+            // The other conditions are compared as if without pressure.
+            let mut unpressured = old.clone();
+            eviction::Pressure::default().apply(&mut unpressured, &[], now());
+            let current = node_status::conditions_current(&unpressured, network_ready)
                 && pressure.current(&old)
                 && node.status.as_ref().and_then(|s| s.images.as_ref()) == images.as_ref();
             let due = last_report.elapsed() >= self.options.status_report_period;
