@@ -94,6 +94,19 @@ fn kubectl_top_shows_a_busy_pod_near_its_real_use_and_its_node() {
             && raw.ends_with("resource_scrape_error 0\n"),
         "{raw}"
     );
+    // The pod's figures are its pod cgroup's: the pause process counts.
+    let sample = |prefix: &str| -> f64 {
+        raw.lines()
+            .find_map(|l| l.strip_prefix(prefix))
+            .and_then(|rest| rest.split_whitespace().next())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("no {prefix} in {raw}"))
+    };
+    let pod_memory = sample("pod_memory_working_set_bytes{namespace=\"default\",pod=\"busy\"} ");
+    let container_memory = sample(
+        "container_memory_working_set_bytes{container=\"spin\",namespace=\"default\",pod=\"busy\"} ",
+    );
+    assert!(pod_memory > container_memory, "{raw}");
 
     // Metrics appear once two scrapes saw the container.
     let top = eventually_blocking(Duration::from_secs(30), "kubectl top pod busy", || {

@@ -37,6 +37,11 @@ spec:
     )
 }
 
+/// [`pod`] whose container has a stdin that the first attach ends.
+fn stdin_once_pod(name: &str, restart: &str, script: &str) -> String {
+    pod(name, restart, script) + "    stdin: true\n    stdinOnce: true\n"
+}
+
 fn wait_running(c: &Cluster, name: &str) -> Value {
     eventually_blocking(
         Duration::from_secs(90),
@@ -342,21 +347,7 @@ fn kubectl_exec_attach_and_cp_on_a_real_container() {
     // attach: the container's own stdin and stdout.
     apply(
         &c,
-        &format!(
-            r#"apiVersion: v1
-kind: Pod
-metadata:
-  name: reader
-spec:
-  restartPolicy: Never
-  containers:
-  - name: app
-    image: {BUSYBOX}
-    stdin: true
-    stdinOnce: true
-    command: ["sh", "-c", "read line; echo got $line"]
-"#
-        ),
+        &stdin_once_pod("reader", "Never", "read line; echo got $line"),
     );
     wait_running(&c, "reader");
     let out = kubectl_within(&c, &["attach", "-i", "reader"], Some("hello\n"), t);
@@ -365,6 +356,146 @@ spec:
         "{}{}",
         stdout(&out),
         stderr(&out)
+    );
+}
+
+/// `<prefix>"<64 hex>"<suffix>`: a message naming a random exec ID.
+fn with_exec_id(text: &str, prefix: &str, suffix: &str) -> bool {
+    text.strip_prefix(prefix)
+        .and_then(|rest| rest.strip_suffix(suffix))
+        .and_then(|id| id.strip_prefix('"')?.strip_suffix('"'))
+        .is_some_and(|id| id.len() == 64 && id.bytes().all(|b| b.is_ascii_hexdigit()))
+}
+
+#[test]
+fn kubectl_exec_of_a_missing_command_is_an_internal_error_as_containerd_reports_it() {
+    let c = Cluster::start_with_agent(&[]);
+    apply(&c, &pod("box", "Always", "sleep 3600"));
+    wait_running(&c, "box");
+    let t = Duration::from_secs(30);
+    let prefix = "error: Internal error occurred: error executing command in container: \
+                  failed to exec in container: failed to start exec ";
+    let missing = ": OCI runtime exec failed: exec failed: unable to start container process: \
+                   exec: \"nope\": executable file not found in $PATH: unknown\n";
+    for args in [
+        &["exec", "box", "--", "nope"][..],
+        &["exec", "-i", "box", "--", "nope", "arg"][..],
+    ] {
+        let out = kubectl_within(&c, args, Some(""), t);
+        assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+        assert_eq!(stdout(&out), "");
+        assert!(
+            with_exec_id(&stderr(&out), prefix, missing),
+            "{args:?}: {}",
+            stderr(&out)
+        );
+    }
+    // The same words over SPDY, and for a file that is not executable.
+    let out = Command::new("kubectl")
+        .args(["exec", "box", "--", "/etc/passwd"])
+        .env("KUBECONFIG", &c.kubeconfig)
+        .env("HOME", c.dir.path())
+        .env("KUBECTL_REMOTE_COMMAND_WEBSOCKETS", "false")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(
+        with_exec_id(
+            &stderr(&out),
+            prefix,
+            ": OCI runtime exec failed: exec failed: unable to start container process: \
+             exec: \"/etc/passwd\": permission denied: unknown\n"
+        ),
+        "{}",
+        stderr(&out)
+    );
+    // A command that runs keeps its own output and exit code.
+    let out = kubectl_within(
+        &c,
+        &["exec", "box", "--", "sh", "-c", "echo oops >&2; exit 255"],
+        None,
+        t,
+    );
+    assert_eq!(
+        stderr(&out),
+        "oops\ncommand terminated with exit code 255\n"
+    );
+    assert_eq!(out.status.code(), Some(255));
+}
+
+/// `kubectl attach -i POD` fed `input`, stopped once its output has
+/// `eofs` lines saying `eof`; returns that output.
+fn attach_until(c: &Cluster, pod: &str, input: &str, eofs: usize) -> String {
+    let mut child = Command::new("kubectl")
+        .args(["attach", "-i", pod])
+        .env("KUBECONFIG", &c.kubeconfig)
+        .env("HOME", c.dir.path())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("running kubectl attach");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let stdout = child.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                return;
+            }
+        }
+    });
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut seen = String::new();
+    while seen.matches("eof").count() < eofs {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match rx.recv_timeout(left) {
+            Ok(line) => {
+                seen.push_str(&line);
+                seen.push('\n');
+            }
+            Err(_) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("kubectl attach -i {pod}: not {eofs} eof lines in {seen:?}");
+            }
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    seen
+}
+
+#[test]
+fn stdin_once_closes_the_containers_stdin_when_the_first_attach_ends() {
+    let c = Cluster::start_with_agent(&[]);
+    apply(
+        &c,
+        &stdin_once_pod(
+            "once",
+            "Always",
+            "n=0; while true; do if read l; then echo got $l; else n=$((n+1)); echo eof $n; sleep 1; fi; done",
+        ),
+    );
+    wait_running(&c, "once");
+    // The first attach writes a line and ends its stdin: the container
+    // reads the line, then end of file.
+    let seen = attach_until(&c, "once", "one\n", 1);
+    assert!(seen.contains("got one"), "{seen}");
+    // A later attach still gets the output, but its stdin reaches nothing.
+    let seen = attach_until(&c, "once", "two\n", 2);
+    assert!(!seen.contains("got two"), "{seen}");
+    let logs = c.ok(&["logs", "once"]);
+    assert!(logs.starts_with("got one\neof 1\n"), "{logs}");
+    assert!(!logs.contains("got two"), "{logs}");
+    assert_eq!(
+        pod_json(&c, "once")["status"]["containerStatuses"][0]["restartCount"],
+        0
     );
 }
 

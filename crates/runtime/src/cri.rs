@@ -278,6 +278,16 @@ pub struct ContainerStats {
     pub writable_layer_used_bytes: Option<u64>,
 }
 
+/// The usage of a pod's own cgroup, which holds the pause process and
+/// every container of the pod (CRI `PodSandboxStats`, cAdvisor's pod
+/// cgroup).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PodSandboxStats {
+    pub sandbox_id: String,
+    pub cpu_usage_core_nano_seconds: Option<u64>,
+    pub memory_working_set_bytes: Option<u64>,
+}
+
 /// Errors of a runtime call; `NotFound` lets callers treat a sandbox or
 /// container that is already gone as done.
 #[derive(Debug, thiserror::Error)]
@@ -290,6 +300,10 @@ pub enum Error {
     Start { id: String, message: String },
     #[error("{0}")]
     InvalidArgument(String),
+    /// An exec whose command could not be started, in containerd's words
+    /// ("failed to exec in container: failed to start exec ...").
+    #[error("{0}")]
+    ExecStart(String),
     #[error("{op}: {source}")]
     Io {
         op: String,
@@ -363,4 +377,8 @@ pub trait RuntimeService: Send + Sync + 'static {
     async fn port_forward(&self, sandbox_id: &str, port: u16) -> Result<tokio::net::TcpStream>;
 
     async fn container_stats(&self, id: &str) -> Result<ContainerStats>;
+    /// The pod cgroup's usage; `None` for a pod without a cgroup of its own.
+    async fn pod_sandbox_stats(&self, _id: &str) -> Result<Option<PodSandboxStats>> {
+        Ok(None)
+    }
 }

@@ -480,6 +480,19 @@ impl RuntimeService for Runc {
         self.connect_in_sandbox(sandbox_id, port).await
     }
 
+    async fn pod_sandbox_stats(&self, id: &str) -> Result<Option<PodSandboxStats>> {
+        let rec = self.load_sandbox(id)?;
+        if rec.config.cgroup_parent.is_none() {
+            return Ok(None);
+        }
+        let (cpu, mem) = crate::cgroups::stats(&rec.cgroup_parent);
+        Ok(Some(PodSandboxStats {
+            sandbox_id: id.to_string(),
+            cpu_usage_core_nano_seconds: cpu,
+            memory_working_set_bytes: mem,
+        }))
+    }
+
     async fn container_stats(&self, id: &str) -> Result<ContainerStats> {
         let rec = self.load_container(id)?;
         let (cpu, mem) = crate::cgroups::stats(&rec.cgroups_path);

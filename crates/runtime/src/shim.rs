@@ -72,10 +72,15 @@ pub fn main(args: &[String]) -> i32 {
         [cmd, _dir] if cmd == "launch" => launch(),
         [cmd, dir] if cmd == "run" => run(Path::new(dir)),
         [cmd, pid_file, runc, rest @ ..] if cmd == "exec-wait" => {
-            exec_wait(Path::new(pid_file), runc, rest)
+            exec_wait(Path::new(pid_file), None, runc, rest)
+        }
+        [cmd, notify, pid_file, runc, rest @ ..] if cmd == "exec-notify" => {
+            exec_wait(Path::new(pid_file), Some(Path::new(notify)), runc, rest)
         }
         _ => {
-            eprintln!("usage: __shim launch|run DIR | exec-wait PID_FILE RUNC ARGS...");
+            eprintln!(
+                "usage: __shim launch|run DIR | exec-wait PID_FILE RUNC ARGS... | exec-notify SOCKET PID_FILE RUNC ARGS..."
+            );
             2
         }
     }
@@ -84,10 +89,14 @@ pub fn main(args: &[String]) -> i32 {
 /// `runc exec --detach` (the only way runc hands a tty's master to a console
 /// socket) leaves the exec'd process to the nearest subreaper: this is that
 /// subreaper, for one exec. It exits with the process's exit code (255 and
-/// runc's error on stderr when runc failed).
-fn exec_wait(pid_file: &Path, runc: &str, args: &[String]) -> i32 {
+/// runc's error on stderr when runc failed). runc gets the shim's stdio,
+/// which a detached exec without a tty hands on to the process; with
+/// `notify`, the shim says `started` on that socket once runc has started
+/// the process, so that the caller can tell runc's own failure (on the same
+/// stderr) from the command's output.
+fn exec_wait(pid_file: &Path, notify: Option<&Path>, runc: &str, args: &[String]) -> i32 {
     let _ = sys::set_child_subreaper();
-    match Command::new(runc).args(args).stdin(Stdio::null()).status() {
+    match Command::new(runc).args(args).status() {
         Ok(s) if s.success() => {}
         Ok(_) => return 255,
         Err(e) => {
@@ -103,6 +112,11 @@ fn exec_wait(pid_file: &Path, runc: &str, args: &[String]) -> i32 {
         return 255;
     };
     let _ = std::fs::remove_file(pid_file);
+    if let Some(notify) = notify {
+        if let Ok(mut s) = UnixStream::connect(notify) {
+            let _ = s.write_all(b"started");
+        }
+    }
     loop {
         match sys::wait_any() {
             Ok(Some(r)) if r.pid == pid => return r.code,
@@ -269,7 +283,9 @@ fn run(dir: &Path) -> i32 {
                 .filter(|_| cfg.stdin)
                 .and_then(|m| m.try_clone().ok())
         })),
-        stdin_once: cfg.stdin_once,
+        // With a terminal containerd leaves the container's stdin open
+        // after an attach (kubectl attach -t again must reach the shell).
+        stdin_once: cfg.stdin_once && !cfg.tty,
         master: started.master.as_ref().and_then(|m| m.try_clone().ok()),
     });
 

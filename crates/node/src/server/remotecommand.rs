@@ -113,8 +113,17 @@ pub fn exit_status(command: &[String], code: Option<i32>) -> Value {
     }
 }
 
-fn failure_status(message: String) -> Value {
-    json!({ "metadata": {}, "status": "Failure", "message": message, "reason": "InternalError" })
+/// Upstream's `apierrors.NewInternalError(err)`, the status a stream
+/// that could not start reports (kubectl prints its message and exits 1).
+pub fn internal_error_status(err: &str) -> Value {
+    json!({
+        "metadata": {},
+        "status": "Failure",
+        "message": format!("Internal error occurred: {err}"),
+        "reason": "InternalError",
+        "details": { "causes": [{ "message": err }] },
+        "code": 500,
+    })
 }
 
 pub async fn serve(
@@ -185,10 +194,7 @@ pub async fn serve(
             } else {
                 "executing command in container"
             };
-            (
-                None,
-                Some(format!("Internal error occurred: error {what}: {e}")),
-            )
+            (None, Some(format!("error {what}: {e}")))
         }
     };
     if spdy {
@@ -219,7 +225,7 @@ pub async fn serve(
             Some(s) => run(ws, s, v5, &command).await,
             None => {
                 let (mut sink, _) = ws.split();
-                let status = failure_status(start_error.unwrap_or_default());
+                let status = internal_error_status(&start_error.unwrap_or_default());
                 let _ = sink
                     .send(channel_message(ERROR, &status.to_string().into_bytes()))
                     .await;

@@ -112,9 +112,7 @@ pub async fn run<S>(
             && streams.contains_key("error")
         {
             let status = match &start_error {
-                Some(m) => {
-                    serde_json::json!({ "metadata": {}, "status": "Failure", "message": m, "reason": "InternalError" })
-                }
+                Some(err) => super::remotecommand::internal_error_status(err),
                 None => exit_status(&command, exit_code.flatten()),
             };
             let id = streams["error"];

@@ -5,8 +5,10 @@
 //!
 //! The node's figures come from the root cgroup (as cAdvisor's `/`
 //! container), falling back to `/proc/stat` and `/proc/meminfo`; a
-//! container's from the runtime's `container_stats`; a pod's are the sums
-//! of its running containers'. Families, help texts and stability markers
+//! container's from the runtime's `container_stats`; a pod's from its pod
+//! cgroup (`pod_sandbox_stats`: the pause process counts, as in cAdvisor's
+//! numbers upstream), or, for a pod without one, the sums of its running
+//! containers'. Families, help texts and stability markers
 //! are upstream v1.32's (`scrape_error`, deprecated since 1.29, is hidden
 //! there and so absent here); samples carry their collection time in
 //! milliseconds, except `container_start_time_seconds` and
@@ -18,7 +20,7 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use http::{header, HeaderValue, Response, StatusCode};
-use runtime::cri::{ContainerState, RuntimeService};
+use runtime::cri::{ContainerState, PodSandboxState, RuntimeService};
 
 use super::resolve::{CONTAINER_NAME_LABEL, POD_NAMESPACE_LABEL, POD_NAME_LABEL};
 use super::{full, Body, KubeletServer};
@@ -43,10 +45,20 @@ pub struct ContainerMetrics {
     pub usage: Usage,
 }
 
-/// One collection: the node, and the running containers of its pods.
+/// A pod's own cgroup.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PodMetrics {
+    pub namespace: String,
+    pub pod: String,
+    pub usage: Usage,
+}
+
+/// One collection: the node, the pod cgroups, and the running containers
+/// of the pods.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct ResourceMetrics {
     pub node: Usage,
+    pub pods: Vec<PodMetrics>,
     pub containers: Vec<ContainerMetrics>,
     /// Whether reading the containers failed (`resource_scrape_error 1`).
     pub error: bool,
@@ -167,6 +179,19 @@ pub fn render(m: &ResourceMetrics) -> String {
         .memory_working_set_bytes
         .map(|v| (vec![], v as f64, ms(&m.node.at)));
     families.push((&NODE_MEMORY, node_memory.into_iter().collect()));
+    // A pod cgroup's figures stand for the pod where the runtime has them.
+    for p in &m.pods {
+        let pod = pods
+            .entry((p.namespace.clone(), p.pod.clone()))
+            .or_default();
+        pod.at = p.usage.at;
+        if p.usage.cpu_core_nanoseconds.is_some() {
+            pod.cpu_core_nanoseconds = p.usage.cpu_core_nanoseconds;
+        }
+        if p.usage.memory_working_set_bytes.is_some() {
+            pod.memory_working_set_bytes = p.usage.memory_working_set_bytes;
+        }
+    }
     let pod_labels =
         |(ns, pod): &(String, String)| vec![("namespace", ns.clone()), ("pod", pod.clone())];
     let pod_cpu = pods
@@ -280,6 +305,30 @@ pub async fn collect(rt: &dyn RuntimeService) -> ResourceMetrics {
             return out;
         }
     };
+    for s in sandboxes
+        .iter()
+        .filter(|s| s.state == PodSandboxState::Ready)
+    {
+        let stats = match rt.pod_sandbox_stats(&s.id).await {
+            Ok(Some(stats)) => stats,
+            Ok(None) | Err(runtime::cri::Error::NotFound { .. }) => continue,
+            Err(e) => {
+                tracing::warn!(sandbox = %s.id, error = %e, "resource metrics: pod sandbox stats failed");
+                out.error = true;
+                continue;
+            }
+        };
+        let label = |key: &str, or: &String| s.labels.get(key).unwrap_or(or).clone();
+        out.pods.push(PodMetrics {
+            namespace: label(POD_NAMESPACE_LABEL, &s.metadata.namespace),
+            pod: label(POD_NAME_LABEL, &s.metadata.name),
+            usage: Usage {
+                at: Utc::now(),
+                cpu_core_nanoseconds: stats.cpu_usage_core_nano_seconds,
+                memory_working_set_bytes: stats.memory_working_set_bytes,
+            },
+        });
+    }
     let pods: HashMap<&str, (&str, &str)> = sandboxes
         .iter()
         .map(|s| {
@@ -360,6 +409,7 @@ mod tests {
         };
         let m = ResourceMetrics {
             node: usage(1_624_396_278_302, 357_354_910_000, 1_616_084_992),
+            pods: vec![],
             containers: vec![
                 ContainerMetrics {
                     namespace: "kube-system".into(),
@@ -427,6 +477,7 @@ resource_scrape_error 0
         };
         let m = ResourceMetrics {
             node: Usage::default(),
+            pods: vec![],
             containers: vec![c("a", 500_000_000, Some(1024)), c("b", 250_000_000, None)],
             error: true,
         };
@@ -439,6 +490,46 @@ resource_scrape_error 0
         );
         assert!(!text.contains("node_cpu_usage_seconds_total"), "{text}");
         assert!(text.ends_with("resource_scrape_error 1\n"), "{text}");
+    }
+
+    #[test]
+    fn a_pods_own_cgroup_stands_for_the_pod_pause_included() {
+        let usage = |ms, cpu, mem| Usage {
+            at: at(ms),
+            cpu_core_nanoseconds: Some(cpu),
+            memory_working_set_bytes: Some(mem),
+        };
+        let m = ResourceMetrics {
+            node: Usage::default(),
+            pods: vec![PodMetrics {
+                namespace: "ns".into(),
+                pod: "p".into(),
+                usage: usage(6_000, 800_000_000, 1_310_720),
+            }],
+            containers: vec![ContainerMetrics {
+                namespace: "ns".into(),
+                pod: "p".into(),
+                container: "app".into(),
+                start_time: at(1_000),
+                usage: usage(5_000, 500_000_000, 1_048_576),
+            }],
+            error: false,
+        };
+        let text = render(&m);
+        assert!(
+            text.contains("pod_cpu_usage_seconds_total{namespace=\"ns\",pod=\"p\"} 0.8 6000\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "pod_memory_working_set_bytes{namespace=\"ns\",pod=\"p\"} 1.31072e+06 6000\n"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains("container_memory_working_set_bytes{container=\"app\",namespace=\"ns\",pod=\"p\"} 1.048576e+06 5000\n"),
+            "{text}"
+        );
     }
 
     #[test]
