@@ -93,41 +93,48 @@ fn an_agent_joins_with_the_server_token_and_serves_logs_and_exec() {
     let images = dir.join("agent").join("images");
     std::fs::create_dir_all(&images).unwrap();
     image::testing::busybox_oci_archive(&images.join("busybox.tar"), BUSYBOX).unwrap();
-    let log = std::fs::File::create(c.dir.path().join("agent.log")).unwrap();
+    let log_path = c.dir.path().join("agent.log");
     let bridge = format!("krj{}", std::process::id() % 1_000_000);
     let cgroup = format!("krate-join-{}", std::process::id());
-    let child = Command::new(krate_bin())
-        .args([
-            "agent",
-            "--server",
-            &c.server_url(),
-            "--token",
-            token.trim(),
-        ])
-        .arg("--data-dir")
-        .arg(&dir)
-        .args(["--node-name", "Worker-1", "--cni-bridge", &bridge])
-        .args(["--kubelet-port", "0", Cluster::EVICTION_HARD])
-        .args([
-            "--cluster-cidr",
-            &cluster_cidr,
-            "--service-cidr",
-            &service_cidr,
-        ])
-        .args(["--cgroup-root", &format!("/{cgroup}/kubepods")])
-        .arg("--pod-log-dir")
-        .arg(dir.join("pod-logs"))
-        .stdout(log.try_clone().unwrap())
-        .stderr(log)
-        .stdin(Stdio::null())
-        .spawn()
-        .unwrap();
-    let _agent = Agent {
-        child,
+    let spawn = || {
+        let log = std::fs::File::options()
+            .create(true)
+            .append(true)
+            .open(&log_path)
+            .unwrap();
+        Command::new(krate_bin())
+            .args([
+                "agent",
+                "--server",
+                &c.server_url(),
+                "--token",
+                token.trim(),
+            ])
+            .arg("--data-dir")
+            .arg(&dir)
+            .args(["--node-name", "Worker-1", "--cni-bridge", &bridge])
+            .args(["--kubelet-port", "0", Cluster::EVICTION_HARD])
+            .args([
+                "--cluster-cidr",
+                &cluster_cidr,
+                "--service-cidr",
+                &service_cidr,
+            ])
+            .args(["--cgroup-root", &format!("/{cgroup}/kubepods")])
+            .arg("--pod-log-dir")
+            .arg(dir.join("pod-logs"))
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .stdin(Stdio::null())
+            .spawn()
+            .unwrap()
+    };
+    let mut agent = Agent {
+        child: spawn(),
         dir: dir.clone(),
-        bridge,
+        bridge: bridge.clone(),
         cidrs: vec![cluster_cidr.clone(), service_cidr.clone()],
-        cgroup,
+        cgroup: cgroup.clone(),
     };
     let node = eventually_blocking(
         Duration::from_secs(60),
@@ -222,6 +229,35 @@ fn an_agent_joins_with_the_server_token_and_serves_logs_and_exec() {
     ]);
     assert_eq!(out.trim(), "exec on hello");
     node_auth::node_credentials_are_its_own(&c, token.trim(), "worker-1", &dir);
+
+    // A restarted agent reuses its stored client certificate (no second
+    // kubelet client CSR) and serves its running pod again.
+    let client_csrs = || {
+        c.ok(&["get", "csr", "-o", "json"])
+            .matches("kubernetes.io/kube-apiserver-client-kubelet")
+            .count()
+    };
+    let before = client_csrs();
+    let _ = agent.child.kill();
+    let _ = agent.child.wait();
+    agent.child = spawn();
+    eventually_blocking(
+        Duration::from_secs(60),
+        "exec through the restarted agent",
+        || {
+            let out = c.kubectl(&["exec", "hello", "--", "echo", "again"]);
+            let text = String::from_utf8_lossy(&out.stdout).into_owned();
+            if text.trim() == "again" {
+                Ok(())
+            } else {
+                Err(format!("{text}{}", String::from_utf8_lossy(&out.stderr)))
+            }
+        },
+    );
+    assert_eq!(client_csrs(), before);
+    assert!(std::fs::read_to_string(&log_path)
+        .unwrap()
+        .contains("using the stored kubelet client certificate"));
     c.ok(&[
         "delete",
         "pod",
