@@ -84,24 +84,29 @@ pub fn start(ctx: &Context, tasks: &mut JoinSet<()>) {
         nodes: nodes.clone(),
         slices: slices.clone(),
         triggers: TriggerTimeTracker::default(),
-        expected: Mutex::default(),
+        tracker: SliceTracker::default(),
         recorder: ctx.recorder("endpoint-slice-controller"),
     });
-    tasks.spawn(async move {
+    let synced = async move {
         services.wait_synced().await;
         pods.wait_synced().await;
         nodes.wait_synced().await;
         slices.wait_synced().await;
-        let mut workers = JoinSet::new();
-        runner::spawn(controller, queue, 5, &mut workers);
-        while workers.join_next().await.is_some() {}
-    });
+    };
+    runner::spawn_when_synced(tasks, synced, controller, queue, 5);
 }
 
 /// The Service a slice managed by this controller belongs to.
 fn service_of(slice: &EndpointSlice) -> Option<Key> {
+    managed_service(slice, CONTROLLER_NAME)
+}
+
+/// The Service named by a slice that `manager` manages (its
+/// `kubernetes.io/service-name` and `endpointslice.kubernetes.io/managed-by`
+/// labels).
+pub(crate) fn managed_service(slice: &EndpointSlice, manager: &str) -> Option<Key> {
     let labels = slice.metadata.labels.as_ref()?;
-    if labels.get(MANAGED_BY_LABEL).map(String::as_str) != Some(CONTROLLER_NAME) {
+    if labels.get(MANAGED_BY_LABEL).map(String::as_str) != Some(manager) {
         return None;
     }
     let service = labels.get(SERVICE_NAME_LABEL)?;
@@ -115,21 +120,18 @@ fn service_of(slice: &EndpointSlice) -> Option<Key> {
 /// to the resourceVersion written (`None` for a deletion).
 type Expected = HashMap<Key, (Instant, HashMap<String, Option<u64>>)>;
 
-struct EndpointSliceController {
-    client: Client,
-    services: Informer<Service>,
-    pods: Informer<Pod>,
-    nodes: Informer<Node>,
-    slices: Informer<EndpointSlice>,
-    triggers: TriggerTimeTracker,
+/// Writes of a slice controller the informer has not shown yet (upstream
+/// `EndpointSliceTracker`): a sync on a cache older than its own writes
+/// would undo them or write twice.
+#[derive(Default)]
+pub(crate) struct SliceTracker {
     expected: Mutex<Expected>,
-    recorder: Recorder,
 }
 
-impl EndpointSliceController {
-    /// Whether the informer still lags behind our last writes for `key`
-    /// (upstream's `EndpointSliceTracker.StaleSlices`).
-    fn stale(&self, key: &Key) -> bool {
+impl SliceTracker {
+    /// Whether `slices` still lags behind our last writes for `key`
+    /// (upstream `StaleSlices`).
+    pub(crate) fn stale(&self, slices: &Informer<EndpointSlice>, key: &Key) -> bool {
         let mut expected = self.expected.lock().unwrap();
         let Some((at, writes)) = expected.get(key) else {
             return false;
@@ -139,9 +141,7 @@ impl EndpointSliceController {
             return false;
         }
         let seen = writes.iter().all(|(name, rv)| {
-            let current = self
-                .slices
-                .get(&Key::new(key.namespace.clone(), name.clone()));
+            let current = slices.get(&Key::new(key.namespace.clone(), name.clone()));
             match (rv, current) {
                 (None, current) => current.is_none(),
                 (Some(_), None) => false,
@@ -159,7 +159,9 @@ impl EndpointSliceController {
         !seen
     }
 
-    fn expect(&self, key: &Key, name: String, rv: Option<&str>, deleted: bool) {
+    /// Records a write of slice `name` for `key`: its new resourceVersion,
+    /// or its deletion.
+    pub(crate) fn expect(&self, key: &Key, name: String, rv: Option<&str>, deleted: bool) {
         let rv = if deleted {
             None
         } else {
@@ -173,6 +175,23 @@ impl EndpointSliceController {
         entry.1.insert(name, rv);
     }
 
+    pub(crate) fn forget(&self, key: &Key) {
+        self.expected.lock().unwrap().remove(key);
+    }
+}
+
+struct EndpointSliceController {
+    client: Client,
+    services: Informer<Service>,
+    pods: Informer<Pod>,
+    nodes: Informer<Node>,
+    slices: Informer<EndpointSlice>,
+    triggers: TriggerTimeTracker,
+    tracker: SliceTracker,
+    recorder: Recorder,
+}
+
+impl EndpointSliceController {
     fn desired_endpoints(
         &self,
         service: &Service,
@@ -278,7 +297,7 @@ fn pod_to_endpoint(
 }
 
 /// An order-independent key of a port list: slices are grouped by it.
-fn ports_key(ports: &[EndpointPort]) -> String {
+pub(crate) fn ports_key(ports: &[EndpointPort]) -> String {
     let mut parts: Vec<String> = ports
         .iter()
         .map(|p| {
@@ -534,7 +553,7 @@ impl EndpointSliceController {
             // The slices are owned by the Service: the garbage collector
             // deletes them.
             self.triggers.delete_service(key);
-            self.expected.lock().unwrap().remove(key);
+            self.tracker.forget(key);
             return Ok(Action::Done);
         };
         if service.metadata.deletion_timestamp.is_some() {
@@ -543,7 +562,7 @@ impl EndpointSliceController {
         let Some(selector) = managed_selector(&service) else {
             return Ok(Action::Done);
         };
-        if self.stale(key) {
+        if self.tracker.stale(&self.slices, key) {
             // Our last writes are not in the cache yet; their watch events
             // requeue the Service.
             return Ok(Action::RequeueAfter(Duration::from_millis(200)));
@@ -586,7 +605,7 @@ impl EndpointSliceController {
             for mut slice in plan.create {
                 annotate(&mut slice);
                 let created = api.create(&PostParams::default(), &slice).await?;
-                self.expect(
+                self.tracker.expect(
                     key,
                     created.metadata.name.clone().unwrap_or_default(),
                     created.metadata.resource_version.as_deref(),
@@ -597,7 +616,7 @@ impl EndpointSliceController {
                 annotate(&mut slice);
                 let name = slice.metadata.name.clone().unwrap_or_default();
                 let updated = api.replace(&name, &PostParams::default(), &slice).await?;
-                self.expect(
+                self.tracker.expect(
                     key,
                     name,
                     updated.metadata.resource_version.as_deref(),
@@ -611,7 +630,7 @@ impl EndpointSliceController {
                     Err(e) if runner::is_not_found(&e) => {}
                     Err(e) => return Err(e),
                 }
-                self.expect(key, name, None, true);
+                self.tracker.expect(key, name, None, true);
             }
             Ok(())
         }
@@ -636,7 +655,7 @@ impl EndpointSliceController {
     }
 }
 
-fn namespace_terminating(e: &kube::Error) -> bool {
+pub(crate) fn namespace_terminating(e: &kube::Error) -> bool {
     matches!(e, kube::Error::Api(s) if s.code == 403 && s.message.contains("because it is being terminated"))
 }
 

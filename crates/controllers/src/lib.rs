@@ -16,7 +16,9 @@
 //!
 //! Each controller module has `start(&Context, &mut JoinSet<()>)`: it takes
 //! the informers it needs, registers handlers that enqueue keys, and spawns
-//! its workers into the set. Dropping the set stops them all.
+//! its workers into the set, most through [`runner::spawn_when_synced`]
+//! (workers start once the informers have listed). Dropping the set stops
+//! them all.
 
 pub mod events;
 pub mod expectations;
@@ -35,6 +37,7 @@ pub mod deployment;
 pub mod disruption;
 pub mod endpoints;
 pub mod endpointslice;
+pub mod endpointslice_mirroring;
 pub mod garbage_collector;
 pub mod horizontal;
 pub mod job;
@@ -139,6 +142,7 @@ pub fn start_all(ctx: &Context) -> JoinSet<()> {
     serviceaccount::start(ctx, &mut tasks);
     endpoints::start(ctx, &mut tasks);
     endpointslice::start(ctx, &mut tasks);
+    endpointslice_mirroring::start(ctx, &mut tasks);
     node_lifecycle::start(ctx, &mut tasks);
     node_ipam::start(ctx, &mut tasks);
     podgc::start(ctx, &mut tasks);
