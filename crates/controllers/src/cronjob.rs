@@ -418,12 +418,7 @@ pub fn start(ctx: &Context, tasks: &mut JoinSet<()>) {
         cronjobs.wait_synced().await;
         jobs.wait_synced().await;
     };
-    tasks.spawn(async move {
-        synced.await;
-        let mut workers = JoinSet::new();
-        runner::spawn(controller, queue, WORKERS, &mut workers);
-        while workers.join_next().await.is_some() {}
-    });
+    runner::spawn_when_synced(tasks, synced, controller, queue, WORKERS);
 }
 
 /// The schedule and zone of a CronJob, or upstream's error text.

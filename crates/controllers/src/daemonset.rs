@@ -88,15 +88,13 @@ pub fn start(ctx: &Context, tasks: &mut JoinSet<()>) {
             }
         });
     }
-    tasks.spawn(async move {
+    let synced = async move {
         sets.wait_synced().await;
         pods.wait_synced().await;
         nodes.wait_synced().await;
         revisions.wait_synced().await;
-        let mut workers = JoinSet::new();
-        runner::spawn(controller, queue, WORKERS, &mut workers);
-        while workers.join_next().await.is_some() {}
-    });
+    };
+    runner::spawn_when_synced(tasks, synced, controller, queue, WORKERS);
 }
 
 fn owning_set(sets: &Informer<DaemonSet>, meta: &ObjectMeta) -> Option<Key> {

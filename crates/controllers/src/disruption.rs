@@ -88,17 +88,15 @@ pub fn start(ctx: &Context, tasks: &mut JoinSet<()>) {
         });
     }
     let c = controller.clone();
-    tasks.spawn(async move {
+    let synced = async move {
         c.pdbs.wait_synced().await;
         c.pods.wait_synced().await;
         c.replica_sets.wait_synced().await;
         c.deployments.wait_synced().await;
         c.stateful_sets.wait_synced().await;
         c.controllers.wait_synced().await;
-        let mut workers = JoinSet::new();
-        runner::spawn(controller, queue, 1, &mut workers);
-        while workers.join_next().await.is_some() {}
-    });
+    };
+    runner::spawn_when_synced(tasks, synced, controller, queue, 1);
 }
 
 struct DisruptionController {

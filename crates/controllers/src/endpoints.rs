@@ -75,26 +75,27 @@ pub fn start(ctx: &Context, tasks: &mut JoinSet<()>) {
         triggers: TriggerTimeTracker::default(),
         recorder: ctx.recorder("endpoint-controller"),
     });
-    tasks.spawn(async move {
-        services.wait_synced().await;
-        pods.wait_synced().await;
-        endpoints.wait_synced().await;
-        // Endpoints left behind by Services deleted while no controller
-        // ran (upstream's `checkLeftoverEndpoints`, once at start).
-        for ep in endpoints.list() {
-            let leader = ep
-                .metadata
-                .annotations
-                .as_ref()
-                .is_some_and(|a| a.contains_key(LEADER_ANNOTATION));
-            if !leader {
-                queue.add(Key::of(ep.as_ref()));
+    let synced = {
+        let queue = queue.clone();
+        async move {
+            services.wait_synced().await;
+            pods.wait_synced().await;
+            endpoints.wait_synced().await;
+            // Endpoints left behind by Services deleted while no controller
+            // ran (upstream's `checkLeftoverEndpoints`, once at start).
+            for ep in endpoints.list() {
+                let leader = ep
+                    .metadata
+                    .annotations
+                    .as_ref()
+                    .is_some_and(|a| a.contains_key(LEADER_ANNOTATION));
+                if !leader {
+                    queue.add(Key::of(ep.as_ref()));
+                }
             }
         }
-        let mut workers = JoinSet::new();
-        runner::spawn(controller, queue, 5, &mut workers);
-        while workers.join_next().await.is_some() {}
-    });
+    };
+    runner::spawn_when_synced(tasks, synced, controller, queue, 5);
 }
 
 struct EndpointsController {

@@ -68,13 +68,11 @@ pub fn start(ctx: &Context, tasks: &mut JoinSet<()>) {
         history: Mutex::default(),
         resources: Mutex::default(),
     });
-    tasks.spawn(async move {
+    let synced = async move {
         hpas.wait_synced().await;
         pods.wait_synced().await;
-        let mut workers = JoinSet::new();
-        runner::spawn(controller, queue, 5, &mut workers);
-        while workers.join_next().await.is_some() {}
-    });
+    };
+    runner::spawn_when_synced(tasks, synced, controller, queue, 5);
 }
 
 pub struct HorizontalController {

@@ -209,22 +209,23 @@ pub fn start(ctx: &Context, tasks: &mut JoinSet<()>) {
             }
         });
     }
-    tasks.spawn(async move {
-        nodes.wait_synced().await;
-        // Every CIDR already given out is marked used before any new one is
-        // handed out (upstream's NewCIDRRangeAllocator does the same).
-        for node in nodes.list() {
-            controller.occupy(&node);
-        }
-        for node in nodes.list() {
-            if !has_pod_cidr(&node) {
-                queue.add(Key::of(node.as_ref()));
+    let synced = {
+        let (controller, queue) = (controller.clone(), queue.clone());
+        async move {
+            nodes.wait_synced().await;
+            // Every CIDR already given out is marked used before any new one is
+            // handed out (upstream's NewCIDRRangeAllocator does the same).
+            for node in nodes.list() {
+                controller.occupy(&node);
+            }
+            for node in nodes.list() {
+                if !has_pod_cidr(&node) {
+                    queue.add(Key::of(node.as_ref()));
+                }
             }
         }
-        let mut workers = JoinSet::new();
-        runner::spawn(controller, queue, WORKERS, &mut workers);
-        while workers.join_next().await.is_some() {}
-    });
+    };
+    runner::spawn_when_synced(tasks, synced, controller, queue, WORKERS);
 }
 
 struct State {

@@ -193,17 +193,15 @@ fn start_binder(ctx: &Context, tasks: &mut JoinSet<()>) {
             }
         });
     }
-    tasks.spawn(async move {
+    let synced = async move {
         volumes.wait_synced().await;
         claims.wait_synced().await;
         classes.wait_synced().await;
         pods.wait_synced().await;
         nodes.wait_synced().await;
-        let mut workers = JoinSet::new();
-        // One worker, as upstream's binder: two claims never race for one volume.
-        runner::spawn(controller, queue, 1, &mut workers);
-        while workers.join_next().await.is_some() {}
-    });
+    };
+    // One worker, as upstream's binder: two claims never race for one volume.
+    runner::spawn_when_synced(tasks, synced, controller, queue, 1);
 }
 
 pub struct PersistentVolumeController {

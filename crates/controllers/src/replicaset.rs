@@ -262,12 +262,7 @@ fn start_kind<K: Replicated>(ctx: &Context, tasks: &mut JoinSet<()>) {
         sets.wait_synced().await;
         pods.wait_synced().await;
     };
-    tasks.spawn(async move {
-        synced.await;
-        let mut workers = JoinSet::new();
-        runner::spawn(controller, queue, WORKERS, &mut workers);
-        while workers.join_next().await.is_some() {}
-    });
+    runner::spawn_when_synced(tasks, synced, controller, queue, WORKERS);
 }
 
 pub struct ReplicaSetController<K: Replicated> {

@@ -50,6 +50,24 @@ pub trait Reconciler: Send + Sync + 'static {
     async fn sync(&self, key: &Key) -> Result<Action>;
 }
 
+/// A controller's start: one task in `tasks` that waits for `synced` (its
+/// informers' first lists, and whatever must happen before the first sync),
+/// then runs `workers` workers as [`spawn`] does until the task is aborted.
+pub fn spawn_when_synced<R: Reconciler>(
+    tasks: &mut tokio::task::JoinSet<()>,
+    synced: impl std::future::Future<Output = ()> + Send + 'static,
+    reconciler: Arc<R>,
+    queue: WorkQueue<Key>,
+    workers: usize,
+) {
+    tasks.spawn(async move {
+        synced.await;
+        let mut set = tokio::task::JoinSet::new();
+        spawn(reconciler, queue, workers, &mut set);
+        while set.join_next().await.is_some() {}
+    });
+}
+
 /// Runs `workers` workers draining `queue` into `reconciler`, until the
 /// returned tasks are aborted.
 pub fn spawn<R: Reconciler>(
