@@ -669,3 +669,31 @@ async fn a_recreated_statefulset_adopts_the_pods_an_orphaning_delete_left() {
         );
     }
 }
+
+#[tokio::test]
+async fn statefulset_max_unavailable_is_dropped_as_with_upstreams_gate_off() {
+    // MaxUnavailableStatefulSet is an alpha gate, off in v1.32: the API
+    // server accepts the field and drops it.
+    let c = Cluster::start();
+    c.ok_stdin(
+        &["apply", "-f", "-"],
+        &statefulset(
+            "mu",
+            2,
+            json!({ "updateStrategy": { "type": "RollingUpdate",
+                "rollingUpdate": { "partition": 0, "maxUnavailable": 2 } } }),
+        ),
+    );
+    let strategy = c.ok(&[
+        "get",
+        "statefulset",
+        "mu",
+        "-o",
+        "jsonpath={.spec.updateStrategy}",
+    ]);
+    let strategy: Value = serde_json::from_str(&strategy).unwrap();
+    assert_eq!(
+        strategy,
+        json!({ "type": "RollingUpdate", "rollingUpdate": { "partition": 0 } })
+    );
+}
