@@ -68,6 +68,10 @@ pub struct AgentArgs {
     /// How often the eviction signals are measured.
     #[arg(long, default_value = "10s", value_parser = crate::server::parse_go_duration, hide = true)]
     pub eviction_monitoring_interval: std::time::Duration,
+    /// An unused image is deleted to relieve disk pressure only once it has
+    /// been on the node this long.
+    #[arg(long, default_value = "2m", value_parser = crate::server::parse_go_duration)]
+    pub image_minimum_gc_age: std::time::Duration,
 }
 
 /// The kubelet API's serving certificate and the CA its clients (the API
@@ -235,6 +239,7 @@ pub async fn run(client: kube::Client, args: AgentArgs, setup: Setup<'_>) -> Res
         monitoring_interval: args
             .eviction_monitoring_interval
             .max(std::time::Duration::from_millis(100)),
+        image_minimum_gc_age: args.image_minimum_gc_age,
     };
     agent::run(client, options, services).await;
     Ok(())
@@ -327,6 +332,16 @@ impl ImageService for Images {
             .await
             .map_err(|e| PullError(e.to_string()))?
             .map(info)
+            .map_err(|e| PullError(e.to_string()))
+    }
+
+    async fn remove(&self, id: &str, in_use: &[String]) -> Result<(), PullError> {
+        let (store, id) = (self.0.clone(), id.to_string());
+        let in_use: std::collections::HashSet<String> = in_use.iter().cloned().collect();
+        tokio::task::spawn_blocking(move || store.remove(&id, &in_use))
+            .await
+            .map_err(|e| PullError(e.to_string()))?
+            .map(|_| ())
             .map_err(|e| PullError(e.to_string()))
     }
 

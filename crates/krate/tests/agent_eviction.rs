@@ -2,7 +2,8 @@
 //! sizeLimit, its containers' ephemeral-storage limits or one container's
 //! limit is failed with reason Evicted and upstream's message; a node
 //! whose memory threshold is crossed reports MemoryPressure, is tainted,
-//! evicts a BestEffort pod and keeps new pods away. Root only; in the
+//! evicts a BestEffort pod and keeps new pods away; one under disk
+//! pressure rejects new pods and deletes unused images. Root only; in the
 //! nextest group `agent`.
 
 mod support;
@@ -327,6 +328,7 @@ fn a_node_under_disk_and_pid_pressure_is_tainted_and_rejects_new_pods() {
     let c = Cluster::start_with_agent(&[
         FAST,
         "--eviction-hard=nodefs.available<99.999%,pid.available<100G",
+        "--image-minimum-gc-age=0s",
     ]);
     let node = eventually_blocking(Duration::from_secs(60), "the node registered", || {
         let names = c.ok(&["get", "nodes", "-o", "name"]);
@@ -404,4 +406,15 @@ spec:
         status["message"], "Pod was rejected: The node had condition: [DiskPressure PIDPressure]. ",
         "{status}"
     );
+
+    // Before evicting for disk the node deletes the images no container
+    // uses: busybox leaves the node's image list.
+    eventually_blocking(Duration::from_secs(60), "the unused image deleted", || {
+        let images = c.ok(&["get", "node", &node, "-o", "jsonpath={.status.images}"]);
+        if images.contains("krate.test/busybox") {
+            Err(images)
+        } else {
+            Ok(())
+        }
+    });
 }

@@ -220,6 +220,7 @@ pub async fn run(client: Client, options: Options, services: Services) {
         runtime,
         pods: pods.clone(),
         state: node.pressure.clone(),
+        images: node.images.clone(),
         image_dir: options.root_dir.join("images"),
         root_dir: options.root_dir.clone(),
         pod_log_dir: options.pod_log_dir.clone(),

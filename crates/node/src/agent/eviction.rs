@@ -186,6 +186,9 @@ pub struct Config {
     pub pressure_transition_period: Duration,
     /// How often the signals are measured (10 s).
     pub monitoring_interval: Duration,
+    /// An image first seen this recently is not deleted to reclaim disk
+    /// (`--image-minimum-gc-age`, 2 min): a pod may be about to use it.
+    pub image_minimum_gc_age: Duration,
 }
 
 impl Default for Config {
@@ -194,6 +197,7 @@ impl Default for Config {
             hard: parse_thresholds(DEFAULT_EVICTION_HARD).expect("the default thresholds parse"),
             pressure_transition_period: Duration::from_secs(300),
             monitoring_interval: Duration::from_secs(10),
+            image_minimum_gc_age: Duration::from_secs(120),
         }
     }
 }
@@ -675,6 +679,25 @@ pub fn admit(pod: &Pod, pressure: &Pressure) -> Option<String> {
         "The node had condition: [{}]. ",
         conditions.join(" ")
     ))
+}
+
+/// The images no container uses (upstream image GC's
+/// `DeleteUnusedImages`), given the containers' image names and refs.
+pub fn unused_images<'a>(
+    images: &'a [super::images::ListedImage],
+    container_images: &[&str],
+) -> Vec<&'a super::images::ListedImage> {
+    images
+        .iter()
+        .filter(|i| {
+            !container_images.iter().any(|c| {
+                *c == i.id
+                    || i.id.strip_prefix("sha256:") == Some(*c)
+                    || i.repo_tags.iter().any(|t| t == c)
+                    || i.repo_digests.iter().any(|d| d == c)
+            })
+        })
+        .collect()
 }
 
 /// What the worker writes into an evicted pod's status (upstream

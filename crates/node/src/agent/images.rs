@@ -60,6 +60,14 @@ pub trait ImageService: Send + Sync + 'static {
     async fn list(&self) -> Result<Vec<ListedImage>, PullError> {
         Ok(Vec::new())
     }
+    /// Deletes the image `id` (the eviction manager's image garbage
+    /// collection), keeping what the images `in_use` (IDs) need.
+    async fn remove(&self, id: &str, in_use: &[String]) -> Result<(), PullError> {
+        let _ = in_use;
+        Err(PullError(format!(
+            "cannot remove image {id}: not supported"
+        )))
+    }
 }
 
 /// The pull policy the API would default (`Never`, `Always`,

@@ -13,6 +13,7 @@ use runtime::{ContainerState, RuntimeService};
 use tokio::sync::Notify;
 
 use super::super::container_config as cc;
+use super::super::images::ImageService;
 use super::super::workers::Pods;
 use super::{
     is_critical, local_storage_violation, rank, signals, thresholds_met, Config, ContainerUsage,
@@ -57,27 +58,102 @@ pub struct Manager {
     pub image_dir: PathBuf,
     pub pod_log_dir: PathBuf,
     pub memory_capacity: i64,
+    /// Unused images are deleted before pods are evicted for disk.
+    pub images: Arc<dyn ImageService>,
 }
 
 impl Manager {
     pub async fn run(self) {
         self.pods.set_pressure(self.state.clone());
         let mut tracker = PressureTracker::default();
+        let mut first_seen = HashMap::new();
         loop {
             tokio::time::sleep(self.config.monitoring_interval).await;
-            self.synchronize(&mut tracker).await;
+            self.synchronize(&mut tracker, &mut first_seen).await;
         }
     }
 
-    async fn synchronize(&self, tracker: &mut PressureTracker) {
+    async fn observe(&self) -> Option<super::Observations> {
         let (root, images, capacity) = (
             self.root_dir.clone(),
             self.image_dir.clone(),
             self.memory_capacity,
         );
-        let Ok(observations) =
-            tokio::task::spawn_blocking(move || signals::observe(&root, &images, capacity)).await
-        else {
+        tokio::task::spawn_blocking(move || signals::observe(&root, &images, capacity))
+            .await
+            .ok()
+    }
+
+    /// Upstream `reclaimNodeLevelResources` for disk: deletes the images no
+    /// container uses (on one filesystem for pods and images, for any disk
+    /// signal; on a dedicated image filesystem, for its signals only);
+    /// true if no threshold is crossed afterwards.
+    async fn reclaim_disk(
+        &self,
+        signal: super::Signal,
+        first_seen: &mut HashMap<String, std::time::Instant>,
+    ) -> bool {
+        use std::os::unix::fs::MetadataExt;
+        let dev = |p: &std::path::Path| std::fs::metadata(p).map(|m| m.dev()).ok();
+        let dedicated = dev(&self.image_dir) != dev(&self.root_dir);
+        let imagefs = matches!(
+            signal,
+            super::Signal::ImageFsAvailable | super::Signal::ImageFsInodesFree
+        );
+        if dedicated && !imagefs {
+            return false;
+        }
+        let (Ok(images), Ok(containers)) = (
+            self.images.list().await,
+            self.runtime.list_containers().await,
+        ) else {
+            return false;
+        };
+        let names: Vec<&str> = containers
+            .iter()
+            .flat_map(|c| [c.image.as_str(), c.image_ref.as_str()])
+            .collect();
+        let now = std::time::Instant::now();
+        first_seen.retain(|id, _| images.iter().any(|i| i.id == *id));
+        for i in &images {
+            first_seen.entry(i.id.clone()).or_insert(now);
+        }
+        let unused = super::unused_images(&images, &names);
+        let old_enough = |id: &str| {
+            first_seen
+                .get(id)
+                .is_some_and(|t| now.duration_since(*t) >= self.config.image_minimum_gc_age)
+        };
+        let unused_ids: Vec<&str> = unused
+            .iter()
+            .map(|i| i.id.as_str())
+            .filter(|id| old_enough(id))
+            .collect();
+        let in_use: Vec<String> = images
+            .iter()
+            .filter(|i| !unused_ids.contains(&i.id.as_str()))
+            .map(|i| i.id.clone())
+            .collect();
+        for id in unused_ids {
+            match self.images.remove(id, &in_use).await {
+                Ok(()) => tracing::info!(image = %id, "eviction manager: removed an unused image"),
+                Err(e) => {
+                    tracing::warn!(image = %id, error = %e, "eviction manager: removing an unused image")
+                }
+            }
+        }
+        match self.observe().await {
+            Some(o) => thresholds_met(&self.config.hard, &o).is_empty(),
+            None => false,
+        }
+    }
+
+    async fn synchronize(
+        &self,
+        tracker: &mut PressureTracker,
+        first_seen: &mut HashMap<String, std::time::Instant>,
+    ) {
+        let Some(observations) = self.observe().await else {
             return;
         };
         let met = thresholds_met(&self.config.hard, &observations);
@@ -89,9 +165,6 @@ impl Manager {
         self.state.set(pressure);
 
         let active = self.pods.active_pods();
-        if active.is_empty() {
-            return;
-        }
         let stats = self.stats(&active).await;
         let mut evicted = false;
         for pod in &active {
@@ -111,6 +184,18 @@ impl Manager {
         let Some(observation) = observations.get(&threshold.signal) else {
             return;
         };
+        if threshold.signal.condition() == super::Condition::Disk
+            && self.reclaim_disk(threshold.signal, first_seen).await
+        {
+            tracing::info!(
+                signal = threshold.signal.name(),
+                "eviction manager: node-level resources reclaimed; no pod evicted"
+            );
+            return;
+        }
+        if active.is_empty() {
+            return;
+        }
         let mut ranked: Vec<&Pod> = active.iter().map(|p| &**p).collect();
         rank(&mut ranked, threshold.signal, &stats);
         for pod in ranked {

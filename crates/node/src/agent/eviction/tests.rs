@@ -442,3 +442,23 @@ fn under_memory_pressure_only_best_effort_pods_without_the_toleration_are_reject
         Some("The node had condition: [DiskPressure]. ")
     );
 }
+
+#[test]
+fn images_no_container_names_are_unused() {
+    use crate::agent::images::ListedImage;
+    let image = |id: &str, tag: &str, digest: &str| ListedImage {
+        id: id.into(),
+        repo_tags: vec![tag.into()],
+        repo_digests: vec![digest.into()],
+        size: 1,
+    };
+    let images = [
+        image("sha256:a", "r/a:1", "r/a@sha256:ma"),
+        image("sha256:b", "r/b:1", "r/b@sha256:mb"),
+        image("sha256:c", "r/c:1", "r/c@sha256:mc"),
+        image("sha256:d", "r/d:1", "r/d@sha256:md"),
+    ];
+    let unused = unused_images(&images, &["r/a:1", "r/b@sha256:mb", "sha256:c"]);
+    let ids: Vec<&str> = unused.iter().map(|i| i.id.as_str()).collect();
+    assert_eq!(ids, ["sha256:d"]);
+}
