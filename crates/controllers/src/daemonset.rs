@@ -340,45 +340,12 @@ impl DaemonSetController {
     /// orphans, releases pods that stopped matching.
     async fn node_pods(&self, ds: &DaemonSet) -> Result<BTreeMap<String, Vec<Arc<Pod>>>> {
         let ns = ds.metadata.namespace.clone().unwrap_or_default();
-        let uid = ds.metadata.uid.clone().unwrap_or_default();
         let selector = selector_of(ds);
+        let matches = |p: &Pod| selector.matches(owner::labels(&p.metadata));
         let api: Api<Pod> = Api::namespaced(self.client.clone(), &ns);
-        let mut claimed = Vec::new();
-        for p in self.pods.by_index(CONTROLLER_INDEX, &uid) {
-            if selector.matches(owner::labels(&p.metadata)) {
-                claimed.push(p);
-            } else if p.metadata.deletion_timestamp.is_none() {
-                match owner::release(&api, &p, &uid).await {
-                    Ok(_) => {}
-                    Err(e) if runner::is_not_found(&e) => {}
-                    Err(e) => return Err(e.into()),
-                }
-            }
-        }
-        let orphans: Vec<Arc<Pod>> = self
-            .pods
-            .by_index(CONTROLLER_INDEX, &owner::orphan_index_value(&ns))
-            .into_iter()
-            .filter(|p| {
-                p.metadata.deletion_timestamp.is_none()
-                    && selector.matches(owner::labels(&p.metadata))
-            })
-            .collect();
-        if !orphans.is_empty() {
-            let fresh = Api::<DaemonSet>::namespaced(self.client.clone(), &ns)
-                .get(set_name(ds))
-                .await?;
-            if fresh.metadata.uid == ds.metadata.uid && fresh.metadata.deletion_timestamp.is_none()
-            {
-                for p in orphans {
-                    match owner::adopt(&api, p.as_ref(), ds).await {
-                        Ok(adopted) => claimed.push(Arc::new(adopted)),
-                        Err(e) if runner::is_not_found(&e) || runner::is_conflict(&e) => {}
-                        Err(e) => return Err(e.into()),
-                    }
-                }
-            }
-        }
+        let sets_api = Api::<DaemonSet>::namespaced(self.client.clone(), &ns);
+        let candidates = owner::claim_candidates(&self.pods, &ds.metadata);
+        let claimed = owner::claim(&api, ds, &sets_api, candidates, matches, &[]).await?;
         let mut by_node: BTreeMap<String, Vec<Arc<Pod>>> = BTreeMap::new();
         for p in claimed {
             // A terminal pod being deleted no longer counts.

@@ -196,52 +196,20 @@ impl StatefulSetController {
     /// otherwise), plus orphans named as members that match (adopted).
     async fn claim_pods(&self, set: &StatefulSet) -> Result<Vec<Arc<Pod>>> {
         let ns = set.metadata.namespace.clone().unwrap_or_default();
-        let uid = set.metadata.uid.clone().unwrap_or_default();
         let selector = owner::selector(set.spec.as_ref().map(|s| &s.selector));
-        let deleting = set.metadata.deletion_timestamp.is_some();
-        let api = self.pods_api(&ns);
-        let mut claimed = Vec::new();
-        for p in self.pods.by_index(CONTROLLER_INDEX, &uid) {
-            if selector.matches(owner::labels(&p.metadata)) && pods::is_member_of(set, &p) {
-                claimed.push(p);
-            } else if !deleting && p.metadata.deletion_timestamp.is_none() {
-                match owner::release(&api, &p, &uid).await {
-                    Ok(_) => {}
-                    Err(e) if runner::is_not_found(&e) => {}
-                    Err(e) => return Err(e.into()),
-                }
-            }
-        }
-        if deleting {
-            return Ok(claimed);
-        }
-        let orphans: Vec<Arc<Pod>> = self
-            .pods
-            .by_index(CONTROLLER_INDEX, &owner::orphan_index_value(&ns))
-            .into_iter()
-            .filter(|p| {
-                p.metadata.deletion_timestamp.is_none()
-                    && pods::is_member_of(set, p)
-                    && selector.matches(owner::labels(&p.metadata))
-            })
-            .collect();
-        if orphans.is_empty() {
-            return Ok(claimed);
-        }
-        let fresh = Api::<StatefulSet>::namespaced(self.client.clone(), &ns)
-            .get(pods::set_name(set))
-            .await?;
-        if fresh.metadata.uid != set.metadata.uid || fresh.metadata.deletion_timestamp.is_some() {
-            return Ok(claimed);
-        }
-        for p in orphans {
-            match owner::adopt(&api, p.as_ref(), set).await {
-                Ok(adopted) => claimed.push(Arc::new(adopted)),
-                Err(e) if runner::is_not_found(&e) || runner::is_conflict(&e) => {}
-                Err(e) => return Err(e.into()),
-            }
-        }
-        Ok(claimed)
+        let matches =
+            |p: &Pod| selector.matches(owner::labels(&p.metadata)) && pods::is_member_of(set, p);
+        let sets_api = Api::<StatefulSet>::namespaced(self.client.clone(), &ns);
+        let candidates = owner::claim_candidates(&self.pods, &set.metadata);
+        Ok(owner::claim(
+            &self.pods_api(&ns),
+            set,
+            &sets_api,
+            candidates,
+            matches,
+            &[],
+        )
+        .await?)
     }
 
     /// The set's revisions, oldest first, adopting orphans its selector
