@@ -6,6 +6,7 @@ mod bench;
 mod image;
 mod kubelet_cert;
 mod kubelet_client_cert;
+mod memory;
 mod server;
 
 use std::path::PathBuf;
@@ -85,7 +86,13 @@ fn main() -> Result<()> {
         )
         .with_writer(std::io::stderr)
         .init();
+    // Freed heap pages go back to the kernel at once (see memory.rs).
+    memory::purge_freed_pages_at_once();
     let cli = Cli::parse();
+    // A server's text faults in 16 KB at a time, not 64 KB (memory.rs).
+    if let Command::Server(_) = &cli.command {
+        memory::split_binary_mappings();
+    }
     if let Command::CrashWriter {
         dir,
         round,

@@ -561,6 +561,8 @@ pub async fn run(args: ServerArgs) -> Result<()> {
     println!("krate server is ready on {url}");
     println!("  export KUBECONFIG={}", kubeconfig.display());
     println!("  kubectl get namespaces");
+    // Start-up's code leaves memory once start-up is over (memory.rs).
+    crate::memory::page_out_binary_after_start_up();
 
     tokio::select! {
         r = tokio::signal::ctrl_c() => { r.context("waiting for Ctrl-C")?; }

@@ -318,9 +318,60 @@ impl Syscall for Recording {
     }
 }
 
+/// Advice about a range of this process's memory that leaves its contents
+/// as they are (for `krate server`'s resident memory).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MemoryAdvice {
+    /// MADV_NOHUGEPAGE: no transparent huge pages for the range.
+    NoHugePage,
+    /// MADV_PAGEOUT: reclaim the range's pages now; clean file pages fault
+    /// back in from the file on their next use.
+    PageOut,
+}
+
+/// madvise(2) with advice that keeps the memory's contents.
+pub fn advise_memory(start: usize, len: usize, advice: MemoryAdvice) -> io::Result<()> {
+    let advice = match advice {
+        MemoryAdvice::NoHugePage => libc::MADV_NOHUGEPAGE,
+        MemoryAdvice::PageOut => libc::MADV_PAGEOUT,
+    };
+    check(unsafe { libc::madvise(start as *mut libc::c_void, len, advice) }).map(drop)
+}
+
+/// `mi_option_purge_delay` in mimalloc.h (v3's `mi_option_e`, which the
+/// `mimalloc` crate builds by default); a unit test checks its default.
+const MI_OPTION_PURGE_DELAY: libc::c_int = 15;
+
+/// How long mimalloc keeps a freed page before it gives it back to the
+/// kernel, in milliseconds (0: at once). Before any other thread starts:
+/// mimalloc's options are not synchronised.
+pub fn set_allocator_purge_delay(ms: i64) {
+    unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, ms as libc::c_long) }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn purge_delay_option_is_mimallocs_purge_delay() {
+        // 1,000 ms is mimalloc v3's default purge delay; an option with
+        // another meaning behind this number has another default.
+        assert_eq!(
+            unsafe { libmimalloc_sys::mi_option_get(MI_OPTION_PURGE_DELAY) },
+            1000
+        );
+    }
+
+    #[test]
+    fn memory_advice_keeps_the_contents() {
+        let data: Vec<u8> = (0..64 * 4096).map(|i| (i % 251) as u8).collect();
+        let start = data.as_ptr() as usize / 4096 * 4096 + 4096;
+        advise_memory(start, 32 * 4096, MemoryAdvice::NoHugePage).unwrap();
+        advise_memory(start, 32 * 4096, MemoryAdvice::PageOut).unwrap();
+        assert!(data.iter().enumerate().all(|(i, b)| *b == (i % 251) as u8));
+        assert!(advise_memory(0, 4096, MemoryAdvice::PageOut).is_err());
+    }
 
     #[test]
     fn signal_names_parse_as_kill_spells_them() {
