@@ -22,6 +22,9 @@ pub struct Attributes {
     pub name: String,
     /// For non-resource requests (`/healthz`, `/api`, ...).
     pub path: Option<String>,
+    /// The `fieldSelector` of a list or watch (upstream's
+    /// `GetFieldSelector`, which the Node authorizer reads).
+    pub field_selector: Option<String>,
 }
 
 pub const MASTERS: &str = "system:masters";
@@ -191,6 +194,10 @@ fn attributes_of(spec: &Value, namespace_override: Option<&str>) -> Attributes {
             .to_string(),
         name: ra["name"].as_str().unwrap_or("").to_string(),
         path: None,
+        field_selector: ra
+            .pointer("/fieldSelector/rawSelector")
+            .and_then(Value::as_str)
+            .map(str::to_string),
     }
 }
 

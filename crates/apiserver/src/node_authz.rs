@@ -156,6 +156,8 @@ pub fn references(pod: &Value) -> References {
 /// The kinds of object a node reaches through its pods.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Kind {
+    /// A pod itself: bound to the node.
+    Pod,
     Secret,
     ConfigMap,
     Claim,
@@ -169,6 +171,7 @@ impl Kind {
             Kind::ConfigMap => refs.config_maps.contains(name),
             Kind::Claim => refs.claims.contains(name),
             Kind::ServiceAccount => refs.service_account == name,
+            Kind::Pod => false,
         }
     }
 }
@@ -178,6 +181,70 @@ pub fn reached_from(node: &str, pods: &[Value], kind: Kind, name: &str) -> bool 
     pods.iter()
         .filter(|p| p.pointer("/spec/nodeName").and_then(Value::as_str) == Some(node))
         .any(|p| kind.referred_by(&references(p), name))
+}
+
+/// The requirements of a field selector: `(field, operator, value)`.
+fn requirements(selector: &str) -> impl Iterator<Item = (&str, &str, &str)> {
+    selector.split(',').filter_map(|r| {
+        let r = r.trim();
+        for op in ["!=", "==", "="] {
+            if let Some((field, value)) = r.split_once(op) {
+                return Some((field.trim(), op, value.trim()));
+            }
+        }
+        None
+    })
+}
+
+/// The value a field selector requires `field` to equal (`=` or `==`).
+pub fn field_equals<'s>(selector: &'s str, field: &str) -> Option<&'s str> {
+    requirements(selector)
+        .find(|(f, op, _)| *f == field && *op != "!=")
+        .map(|(_, _, v)| v)
+}
+
+/// Upstream `authorizeNode` (AuthorizeNodeWithSelectors, on in v1.32): a
+/// node reads only its own Node; which Node it writes is NodeRestriction's
+/// business.
+fn authorize_node(node: &str, a: &Attributes) -> Decision {
+    match (a.subresource.as_str(), a.verb.as_str()) {
+        ("", "create" | "update" | "patch") | ("status", "update" | "patch") => Decision::Allow,
+        ("", "get" | "list" | "watch") if a.name == node => Decision::Allow,
+        ("", "get" | "list" | "watch") if a.name.is_empty() => no(format!(
+            "node '{node}' cannot read all nodes, only its own Node object"
+        )),
+        ("", "get" | "list" | "watch") => no(format!(
+            "node '{node}' cannot read '{}', only its own Node object",
+            a.name
+        )),
+        _ => no(""),
+    }
+}
+
+/// Upstream `authorizePod`: pods bound to the node, read one by one or
+/// listed with the `spec.nodeName` field selector.
+fn authorize_pod(node: &str, a: &Attributes) -> Result<Option<Kind>, Decision> {
+    match (a.subresource.as_str(), a.verb.as_str()) {
+        ("", "get") => Ok(Some(Kind::Pod)),
+        ("", "list" | "watch") => {
+            let scoped = a.field_selector.as_deref().is_some_and(|s| {
+                requirements(s).any(|(f, op, v)| f == "spec.nodeName" && op == "=" && v == node)
+            });
+            if scoped {
+                Err(Decision::Allow)
+            } else if !a.name.is_empty() {
+                Ok(Some(Kind::Pod))
+            } else {
+                Err(no(
+                    "can only list/watch pods with spec.nodeName field selector",
+                ))
+            }
+        }
+        ("", "create" | "delete") | ("status", "update" | "patch") | ("eviction", "create") => {
+            Err(Decision::Allow)
+        }
+        _ => Err(no("")),
+    }
 }
 
 /// The checks that need no object: which verbs and subresources a node
@@ -243,6 +310,8 @@ pub fn precheck(node: &str, a: &Attributes) -> Result<Option<Kind>, Decision> {
                 Err(Decision::Allow)
             }
         }
+        ("", "nodes") => Err(authorize_node(node, a)),
+        ("", "pods") => authorize_pod(node, a),
         ("storage.k8s.io", "csinodes") => {
             if !matches!(
                 a.verb.as_str(),
@@ -301,7 +370,18 @@ pub async fn authorize(reg: &Registry, user: &User, a: &Attributes) -> Decision 
         .and_then(|l| l["items"].as_array().cloned())
         .unwrap_or_default()
     };
-    let reached = if a.resource == "persistentvolumes" {
+    let reached = if kind == Kind::Pod {
+        let pod = match lookup("", "v1", "pods") {
+            Some(pods) => reg.get(pods, Some(&a.namespace), &a.name).await.ok(),
+            None => None,
+        };
+        pod.and_then(|p| {
+            p.pointer("/spec/nodeName")
+                .and_then(Value::as_str)
+                .map(str::to_string)
+        })
+        .is_some_and(|n| n == node)
+    } else if a.resource == "persistentvolumes" {
         // Claims bound to the volume, used by a pod on the node.
         let Some(claims) = lookup("", "v1", "persistentvolumeclaims") else {
             return unrelated();
@@ -367,6 +447,7 @@ mod tests {
             namespace: ns.into(),
             name: name.into(),
             path: None,
+            field_selector: None,
         }
     }
 
@@ -484,9 +565,56 @@ mod tests {
             "can only access leases in the \"kube-node-lease\" system namespace"
         );
         assert_eq!(
-            precheck("n1", &attrs("patch", "nodes", "status", "", "n1")),
+            precheck("n1", &attrs("create", "events", "", "default", "")),
             Ok(None)
         );
+    }
+
+    #[test]
+    fn a_node_reads_its_own_node_and_lists_only_its_pods() {
+        let decide = |a: &Attributes| match precheck("n1", a) {
+            Err(d) => d,
+            Ok(kind) => panic!("{kind:?}"),
+        };
+        assert_eq!(
+            decide(&attrs("get", "nodes", "", "", "n1")),
+            Decision::Allow
+        );
+        assert_eq!(
+            decide(&attrs("get", "nodes", "", "", "n2")),
+            no("node 'n1' cannot read 'n2', only its own Node object")
+        );
+        assert_eq!(
+            decide(&attrs("list", "nodes", "", "", "")),
+            no("node 'n1' cannot read all nodes, only its own Node object")
+        );
+        assert_eq!(
+            decide(&attrs("patch", "nodes", "status", "", "n2")),
+            Decision::Allow
+        );
+        assert_eq!(decide(&attrs("delete", "nodes", "", "", "n1")), no(""));
+        let mut watch = attrs("watch", "pods", "", "", "");
+        assert_eq!(
+            decide(&watch),
+            no("can only list/watch pods with spec.nodeName field selector")
+        );
+        watch.field_selector = Some("spec.nodeName=n1".into());
+        assert_eq!(decide(&watch), Decision::Allow);
+        watch.field_selector = Some("spec.nodeName=n2".into());
+        assert!(decide(&watch) != Decision::Allow);
+        assert_eq!(
+            precheck("n1", &attrs("get", "pods", "", "default", "web")),
+            Ok(Some(Kind::Pod))
+        );
+        assert_eq!(
+            decide(&attrs("update", "pods", "", "default", "web")),
+            no("")
+        );
+        assert_eq!(
+            field_equals("spec.nodeName=n1,metadata.name==web", "metadata.name"),
+            Some("web")
+        );
+        assert_eq!(field_equals("metadata.name!=web", "metadata.name"), None);
     }
 
     #[test]

@@ -399,14 +399,16 @@ impl ApiServer {
             // A list or watch of one object by name is authorized as that
             // object (upstream's RequestInfo takes the name from the
             // `metadata.name` field selector).
-            if attrs.name.is_empty() && matches!(attrs.verb.as_str(), "list" | "watch") {
-                if let Some(name) = ctx
-                    .query
-                    .get("fieldSelector")
-                    .and_then(|s| s.strip_prefix("metadata.name="))
-                    .filter(|n| !n.contains(','))
-                {
-                    attrs.name = name.to_string();
+            if matches!(attrs.verb.as_str(), "list" | "watch") {
+                if let Some(selector) = ctx.query.get("fieldSelector") {
+                    if attrs.name.is_empty() {
+                        if let Some(name) =
+                            crate::node_authz::field_equals(selector, "metadata.name")
+                        {
+                            attrs.name = name.to_string();
+                        }
+                    }
+                    attrs.field_selector = Some(selector.to_string());
                 }
             }
             let (allowed, reason) = if user.is_authenticated() {
@@ -1402,6 +1404,7 @@ fn attributes(target: &Target, method: &Method, path: &str) -> crate::authz::Att
             namespace: rr.namespace.clone().unwrap_or_default(),
             name: rr.name.clone().unwrap_or_default(),
             path: None,
+            field_selector: None,
         },
         _ => crate::authz::Attributes {
             verb: method.as_str().to_lowercase(),

@@ -203,7 +203,7 @@ pub fn node_credentials_are_its_own(c: &Cluster, token: &str, node: &str, dir: &
     assert_eq!(
         kubectl.forbidden(&["label", "node", "other", "team=a"]),
         format!(
-            "Error from server (Forbidden): nodes \"other\" is forbidden: node \"{node}\" is not allowed to modify node \"other\""
+            "Error from server (Forbidden): nodes \"other\" is forbidden: User \"system:node:{node}\" cannot get resource \"nodes\" in API group \"\" at the cluster scope: node '{node}' cannot read 'other', only its own Node object"
         )
     );
     assert_eq!(
