@@ -81,6 +81,16 @@ pub enum NameRule {
     PathSegment,
 }
 
+/// Empties a status the client sent on create: the status subresource
+/// owns it.
+fn reset_status(obj: &mut Value) {
+    if let Some(map) = obj.as_object_mut() {
+        if map.contains_key("status") {
+            map.insert("status".into(), json!({}));
+        }
+    }
+}
+
 /// The behaviour of kinds without special needs: status (if any) is owned
 /// by the status subresource and reset on create; workloads keep a
 /// generation.
@@ -149,11 +159,7 @@ impl Strategy for Generic {
 
     fn prepare_for_create(&self, obj: &mut Value) {
         if self.status_subresource {
-            if let Some(map) = obj.as_object_mut() {
-                if map.contains_key("status") {
-                    map.insert("status".into(), json!({}));
-                }
-            }
+            reset_status(obj);
         }
     }
 
@@ -423,11 +429,7 @@ impl Strategy for DaemonSets {
     }
 
     fn prepare_for_create(&self, obj: &mut Value) {
-        if let Some(map) = obj.as_object_mut() {
-            if map.contains_key("status") {
-                map.insert("status".into(), json!({}));
-            }
-        }
+        reset_status(obj);
         let generation = template_generation(obj).filter(|g| *g >= 1).unwrap_or(1);
         set_template_generation(obj, generation);
     }
@@ -479,11 +481,7 @@ impl Strategy for StatefulSets {
     }
 
     fn prepare_for_create(&self, obj: &mut Value) {
-        if let Some(map) = obj.as_object_mut() {
-            if map.contains_key("status") {
-                map.insert("status".into(), json!({}));
-            }
-        }
+        reset_status(obj);
         drop_max_unavailable(obj);
     }
 

@@ -51,11 +51,7 @@ pub fn start(ctx: &Context, tasks: &mut JoinSet<()>) {
     let pods = ctx.informers.get::<Pod>();
     let nodes = ctx.informers.get::<Node>();
     let slices = ctx.informers.get::<EndpointSlice>();
-    slices.add_index(BY_SERVICE, |s| {
-        service_of(s)
-            .map(|k| vec![k.to_string()])
-            .unwrap_or_default()
-    });
+    index_by_service(&slices, BY_SERVICE, CONTROLLER_NAME);
     let queue = WorkQueue::<Key>::new();
     {
         let queue = queue.clone();
@@ -99,6 +95,20 @@ pub fn start(ctx: &Context, tasks: &mut JoinSet<()>) {
 /// The Service a slice managed by this controller belongs to.
 fn service_of(slice: &EndpointSlice) -> Option<Key> {
     managed_service(slice, CONTROLLER_NAME)
+}
+
+/// Indexes the slices `manager` manages under `index` by their Service's
+/// key (`namespace/name`).
+pub(crate) fn index_by_service(
+    slices: &Informer<EndpointSlice>,
+    index: &'static str,
+    manager: &'static str,
+) {
+    slices.add_index(index, move |s| {
+        managed_service(s, manager)
+            .map(|k| vec![k.to_string()])
+            .unwrap_or_default()
+    });
 }
 
 /// The Service named by a slice that `manager` manages (its

@@ -30,8 +30,8 @@ use tokio::task::JoinSet;
 
 use crate::endpoints::LAST_CHANGE_TRIGGER_TIME;
 use crate::endpointslice::{
-    managed_service, namespace_terminating, ports_key, SliceTracker, MANAGED_BY_LABEL,
-    SERVICE_NAME_LABEL,
+    index_by_service, managed_service, namespace_terminating, ports_key, SliceTracker,
+    MANAGED_BY_LABEL, SERVICE_NAME_LABEL,
 };
 use crate::events::Recorder;
 use crate::informer::{Change, Informer, Key};
@@ -55,11 +55,7 @@ pub fn start(ctx: &Context, tasks: &mut JoinSet<()>) {
     let endpoints = ctx.informers.get::<Endpoints>();
     let services = ctx.informers.get::<Service>();
     let slices = ctx.informers.get::<EndpointSlice>();
-    slices.add_index(BY_ENDPOINTS, |s| {
-        mirrored_for(s)
-            .map(|k| vec![k.to_string()])
-            .unwrap_or_default()
-    });
+    index_by_service(&slices, BY_ENDPOINTS, CONTROLLER_NAME);
     let queue = WorkQueue::<Key>::new();
     {
         let queue = queue.clone();
