@@ -161,6 +161,11 @@ impl NodeClient {
         let mut http = hyper_util::client::legacy::connect::HttpConnector::new();
         http.enforce_http(false);
         http.set_connect_timeout(config.connect_timeout);
+        // A server that went away silently ends the node's watches within
+        // a minute (kube's own stack has a read timeout for this).
+        http.set_keepalive(Some(Duration::from_secs(30)));
+        http.set_keepalive_interval(Some(Duration::from_secs(10)));
+        http.set_keepalive_retries(Some(3));
         let https = hyper_rustls::HttpsConnectorBuilder::new()
             .with_tls_config(tls)
             .https_or_http()
