@@ -120,6 +120,20 @@ spec:
         "filler",
         "Usage of EmptyDir volume \"scratch\" exceeds the limit \"1Mi\". ",
     );
+    // The evicted pod's emptyDir is removed: the disk is freed.
+    let uid = c.ok(&["get", "pod", "filler", "-o", "jsonpath={.metadata.uid}"]);
+    let scratch = c
+        .data_dir()
+        .join("pods")
+        .join(uid.trim())
+        .join("volumes/kubernetes.io~empty-dir/scratch");
+    eventually_blocking(Duration::from_secs(30), "the emptyDir removed", || {
+        if scratch.exists() {
+            Err(scratch.display().to_string())
+        } else {
+            Ok(())
+        }
+    });
 }
 
 #[test]

@@ -446,6 +446,17 @@ impl Pods {
             self.kill_pod(pod, &rt, eviction.grace).await;
             let rt = self.runtime_pod(uid).await?;
             self.write_status(pod, &rt, state, false).await;
+            if !rt
+                .containers
+                .iter()
+                .any(|c| c.state == ContainerState::Running)
+            {
+                // A terminated pod's volumes go, as upstream's volume
+                // manager unmounts them: evicting for disk frees emptyDirs.
+                if let Err(e) = self.cfg.services.resources.teardown_volumes(uid).await {
+                    tracing::warn!(pod_uid = %uid, error = %e, "tearing down the evicted pod's volumes");
+                }
+            }
             return Ok(Next::After(RESYNC_PERIOD * 6));
         }
         if is_terminal(pod) {
