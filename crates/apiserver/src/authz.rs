@@ -240,6 +240,13 @@ pub async fn review(
                     .into_iter()
                     .partition(|r| r.get("nonResourceURLs").is_none());
                 body["status"] = json!({ "resourceRules": resource, "nonResourceRules": non_resource, "incomplete": false });
+                // What a node may do depends on its pods: the Node
+                // authorizer cannot list it (as upstream answers).
+                if crate::node_authz::node_identity(caller).is_some() {
+                    body["status"]["incomplete"] = json!(true);
+                    body["status"]["evaluationError"] =
+                        json!("node authorizer does not support user rule resolution");
+                }
             }
         }
         _ => {}

@@ -195,6 +195,28 @@ pub fn node_credentials_are_its_own(c: &Cluster, token: &str, node: &str, dir: &
         "no - can only access node lease with the same name as the requesting node"
     );
 
+    // Its rules cannot be listed: they depend on its pods.
+    let review = c.dir.path().join("rules-review.json");
+    std::fs::write(
+        &review,
+        r#"{"apiVersion":"authorization.k8s.io/v1","kind":"SelfSubjectRulesReview","spec":{"namespace":"default"}}"#,
+    )
+    .unwrap();
+    let rules: serde_json::Value = serde_json::from_str(&kubectl.ok(&[
+        "create",
+        "--validate=false",
+        "-o",
+        "json",
+        "-f",
+        review.to_str().unwrap(),
+    ]))
+    .unwrap();
+    assert_eq!(rules["status"]["incomplete"], true, "{rules}");
+    assert_eq!(
+        rules["status"]["evaluationError"],
+        "node authorizer does not support user rule resolution"
+    );
+
     // Nodes: its own only, and not its restricted labels.
     c.ok_stdin(
         &["create", "-f", "-"],
