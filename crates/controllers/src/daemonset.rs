@@ -308,10 +308,11 @@ impl DaemonSetController {
                 match api.create(&PostParams::default(), &revision).await {
                     Ok(created) => Arc::new(created),
                     Err(e) if runner::is_conflict(&e) => {
+                        // Equal data is this template's revision whoever
+                        // owns it (upstream `Match`): one an orphaning delete
+                        // left is adopted by a later sync.
                         let existing = api.get(&name).await?;
-                        let ours = owner::controller_of(&existing.metadata)
-                            .is_some_and(|r| Some(&r.uid) == ds.metadata.uid.as_ref());
-                        if ours && history::data(&existing) == &data {
+                        if history::data(&existing) == &data {
                             Arc::new(existing)
                         } else {
                             // A name collision: count it, so the next hash differs.

@@ -294,9 +294,9 @@ impl StatefulSetController {
         Ok((current, update, collision_count))
     }
 
-    /// Creates revision `number` with `data`; a name taken by a different
-    /// revision bumps the collision count and tries the next name (upstream
-    /// `CreateControllerRevision`).
+    /// Creates revision `number` with `data`; a name taken by a revision
+    /// with other data bumps the collision count and tries the next name
+    /// (upstream `CreateControllerRevision`, which compares data only).
     async fn create_revision(
         &self,
         set: &StatefulSet,
@@ -329,10 +329,13 @@ impl StatefulSetController {
             match api.create(&PostParams::default(), &revision).await {
                 Ok(created) => return Ok(Arc::new(created)),
                 Err(e) if runner::is_conflict(&e) => {
+                    // Equal data is this template's revision whoever owns
+                    // it: one an orphaning delete of a same-named set left,
+                    // which the cache may still show as owned by the old
+                    // set, is adopted by a later sync. Counting it as a
+                    // collision would roll every pod to a new revision.
                     let existing = api.get(&name).await?;
-                    let ours = owner::controller_of(&existing.metadata)
-                        .is_some_and(|r| Some(&r.uid) == set.metadata.uid.as_ref());
-                    if ours && history::data(&existing) == data {
+                    if history::data(&existing) == data {
                         return Ok(Arc::new(existing));
                     }
                     *collision_count += 1;

@@ -636,7 +636,10 @@ async fn a_recreated_statefulset_adopts_the_pods_an_orphaning_delete_left() {
     let client = c.client().await;
     let manifest = statefulset("web", 2, json!({}));
     c.ok_stdin(&["apply", "-f", "-"], &manifest);
-    wait_rolled_out(&client, "web", 2).await;
+    let revision = wait_rolled_out(&client, "web", 2)
+        .await
+        .status
+        .and_then(|s| s.update_revision);
     let before = live_pods(&client, "web").await;
     c.ok(&["delete", "statefulset", "web", "--cascade=orphan"]);
     eventually(WAIT, "orphaned pods", || async {
@@ -656,6 +659,12 @@ async fn a_recreated_statefulset_adopts_the_pods_an_orphaning_delete_left() {
     c.ok_stdin(&["apply", "-f", "-"], &manifest);
     let set = wait_rolled_out(&client, "web", 2).await;
     let uid = set.metadata.uid.unwrap();
+    let status = set.status.unwrap_or_default();
+    assert_eq!(
+        (status.update_revision, status.collision_count),
+        (revision, Some(0)),
+        "the recreated set took the orphaned revision as its own, no collision"
+    );
     let after = live_pods(&client, "web").await;
     for (a, b) in before.iter().zip(&after) {
         assert_eq!(
