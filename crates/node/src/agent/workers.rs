@@ -69,6 +69,24 @@ pub struct Pods {
     evictions: Mutex<HashMap<String, Eviction>>,
     /// The eviction manager's conditions, for admitting new pods.
     pressure: std::sync::OnceLock<super::eviction::manager::PressureState>,
+    /// Pods being set up (sandbox, first containers, first status) at
+    /// once: a few, taken in order, so that in a burst the first pods come
+    /// up first rather than all of them together at the end.
+    setup_slots: tokio::sync::Semaphore,
+}
+
+/// How many pods are set up at once: two per CPU, or
+/// `KRATE_POD_SETUP_SLOTS` (0: no bound), to measure the difference.
+fn pod_setup_slots() -> usize {
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    match std::env::var("KRATE_POD_SETUP_SLOTS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+    {
+        Some(0) => tokio::sync::Semaphore::MAX_PERMITS,
+        Some(n) => n,
+        None => 2 * cpus,
+    }
 }
 
 /// An eviction the pod's worker carries out: kill with this grace period,
@@ -157,6 +175,7 @@ impl Pods {
             synced: Default::default(),
             evictions: Mutex::default(),
             pressure: Default::default(),
+            setup_slots: tokio::sync::Semaphore::new(pod_setup_slots()),
         })
     }
 
@@ -481,12 +500,17 @@ impl Pods {
         self.probe_results(pod, &rt, state);
         let acts = actions::compute(pod, &rt, &state.liveness_failed);
         state.liveness_failed.clear();
+        // A new sandbox holds a set-up slot until the pod's status is written.
+        let mut _slot = None;
         if acts.kill_pod {
             if acts.init_failed {
                 tracing::info!(pod = %format_pod(pod), "init container failed; the pod fails");
             }
             self.kill_pod(pod, &rt, grace_period(pod)).await;
         } else {
+            if acts.create_sandbox {
+                _slot = self.setup_slots.acquire().await.ok();
+            }
             self.apply(pod, &rt, &acts, state).await;
         }
         let rt = self.runtime_pod(uid).await?;
