@@ -146,7 +146,17 @@ impl Cluster {
         let deadline = Instant::now() + Duration::from_secs(30);
         while Instant::now() < deadline {
             if let Some(status) = self.child.as_mut().unwrap().try_wait().unwrap() {
-                panic!("krate server exited ({status}):\n{}", self.log());
+                // Between `free_port` and the server's bind another process
+                // may take the port (ephemeral ports are shared by every
+                // client on the machine). The server binds before it writes
+                // anything, so a first start can just take another port.
+                let log = self.log();
+                if !self.kubeconfig.exists() && log.matches("is already in use").count() < 5 {
+                    self.port = free_port();
+                    self.restart();
+                    return;
+                }
+                panic!("krate server exited ({status}):\n{log}");
             }
             if self.kubeconfig.exists() {
                 let out = self.kubectl(&["get", "--raw", "/readyz"]);
