@@ -500,6 +500,32 @@ fn stdin_once_closes_the_containers_stdin_when_the_first_attach_ends() {
 }
 
 #[test]
+fn without_stdin_once_an_attach_ends_with_its_stdin_and_the_containers_stays_open() {
+    let c = Cluster::start_with_agent(&[]);
+    apply(
+        &c,
+        &(pod(
+            "keep",
+            "Always",
+            "while read l; do echo got $l; done; echo eof; sleep 3600",
+        ) + "    stdin: true\n"),
+    );
+    wait_running(&c, "keep");
+    let t = Duration::from_secs(30);
+    for line in ["one", "two"] {
+        // kubectl's stdin ends after the line: so does the attach.
+        let out = kubectl_within(&c, &["attach", "-i", "keep"], Some(&format!("{line}\n")), t);
+        assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+        let want = format!("got {line}\n");
+        eventually_blocking(t, &want, || {
+            let logs = c.ok(&["logs", "keep"]);
+            logs.contains(&want).then_some(()).ok_or(logs)
+        });
+    }
+    assert!(!c.ok(&["logs", "keep"]).contains("eof"));
+}
+
+#[test]
 fn kubectl_run_attaches_to_the_new_pod() {
     let c = Cluster::start_with_agent(&[]);
     let t = Duration::from_secs(90);

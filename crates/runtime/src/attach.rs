@@ -78,6 +78,11 @@ impl Runc {
                     _ => {}
                 }
             }
+            // The shim ended this attach (its stdin closed) with the
+            // container still running: a clean end, as upstream's attach.
+            if let Some(tx) = exit_tx.take() {
+                let _ = tx.send(0);
+            }
         });
 
         let (stdin_w, mut stdin_r) = tokio::io::duplex(64 * 1024);

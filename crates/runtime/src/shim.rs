@@ -154,6 +154,8 @@ fn launch() -> i32 {
 }
 
 struct Client {
+    /// Tells this attach from the others (its fd may be reused).
+    id: u64,
     stream: UnixStream,
     stdout: bool,
     stderr: bool,
@@ -531,6 +533,8 @@ fn serve_client(conn: UnixStream, shared: &Shared) {
         let _ = w.write_all(reply.as_bytes());
         return;
     }
+    static NEXT_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let id = NEXT_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     {
         let mut clients = shared.clients.lock().unwrap();
         if let Some(code) = *shared.exit.lock().unwrap() {
@@ -542,6 +546,7 @@ fn serve_client(conn: UnixStream, shared: &Shared) {
         // (and with it the log): after this long it is dropped.
         let _ = write_half.set_write_timeout(Some(Duration::from_secs(10)));
         clients.push(Client {
+            id,
             stream: write_half,
             stdout: header.stdout,
             stderr: header.stderr,
@@ -580,5 +585,12 @@ fn serve_client(conn: UnixStream, shared: &Shared) {
     if header.stdin && shared.stdin_once {
         // The first attach's stdin ends the container's (stdinOnce).
         shared.stdin.lock().unwrap().take();
+    } else if header.stdin {
+        // Otherwise the attach ends with its stdin, the container's stays
+        // open (containerd's ContainerIO.Attach).
+        let mut clients = shared.clients.lock().unwrap();
+        if let Some(i) = clients.iter().position(|c| c.id == id) {
+            let _ = clients.remove(i).stream.shutdown(std::net::Shutdown::Both);
+        }
     }
 }
