@@ -190,7 +190,13 @@ impl<K: Object> Informer<K> {
     fn start(&self, api: Api<K>) -> tokio::task::AbortHandle {
         let this = self.clone();
         let task = tokio::spawn(async move {
-            let config = watcher::Config::default().any_semantic();
+            // A whole list at resourceVersion 0, as client-go's reflector
+            // asks first: the API server answers it from its watch cache.
+            // Pages (a limit) would be read from the store at the latest
+            // revision, and a re-list after a watch fell behind would then
+            // read every pod from disk while the cluster is busiest.
+            let mut config = watcher::Config::default().any_semantic();
+            config.page_size = None;
             let mut stream = watcher(api, config).default_backoff().boxed();
             let mut relist: Option<BTreeMap<Key, Arc<K>>> = None;
             while let Some(event) = stream.next().await {
