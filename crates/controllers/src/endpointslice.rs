@@ -188,6 +188,47 @@ impl SliceTracker {
     pub(crate) fn forget(&self, key: &Key) {
         self.expected.lock().unwrap().remove(key);
     }
+
+    /// Creates, replaces and deletes slices for `key`, recording each write
+    /// (a slice already gone counts as deleted); stops at the first error.
+    pub(crate) async fn write(
+        &self,
+        api: &Api<EndpointSlice>,
+        key: &Key,
+        create: Vec<EndpointSlice>,
+        update: Vec<EndpointSlice>,
+        delete: Vec<String>,
+    ) -> Result<(), kube::Error> {
+        for slice in create {
+            let created = api.create(&PostParams::default(), &slice).await?;
+            let name = created.metadata.name.clone().unwrap_or_default();
+            self.expect(
+                key,
+                name,
+                created.metadata.resource_version.as_deref(),
+                false,
+            );
+        }
+        for slice in update {
+            let name = slice.metadata.name.clone().unwrap_or_default();
+            let updated = api.replace(&name, &PostParams::default(), &slice).await?;
+            self.expect(
+                key,
+                name,
+                updated.metadata.resource_version.as_deref(),
+                false,
+            );
+        }
+        for name in delete {
+            match api.delete(&name, &DeleteParams::default()).await {
+                Ok(_) => {}
+                Err(e) if runner::is_not_found(&e) => {}
+                Err(e) => return Err(e),
+            }
+            self.expect(key, name, None, true);
+        }
+        Ok(())
+    }
 }
 
 struct EndpointSliceController {
@@ -611,40 +652,18 @@ impl EndpointSliceController {
                 slice.metadata.annotations = None;
             }
         };
-        let result: Result<(), kube::Error> = async {
-            for mut slice in plan.create {
-                annotate(&mut slice);
-                let created = api.create(&PostParams::default(), &slice).await?;
-                self.tracker.expect(
-                    key,
-                    created.metadata.name.clone().unwrap_or_default(),
-                    created.metadata.resource_version.as_deref(),
-                    false,
-                );
-            }
-            for mut slice in plan.update {
-                annotate(&mut slice);
-                let name = slice.metadata.name.clone().unwrap_or_default();
-                let updated = api.replace(&name, &PostParams::default(), &slice).await?;
-                self.tracker.expect(
-                    key,
-                    name,
-                    updated.metadata.resource_version.as_deref(),
-                    false,
-                );
-            }
-            for slice in plan.delete {
-                let name = slice.metadata.name.clone().unwrap_or_default();
-                match api.delete(&name, &DeleteParams::default()).await {
-                    Ok(_) => {}
-                    Err(e) if runner::is_not_found(&e) => {}
-                    Err(e) => return Err(e),
-                }
-                self.tracker.expect(key, name, None, true);
-            }
-            Ok(())
-        }
-        .await;
+        let mut create = plan.create;
+        let mut update = plan.update;
+        create
+            .iter_mut()
+            .chain(update.iter_mut())
+            .for_each(annotate);
+        let delete = plan
+            .delete
+            .into_iter()
+            .map(|slice| slice.metadata.name.clone().unwrap_or_default())
+            .collect();
+        let result = self.tracker.write(&api, key, create, update, delete).await;
         if let Err(e) = result {
             if !runner::is_conflict(&e) && !namespace_terminating(&e) {
                 self.recorder.warning(

@@ -24,7 +24,7 @@ use std::sync::Arc;
 use k8s_openapi::api::core::v1::{EndpointAddress, Endpoints, Service};
 use k8s_openapi::api::discovery::v1::{Endpoint, EndpointConditions, EndpointPort, EndpointSlice};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
-use kube::api::{Api, DeleteParams, PostParams};
+use kube::api::Api;
 use kube::Client;
 use tokio::task::JoinSet;
 
@@ -427,50 +427,22 @@ impl MirroringController {
     async fn delete_mirrored(&self, key: &Key) -> Result<Action> {
         self.tracker.forget(key);
         let api: Api<EndpointSlice> = Api::namespaced(self.client.clone(), &key.namespace);
-        for slice in self.mirrored(key) {
-            let name = slice.metadata.name.clone().unwrap_or_default();
-            match api.delete(&name, &DeleteParams::default()).await {
-                Ok(_) => self.tracker.expect(key, name, None, true),
-                Err(e) if runner::is_not_found(&e) => {}
-                Err(e) => return Err(e.into()),
-            }
-        }
+        let names = self
+            .mirrored(key)
+            .into_iter()
+            .map(|slice| slice.metadata.name.clone().unwrap_or_default())
+            .collect();
+        self.tracker.write(&api, key, vec![], vec![], names).await?;
         Ok(Action::Done)
     }
 
     async fn apply(&self, key: &Key, plan: Plan, deleting: bool) -> Result<(), kube::Error> {
         let api: Api<EndpointSlice> = Api::namespaced(self.client.clone(), &key.namespace);
         // No new slices for Endpoints being deleted.
-        if !deleting {
-            for slice in plan.create {
-                let created = api.create(&PostParams::default(), &slice).await?;
-                self.tracker.expect(
-                    key,
-                    created.metadata.name.clone().unwrap_or_default(),
-                    created.metadata.resource_version.as_deref(),
-                    false,
-                );
-            }
-        }
-        for slice in plan.update {
-            let name = slice.metadata.name.clone().unwrap_or_default();
-            let updated = api.replace(&name, &PostParams::default(), &slice).await?;
-            self.tracker.expect(
-                key,
-                name,
-                updated.metadata.resource_version.as_deref(),
-                false,
-            );
-        }
-        for name in plan.delete {
-            match api.delete(&name, &DeleteParams::default()).await {
-                Ok(_) => {}
-                Err(e) if runner::is_not_found(&e) => {}
-                Err(e) => return Err(e),
-            }
-            self.tracker.expect(key, name, None, true);
-        }
-        Ok(())
+        let create = if deleting { Vec::new() } else { plan.create };
+        self.tracker
+            .write(&api, key, create, plan.update, plan.delete)
+            .await
     }
 }
 
