@@ -49,6 +49,26 @@ pub struct Names {
     pub ips: Vec<IpAddr>,
 }
 
+/// A PEM certificate request for `params` as node `node_name`
+/// (CN=system:node:<name>, O=system:nodes), signed by `key`.
+pub(crate) fn node_request_pem(
+    mut params: rcgen::CertificateParams,
+    key: &rcgen::KeyPair,
+    node_name: &str,
+) -> Result<String> {
+    let mut dn = rcgen::DistinguishedName::new();
+    dn.push(
+        rcgen::DnType::CommonName,
+        format!("system:node:{node_name}"),
+    );
+    dn.push(rcgen::DnType::OrganizationName, "system:nodes");
+    params.distinguished_name = dn;
+    params
+        .serialize_request(key)
+        .and_then(|r| r.pem())
+        .context("writing the certificate signing request")
+}
+
 /// Creates a kubelet-serving CSR for `names` and waits until it is signed.
 /// A denied or failed request is an error.
 pub async fn request(client: &kube::Client, names: &Names) -> Result<Issued> {
@@ -58,17 +78,7 @@ pub async fn request(client: &kube::Client, names: &Names) -> Result<Issued> {
     params
         .subject_alt_names
         .extend(names.ips.iter().map(|ip| rcgen::SanType::IpAddress(*ip)));
-    let mut dn = rcgen::DistinguishedName::new();
-    dn.push(
-        rcgen::DnType::CommonName,
-        format!("system:node:{}", names.node_name),
-    );
-    dn.push(rcgen::DnType::OrganizationName, "system:nodes");
-    params.distinguished_name = dn;
-    let request_pem = params
-        .serialize_request(&key)
-        .and_then(|r| r.pem())
-        .context("writing the certificate signing request")?;
+    let request_pem = node_request_pem(params, &key, &names.node_name)?;
     let cert_pem = submit(
         client,
         request_pem,

@@ -48,18 +48,8 @@ pub fn load(path: &Path, ca_pem: &str, node_name: &str) -> Option<Issued> {
 /// certificate), and keeps it at `path`.
 pub async fn request(client: &kube::Client, node_name: &str, path: &Path) -> Result<Issued> {
     let key = rcgen::KeyPair::generate().context("generating the kubelet client key")?;
-    let mut params = rcgen::CertificateParams::default();
-    let mut dn = rcgen::DistinguishedName::new();
-    dn.push(
-        rcgen::DnType::CommonName,
-        format!("system:node:{node_name}"),
-    );
-    dn.push(rcgen::DnType::OrganizationName, "system:nodes");
-    params.distinguished_name = dn;
-    let request_pem = params
-        .serialize_request(&key)
-        .and_then(|r| r.pem())
-        .context("writing the certificate signing request")?;
+    let request_pem =
+        kubelet_cert::node_request_pem(rcgen::CertificateParams::default(), &key, node_name)?;
     let cert_pem = kubelet_cert::submit(
         client,
         request_pem,
