@@ -170,13 +170,21 @@ async fn pods_reach_beyond_the_pod_cidr_with_the_nodes_address_and_each_other_wi
     // Pods get the lower half of the block; the upper half plays a network
     // beyond the node.
     let mut net = TestNet::new(|block| IpNet::new(block.network(), 25).unwrap());
-    let before = support::nat_rules();
+    // Other tests change the nat table meanwhile: only this network's rules
+    // and its own chain count.
     net::default_network::ensure_masquerade(&net.network()).unwrap();
-    let rules = support::nat_rules();
-    assert_eq!(net.nat_rules_for("masquerade").len(), 3, "{rules:?}");
+    let rules = net.nat_rules_for("masquerade");
+    assert_eq!(rules.len(), 3, "{rules:?}");
+    let chain = rules
+        .iter()
+        .find(|r| r.starts_with("-A POSTROUTING "))
+        .and_then(|r| r.split_whitespace().last())
+        .unwrap_or_else(|| panic!("POSTROUTING jumps to the network's chain: {rules:?}"))
+        .to_owned();
+    assert!(support::nat_rules().contains(&format!("-N {chain}")));
     // Twice is fine: nothing is added again.
     net::default_network::ensure_masquerade(&net.network()).unwrap();
-    assert_eq!(support::nat_rules(), rules);
+    assert_eq!(net.nat_rules_for("masquerade"), rules);
     let (host_ip, outside_ip) = (net.addr(201), net.addr(202));
     let outside = net.outside("outside", host_ip, outside_ip, 30);
 
@@ -211,7 +219,7 @@ async fn pods_reach_beyond_the_pod_cidr_with_the_nodes_address_and_each_other_wi
     net::default_network::tear_down(&net.network()).unwrap();
     let left: Vec<String> = support::nat_rules()
         .into_iter()
-        .filter(|r| r.contains("CNI-MASQ-") && !before.contains(r))
+        .filter(|r| r.contains(&chain) || r.contains(&format!("name: \\\"{}\\\"", net.name)))
         .collect();
     assert!(
         left.is_empty(),
