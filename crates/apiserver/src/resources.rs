@@ -940,9 +940,18 @@ fn add_group_version(out: &mut Vec<(&'static str, Vec<&'static str>)>, r: &'stat
 
 /// The resource served at `group/version/resource`.
 pub fn lookup(group: &str, version: &str, resource: &str) -> Option<&'static ResourceInfo> {
-    BUILTIN
-        .iter()
-        .find(|r| r.group == group && r.version == version && r.resource == resource)
+    // Every request looks its resource up, some more than once: an index,
+    // not a walk through the table.
+    type Index = std::collections::HashMap<(&'static str, &'static str, &'static str), usize>;
+    static INDEX: std::sync::OnceLock<Index> = std::sync::OnceLock::new();
+    let index = INDEX.get_or_init(|| {
+        let mut index = Index::with_capacity(BUILTIN.len());
+        for (i, r) in BUILTIN.iter().enumerate() {
+            index.entry((r.group, r.version, r.resource)).or_insert(i);
+        }
+        index
+    });
+    index.get(&(group, version, resource)).map(|&i| &BUILTIN[i])
 }
 
 /// The resources of one group/version, in table order.

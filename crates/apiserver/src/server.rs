@@ -82,6 +82,9 @@ pub struct ApiServer {
     pub server_address: String,
     ready: AtomicBool,
     kubelet: std::sync::OnceLock<Arc<crate::kubelet::KubeletClient>>,
+    /// Tells the nodes this process simulates: no kubelet serves them, so
+    /// their addresses are never dialled.
+    simulated_nodes: std::sync::OnceLock<Box<dyn Fn(&str) -> bool + Send + Sync>>,
     metrics: Arc<crate::metrics::Metrics>,
 }
 
@@ -189,6 +192,7 @@ impl ApiServer {
             server_address,
             ready: AtomicBool::new(false),
             kubelet: Default::default(),
+            simulated_nodes: Default::default(),
             metrics: crate::metrics::Metrics::new(),
         })
     }
@@ -264,6 +268,29 @@ impl ApiServer {
         let _ = self.kubelet.set(Arc::new(client));
     }
 
+    /// Names the nodes this process simulates (`is_simulated(name)`).
+    /// Requests for their kubelets are answered with an error at once:
+    /// their addresses are made up and must not be dialled.
+    pub fn set_simulated_nodes(&self, is_simulated: impl Fn(&str) -> bool + Send + Sync + 'static) {
+        let _ = self.simulated_nodes.set(Box::new(is_simulated));
+    }
+
+    /// Where `node`'s kubelet listens, unless the node is simulated.
+    fn kubelet_endpoint(&self, node: &Value) -> ApiResult<(String, u16)> {
+        let name = node
+            .pointer("/metadata/name")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        if self.simulated_nodes.get().is_some_and(|f| f(name)) {
+            return Err(ApiError::new(
+                500,
+                "",
+                format!("node {name:?} is simulated: no kubelet serves its logs, exec, attach, port-forward or proxy"),
+            ));
+        }
+        crate::kubelet::node_endpoint(node)
+    }
+
     /// Starts collecting node and pod metrics from kubelets every
     /// `resolution` for the metrics API (needs the kubelet client).
     pub fn start_metrics(&self, resolution: Duration) {
@@ -302,7 +329,6 @@ impl ApiServer {
             let me = self.clone();
             let acceptor = acceptor.clone();
             tokio::spawn(async move {
-                let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
                 match acceptor {
                     Some(acceptor) => {
                         let stream = match acceptor.accept(tcp).await {
@@ -315,26 +341,29 @@ impl ApiServer {
                         let user = crate::tls::peer_identity(stream.get_ref().1)
                             .map(User::from)
                             .unwrap_or_else(User::anonymous);
-                        let svc = hyper::service::service_fn(move |req| {
-                            let (me, user) = (me.clone(), user.clone());
-                            async move { Ok::<_, Infallible>(me.handle(req, user).await) }
-                        });
-                        let _ = builder
-                            .serve_connection_with_upgrades(TokioIo::new(stream), svc)
-                            .await;
+                        me.serve_connection(stream, user).await;
                     }
-                    None => {
-                        let svc = hyper::service::service_fn(move |req| {
-                            let me = me.clone();
-                            async move { Ok::<_, Infallible>(me.handle(req, User::anonymous()).await) }
-                        });
-                        let _ = builder
-                            .serve_connection_with_upgrades(TokioIo::new(tcp), svc)
-                            .await;
-                    }
+                    None => me.serve_connection(tcp, User::anonymous()).await,
                 }
             });
         }
+    }
+
+    /// Serves HTTP/1.1 or HTTP/2 on one connection whose peer is `user`
+    /// until the peer closes it. [`serve`](Self::serve) calls it for every
+    /// connection it accepts; components in this process call it with an
+    /// in-memory stream and the identity they would have presented.
+    pub async fn serve_connection<S>(self: Arc<Self>, io: S, user: User)
+    where
+        S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin + 'static,
+    {
+        let svc = hyper::service::service_fn(move |req| {
+            let (me, user) = (self.clone(), user.clone());
+            async move { Ok::<_, Infallible>(me.handle(req, user).await) }
+        });
+        let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
+            .serve_connection_with_upgrades(TokioIo::new(io), svc)
+            .await;
     }
 
     pub async fn handle(self: Arc<Self>, req: Request<Incoming>, user: User) -> Response<Body> {
@@ -590,7 +619,7 @@ impl ApiServer {
             return Ok(text_response(StatusCode::OK, String::new()));
         };
         crate::kubelet::check_log_status(&pod, &container, ctx.query.flag("previous"))?;
-        let (host, port) = crate::kubelet::node_endpoint(&node)?;
+        let (host, port) = self.kubelet_endpoint(&node)?;
         let path = format!(
             "/containerLogs/{ns}/{name}/{container}{}",
             ctx.uri.query().map(|q| format!("?{q}")).unwrap_or_default()
@@ -632,7 +661,7 @@ impl ApiServer {
                 "pod {name} does not have a host assigned"
             )));
         };
-        let (host, port) = crate::kubelet::node_endpoint(&node)?;
+        let (host, port) = self.kubelet_endpoint(&node)?;
         let path = format!(
             "{path}{}",
             ctx.uri.query().map(|q| format!("?{q}")).unwrap_or_default()
@@ -652,7 +681,7 @@ impl ApiServer {
     async fn node_proxy(&self, name: &str, ctx: Ctx) -> ApiResult<Response<Body>> {
         let nodes = crate::resources::lookup("", "v1", "nodes").expect("nodes are served");
         let node = self.registry.get(nodes, None, name).await?;
-        let (host, port) = crate::kubelet::node_endpoint(&node)?;
+        let (host, port) = self.kubelet_endpoint(&node)?;
         let full_path = ctx.uri.path();
         let marker = format!("/nodes/{name}/proxy");
         let rest = full_path

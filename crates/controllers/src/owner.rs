@@ -196,11 +196,26 @@ where
     if orphans.is_empty() {
         return Ok(claimed);
     }
-    let fresh = owner_api
-        .get(owner_meta.name.as_deref().unwrap_or_default())
-        .await?;
-    if fresh.meta().uid != owner_meta.uid || fresh.meta().deletion_timestamp.is_some() {
-        return Ok(claimed);
+    // Upstream's sync fails here and is retried with back-off: a stale
+    // owner must not go on to create or delete anything either.
+    let (namespace, name) = (
+        owner_meta.namespace.as_deref().unwrap_or_default(),
+        owner_meta.name.as_deref().unwrap_or_default(),
+    );
+    let fresh = owner_api.get(name).await?;
+    if fresh.meta().uid != owner_meta.uid {
+        return Err(conflict(format!(
+            "original {} {namespace}/{name} is gone: got uid {}, wanted {}",
+            O::kind(&()),
+            fresh.meta().uid.as_deref().unwrap_or_default(),
+            owner_uid
+        )));
+    }
+    if let Some(at) = &fresh.meta().deletion_timestamp {
+        return Err(conflict(format!(
+            "{namespace}/{name} has just been deleted at {}",
+            at.0.to_rfc3339()
+        )));
     }
     for obj in orphans {
         match adopt_with_finalizers(api, obj.as_ref(), owner, finalizers).await {
@@ -212,6 +227,16 @@ where
         }
     }
     Ok(claimed)
+}
+
+/// An error of [`claim`]'s own, as a 409 the callers' back-off retries.
+fn conflict(message: String) -> kube::Error {
+    kube::Error::Api(kube::core::ErrorResponse {
+        status: "Failure".into(),
+        message,
+        reason: "Conflict".into(),
+        code: 409,
+    })
 }
 
 fn is_code(e: &kube::Error, code: u16) -> bool {

@@ -4,6 +4,7 @@
 mod agent;
 mod bench;
 mod image;
+mod in_process;
 mod kubelet_cert;
 mod kubelet_client_cert;
 mod memory;

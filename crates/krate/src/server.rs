@@ -557,7 +557,7 @@ pub async fn run(args: ServerArgs) -> Result<()> {
     let serving = tokio::spawn(api.clone().serve(listener, Some(tls)));
     api.set_ready();
     tracing::info!(%addr, "API server listening");
-    let components = start_components(&args, &pki, &url, &hostname)?;
+    let components = start_components(&args, &pki, &api, &hostname)?;
     println!("krate server is ready on {url}");
     println!("  export KUBECONFIG={}", kubeconfig.display());
     println!("  kubectl get namespaces");
@@ -631,54 +631,26 @@ fn ensure_token(data_dir: &Path, ca_pem: &str) -> Result<String> {
     Ok(secret)
 }
 
-/// A kube-rs client of this server for an in-process component, with a
-/// client certificate of its own (user `name`, group `system:masters`).
-fn loopback_client(pki: &Pki, url: &str, name: &str) -> Result<kube::Client> {
-    loopback_client_in(pki, url, name, "system:masters")
-}
-
-/// A loopback client of user `name` in `group` only.
-fn loopback_client_in(pki: &Pki, url: &str, name: &str, group: &str) -> Result<kube::Client> {
-    use base64::Engine;
-    let (cert, key) = pki
-        .issue_client_cert(
-            name,
-            &[group],
-            std::time::Duration::from_secs(365 * 24 * 3600),
-        )
-        .with_context(|| format!("issuing the client certificate of {name}"))?;
-    let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s);
-    let mut config = kube::Config::new(url.parse().context("server URL")?);
-    config.root_cert = Some(vec![pem_der(&pki.ca_cert_pem)?]);
-    config.auth_info.client_certificate_data = Some(b64(&cert));
-    config.auth_info.client_key_data = Some(b64(&key).into());
-    kube::Client::try_from(config).with_context(|| format!("the API client of {name}"))
-}
-
-fn pem_der(pem: &str) -> Result<Vec<u8>> {
-    use base64::Engine;
-    let body: String = pem.lines().filter(|l| !l.starts_with("-----")).collect();
-    base64::engine::general_purpose::STANDARD
-        .decode(body)
-        .context("decoding the CA certificate")
-}
-
 /// Starts the controllers, the scheduler and the simulated nodes, each an
 /// API client of this server. They stop when the returned set is dropped.
 fn start_components(
     args: &ServerArgs,
     pki: &Pki,
-    url: &str,
+    api: &Arc<ApiServer>,
     hostname: &str,
 ) -> Result<tokio::task::JoinSet<()>> {
     let mut tasks = tokio::task::JoinSet::new();
     let identity = format!("{}_{}", hostname, uuid::Uuid::new_v4());
     // One set of informer caches for every component: each object is held
     // once in this process; each component writes with its own identity.
-    let informers =
-        controllers::informer::Informers::new(loopback_client(pki, url, "system:krate-informers")?);
+    let informers = controllers::informer::Informers::new(crate::in_process::client(
+        api,
+        "system:krate-informers",
+        "system:masters",
+    ));
     if !args.disable_controllers {
-        let client = loopback_client(pki, url, "system:kube-controller-manager")?;
+        let client =
+            crate::in_process::client(api, "system:kube-controller-manager", "system:masters");
         let options = controllers::Options {
             root_ca_pem: pki.ca_cert_pem.clone(),
             local_path_root: args.data_dir.join("storage"),
@@ -697,7 +669,7 @@ fn start_components(
             options,
             identity.clone(),
         ));
-        let client = loopback_client(pki, url, "system:kube-scheduler")?;
+        let client = crate::in_process::client(api, "system:kube-scheduler", "system:masters");
         tasks.spawn(scheduler::run_with(informers.with_client(client), identity));
     }
     if !args.disable_agent {
@@ -709,17 +681,13 @@ fn start_components(
             .unwrap_or_else(node::agent::default_node_name);
         // The server's node is a node like any other: the Node authorizer
         // and NodeRestriction apply to it.
-        let client = loopback_client_in(
-            pki,
-            url,
-            &format!("system:node:{node_name}"),
-            "system:nodes",
-        )?;
+        let client =
+            crate::in_process::client(api, &format!("system:node:{node_name}"), "system:nodes");
         // Its role label is the server's to set: NodeRestriction keeps
         // node-role.kubernetes.io/ labels from kubelets (k3s sets them the
         // same way).
         tasks.spawn(label_control_plane(
-            loopback_client(pki, url, "system:krate-node-roles")?,
+            crate::in_process::client(api, "system:krate-node-roles", "system:masters"),
             node_name.clone(),
         ));
         let (cert_pem, key_pem) = pki
@@ -757,7 +725,10 @@ fn start_components(
         });
     }
     if args.simulated_nodes > 0 {
-        let client = loopback_client(pki, url, "system:krate-simulated-nodes")?;
+        let count = args.simulated_nodes.min(node::simulated::nodes::MAX_NODES);
+        api.set_simulated_nodes(move |name| node::simulated::nodes::index(name, count).is_some());
+        let client =
+            crate::in_process::client(api, "system:krate-simulated-nodes", "system:masters");
         let mut options = node::simulated::Options {
             count: args.simulated_nodes,
             events: args.simulated_node_events,

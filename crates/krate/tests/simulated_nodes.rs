@@ -195,8 +195,37 @@ async fn simulated_nodes_register_with_capacity_addresses_and_kubelet_conditions
             .kubelet_endpoint
             .unwrap()
             .port,
-        10250
+        0,
+        "no kubelet port, as KWOK's nodes: nothing may dial a made-up address"
     );
+}
+
+/// A simulated node's address is made up: logs, exec and the node proxy
+/// fail with an error naming the node, which no dial attempt gives.
+#[test]
+fn kubelet_requests_for_a_simulated_node_fail_naming_it_without_dialling_it() {
+    let c = cluster(2, 10);
+    c.ok_stdin(
+        &["apply", "-f", "-"],
+        &serde_json::to_string(&pod_on("web", "sim-node-1", json!({}), "Always")).unwrap(),
+    );
+    eventually_blocking(WAIT, "web Running", || {
+        let out = c.ok(&["get", "pod", "web", "-o", "jsonpath={.status.phase}"]);
+        if out == "Running" {
+            Ok(())
+        } else {
+            Err(out)
+        }
+    });
+    let want = "node \"sim-node-1\" is simulated: no kubelet serves";
+    for args in [
+        &["logs", "web"][..],
+        &["exec", "web", "--", "true"],
+        &["get", "--raw", "/api/v1/nodes/sim-node-1/proxy/healthz"],
+    ] {
+        let err = c.fails(args);
+        assert!(err.contains(want), "kubectl {args:?}: {err}");
+    }
 }
 
 #[tokio::test]

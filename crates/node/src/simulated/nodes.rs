@@ -30,8 +30,10 @@ pub const MAX_NODES: usize = 32_768;
 /// What the nodes report as their kubelet version (the API server's).
 pub const KUBELET_VERSION: &str = "v1.32.0+krate";
 pub const CONTAINER_RUNTIME_VERSION: &str = "krate-sim://0.1";
-/// The kubelet's port, reported in daemonEndpoints as a kubelet does.
-pub const KUBELET_PORT: i32 = 10250;
+/// The kubelet port the nodes report in daemonEndpoints: none, as KWOK's
+/// nodes without a node port. No kubelet serves them, so the metrics
+/// collector leaves them alone (k3s' `--kubelet-use-node-status-port`).
+pub const KUBELET_PORT: i32 = 0;
 
 pub fn name(i: usize) -> String {
     format!("{NAME_PREFIX}{i}")
