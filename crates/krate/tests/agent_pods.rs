@@ -17,7 +17,7 @@ fn json(c: &Cluster, args: &[&str]) -> Value {
 }
 
 fn node(c: &Cluster) -> Value {
-    eventually_blocking(Duration::from_secs(60), "a Ready node", || {
+    eventually_blocking(Duration::from_secs(60), "a Ready, labelled node", || {
         let nodes = json(c, &["get", "nodes"]);
         let node = nodes["items"]
             .as_array()
@@ -29,7 +29,11 @@ fn node(c: &Cluster) -> Value {
             .into_iter()
             .flatten()
             .any(|c| c["type"] == "Ready" && c["status"] == "True");
-        if ready && node["spec"]["podCIDR"].is_string() {
+        // The server labels its node's role once the node is registered,
+        // which may be a moment after the node is Ready.
+        let labelled =
+            node["metadata"]["labels"]["node-role.kubernetes.io/control-plane"] == "true";
+        if ready && labelled && node["spec"]["podCIDR"].is_string() {
             Ok(node)
         } else {
             Err(format!("not ready yet: {node}"))
