@@ -14,6 +14,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use apiserver::server::{ApiServer, User};
+use apiserver::tls::CertIdentity;
 use hyper_util::client::legacy::connect::{Connected, Connection};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::io::{AsyncRead, AsyncWrite, DuplexStream, ReadBuf};
@@ -21,15 +22,15 @@ use tokio::io::{AsyncRead, AsyncWrite, DuplexStream, ReadBuf};
 /// Bytes a pipe holds in each direction before the writer waits.
 const PIPE_BUFFER: usize = 256 * 1024;
 
-/// A client of `api` for user `name` in `group` (and, as every
-/// authenticated user, `system:authenticated`).
+/// A client of `api` for user `name` in `group`: the user a client
+/// certificate with that subject would be.
 pub fn client(api: &Arc<ApiServer>, name: &str, group: &str) -> kube::Client {
     let connector = Connector {
         api: api.clone(),
-        user: User {
-            name: name.to_string(),
-            groups: vec![group.to_string(), "system:authenticated".to_string()],
-        },
+        user: User::from(CertIdentity {
+            user: name.to_string(),
+            groups: vec![group.to_string()],
+        }),
     };
     let http: hyper_util::client::legacy::Client<_, kube::client::Body> =
         hyper_util::client::legacy::Client::builder(TokioExecutor::new()).build(connector);

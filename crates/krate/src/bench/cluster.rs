@@ -127,6 +127,7 @@ struct ProgressEvent {
 
 #[derive(serde::Deserialize)]
 struct ProgressPod {
+    #[serde(default)]
     metadata: ProgressMeta,
     #[serde(default)]
     spec: Option<ProgressSpec>,
@@ -134,7 +135,7 @@ struct ProgressPod {
     status: Option<ProgressStatus>,
 }
 
-#[derive(serde::Deserialize)]
+#[derive(Default, serde::Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct ProgressMeta {
     #[serde(default)]
@@ -209,9 +210,16 @@ fn watch_progress(
                 let Ok(event) = serde_json::from_str::<ProgressEvent>(&line) else {
                     continue;
                 };
-                from = event.object.metadata.resource_version.clone();
-                if matches!(event.kind.as_str(), "ADDED" | "MODIFIED") {
-                    p.lock().unwrap().record(event.object, n);
+                match event.kind.as_str() {
+                    // A Status, e.g. 410 Gone: start over from now; the
+                    // pods that exist come again as ADDED.
+                    "ERROR" => from.clear(),
+                    kind => {
+                        from = event.object.metadata.resource_version.clone();
+                        if matches!(kind, "ADDED" | "MODIFIED") {
+                            p.lock().unwrap().record(event.object, n);
+                        }
+                    }
                 }
             }
         }
