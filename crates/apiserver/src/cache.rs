@@ -15,7 +15,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use futures::StreamExt;
 use serde_json::Value;
-use store::{EventKind, RangeRequest, Revision, Store, StoreError};
+use store::{EventKind, KeyValue, LeaseId, RangeRequest, Revision, Store, StoreError};
 use tokio::sync::{mpsc, Notify};
 
 use crate::filter::Index;
@@ -44,13 +44,23 @@ const FRESHNESS_WAIT: Duration = Duration::from_secs(3);
 pub struct Cached {
     pub bytes: Bytes,
     pub index: Index,
+    /// The revision of the store write that made this object, and the
+    /// store lease it is attached to.
+    pub revision: Revision,
+    pub lease: LeaseId,
     value: Option<Arc<Value>>,
 }
 
 /// Kinds whose decoded objects stay in the cache: the authorizer reads
-/// every role and binding on each request.
-fn keep_decoded(group: &str) -> bool {
-    group == "rbac.authorization.k8s.io"
+/// every role and binding on each request, and admission the priority
+/// classes, limit ranges and quotas on each pod create.
+fn keep_decoded(group: &str, resource: &str) -> bool {
+    matches!(
+        (group, resource),
+        ("rbac.authorization.k8s.io", _)
+            | ("scheduling.k8s.io", "priorityclasses")
+            | ("", "limitranges" | "resourcequotas")
+    )
 }
 
 /// The JSON encoding of an object, in an allocation of its size (the
@@ -72,25 +82,21 @@ fn group_resource(key: &[u8]) -> (&str, &str) {
 }
 
 impl Cached {
-    /// The cached form of `obj` stored under `key`; `obj` has its resource
-    /// version set.
-    pub fn new(key: &[u8], obj: Value) -> Option<Cached> {
-        let (group, resource) = group_resource(key);
+    /// Decodes a stored key-value.
+    fn decode(kv: &KeyValue) -> Option<Arc<Cached>> {
+        let mut obj: Value = serde_json::from_slice(&kv.value).ok()?;
+        set_resource_version(&mut obj, kv.mod_revision);
+        let (group, resource) = group_resource(&kv.key);
         let index = Index::of(group, resource, &obj);
         let bytes = encode(&obj)?;
-        let value = keep_decoded(group).then(|| Arc::new(obj));
-        Some(Cached {
+        let value = keep_decoded(group, resource).then(|| Arc::new(obj));
+        Some(Arc::new(Cached {
             bytes,
             index,
+            revision: kv.mod_revision,
+            lease: kv.lease,
             value,
-        })
-    }
-
-    /// Decodes a stored value at revision `rev`.
-    fn decode(key: &[u8], value: &[u8], rev: Revision) -> Option<Arc<Cached>> {
-        let mut obj: Value = serde_json::from_slice(value).ok()?;
-        set_resource_version(&mut obj, rev);
-        Cached::new(key, obj).map(Arc::new)
+        }))
     }
 
     /// The object, decoded.
@@ -239,7 +245,7 @@ impl WatchCache {
             let resp = self.store.range(req.clone()).await?;
             req.revision = resp.revision;
             for kv in &resp.kvs {
-                if let Some(obj) = Cached::decode(&kv.key, &kv.value, kv.mod_revision) {
+                if let Some(obj) = Cached::decode(kv) {
                     objects.insert(kv.key.clone(), obj);
                 }
             }
@@ -266,7 +272,7 @@ impl WatchCache {
             let ev = ev?;
             let rev = ev.revision();
             let object = match ev.kind {
-                EventKind::Put => Cached::decode(&ev.kv.key, &ev.kv.value, rev),
+                EventKind::Put => Cached::decode(&ev.kv),
                 EventKind::Delete => None,
             };
             let mut st = self.write();
@@ -277,10 +283,7 @@ impl WatchCache {
             // The previous object as watchers saw it (at its own revision)
             // is the one the cache held; the store's copy only if the cache
             // had none.
-            let prev = prev_cached.or_else(|| {
-                let p = ev.prev.as_ref()?;
-                Cached::decode(&p.key, &p.value, p.mod_revision)
-            });
+            let prev = prev_cached.or_else(|| Cached::decode(ev.prev.as_ref()?));
             let cached = Arc::new(CacheEvent::new(
                 ev.kind,
                 ev.kv.key.clone(),
@@ -388,6 +391,17 @@ impl WatchCache {
             tx,
         });
         Some((backlog, rx))
+    }
+
+    /// The object stored under `key` as the cache last saw it (it may be
+    /// behind the store), or `None` when the cache does not hold it or is
+    /// not loaded. Writers use it as upstream's `cachedExistingObject`: a
+    /// first guess, confirmed by the store's revision check.
+    pub fn get(&self, key: &[u8]) -> Option<Arc<Cached>> {
+        if !self.is_ready() {
+            return None;
+        }
+        self.read().objects.get(key).cloned()
     }
 
     pub fn watcher_count(&self) -> usize {

@@ -468,15 +468,49 @@ fn decode(value: &[u8], rev: Revision) -> ApiResult<Value> {
     Ok(obj)
 }
 
+/// An object as the store keeps it: without `metadata.resourceVersion`
+/// (the store's revision is the version) or `selfLink`.
 fn encode(obj: &Value) -> ApiResult<Bytes> {
-    let mut stored = obj.clone();
-    if let Some(m) = stored.get_mut("metadata").and_then(Value::as_object_mut) {
-        m.remove("resourceVersion");
-        m.remove("selfLink");
-    }
-    serde_json::to_vec(&stored)
+    serde_json::to_vec(&Stored(obj))
         .map(Bytes::from)
         .map_err(ApiError::internal)
+}
+
+/// Serializes an object leaving out the metadata fields the store does not
+/// keep, without copying the object.
+struct Stored<'a>(&'a Value);
+
+/// An object's metadata without `resourceVersion` and `selfLink`.
+struct StoredMeta<'a>(&'a serde_json::Map<String, Value>);
+
+impl serde::Serialize for Stored<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let Value::Object(fields) = self.0 else {
+            return self.0.serialize(s);
+        };
+        let mut map = s.serialize_map(Some(fields.len()))?;
+        for (k, v) in fields {
+            match v {
+                Value::Object(m) if k == "metadata" => map.serialize_entry(k, &StoredMeta(m))?,
+                v => map.serialize_entry(k, v)?,
+            }
+        }
+        map.end()
+    }
+}
+
+impl serde::Serialize for StoredMeta<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut map = s.serialize_map(None)?;
+        for (k, v) in self.0 {
+            if k != "resourceVersion" && k != "selfLink" {
+                map.serialize_entry(k, v)?;
+            }
+        }
+        map.end()
+    }
 }
 
 const GENERATE_ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
@@ -860,24 +894,15 @@ impl Registry {
             track(r, None, &mut obj, opts, None);
         }
         let key = Self::key(r, namespace, &name);
-        // A duplicate is AlreadyExists, not whatever admission would say
-        // about the resources it asks for (the store still decides races).
-        if self
-            .store
-            .get(key.as_bytes(), 0)
-            .await
-            .map_err(|e| from_store(r, &name, e))?
-            .0
-            .is_some()
-        {
-            return Err(ApiError::already_exists(r, &name));
+        if let Err(e) = self.admission.admit_create(r, &mut obj).await {
+            return Err(self.unless_exists(r, &name, &key, e).await);
         }
-        self.admission.admit_create(r, &mut obj).await?;
         if builtin(r) {
             let errors = api::kinds::validate_create(r.group, r.version, r.kind, &obj);
             if !errors.is_empty() {
                 self.admission.create_failed(r, &obj).await;
-                return Err(ApiError::invalid(r, &name, causes_of(&errors)));
+                let e = ApiError::invalid(r, &name, causes_of(&errors));
+                return Err(self.unless_exists(r, &name, &key, e).await);
             }
         }
         if opts.dry_run {
@@ -913,15 +938,37 @@ impl Registry {
         }
     }
 
+    /// A create that admission refused answers AlreadyExists when the
+    /// object exists, not whatever admission said about the resources it
+    /// asks for (the store decides every other duplicate when it writes).
+    async fn unless_exists(
+        &self,
+        r: &ResourceInfo,
+        name: &str,
+        key: &str,
+        e: ApiError,
+    ) -> ApiError {
+        match self.store.get(key.as_bytes(), 0).await {
+            Ok((Some(_), _)) => ApiError::already_exists(r, name),
+            _ => e,
+        }
+    }
+
     /// Namespace lifecycle admission: no creates in a missing or
-    /// terminating namespace.
+    /// terminating namespace. The watch cache answers for a namespace it
+    /// holds, the store for one it does not (upstream's lister with a live
+    /// lookup).
     async fn admit_namespace(&self, namespace: &str, r: &ResourceInfo) -> ApiResult<()> {
         let key = format!("/registry/core/namespaces/{namespace}");
-        let ns = match self.store.get(key.as_bytes(), 0).await {
-            Ok((kv, _)) => kv,
-            Err(e) => return Err(from_store(r, namespace, e)),
+        let cached = self.cache.as_ref().and_then(|c| c.get(key.as_bytes()));
+        let ns = match cached {
+            Some(c) => Some(c.bytes.clone()),
+            None => match self.store.get(key.as_bytes(), 0).await {
+                Ok((kv, _)) => kv.map(|kv| kv.value),
+                Err(e) => return Err(from_store(r, namespace, e)),
+            },
         };
-        let Some(kv) = ns else {
+        let Some(value) = ns else {
             return Err(ApiError {
                 code: 404,
                 reason: "NotFound",
@@ -929,7 +976,7 @@ impl Registry {
                 details: Some(json!({ "name": namespace, "kind": "namespaces" })),
             });
         };
-        let obj: Value = serde_json::from_slice(&kv.value).unwrap_or(Value::Null);
+        let obj: Value = serde_json::from_slice(&value).unwrap_or(Value::Null);
         if obj.pointer("/status/phase").and_then(Value::as_str) == Some("Terminating") {
             return Err(ApiError {
                 code: 403,
@@ -984,14 +1031,13 @@ impl Registry {
             })?),
         };
         let key = Self::key(r, namespace, name);
+        // The watch cache's copy is tried first; after a conflict, or an
+        // error that stale data may have caused, the store's (upstream's
+        // `GuaranteedUpdate` with a cached existing object).
+        let mut fresh = false;
         loop {
-            let current = self
-                .store
-                .get(key.as_bytes(), 0)
-                .await
-                .map_err(|e| from_store(r, name, e))?
-                .0;
-            let Some(current) = current else {
+            let Some((current, cached)) = self.current_for_write(r, name, &key, fresh).await?
+            else {
                 if s.allow_create_on_update() && subresource.is_none() {
                     return self
                         .create(r, namespace, obj, opts)
@@ -1000,108 +1046,118 @@ impl Registry {
                 }
                 return Err(ApiError::not_found(r, name));
             };
-            if let Some(rv) = requested_rv {
-                if rv != current.mod_revision {
-                    return Err(ApiError::conflict(r, name));
+            let attempt: ApiResult<Option<(Value, bool)>> = async {
+                if let Some(rv) = requested_rv {
+                    if rv != current.mod_revision {
+                        return Err(ApiError::conflict(r, name));
+                    }
+                } else if !s.allow_unconditional_update() {
+                    return Err(ApiError::invalid(
+                        r,
+                        name,
+                        vec![invalid_value(
+                            "metadata.resourceVersion",
+                            &json!(0),
+                            "must be specified for an update",
+                        )],
+                    ));
                 }
-            } else if !s.allow_unconditional_update() {
-                return Err(ApiError::invalid(
-                    r,
-                    name,
-                    vec![invalid_value(
-                        "metadata.resourceVersion",
-                        &json!(0),
-                        "must be specified for an update",
-                    )],
-                ));
-            }
-            let old = decode(&current.value, current.mod_revision)?;
-            let mut incoming = obj.clone();
-            self.decode_fields(r, &mut incoming, opts)?;
-            if builtin(r) && subresource.is_none() {
-                api::defaults::apply_defaults(r.group, r.version, r.kind, &mut incoming);
-            }
-            let new = Self::merge_update(r, s.as_ref(), &old, incoming, subresource)?;
-            let mut causes = Self::validate_meta(s.as_ref(), &new);
-            causes.extend(s.validate_update(&new, &old));
-            if !causes.is_empty() {
-                return Err(ApiError::invalid(r, name, causes));
-            }
-            let mut new = new;
-            if !opts.tracked {
-                track(r, Some(&old), &mut new, opts, subresource);
-            }
-            if subresource.is_none() {
-                self.admission.admit_update(r, &mut new, &old).await?;
-                if builtin(r) {
-                    let errors =
-                        api::kinds::validate_update(r.group, r.version, r.kind, &new, &old);
-                    if !errors.is_empty() {
+                let old = decode(&current.value, current.mod_revision)?;
+                let mut incoming = obj.clone();
+                self.decode_fields(r, &mut incoming, opts)?;
+                if builtin(r) && subresource.is_none() {
+                    api::defaults::apply_defaults(r.group, r.version, r.kind, &mut incoming);
+                }
+                let new = Self::merge_update(r, s.as_ref(), &old, incoming, subresource)?;
+                let mut causes = Self::validate_meta(s.as_ref(), &new);
+                causes.extend(s.validate_update(&new, &old));
+                if !causes.is_empty() {
+                    return Err(ApiError::invalid(r, name, causes));
+                }
+                let mut new = new;
+                if !opts.tracked {
+                    track(r, Some(&old), &mut new, opts, subresource);
+                }
+                if subresource.is_none() {
+                    self.admission.admit_update(r, &mut new, &old).await?;
+                    if builtin(r) {
+                        let errors =
+                            api::kinds::validate_update(r.group, r.version, r.kind, &new, &old);
+                        if !errors.is_empty() {
+                            self.admission.update_failed(r, &new, &old).await;
+                            return Err(ApiError::invalid(r, name, causes_of(&errors)));
+                        }
+                    }
+                }
+                if same_object(&new, &old) {
+                    // Nothing to write, unless the cache was behind.
+                    return Ok((!cached).then_some((old, false)));
+                }
+                if opts.dry_run {
+                    self.admission.update_failed(r, &new, &old).await;
+                    return Ok(Some((new, false)));
+                }
+                // Finalization done: an object being deleted whose last
+                // finalizer was removed goes away.
+                if meta(&new).is_some_and(|m| m.contains_key("deletionTimestamp"))
+                    && finalizers(&new).is_empty()
+                {
+                    let result = self
+                        .store
+                        .delete(key.as_bytes(), Some(current.mod_revision))
+                        .await;
+                    if result.is_err() {
                         self.admission.update_failed(r, &new, &old).await;
-                        return Err(ApiError::invalid(r, name, causes_of(&errors)));
                     }
+                    return match result {
+                        Ok((rev, _)) => {
+                            self.admission.deleted(r, &old).await;
+                            self.admission.deleted(r, &new).await;
+                            let mut gone = new;
+                            set_resource_version(&mut gone, rev);
+                            Ok(Some((gone, false)))
+                        }
+                        Err(StoreError::Conflict { .. }) if requested_rv.is_none() => Ok(None),
+                        Err(e) => Err(from_store(r, name, e)),
+                    };
                 }
-            }
-            if same_object(&new, &old) {
-                return Ok((old, false));
-            }
-            if opts.dry_run {
-                self.admission.update_failed(r, &new, &old).await;
-                return Ok((new, false));
-            }
-            // Finalization done: an object being deleted whose last
-            // finalizer was removed goes away.
-            if meta(&new).is_some_and(|m| m.contains_key("deletionTimestamp"))
-                && finalizers(&new).is_empty()
-            {
-                let result = self
-                    .store
-                    .delete(key.as_bytes(), Some(current.mod_revision))
-                    .await;
-                if result.is_err() {
-                    self.admission.update_failed(r, &new, &old).await;
-                }
-                return match result {
-                    Ok((rev, _)) => {
-                        self.admission.deleted(r, &old).await;
-                        self.admission.deleted(r, &new).await;
-                        let mut gone = new;
-                        set_resource_version(&mut gone, rev);
-                        Ok((gone, false))
+                let value = match encode(&new) {
+                    Ok(v) if v.len() <= store::MAX_VALUE_BYTES => v,
+                    Ok(_) => {
+                        self.admission.update_failed(r, &new, &old).await;
+                        return Err(ApiError::too_large(store::MAX_VALUE_BYTES));
                     }
-                    Err(StoreError::Conflict { .. }) if requested_rv.is_none() => continue,
-                    Err(e) => Err(from_store(r, name, e)),
+                    Err(e) => {
+                        self.admission.update_failed(r, &new, &old).await;
+                        return Err(e);
+                    }
                 };
-            }
-            let value = match encode(&new) {
-                Ok(v) if v.len() <= store::MAX_VALUE_BYTES => v,
-                Ok(_) => {
-                    self.admission.update_failed(r, &new, &old).await;
-                    return Err(ApiError::too_large(store::MAX_VALUE_BYTES));
-                }
-                Err(e) => {
-                    self.admission.update_failed(r, &new, &old).await;
-                    return Err(e);
-                }
-            };
-            match self
-                .store
-                .update(key.as_bytes(), value, current.mod_revision, current.lease)
-                .await
-            {
-                Ok(kv) => {
-                    self.admission.updated(r, &new, &old).await;
-                    let mut out = new;
-                    set_resource_version(&mut out, kv.mod_revision);
-                    return Ok((out, false));
-                }
-                Err(e) => {
-                    self.admission.update_failed(r, &new, &old).await;
-                    match e {
-                        StoreError::Conflict { .. } if requested_rv.is_none() => continue,
-                        e => return Err(from_store(r, name, e)),
+                match self
+                    .store
+                    .update(key.as_bytes(), value, current.mod_revision, current.lease)
+                    .await
+                {
+                    Ok(kv) => {
+                        self.admission.updated(r, &new, &old).await;
+                        let mut out = new;
+                        set_resource_version(&mut out, kv.mod_revision);
+                        return Ok(Some((out, false)));
+                    }
+                    Err(e) => {
+                        self.admission.update_failed(r, &new, &old).await;
+                        match e {
+                            StoreError::Conflict { .. } if requested_rv.is_none() => Ok(None),
+                            e => Err(from_store(r, name, e)),
+                        }
                     }
                 }
+            }
+            .await;
+            match attempt {
+                Ok(Some(done)) => return Ok(done),
+                Ok(None) => fresh = true,
+                Err(_) if cached => fresh = true,
+                Err(e) => return Err(e),
             }
         }
     }
@@ -1371,22 +1427,57 @@ impl Registry {
         mut change: impl FnMut(&mut Value) -> ApiResult<()> + Send,
     ) -> ApiResult<Value> {
         let key = Self::key(r, namespace, name);
+        let mut fresh = false;
         loop {
-            let Some(current) = self
-                .store
-                .get(key.as_bytes(), 0)
-                .await
-                .map_err(|e| from_store(r, name, e))?
-                .0
+            let Some((current, cached)) = self.current_for_write(r, name, &key, fresh).await?
             else {
                 return Err(ApiError::not_found(r, name));
             };
             let mut obj = decode(&current.value, current.mod_revision)?;
-            change(&mut obj)?;
-            if let Some(written) = self.write_back(r, name, &key, obj, &current).await? {
-                return Ok(written);
+            let written = match change(&mut obj) {
+                Ok(()) => self.write_back(r, name, &key, obj, &current).await,
+                Err(e) => Err(e),
+            };
+            match written {
+                Ok(Some(written)) => return Ok(written),
+                Ok(None) => fresh = true,
+                // The cached copy may have been behind: decide on the store's.
+                Err(_) if cached => fresh = true,
+                Err(e) => return Err(e),
             }
         }
+    }
+
+    /// The object under `key` as a write starts from, and whether it is the
+    /// watch cache's copy (which may be behind the store: the store's
+    /// revision check catches that) rather than the store's. `fresh` reads
+    /// the store.
+    async fn current_for_write(
+        &self,
+        r: &ResourceInfo,
+        name: &str,
+        key: &str,
+        fresh: bool,
+    ) -> ApiResult<Option<(store::KeyValue, bool)>> {
+        if !fresh {
+            if let Some(c) = self.cache.as_ref().and_then(|c| c.get(key.as_bytes())) {
+                let kv = store::KeyValue {
+                    key: Bytes::copy_from_slice(key.as_bytes()),
+                    value: c.bytes.clone(),
+                    create_revision: 0,
+                    mod_revision: c.revision,
+                    version: 0,
+                    lease: c.lease,
+                };
+                return Ok(Some((kv, true)));
+            }
+        }
+        let (kv, _) = self
+            .store
+            .get(key.as_bytes(), 0)
+            .await
+            .map_err(|e| from_store(r, name, e))?;
+        Ok(kv.map(|kv| (kv, false)))
     }
 
     /// Lists objects at the latest revision (or the one a continue token
@@ -1799,6 +1890,24 @@ fn same_object(a: &Value, b: &Value) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn stored_objects_leave_out_the_resource_version_and_self_link_only() {
+        let obj = json!({
+            "apiVersion": "apps/v1",
+            "kind": "Deployment",
+            "metadata": { "name": "web", "resourceVersion": "7", "selfLink": "/x", "labels": { "a": "b" } },
+            "spec": { "template": { "metadata": { "resourceVersion": "kept" } } },
+        });
+        let stored: Value = serde_json::from_slice(&encode(&obj).unwrap()).unwrap();
+        let mut want = obj.clone();
+        let m = want["metadata"].as_object_mut().unwrap();
+        m.remove("resourceVersion");
+        m.remove("selfLink");
+        assert_eq!(stored, want);
+        // The caller's object is untouched.
+        assert_eq!(obj["metadata"]["resourceVersion"], "7");
+    }
 
     #[test]
     fn continue_tokens_round_trip_and_reject_garbage() {

@@ -100,3 +100,91 @@ async fn other_objects_have_no_ttl() {
         .unwrap();
     assert_eq!(kv.lease, 0);
 }
+
+/// Writes start from the watch cache's copy, which may be behind the store.
+/// Every write must still land on the store's latest state: here another
+/// writer changes the object straight in the store each time, just before
+/// the registry's update (often before the cache has seen it).
+#[tokio::test]
+async fn updates_through_the_watch_cache_land_on_the_latest_stored_object() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(Embedded::open(dir.path()).unwrap());
+    let reg = Registry::new(store.clone()).with_cache();
+    let ns = lookup("", "v1", "namespaces").unwrap();
+    let opts = WriteOptions::default();
+    reg.create(
+        ns,
+        None,
+        json!({ "metadata": { "name": "default" } }),
+        &opts,
+    )
+    .await
+    .unwrap();
+    let cms = lookup("", "v1", "configmaps").unwrap();
+    let pods = lookup("", "v1", "pods").unwrap();
+    reg.create(
+        cms,
+        Some("default"),
+        json!({ "metadata": { "name": "c" }, "data": { "v": "0" } }),
+        &opts,
+    )
+    .await
+    .unwrap();
+    reg.create(pods, Some("default"), json!({ "metadata": { "name": "p" }, "spec": { "containers": [{ "name": "c", "image": "busybox" }] } }), &opts)
+        .await
+        .unwrap();
+    let cm_key = Registry::key(cms, Some("default"), "c");
+    let pod_key = Registry::key(pods, Some("default"), "p");
+    let stored = |key: String| {
+        let store = store.clone();
+        async move {
+            let kv = store.get(key.as_bytes(), 0).await.unwrap().0.unwrap();
+            (
+                serde_json::from_slice::<serde_json::Value>(&kv.value).unwrap(),
+                kv.mod_revision,
+            )
+        }
+    };
+    for i in 0..100 {
+        // Someone else sets v to "other"; the registry then writes v back
+        // to "mine", which the stale cached copy may still show.
+        let (mut obj, rev) = stored(cm_key.clone()).await;
+        obj["data"]["v"] = json!("other");
+        let value = serde_json::to_vec(&obj).unwrap().into();
+        store
+            .update(cm_key.as_bytes(), value, rev, 0)
+            .await
+            .unwrap();
+        let want = json!({ "metadata": { "name": "c" }, "data": { "v": "mine" } });
+        reg.update(cms, Some("default"), "c", None, want.clone(), &opts)
+            .await
+            .unwrap();
+        assert_eq!(
+            stored(cm_key.clone()).await.0["data"],
+            want["data"],
+            "round {i}"
+        );
+
+        // The same for a server-internal write (as pod binding makes).
+        let (mut pod, rev) = stored(pod_key.clone()).await;
+        pod["metadata"]["labels"] = json!({ "round": i.to_string() });
+        let value = serde_json::to_vec(&pod).unwrap().into();
+        store
+            .update(pod_key.as_bytes(), value, rev, 0)
+            .await
+            .unwrap();
+        reg.guaranteed_update(pods, Some("default"), "p", |p| {
+            p["metadata"]["annotations"] =
+                json!({ "seen": p["metadata"]["labels"]["round"].clone() });
+            Ok(())
+        })
+        .await
+        .unwrap();
+        let pod = stored(pod_key.clone()).await.0;
+        assert_eq!(
+            pod["metadata"]["annotations"]["seen"],
+            i.to_string(),
+            "round {i}"
+        );
+    }
+}

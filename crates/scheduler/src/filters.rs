@@ -81,21 +81,11 @@ pub fn tolerations(pod: &Pod) -> &[Toleration] {
 }
 
 pub fn taints(node: &NodeInfo) -> &[Taint] {
-    node.node
-        .spec
-        .as_ref()
-        .and_then(|s| s.taints.as_deref())
-        .unwrap_or_default()
+    &node.taints
 }
 
 pub fn node_unschedulable(pod: &Pod, node: &NodeInfo) -> Option<Status> {
-    let unschedulable = node
-        .node
-        .spec
-        .as_ref()
-        .and_then(|s| s.unschedulable)
-        .unwrap_or(false);
-    if !unschedulable {
+    if !node.unschedulable {
         return None;
     }
     let taint = Taint {

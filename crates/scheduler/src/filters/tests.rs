@@ -25,11 +25,12 @@ fn basic_node(name: &str) -> NodeInfo {
 
 #[test]
 fn unschedulable_node_is_rejected_unless_the_pod_tolerates_it() {
-    let mut n = basic_node("n1");
-    Arc::make_mut(&mut n.node).spec = Some(k8s_openapi::api::core::v1::NodeSpec {
+    let mut node = (*basic_node("n1").node).clone();
+    node.spec = Some(k8s_openapi::api::core::v1::NodeSpec {
         unschedulable: Some(true),
         ..Default::default()
     });
+    let n = NodeInfo::new(Arc::new(node));
     let p = pod(json!({"spec": {"containers": []}}));
     let s = node_unschedulable(&p.pod, &n).unwrap();
     assert_eq!(s.reasons, ["node(s) were unschedulable"]);

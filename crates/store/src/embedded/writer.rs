@@ -266,11 +266,9 @@ impl Writer {
                 r => results.push(r),
             }
         }
-        tx.execute(
-            "UPDATE meta SET current_rev = ?1 WHERE id = 1",
-            params![rev],
-        )
-        .map_err(|e| sql_error(&path, "recording revision", e))?;
+        tx.prepare_cached("UPDATE meta SET current_rev = ?1 WHERE id = 1")
+            .and_then(|mut s| s.execute(params![rev]))
+            .map_err(|e| sql_error(&path, "recording revision", e))?;
         tx.commit()
             .map_err(|e| sql_error(&path, "committing write", e))?;
         self.current = rev;
