@@ -82,11 +82,28 @@ fn group_resource(key: &[u8]) -> (&str, &str) {
 }
 
 impl Cached {
-    /// Decodes a stored key-value.
+    /// The cached form of a stored key-value. The encoding gets its
+    /// resource version spliced in and the index is read from it, without
+    /// decoding the object, unless the kind stays decoded or the encoding
+    /// is unusual.
     fn decode(kv: &KeyValue) -> Option<Arc<Cached>> {
+        let (group, resource) = group_resource(&kv.key);
+        if !keep_decoded(group, resource) {
+            if let (Some(bytes), Some(index)) = (
+                crate::scan::with_resource_version(&kv.value, kv.mod_revision),
+                Index::from_json(group, resource, &kv.value),
+            ) {
+                return Some(Arc::new(Cached {
+                    bytes: Bytes::from(bytes),
+                    index,
+                    revision: kv.mod_revision,
+                    lease: kv.lease,
+                    value: None,
+                }));
+            }
+        }
         let mut obj: Value = serde_json::from_slice(&kv.value).ok()?;
         set_resource_version(&mut obj, kv.mod_revision);
-        let (group, resource) = group_resource(&kv.key);
         let index = Index::of(group, resource, &obj);
         let bytes = encode(&obj)?;
         let value = keep_decoded(group, resource).then(|| Arc::new(obj));

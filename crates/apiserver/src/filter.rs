@@ -137,6 +137,67 @@ impl Index {
         }
     }
 
+    /// The index of the encoded object `json`, read without decoding it
+    /// (the same as [`Index::of`] gives for the decoded object); `None`
+    /// when it cannot be read that way.
+    pub fn from_json(group: &str, resource: &str, json: &[u8]) -> Option<Index> {
+        use crate::scan::{member, members, scalar, string, Scalar};
+        let top = members(json)?;
+        let meta = match member(&top, "metadata") {
+            Some(m) if m.first() == Some(&b'{') => members(m)?,
+            _ => Vec::new(),
+        };
+        let labels = match member(&meta, "labels") {
+            Some(l) if l.first() == Some(&b'{') => members(l)?
+                .into_iter()
+                .filter_map(|(k, v)| {
+                    let key = std::str::from_utf8(k).ok()?;
+                    Some((key.into(), string(Some(v))?.into_boxed_str()))
+                })
+                .collect(),
+            _ => Box::default(),
+        };
+        let mut fields = Vec::new();
+        for f in kind_fields(group, resource) {
+            let path = match *f {
+                "source" => "source.component",
+                "status.podIPs" => "status.podIP",
+                other => other,
+            };
+            let mut raw = None;
+            let mut level = Some(top.clone());
+            let mut parts = path.split('.').peekable();
+            while let (Some(part), Some(m)) = (parts.next(), level.take()) {
+                let v = member(&m, part);
+                if parts.peek().is_none() {
+                    raw = v;
+                } else if let Some(v) = v.filter(|v| v.first() == Some(&b'{')) {
+                    level = Some(members(v)?);
+                }
+            }
+            let value = match raw.map(scalar) {
+                None | Some(Some(Scalar::Null)) => match *f {
+                    "spec.unschedulable" | "spec.hostNetwork" => "false".to_string(),
+                    "status.replicas" | "status.successful" => "0".to_string(),
+                    _ => String::new(),
+                },
+                Some(Some(Scalar::Text(t))) => t,
+                Some(None) => continue,
+            };
+            if !value.is_empty() {
+                fields.push((*f, value.into_boxed_str()));
+            }
+        }
+        Some(Index {
+            name: string(member(&meta, "name")).unwrap_or_default().into(),
+            namespace: string(member(&meta, "namespace"))
+                .unwrap_or_default()
+                .into(),
+            labels,
+            fields: fields.into(),
+        })
+    }
+
     pub fn name(&self) -> &str {
         &self.name
     }
@@ -302,6 +363,65 @@ mod tests {
             fields: (!fields.is_empty()).then(|| FieldSelector::parse(fields).unwrap()),
             name: None,
         }))
+    }
+
+    #[test]
+    fn an_index_read_from_the_encoding_is_the_decoded_objects_index() {
+        for (group, resource, obj) in [
+            (
+                "",
+                "pods",
+                json!({
+                    "metadata": { "name": "p", "namespace": "ns", "labels": { "app": "web", "n": 1, "e": "a\"b" } },
+                    "spec": { "nodeName": "n1", "hostNetwork": true, "containers": [{ "name": "c" }] },
+                    "status": { "phase": "Running", "podIP": "10.42.0.5", "podIPs": [{ "ip": "10.42.0.5" }], "nominatedNodeName": null },
+                }),
+            ),
+            ("", "pods", json!({ "metadata": { "name": "bare" } })),
+            (
+                "",
+                "pods",
+                json!({ "metadata": { "name": "odd", "labels": null }, "spec": "none", "status": { "phase": {} } }),
+            ),
+            (
+                "",
+                "events",
+                json!({
+                    "metadata": { "name": "e", "namespace": "ns" },
+                    "involvedObject": { "kind": "Pod", "name": "p", "resourceVersion": "12" },
+                    "source": { "component": "kubelet" }, "reason": "Started", "type": "Normal",
+                }),
+            ),
+            (
+                "",
+                "nodes",
+                json!({ "metadata": { "name": "n" }, "spec": { "unschedulable": true } }),
+            ),
+            ("", "nodes", json!({ "metadata": { "name": "n" } })),
+            (
+                "apps",
+                "replicasets",
+                json!({ "metadata": { "name": "r" }, "status": { "replicas": 3 } }),
+            ),
+            (
+                "batch",
+                "jobs",
+                json!({ "metadata": { "name": "j" }, "status": {} }),
+            ),
+            (
+                "",
+                "configmaps",
+                json!({ "metadata": { "name": "c" }, "data": { "metadata": "{" } }),
+            ),
+        ] {
+            let json = serde_json::to_vec(&obj).unwrap();
+            let read = Index::from_json(group, resource, &json).unwrap();
+            assert_eq!(
+                format!("{read:?}"),
+                format!("{:?}", Index::of(group, resource, &obj)),
+                "{obj}"
+            );
+        }
     }
 
     #[test]

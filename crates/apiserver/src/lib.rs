@@ -24,6 +24,7 @@ pub mod partial;
 pub mod registry;
 pub mod request;
 pub mod resources;
+pub mod scan;
 pub mod server;
 pub mod status;
 pub mod strategy;
