@@ -906,8 +906,19 @@ impl Registry {
             }
         }
         if opts.dry_run {
-            // A dry run shows what would be allocated but keeps nothing.
+            // A dry run shows what would be allocated but keeps nothing;
+            // it fails as the write would on an existing object.
             self.admission.create_failed(r, &obj).await;
+            let exists = self
+                .store
+                .get(key.as_bytes(), 0)
+                .await
+                .map_err(|e| from_store(r, &name, e))?
+                .0
+                .is_some();
+            if exists {
+                return Err(ApiError::already_exists(r, &name));
+            }
             return Ok(obj);
         }
         let value = match encode(&obj) {

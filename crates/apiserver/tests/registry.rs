@@ -188,3 +188,30 @@ async fn updates_through_the_watch_cache_land_on_the_latest_stored_object() {
         );
     }
 }
+
+/// A dry-run create fails as the create would on an existing object, and
+/// writes nothing either way.
+#[tokio::test]
+async fn a_dry_run_create_of_an_existing_object_is_already_exists() {
+    let (_dir, store, reg) = registry().await;
+    let cms = lookup("", "v1", "configmaps").unwrap();
+    let dry = WriteOptions {
+        dry_run: true,
+        ..Default::default()
+    };
+    let cm = json!({ "metadata": { "name": "c" }, "data": { "v": "1" } });
+    reg.create(cms, Some("default"), cm.clone(), &dry)
+        .await
+        .unwrap();
+    let key = Registry::key(cms, Some("default"), "c");
+    assert!(store.get(key.as_bytes(), 0).await.unwrap().0.is_none());
+    reg.create(cms, Some("default"), cm.clone(), &WriteOptions::default())
+        .await
+        .unwrap();
+    let e = reg
+        .create(cms, Some("default"), cm, &dry)
+        .await
+        .unwrap_err();
+    assert_eq!(e.code, 409);
+    assert_eq!(e.to_status()["reason"], "AlreadyExists");
+}
