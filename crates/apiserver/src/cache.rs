@@ -89,10 +89,11 @@ impl Cached {
     fn decode(kv: &KeyValue) -> Option<Arc<Cached>> {
         let (group, resource) = group_resource(&kv.key);
         if !keep_decoded(group, resource) {
-            if let (Some(bytes), Some(index)) = (
-                crate::scan::with_resource_version(&kv.value, kv.mod_revision),
-                Index::from_json(group, resource, &kv.value),
-            ) {
+            let scanned = crate::scan::members(&kv.value).and_then(|top| {
+                let bytes = crate::scan::with_resource_version(&kv.value, &top, kv.mod_revision)?;
+                Some((bytes, Index::from_members(group, resource, &top)?))
+            });
+            if let Some((bytes, index)) = scanned {
                 return Some(Arc::new(Cached {
                     bytes: Bytes::from(bytes),
                     index,

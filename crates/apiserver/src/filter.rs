@@ -58,32 +58,53 @@ fn kind_fields(group: &str, resource: &str) -> &'static [&'static str] {
     }
 }
 
+/// Where a field label's value is read from: `source` is the event's
+/// component and `status.podIPs` the pod's first IP.
+fn field_path(field: &str) -> &str {
+    match field {
+        "source" => "source.component",
+        "status.podIPs" => "status.podIP",
+        other => other,
+    }
+}
+
+/// What a field label reads as when the object leaves the field out.
+fn field_default(field: &str) -> &'static str {
+    match field {
+        "spec.unschedulable" | "spec.hostNetwork" => "false",
+        "status.replicas" | "status.successful" => "0",
+        _ => "",
+    }
+}
+
+/// Field labels that only a string value sets.
+fn string_only(field: &str) -> bool {
+    matches!(field, "source" | "status.podIPs")
+}
+
 /// The value of a field label on an object, as upstream's field-label
 /// conversion renders it.
 fn field_value(obj: &Value, field: &str) -> Option<String> {
-    if field == "source" {
-        return obj
-            .pointer("/source/component")
-            .and_then(Value::as_str)
-            .map(str::to_string);
-    }
-    if field == "status.podIPs" {
-        return obj
-            .pointer("/status/podIP")
-            .and_then(Value::as_str)
-            .map(str::to_string);
-    }
-    let pointer = format!("/{}", field.replace('.', "/"));
+    let pointer = format!("/{}", field_path(field).replace('.', "/"));
     match obj.pointer(&pointer) {
-        None | Some(Value::Null) => match field {
-            "spec.unschedulable" | "spec.hostNetwork" => Some("false".into()),
-            "status.replicas" | "status.successful" => Some("0".into()),
-            _ => Some(String::new()),
-        },
         Some(Value::String(s)) => Some(s.clone()),
+        None | Some(Value::Null) => Some(field_default(field).into()),
+        Some(_) if string_only(field) => None,
         Some(Value::Bool(b)) => Some(b.to_string()),
         Some(Value::Number(n)) => Some(n.to_string()),
         Some(_) => None,
+    }
+}
+
+/// [`field_value`] of the raw JSON value `raw` (`None`: the field is absent).
+fn field_text(field: &str, raw: Option<&[u8]>) -> Option<String> {
+    use crate::scan::{scalar, Scalar};
+    match raw.map(|r| (r.first() == Some(&b'"'), scalar(r))) {
+        Some((true, Some(Scalar::Text(t)))) => Some(t),
+        None | Some((_, Some(Scalar::Null))) => Some(field_default(field).into()),
+        Some(_) if string_only(field) => None,
+        Some((_, Some(Scalar::Text(t)))) => Some(t),
+        Some((_, None)) => None,
     }
 }
 
@@ -137,55 +158,50 @@ impl Index {
         }
     }
 
-    /// The index of the encoded object `json`, read without decoding it
-    /// (the same as [`Index::of`] gives for the decoded object); `None`
-    /// when it cannot be read that way.
-    pub fn from_json(group: &str, resource: &str, json: &[u8]) -> Option<Index> {
-        use crate::scan::{member, members, scalar, string, Scalar};
-        let top = members(json)?;
-        let meta = match member(&top, "metadata") {
-            Some(m) if m.first() == Some(&b'{') => members(m)?,
-            _ => Vec::new(),
+    /// The index of an encoded object from its top-level members
+    /// ([`crate::scan::members`]), read without decoding it: the same as
+    /// [`Index::of`] gives for the decoded object. `None` when it cannot be
+    /// read that way.
+    pub fn from_members(group: &str, resource: &str, top: &[(&[u8], &[u8])]) -> Option<Index> {
+        use crate::scan::{member, members, object, string};
+        let meta = match object(member(top, "metadata")) {
+            Some(m) => members(m)?,
+            None => Vec::new(),
         };
-        let labels = match member(&meta, "labels") {
-            Some(l) if l.first() == Some(&b'{') => members(l)?
+        let labels = match object(member(&meta, "labels")) {
+            Some(l) => members(l)?
                 .into_iter()
                 .filter_map(|(k, v)| {
                     let key = std::str::from_utf8(k).ok()?;
                     Some((key.into(), string(Some(v))?.into_boxed_str()))
                 })
                 .collect(),
-            _ => Box::default(),
+            None => Box::default(),
         };
         let mut fields = Vec::new();
         for f in kind_fields(group, resource) {
-            let path = match *f {
-                "source" => "source.component",
-                "status.podIPs" => "status.podIP",
-                other => other,
-            };
-            let mut raw = None;
-            let mut level = Some(top.clone());
-            let mut parts = path.split('.').peekable();
-            while let (Some(part), Some(m)) = (parts.next(), level.take()) {
-                let v = member(&m, part);
-                if parts.peek().is_none() {
-                    raw = v;
-                } else if let Some(v) = v.filter(|v| v.first() == Some(&b'{')) {
-                    level = Some(members(v)?);
+            let mut parts = field_path(f).split('.');
+            let last = parts.next_back().unwrap_or("");
+            let mut nested = None;
+            let mut absent = false;
+            for part in parts {
+                let level: &[(&[u8], &[u8])] = nested.as_deref().unwrap_or(top);
+                match object(member(level, part)) {
+                    Some(v) => nested = Some(members(v)?),
+                    None => {
+                        absent = true;
+                        break;
+                    }
                 }
             }
-            let value = match raw.map(scalar) {
-                None | Some(Some(Scalar::Null)) => match *f {
-                    "spec.unschedulable" | "spec.hostNetwork" => "false".to_string(),
-                    "status.replicas" | "status.successful" => "0".to_string(),
-                    _ => String::new(),
-                },
-                Some(Some(Scalar::Text(t))) => t,
-                Some(None) => continue,
+            let raw = if absent {
+                None
+            } else {
+                member(nested.as_deref().unwrap_or(top), last)
             };
-            if !value.is_empty() {
-                fields.push((*f, value.into_boxed_str()));
+            match field_text(f, raw) {
+                Some(v) if !v.is_empty() => fields.push((*f, v.into_boxed_str())),
+                _ => {}
             }
         }
         Some(Index {
@@ -399,6 +415,11 @@ mod tests {
             ),
             ("", "nodes", json!({ "metadata": { "name": "n" } })),
             (
+                "",
+                "events",
+                json!({ "metadata": { "name": "odd" }, "source": { "component": 5 }, "reason": true, "type": null }),
+            ),
+            (
                 "apps",
                 "replicasets",
                 json!({ "metadata": { "name": "r" }, "status": { "replicas": 3 } }),
@@ -415,7 +436,8 @@ mod tests {
             ),
         ] {
             let json = serde_json::to_vec(&obj).unwrap();
-            let read = Index::from_json(group, resource, &json).unwrap();
+            let top = crate::scan::members(&json).unwrap();
+            let read = Index::from_members(group, resource, &top).unwrap();
             assert_eq!(
                 format!("{read:?}"),
                 format!("{:?}", Index::of(group, resource, &obj)),

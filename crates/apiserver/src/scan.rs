@@ -54,6 +54,11 @@ pub fn member<'a>(members: &[(&[u8], &'a [u8])], key: &str) -> Option<&'a [u8]> 
         .map(|(_, v)| *v)
 }
 
+/// `raw` if it is an object.
+pub fn object(raw: Option<&[u8]>) -> Option<&[u8]> {
+    raw.filter(|r| r.first() == Some(&b'{'))
+}
+
 /// A scalar JSON value: a string decoded, `true`/`false` and numbers as
 /// they print, `Null` for `null`; `None` for objects, arrays and garbage.
 pub enum Scalar {
@@ -92,12 +97,12 @@ pub fn string(raw: Option<&[u8]>) -> Option<String> {
     }
 }
 
-/// `json` with `"resourceVersion":"<rev>"` added to its top-level
-/// `metadata`. `None` when there is no metadata object or it already has a
-/// resource version (stored objects have none).
-pub fn with_resource_version(json: &[u8], rev: i64) -> Option<Vec<u8>> {
-    let top = members(json)?;
-    let meta = member(&top, "metadata")?;
+/// `json`, whose top-level members are `top`, with
+/// `"resourceVersion":"<rev>"` added to its `metadata`. `None` when there
+/// is no metadata object or it already has a resource version (stored
+/// objects have none).
+pub fn with_resource_version(json: &[u8], top: &[(&[u8], &[u8])], rev: i64) -> Option<Vec<u8>> {
+    let meta = member(top, "metadata")?;
     let meta_members = members(meta)?;
     if member(&meta_members, "resourceVersion").is_some() {
         return None;
@@ -205,22 +210,27 @@ mod tests {
         }
     }
 
+    fn versioned(json: &[u8], rev: i64) -> Option<Vec<u8>> {
+        with_resource_version(json, &members(json)?, rev)
+    }
+
     #[test]
     fn the_resource_version_goes_into_the_metadata() {
         let obj = json!({ "kind": "Pod", "metadata": { "name": "p", "labels": { "metadata": "{" } }, "spec": {} });
         let text = serde_json::to_vec(&obj).unwrap();
-        let with: Value =
-            serde_json::from_slice(&with_resource_version(&text, 42).unwrap()).unwrap();
+        let with: Value = serde_json::from_slice(
+            &with_resource_version(&text, &members(&text).unwrap(), 42).unwrap(),
+        )
+        .unwrap();
         let mut want = obj.clone();
         want["metadata"]["resourceVersion"] = json!("42");
         assert_eq!(with, want);
         let empty: Value =
-            serde_json::from_slice(&with_resource_version(br#"{"metadata":{}}"#, 7).unwrap())
-                .unwrap();
+            serde_json::from_slice(&versioned(br#"{"metadata":{}}"#, 7).unwrap()).unwrap();
         assert_eq!(empty, json!({ "metadata": { "resourceVersion": "7" } }));
         // Already versioned, or no metadata: the caller decodes instead.
-        assert!(with_resource_version(br#"{"metadata":{"resourceVersion":"1"}}"#, 2).is_none());
-        assert!(with_resource_version(br#"{"kind":"X"}"#, 2).is_none());
+        assert!(versioned(br#"{"metadata":{"resourceVersion":"1"}}"#, 2).is_none());
+        assert!(versioned(br#"{"kind":"X"}"#, 2).is_none());
     }
 
     #[test]
