@@ -525,7 +525,7 @@ fn a_waiting_claim_binds_the_local_volume_on_the_node_its_pod_is_scheduled_to() 
         "WaitForFirstConsumer",
         "waiting for first consumer to be created before binding",
     );
-    assert_eq!(field(&c, "pv", "disk-1", "{.status.phase}"), "Available");
+    wait_field(&c, "pv", "disk-1", "{.status.phase}", "Available");
     let pod = r#"{"apiVersion":"v1","kind":"Pod","metadata":{"name":"app"},"spec":{"containers":[{"name":"c","image":"busybox"}],"volumes":[{"name":"data","persistentVolumeClaim":{"claimName":"data"}}]}}"#;
     c.ok_stdin(&["create", "-f", "-"], pod);
     wait_field(&c, "pvc", "data", "{.status.phase}", "Bound");
