@@ -39,6 +39,59 @@ pub(crate) fn quote(s: &str) -> String {
     out
 }
 
+/// Go's `time.ParseDuration`, in seconds.
+pub fn parse_duration(s: &str) -> Result<f64, String> {
+    let err = || format!("time: invalid duration {}", quote(s));
+    let (neg, mut rest) = match s.strip_prefix('-') {
+        Some(r) => (true, r),
+        None => (false, s.strip_prefix('+').unwrap_or(s)),
+    };
+    if rest == "0" {
+        return Ok(0.0);
+    }
+    if rest.is_empty() {
+        return Err(err());
+    }
+    let mut total = 0.0;
+    while !rest.is_empty() {
+        let num_len = rest
+            .bytes()
+            .take_while(|b| b.is_ascii_digit() || *b == b'.')
+            .count();
+        if num_len == 0 {
+            return Err(err());
+        }
+        let num: f64 = rest[..num_len].parse().map_err(|_| err())?;
+        rest = &rest[num_len..];
+        let unit_len = rest
+            .bytes()
+            .take_while(|b| !b.is_ascii_digit() && *b != b'.')
+            .count();
+        if unit_len == 0 {
+            return Err(format!("time: missing unit in duration {}", quote(s)));
+        }
+        let unit = &rest[..unit_len];
+        let scale = match unit {
+            "ns" => 1e-9,
+            "us" | "µs" | "μs" => 1e-6,
+            "ms" => 1e-3,
+            "s" => 1.0,
+            "m" => 60.0,
+            "h" => 3600.0,
+            _ => {
+                return Err(format!(
+                    "time: unknown unit {} in duration {}",
+                    quote(unit),
+                    quote(s)
+                ))
+            }
+        };
+        total += num * scale;
+        rest = &rest[unit_len..];
+    }
+    Ok(if neg { -total } else { total })
+}
+
 /// An approximation of Go's `unicode.IsPrint`: graphic characters and the
 /// ASCII space; other spaces and controls are escaped.
 fn is_go_print(c: char) -> bool {

@@ -61,6 +61,27 @@ pub struct AgentArgs {
     /// replaces all the defaults; `<0%` switches a signal off.
     #[arg(long, default_value = agent::eviction::DEFAULT_EVICTION_HARD, overrides_with = "eviction_hard")]
     pub eviction_hard: String,
+    /// Soft eviction thresholds (`memory.available<1.5Gi`): the node
+    /// reports pressure as soon as one is crossed, and fails pods once it
+    /// has stayed crossed for its grace period.
+    #[arg(long, default_value = "", overrides_with = "eviction_soft")]
+    pub eviction_soft: String,
+    /// How long each soft threshold must hold before pods are evicted
+    /// (`memory.available=1m30s`); every soft threshold needs one.
+    #[arg(
+        long,
+        default_value = "",
+        overrides_with = "eviction_soft_grace_period"
+    )]
+    pub eviction_soft_grace_period: String,
+    /// The longest grace period, in seconds, a pod evicted for a soft
+    /// threshold gets (its own terminationGracePeriodSeconds if shorter).
+    #[arg(long, default_value_t = 0, allow_negative_numbers = true)]
+    pub eviction_max_pod_grace_period: i64,
+    /// How far past its threshold a signal must recover before evictions
+    /// for it stop (`memory.available=0Mi,nodefs.available=500Mi`).
+    #[arg(long, default_value = "", overrides_with = "eviction_minimum_reclaim")]
+    pub eviction_minimum_reclaim: String,
     /// How long a pressure condition stays after its threshold was last
     /// crossed.
     #[arg(long, default_value = "5m", value_parser = crate::server::parse_go_duration)]
@@ -232,9 +253,15 @@ pub async fn run(client: kube::Client, args: AgentArgs, setup: Setup<'_>) -> Res
     };
     options.pod_manifest_path = args.pod_manifest_path.clone();
     options.eviction = agent::eviction::Config {
-        hard: agent::eviction::parse_thresholds(&args.eviction_hard)
-            .map_err(anyhow::Error::msg)
-            .context("--eviction-hard")?,
+        thresholds: agent::eviction::threshold_config(
+            &args.eviction_hard,
+            &args.eviction_soft,
+            &args.eviction_soft_grace_period,
+            &args.eviction_minimum_reclaim,
+        )
+        .map_err(anyhow::Error::msg)
+        .context("the eviction thresholds")?,
+        max_pod_grace_period: args.eviction_max_pod_grace_period,
         pressure_transition_period: args.eviction_pressure_transition_period,
         monitoring_interval: args
             .eviction_monitoring_interval

@@ -189,6 +189,28 @@ fn condition(c: &Cluster, node: &str, type_: &str) -> Value {
         .unwrap_or_default()
 }
 
+fn registered_node(c: &Cluster) -> String {
+    eventually_blocking(Duration::from_secs(60), "the node registered", || {
+        let names = c.ok(&["get", "nodes", "-o", "name"]);
+        match names.trim().strip_prefix("node/") {
+            Some(n) => Ok(n.to_string()),
+            None => Err(names),
+        }
+    })
+}
+
+/// Waits for the node's MemoryPressure to be True; returns the condition.
+fn memory_pressure(c: &Cluster, node: &str) -> Value {
+    eventually_blocking(Duration::from_secs(60), "MemoryPressure True", || {
+        let m = condition(c, node, "MemoryPressure");
+        if m["status"] == "True" {
+            Ok(m)
+        } else {
+            Err(m.to_string())
+        }
+    })
+}
+
 #[test]
 fn a_node_under_memory_pressure_is_tainted_and_evicts_best_effort_pods() {
     // A threshold above any machine's memory: always crossed.
@@ -197,21 +219,8 @@ fn a_node_under_memory_pressure_is_tainted_and_evicts_best_effort_pods() {
         "--eviction-hard=memory.available<1000Ti",
         "--eviction-pressure-transition-period=5s",
     ]);
-    let node = eventually_blocking(Duration::from_secs(60), "the node registered", || {
-        let names = c.ok(&["get", "nodes", "-o", "name"]);
-        match names.trim().strip_prefix("node/") {
-            Some(n) => Ok(n.to_string()),
-            None => Err(names),
-        }
-    });
-    let memory = eventually_blocking(Duration::from_secs(60), "MemoryPressure True", || {
-        let m = condition(&c, &node, "MemoryPressure");
-        if m["status"] == "True" {
-            Ok(m)
-        } else {
-            Err(m.to_string())
-        }
-    });
+    let node = registered_node(&c);
+    let memory = memory_pressure(&c, &node);
     assert_eq!(memory["reason"], "KubeletHasInsufficientMemory");
     assert_eq!(
         memory["message"],
@@ -344,13 +353,7 @@ fn a_node_under_disk_and_pid_pressure_is_tainted_and_rejects_new_pods() {
         "--eviction-hard=nodefs.available<99.999%,pid.available<100G",
         "--image-minimum-gc-age=0s",
     ]);
-    let node = eventually_blocking(Duration::from_secs(60), "the node registered", || {
-        let names = c.ok(&["get", "nodes", "-o", "name"]);
-        match names.trim().strip_prefix("node/") {
-            Some(n) => Ok(n.to_string()),
-            None => Err(names),
-        }
-    });
+    let node = registered_node(&c);
     eventually_blocking(
         Duration::from_secs(60),
         "DiskPressure and PIDPressure",
@@ -431,4 +434,74 @@ spec:
             Ok(())
         }
     });
+}
+
+#[test]
+fn a_soft_threshold_reports_pressure_at_once_and_evicts_gracefully_after_its_grace_period() {
+    // Always crossed, as above, but soft: pods go only after it has held
+    // for 4 s, and get up to 20 s of their own grace period.
+    let c = Cluster::start_with_agent(&[
+        FAST,
+        "--eviction-hard=memory.available<0%",
+        "--eviction-soft=memory.available<1000Ti",
+        "--eviction-soft-grace-period=memory.available=4s",
+        "--eviction-max-pod-grace-period=20",
+    ]);
+    let node = registered_node(&c);
+    memory_pressure(&c, &node);
+    eventually_blocking(Duration::from_secs(30), "EvictionThresholdMet", || {
+        let e = events(&c, &node);
+        let met = e.lines().any(|l| {
+            l.contains("Warning")
+                && l.contains("EvictionThresholdMet")
+                && l.ends_with("Attempting to reclaim memory")
+        });
+        if met {
+            Ok(())
+        } else {
+            Err(e)
+        }
+    });
+
+    // The pod takes 3 s to stop after SIGTERM: longer than the 2 s a hard
+    // eviction leaves, within the grace period a soft one gives.
+    c.ok_stdin(
+        &["apply", "-f", "-"],
+        &format!(
+            r#"apiVersion: v1
+kind: Pod
+metadata:
+  name: graceful
+spec:
+  terminationGracePeriodSeconds: 15
+  tolerations:
+  - key: node.kubernetes.io/memory-pressure
+    operator: Exists
+    effect: NoSchedule
+  containers:
+  - name: app
+    image: {BUSYBOX}
+    command: ["sh", "-c", "trap 'sleep 3; exit 7' TERM; sleep 3600 & wait"]
+"#
+        ),
+    );
+    let status = wait_evicted(&c, "graceful");
+    let message = status["message"].as_str().unwrap_or_default();
+    assert!(
+        message.starts_with(
+            "The node was low on resource: memory. Threshold quantity: 1000Ti, available: "
+        ),
+        "{status}"
+    );
+    let terminated = eventually_blocking(Duration::from_secs(60), "the container stopped", || {
+        let p = pod(&c, "graceful");
+        let state = p["status"]["containerStatuses"][0]["state"].clone();
+        if state["terminated"].is_object() {
+            Ok(state["terminated"].clone())
+        } else {
+            Err(p["status"].to_string())
+        }
+    });
+    // It ran its SIGTERM handler to the end rather than being killed.
+    assert_eq!(terminated["exitCode"], 7, "{terminated}");
 }

@@ -225,6 +225,8 @@ pub async fn run(client: Client, options: Options, services: Services) {
         root_dir: options.root_dir.clone(),
         pod_log_dir: options.pod_log_dir.clone(),
         memory_capacity: machine.memory_bytes as i64,
+        recorder: node.recorder.clone(),
+        node_name: options.node_name.clone(),
     };
     tasks.spawn(evictions.run());
     tasks.spawn(pods.run());

@@ -180,7 +180,7 @@ fn parse_descriptor(d: &str) -> Result<Kind, String> {
         "@hourly" => spec(1, all(HOURS), all(DOM), all(MONTHS), all(DOW)),
         _ => match d.strip_prefix("@every ") {
             Some(dur) => {
-                let secs = parse_go_duration(dur)
+                let secs = crate::gofmt::parse_duration(dur)
                     .map_err(|e| format!("failed to parse duration {d}: {e}"))?;
                 // robfig: under a second rounds up to one; otherwise whole seconds.
                 let secs = if secs < 1.0 { 1 } else { secs.trunc() as u64 };
@@ -283,62 +283,6 @@ fn must_parse_int(expr: &str) -> Result<u64, String> {
         return Err(format!("negative number ({num}) not allowed: {expr}"));
     }
     Ok(num as u64)
-}
-
-/// Go's `time.ParseDuration`, in seconds.
-fn parse_go_duration(s: &str) -> Result<f64, String> {
-    let err = || format!("time: invalid duration {}", crate::gofmt::quote(s));
-    let (neg, mut rest) = match s.strip_prefix('-') {
-        Some(r) => (true, r),
-        None => (false, s.strip_prefix('+').unwrap_or(s)),
-    };
-    if rest == "0" {
-        return Ok(0.0);
-    }
-    if rest.is_empty() {
-        return Err(err());
-    }
-    let mut total = 0.0;
-    while !rest.is_empty() {
-        let num_len = rest
-            .bytes()
-            .take_while(|b| b.is_ascii_digit() || *b == b'.')
-            .count();
-        if num_len == 0 {
-            return Err(err());
-        }
-        let num: f64 = rest[..num_len].parse().map_err(|_| err())?;
-        rest = &rest[num_len..];
-        let unit_len = rest
-            .bytes()
-            .take_while(|b| !b.is_ascii_digit() && *b != b'.')
-            .count();
-        if unit_len == 0 {
-            return Err(format!(
-                "time: missing unit in duration {}",
-                crate::gofmt::quote(s)
-            ));
-        }
-        let unit = &rest[..unit_len];
-        let scale = match unit {
-            "ns" => 1e-9,
-            "us" | "µs" | "μs" => 1e-6,
-            "ms" => 1e-3,
-            "s" => 1.0,
-            "m" => 60.0,
-            "h" => 3600.0,
-            _ => {
-                return Err(format!(
-                    "time: unknown unit {} in duration {}",
-                    crate::gofmt::quote(unit),
-                    crate::gofmt::quote(s)
-                ))
-            }
-        };
-        total += num * scale;
-        rest = &rest[unit_len..];
-    }
-    Ok(if neg { -total } else { total })
 }
 
 #[cfg(test)]

@@ -1,6 +1,9 @@
 //! Node-pressure eviction (upstream `pkg/kubelet/eviction`): the signals
 //! the node is watched on (memory.available, nodefs/imagefs available and
-//! inodesFree, pid.available), the hard thresholds (`--eviction-hard`),
+//! inodesFree, pid.available), the hard thresholds (`--eviction-hard`) and
+//! the soft ones that must hold for a grace period first
+//! (`--eviction-soft`, `--eviction-soft-grace-period`), the minimum a
+//! signal must recover past its threshold (`--eviction-minimum-reclaim`),
 //! the MemoryPressure/DiskPressure/PIDPressure conditions they raise, and
 //! which pod is failed to reclaim the resource, with upstream's ranking and
 //! messages. Local ephemeral storage limits (emptyDir `sizeLimit`,
@@ -100,22 +103,47 @@ pub enum Value {
     Percentage(f64),
 }
 
-/// A hard eviction threshold: `<signal> < <value>`.
+/// An eviction threshold: `<signal> < <value>`.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Threshold {
     pub signal: Signal,
     pub value: Value,
+    /// How long the threshold must stay crossed before pods are evicted
+    /// for it: zero for a hard threshold, a soft one's grace period.
+    pub grace_period: Duration,
+    /// How far past the threshold the signal must recover before a
+    /// threshold that drove evictions counts as resolved.
+    pub min_reclaim: Option<Value>,
 }
 
 impl Threshold {
+    fn new(signal: Signal, value: Value) -> Threshold {
+        Threshold {
+            signal,
+            value,
+            grace_period: Duration::ZERO,
+            min_reclaim: None,
+        }
+    }
+
     /// The threshold as a quantity of `capacity` (upstream
     /// `GetThresholdQuantity`).
     pub fn quantity(&self, capacity: i64) -> Quantity {
-        match &self.value {
+        self.value.quantity(capacity, self.signal.format())
+    }
+
+    /// A hard threshold evicts at once, and with grace period 0 (upstream
+    /// `isHardEvictionThreshold`).
+    pub fn is_hard(&self) -> bool {
+        self.grace_period.is_zero()
+    }
+}
+
+impl Value {
+    fn quantity(&self, capacity: i64, format: Format) -> Quantity {
+        match self {
             Value::Quantity(q) => q.clone(),
-            Value::Percentage(p) => {
-                Quantity::new((capacity as f64 * p) as i64, self.signal.format())
-            }
+            Value::Percentage(p) => Quantity::new((capacity as f64 * p) as i64, format),
         }
     }
 }
@@ -135,10 +163,7 @@ pub fn parse_thresholds(flag: &str) -> Result<Vec<Threshold>, String> {
                 "invalid eviction threshold {statement:?}: expected <signal><<value>"
             ));
         };
-        let signal = Signal::ALL
-            .into_iter()
-            .find(|s| s.name() == signal.trim())
-            .ok_or_else(|| format!("unsupported eviction signal {}", signal.trim()))?;
+        let signal = signal_named(signal.trim())?;
         let value = value.trim();
         let value = if let Some(p) = value.strip_suffix('%') {
             if value == "0%" || value == "100%" {
@@ -172,7 +197,91 @@ pub fn parse_thresholds(flag: &str) -> Result<Vec<Threshold>, String> {
             Value::Quantity(q)
         };
         out.retain(|t| t.signal != signal);
-        out.push(Threshold { signal, value });
+        out.push(Threshold::new(signal, value));
+    }
+    Ok(out)
+}
+
+fn signal_named(name: &str) -> Result<Signal, String> {
+    Signal::ALL
+        .into_iter()
+        .find(|s| s.name() == name)
+        .ok_or_else(|| format!("unsupported eviction signal {name}"))
+}
+
+/// The `<signal>=<value>` pairs of a kubelet map flag
+/// (`memory.available=1m30s,nodefs.available=2m`), the last of a signal
+/// winning.
+fn signal_map(flag: &str) -> Result<Vec<(Signal, &str)>, String> {
+    let mut out: Vec<(Signal, &str)> = Vec::new();
+    for pair in flag.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+        let Some((signal, value)) = pair.split_once('=') else {
+            return Err(format!("malformed pair, expect string=string: {pair:?}"));
+        };
+        let signal = signal_named(signal.trim())?;
+        out.retain(|(s, _)| *s != signal);
+        out.push((signal, value.trim()));
+    }
+    Ok(out)
+}
+
+/// The thresholds of the kubelet's eviction flags (upstream
+/// `ParseThresholdConfig`): the hard ones, then the soft ones, each of
+/// which must have a grace period, with the minimum reclaims of their
+/// signals.
+pub fn threshold_config(
+    hard: &str,
+    soft: &str,
+    soft_grace_period: &str,
+    minimum_reclaim: &str,
+) -> Result<Vec<Threshold>, String> {
+    let mut out = parse_thresholds(hard)?;
+    let mut soft = parse_thresholds(soft)?;
+    let mut grace_periods = Vec::new();
+    for (signal, value) in signal_map(soft_grace_period)? {
+        let seconds = api::gofmt::parse_duration(value)?;
+        if seconds < 0.0 {
+            return Err(format!(
+                "invalid eviction grace period specified: {value}, must be a positive value"
+            ));
+        }
+        grace_periods.push((signal, Duration::from_secs_f64(seconds)));
+    }
+    for t in &mut soft {
+        let Some((_, period)) = grace_periods.iter().find(|(s, _)| *s == t.signal) else {
+            return Err(format!(
+                "grace period must be specified for the soft eviction threshold {}",
+                t.signal.name()
+            ));
+        };
+        t.grace_period = *period;
+    }
+    out.extend(soft);
+    for (signal, value) in signal_map(minimum_reclaim)? {
+        let reclaim = if let Some(p) = value.strip_suffix('%') {
+            let p: f64 = p
+                .parse()
+                .map_err(|_| format!("invalid percentage {value:?}"))?;
+            if p <= 0.0 {
+                return Err(format!(
+                    "eviction percentage minimum reclaim {} must be positive: {value}",
+                    signal.name()
+                ));
+            }
+            Value::Percentage(p / 100.0)
+        } else {
+            let q = Quantity::parse(value).map_err(|e| format!("{value:?}: {e}"))?;
+            if q.sign() < 0 {
+                return Err(format!(
+                    "negative eviction minimum reclaim specified for {}",
+                    signal.name()
+                ));
+            }
+            Value::Quantity(q)
+        };
+        for t in out.iter_mut().filter(|t| t.signal == signal) {
+            t.min_reclaim = Some(reclaim.clone());
+        }
     }
     Ok(out)
 }
@@ -180,7 +289,11 @@ pub fn parse_thresholds(flag: &str) -> Result<Vec<Threshold>, String> {
 /// The eviction manager's settings.
 #[derive(Clone, Debug)]
 pub struct Config {
-    pub hard: Vec<Threshold>,
+    /// Hard and soft thresholds ([`threshold_config`]).
+    pub thresholds: Vec<Threshold>,
+    /// The longest grace period a pod evicted for a soft threshold gets
+    /// (`--eviction-max-pod-grace-period`, 0).
+    pub max_pod_grace_period: i64,
     /// How long a pressure condition stays after its signal last crossed
     /// (`--eviction-pressure-transition-period`, 5 min).
     pub pressure_transition_period: Duration,
@@ -194,7 +307,9 @@ pub struct Config {
 impl Default for Config {
     fn default() -> Config {
         Config {
-            hard: parse_thresholds(DEFAULT_EVICTION_HARD).expect("the default thresholds parse"),
+            thresholds: parse_thresholds(DEFAULT_EVICTION_HARD)
+                .expect("the default thresholds parse"),
+            max_pod_grace_period: 0,
             pressure_transition_period: Duration::from_secs(300),
             monitoring_interval: Duration::from_secs(10),
             image_minimum_gc_age: Duration::from_secs(120),
@@ -212,19 +327,97 @@ pub struct Observation {
 pub type Observations = BTreeMap<Signal, Observation>;
 
 /// The thresholds `observations` cross (upstream `thresholdsMet`), memory
-/// first (upstream `byEvictionPriority`).
-pub fn thresholds_met(thresholds: &[Threshold], observations: &Observations) -> Vec<Threshold> {
+/// first (upstream `byEvictionPriority`). With `enforce_min_reclaim` a
+/// threshold counts as crossed until its signal is its minimum reclaim
+/// past it.
+pub fn thresholds_met(
+    thresholds: &[Threshold],
+    observations: &Observations,
+    enforce_min_reclaim: bool,
+) -> Vec<Threshold> {
+    let crossed = |t: &Threshold, o: &Observation| {
+        let mut quantity = t.quantity(o.capacity);
+        if let Some(reclaim) = t.min_reclaim.as_ref().filter(|_| enforce_min_reclaim) {
+            quantity.add(&reclaim.quantity(o.capacity, t.signal.format()));
+        }
+        quantity.cmp_i64(o.available) == Ordering::Greater
+    };
     let mut met: Vec<Threshold> = thresholds
         .iter()
-        .filter(|t| {
-            observations
-                .get(&t.signal)
-                .is_some_and(|o| t.quantity(o.capacity).cmp_i64(o.available) == Ordering::Greater)
-        })
+        .filter(|t| observations.get(&t.signal).is_some_and(|o| crossed(t, o)))
         .cloned()
         .collect();
     met.sort_by_key(|t| t.signal != Signal::MemoryAvailable);
     met
+}
+
+/// What one sync of the eviction manager decided about its thresholds.
+#[derive(Debug, Default, PartialEq)]
+pub struct Crossed {
+    /// Crossed now, or driving evictions before and not yet recovered by
+    /// their minimum reclaim: these raise the pressure conditions.
+    pub observed: Vec<Threshold>,
+    /// Of those, the ones crossed for their whole grace period, memory
+    /// first: these evict pods.
+    pub evicting: Vec<Threshold>,
+}
+
+/// When each crossed threshold was first seen crossed, and which drove
+/// evictions at the last sync (upstream `thresholdsFirstObservedAt`,
+/// `thresholdsMet`).
+#[derive(Debug, Default)]
+pub struct ThresholdTracker {
+    first_observed: Vec<(Threshold, std::time::Instant)>,
+    evicting: Vec<Threshold>,
+}
+
+impl ThresholdTracker {
+    /// Upstream `synchronize`'s bookkeeping for `observations` made at
+    /// `now`.
+    pub fn update(
+        &mut self,
+        thresholds: &[Threshold],
+        observations: &Observations,
+        now: std::time::Instant,
+    ) -> Crossed {
+        let mut observed = thresholds_met(thresholds, observations, false);
+        for t in thresholds_met(&self.evicting, observations, true) {
+            if !observed.contains(&t) {
+                observed.push(t);
+            }
+        }
+        self.first_observed = observed
+            .iter()
+            .map(|t| {
+                let at = self.first_observed.iter().find(|(f, _)| f == t);
+                (t.clone(), at.map_or(now, |(_, at)| *at))
+            })
+            .collect();
+        let mut evicting: Vec<Threshold> = self
+            .first_observed
+            .iter()
+            .filter(|(t, at)| now.duration_since(*at) >= t.grace_period)
+            .map(|(t, _)| t.clone())
+            .collect();
+        evicting.sort_by_key(|t| t.signal != Signal::MemoryAvailable);
+        self.evicting = evicting.clone();
+        Crossed { observed, evicting }
+    }
+}
+
+/// The grace period of a pod evicted for `threshold` (upstream
+/// `synchronize`): none for a hard threshold; for a soft one the pod's
+/// own, at most `max_pod_grace_period`.
+pub fn eviction_grace_period(threshold: &Threshold, pod: &Pod, max_pod_grace_period: i64) -> i64 {
+    if threshold.is_hard() {
+        return 0;
+    }
+    let own = pod
+        .spec
+        .as_ref()
+        .and_then(|s| s.termination_grace_period_seconds)
+        .unwrap_or(30);
+    own.min(max_pod_grace_period).max(0)
 }
 
 /// The node's pressure conditions.

@@ -1,8 +1,10 @@
 //! The eviction manager's loop (upstream `managerImpl.synchronize`): every
 //! monitoring interval it measures the signals, updates the node's
 //! pressure conditions, then fails pods that break their local storage
-//! limits, else, when a hard threshold is crossed, the one pod ranked first
-//! for the starved resource, killed at once (grace period 0).
+//! limits, else, when a hard threshold is crossed or a soft one has been
+//! for its grace period, records `EvictionThresholdMet` on the node and
+//! fails the one pod ranked first for the starved resource: at once for a
+//! hard threshold, within `--eviction-max-pod-grace-period` for a soft one.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -16,8 +18,8 @@ use super::super::container_config as cc;
 use super::super::images::ImageService;
 use super::super::workers::Pods;
 use super::{
-    is_critical, local_storage_violation, rank, signals, thresholds_met, Config, ContainerUsage,
-    PodUsage, Pressure, PressureTracker, Stats,
+    eviction_grace_period, is_critical, local_storage_violation, rank, signals, thresholds_met,
+    Config, ContainerUsage, PodUsage, Pressure, PressureTracker, Stats, ThresholdTracker,
 };
 
 /// The pressure the manager last decided, read by the node status loop.
@@ -60,16 +62,18 @@ pub struct Manager {
     pub memory_capacity: i64,
     /// Unused images are deleted before pods are evicted for disk.
     pub images: Arc<dyn ImageService>,
+    /// Records `EvictionThresholdMet` on the node.
+    pub recorder: controllers::events::Recorder,
+    pub node_name: String,
 }
 
 impl Manager {
     pub async fn run(self) {
         self.pods.set_pressure(self.state.clone());
-        let mut tracker = PressureTracker::default();
-        let mut first_seen = HashMap::new();
+        let mut state = SyncState::default();
         loop {
             tokio::time::sleep(self.config.monitoring_interval).await;
-            self.synchronize(&mut tracker, &mut first_seen).await;
+            self.synchronize(&mut state).await;
         }
     }
 
@@ -143,23 +147,22 @@ impl Manager {
             }
         }
         match self.observe().await {
-            Some(o) => thresholds_met(&self.config.hard, &o).is_empty(),
+            Some(o) => thresholds_met(&self.config.thresholds, &o, true).is_empty(),
             None => false,
         }
     }
 
-    async fn synchronize(
-        &self,
-        tracker: &mut PressureTracker,
-        first_seen: &mut HashMap<String, std::time::Instant>,
-    ) {
+    async fn synchronize(&self, state: &mut SyncState) {
         let Some(observations) = self.observe().await else {
             return;
         };
-        let met = thresholds_met(&self.config.hard, &observations);
-        let pressure = tracker.update(
-            Pressure::of(&met),
-            std::time::Instant::now(),
+        let now = std::time::Instant::now();
+        let crossed = state
+            .thresholds
+            .update(&self.config.thresholds, &observations, now);
+        let pressure = state.pressure.update(
+            Pressure::of(&crossed.observed),
+            now,
             self.config.pressure_transition_period,
         );
         self.state.set(pressure);
@@ -172,20 +175,28 @@ impl Manager {
                 continue;
             };
             if let Some(message) = local_storage_violation(pod, usage) {
-                evicted |= self.evict(pod, message).await;
+                evicted |= self.evict(pod, message, 0).await;
             }
         }
         if evicted {
             return;
         }
-        let Some(threshold) = met.first() else {
+        let Some(threshold) = crossed.evicting.first() else {
             return;
         };
         let Some(observation) = observations.get(&threshold.signal) else {
             return;
         };
+        self.recorder.record(
+            super::super::node_ref(&self.node_name),
+            controllers::events::WARNING,
+            "EvictionThresholdMet",
+            format!("Attempting to reclaim {}", threshold.signal.resource()),
+        );
         if threshold.signal.condition() == super::Condition::Disk
-            && self.reclaim_disk(threshold.signal, first_seen).await
+            && self
+                .reclaim_disk(threshold.signal, &mut state.images_first_seen)
+                .await
         {
             tracing::info!(
                 signal = threshold.signal.name(),
@@ -200,7 +211,8 @@ impl Manager {
         rank(&mut ranked, threshold.signal, &stats);
         for pod in ranked {
             let message = super::eviction_message(pod, threshold, observation, &stats);
-            if self.evict(pod, message).await {
+            let grace = eviction_grace_period(threshold, pod, self.config.max_pod_grace_period);
+            if self.evict(pod, message, grace).await {
                 // One pod per interval: the next measure says whether
                 // more must go.
                 return;
@@ -213,14 +225,15 @@ impl Manager {
     }
 
     /// Upstream `evictPod`: never a critical pod; the `Evicted` event, then
-    /// the pod's worker kills it at once and reports it Failed.
-    async fn evict(&self, pod: &Pod, message: String) -> bool {
+    /// the pod's worker kills it within `grace` seconds and reports it
+    /// Failed.
+    async fn evict(&self, pod: &Pod, message: String, grace: i64) -> bool {
         if is_critical(pod) {
             tracing::error!(pod = %pod.metadata.name.as_deref().unwrap_or_default(), "eviction manager: cannot evict a critical pod");
             return false;
         }
         tracing::info!(pod = %pod.metadata.name.as_deref().unwrap_or_default(), %message, "evicting pod");
-        self.pods.evict(pod, message, 0);
+        self.pods.evict(pod, message, grace);
         true
     }
 
@@ -296,6 +309,15 @@ impl Manager {
         }
         out
     }
+}
+
+/// What the manager keeps from one sync to the next.
+#[derive(Default)]
+struct SyncState {
+    thresholds: ThresholdTracker,
+    pressure: PressureTracker,
+    /// When each image was first seen, for `--image-minimum-gc-age`.
+    images_first_seen: HashMap<String, std::time::Instant>,
 }
 
 fn uid(pod: &Pod) -> &str {

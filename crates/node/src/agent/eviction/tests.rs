@@ -67,17 +67,11 @@ fn thresholds_parse_as_the_kubelet_flag() {
     assert_eq!(
         t,
         [
-            Threshold {
-                signal: Signal::MemoryAvailable,
-                value: Value::Quantity(q("100Mi")),
-            },
-            Threshold {
-                signal: Signal::NodeFsAvailable,
-                value: Value::Percentage(0.1),
-            },
+            Threshold::new(Signal::MemoryAvailable, Value::Quantity(q("100Mi"))),
+            Threshold::new(Signal::NodeFsAvailable, Value::Percentage(0.1)),
         ]
     );
-    let defaults = Config::default().hard;
+    let defaults = Config::default().thresholds;
     let names: Vec<&str> = defaults.iter().map(|t| t.signal.name()).collect();
     assert_eq!(
         names,
@@ -123,10 +117,13 @@ fn a_percentage_threshold_is_a_share_of_the_capacity() {
             },
         )])
     };
-    assert_eq!(thresholds_met(std::slice::from_ref(t), &obs(99)).len(), 1);
-    assert!(thresholds_met(std::slice::from_ref(t), &obs(100)).is_empty());
+    assert_eq!(
+        thresholds_met(std::slice::from_ref(t), &obs(99), false).len(),
+        1
+    );
+    assert!(thresholds_met(std::slice::from_ref(t), &obs(100), false).is_empty());
     // A signal that was not measured is not met.
-    assert!(thresholds_met(std::slice::from_ref(t), &Observations::new()).is_empty());
+    assert!(thresholds_met(std::slice::from_ref(t), &Observations::new(), false).is_empty());
 }
 
 #[test]
@@ -140,7 +137,7 @@ fn memory_is_reclaimed_before_disk() {
         (Signal::NodeFsAvailable, low),
         (Signal::MemoryAvailable, low),
     ]);
-    let met = thresholds_met(&t, &obs);
+    let met = thresholds_met(&t, &obs, false);
     assert_eq!(met[0].signal, Signal::MemoryAvailable);
     assert_eq!(
         Pressure::of(&met),
@@ -150,6 +147,150 @@ fn memory_is_reclaimed_before_disk() {
             pid: false
         }
     );
+}
+
+#[test]
+fn soft_thresholds_take_their_grace_periods_and_minimum_reclaims_as_the_kubelet_flags() {
+    let t = threshold_config(
+        "memory.available<100Mi",
+        "memory.available<1Gi,nodefs.available<20%",
+        "memory.available=1m30s,nodefs.available=2m",
+        "memory.available=500Mi,nodefs.available=5%",
+    )
+    .unwrap();
+    let summary: Vec<(&str, Duration, Option<Value>)> = t
+        .iter()
+        .map(|t| (t.signal.name(), t.grace_period, t.min_reclaim.clone()))
+        .collect();
+    assert_eq!(
+        summary,
+        [
+            (
+                "memory.available",
+                Duration::ZERO,
+                Some(Value::Quantity(q("500Mi")))
+            ),
+            (
+                "memory.available",
+                Duration::from_secs(90),
+                Some(Value::Quantity(q("500Mi")))
+            ),
+            (
+                "nodefs.available",
+                Duration::from_secs(120),
+                Some(Value::Percentage(0.05))
+            ),
+        ]
+    );
+    assert!(t[0].is_hard() && !t[1].is_hard());
+    assert_eq!(
+        threshold_config("", "memory.available<1Gi", "", "").unwrap_err(),
+        "grace period must be specified for the soft eviction threshold memory.available"
+    );
+    assert_eq!(
+        threshold_config("", "", "memory.free=1m", "").unwrap_err(),
+        "unsupported eviction signal memory.free"
+    );
+    assert_eq!(
+        threshold_config("", "memory.available<1Gi", "memory.available=-1m", "").unwrap_err(),
+        "invalid eviction grace period specified: -1m, must be a positive value"
+    );
+    assert_eq!(
+        threshold_config("", "memory.available<1Gi", "memory.available=soon", "").unwrap_err(),
+        "time: invalid duration \"soon\""
+    );
+    assert_eq!(
+        threshold_config("", "", "", "nodefs.available=0%").unwrap_err(),
+        "eviction percentage minimum reclaim nodefs.available must be positive: 0%"
+    );
+    assert_eq!(
+        threshold_config("", "", "", "memory.available=-1Mi").unwrap_err(),
+        "negative eviction minimum reclaim specified for memory.available"
+    );
+    assert!(threshold_config("", "", "memory.available", "").is_err());
+    // No soft flags: the hard thresholds alone.
+    assert_eq!(
+        threshold_config(DEFAULT_EVICTION_HARD, "", "", "").unwrap(),
+        Config::default().thresholds
+    );
+}
+
+fn memory_available(bytes: i64) -> Observations {
+    Observations::from([(
+        Signal::MemoryAvailable,
+        Observation {
+            available: bytes,
+            capacity: 8 << 30,
+        },
+    )])
+}
+
+#[test]
+fn a_soft_threshold_raises_pressure_at_once_and_evicts_after_its_grace_period() {
+    let t = threshold_config("", "memory.available<1Gi", "memory.available=30s", "").unwrap();
+    let mut tracker = ThresholdTracker::default();
+    let start = std::time::Instant::now();
+    let low = memory_available(512 << 20);
+    let crossed = tracker.update(&t, &low, start);
+    assert_eq!(crossed.observed, t);
+    assert!(crossed.evicting.is_empty());
+    assert!(Pressure::of(&crossed.observed).memory);
+    let crossed = tracker.update(&t, &low, start + Duration::from_secs(29));
+    assert!(crossed.evicting.is_empty());
+    let crossed = tracker.update(&t, &low, start + Duration::from_secs(30));
+    assert_eq!(crossed.evicting, t);
+    // Recovered, then crossed again: the grace period starts over.
+    let crossed = tracker.update(
+        &t,
+        &memory_available(2 << 30),
+        start + Duration::from_secs(31),
+    );
+    assert_eq!(crossed, Crossed::default());
+    let crossed = tracker.update(&t, &low, start + Duration::from_secs(40));
+    assert!(crossed.evicting.is_empty());
+    let crossed = tracker.update(&t, &low, start + Duration::from_secs(70));
+    assert_eq!(crossed.evicting, t);
+}
+
+#[test]
+fn a_threshold_that_evicted_holds_until_the_signal_recovers_by_its_minimum_reclaim() {
+    let t = threshold_config("memory.available<1Gi", "", "", "memory.available=512Mi").unwrap();
+    let mut tracker = ThresholdTracker::default();
+    let now = std::time::Instant::now();
+    assert_eq!(
+        tracker
+            .update(&t, &memory_available(900 << 20), now)
+            .evicting,
+        t
+    );
+    // Above the threshold but within the minimum reclaim: still evicting.
+    let crossed = tracker.update(&t, &memory_available(1200 << 20), now);
+    assert_eq!(crossed.evicting, t);
+    assert!(Pressure::of(&crossed.observed).memory);
+    // Past threshold + minimum reclaim: resolved.
+    let crossed = tracker.update(&t, &memory_available(1600 << 20), now);
+    assert_eq!(crossed, Crossed::default());
+    // A threshold that never evicted does not wait for its minimum reclaim.
+    let mut fresh = ThresholdTracker::default();
+    assert_eq!(
+        fresh.update(&t, &memory_available(1200 << 20), now),
+        Crossed::default()
+    );
+}
+
+#[test]
+fn a_pod_evicted_for_a_soft_threshold_gets_its_grace_period_up_to_the_maximum() {
+    let hard = &parse_thresholds("memory.available<1Gi").unwrap()[0];
+    let soft = &threshold_config("", "memory.available<1Gi", "memory.available=1m", "").unwrap()[0];
+    let mut p = pod("p", 0, vec![]);
+    assert_eq!(eviction_grace_period(hard, &p, 60), 0);
+    // The pod's default of 30 s, capped by the maximum.
+    assert_eq!(eviction_grace_period(soft, &p, 0), 0);
+    assert_eq!(eviction_grace_period(soft, &p, 10), 10);
+    assert_eq!(eviction_grace_period(soft, &p, 60), 30);
+    p.spec.as_mut().unwrap().termination_grace_period_seconds = Some(5);
+    assert_eq!(eviction_grace_period(soft, &p, 60), 5);
+    assert_eq!(eviction_grace_period(soft, &p, -1), 0);
 }
 
 #[test]
