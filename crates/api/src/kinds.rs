@@ -65,6 +65,8 @@ mod node;
 mod pod;
 mod rbac;
 
+pub use pod::validate_pod_ephemeral_containers_update;
+
 use crate::validation::field::ErrorList;
 use serde_json::Value;
 

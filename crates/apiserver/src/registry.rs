@@ -107,6 +107,9 @@ pub const EVENT_TTL: std::time::Duration = std::time::Duration::from_secs(3600);
 /// manager reuses leases, so a burst of events does not make a lease each.
 const EVENT_LEASE_REUSE: std::time::Duration = std::time::Duration::from_secs(60);
 
+/// The pods subresource `kubectl debug` adds ephemeral containers through.
+pub const EPHEMERAL_CONTAINERS: &str = "ephemeralcontainers";
+
 fn is_event(r: &ResourceInfo) -> bool {
     r.resource == "events" && (r.group.is_empty() || r.group == "events.k8s.io")
 }
@@ -1076,7 +1079,7 @@ impl Registry {
                 let old = decode(&current.value, current.mod_revision)?;
                 let mut incoming = obj.clone();
                 self.decode_fields(r, &mut incoming, opts)?;
-                if builtin(r) && subresource.is_none() {
+                if builtin(r) && matches!(subresource, None | Some(EPHEMERAL_CONTAINERS)) {
                     api::defaults::apply_defaults(r.group, r.version, r.kind, &mut incoming);
                 }
                 let new = Self::merge_update(r, s.as_ref(), &old, incoming, subresource)?;
@@ -1088,6 +1091,12 @@ impl Registry {
                 let mut new = new;
                 if !opts.tracked {
                     track(r, Some(&old), &mut new, opts, subresource);
+                }
+                if subresource == Some(EPHEMERAL_CONTAINERS) {
+                    let errors = api::kinds::validate_pod_ephemeral_containers_update(&new, &old);
+                    if !errors.is_empty() {
+                        return Err(ApiError::invalid(r, name, causes_of(&errors)));
+                    }
                 }
                 if subresource.is_none() {
                     self.admission.admit_update(r, &mut new, &old).await?;
@@ -1187,6 +1196,20 @@ impl Registry {
         }
         if subresource == Some("approval") {
             return Ok(crate::csr::approval_update(old, &new));
+        }
+        if subresource == Some(EPHEMERAL_CONTAINERS) {
+            // Upstream `dropNonEphemeralContainerUpdates`: the stored pod
+            // with the request's ephemeral containers.
+            let mut pod = old.clone();
+            match new.pointer("/spec/ephemeralContainers") {
+                Some(list) if !list.is_null() => pod["spec"]["ephemeralContainers"] = list.clone(),
+                _ => {
+                    if let Some(spec) = pod.get_mut("spec").and_then(Value::as_object_mut) {
+                        spec.remove("ephemeralContainers");
+                    }
+                }
+            }
+            return Ok(pod);
         }
         let old_meta = meta(old).cloned().unwrap_or_default();
         {

@@ -942,16 +942,18 @@ impl ApiServer {
                     let obj = self.registry.get(sr, ns, name).await?;
                     return Ok(self.object_response(StatusCode::OK, r, obj, &ctx));
                 }
-                ("status", Verb::Update) | ("approval", Verb::Update) => {}
-                ("approval", Verb::Get) => {
+                ("status", Verb::Update)
+                | ("approval", Verb::Update)
+                | ("ephemeralcontainers", Verb::Update) => {}
+                ("approval" | "ephemeralcontainers", Verb::Get) => {
                     let obj = self.registry.get(sr, ns, name).await?;
                     return Ok(self.object_response(StatusCode::OK, r, obj, &ctx));
                 }
-                ("approval", Verb::Patch) => {
+                ("approval" | "ephemeralcontainers", Verb::Patch) => {
                     let (kind, patch) = self.patch_body(&ctx)?;
                     let obj = self
                         .registry
-                        .patch(r, ns, name, Some("approval"), kind, &patch, &wopts)
+                        .patch(r, ns, name, Some(sub), kind, &patch, &wopts)
                         .await?;
                     return Ok(self.object_response(StatusCode::OK, r, obj, &ctx));
                 }

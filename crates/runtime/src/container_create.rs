@@ -46,6 +46,13 @@ impl Runc {
             return Err(not_running());
         }
         let pause_pid = self.sandbox_pid(sandbox_id).ok_or_else(not_running)?;
+        let pid_target = match &config.pid_namespace_target {
+            Some(target) => Some(self.running_pid(target).ok_or_else(|| Error::Runtime {
+                op: "creating the container".into(),
+                message: format!("target container {target:?} is not running"),
+            })?),
+            None => None,
+        };
         if config.args.is_empty() {
             return Err(Error::InvalidArgument("no command specified".into()));
         }
@@ -101,6 +108,7 @@ impl Runc {
                 passwd: passwd.as_deref(),
                 group: group.as_deref(),
                 host: &self.host,
+                pid_target,
             })
             .map_err(|e| Error::InvalidArgument(e.to_string()))?;
             let config_json = dir.join("bundle/config.json");

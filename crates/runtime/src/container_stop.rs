@@ -52,6 +52,15 @@ impl Runc {
         }
     }
 
+    /// The host PID of a running container's process.
+    pub(crate) fn running_pid(&self, id: &str) -> Option<i32> {
+        let status = Self::shim_status(&self.container_dir(id))?;
+        if status.exited() || !status.shim_alive() {
+            return None;
+        }
+        status.pid
+    }
+
     pub(crate) async fn remove(&self, id: &str) -> Result<()> {
         let rec = match self.load_container(id) {
             Ok(rec) => rec,

@@ -196,6 +196,10 @@ pub struct ContainerConfig {
     pub annotations: BTreeMap<String, String>,
     pub resources: LinuxContainerResources,
     pub security_context: LinuxContainerSecurityContext,
+    /// The container whose PID namespace this one joins (CRI's `TARGET`
+    /// namespace mode: an ephemeral container's `targetContainerName`).
+    #[serde(default)]
+    pub pid_namespace_target: Option<String>,
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]

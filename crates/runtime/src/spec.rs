@@ -290,6 +290,8 @@ pub struct ContainerSpecInput<'a> {
     pub passwd: Option<&'a str>,
     pub group: Option<&'a str>,
     pub host: &'a HostInfo,
+    /// The host PID of the container whose PID namespace this one joins.
+    pub pid_target: Option<i32>,
 }
 
 /// An app container of a sandbox.
@@ -327,10 +329,15 @@ pub fn container_spec(input: &ContainerSpecInput) -> Result<Value, SpecError> {
     };
 
     let mut namespaces = vec![json!({"type": "mount"})];
-    match ns.pid {
-        NamespaceMode::Node => {}
-        NamespaceMode::Pod => namespaces.push(json!({"type": "pid", "path": pause_ns("pid")})),
-        NamespaceMode::Container => namespaces.push(json!({"type": "pid"})),
+    match (input.pid_target, ns.pid) {
+        (Some(pid), _) => {
+            namespaces.push(json!({"type": "pid", "path": format!("/proc/{pid}/ns/pid")}))
+        }
+        (None, NamespaceMode::Node) => {}
+        (None, NamespaceMode::Pod) => {
+            namespaces.push(json!({"type": "pid", "path": pause_ns("pid")}))
+        }
+        (None, NamespaceMode::Container) => namespaces.push(json!({"type": "pid"})),
     }
     if ns.ipc != NamespaceMode::Node {
         namespaces.push(json!({"type": "ipc", "path": pause_ns("ipc")}));

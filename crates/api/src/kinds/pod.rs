@@ -3248,6 +3248,37 @@ pub(crate) fn validate_pod_create(pod: &Value) -> ErrorList {
 const UPDATABLE_POD_SPEC_FIELDS: &str = "`spec.containers[*].image`,`spec.initContainers[*].image`,`spec.activeDeadlineSeconds`,`spec.tolerations` (only additions to existing tolerations),`spec.terminationGracePeriodSeconds` (allow it to be set to 1 if it was previously negative)";
 
 /// `ValidatePodUpdate`.
+/// `ValidatePodEphemeralContainersUpdate`: a write of the
+/// `ephemeralcontainers` subresource may add ephemeral containers, never
+/// change or remove one, and not to a static pod's mirror.
+pub fn validate_pod_ephemeral_containers_update(new: &Value, old: &Value) -> ErrorList {
+    let old_annotations = child(child(old, "metadata"), "annotations");
+    if get(old_annotations, "kubernetes.io/config.mirror").is_some() {
+        return ErrorList(vec![FieldError::forbidden(
+            &Path::new(""),
+            "static pods do not support ephemeral containers",
+        )]);
+    }
+    let mut errs = validate_pod_metadata_and_spec(new);
+    let path = Path::new("spec").child("ephemeralContainers");
+    let new_list = arr(child(new, "spec"), "ephemeralContainers");
+    for o in arr(child(old, "spec"), "ephemeralContainers") {
+        let name = str_of(o, "name");
+        match new_list.iter().find(|n| str_of(n, "name") == name) {
+            None => errs.push(FieldError::forbidden(
+                &path,
+                format!("existing ephemeral containers {name:?} may not be removed\n"),
+            )),
+            Some(n) if !json::semantic_eq(Some(n), Some(o)) => errs.push(FieldError::forbidden(
+                &path,
+                format!("existing ephemeral containers {name:?} may not be changed\n"),
+            )),
+            Some(_) => {}
+        }
+    }
+    errs
+}
+
 pub(crate) fn validate_pod_update(new: &Value, old: &Value) -> ErrorList {
     let mut errs = validate_pod_metadata_and_spec(new);
     let new_spec = child(new, "spec");

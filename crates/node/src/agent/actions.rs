@@ -76,6 +76,9 @@ pub struct Actions {
     pub init_failed: bool,
     /// Indexes of app containers to start.
     pub containers_to_start: Vec<usize>,
+    /// Indexes of ephemeral containers to start: those that never ran
+    /// (they are never restarted).
+    pub ephemeral_to_start: Vec<usize>,
     /// Running containers to stop: (id, name, message).
     pub containers_to_kill: Vec<(String, String, String)>,
 }
@@ -217,6 +220,17 @@ pub fn compute(pod: &Pod, rt: &RuntimePod, liveness_failed: &HashSet<String>) ->
         }
         return actions;
     }
+
+    // Ephemeral containers start before init containers: they may be
+    // needed to troubleshoot a failing one.
+    let ephemeral = spec.and_then(|s| s.ephemeral_containers.as_deref());
+    actions.ephemeral_to_start = ephemeral
+        .unwrap_or_default()
+        .iter()
+        .enumerate()
+        .filter(|(_, c)| rt.latest(&c.name).is_none())
+        .map(|(i, _)| i)
+        .collect();
 
     let (last, next, done) = next_init_container(pod, rt);
     if !done {

@@ -452,6 +452,54 @@ pub fn sandbox_labels(pod: &Pod) -> BTreeMap<String, String> {
     labels
 }
 
+/// An ephemeral container as the container it runs as: the fields the two
+/// share (upstream's `EphemeralContainerCommon`).
+pub fn ephemeral_container(ec: &k8s_openapi::api::core::v1::EphemeralContainer) -> Container {
+    Container {
+        name: ec.name.clone(),
+        image: ec.image.clone(),
+        image_pull_policy: ec.image_pull_policy.clone(),
+        command: ec.command.clone(),
+        args: ec.args.clone(),
+        working_dir: ec.working_dir.clone(),
+        env: ec.env.clone(),
+        env_from: ec.env_from.clone(),
+        volume_mounts: ec.volume_mounts.clone(),
+        volume_devices: ec.volume_devices.clone(),
+        security_context: ec.security_context.clone(),
+        stdin: ec.stdin,
+        stdin_once: ec.stdin_once,
+        tty: ec.tty,
+        termination_message_path: ec.termination_message_path.clone(),
+        termination_message_policy: ec.termination_message_policy.clone(),
+        ..Default::default()
+    }
+}
+
+/// The pod's ephemeral containers as containers.
+pub fn ephemeral_containers(pod: &Pod) -> Vec<Container> {
+    let spec = pod.spec.as_ref();
+    let list = spec.and_then(|s| s.ephemeral_containers.as_deref());
+    list.unwrap_or_default()
+        .iter()
+        .map(ephemeral_container)
+        .collect()
+}
+
+/// The container whose processes the ephemeral container `name` sees
+/// (its `targetContainerName`).
+pub fn ephemeral_target<'a>(pod: &'a Pod, name: &str) -> Option<&'a str> {
+    let spec = pod.spec.as_ref()?;
+    let ec = spec
+        .ephemeral_containers
+        .as_ref()?
+        .iter()
+        .find(|e| e.name == name)?;
+    ec.target_container_name
+        .as_deref()
+        .filter(|t| !t.is_empty())
+}
+
 pub fn container_labels(pod: &Pod, c: &Container) -> BTreeMap<String, String> {
     [
         (

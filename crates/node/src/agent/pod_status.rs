@@ -265,6 +265,18 @@ pub fn generate(pod: &Pod, rt: &RuntimePod, ctx: &Context<'_>) -> PodStatus {
         ctx,
         default_waiting,
     );
+    // Ephemeral containers never count toward readiness or the phase.
+    let ephemeral = container_statuses(
+        &super::container_config::ephemeral_containers(pod),
+        old.ephemeral_container_statuses.as_ref(),
+        rt,
+        ctx,
+        default_waiting,
+    );
+    let ephemeral: Vec<ApiStatus> = ephemeral
+        .into_iter()
+        .map(|s| ApiStatus { ready: false, ..s })
+        .collect();
     let mut phase = phase(pod, &inits, &containers).to_string();
     // A terminal phase is never left (upstream's status manager refuses it).
     if matches!(old.phase.as_deref(), Some("Succeeded" | "Failed")) {
@@ -415,6 +427,7 @@ pub fn generate(pod: &Pod, rt: &RuntimePod, ctx: &Context<'_>) -> PodStatus {
         qos_class: Some(super::container_config::qos_class(pod)),
         init_container_statuses: (!inits.is_empty()).then_some(inits),
         container_statuses: Some(containers),
+        ephemeral_container_statuses: (!ephemeral.is_empty()).then_some(ephemeral),
         nominated_node_name: old.nominated_node_name.clone(),
         message: old.message.clone(),
         reason: old.reason.clone(),

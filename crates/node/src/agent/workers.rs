@@ -153,13 +153,17 @@ fn same_but_status(a: &Pod, b: &Pod) -> bool {
 }
 
 fn field_path(pod: &Pod, name: &str) -> String {
-    let init = pod
-        .spec
-        .as_ref()
+    let spec = pod.spec.as_ref();
+    let init = spec
         .and_then(|s| s.init_containers.as_ref())
         .is_some_and(|i| i.iter().any(|c| c.name == name));
+    let ephemeral = spec
+        .and_then(|s| s.ephemeral_containers.as_ref())
+        .is_some_and(|e| e.iter().any(|c| c.name == name));
     if init {
         format!("spec.initContainers{{{name}}}")
+    } else if ephemeral {
+        format!("spec.ephemeralContainers{{{name}}}")
     } else {
         format!("spec.containers{{{name}}}")
     }
@@ -576,6 +580,12 @@ impl Pods {
         // A fresh sandbox starts from scratch: no container has run in it.
         let fresh = RuntimePod::default();
         let history = if acts.create_sandbox { &fresh } else { rt };
+        let ephemeral = cc::ephemeral_containers(pod);
+        for &i in &acts.ephemeral_to_start {
+            let c = &ephemeral[i];
+            self.start(pod, c, &sandbox_id, &sandbox_config, rt, history, state)
+                .await;
+        }
         if let Some(i) = acts.next_init_container {
             let inits = spec.init_containers.clone().unwrap_or_default();
             let c = &inits[i];
@@ -663,6 +673,24 @@ impl Pods {
             self.event(pod, Some(&c.name), true, "Failed", format!("Error: {msg}"));
             ("CreateContainerConfigError".to_string(), msg)
         };
+        // An ephemeral container joins its target's processes (upstream
+        // `getTargetID`).
+        let pid_namespace_target = match cc::ephemeral_target(pod, &c.name) {
+            Some(target) => {
+                let running = rt
+                    .latest(target)
+                    .filter(|s| s.state == ContainerState::Running);
+                match running {
+                    Some(s) => Some(s.id.clone()),
+                    None => {
+                        return Err(config_error(format!(
+                            "unable to find target container {target}"
+                        )))
+                    }
+                }
+            }
+            None => None,
+        };
         let pod_ips: Vec<String> = match rt.ready_sandbox().filter(|s| s.id == sandbox_id) {
             Some(s) => s.ips.iter().map(|ip| ip.to_string()).collect(),
             None => match self
@@ -735,6 +763,7 @@ impl Pods {
             annotations: super::termination::annotations(c),
             resources: cc::container_resources(pod, c, self.cfg.memory_capacity),
             security_context: security,
+            pid_namespace_target,
         };
         let runtime = &self.cfg.services.runtime;
         let id = match runtime

@@ -55,6 +55,7 @@ fn spec_of(c: &ContainerConfig, s: &PodSandboxConfig) -> Value {
         passwd: Some(PASSWD),
         group: Some(GROUP),
         host: &host,
+        pid_target: None,
     })
     .unwrap()
 }
@@ -201,6 +202,7 @@ fn cgroup_v2_hosts_get_a_cgroup_namespace() {
         passwd: None,
         group: None,
         host: &host,
+        pid_target: None,
     })
     .unwrap();
     let ns = spec["linux"]["namespaces"].as_array().unwrap();
@@ -305,6 +307,7 @@ fn privileged_gets_all_capabilities_devices_and_writable_sysfs() {
         passwd: None,
         group: None,
         host: &host,
+        pid_target: None,
     })
     .unwrap();
     assert_eq!(
