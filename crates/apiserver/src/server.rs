@@ -395,6 +395,13 @@ impl ApiServer {
                 }
             }
         }
+        // `kubectl --as`: the request continues as the impersonated user
+        // once the requester may impersonate every part of it.
+        match self.impersonation(&user, &parts.headers).await {
+            Ok(Some(acting_as)) => user = acting_as,
+            Ok(None) => {}
+            Err(e) => return error_response(&e),
+        }
         let header = |name: header::HeaderName| {
             parts
                 .headers
@@ -1446,6 +1453,128 @@ fn attributes(target: &Target, method: &Method, path: &str) -> crate::authz::Att
 }
 
 /// The 403 a denied request gets, worded as upstream's RBAC denial.
+impl ApiServer {
+    /// The user a request acts as (upstream `WithImpersonation`): `None`
+    /// without `Impersonate-*` headers; otherwise the impersonated user,
+    /// after the requester is authorized to `impersonate` the user (or
+    /// service account), each group, each extra and the uid. A
+    /// non-anonymous user without `system:authenticated` or
+    /// `system:unauthenticated` among its groups gets
+    /// `system:authenticated`; a service account without groups gets its
+    /// fixed ones. (Users here carry no uid or extras: those are checked,
+    /// not kept.)
+    async fn impersonation(
+        &self,
+        requester: &User,
+        headers: &hyper::HeaderMap,
+    ) -> ApiResult<Option<User>> {
+        let values = |name: &str| -> Vec<String> {
+            headers
+                .get_all(name)
+                .iter()
+                .filter_map(|v| v.to_str().ok())
+                .map(str::to_string)
+                .collect()
+        };
+        let name = values("impersonate-user").into_iter().next();
+        let groups = values("impersonate-group");
+        let uid = values("impersonate-uid").into_iter().next();
+        let extras: Vec<(String, String)> = headers
+            .iter()
+            .filter_map(|(k, v)| {
+                let key = k.as_str().strip_prefix("impersonate-extra-")?;
+                Some((key.to_string(), v.to_str().ok()?.to_string()))
+            })
+            .collect();
+        let Some(name) = name else {
+            if groups.is_empty() && uid.is_none() && extras.is_empty() {
+                return Ok(None);
+            }
+            return Err(ApiError::internal(
+                "requested impersonation of groups, extras or a uid without impersonating a user",
+            ));
+        };
+        let mut checks: Vec<crate::authz::Attributes> = Vec::new();
+        let attrs = |group: &str, resource: &str, sub: &str, ns: &str, name: &str| {
+            crate::authz::Attributes {
+                verb: "impersonate".into(),
+                api_group: group.into(),
+                resource: resource.into(),
+                subresource: sub.into(),
+                namespace: ns.into(),
+                name: name.into(),
+                ..Default::default()
+            }
+        };
+        let service_account = name
+            .strip_prefix("system:serviceaccount:")
+            .and_then(|rest| rest.split_once(':'))
+            .filter(|(ns, sa)| !ns.is_empty() && !sa.is_empty() && !sa.contains(':'));
+        match service_account {
+            Some((ns, sa)) => checks.push(attrs("", "serviceaccounts", "", ns, sa)),
+            None => checks.push(attrs("", "users", "", "", &name)),
+        }
+        for g in &groups {
+            checks.push(attrs("", "groups", "", "", g));
+        }
+        for (key, value) in &extras {
+            checks.push(attrs("authentication.k8s.io", "userextras", key, "", value));
+        }
+        if let Some(uid) = &uid {
+            checks.push(attrs("authentication.k8s.io", "uids", "", "", uid));
+        }
+        for a in &checks {
+            let (allowed, _) = crate::authz::authorize(&self.registry, requester, a).await;
+            if !allowed {
+                let resource = if a.subresource.is_empty() {
+                    a.resource.clone()
+                } else {
+                    format!("{}/{}", a.resource, a.subresource)
+                };
+                let scope = if a.namespace.is_empty() {
+                    "at the cluster scope".to_string()
+                } else {
+                    format!("in the namespace {:?}", a.namespace)
+                };
+                let qualified = if a.api_group.is_empty() {
+                    a.resource.clone()
+                } else {
+                    format!("{}.{}", a.resource, a.api_group)
+                };
+                let mut e = ApiError::forbidden(format!(
+                    "{qualified} {:?} is forbidden: User {:?} cannot impersonate resource {resource:?} in API group {:?} {scope}",
+                    a.name, requester.name, a.api_group
+                ));
+                let mut details = json!({ "name": a.name, "kind": a.resource });
+                if !a.api_group.is_empty() {
+                    details["group"] = json!(a.api_group);
+                }
+                e.details = Some(details);
+                return Err(e);
+            }
+        }
+        let mut groups = groups;
+        if let Some((ns, _)) = service_account.filter(|_| groups.is_empty()) {
+            groups = vec![
+                "system:serviceaccounts".to_string(),
+                format!("system:serviceaccounts:{ns}"),
+            ];
+        }
+        let (authenticated, unauthenticated) = ("system:authenticated", "system:unauthenticated");
+        if name == User::anonymous().name {
+            if !groups.iter().any(|g| g == unauthenticated) {
+                groups.push(unauthenticated.to_string());
+            }
+        } else if !groups
+            .iter()
+            .any(|g| g == authenticated || g == unauthenticated)
+        {
+            groups.push(authenticated.to_string());
+        }
+        Ok(Some(User { name, groups }))
+    }
+}
+
 fn forbidden(user: &User, target: &Target, path: &str) -> ApiError {
     match target {
         Target::Resource(rr) => {

@@ -31,6 +31,7 @@ pub mod queue;
 pub mod runner;
 
 pub mod certificates;
+pub mod clusterrole_aggregation;
 pub mod cronjob;
 pub mod daemonset;
 pub mod deployment;
@@ -151,6 +152,7 @@ pub fn start_all(ctx: &Context) -> JoinSet<()> {
     persistent_volume::start(ctx, &mut tasks);
     horizontal::start(ctx, &mut tasks);
     certificates::start(ctx, &mut tasks);
+    clusterrole_aggregation::start(ctx, &mut tasks);
     tasks
 }
 

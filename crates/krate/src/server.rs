@@ -18,7 +18,7 @@ use apiserver::status::ApiError;
 use apiserver::tls::{Pki, PkiOptions};
 use apiserver::tokens::TokenIssuer;
 use clap::Args;
-use serde_json::json;
+use serde_json::{json, Value};
 use store::Store;
 
 pub const DEFAULT_DATA_DIR: &str = "/var/lib/krate";
@@ -207,8 +207,9 @@ fn parse_port_range(s: &str) -> Result<(u16, u16)> {
 }
 
 /// Upstream's bootstrap RBAC policy that every cluster starts with: the
-/// super-user role for `system:masters`, and what every authenticated user
-/// may do (discovery, asking about themselves).
+/// super-user role for `system:masters`, what every authenticated user
+/// may do (discovery, asking about themselves), and the `admin`, `edit`
+/// and `view` roles users bind.
 async fn bootstrap_rbac(registry: &Registry) -> Result<()> {
     let roles = apiserver::resources::lookup("rbac.authorization.k8s.io", "v1", "clusterroles")
         .context("clusterroles")?;
@@ -292,8 +293,88 @@ async fn bootstrap_rbac(registry: &Registry) -> Result<()> {
             ]),
         ),
     ];
-    for (name, rules) in cluster_roles {
-        let role = json!({ "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole", "metadata": meta(name), "rules": rules });
+    let role_of = |name: &str, rules: Value| json!({ "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole", "metadata": meta(name), "rules": rules });
+    let mut all_roles: Vec<Value> = cluster_roles
+        .into_iter()
+        .map(|(name, rules)| role_of(name, rules))
+        .collect();
+    // The user-facing roles: `admin`, `edit` and `view` hold what the
+    // clusterrole-aggregation controller gathers from the roles labelled
+    // to aggregate into them, upstream's `system:aggregate-to-*` first;
+    // `view` aggregates into `edit`, and `edit` into `admin`.
+    let crud = json!(["create", "delete", "deletecollection", "patch", "update"]);
+    let read = json!(["get", "list", "watch"]);
+    let all = json!(apiserver::resources::ALL_VERBS);
+    let user_roles = [
+        ("admin", None, Some("admin"), json!(null)),
+        ("edit", Some("admin"), Some("edit"), json!(null)),
+        ("view", Some("edit"), Some("view"), json!(null)),
+        (
+            "system:aggregate-to-admin",
+            Some("admin"),
+            None,
+            json!([
+                { "apiGroups": ["authorization.k8s.io"], "resources": ["localsubjectaccessreviews"], "verbs": ["create"] },
+                { "apiGroups": ["rbac.authorization.k8s.io"], "resources": ["rolebindings", "roles"], "verbs": all },
+            ]),
+        ),
+        (
+            "system:aggregate-to-edit",
+            Some("edit"),
+            None,
+            json!([
+                { "apiGroups": [""], "resources": ["pods/attach", "pods/exec", "pods/portforward", "pods/proxy", "secrets", "services/proxy"], "verbs": read },
+                { "apiGroups": [""], "resources": ["serviceaccounts"], "verbs": ["impersonate"] },
+                { "apiGroups": [""], "resources": ["pods", "pods/attach", "pods/exec", "pods/portforward", "pods/proxy"], "verbs": crud },
+                { "apiGroups": [""], "resources": ["pods/eviction"], "verbs": ["create"] },
+                { "apiGroups": [""], "resources": ["configmaps", "events", "persistentvolumeclaims", "replicationcontrollers", "replicationcontrollers/scale", "secrets", "serviceaccounts", "services", "services/proxy"], "verbs": crud },
+                { "apiGroups": [""], "resources": ["serviceaccounts/token"], "verbs": ["create"] },
+                { "apiGroups": ["apps"], "resources": ["daemonsets", "deployments", "deployments/rollback", "deployments/scale", "replicasets", "replicasets/scale", "statefulsets", "statefulsets/scale"], "verbs": crud },
+                { "apiGroups": ["autoscaling"], "resources": ["horizontalpodautoscalers"], "verbs": crud },
+                { "apiGroups": ["batch"], "resources": ["cronjobs", "jobs"], "verbs": crud },
+                { "apiGroups": ["extensions"], "resources": ["daemonsets", "deployments", "deployments/rollback", "deployments/scale", "ingresses", "networkpolicies", "replicasets", "replicasets/scale", "replicationcontrollers/scale"], "verbs": crud },
+                { "apiGroups": ["policy"], "resources": ["poddisruptionbudgets"], "verbs": crud },
+                { "apiGroups": ["networking.k8s.io"], "resources": ["ingresses", "networkpolicies"], "verbs": crud },
+                { "apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": all },
+            ]),
+        ),
+        (
+            "system:aggregate-to-view",
+            Some("view"),
+            None,
+            json!([
+                { "apiGroups": [""], "resources": ["configmaps", "endpoints", "persistentvolumeclaims", "persistentvolumeclaims/status", "pods", "replicationcontrollers", "replicationcontrollers/scale", "serviceaccounts", "services", "services/status"], "verbs": read },
+                { "apiGroups": [""], "resources": ["bindings", "events", "limitranges", "namespaces/status", "pods/log", "pods/status", "replicationcontrollers/status", "resourcequotas", "resourcequotas/status"], "verbs": read },
+                { "apiGroups": [""], "resources": ["namespaces"], "verbs": read },
+                { "apiGroups": ["discovery.k8s.io"], "resources": ["endpointslices"], "verbs": read },
+                { "apiGroups": ["apps"], "resources": ["controllerrevisions", "daemonsets", "daemonsets/status", "deployments", "deployments/scale", "deployments/status", "replicasets", "replicasets/scale", "replicasets/status", "statefulsets", "statefulsets/scale", "statefulsets/status"], "verbs": read },
+                { "apiGroups": ["autoscaling"], "resources": ["horizontalpodautoscalers", "horizontalpodautoscalers/status"], "verbs": read },
+                { "apiGroups": ["batch"], "resources": ["cronjobs", "cronjobs/status", "jobs", "jobs/status"], "verbs": read },
+                { "apiGroups": ["extensions"], "resources": ["daemonsets", "daemonsets/status", "deployments", "deployments/scale", "deployments/status", "ingresses", "ingresses/status", "networkpolicies", "replicasets", "replicasets/scale", "replicasets/status", "replicationcontrollers/scale"], "verbs": read },
+                { "apiGroups": ["policy"], "resources": ["poddisruptionbudgets", "poddisruptionbudgets/status"], "verbs": read },
+                { "apiGroups": ["networking.k8s.io"], "resources": ["ingresses", "ingresses/status", "networkpolicies"], "verbs": read },
+            ]),
+        ),
+    ];
+    let aggregate_label = |to: &str| format!("rbac.authorization.k8s.io/aggregate-to-{to}");
+    for (name, into, gathers, rules) in user_roles {
+        let mut role = role_of(name, rules);
+        if let Some(into) = into {
+            role["metadata"]["labels"][aggregate_label(into)] = json!("true");
+        }
+        if let Some(gathers) = gathers {
+            let mut selector = serde_json::Map::new();
+            selector.insert(aggregate_label(gathers), json!("true"));
+            role["aggregationRule"] =
+                json!({ "clusterRoleSelectors": [{ "matchLabels": selector }] });
+        }
+        all_roles.push(role);
+    }
+    for role in all_roles {
+        let name = role["metadata"]["name"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
         match registry
             .create(roles, None, role, &WriteOptions::default())
             .await

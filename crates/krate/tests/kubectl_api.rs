@@ -4,7 +4,7 @@ mod support;
 
 use std::time::Duration;
 
-use support::Cluster;
+use support::{eventually_blocking, Cluster};
 
 const CONFIGMAP: &str = r#"{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"app-config","labels":{"app":"web"}},"data":{"mode":"fast","level":"3"}}"#;
 
@@ -1647,5 +1647,209 @@ fn kubectl_get_watch_prints_rows_as_changes_happen() {
         rows.iter()
             .any(|r| r.first() == Some(&"second") && r.get(1) == Some(&"2")),
         "the new object appears as a row: {text}"
+    );
+}
+
+#[test]
+fn the_view_edit_and_admin_roles_aggregate_and_grant_what_upstreams_do() {
+    let c = Cluster::start();
+    let rules_of =
+        |role: &str| -> String { c.ok(&["get", "clusterrole", role, "-o", "jsonpath={.rules}"]) };
+    // The controller fills the aggregating roles from system:aggregate-to-*.
+    eventually_blocking(Duration::from_secs(30), "view aggregated", || {
+        let view = rules_of("view");
+        let edit = rules_of("edit");
+        let admin = rules_of("admin");
+        if view.contains("endpointslices")
+            && edit.contains("impersonate")
+            && edit.contains("endpointslices")
+            && admin.contains("localsubjectaccessreviews")
+            && admin.contains("impersonate")
+        {
+            Ok(())
+        } else {
+            Err(format!("{view}\n{edit}\n{admin}"))
+        }
+    });
+    let can = |as_user: &str, args: &[&str]| -> String {
+        let mut a = vec!["auth", "can-i"];
+        a.extend(args);
+        a.extend(["-n", "team", "--as", as_user]);
+        let out = c.kubectl(&a);
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    };
+    c.ok(&["create", "namespace", "team"]);
+    for (user, role) in [("viewer", "view"), ("editor", "edit"), ("boss", "admin")] {
+        c.ok(&[
+            "create",
+            "rolebinding",
+            user,
+            "-n",
+            "team",
+            &format!("--clusterrole={role}"),
+            &format!("--user={user}"),
+        ]);
+    }
+    eventually_blocking(Duration::from_secs(30), "the bindings in force", || {
+        if can("boss", &["create", "roles"]) == "yes" {
+            Ok(())
+        } else {
+            Err(can("boss", &["create", "roles"]))
+        }
+    });
+    assert_eq!(can("viewer", &["list", "pods"]), "yes");
+    assert_eq!(
+        can("viewer", &["get", "secrets"]),
+        "no",
+        "{} {:?}",
+        can("nobody", &["get", "secrets"]),
+        c.kubectl(&["auth", "can-i", "get", "secrets", "-n", "team", "--as", "viewer", "-v=8"])
+    );
+    assert_eq!(can("viewer", &["create", "deployments"]), "no");
+    assert_eq!(can("editor", &["create", "deployments"]), "yes");
+    assert_eq!(can("editor", &["get", "secrets"]), "yes");
+    assert_eq!(can("editor", &["create", "pods/exec"]), "yes");
+    assert_eq!(can("editor", &["create", "rolebindings"]), "no");
+    assert_eq!(can("boss", &["create", "rolebindings"]), "yes");
+    // Bound in one namespace only.
+    assert_eq!(
+        String::from_utf8_lossy(
+            &c.kubectl(&["auth", "can-i", "list", "pods", "-n", "default", "--as", "viewer"])
+                .stdout
+        )
+        .trim(),
+        "no"
+    );
+
+    // A role of one's own labelled to aggregate into view reaches view,
+    // edit and admin, and leaves them when deleted.
+    assert_eq!(can("viewer", &["list", "podtemplates"]), "no");
+    c.ok_stdin(
+        &["apply", "-f", "-"],
+        r#"{"apiVersion":"rbac.authorization.k8s.io/v1","kind":"ClusterRole","metadata":{"name":"template-reader","labels":{"rbac.authorization.k8s.io/aggregate-to-view":"true"}},"rules":[{"apiGroups":[""],"resources":["podtemplates"],"verbs":["get","list","watch"]}]}"#,
+    );
+    let viewer_lists_templates = |want: &'static str| {
+        eventually_blocking(
+            Duration::from_secs(30),
+            &format!("viewer may list podtemplates: {want}"),
+            || match can("viewer", &["list", "podtemplates"]).as_str() {
+                got if got == want => Ok(()),
+                other => Err(format!("{other}\n{}", rules_of("view"))),
+            },
+        )
+    };
+    viewer_lists_templates("yes");
+    // admin takes it through edit, which takes it through view.
+    let admin_has_templates = |want: bool| {
+        eventually_blocking(Duration::from_secs(30), "admin's rules", || {
+            let admin = rules_of("admin");
+            if admin.contains("podtemplates") == want {
+                Ok(())
+            } else {
+                Err(admin)
+            }
+        })
+    };
+    admin_has_templates(true);
+    eventually_blocking(
+        Duration::from_secs(30),
+        "boss lists podtemplates",
+        || match can("boss", &["list", "podtemplates"]).as_str() {
+            "yes" => Ok(()),
+            other => Err(other.to_string()),
+        },
+    );
+    c.ok(&["delete", "clusterrole", "template-reader"]);
+    viewer_lists_templates("no");
+    admin_has_templates(false);
+}
+
+#[test]
+fn impersonation_acts_as_the_user_once_the_requester_may_impersonate() {
+    let c = Cluster::start();
+    // The admin may impersonate anyone: whoami and RBAC see the user.
+    let who = c.ok(&["auth", "whoami", "--as", "jane", "--as-group", "devs"]);
+    assert!(
+        who.lines()
+            .any(|l| l.split_whitespace().eq(["Username", "jane"])),
+        "{who}"
+    );
+    assert!(who.contains("[devs system:authenticated]"), "{who}");
+    let who = c.ok(&[
+        "auth",
+        "whoami",
+        "--as",
+        "system:serviceaccount:default:robot",
+    ]);
+    assert!(
+        who.contains(
+            "[system:serviceaccounts system:serviceaccounts:default system:authenticated]"
+        ),
+        "{who}"
+    );
+    let denied = c.fails(&["get", "pods", "--as", "jane"]);
+    assert!(
+        denied.contains(r#"pods is forbidden: User "jane" cannot list resource "pods" in API group "" in the namespace "default""#),
+        "{denied}"
+    );
+
+    // A service account may impersonate only what it is granted.
+    c.ok(&["create", "serviceaccount", "robot"]);
+    let token = c.ok(&["create", "token", "robot"]).trim().to_string();
+    let server = c.server_url();
+    let as_robot = |args: &[&str]| {
+        let mut a = vec!["--kubeconfig=/dev/null", "--insecure-skip-tls-verify"];
+        let server_flag = format!("--server={server}");
+        let token_flag = format!("--token={token}");
+        a.push(&server_flag);
+        a.push(&token_flag);
+        a.extend(args);
+        let out = c.kubectl(&a);
+        (
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (_, err) = as_robot(&["get", "pods", "--as", "jane"]);
+    assert!(
+        err.contains(r#"users "jane" is forbidden: User "system:serviceaccount:default:robot" cannot impersonate resource "users" in API group "" at the cluster scope"#),
+        "{err}"
+    );
+    c.ok_stdin(
+        &["apply", "-f", "-"],
+        r#"{"apiVersion":"rbac.authorization.k8s.io/v1","kind":"ClusterRole","metadata":{"name":"impersonate-jane"},"rules":[{"apiGroups":[""],"resources":["users"],"resourceNames":["jane"],"verbs":["impersonate"]}]}"#,
+    );
+    c.ok(&[
+        "create",
+        "clusterrolebinding",
+        "robot-impersonates",
+        "--clusterrole=impersonate-jane",
+        "--serviceaccount=default:robot",
+    ]);
+    eventually_blocking(Duration::from_secs(30), "robot acting as jane", || {
+        let (out, err) = as_robot(&["auth", "whoami", "--as", "jane"]);
+        if out
+            .lines()
+            .any(|l| l.split_whitespace().eq(["Username", "jane"]))
+        {
+            Ok(())
+        } else {
+            Err(format!("{out}{err}"))
+        }
+    });
+    // Only jane, and no groups.
+    let (_, err) = as_robot(&["get", "pods", "--as", "joe"]);
+    assert!(err.contains(r#"users "joe" is forbidden"#), "{err}");
+    let (_, err) = as_robot(&[
+        "get",
+        "pods",
+        "--as",
+        "jane",
+        "--as-group",
+        "system:masters",
+    ]);
+    assert!(
+        err.contains(r#"groups "system:masters" is forbidden: User "system:serviceaccount:default:robot" cannot impersonate resource "groups" in API group "" at the cluster scope"#),
+        "{err}"
     );
 }
