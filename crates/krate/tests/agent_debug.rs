@@ -101,26 +101,32 @@ fn kubectl_debug_runs_an_ephemeral_container_that_sees_its_targets_processes() {
     assert_eq!(p["status"]["phase"], "Running");
     assert_eq!(p["status"]["containerStatuses"][0]["restartCount"], 0);
     assert_eq!(p["status"]["containerStatuses"][0]["ready"], true);
-    let describe = c.ok(&["describe", "pod", "web"]);
-    assert!(describe.contains("Ephemeral Containers:"), "{describe}");
-    assert!(
-        describe.lines().any(|l| l.contains("Started")
-            && l.contains("kubelet")
-            && l.ends_with("Started container debugger")),
-        "{describe}"
-    );
-    let events = c.ok(&[
-        "get",
-        "events",
-        "--field-selector",
-        "involvedObject.fieldPath=spec.ephemeralContainers{debugger}",
-        "-o",
-        "jsonpath={.items[*].reason}",
-    ]);
-    assert!(
-        events.contains("Created") && events.contains("Started"),
-        "{events}"
-    );
+    // Events are written apart from the status: wait for them.
+    eventually_blocking(Duration::from_secs(30), "the debugger's events", || {
+        let describe = c.ok(&["describe", "pod", "web"]);
+        let started = describe.lines().any(|l| {
+            l.contains("Started")
+                && l.contains("kubelet")
+                && l.ends_with("Started container debugger")
+        });
+        let events = c.ok(&[
+            "get",
+            "events",
+            "--field-selector",
+            "involvedObject.fieldPath=spec.ephemeralContainers{debugger}",
+            "-o",
+            "jsonpath={.items[*].reason}",
+        ]);
+        if describe.contains("Ephemeral Containers:")
+            && started
+            && events.contains("Created")
+            && events.contains("Started")
+        {
+            Ok(())
+        } else {
+            Err(format!("{events}\n{describe}"))
+        }
+    });
     std::thread::sleep(Duration::from_secs(3));
     let s = ephemeral_status(&pod(&c, "web"), "debugger");
     assert_eq!(s["restartCount"], 0, "{s}");
