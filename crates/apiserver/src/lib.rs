@@ -25,6 +25,7 @@ pub mod registry;
 pub mod request;
 pub mod resources;
 pub mod scan;
+pub mod self_metrics;
 pub mod server;
 pub mod status;
 pub mod strategy;

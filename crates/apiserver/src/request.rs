@@ -46,6 +46,8 @@ pub struct ResourceRequest {
 #[derive(Clone, Debug)]
 pub enum Target {
     Version,
+    /// `/metrics`: the server's own Prometheus metrics.
+    Metrics,
     /// `/healthz`, `/livez`, `/readyz` and their per-check paths.
     Health {
         endpoint: String,
@@ -107,6 +109,7 @@ pub fn route(
     };
     match parts.as_slice() {
         ["version"] => return Ok(Target::Version),
+        ["metrics"] => return Ok(Target::Metrics),
         [e @ ("healthz" | "livez" | "readyz")] => {
             return Ok(Target::Health {
                 endpoint: e.to_string(),

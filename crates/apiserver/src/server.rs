@@ -86,6 +86,9 @@ pub struct ApiServer {
     /// their addresses are never dialled.
     simulated_nodes: std::sync::OnceLock<Box<dyn Fn(&str) -> bool + Send + Sync>>,
     metrics: Arc<crate::metrics::Metrics>,
+    /// This server's own request metrics, served at `/metrics`.
+    requests: crate::self_metrics::Requests,
+    started: std::time::SystemTime,
 }
 
 fn full(bytes: impl Into<Bytes>) -> Body {
@@ -194,6 +197,8 @@ impl ApiServer {
             kubelet: Default::default(),
             simulated_nodes: Default::default(),
             metrics: crate::metrics::Metrics::new(),
+            requests: Default::default(),
+            started: std::time::SystemTime::now(),
         })
     }
 
@@ -367,6 +372,7 @@ impl ApiServer {
     }
 
     pub async fn handle(self: Arc<Self>, req: Request<Incoming>, user: User) -> Response<Body> {
+        let started = std::time::Instant::now();
         let (mut parts, body) = req.into_parts();
         if parts.uri.path() == "/cacerts" && parts.method == Method::GET {
             if let Some(pem) = self.ca_certs.get() {
@@ -429,9 +435,35 @@ impl ApiServer {
             Ok(t) => t,
             Err(e) => return error_response(&e),
         };
+        let labels = match &target {
+            Target::Resource(rr) => Some(crate::self_metrics::Labels::of(
+                rr,
+                &ctx.method,
+                ctx.content_type.starts_with("application/apply-patch"),
+                ctx.query.get("dryRun").is_some_and(|v| v == "All"),
+            )),
+            _ => None,
+        };
+        let path = parts.uri.path().to_string();
+        let resp = self.authorize_and_dispatch(target, ctx, user, &path).await;
+        if let Some(labels) = labels {
+            let code = resp.status().as_u16();
+            self.requests.record(labels, code, started.elapsed());
+        }
+        resp
+    }
+
+    /// Authorization, NodeRestriction, then the request itself.
+    async fn authorize_and_dispatch(
+        &self,
+        target: Target,
+        ctx: Ctx,
+        user: User,
+        path: &str,
+    ) -> Response<Body> {
         let public = matches!(target, Target::Version | Target::Health { .. });
         if !public {
-            let mut attrs = attributes(&target, &ctx.method, parts.uri.path());
+            let mut attrs = attributes(&target, &ctx.method, path);
             // A list or watch of one object by name is authorized as that
             // object (upstream's RequestInfo takes the name from the
             // `metadata.name` field selector).
@@ -453,7 +485,7 @@ impl ApiServer {
                 (false, String::new())
             };
             if !allowed {
-                let mut e = forbidden(&user, &target, parts.uri.path());
+                let mut e = forbidden(&user, &target, path);
                 if !reason.is_empty() {
                     e.message = format!("{}: {reason}", e.message);
                 }
@@ -480,7 +512,7 @@ impl ApiServer {
                         return error_response(&forbidden(
                             &user,
                             &Target::Resource(as_create),
-                            parts.uri.path(),
+                            path,
                         ));
                     }
                 }
@@ -529,6 +561,18 @@ impl ApiServer {
             Target::Health { endpoint, check } => {
                 get_only(&ctx)?;
                 Ok(self.health(&endpoint, check.as_deref(), &ctx.query).await)
+            }
+            Target::Metrics => {
+                get_only(&ctx)?;
+                let mut text = String::new();
+                self.requests.render(&mut text);
+                crate::self_metrics::render_process(&mut text, self.started);
+                let mut resp = text_response(StatusCode::OK, text);
+                resp.headers_mut().insert(
+                    header::CONTENT_TYPE,
+                    HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+                );
+                Ok(resp)
             }
             Target::LegacyVersions => {
                 get_only(&ctx)?;
@@ -1452,7 +1496,6 @@ fn attributes(target: &Target, method: &Method, path: &str) -> crate::authz::Att
     }
 }
 
-/// The 403 a denied request gets, worded as upstream's RBAC denial.
 impl ApiServer {
     /// The user a request acts as (upstream `WithImpersonation`): `None`
     /// without `Impersonate-*` headers; otherwise the impersonated user,
@@ -1575,6 +1618,7 @@ impl ApiServer {
     }
 }
 
+/// The 403 a denied request gets, worded as upstream's RBAC denial.
 fn forbidden(user: &User, target: &Target, path: &str) -> ApiError {
     match target {
         Target::Resource(rr) => {

@@ -244,6 +244,14 @@ async fn bootstrap_rbac(registry: &Registry) -> Result<()> {
                 { "nonResourceURLs": ["/api", "/api/*", "/apis", "/apis/*", "/healthz", "/livez", "/openapi", "/openapi/*", "/readyz", "/version", "/version/"], "verbs": ["get"] },
             ]),
         ),
+        // Scraping the server's health and metrics (upstream's
+        // system:monitoring, bound to the group of the same name).
+        (
+            "system:monitoring",
+            json!([
+                { "nonResourceURLs": ["/healthz", "/healthz/*", "/livez", "/livez/*", "/metrics", "/metrics/slis", "/readyz", "/readyz/*"], "verbs": ["get"] },
+            ]),
+        ),
         (
             "system:public-info-viewer",
             json!([
@@ -411,6 +419,7 @@ async fn bootstrap_rbac(registry: &Registry) -> Result<()> {
         ("cluster-admin", json!([group("system:masters")])),
         ("system:basic-user", json!([group("system:authenticated")])),
         ("system:discovery", json!([group("system:authenticated")])),
+        ("system:monitoring", json!([group("system:monitoring")])),
         // No subjects, as upstream since the Node authorizer: a node may
         // read only what its pods use.
         ("system:node", json!([])),
@@ -430,6 +439,14 @@ async fn bootstrap_rbac(registry: &Registry) -> Result<()> {
         (
             "system:certificates.k8s.io:certificatesigningrequests:selfnodeclient",
             json!([group("system:nodes")]),
+        ),
+        // Scraping the server's health and metrics (upstream's
+        // system:monitoring, bound to the group of the same name).
+        (
+            "system:monitoring",
+            json!([
+                { "nonResourceURLs": ["/healthz", "/healthz/*", "/livez", "/livez/*", "/metrics", "/metrics/slis", "/readyz", "/readyz/*"], "verbs": ["get"] },
+            ]),
         ),
         (
             "system:public-info-viewer",

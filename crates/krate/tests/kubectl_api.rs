@@ -1853,3 +1853,101 @@ fn impersonation_acts_as_the_user_once_the_requester_may_impersonate() {
         "{err}"
     );
 }
+
+#[test]
+fn the_server_serves_its_request_metrics_to_whom_may_read_them() {
+    let c = Cluster::start();
+    c.ok(&["get", "pods"]);
+    c.ok(&["create", "configmap", "counted", "--from-literal=a=b"]);
+    let _ = c.kubectl(&["get", "configmap", "missing"]);
+    let metrics = c.ok(&["get", "--raw", "/metrics"]);
+    let has = |series: &str, labels: &[&str]| {
+        metrics
+            .lines()
+            .any(|l| l.starts_with(series) && labels.iter().all(|want| l.contains(want)))
+    };
+    assert!(
+        has(
+            "apiserver_request_total{",
+            &[
+                r#"code="200""#,
+                r#"resource="pods""#,
+                r#"verb="LIST""#,
+                r#"scope="namespace""#
+            ]
+        ),
+        "{metrics}"
+    );
+    assert!(
+        has(
+            "apiserver_request_total{",
+            &[
+                r#"code="201""#,
+                r#"resource="configmaps""#,
+                r#"verb="POST""#
+            ]
+        ),
+        "{metrics}"
+    );
+    assert!(
+        has(
+            "apiserver_request_total{",
+            &[
+                r#"code="404""#,
+                r#"resource="configmaps""#,
+                r#"verb="GET""#,
+                r#"scope="resource""#
+            ]
+        ),
+        "{metrics}"
+    );
+    assert!(
+        has(
+            "apiserver_request_duration_seconds_bucket{",
+            &[r#"resource="pods""#, r#"verb="LIST""#, r#"le="+Inf""#]
+        ),
+        "{metrics}"
+    );
+    let rss = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("process_resident_memory_bytes "))
+        .and_then(|v| v.parse::<f64>().ok())
+        .unwrap_or(0.0);
+    assert!(rss > 1e6, "{metrics}");
+
+    // Not for everyone: a service account needs system:monitoring.
+    c.ok(&["create", "serviceaccount", "scraper"]);
+    let token = c.ok(&["create", "token", "scraper"]).trim().to_string();
+    let scrape = || {
+        let out = c.kubectl(&[
+            "--kubeconfig=/dev/null",
+            "--insecure-skip-tls-verify",
+            &format!("--server={}", c.server_url()),
+            &format!("--token={token}"),
+            "get",
+            "--raw",
+            "/metrics",
+        ]);
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (ok, err) = scrape();
+    assert!(!ok && err.contains("Forbidden"), "{err}");
+    c.ok(&[
+        "create",
+        "clusterrolebinding",
+        "scraper-monitors",
+        "--clusterrole=system:monitoring",
+        "--serviceaccount=default:scraper",
+    ]);
+    eventually_blocking(
+        Duration::from_secs(30),
+        "the scraper reads /metrics",
+        || match scrape() {
+            (true, _) => Ok(()),
+            (false, err) => Err(err),
+        },
+    );
+}
