@@ -192,6 +192,12 @@ impl Requests {
 
 /// The process collector's series, read from `/proc/self`.
 pub fn render_process(out: &mut String, started: std::time::SystemTime) {
+    let mut series = |name: &str, kind: &str, help: &str, value: f64| {
+        let _ = writeln!(
+            out,
+            "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}"
+        );
+    };
     let ticks = 100.0; // USER_HZ
     let page = 4096.0;
     let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
@@ -204,24 +210,34 @@ pub fn render_process(out: &mut String, started: std::time::SystemTime) {
     // utime and stime are stat fields 14 and 15 (11 and 12 after the name),
     // vsize 23 and rss 24 (20 and 21).
     if let (Some(u), Some(s)) = (field(11), field(12)) {
-        out.push_str("# HELP process_cpu_seconds_total Total user and system CPU time spent in seconds.\n# TYPE process_cpu_seconds_total counter\n");
-        let _ = writeln!(out, "process_cpu_seconds_total {}", (u + s) / ticks);
+        let help = "Total user and system CPU time spent in seconds.";
+        series(
+            "process_cpu_seconds_total",
+            "counter",
+            help,
+            (u + s) / ticks,
+        );
     }
     if let Some(rss) = field(21) {
-        out.push_str("# HELP process_resident_memory_bytes Resident memory size in bytes.\n# TYPE process_resident_memory_bytes gauge\n");
-        let _ = writeln!(out, "process_resident_memory_bytes {}", rss * page);
+        let help = "Resident memory size in bytes.";
+        series("process_resident_memory_bytes", "gauge", help, rss * page);
     }
     if let Some(vsize) = field(20) {
-        out.push_str("# HELP process_virtual_memory_bytes Virtual memory size in bytes.\n# TYPE process_virtual_memory_bytes gauge\n");
-        let _ = writeln!(out, "process_virtual_memory_bytes {vsize}");
+        let help = "Virtual memory size in bytes.";
+        series("process_virtual_memory_bytes", "gauge", help, vsize);
     }
     if let Ok(fds) = std::fs::read_dir("/proc/self/fd") {
-        out.push_str("# HELP process_open_fds Number of open file descriptors.\n# TYPE process_open_fds gauge\n");
-        let _ = writeln!(out, "process_open_fds {}", fds.count());
+        let help = "Number of open file descriptors.";
+        series("process_open_fds", "gauge", help, fds.count() as f64);
     }
     if let Ok(since) = started.duration_since(std::time::UNIX_EPOCH) {
-        out.push_str("# HELP process_start_time_seconds Start time of the process since unix epoch in seconds.\n# TYPE process_start_time_seconds gauge\n");
-        let _ = writeln!(out, "process_start_time_seconds {}", since.as_secs_f64());
+        let help = "Start time of the process since unix epoch in seconds.";
+        series(
+            "process_start_time_seconds",
+            "gauge",
+            help,
+            since.as_secs_f64(),
+        );
     }
 }
 

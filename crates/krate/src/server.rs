@@ -100,36 +100,13 @@ pub struct ServerArgs {
 }
 
 /// A Go duration as kube-controller-manager flags take them: `40s`, `1m30s`,
-/// `500ms`, `2h`.
+/// `500ms`, `2h` (Go's `time.ParseDuration`; negative ones are refused).
 pub(crate) fn parse_go_duration(s: &str) -> Result<std::time::Duration, String> {
-    let bad = || format!("invalid duration {s:?} (want e.g. 40s, 1m30s, 500ms)");
-    if s == "0" {
-        return Ok(std::time::Duration::ZERO);
+    let seconds = api::gofmt::parse_duration(s)?;
+    if seconds < 0.0 {
+        return Err(format!("invalid duration {s:?}: must not be negative"));
     }
-    let mut rest = s;
-    let mut total = 0f64;
-    while !rest.is_empty() {
-        let num_len = rest
-            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .ok_or_else(bad)?;
-        let value: f64 = rest[..num_len].parse().map_err(|_| bad())?;
-        rest = &rest[num_len..];
-        let unit_len = rest
-            .find(|c: char| c.is_ascii_digit() || c == '.')
-            .unwrap_or(rest.len());
-        let scale = match &rest[..unit_len] {
-            "ns" => 1e-9,
-            "us" | "µs" => 1e-6,
-            "ms" => 1e-3,
-            "s" => 1.0,
-            "m" => 60.0,
-            "h" => 3600.0,
-            _ => return Err(bad()),
-        };
-        total += value * scale;
-        rest = &rest[unit_len..];
-    }
-    Ok(std::time::Duration::from_secs_f64(total))
+    Ok(std::time::Duration::from_secs_f64(seconds))
 }
 
 /// Where the embedded datastore lives inside the data directory.

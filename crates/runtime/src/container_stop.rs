@@ -19,14 +19,7 @@ impl Runc {
             Err(e) => return Err(e),
         };
         let dir = self.container_dir(id);
-        let Some(status) = Self::shim_status(&dir) else {
-            return Ok(());
-        };
-        if status.exited() || !status.shim_alive() {
-            return Ok(());
-        }
-        // The shim is alive and has not reaped the init: the pid is still ours.
-        let Some(pid) = status.pid else {
+        let Some(pid) = self.running_pid(id) else {
             return Ok(());
         };
         if !timeout.is_zero() {
@@ -52,7 +45,8 @@ impl Runc {
         }
     }
 
-    /// The host PID of a running container's process.
+    /// The host PID of a running container's process: its shim is alive
+    /// and has not reaped the init, so the pid is still the container's.
     pub(crate) fn running_pid(&self, id: &str) -> Option<i32> {
         let status = Self::shim_status(&self.container_dir(id))?;
         if status.exited() || !status.shim_alive() {

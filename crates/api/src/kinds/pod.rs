@@ -3247,7 +3247,6 @@ pub(crate) fn validate_pod_create(pod: &Value) -> ErrorList {
 
 const UPDATABLE_POD_SPEC_FIELDS: &str = "`spec.containers[*].image`,`spec.initContainers[*].image`,`spec.activeDeadlineSeconds`,`spec.tolerations` (only additions to existing tolerations),`spec.terminationGracePeriodSeconds` (allow it to be set to 1 if it was previously negative)";
 
-/// `ValidatePodUpdate`.
 /// `ValidatePodEphemeralContainersUpdate`: a write of the
 /// `ephemeralcontainers` subresource may add ephemeral containers, never
 /// change or remove one, and not to a static pod's mirror.
@@ -3279,6 +3278,7 @@ pub fn validate_pod_ephemeral_containers_update(new: &Value, old: &Value) -> Err
     errs
 }
 
+/// `ValidatePodUpdate`.
 pub(crate) fn validate_pod_update(new: &Value, old: &Value) -> ErrorList {
     let mut errs = validate_pod_metadata_and_spec(new);
     let new_spec = child(new, "spec");

@@ -580,10 +580,10 @@ impl Pods {
         // A fresh sandbox starts from scratch: no container has run in it.
         let fresh = RuntimePod::default();
         let history = if acts.create_sandbox { &fresh } else { rt };
-        let ephemeral = cc::ephemeral_containers(pod);
+        let ephemeral = spec.ephemeral_containers.as_deref().unwrap_or_default();
         for &i in &acts.ephemeral_to_start {
-            let c = &ephemeral[i];
-            self.start(pod, c, &sandbox_id, &sandbox_config, rt, history, state)
+            let c = cc::ephemeral_container(&ephemeral[i]);
+            self.start(pod, &c, &sandbox_id, &sandbox_config, rt, history, state)
                 .await;
         }
         if let Some(i) = acts.next_init_container {
